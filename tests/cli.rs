@@ -1,0 +1,109 @@
+//! The `isoplane world …` commands as a person runs them: real binary, real files,
+//! messages that point at the file, line and field, and exit codes scripts can trust.
+//! (This file belongs to the root `isoplane` package, which owns the binary.)
+#![allow(clippy::expect_used)] // helpers outside #[test] fns: a failed expectation is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_isoplane");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn isoplane(args: &[&str]) -> Output {
+    Command::new(BINARY).args(args).current_dir(repo()).output().expect("the isoplane binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+#[test]
+fn without_arguments_it_describes_the_demo_world() {
+    let out = isoplane(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Isoplane demo office"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn the_demo_world_validates_with_its_assets() {
+    let out = isoplane(&["world", "validate", "worlds/demo/world.json", "--assets", "worlds/demo/assets"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid world \"Isoplane demo office\", 24×16 isometric tiles, 6 zones"));
+}
+
+#[test]
+fn errors_name_the_file_line_column_and_path_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.world.json");
+    let demo = std::fs::read_to_string(repo().join("worlds/demo/world.json")).unwrap();
+    let broken = demo.replacen("\"type\": \"silent\"", "\"type\": \"quiet\"", 1).replacen(
+        "\"x\": 10, \"y\": 7",
+        "\"x\": 0, \"y\": 0",
+        1,
+    );
+    std::fs::write(&file, &broken).unwrap();
+    let out = isoplane(&["world", "validate", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let quiet_line = broken.lines().position(|l| l.contains("\"quiet\"")).unwrap() + 1;
+    let expected = format!("{}:{quiet_line}:", file.display());
+    assert!(
+        stderr.contains(&expected) && stderr.contains("error: $.zones[2].type: unknown ZoneType \"quiet\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("$.spawns[0]: tile (0, 0) is blocked"), "{stderr}");
+    assert!(stderr.contains("2 errors; the world was not loaded"), "{stderr}");
+}
+
+#[test]
+fn unreadable_and_non_json_files_get_clear_errors() {
+    let out = isoplane(&["world", "validate", "no/such/file.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read no/such/file.json"), "{}", text(&out.stderr));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.json");
+    std::fs::write(&file, "{\"format\": \"isoplane.world\",").unwrap();
+    let out = isoplane(&["world", "validate", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not valid JSON"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_missing_or_corrupt_asset_fails_validation_with_assets() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = dir.path().join("assets");
+    std::fs::create_dir(&assets).unwrap();
+    let out = isoplane(&["world", "validate", "worlds/demo/world.json", "--assets", path_str(&assets)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("missing asset sha256-"), "{}", text(&out.stderr));
+
+    for entry in std::fs::read_dir(repo().join("worlds/demo/assets")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::write(assets.join(entry.file_name()), b"not the real bytes").unwrap();
+    }
+    let out = isoplane(&["world", "validate", "worlds/demo/world.json", "--assets", path_str(&assets)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("do not hash to"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn fmt_rewrites_to_the_canonical_layout_and_check_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("w.json");
+    let demo = std::fs::read_to_string(repo().join("worlds/demo/world.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&demo).unwrap();
+    std::fs::write(&file, serde_json::to_string(&value).unwrap()).unwrap();
+
+    assert_eq!(isoplane(&["world", "fmt", "--check", path_str(&file)]).status.code(), Some(1));
+    assert!(isoplane(&["world", "fmt", path_str(&file)]).status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), demo);
+    assert!(isoplane(&["world", "fmt", "--check", path_str(&file)]).status.success());
+}
