@@ -107,3 +107,48 @@ fn fmt_rewrites_to_the_canonical_layout_and_check_reports_it() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), demo);
     assert!(isoplane(&["world", "fmt", "--check", path_str(&file)]).status.success());
 }
+
+#[test]
+fn import_tiled_writes_a_valid_world_and_its_assets_named_by_content_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("office.world.json");
+    let assets = dir.path().join("assets");
+    let out = isoplane(&[
+        "world",
+        "import-tiled",
+        "world-format/tests/data/tiled/office.tmj",
+        "-o",
+        path_str(&output),
+        "--assets",
+        path_str(&assets),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // What was skipped is reported, naming the object.
+    assert!(text(&out.stderr).contains("note: layer \"floorLayer\", object \"Website\""), "{}", text(&out.stderr));
+
+    let out = isoplane(&["world", "validate", path_str(&output), "--assets", path_str(&assets)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for entry in std::fs::read_dir(&assets).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        let id: isoplane_world_format::ContentId = name.split('.').next().unwrap().parse().unwrap();
+        assert!(id.matches(&std::fs::read(entry.path()).unwrap()), "{name} is not named by its content");
+    }
+}
+
+#[test]
+fn import_tiled_refuses_what_it_cannot_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("staggered.tmj");
+    std::fs::write(
+        &map,
+        r#"{"type": "map", "orientation": "staggered", "width": 2, "height": 2, "tilewidth": 32,
+            "tileheight": 16, "layers": [], "tilesets": []}"#,
+    )
+    .unwrap();
+    let output = dir.path().join("out.json");
+    let out = isoplane(&["world", "import-tiled", path_str(&map), "-o", path_str(&output)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("staggered"), "{}", text(&out.stderr));
+    assert!(!output.exists(), "nothing is written when the import fails");
+}

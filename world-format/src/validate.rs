@@ -289,61 +289,51 @@ impl<'f> Checker<'f> {
 
     fn read_collision(&mut self, p: &mut Problems) {
         let collision = &self.file.collision;
-        let (width, height) = (self.width, self.height);
-        if !collision.rows.is_empty() {
-            if collision.rows.len() != height {
-                p.error("$.collision.rows", format!("{} rows; the grid has {height}", collision.rows.len()));
+        self.read_tile_rows(&collision.rows, "rows", p, |tile, x, y, c| match c {
+            b'.' => Ok(()),
+            b'#' => {
+                tile.flags |= TILE_BLOCKED;
+                Ok(())
             }
-            for (y, row) in collision.rows.iter().enumerate().take(height) {
-                if row.len() != width {
-                    p.error(
-                        format!("$.collision.rows[{y}]"),
-                        format!("{} characters; the grid is {width} tiles wide", row.chars().count()),
-                    );
-                    continue;
-                }
-                for (x, c) in row.bytes().enumerate() {
-                    match c {
-                        b'.' => {}
-                        b'#' => self.tiles[y * width + x].flags |= TILE_BLOCKED,
-                        _ => p.error(
-                            format!("$.collision.rows[{y}]"),
-                            format!(
-                                "character {} at tile ({x}, {y}) is neither `.` (walkable) nor `#` (blocked)",
-                                x + 1
-                            ),
-                        ),
-                    }
-                }
+            _ => Err(format!("character {} at tile ({x}, {y}) is neither `.` (walkable) nor `#` (blocked)", x + 1)),
+        });
+        let levels = self.file.grid.levels;
+        self.read_tile_rows(&collision.heights, "heights", p, |tile, x, y, c| {
+            let level = c.wrapping_sub(b'0');
+            if c.is_ascii_digit() && u32::from(level) < levels {
+                tile.height = level;
+                Ok(())
+            } else {
+                Err(format!("tile ({x}, {y}): `{}` is not a height level from 0 to {}", char::from(c), levels - 1))
             }
+        });
+    }
+
+    /// Reads one character per tile from `rows` (absent = nothing to read), reporting
+    /// rows of the wrong count or length and each character `read` refuses.
+    fn read_tile_rows(
+        &mut self,
+        rows: &[String],
+        field: &str,
+        p: &mut Problems,
+        mut read: impl FnMut(&mut TileInfo, usize, usize, u8) -> Result<(), String>,
+    ) {
+        if rows.is_empty() {
+            return;
         }
-        if !collision.heights.is_empty() {
-            if collision.heights.len() != height {
-                p.error("$.collision.heights", format!("{} rows; the grid has {height}", collision.heights.len()));
+        let (width, height) = (self.width, self.height);
+        if rows.len() != height {
+            p.error(format!("$.collision.{field}"), format!("{} rows; the grid has {height}", rows.len()));
+        }
+        for (y, row) in rows.iter().enumerate().take(height) {
+            let path = format!("$.collision.{field}[{y}]");
+            if row.len() != width {
+                p.error(path, format!("{} characters; the grid is {width} tiles wide", row.chars().count()));
+                continue;
             }
-            let levels = self.file.grid.levels;
-            for (y, row) in collision.heights.iter().enumerate().take(height) {
-                if row.len() != width {
-                    p.error(
-                        format!("$.collision.heights[{y}]"),
-                        format!("{} characters; the grid is {width} tiles wide", row.chars().count()),
-                    );
-                    continue;
-                }
-                for (x, c) in row.bytes().enumerate() {
-                    let level = c.wrapping_sub(b'0');
-                    if c.is_ascii_digit() && u32::from(level) < levels {
-                        self.tiles[y * width + x].height = level;
-                    } else {
-                        p.error(
-                            format!("$.collision.heights[{y}]"),
-                            format!(
-                                "tile ({x}, {y}): `{}` is not a height level from 0 to {}",
-                                char::from(c),
-                                levels - 1
-                            ),
-                        );
-                    }
+            for (x, c) in row.bytes().enumerate() {
+                if let Err(message) = read(&mut self.tiles[y * width + x], x, y, c) {
+                    p.error(&path, message);
                 }
             }
         }

@@ -245,11 +245,6 @@ pub fn import_tiled(
         read::count(placed.spawns.len(), "spawn point")
     ));
     let file = WorldFile {
-        format: FORMAT_NAME.into(),
-        version: FORMAT_VERSION,
-        name,
-        grid,
-        movement: Movement { max_speed: defaults::MAX_SPEED, slack: defaults::SLACK },
         tilesets: tilesets.kept(),
         layers: converted.layers,
         collision: Collision {
@@ -258,10 +253,10 @@ pub fn import_tiled(
             walls: Vec::new(),
         },
         spawns: placed.spawns,
-        default_zone: default_zone(),
         zones: placed.zones,
         objects: placed.objects,
         exits: placed.exits,
+        ..skeleton(name, grid)
     };
     match World::from_file(file) {
         Ok(world) => {
@@ -293,10 +288,9 @@ fn world_name(map: &Value, options: &ImportOptions, notes: &mut Notes) -> String
     name.chars().take(crate::limits::MAX_NAME_CHARS).collect()
 }
 
-/// The validation error for a grid too large (or empty) to build, found without
-/// allocating it: validation checks the grid before it looks at any tile.
-fn refuse_grid(grid: Grid, name: String, notes: Notes) -> ImportError {
-    let file = WorldFile {
+/// A world with nothing in it but its name and grid, and the format's defaults.
+fn skeleton(name: String, grid: Grid) -> WorldFile {
+    WorldFile {
         format: FORMAT_NAME.into(),
         version: FORMAT_VERSION,
         name,
@@ -305,11 +299,20 @@ fn refuse_grid(grid: Grid, name: String, notes: Notes) -> ImportError {
         tilesets: Vec::new(),
         layers: Vec::new(),
         collision: Collision { rows: Vec::new(), heights: Vec::new(), walls: Vec::new() },
-        spawns: vec![Spawn { id: "start".into(), x: 0, y: 0, facing: Facing::South }],
+        spawns: Vec::new(),
         default_zone: default_zone(),
         zones: Vec::new(),
         objects: Vec::new(),
         exits: Vec::new(),
+    }
+}
+
+/// The validation error for a grid too large (or empty) to build, found without
+/// allocating it: validation checks the grid before it looks at any tile.
+fn refuse_grid(grid: Grid, name: String, notes: Notes) -> ImportError {
+    let file = WorldFile {
+        spawns: vec![Spawn { id: "start".into(), x: 0, y: 0, facing: Facing::South }],
+        ..skeleton(name, grid)
     };
     let report = ImportReport { notes: notes.lines };
     match World::from_file(file) {
