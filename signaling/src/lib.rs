@@ -1,8 +1,21 @@
-//! Isoplane's control plane (not built yet).
+//! Isoplane's control plane: who is in which world and zone, where they stand, what they
+//! hold, and how their media flows.
 //!
-//! This crate will hold the signaling server: join tokens, world join/leave, presence by
-//! zone, `MoveIntent` validation answered by `PositionCorrection`, exclusive occupancy,
-//! the WebRTC signaling relay and the media policy (P2P, then TURN, then SFU). Movement
-//! rules come from `isoplane-world-format`, which already provides the move check and
-//! the zone and object lookups the server needs. Until the server lands, this crate
-//! exports nothing.
+//! The client is optimistic and the server corrective: clients move at once and send
+//! `MoveIntent`s; the server checks each against the world (walls, speed, exclusive
+//! objects) and answers a bad one with a `PositionCorrection`. Presence is synchronised
+//! by zone, never by world. Clients never choose their media topology.
+//!
+//! # Layout
+//! - [`protocol`]: the `/v1/ws` messages (JSON control, binary presence and moves).
+//! - [`engine`]: one world's presence, movement correction, occupancy and media plans, as
+//!   a sans-IO state machine with time passed in.
+//! - [`policy`]: the per-zone media decision (mesh or SFU, with hysteresis).
+//! - [`auth`]: HS256 join tokens (algorithm pinned) and SFU tokens.
+//! - [`turn_credentials`]: TURN REST API credentials.
+
+pub mod auth;
+pub mod engine;
+pub mod policy;
+pub mod protocol;
+pub mod turn_credentials;

@@ -1,0 +1,154 @@
+//! Who connects to whom: each avatar's media plan from its zone's mode and people.
+//!
+//! Pure functions over the engine's view of a zone. Pairings are symmetric (if A is to
+//! connect to B, B is to connect to A) and stable under small moves: in open zones a
+//! pair forms within `talk_radius` tiles and breaks only beyond `talk_radius + 1`.
+
+use std::collections::BTreeSet;
+
+use isoplane_world_format::{Position, SUBTILE, ZoneKind};
+
+use crate::policy::ZoneMode;
+use crate::protocol::{AvatarId, PeerLink, Topology};
+
+/// An avatar as the planner needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Participant<'a> {
+    pub avatar: AvatarId,
+    pub position: Position,
+    pub relay_needed: bool,
+    /// Its current peers, for hysteresis.
+    pub peers: &'a BTreeSet<AvatarId>,
+}
+
+/// What decides a media plan; credentials are added when the plan is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanKey {
+    pub topology: Topology,
+    pub peers: Vec<PeerLink>,
+    /// The SFU room to join, on the SFU topology.
+    pub sfu_room: Option<String>,
+    pub publish: bool,
+}
+
+fn within(a: Position, b: Position, tiles: u32) -> bool {
+    let reach = i64::from(tiles) * i64::from(SUBTILE);
+    a.distance_squared(b) <= reach * reach
+}
+
+/// The avatars on a stage's podium that may speak: the first `max_speakers` of them in
+/// the order given (the engine lists people by avatar ID).
+fn speakers(kind: &ZoneKind, people: &[Participant<'_>]) -> BTreeSet<AvatarId> {
+    let ZoneKind::Stage { podium, max_speakers } = kind else {
+        return BTreeSet::new();
+    };
+    people
+        .iter()
+        .filter(|p| {
+            let (x, y) = p.position.tile();
+            u32::try_from(x).is_ok_and(|x| u32::try_from(y).is_ok_and(|y| podium.iter().any(|r| r.contains(x, y))))
+        })
+        .map(|p| p.avatar)
+        .take(*max_speakers as usize)
+        .collect()
+}
+
+/// The plan of every participant of one zone, in the order given.
+pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Participant<'_>]) -> Vec<PlanKey> {
+    let speakers = speakers(kind, people);
+    let is_stage = matches!(kind, ZoneKind::Stage { .. });
+    let may_publish = |avatar: AvatarId| !is_stage || speakers.contains(&avatar);
+    people
+        .iter()
+        .map(|me| match mode {
+            ZoneMode::Silent => PlanKey { topology: Topology::None, peers: Vec::new(), sfu_room: None, publish: false },
+            ZoneMode::Sfu => PlanKey {
+                topology: Topology::Sfu,
+                peers: Vec::new(),
+                sfu_room: Some(sfu_room.to_owned()),
+                publish: may_publish(me.avatar),
+            },
+            ZoneMode::Mesh => {
+                let peers: Vec<PeerLink> = people
+                    .iter()
+                    .filter(|other| other.avatar != me.avatar && linked(kind, &speakers, me, other))
+                    .map(|other| PeerLink {
+                        avatar: other.avatar,
+                        initiator: me.avatar < other.avatar,
+                        relay: me.relay_needed || other.relay_needed,
+                    })
+                    .collect();
+                let topology = if peers.iter().any(|p| p.relay) { Topology::Turn } else { Topology::P2p };
+                PlanKey { topology, peers, sfu_room: None, publish: may_publish(me.avatar) }
+            }
+        })
+        .collect()
+}
+
+/// Whether two people of a mesh zone connect.
+fn linked(kind: &ZoneKind, speakers: &BTreeSet<AvatarId>, a: &Participant<'_>, b: &Participant<'_>) -> bool {
+    match kind {
+        ZoneKind::Open { talk_radius } => {
+            let already = a.peers.contains(&b.avatar);
+            within(a.position, b.position, if already { talk_radius + 1 } else { *talk_radius })
+        }
+        // Speakers reach everyone; listeners only hear speakers.
+        ZoneKind::Stage { .. } => speakers.contains(&a.avatar) || speakers.contains(&b.avatar),
+        ZoneKind::MeetingRoom { .. } | ZoneKind::Private { .. } => true,
+        ZoneKind::Silent => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(avatar: AvatarId, x: f64, peers: &BTreeSet<AvatarId>) -> Participant<'_> {
+        Participant { avatar, position: Position::from_tiles(x, 0.5), relay_needed: false, peers }
+    }
+
+    #[test]
+    fn open_zones_pair_by_distance_with_hysteresis() {
+        let open = ZoneKind::Open { talk_radius: 3 };
+        let none = BTreeSet::new();
+        let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &none), at(2, 4.5, &none)]);
+        assert!(plans[0].peers.is_empty(), "3.5 tiles apart: not yet in range");
+        let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &none), at(2, 3.9, &none)]);
+        assert_eq!(plans[0].peers, vec![PeerLink { avatar: 2, initiator: true, relay: false }]);
+        assert_eq!(plans[1].peers, vec![PeerLink { avatar: 1, initiator: false, relay: false }]);
+        // Once paired, 3.5 tiles keeps the link (breaks only beyond 4).
+        let (p1, p2) = (BTreeSet::from([2]), BTreeSet::from([1]));
+        let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &p1), at(2, 4.5, &p2)]);
+        assert_eq!(plans[0].peers.len(), 1);
+        let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &p1), at(2, 5.5, &p2)]);
+        assert!(plans[0].peers.is_empty());
+    }
+
+    #[test]
+    fn a_relay_need_on_either_side_makes_the_link_relayed() {
+        let room = ZoneKind::MeetingRoom { sfu_threshold: 4, capacity: None };
+        let none = BTreeSet::new();
+        let mut people = vec![at(1, 1.0, &none), at(2, 9.0, &none), at(3, 15.0, &none)];
+        people[2].relay_needed = true;
+        let plans = plan_zone(&room, ZoneMode::Mesh, "r", &people);
+        assert_eq!(plans[0].topology, Topology::Turn);
+        assert_eq!(plans[0].peers.iter().map(|p| p.relay).collect::<Vec<_>>(), vec![false, true]);
+        assert!(plans[2].peers.iter().all(|p| p.relay));
+    }
+
+    #[test]
+    fn on_a_stage_listeners_hear_only_speakers_and_do_not_publish() {
+        let stage =
+            ZoneKind::Stage { podium: vec![isoplane_world_format::Rect { x: 0, y: 0, w: 2, h: 1 }], max_speakers: 1 };
+        let none = BTreeSet::new();
+        let people = [at(1, 0.5, &none), at(2, 1.5, &none), at(3, 8.0, &none)];
+        let plans = plan_zone(&stage, ZoneMode::Mesh, "r", &people);
+        // Avatar 1 is the one speaker allowed; 2 is on the podium but over the limit.
+        assert!(plans[0].publish && !plans[1].publish && !plans[2].publish);
+        assert_eq!(plans[0].peers.len(), 2);
+        assert_eq!(plans[1].peers.iter().map(|p| p.avatar).collect::<Vec<_>>(), vec![1]);
+        let sfu = plan_zone(&stage, ZoneMode::Sfu, "w/stage", &people);
+        assert_eq!(sfu[2].sfu_room.as_deref(), Some("w/stage"));
+        assert!(!sfu[2].publish);
+    }
+}

@@ -1,0 +1,753 @@
+//! The world engine: presence, movement correction, exclusive occupancy and media plans
+//! for one world, as a sans-IO state machine.
+//!
+//! One engine per world, owned by one task. It never reads a clock or touches a socket:
+//! every input carries `now`, and effects come out of [`WorldEngine::poll_output`]. The
+//! loop rule (as in str0m): after any input, drain `poll_output` until it returns
+//! `None`, then sleep until [`WorldEngine::poll_timeout`] and call
+//! [`WorldEngine::handle_timeout`].
+//!
+//! Invariants:
+//! - Each avatar is in exactly one zone's member set: the zone of its position.
+//! - An avatar holds at most one exclusive object, the one under its position, and the
+//!   holders of an object never exceed its capacity.
+//! - Presence leaves the engine once per zone per tick, as one encoded frame for all the
+//!   zone's connected members, holding only the avatars that changed; nothing crosses zones.
+//! - One avatar per user per world: joining again as the same user takes the session
+//!   over (a resume), and the connection it had, if any, is closed.
+
+mod media;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use isoplane_world_format::{Facing, MoveRejection, ObjectIndex, ObjectKind, Position, World, ZoneIndex, ZoneKind};
+
+use crate::auth::{Role, TokenKey};
+use crate::policy::{PolicyConfig, ZonePolicy};
+use crate::protocol::binary::{MoveIntent, Pose, PresenceEntry, encode_presence};
+use crate::protocol::{
+    AvatarId, AvatarInfo, AvatarState, CorrectionReason, ErrorCode, IceOutcome, IceServer, MediaPlan, PROTOCOL_VERSION,
+    Point, ServerMessage, SfuAccess, SignalKind, WorldRef, ZoneInfo,
+};
+use crate::turn_credentials;
+use media::{Participant, PlanKey, plan_zone};
+
+/// The longest time one move may cover: after a pause, the next move is still at most
+/// `max_speed · 1 s + slack` long.
+pub const MAX_MOVE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Identifies a client connection; assigned by the I/O shell.
+pub type ConnId = u64;
+
+/// How media reaches the outside world: STUN/TURN servers and the SFU.
+#[derive(Debug, Clone, Default)]
+pub struct MediaConfig {
+    /// `stun:` URLs handed to every client.
+    pub stun_urls: Vec<String>,
+    pub turn: Option<TurnAccess>,
+    pub sfu: Option<SfuConfig>,
+}
+
+/// TURN servers sharing a TURN REST API secret with signaling.
+#[derive(Debug, Clone)]
+pub struct TurnAccess {
+    /// `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    pub secret: Vec<u8>,
+    /// How long minted credentials last; plans are re-sent at half of it.
+    pub ttl: Duration,
+}
+
+/// The SFU that takes crowded zones.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Where clients reach it.
+    pub url: String,
+    /// Key of the scoped tokens the SFU verifies.
+    pub key: TokenKey,
+    pub token_ttl: Duration,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Presence is batched and sent at this interval (15 Hz: 66 ms).
+    pub tick_interval: Duration,
+    /// How long a dropped client's avatar waits for it to come back.
+    pub resume_grace: Duration,
+    pub policy: PolicyConfig,
+    pub media: MediaConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            tick_interval: Duration::from_micros(66_667),
+            resume_grace: Duration::from_secs(20),
+            policy: PolicyConfig::default(),
+            media: MediaConfig::default(),
+        }
+    }
+}
+
+/// Who is joining, from their verified token.
+#[derive(Debug, Clone)]
+pub struct JoinUser {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// An effect for the I/O shell to carry out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A control message to one connection.
+    Send { conn: ConnId, message: ServerMessage },
+    /// One presence frame for every listed connection.
+    Presence { recipients: Vec<ConnId>, frame: Bytes },
+    /// Tell the connection why, then close it.
+    Close { conn: ConnId, code: ErrorCode },
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub moves_accepted: u64,
+    pub corrections: u64,
+    pub presence_frames: u64,
+    pub presence_deliveries: u64,
+    pub zone_changes: u64,
+    pub resumes: u64,
+    pub signals_relayed: u64,
+}
+
+#[derive(Debug)]
+struct Avatar {
+    id: AvatarId,
+    user: String,
+    name: String,
+    conn: Option<ConnId>,
+    detached_since: Option<Instant>,
+    position: Position,
+    facing: Facing,
+    state: AvatarState,
+    zone: ZoneIndex,
+    last_move: Instant,
+    held: Option<ObjectIndex>,
+    /// The object held before the current one, for interaction chains.
+    previous_object: Option<ObjectIndex>,
+    relay_needed: bool,
+    peers: BTreeSet<AvatarId>,
+    plan: Option<PlanKey>,
+    plan_sent_at: Option<Instant>,
+}
+
+impl Avatar {
+    fn info(&self) -> AvatarInfo {
+        AvatarInfo {
+            avatar: self.id,
+            user: self.user.clone(),
+            name: self.name.clone(),
+            position: Point { x: self.position.x, y: self.position.y },
+            facing: self.facing,
+            state: self.state,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ZoneState {
+    members: BTreeSet<AvatarId>,
+    /// Members whose presence changed since the last tick.
+    changed: BTreeSet<AvatarId>,
+    policy: ZonePolicy,
+    /// Media plans must be recomputed at the next tick.
+    replan: bool,
+}
+
+/// The presence and media state of one world.
+#[derive(Debug)]
+pub struct WorldEngine {
+    name: String,
+    world: Arc<World>,
+    world_ref: WorldRef,
+    config: EngineConfig,
+    started: Instant,
+    unix_at_start: u64,
+    avatars: BTreeMap<AvatarId, Avatar>,
+    by_conn: HashMap<ConnId, AvatarId>,
+    by_user: HashMap<String, AvatarId>,
+    zones: Vec<ZoneState>,
+    holders: HashMap<ObjectIndex, Vec<AvatarId>>,
+    next_avatar: AvatarId,
+    tick: u32,
+    next_tick: Option<Instant>,
+    outputs: VecDeque<Output>,
+    stats: EngineStats,
+}
+
+impl WorldEngine {
+    /// An empty world. `unix_now` anchors wall-clock expiries (TURN and SFU tokens).
+    pub fn new(
+        name: &str,
+        world: Arc<World>,
+        world_ref: WorldRef,
+        config: EngineConfig,
+        now: Instant,
+        unix_now: u64,
+    ) -> WorldEngine {
+        let zones = (0..world.zones().len()).map(|_| ZoneState::default()).collect();
+        WorldEngine {
+            name: name.to_owned(),
+            world,
+            world_ref,
+            config,
+            started: now,
+            unix_at_start: unix_now,
+            avatars: BTreeMap::new(),
+            by_conn: HashMap::new(),
+            by_user: HashMap::new(),
+            zones,
+            holders: HashMap::new(),
+            next_avatar: 1,
+            tick: 0,
+            next_tick: None,
+            outputs: VecDeque::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Avatars in the world, connected or waiting for a resume.
+    pub fn population(&self) -> usize {
+        self.avatars.len()
+    }
+
+    /// Number of avatars in each zone, default zone first.
+    pub fn zone_populations(&self) -> Vec<usize> {
+        self.zones.iter().map(|z| z.members.len()).collect()
+    }
+
+    fn unix(&self, now: Instant) -> u64 {
+        self.unix_at_start + now.saturating_duration_since(self.started).as_secs()
+    }
+
+    fn send(&mut self, conn: ConnId, message: ServerMessage) {
+        self.outputs.push_back(Output::Send { conn, message });
+    }
+
+    /// Sends to every connected member of a zone except `except`.
+    fn send_zone(&mut self, zone: ZoneIndex, except: AvatarId, message: &ServerMessage) {
+        let conns: Vec<ConnId> = self.zones[usize::from(zone.0)]
+            .members
+            .iter()
+            .filter(|&&id| id != except)
+            .filter_map(|id| self.avatars.get(id).and_then(|a| a.conn))
+            .collect();
+        for conn in conns {
+            self.send(conn, message.clone());
+        }
+    }
+
+    fn zone_info(&self, zone: ZoneIndex) -> ZoneInfo {
+        let zone = self.world.zone(zone);
+        ZoneInfo { id: zone.id.to_owned(), name: zone.name.to_owned(), zone_type: zone.kind.type_name().to_owned() }
+    }
+
+    /// The snapshot of an avatar's zone, as sent on joining and on zone changes (and by
+    /// the shell to a client that fell behind).
+    pub fn snapshot_for(&self, conn: ConnId) -> Option<ServerMessage> {
+        let avatar = self.avatars.get(self.by_conn.get(&conn)?)?;
+        let avatars = self.zones[usize::from(avatar.zone.0)]
+            .members
+            .iter()
+            .filter(|&&id| id != avatar.id)
+            .filter_map(|id| self.avatars.get(id).map(Avatar::info))
+            .collect();
+        Some(ServerMessage::Snapshot { zone: self.zone_info(avatar.zone), avatars, you: avatar.info() })
+    }
+
+    /// A verified user enters the world (or takes back their session).
+    pub fn join(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        user: JoinUser,
+        spawn: Option<&str>,
+    ) -> Result<AvatarId, ErrorCode> {
+        if let Some(&id) = self.by_user.get(&user.id) {
+            return Ok(self.resume(now, conn, id));
+        }
+        let spawn = match spawn {
+            Some(id) => self.world.spawn(id).ok_or(ErrorCode::UnknownSpawn)?,
+            None => self.world.default_spawn(),
+        };
+        let position = World::spawn_position(spawn);
+        let zone = self.world.zone_of(position).unwrap_or(ZoneIndex::DEFAULT);
+        let id = self.next_avatar;
+        self.next_avatar += 1;
+        let avatar = Avatar {
+            id,
+            user: user.id.clone(),
+            name: user.name,
+            conn: Some(conn),
+            detached_since: None,
+            position,
+            facing: spawn.facing,
+            state: AvatarState::Idle,
+            zone,
+            last_move: now,
+            held: None,
+            previous_object: None,
+            relay_needed: false,
+            peers: BTreeSet::new(),
+            plan: None,
+            plan_sent_at: None,
+        };
+        let entered = ServerMessage::AvatarEntered { avatar: avatar.info() };
+        self.avatars.insert(id, avatar);
+        self.by_conn.insert(conn, id);
+        self.by_user.insert(user.id, id);
+        self.send_zone(zone, id, &entered);
+        let state = &mut self.zones[usize::from(zone.0)];
+        state.members.insert(id);
+        state.replan = true;
+        self.welcome(conn, id, false);
+        self.schedule_tick(now);
+        Ok(id)
+    }
+
+    fn welcome(&mut self, conn: ConnId, id: AvatarId, resumed: bool) {
+        self.send(
+            conn,
+            ServerMessage::Welcome { protocol: PROTOCOL_VERSION, avatar: id, world: self.world_ref.clone(), resumed },
+        );
+        if let Some(snapshot) = self.snapshot_for(conn) {
+            self.send(conn, snapshot);
+        }
+    }
+
+    fn resume(&mut self, now: Instant, conn: ConnId, id: AvatarId) -> AvatarId {
+        let Some(avatar) = self.avatars.get_mut(&id) else { return id };
+        let old = avatar.conn.replace(conn);
+        avatar.detached_since = None;
+        // Its media plan is re-sent in full to the new connection at the next tick.
+        avatar.plan = None;
+        let zone = avatar.zone;
+        if let Some(old) = old {
+            self.by_conn.remove(&old);
+            self.outputs.push_back(Output::Close { conn: old, code: ErrorCode::Replaced });
+        }
+        self.by_conn.insert(conn, id);
+        self.zones[usize::from(zone.0)].replan = true;
+        self.stats.resumes += 1;
+        self.welcome(conn, id, true);
+        self.schedule_tick(now);
+        id
+    }
+
+    /// The connection dropped without leaving: the avatar waits for a resume.
+    pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
+        if let Some(id) = self.by_conn.remove(&conn)
+            && let Some(avatar) = self.avatars.get_mut(&id)
+            && avatar.conn == Some(conn)
+        {
+            avatar.conn = None;
+            avatar.detached_since = Some(now);
+            self.schedule_tick(now);
+        }
+    }
+
+    /// The client left on purpose: its avatar goes at once.
+    pub fn leave(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(id) = self.by_conn.remove(&conn) {
+            self.remove_avatar(id);
+        }
+    }
+
+    fn remove_avatar(&mut self, id: AvatarId) {
+        let Some(avatar) = self.avatars.remove(&id) else { return };
+        if let Some(conn) = avatar.conn {
+            self.by_conn.remove(&conn);
+        }
+        self.by_user.remove(&avatar.user);
+        if let Some(object) = avatar.held {
+            self.release(object, id);
+        }
+        let zone = &mut self.zones[usize::from(avatar.zone.0)];
+        zone.members.remove(&id);
+        zone.changed.remove(&id);
+        zone.replan = true;
+        self.send_zone(avatar.zone, id, &ServerMessage::AvatarLeft { avatar: id });
+    }
+
+    fn release(&mut self, object: ObjectIndex, id: AvatarId) {
+        if let Some(holders) = self.holders.get_mut(&object) {
+            holders.retain(|&h| h != id);
+            if holders.is_empty() {
+                self.holders.remove(&object);
+            }
+        }
+    }
+
+    /// The avatar currently holding `object`, for tests and moderation views.
+    pub fn holders_of(&self, object: ObjectIndex) -> &[AvatarId] {
+        self.holders.get(&object).map_or(&[], Vec::as_slice)
+    }
+
+    fn correct(&mut self, conn: ConnId, seq: u32, id: AvatarId, reason: CorrectionReason) {
+        self.stats.corrections += 1;
+        if let Some(avatar) = self.avatars.get(&id) {
+            let message = ServerMessage::Correction {
+                seq,
+                position: Point { x: avatar.position.x, y: avatar.position.y },
+                facing: avatar.facing,
+                state: avatar.state,
+                reason,
+            };
+            self.send(conn, message);
+        }
+    }
+
+    /// A `MoveIntent` from a client: accepted (and batched into its zone's next presence
+    /// frame), or answered with a correction to the last accepted position.
+    pub fn handle_move(&mut self, now: Instant, conn: ConnId, intent: MoveIntent) {
+        let Some(&id) = self.by_conn.get(&conn) else { return };
+        let Some(avatar) = self.avatars.get(&id) else { return };
+        let to = Position::new(intent.position.x, intent.position.y);
+        // Standing still does not bank distance for one long jump later.
+        let elapsed = now.saturating_duration_since(avatar.last_move).min(MAX_MOVE_WINDOW);
+        let accepted = match self.world.check_move(avatar.position, to, elapsed) {
+            Ok(accepted) => accepted,
+            Err(rejection) => return self.correct(conn, intent.seq, id, correction_reason(rejection)),
+        };
+        // Exclusive objects on the way must have room, and their chains must hold.
+        for object in accepted.touched.iter() {
+            if avatar.held == Some(object) {
+                continue;
+            }
+            let capacity = self.world.object(object).capacity as usize;
+            if self.holders_of(object).len() >= capacity {
+                return self.correct(conn, intent.seq, id, CorrectionReason::Occupied);
+            }
+            if !self.world.chain_allows(avatar.previous_object.or(avatar.held), &accepted.touched, object) {
+                return self.correct(conn, intent.seq, id, CorrectionReason::ChainBroken);
+            }
+        }
+        if accepted.zone != avatar.zone
+            && let Some(capacity) = self.world.zone(accepted.zone).kind.capacity()
+            && self.zones[usize::from(accepted.zone.0)].members.len() >= capacity as usize
+        {
+            return self.correct(conn, intent.seq, id, CorrectionReason::ZoneFull);
+        }
+        let on_seat = accepted.object.is_some_and(|o| self.world.object(o).kind == ObjectKind::Seat);
+        let state =
+            if intent.pose.state == AvatarState::Sitting && !on_seat { AvatarState::Idle } else { intent.pose.state };
+        self.apply_move(
+            now,
+            id,
+            to,
+            Pose { facing: intent.pose.facing, state },
+            accepted.zone,
+            accepted.object,
+            &accepted.touched,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)] // one accepted move's parts, kept apart for clarity
+    fn apply_move(
+        &mut self,
+        now: Instant,
+        id: AvatarId,
+        to: Position,
+        pose: Pose,
+        zone: ZoneIndex,
+        object: Option<ObjectIndex>,
+        touched: &isoplane_world_format::TouchedObjects,
+    ) {
+        self.stats.moves_accepted += 1;
+        let Some(avatar) = self.avatars.get_mut(&id) else { return };
+        let moved = avatar.position != to || avatar.facing != pose.facing || avatar.state != pose.state;
+        avatar.position = to;
+        avatar.facing = pose.facing;
+        avatar.state = pose.state;
+        avatar.last_move = now;
+        let old_zone = avatar.zone;
+        let old_held = avatar.held;
+        if old_held != object {
+            // What was passed on the way counts as the previous object for chains.
+            let passed = touched.iter().filter(|&o| Some(o) != object).last();
+            avatar.previous_object = passed.or(old_held).or(avatar.previous_object);
+            avatar.held = object;
+        }
+        if old_held != object {
+            if let Some(old) = old_held {
+                self.release(old, id);
+            }
+            if let Some(new) = object {
+                self.holders.entry(new).or_default().push(id);
+            }
+        }
+        if zone != old_zone {
+            self.change_zone(id, old_zone, zone);
+        } else if moved {
+            let state = &mut self.zones[usize::from(zone.0)];
+            state.changed.insert(id);
+            if matches!(self.world.zone(zone).kind, ZoneKind::Open { .. } | ZoneKind::Stage { .. }) {
+                // Proximity and podium decide pairings there.
+                state.replan = true;
+            }
+        }
+        self.schedule_tick(now);
+    }
+
+    fn change_zone(&mut self, id: AvatarId, from: ZoneIndex, to: ZoneIndex) {
+        self.stats.zone_changes += 1;
+        let Some(avatar) = self.avatars.get_mut(&id) else { return };
+        avatar.zone = to;
+        avatar.peers.clear();
+        let info = avatar.info();
+        let conn = avatar.conn;
+        let old = &mut self.zones[usize::from(from.0)];
+        old.members.remove(&id);
+        old.changed.remove(&id);
+        old.replan = true;
+        self.send_zone(from, id, &ServerMessage::AvatarLeft { avatar: id });
+        self.send_zone(to, id, &ServerMessage::AvatarEntered { avatar: info });
+        let new = &mut self.zones[usize::from(to.0)];
+        new.members.insert(id);
+        new.replan = true;
+        if let Some(conn) = conn
+            && let Some(snapshot) = self.snapshot_for(conn)
+        {
+            self.send(conn, snapshot);
+        }
+    }
+
+    /// A WebRTC payload for a peer: relayed only between avatars the server paired.
+    pub fn handle_signal(&mut self, conn: ConnId, to: AvatarId, kind: SignalKind, data: serde_json::Value) {
+        let Some(&from) = self.by_conn.get(&conn) else { return };
+        let paired = self.avatars.get(&from).is_some_and(|a| a.peers.contains(&to));
+        match self.avatars.get(&to).and_then(|a| a.conn) {
+            Some(target) if paired => {
+                self.stats.signals_relayed += 1;
+                self.send(target, ServerMessage::Signal { from, kind, data });
+            }
+            _ => {
+                let code = ErrorCode::NotPaired;
+                self.send(conn, ServerMessage::Error { code, message: code.text().to_owned() });
+            }
+        }
+    }
+
+    /// A client's view of its connectivity: a failure gets it relayed links from now on.
+    pub fn handle_media_report(&mut self, now: Instant, conn: ConnId, ice: IceOutcome) {
+        let Some(&id) = self.by_conn.get(&conn) else { return };
+        let Some(avatar) = self.avatars.get_mut(&id) else { return };
+        // Once relayed, stay relayed: a link that failed once would fail again.
+        if ice == IceOutcome::Failed && !avatar.relay_needed {
+            avatar.relay_needed = true;
+            let zone = avatar.zone;
+            self.zones[usize::from(zone.0)].replan = true;
+            self.schedule_tick(now);
+        }
+    }
+
+    fn schedule_tick(&mut self, now: Instant) {
+        if self.next_tick.is_none() {
+            self.next_tick = Some(now + self.config.tick_interval);
+        }
+    }
+
+    /// When the engine next needs [`WorldEngine::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let expiries = self.avatars.values().filter_map(|a| a.detached_since).map(|t| t + self.config.resume_grace);
+        let holds = self.zones.iter().filter_map(|z| z.policy.next_check(&self.config.policy));
+        self.next_tick.into_iter().chain(expiries).chain(holds).min()
+    }
+
+    /// The next effect to carry out.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Runs what is due at `now`: the presence tick, media plans, expired sessions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<AvatarId> = self
+            .avatars
+            .values()
+            .filter(|a| a.detached_since.is_some_and(|t| now >= t + self.config.resume_grace))
+            .map(|a| a.id)
+            .collect();
+        for id in expired {
+            self.remove_avatar(id);
+        }
+        if self.next_tick.is_some_and(|t| now >= t) {
+            self.next_tick = None;
+            self.tick = self.tick.wrapping_add(1);
+            self.flush_presence();
+        }
+        self.plan_media(now);
+        if self.zones.iter().any(|z| z.replan || !z.changed.is_empty()) {
+            self.schedule_tick(now);
+        }
+    }
+
+    fn flush_presence(&mut self) {
+        for zone in &mut self.zones {
+            if zone.changed.is_empty() {
+                continue;
+            }
+            let entries: Vec<PresenceEntry> = zone
+                .changed
+                .iter()
+                .filter_map(|id| self.avatars.get(id))
+                .map(|a| PresenceEntry {
+                    avatar: a.id,
+                    position: Point { x: a.position.x, y: a.position.y },
+                    pose: Pose { facing: a.facing, state: a.state },
+                })
+                .collect();
+            zone.changed.clear();
+            let recipients: Vec<ConnId> =
+                zone.members.iter().filter_map(|id| self.avatars.get(id).and_then(|a| a.conn)).collect();
+            if recipients.is_empty() || entries.is_empty() {
+                continue;
+            }
+            self.stats.presence_frames += 1;
+            self.stats.presence_deliveries += recipients.len() as u64;
+            let frame = Bytes::from(encode_presence(self.tick, &entries));
+            self.outputs.push_back(Output::Presence { recipients, frame });
+        }
+    }
+
+    fn plan_media(&mut self, now: Instant) {
+        let refresh_after = self.config.media.turn.as_ref().map(|t| t.ttl / 2);
+        let world = Arc::clone(&self.world);
+        for index in 0..self.zones.len() {
+            let zone_index = ZoneIndex(index as u16);
+            let kind = world.zone(zone_index).kind;
+            let sfu_available = self.config.media.sfu.is_some();
+            let people = self.zones[index].members.len();
+            let before = self.zones[index].policy.mode();
+            let mode = self.zones[index].policy.update(kind, people, sfu_available, &self.config.policy, now);
+            let credentials_due = self.zones[index].members.iter().any(|id| {
+                self.avatars
+                    .get(id)
+                    .is_some_and(|a| a.plan_sent_at.zip(refresh_after).is_some_and(|(sent, after)| now >= sent + after))
+            });
+            if !(self.zones[index].replan || mode != before || credentials_due) {
+                continue;
+            }
+            self.zones[index].replan = false;
+            let members: Vec<AvatarId> = self.zones[index].members.iter().copied().collect();
+            let room = format!("{}/{}", self.name, world.zone(zone_index).id);
+            let plans = {
+                let people: Vec<Participant<'_>> = members
+                    .iter()
+                    .filter_map(|id| self.avatars.get(id))
+                    .map(|a| Participant {
+                        avatar: a.id,
+                        position: a.position,
+                        relay_needed: a.relay_needed,
+                        peers: &a.peers,
+                    })
+                    .collect();
+                plan_zone(kind, mode, &room, &people)
+            };
+            for (id, plan) in members.into_iter().zip(plans) {
+                self.offer_plan(now, id, plan, credentials_due);
+            }
+        }
+    }
+
+    /// Records an avatar's plan and sends it if it changed (or its credentials age).
+    fn offer_plan(&mut self, now: Instant, id: AvatarId, plan: PlanKey, refresh: bool) {
+        let unix = self.unix(now);
+        let Some(avatar) = self.avatars.get_mut(&id) else { return };
+        avatar.peers = plan.peers.iter().map(|p| p.avatar).collect();
+        let unchanged = avatar.plan.as_ref() == Some(&plan);
+        if unchanged && !refresh {
+            return;
+        }
+        let Some(conn) = avatar.conn else {
+            avatar.plan = Some(plan);
+            return;
+        };
+        let message =
+            ServerMessage::Media { plan: media_plan(&self.config.media, &plan, &avatar.user, avatar.id, unix) };
+        avatar.plan = Some(plan);
+        avatar.plan_sent_at = Some(now);
+        self.send(conn, message);
+    }
+}
+
+/// The SFU token's claims: which room, who, and whether they may publish.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SfuClaims {
+    pub room: String,
+    pub sub: String,
+    pub avatar: AvatarId,
+    pub publish: bool,
+    pub exp: u64,
+}
+
+impl crate::auth::TimedClaims for SfuClaims {
+    fn expires_at(&self) -> u64 {
+        self.exp
+    }
+}
+
+/// The plan as sent: ICE servers with fresh TURN credentials, and the SFU token.
+fn media_plan(config: &MediaConfig, plan: &PlanKey, user: &str, avatar: AvatarId, unix: u64) -> MediaPlan {
+    let mut ice_servers = Vec::new();
+    if !config.stun_urls.is_empty() {
+        ice_servers.push(IceServer { urls: config.stun_urls.clone(), username: None, credential: None });
+    }
+    if let Some(turn) = &config.turn {
+        let credentials = turn_credentials::mint(&turn.secret, user, unix, turn.ttl.as_secs());
+        ice_servers.push(IceServer {
+            urls: turn.urls.clone(),
+            username: Some(credentials.username),
+            credential: Some(credentials.password),
+        });
+    }
+    let sfu = match (&plan.sfu_room, &config.sfu) {
+        (Some(room), Some(sfu)) => {
+            let claims = SfuClaims {
+                room: room.clone(),
+                sub: user.to_owned(),
+                avatar,
+                publish: plan.publish,
+                exp: unix + sfu.token_ttl.as_secs(),
+            };
+            Some(SfuAccess { url: sfu.url.clone(), room: room.clone(), token: sfu.key.sign(&claims) })
+        }
+        _ => None,
+    };
+    MediaPlan { topology: plan.topology, ice_servers, peers: plan.peers.clone(), sfu, publish: plan.publish }
+}
+
+fn correction_reason(rejection: MoveRejection) -> CorrectionReason {
+    match rejection {
+        MoveRejection::OffGrid => CorrectionReason::OffGrid,
+        MoveRejection::TooFast { .. } => CorrectionReason::TooFast,
+        MoveRejection::Blocked { .. } => CorrectionReason::Blocked,
+        MoveRejection::Wall { .. } => CorrectionReason::Wall,
+        MoveRejection::Cliff { .. } => CorrectionReason::Cliff,
+        MoveRejection::NotThroughEntry { .. } => CorrectionReason::NotThroughEntry,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,454 @@
+//! The engine with a virtual clock: presence by zone, corrections, occupancy, zone
+//! changes, media policy with hysteresis, signaling relay and resume, without sockets.
+
+use super::*;
+use crate::protocol::binary::{Frame, decode};
+use crate::protocol::{PeerLink, Topology};
+
+/// ```text
+///    x: 0 1 2 3 4 5 | 6 7 8 9 10 11
+/// y 0:  . . . . . . | m m m m m  m     room: meeting_room, SFU above 2 (x 6-11, y 0-3)
+/// y 1:  . . . S . . | m m m m m  m     S: seat at (3, 1)
+/// y 2:  . . . . . . | m m m m m  m     | thin wall x=6 from y=0 to y=2 (room's west side
+/// y 3:  . . . . . . . m m m m m  m       is open at y 2-3)
+/// y 4:  . . . . # . . . . . . .        # blocked (4, 4)
+/// y 5:  b b b . . . . q q q q q        b: booth, private, capacity 1 (x 0-2, y 5-7)
+/// y 6:  b b b . . . . q q q q q        q: quiet, silent (x 7-11, y 5-7)
+/// y 7:  b b b . . . . q q q q q
+/// ```
+fn test_world() -> Arc<World> {
+    let json = serde_json::json!({
+        "format": "isoplane.world", "version": 1, "name": "engine test",
+        "grid": {"orientation": "orthogonal", "width": 12, "height": 8, "tile_width": 32, "tile_height": 32},
+        "movement": {"max_speed": 4.0, "slack": 0.5},
+        "collision": {
+            "rows": ["............", "............", "............", "............",
+                     "....#.......", "............", "............", "............"],
+            "walls": [{"from": [6, 0], "to": [6, 2]}],
+        },
+        "spawns": [{"id": "main", "x": 3, "y": 3}, {"id": "far", "x": 5, "y": 6}],
+        "default_zone": {"id": "lobby", "name": "Lobby", "type": "open", "talk_radius": 3},
+        "zones": [
+            {"id": "room", "name": "Room", "type": "meeting_room", "sfu_threshold": 2, "area": [{"x": 6, "y": 0, "w": 6, "h": 4}]},
+            {"id": "booth", "name": "Booth", "type": "private", "capacity": 1, "area": [{"x": 0, "y": 5, "w": 3, "h": 3}]},
+            {"id": "quiet", "name": "Quiet", "type": "silent", "area": [{"x": 7, "y": 5, "w": 5, "h": 3}]},
+        ],
+        "objects": [{"id": "seat", "kind": "seat", "area": [{"x": 3, "y": 1}]}],
+    });
+    Arc::new(World::from_json(&json.to_string()).unwrap())
+}
+
+const UNIX: u64 = 1_800_000_000;
+
+struct Harness {
+    engine: WorldEngine,
+    now: Instant,
+    seq: u32,
+}
+
+fn config(with_sfu: bool) -> EngineConfig {
+    let mut config = EngineConfig::default();
+    config.media.stun_urls = vec!["stun:turn.example:3478".into()];
+    config.media.turn = Some(TurnAccess {
+        urls: vec!["turn:turn.example:3478?transport=udp".into()],
+        secret: b"turn-secret".to_vec(),
+        ttl: Duration::from_secs(600),
+    });
+    if with_sfu {
+        config.media.sfu = Some(SfuConfig {
+            url: "wss://sfu.example/v1/sfu".into(),
+            key: TokenKey::new("sfu-secret"),
+            token_ttl: Duration::from_secs(300),
+        });
+    }
+    config
+}
+
+impl Harness {
+    fn new(with_sfu: bool) -> Harness {
+        let now = Instant::now();
+        let world_ref = WorldRef { name: "test".into(), version: "sha256-x".into(), url: "/v1/worlds/test".into() };
+        let engine = WorldEngine::new("test", test_world(), world_ref, config(with_sfu), now, UNIX);
+        Harness { engine, now, seq: 0 }
+    }
+
+    fn join(&mut self, conn: ConnId, user: &str) -> AvatarId {
+        let user = JoinUser { id: user.into(), name: user.to_uppercase(), role: Role::Member };
+        self.engine.join(self.now, conn, user, None).unwrap()
+    }
+
+    /// Advances time by `ms` and runs whatever timeouts fell due.
+    fn advance(&mut self, ms: u64) {
+        let end = self.now + Duration::from_millis(ms);
+        while let Some(due) = self.engine.poll_timeout().filter(|&t| t <= end) {
+            self.now = due.max(self.now);
+            self.engine.handle_timeout(self.now);
+        }
+        self.now = end;
+    }
+
+    fn outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.engine.poll_output()).collect()
+    }
+
+    /// Moves `conn` to tile coordinates (x, y) after `ms` of walking.
+    fn walk(&mut self, conn: ConnId, x: f64, y: f64, ms: u64) {
+        self.advance(ms);
+        self.seq += 1;
+        let p = Position::from_tiles(x, y);
+        let intent = MoveIntent {
+            seq: self.seq,
+            position: Point { x: p.x, y: p.y },
+            pose: Pose { facing: Facing::East, state: AvatarState::Walking },
+        };
+        self.engine.handle_move(self.now, conn, intent);
+    }
+
+    /// Walks in steps of at most half a tile per 200 ms, which the speed limit allows.
+    fn walk_to(&mut self, conn: ConnId, from: (f64, f64), to: (f64, f64)) {
+        let steps = ((to.0 - from.0).hypot(to.1 - from.1) / 0.5).ceil().max(1.0) as u32;
+        for i in 1..=steps {
+            let t = f64::from(i) / f64::from(steps);
+            self.walk(conn, from.0 + (to.0 - from.0) * t, from.1 + (to.1 - from.1) * t, 200);
+        }
+    }
+}
+
+fn messages_to(outputs: &[Output], conn: ConnId) -> Vec<&ServerMessage> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { conn: c, message } if *c == conn => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+fn presence_to(outputs: &[Output], conn: ConnId) -> Vec<Frame> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Presence { recipients, frame } if recipients.contains(&conn) => decode(frame).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn corrections(outputs: &[Output], conn: ConnId) -> Vec<CorrectionReason> {
+    messages_to(outputs, conn)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::Correction { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_plan(outputs: &[Output], conn: ConnId) -> Option<MediaPlan> {
+    messages_to(outputs, conn).into_iter().rev().find_map(|m| match m {
+        ServerMessage::Media { plan } => Some(plan.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn joining_sends_welcome_and_a_snapshot_of_the_zone() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada");
+    let out = h.outputs();
+    let to_a = messages_to(&out, 1);
+    assert!(matches!(to_a[0], ServerMessage::Welcome { avatar, resumed: false, protocol: 1, .. } if *avatar == a));
+    assert!(
+        matches!(to_a[1], ServerMessage::Snapshot { zone, avatars, you } if zone.id == "lobby" && avatars.is_empty() && you.avatar == a)
+    );
+
+    let b = h.join(2, "bob");
+    let out = h.outputs();
+    assert!(
+        messages_to(&out, 1).iter().any(|m| matches!(m, ServerMessage::AvatarEntered { avatar } if avatar.avatar == b))
+    );
+    let snapshot = messages_to(&out, 2).into_iter().find(|m| matches!(m, ServerMessage::Snapshot { .. })).unwrap();
+    assert!(
+        matches!(snapshot, ServerMessage::Snapshot { avatars, .. } if avatars.len() == 1 && avatars[0].avatar == a)
+    );
+}
+
+#[test]
+fn moves_are_batched_into_one_presence_frame_per_zone_per_tick() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada");
+    let b = h.join(2, "bob");
+    h.advance(200);
+    h.outputs();
+    // Two moves by A and one by B within one tick.
+    h.walk(1, 3.6, 3.5, 0);
+    h.walk(1, 3.7, 3.5, 10);
+    h.walk(2, 3.4, 3.4, 10);
+    assert!(presence_to(&h.outputs(), 1).is_empty(), "nothing before the tick");
+    h.advance(70);
+    let out = h.outputs();
+    for conn in [1, 2] {
+        let frames = presence_to(&out, conn);
+        assert_eq!(frames.len(), 1, "one frame per recipient per tick");
+        let Frame::Presence { entries, .. } = &frames[0] else { panic!() };
+        assert_eq!(entries.iter().map(|e| e.avatar).collect::<Vec<_>>(), vec![a, b]);
+        // The latest position of A, quantised to 1/64 tile.
+        assert_eq!(entries[0].position.x, Position::from_tiles(3.7, 3.5).x / 4 * 4);
+    }
+    // A quiet tick sends nothing.
+    h.advance(200);
+    assert!(presence_to(&h.outputs(), 1).is_empty());
+}
+
+#[test]
+fn a_move_through_a_wall_or_too_fast_is_corrected_and_not_broadcast() {
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.join(2, "bob");
+    h.walk_to(1, (3.5, 3.5), (5.5, 1.5));
+    h.advance(100);
+    h.outputs();
+    // Through the thin wall at x = 6 into the room.
+    h.walk(1, 6.3, 1.5, 300);
+    // Far too far in 100 ms.
+    h.walk(1, 1.5, 1.5, 100);
+    h.advance(100);
+    let out = h.outputs();
+    assert_eq!(corrections(&out, 1), vec![CorrectionReason::Wall, CorrectionReason::TooFast]);
+    let correction = messages_to(&out, 1)[0];
+    let expected = Position::from_tiles(5.5, 1.5);
+    assert!(
+        matches!(correction, ServerMessage::Correction { position, .. } if position.x == expected.x && position.y == expected.y)
+    );
+    assert!(presence_to(&out, 2).is_empty());
+    assert!(corrections(&out, 2).is_empty());
+}
+
+#[test]
+fn two_avatars_cannot_hold_one_seat() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada");
+    h.join(2, "bob");
+    h.walk(1, 3.5, 2.5, 300);
+    h.walk(1, 3.5, 1.5, 300);
+    let seat = h.engine.world().object_by_id("seat").unwrap();
+    assert_eq!(h.engine.holders_of(seat), &[a]);
+    h.walk(2, 3.5, 2.5, 300);
+    h.walk(2, 3.5, 1.5, 300);
+    let out = h.outputs();
+    assert_eq!(corrections(&out, 2), vec![CorrectionReason::Occupied]);
+    // A gets up: the seat is free, and B may take it.
+    h.walk(1, 2.5, 1.5, 300);
+    assert!(h.engine.holders_of(seat).is_empty());
+    h.walk(2, 3.5, 1.5, 300);
+    assert!(corrections(&h.outputs(), 2).is_empty());
+}
+
+#[test]
+fn a_zone_change_sends_leave_enter_and_a_snapshot_and_presence_stays_in_zone() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada"); // lobby, walks into the room
+    let b = h.join(2, "bob"); // stays in the lobby
+    let c = h.join(3, "cy"); // goes into the room first
+    h.walk_to(3, (3.5, 3.5), (7.5, 2.5));
+    h.advance(100);
+    h.outputs();
+
+    h.walk_to(1, (3.5, 3.5), (5.5, 2.5));
+    h.walk(1, 6.4, 2.5, 200);
+    let out = h.outputs();
+    assert!(messages_to(&out, 2).iter().any(|m| matches!(m, ServerMessage::AvatarLeft { avatar } if *avatar == a)));
+    assert!(
+        messages_to(&out, 3).iter().any(|m| matches!(m, ServerMessage::AvatarEntered { avatar } if avatar.avatar == a))
+    );
+    let snapshot =
+        messages_to(&out, 1).into_iter().rev().find(|m| matches!(m, ServerMessage::Snapshot { .. })).unwrap();
+    assert!(
+        matches!(snapshot, ServerMessage::Snapshot { zone, avatars, .. } if zone.id == "room" && avatars.iter().map(|x| x.avatar).collect::<Vec<_>>() == vec![c])
+    );
+
+    // A moves inside the room: C sees it, B (lobby) does not; B's moves do not reach A.
+    h.advance(100);
+    h.outputs();
+    h.walk(1, 6.8, 2.5, 200);
+    h.walk(2, 3.0, 3.5, 10);
+    h.advance(100);
+    let out = h.outputs();
+    let entries = |conn| -> Vec<AvatarId> {
+        presence_to(&out, conn)
+            .into_iter()
+            .flat_map(|f| match f {
+                Frame::Presence { entries, .. } => entries.into_iter().map(|e| e.avatar).collect::<Vec<_>>(),
+                Frame::MoveIntent(_) => Vec::new(),
+            })
+            .collect()
+    };
+    assert_eq!(entries(3), vec![a]);
+    assert_eq!(entries(1), vec![a]);
+    assert_eq!(entries(2), vec![b]);
+}
+
+#[test]
+fn a_full_private_zone_corrects_the_next_one_in() {
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.join(2, "bob");
+    h.walk_to(1, (3.5, 3.5), (3.5, 5.5));
+    h.walk(1, 2.5, 5.5, 300);
+    h.walk_to(2, (3.5, 3.5), (3.5, 6.5));
+    h.walk(2, 2.5, 6.5, 300);
+    assert_eq!(corrections(&h.outputs(), 2), vec![CorrectionReason::ZoneFull]);
+}
+
+#[test]
+fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
+    let mut h = Harness::new(true);
+    for (conn, user) in [(1, "a"), (2, "b"), (3, "c")] {
+        h.join(conn, user);
+        h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));
+        h.walk_to(conn, (5.5, 2.5), (6.5 + conn as f64, 2.5));
+    }
+    h.advance(100);
+    let out = h.outputs();
+    let plan = last_plan(&out, 1).unwrap();
+    assert_eq!(plan.topology, Topology::Sfu, "3 people is above the room's threshold of 2");
+    let sfu = plan.sfu.unwrap();
+    assert_eq!(sfu.room, "test/room");
+    let claims: SfuClaims = TokenKey::new("sfu-secret").verify(&sfu.token, UNIX).unwrap();
+    assert_eq!((claims.room.as_str(), claims.sub.as_str(), claims.publish), ("test/room", "a", true));
+
+    // One leaves: 2 people, at the threshold, inside the hysteresis band: stays on the SFU.
+    h.walk_to(3, (9.5, 2.5), (9.5, 4.5));
+    h.advance(100);
+    assert_eq!(last_plan(&h.outputs(), 1), None, "no change while in the band");
+    // Another leaves: 1 person, below the band, but the plan holds for 10 s.
+    h.walk_to(2, (8.5, 2.5), (8.5, 4.5));
+    h.advance(5_000);
+    assert_eq!(last_plan(&h.outputs(), 1), None);
+    h.advance(6_000);
+    let plan = last_plan(&h.outputs(), 1).unwrap();
+    assert_eq!(plan.topology, Topology::P2p);
+    assert!(plan.sfu.is_none());
+}
+
+#[test]
+fn silent_zones_get_no_media_and_open_zones_pair_by_proximity() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada");
+    let b = h.join(2, "bob");
+    h.advance(100);
+    let out = h.outputs();
+    let plan = last_plan(&out, 1).unwrap();
+    assert_eq!(plan.topology, Topology::P2p);
+    assert_eq!(plan.peers, vec![PeerLink { avatar: b, initiator: true, relay: false }]);
+    assert_eq!(last_plan(&out, 2).unwrap().peers, vec![PeerLink { avatar: a, initiator: false, relay: false }]);
+    // TURN credentials follow the REST scheme and expire after the TTL.
+    let turn = &plan.ice_servers[1];
+    assert_eq!(turn.username.as_deref(), Some(format!("{}:ada", UNIX + 600).as_str()));
+
+    h.walk_to(1, (3.5, 3.5), (5.5, 3.5));
+    h.walk_to(1, (5.5, 3.5), (5.5, 5.5));
+    h.walk_to(1, (5.5, 5.5), (8.5, 5.5));
+    h.advance(100);
+    let out = h.outputs();
+    assert_eq!(last_plan(&out, 1).unwrap().topology, Topology::None);
+    assert!(last_plan(&out, 2).unwrap().peers.is_empty());
+}
+
+#[test]
+fn signals_are_relayed_only_between_paired_peers() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada");
+    let b = h.join(2, "bob");
+    h.advance(100);
+    h.outputs();
+    h.engine.handle_signal(1, b, SignalKind::Offer, serde_json::json!({"sdp": "v=0"}));
+    let out = h.outputs();
+    assert!(
+        matches!(messages_to(&out, 2)[0], ServerMessage::Signal { from, kind: SignalKind::Offer, .. } if *from == a)
+    );
+
+    // Bob walks out of talking range into the booth: no longer paired.
+    h.walk_to(2, (3.5, 3.5), (2.5, 6.5));
+    h.advance(100);
+    h.outputs();
+    h.engine.handle_signal(1, b, SignalKind::Candidate, serde_json::json!({}));
+    let out = h.outputs();
+    assert!(messages_to(&out, 2).is_empty());
+    assert!(matches!(messages_to(&out, 1)[0], ServerMessage::Error { code: ErrorCode::NotPaired, .. }));
+}
+
+#[test]
+fn an_ice_failure_gets_relayed_links() {
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.join(2, "bob");
+    h.advance(100);
+    h.outputs();
+    h.engine.handle_media_report(h.now, 2, IceOutcome::Failed);
+    h.advance(100);
+    let out = h.outputs();
+    for conn in [1, 2] {
+        let plan = last_plan(&out, conn).unwrap();
+        assert_eq!(plan.topology, Topology::Turn);
+        assert!(plan.peers.iter().all(|p| p.relay));
+    }
+}
+
+#[test]
+fn a_resumed_session_keeps_its_avatar_and_others_see_no_flap() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada");
+    h.join(2, "bob");
+    h.walk(1, 3.8, 3.5, 300);
+    h.advance(100);
+    h.outputs();
+    h.engine.disconnect(h.now, 1);
+    h.advance(5_000);
+    assert_eq!(h.join(7, "ada"), a);
+    let out = h.outputs();
+    assert!(
+        messages_to(&out, 2)
+            .iter()
+            .all(|m| !matches!(m, ServerMessage::AvatarLeft { .. } | ServerMessage::AvatarEntered { .. }))
+    );
+    assert!(matches!(messages_to(&out, 7)[0], ServerMessage::Welcome { resumed: true, avatar, .. } if *avatar == a));
+    let snapshot = messages_to(&out, 7)[1];
+    let kept = Position::from_tiles(3.8, 3.5);
+    assert!(matches!(snapshot, ServerMessage::Snapshot { you, .. } if you.position.x == kept.x));
+    // The new connection moves on from the kept position.
+    h.walk(7, 4.0, 3.5, 200);
+    assert!(corrections(&h.outputs(), 7).is_empty());
+}
+
+#[test]
+fn an_abandoned_session_expires_after_the_grace_period_and_frees_its_seat() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada");
+    h.join(2, "bob");
+    h.walk(1, 3.5, 2.5, 300);
+    h.walk(1, 3.5, 1.5, 300);
+    h.engine.disconnect(h.now, 1);
+    h.advance(19_000);
+    assert!(messages_to(&h.outputs(), 2).iter().all(|m| !matches!(m, ServerMessage::AvatarLeft { .. })));
+    h.advance(2_000);
+    assert!(
+        messages_to(&h.outputs(), 2).iter().any(|m| matches!(m, ServerMessage::AvatarLeft { avatar } if *avatar == a))
+    );
+    assert!(h.engine.holders_of(h.engine.world().object_by_id("seat").unwrap()).is_empty());
+    assert_eq!(h.engine.population(), 1);
+}
+
+#[test]
+fn a_second_connection_of_the_same_user_replaces_the_first() {
+    let mut h = Harness::new(false);
+    let a = h.join(1, "ada");
+    h.outputs();
+    assert_eq!(h.join(2, "ada"), a);
+    let out = h.outputs();
+    assert!(out.contains(&Output::Close { conn: 1, code: ErrorCode::Replaced }));
+    // The old connection's late messages are ignored.
+    h.walk(1, 3.8, 3.5, 300);
+    let out = h.outputs();
+    assert!(out.iter().all(|o| !matches!(o, Output::Presence { .. } | Output::Send { conn: 1, .. })), "{out:?}");
+}
