@@ -13,9 +13,15 @@
 //! - [`policy`]: the per-zone media decision (mesh or SFU, with hysteresis).
 //! - [`auth`]: HS256 join tokens (algorithm pinned) and SFU tokens.
 //! - [`turn_credentials`]: TURN REST API credentials.
+//! - [`client`]: a Rust client of the protocol (tests, load tool, scripts).
+//! - [`config`]: the server's settings; [`server`]: the tokio/axum shell around the
+//!   engines (routes, connections, one task per world).
 
 pub mod auth;
+pub mod client;
+pub mod config;
 pub mod engine;
 pub mod policy;
 pub mod protocol;
+pub mod server;
 pub mod turn_credentials;

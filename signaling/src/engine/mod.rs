@@ -233,9 +233,9 @@ impl WorldEngine {
         self.avatars.len()
     }
 
-    /// Number of avatars in each zone, default zone first.
-    pub fn zone_populations(&self) -> Vec<usize> {
-        self.zones.iter().map(|z| z.members.len()).collect()
+    /// Number of zones with at least one avatar.
+    pub fn occupied_zones(&self) -> usize {
+        self.zones.iter().filter(|z| !z.members.is_empty()).count()
     }
 
     fn unix(&self, now: Instant) -> u64 {

@@ -1,0 +1,188 @@
+//! The signaling server's configuration: a TOML file, every field with a default that
+//! suits a laptop, checked as a whole before any socket is bound.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::policy::PolicyConfig;
+
+/// Everything the signaling server needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on for HTTP and WebSocket.
+    pub listen: SocketAddr,
+    /// The workspace this server serves; join tokens must name it.
+    pub workspace: String,
+    /// Secret of the HS256 join tokens. Required.
+    pub token_secret: String,
+    /// Serve `/v1/dev/token`, which hands anyone a member token. Development only.
+    pub dev_issuer: bool,
+    /// Browser origins allowed to open `/v1/ws` (e.g. `https://office.example`). Empty:
+    /// any origin. Clients that send no Origin header (non-browsers) are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Where worlds come from.
+    pub worlds: WorldsConfig,
+    pub limits: Limits,
+    pub presence: PresenceConfig,
+    pub policy: PolicyConfig,
+    pub media: MediaSettings,
+}
+
+/// Worlds served, by name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorldsConfig {
+    /// A folder of `NAME.world.json` files, each served as world `NAME`.
+    pub directory: Option<PathBuf>,
+    /// Serve the built-in demo world as `demo`.
+    pub demo: bool,
+}
+
+/// Limits on what clients may do; everything from outside has one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket message accepted from a client, in bytes.
+    pub max_frame_bytes: usize,
+    /// Sustained messages per second per connection (moves at 15 Hz plus signaling).
+    pub messages_per_second: u32,
+    /// Messages a connection may send in a burst above the sustained rate.
+    pub message_burst: u32,
+    /// Messages queued for one client before it counts as lagging.
+    pub outbound_queue: usize,
+    /// A client lagging this long is disconnected (`too_slow`).
+    pub slow_client_seconds: u64,
+    /// Seconds a new connection has to send `join`.
+    pub join_timeout_seconds: u64,
+    pub connections_per_user: usize,
+    pub connections_per_ip: usize,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_frame_bytes: crate::protocol::MAX_CLIENT_FRAME_BYTES,
+            messages_per_second: 40,
+            message_burst: 80,
+            outbound_queue: 256,
+            slow_client_seconds: 10,
+            join_timeout_seconds: 10,
+            connections_per_user: 4,
+            connections_per_ip: 64,
+            max_connections: 20_000,
+        }
+    }
+}
+
+/// Presence timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Presence ticks per second (at most 15).
+    pub tick_hz: u32,
+    /// Seconds a dropped client's avatar waits for it to resume.
+    pub resume_grace_seconds: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> PresenceConfig {
+        PresenceConfig { tick_hz: 15, resume_grace_seconds: 20 }
+    }
+}
+
+/// STUN, TURN and SFU as handed to clients.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    pub stun_urls: Vec<String>,
+    pub turn_urls: Vec<String>,
+    /// Shared with the TURN server (coturn's `static-auth-secret`).
+    pub turn_secret: Option<String>,
+    pub turn_credential_ttl_seconds: Option<u64>,
+    /// Where clients reach the SFU; no SFU when absent (zones stay peer-to-peer).
+    pub sfu_url: Option<String>,
+    /// Shared with the SFU, which verifies the scoped tokens.
+    pub sfu_secret: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workspace: "default".into(),
+            token_secret: String::new(),
+            dev_issuer: false,
+            allowed_origins: Vec::new(),
+            worlds: WorldsConfig::default(),
+            limits: Limits::default(),
+            presence: PresenceConfig::default(),
+            policy: PolicyConfig::default(),
+            media: MediaSettings::default(),
+        }
+    }
+}
+
+/// What is wrong with a configuration, all at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid signaling configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(vec![e.to_string()]))
+    }
+
+    /// Checks the settings that cannot be checked field by field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.token_secret.len() < 16 {
+            problems.push("token_secret: set a secret of at least 16 characters".to_owned());
+        }
+        if self.worlds.directory.is_none() && !self.worlds.demo {
+            problems.push("worlds: set worlds.directory, or worlds.demo = true".to_owned());
+        }
+        if !(1..=15).contains(&self.presence.tick_hz) {
+            problems.push("presence.tick_hz: from 1 to 15".to_owned());
+        }
+        if self.media.turn_urls.is_empty() != self.media.turn_secret.is_none() {
+            problems.push("media: turn_urls and turn_secret go together".to_owned());
+        }
+        if self.media.sfu_url.is_some() != self.media.sfu_secret.is_some() {
+            problems.push("media: sfu_url and sfu_secret go together".to_owned());
+        }
+        if self.limits.outbound_queue == 0 || self.limits.messages_per_second == 0 {
+            problems.push("limits: outbound_queue and messages_per_second must be above 0".to_owned());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_secs(1) / self.presence.tick_hz.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_only_a_secret_and_worlds() {
+        let config = Config::from_toml("token_secret = \"0123456789abcdef\"\n[worlds]\ndemo = true\n").unwrap();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.tick_interval(), Duration::from_nanos(66_666_666));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let config = Config::from_toml("[media]\nturn_urls = [\"turn:x\"]\n[presence]\ntick_hz = 60\n").unwrap();
+        let Err(ConfigError(problems)) = config.validate() else { panic!("expected errors") };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(Config::from_toml("typo = 1").is_err());
+    }
+}

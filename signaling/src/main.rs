@@ -1,0 +1,49 @@
+//! `isoplane-signaling`: the signaling server on its own, as deployed in production.
+//!
+//! Usage: `isoplane-signaling [CONFIG.toml]`; `ISOPLANE_SIGNALING_*` variables override
+//! the file (see docs/deployment.md).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use isoplane_signaling::server;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    let config = server::load_config(path.as_deref())?;
+    let bound = server::bind(config).await?;
+    let address = bound.local_addr().context("reading the bound address")?;
+    tracing::info!(
+        "signaling listening on http://{address} (WebSocket ws://{address}/v1/ws, /healthz, /readyz, /metrics)"
+    );
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: telling clients to reconnect");
+        signal.cancel();
+    });
+    bound.run(shutdown).await.context("serving")?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,259 @@
+//! One client's WebSocket: the join handshake, then a reader (this task) and a writer
+//! (its own task), each ending the other when it ends.
+//!
+//! The reader enforces the protocol's limits (frame size, message rate), decodes frames
+//! and forwards them to the world task; a malformed message gets an error and changes
+//! nothing. The writer drains the connection's bounded queue to the socket. On server
+//! shutdown the client is told to reconnect.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::AppState;
+use super::limits::{RateLimit, Slot};
+use super::metrics::Metrics;
+use super::world_task::{Kill, Outbound, WorldCommand, unix_now};
+use crate::auth::{JoinClaims, TokenError};
+use crate::engine::{ConnId, JoinUser};
+use crate::protocol::binary::{self, Frame};
+use crate::protocol::{ClientMessage, ErrorCode, ServerMessage, parse_client_message};
+
+/// WebSocket close codes: 1000 normal, 1008 policy violation, 1009 too big, 1011
+/// server error, 1012 service restart.
+fn close_code(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::FrameTooLarge => 1009,
+        ErrorCode::Internal => 1011,
+        ErrorCode::ShuttingDown => 1012,
+        ErrorCode::Replaced => 1000,
+        _ => 1008,
+    }
+}
+
+fn error_message(code: ErrorCode) -> String {
+    let message = ServerMessage::Error { code, message: code.text().to_owned() };
+    serde_json::to_string(&message).unwrap_or_default()
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Sends an error and closes, best effort: the client may already be gone.
+async fn refuse(sink: &mut Sink, code: ErrorCode) {
+    let _ = sink.send(Message::Text(error_message(code).into())).await;
+    let close = CloseFrame { code: close_code(code), reason: Utf8Bytes::from(format!("{code:?}")) };
+    let _ = sink.send(Message::Close(Some(close))).await;
+}
+
+/// What a successful join leaves behind.
+struct Joined {
+    world: mpsc::Sender<WorldCommand>,
+    outbound: mpsc::Receiver<Outbound>,
+    kill: Kill,
+    _user_slot: Slot<String>,
+}
+
+pub async fn run(socket: WebSocket, state: Arc<AppState>, ip_slot: Slot<IpAddr>) {
+    let conn: ConnId = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = socket.split();
+    state.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    Metrics::inc(&state.metrics.connections_total);
+    match join(&state, conn, &mut stream).await {
+        Ok(joined) => serve(state.clone(), conn, sink, stream, joined).await,
+        Err(code) => refuse(&mut sink, code).await,
+    }
+    state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    drop(ip_slot);
+}
+
+/// Waits for `join`, checks its token and world, and enters the world.
+async fn join(state: &AppState, conn: ConnId, stream: &mut Stream) -> Result<Joined, ErrorCode> {
+    let timeout = Duration::from_secs(state.config.limits.join_timeout_seconds);
+    let first = tokio::select! {
+        () = state.shutdown.cancelled() => return Err(ErrorCode::ShuttingDown),
+        first = tokio::time::timeout(timeout, stream.next()) => first.map_err(|_| ErrorCode::JoinTimeout)?,
+    };
+    let text = match first {
+        Some(Ok(Message::Text(text))) => text,
+        Some(Err(_)) => return Err(ErrorCode::FrameTooLarge),
+        _ => return Err(ErrorCode::JoinFirst),
+    };
+    Metrics::inc(&state.metrics.messages_in);
+    let Ok(ClientMessage::Join { token, world, spawn }) = parse_client_message(&text) else {
+        return Err(ErrorCode::JoinFirst);
+    };
+    let claims: JoinClaims = state.token_key.verify(&token, unix_now()).map_err(|error| {
+        Metrics::inc(&state.metrics.auth_failures);
+        match error {
+            TokenError::Expired => ErrorCode::ExpiredToken,
+            _ => ErrorCode::InvalidToken,
+        }
+    })?;
+    if claims.workspace != state.config.workspace {
+        Metrics::inc(&state.metrics.auth_failures);
+        return Err(ErrorCode::Forbidden);
+    }
+    let entry = state.worlds.get(&world).ok_or(ErrorCode::UnknownWorld)?;
+    let user_slot = state.limits.per_user.acquire(claims.sub.clone()).ok_or(ErrorCode::TooManyConnections)?;
+    let (outbound_tx, outbound) = mpsc::channel(state.config.limits.outbound_queue);
+    let kill = Kill::default();
+    let (reply, answer) = oneshot::channel();
+    let user = JoinUser { id: claims.sub, name: claims.name, role: claims.role };
+    let command = WorldCommand::Join { conn, user, spawn, outbound: outbound_tx, kill: kill.clone(), reply };
+    entry.commands.send(command).await.map_err(|_| ErrorCode::ShuttingDown)?;
+    answer.await.map_err(|_| ErrorCode::ShuttingDown)??;
+    Ok(Joined { world: entry.commands.clone(), outbound, kill, _user_slot: user_slot })
+}
+
+/// Runs a joined connection until either side ends it.
+async fn serve(state: Arc<AppState>, conn: ConnId, sink: Sink, stream: Stream, joined: Joined) {
+    let Joined { world, outbound, kill, _user_slot } = joined;
+    let writer = tokio::spawn(write(state.clone(), sink, outbound, kill.clone()));
+    let left = read(&state, conn, stream, &world, &kill).await;
+    // Whatever ended the reader, the writer stops and closes.
+    if state.shutdown.is_cancelled() {
+        kill.kill(ErrorCode::ShuttingDown);
+    } else {
+        kill.stop();
+    }
+    let _ = writer.await;
+    let command = if left { WorldCommand::Leave { conn } } else { WorldCommand::Disconnect { conn } };
+    let _ = world.send(command).await;
+}
+
+/// Reads client messages until the socket closes; returns whether the client left.
+async fn read(
+    state: &AppState,
+    conn: ConnId,
+    mut stream: Stream,
+    world: &mpsc::Sender<WorldCommand>,
+    kill: &Kill,
+) -> bool {
+    let limits = &state.config.limits;
+    let mut rate = RateLimit::new(limits.messages_per_second, limits.message_burst, Instant::now());
+    let mut last_rate_warning: Option<Instant> = None;
+    loop {
+        let message = tokio::select! {
+            () = kill.killed() => return false,
+            () = state.shutdown.cancelled() => return false,
+            message = stream.next() => message,
+        };
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(_)) => {
+                // Oversized frames and broken framing end the connection.
+                kill.kill(ErrorCode::FrameTooLarge);
+                return false;
+            }
+            None => return false,
+        };
+        let bytes = match &message {
+            Message::Text(text) => text.len(),
+            Message::Binary(data) => data.len(),
+            Message::Close(_) => return false,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        Metrics::inc(&state.metrics.messages_in);
+        Metrics::add(&state.metrics.bytes_in, bytes as u64);
+        let now = Instant::now();
+        if !rate.allow(now) {
+            Metrics::inc(&state.metrics.rate_limited);
+            if last_rate_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                last_rate_warning = Some(now);
+                let _ = world.send(WorldCommand::Notify { conn, code: ErrorCode::RateLimited }).await;
+            }
+            continue;
+        }
+        let command = match decode(conn, message) {
+            Ok(Some(command)) => command,
+            Ok(None) => return true,
+            Err(code) => {
+                Metrics::inc(&state.metrics.malformed);
+                WorldCommand::Notify { conn, code }
+            }
+        };
+        if world.send(command).await.is_err() {
+            return false;
+        }
+    }
+}
+
+/// Turns one client message into a world command; `Ok(None)` means the client left.
+fn decode(conn: ConnId, message: Message) -> Result<Option<WorldCommand>, ErrorCode> {
+    match message {
+        Message::Binary(data) => match binary::decode(&data) {
+            Ok(Frame::MoveIntent(intent)) => Ok(Some(WorldCommand::Move { conn, intent })),
+            Ok(Frame::Presence { .. }) | Err(_) => Err(ErrorCode::MalformedFrame),
+        },
+        Message::Text(text) => match parse_client_message(&text) {
+            Ok(ClientMessage::Signal { to, kind, data }) => Ok(Some(WorldCommand::Signal { conn, to, kind, data })),
+            Ok(ClientMessage::MediaReport { ice }) => Ok(Some(WorldCommand::MediaReport { conn, ice })),
+            Ok(ClientMessage::Leave) => Ok(None),
+            Ok(ClientMessage::Join { .. }) => Err(ErrorCode::JoinFirst),
+            Err(_) => Err(ErrorCode::MalformedMessage),
+        },
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Err(ErrorCode::MalformedMessage),
+    }
+}
+
+/// How long one write may take before the client counts as stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Drains the connection's queue to the socket; on kill or shutdown, says why and closes.
+async fn write(state: Arc<AppState>, mut sink: Sink, mut outbound: mpsc::Receiver<Outbound>, kill: Kill) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = kill.killed() => break,
+            () = state.shutdown.cancelled() => break,
+            next = outbound.recv() => next,
+        };
+        let (message, close) = match next {
+            Some(Outbound::Text(text)) => (Message::Text(text.into()), None),
+            Some(Outbound::Binary(frame)) => (Message::Binary(frame), None),
+            Some(Outbound::Close(code)) => (Message::Text(error_message(code).into()), Some(code)),
+            None => break,
+        };
+        let bytes = match &message {
+            Message::Text(text) => text.len(),
+            Message::Binary(data) => data.len(),
+            _ => 0,
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+            Ok(Ok(())) => {
+                Metrics::inc(&state.metrics.messages_out);
+                Metrics::add(&state.metrics.bytes_out, bytes as u64);
+            }
+            _ => {
+                kill.kill(ErrorCode::TooSlow);
+                return;
+            }
+        }
+        if let Some(code) = close {
+            kill.kill(code);
+            let frame = CloseFrame { code: close_code(code), reason: Utf8Bytes::from(format!("{code:?}")) };
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+            return;
+        }
+    }
+    let code = if state.shutdown.is_cancelled() { Some(ErrorCode::ShuttingDown) } else { kill.reason() };
+    let goodbye = async {
+        if code == Some(ErrorCode::ShuttingDown) {
+            let reconnect = ServerMessage::Reconnect { after_ms: 1000, reason: "the server is restarting".into() };
+            let _ = sink.send(Message::Text(serde_json::to_string(&reconnect).unwrap_or_default().into())).await;
+        } else if let Some(code) = code {
+            let _ = sink.send(Message::Text(error_message(code).into())).await;
+        }
+        let frame =
+            code.map(|code| CloseFrame { code: close_code(code), reason: Utf8Bytes::from(format!("{code:?}")) });
+        let _ = sink.send(Message::Close(frame)).await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), goodbye).await;
+}

@@ -1,0 +1,346 @@
+//! The signaling server's I/O shell: HTTP routes, WebSocket connections, world tasks.
+//!
+//! [`bind`] checks the configuration and loads every world before it binds a socket, so
+//! a bad config or a broken world file stops the start with a clear message.
+//! [`BoundServer::run`] serves until the shutdown token is cancelled, then tells every
+//! client to reconnect, and returns once every task has finished.
+//!
+//! Routes: `GET /v1/ws` (the protocol), `GET /v1/worlds/{name}` (a world file),
+//! `GET /v1/dev/token` (development tokens, when enabled), `/healthz`, `/readyz`,
+//! `/metrics`.
+
+mod connection;
+mod limits;
+mod metrics;
+mod world_task;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use isoplane_world_format::{ContentId, DEMO_WORLD, World, is_valid_id};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{JoinClaims, Role, TokenKey};
+use crate::config::{Config, ConfigError};
+use crate::engine::{EngineConfig, MediaConfig, SfuConfig, TurnAccess, WorldEngine};
+use crate::protocol::WorldRef;
+use limits::{ConnectionLimits, Counter};
+pub use metrics::Metrics;
+use world_task::WorldCommand;
+pub use world_task::unix_now;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("world file {path}: {message}")]
+    World { path: String, message: String },
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: SocketAddr, source: std::io::Error },
+}
+
+/// A loaded world: its file as served, and the queue of the task that owns it.
+struct WorldEntry {
+    json: Bytes,
+    version: String,
+    commands: mpsc::Sender<WorldCommand>,
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    config: Config,
+    token_key: TokenKey,
+    worlds: HashMap<String, WorldEntry>,
+    metrics: Arc<Metrics>,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+    next_conn: AtomicU64,
+    tasks: TaskTracker,
+}
+
+/// A server whose socket is bound, ready to run.
+pub struct BoundServer {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    /// World engines waiting for their tasks, started by `run`.
+    engines: Vec<(WorldEngine, mpsc::Receiver<WorldCommand>)>,
+}
+
+impl std::fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServer").field("address", &self.listener.local_addr().ok()).finish()
+    }
+}
+
+/// The worlds a configuration names, as (name, file text) pairs.
+fn read_worlds(config: &Config) -> Result<Vec<(String, String)>, StartError> {
+    let mut worlds = Vec::new();
+    if config.worlds.demo {
+        worlds.push(("demo".to_owned(), DEMO_WORLD.to_owned()));
+    }
+    if let Some(directory) = &config.worlds.directory {
+        let error = |message: String| StartError::World { path: directory.display().to_string(), message };
+        let entries = std::fs::read_dir(directory).map_err(|e| error(e.to_string()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| error(e.to_string()))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".world.json"))
+            else {
+                continue;
+            };
+            if !is_valid_id(name) {
+                return Err(StartError::World {
+                    path: path.display().to_string(),
+                    message: "world names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`".into(),
+                });
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| StartError::World { path: path.display().to_string(), message: e.to_string() })?;
+            worlds.push((name.to_owned(), text));
+        }
+    }
+    Ok(worlds)
+}
+
+fn media_config(config: &Config) -> MediaConfig {
+    let media = &config.media;
+    MediaConfig {
+        stun_urls: media.stun_urls.clone(),
+        turn: media.turn_secret.as_ref().map(|secret| TurnAccess {
+            urls: media.turn_urls.clone(),
+            secret: secret.as_bytes().to_vec(),
+            ttl: Duration::from_secs(media.turn_credential_ttl_seconds.unwrap_or(600)),
+        }),
+        sfu: media.sfu_url.as_ref().zip(media.sfu_secret.as_ref()).map(|(url, secret)| SfuConfig {
+            url: url.clone(),
+            key: TokenKey::new(secret.as_bytes()),
+            token_ttl: Duration::from_secs(300),
+        }),
+    }
+}
+
+/// Checks the configuration, loads every world and binds the listening socket.
+pub async fn bind(config: Config) -> Result<BoundServer, StartError> {
+    config.validate()?;
+    let engine_config = EngineConfig {
+        tick_interval: config.tick_interval(),
+        resume_grace: Duration::from_secs(config.presence.resume_grace_seconds),
+        policy: config.policy.clone(),
+        media: media_config(&config),
+    };
+    let (now, unix) = (Instant::now(), unix_now());
+    let mut worlds = HashMap::new();
+    let mut engines = Vec::new();
+    for (name, text) in read_worlds(&config)? {
+        let world = World::from_json(&text)
+            .map_err(|errors| StartError::World { path: format!("{name}.world.json"), message: errors.to_string() })?;
+        let version = ContentId::of_bytes(text.as_bytes()).to_string();
+        let world_ref = WorldRef { name: name.clone(), version: version.clone(), url: format!("/v1/worlds/{name}") };
+        let engine = WorldEngine::new(&name, Arc::new(world), world_ref, engine_config.clone(), now, unix);
+        let (commands, receiver) = mpsc::channel(4096);
+        engines.push((engine, receiver));
+        worlds.insert(name, WorldEntry { json: Bytes::from(text), version, commands });
+    }
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
+    let limits = ConnectionLimits {
+        total: Counter::new(config.limits.max_connections),
+        per_ip: Counter::new(config.limits.connections_per_ip),
+        per_user: Counter::new(config.limits.connections_per_user),
+    };
+    let state = Arc::new(AppState {
+        token_key: TokenKey::new(config.token_secret.as_bytes()),
+        config,
+        worlds,
+        metrics: Arc::new(Metrics::default()),
+        limits,
+        shutdown: CancellationToken::new(),
+        next_conn: AtomicU64::new(1),
+        tasks: TaskTracker::new(),
+    });
+    Ok(BoundServer { listener, state, engines })
+}
+
+impl BoundServer {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled; then drains and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let BoundServer { listener, state, engines } = self;
+        let slow_client = Duration::from_secs(state.config.limits.slow_client_seconds);
+        for (engine, receiver) in engines {
+            let (metrics, stop) = (state.metrics.clone(), state.shutdown.clone());
+            state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, stop));
+        }
+        let inner = state.shutdown.clone();
+        let tasks = state.tasks.clone();
+        let app = router(state);
+        let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        let result = serving.await;
+        // Connections and worlds follow the same signal, then the server waits for them.
+        inner.cancel();
+        tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+        result
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/ws", get(websocket))
+        .route("/v1/worlds/{name}", get(world_file))
+        .route("/v1/dev/token", get(dev_token))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+/// A JSON error body for HTTP refusals.
+fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn websocket(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if state.shutdown.is_cancelled() {
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down");
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = &state.config.allowed_origins;
+        if !allowed.is_empty() && !allowed.iter().any(|a| origin.as_bytes() == a.as_bytes()) {
+            metrics::Metrics::inc(&state.metrics.refused_connections);
+            return refusal(StatusCode::FORBIDDEN, "origin_not_allowed", "this origin may not connect");
+        }
+    }
+    let Some(total) = state.limits.total.acquire(()) else {
+        metrics::Metrics::inc(&state.metrics.refused_connections);
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", "the server is full");
+    };
+    let Some(ip_slot) = state.limits.per_ip.acquire(peer.ip()) else {
+        metrics::Metrics::inc(&state.metrics.refused_connections);
+        return refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            "too many connections from this address",
+        );
+    };
+    let max = state.config.limits.max_frame_bytes;
+    let tasks = state.tasks.clone();
+    upgrade.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| {
+        tasks.track_future(async move {
+            connection::run(socket, state, ip_slot).await;
+            drop(total);
+        })
+    })
+}
+
+async fn world_file(
+    State(state): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(entry) = state.worlds.get(&name) else {
+        return refusal(StatusCode::NOT_FOUND, "unknown_world", "there is no world with this name");
+    };
+    let etag = format!("\"{}\"", entry.version);
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (header::ETAG, HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""))),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    (headers, entry.json.clone()).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct DevTokenQuery {
+    name: Option<String>,
+    admin: Option<bool>,
+}
+
+/// Hands out a member token for a fresh user (development only).
+async fn dev_token(State(state): State<Arc<AppState>>, Query(query): Query<DevTokenQuery>) -> Response {
+    if !state.config.dev_issuer {
+        return refusal(StatusCode::NOT_FOUND, "not_found", "the development token issuer is disabled");
+    }
+    let user = format!("dev-{:016x}", rand::random::<u64>());
+    let name: String = query.name.unwrap_or_else(|| "Guest".into()).chars().take(40).collect();
+    let claims = JoinClaims {
+        sub: user.clone(),
+        name,
+        workspace: state.config.workspace.clone(),
+        role: if query.admin == Some(true) { Role::Admin } else { Role::Member },
+        exp: unix_now() + 12 * 3600,
+        iat: Some(unix_now()),
+        nbf: None,
+    };
+    let body = serde_json::json!({"token": state.token_key.sign(&claims), "user": user, "workspace": claims.workspace});
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down");
+    }
+    ([(header::CONTENT_TYPE, "application/json")], format!("{{\"ready\":true,\"worlds\":{}}}", state.worlds.len()))
+        .into_response()
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+/// Reads a configuration file for the binaries: TOML, then `ISOPLANE_SIGNALING_*`
+/// environment overrides for the settings operators change most.
+pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let mut config = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
+            Config::from_toml(&text)?
+        }
+        None => Config::default(),
+    };
+    let mut problems = Vec::new();
+    for (key, value) in std::env::vars() {
+        let Some(name) = key.strip_prefix("ISOPLANE_SIGNALING_") else { continue };
+        match name {
+            "LISTEN" => match value.parse() {
+                Ok(address) => config.listen = address,
+                Err(_) => problems.push(format!("{key}: not an address such as 0.0.0.0:8080")),
+            },
+            "WORKSPACE" => config.workspace = value,
+            "TOKEN_SECRET" => config.token_secret = value,
+            "WORLDS_DIRECTORY" => config.worlds.directory = Some(value.into()),
+            "TURN_SECRET" => config.media.turn_secret = Some(value),
+            "SFU_SECRET" => config.media.sfu_secret = Some(value),
+            "SFU_URL" => config.media.sfu_url = Some(value),
+            _ => problems.push(format!("{key}: unknown setting")),
+        }
+    }
+    if problems.is_empty() { Ok(config) } else { Err(ConfigError(problems)) }
+}

@@ -1,0 +1,316 @@
+//! The task that owns one world's engine: commands in from connections, the engine's
+//! outputs routed out to them, timers driven by the engine's own deadline.
+//!
+//! The world task never waits on a client: each connection has a bounded queue, and a
+//! full queue marks the client as lagging instead of blocking the zone. A lagging client
+//! gets no more presence deltas; once its queue has room it gets a fresh snapshot of its
+//! zone (presence coalesced into one message), and if it stays stuck for
+//! `slow_client_seconds` it is disconnected with `too_slow`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::Metrics;
+use crate::engine::{ConnId, EngineStats, JoinUser, Output, WorldEngine};
+use crate::protocol::binary::MoveIntent;
+use crate::protocol::{AvatarId, ErrorCode, IceOutcome, ServerMessage, SignalKind};
+
+/// What a connection sends its world.
+#[derive(Debug)]
+pub enum WorldCommand {
+    Join {
+        conn: ConnId,
+        user: JoinUser,
+        spawn: Option<String>,
+        outbound: mpsc::Sender<Outbound>,
+        kill: Kill,
+        reply: oneshot::Sender<Result<AvatarId, ErrorCode>>,
+    },
+    Move {
+        conn: ConnId,
+        intent: MoveIntent,
+    },
+    Signal {
+        conn: ConnId,
+        to: AvatarId,
+        kind: SignalKind,
+        data: serde_json::Value,
+    },
+    MediaReport {
+        conn: ConnId,
+        ice: IceOutcome,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    Disconnect {
+        conn: ConnId,
+    },
+    /// Tell the client about a problem with what it sent (in order with its replies).
+    Notify {
+        conn: ConnId,
+        code: ErrorCode,
+    },
+}
+
+/// What a world sends a connection's writer.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Text(String),
+    Binary(Bytes),
+    /// Send this error, then close.
+    Close(ErrorCode),
+}
+
+/// A way to end a connection from outside its task, with the reason to give.
+#[derive(Debug, Clone, Default)]
+pub struct Kill {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<ErrorCode>>>,
+}
+
+impl Kill {
+    pub fn kill(&self, code: ErrorCode) {
+        if let Ok(mut reason) = self.reason.lock() {
+            reason.get_or_insert(code);
+        }
+        self.token.cancel();
+    }
+
+    /// Ends the connection without an error (the client closed, or left).
+    pub fn stop(&self) {
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<ErrorCode> {
+        self.reason.lock().ok().and_then(|r| *r)
+    }
+
+    pub async fn killed(&self) {
+        self.token.cancelled().await;
+    }
+}
+
+struct Connection {
+    outbound: mpsc::Sender<Outbound>,
+    kill: Kill,
+    /// Since when the client's queue has been full.
+    lagging_since: Option<Instant>,
+}
+
+/// The world's connections, and which of them are lagging (kept apart so a command
+/// costs nothing extra when nobody lags).
+#[derive(Default)]
+struct Connections {
+    by_id: HashMap<ConnId, Connection>,
+    lagging: HashSet<ConnId>,
+}
+
+impl Connections {
+    fn remove(&mut self, conn: ConnId) -> Option<Connection> {
+        self.lagging.remove(&conn);
+        self.by_id.remove(&conn)
+    }
+
+    /// Hands one message to a connection without waiting; a full queue marks it lagging.
+    fn offer(&mut self, conn: ConnId, message: Outbound, metrics: &Metrics) -> bool {
+        let Some(connection) = self.by_id.get_mut(&conn) else { return false };
+        match connection.outbound.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Metrics::inc(&metrics.queue_drops);
+                connection.lagging_since.get_or_insert_with(Instant::now);
+                self.lagging.insert(conn);
+                false
+            }
+            // The connection is closing; its disconnect is on the way.
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for token and credential expiries.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs one world until shutdown or until every sender is gone.
+pub async fn run(
+    mut engine: WorldEngine,
+    mut commands: mpsc::Receiver<WorldCommand>,
+    metrics: Arc<Metrics>,
+    slow_client: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut connections = Connections::default();
+    let mut reported = Reported::default();
+    loop {
+        let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            command = commands.recv() => match command {
+                Some(command) => handle(&mut engine, &mut connections, command, &metrics),
+                None => break,
+            },
+            () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
+        }
+        route(&mut engine, &mut connections, &metrics);
+        resync_lagging(&mut engine, &mut connections, &metrics, slow_client);
+        if reported.at.elapsed() >= METRICS_INTERVAL {
+            reported.publish(&engine, &metrics);
+        }
+    }
+    reported.publish(&engine, &metrics);
+    reported.withdraw(&metrics);
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: WorldCommand, metrics: &Metrics) {
+    let now = Instant::now();
+    match command {
+        WorldCommand::Join { conn, user, spawn, outbound, kill, reply } => {
+            let result = engine.join(now, conn, user, spawn.as_deref());
+            if result.is_ok() {
+                connections.by_id.insert(conn, Connection { outbound, kill, lagging_since: None });
+            }
+            // The connection may have gone meanwhile; its disconnect follows.
+            let _ = reply.send(result);
+        }
+        WorldCommand::Move { conn, intent } => engine.handle_move(now, conn, intent),
+        WorldCommand::Signal { conn, to, kind, data } => engine.handle_signal(conn, to, kind, data),
+        WorldCommand::MediaReport { conn, ice } => engine.handle_media_report(now, conn, ice),
+        WorldCommand::Leave { conn } => {
+            engine.leave(now, conn);
+            connections.remove(conn);
+        }
+        WorldCommand::Disconnect { conn } => {
+            engine.disconnect(now, conn);
+            connections.remove(conn);
+        }
+        WorldCommand::Notify { conn, code } => {
+            let message = ServerMessage::Error { code, message: code.text().to_owned() };
+            connections.offer(conn, Outbound::Text(to_json(&message)), metrics);
+        }
+    }
+}
+
+fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metrics) {
+    while let Some(output) = engine.poll_output() {
+        match output {
+            Output::Send { conn, message } => {
+                connections.offer(conn, Outbound::Text(to_json(&message)), metrics);
+            }
+            Output::Presence { recipients, frame } => {
+                for conn in recipients {
+                    // Lagging clients get a snapshot instead, once they have room.
+                    if !connections.lagging.contains(&conn) {
+                        connections.offer(conn, Outbound::Binary(frame.clone()), metrics);
+                    }
+                }
+            }
+            Output::Close { conn, code } => {
+                if !connections.offer(conn, Outbound::Close(code), metrics)
+                    && let Some(connection) = connections.by_id.get(&conn)
+                {
+                    connection.kill.kill(code);
+                }
+                connections.remove(conn);
+            }
+        }
+    }
+}
+
+/// Sends lagging clients a fresh snapshot once they have room; cuts off the stuck ones.
+fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metrics, slow_client: Duration) {
+    if connections.lagging.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    let lagging: Vec<ConnId> = connections.lagging.iter().copied().collect();
+    for conn in lagging {
+        let Some(connection) = connections.by_id.get_mut(&conn) else {
+            connections.lagging.remove(&conn);
+            continue;
+        };
+        let since = connection.lagging_since.unwrap_or(now);
+        if connection.outbound.capacity() > 0
+            && let Some(snapshot) = engine.snapshot_for(conn)
+            && connection.outbound.try_send(Outbound::Text(to_json(&snapshot))).is_ok()
+        {
+            connection.lagging_since = None;
+            connections.lagging.remove(&conn);
+        } else if now.duration_since(since) >= slow_client {
+            Metrics::inc(&metrics.slow_disconnects);
+            connection.kill.kill(ErrorCode::TooSlow);
+            connections.remove(conn);
+            // Its avatar waits for a resume like any dropped client's.
+            engine.disconnect(now, conn);
+        }
+    }
+}
+
+fn to_json(message: &ServerMessage) -> String {
+    // Server messages are plain data with string keys.
+    serde_json::to_string(message).unwrap_or_default()
+}
+
+/// How often a world adds its counters to the global metrics.
+const METRICS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What this world last added to the global metrics, so each change adds only its delta.
+struct Reported {
+    at: Instant,
+    stats: EngineStats,
+    avatars: i64,
+    zones_occupied: i64,
+}
+
+impl Default for Reported {
+    fn default() -> Reported {
+        Reported { at: Instant::now(), stats: EngineStats::default(), avatars: 0, zones_occupied: 0 }
+    }
+}
+
+impl Reported {
+    fn publish(&mut self, engine: &WorldEngine, metrics: &Metrics) {
+        let stats = engine.stats();
+        let pairs: [(&AtomicU64, u64, u64); 7] = [
+            (&metrics.moves_accepted, stats.moves_accepted, self.stats.moves_accepted),
+            (&metrics.corrections, stats.corrections, self.stats.corrections),
+            (&metrics.presence_frames, stats.presence_frames, self.stats.presence_frames),
+            (&metrics.presence_deliveries, stats.presence_deliveries, self.stats.presence_deliveries),
+            (&metrics.zone_changes, stats.zone_changes, self.stats.zone_changes),
+            (&metrics.resumes, stats.resumes, self.stats.resumes),
+            (&metrics.signals_relayed, stats.signals_relayed, self.stats.signals_relayed),
+        ];
+        for (counter, now, before) in pairs {
+            counter.fetch_add(now - before, Ordering::Relaxed);
+        }
+        self.stats = stats;
+        let avatars = engine.population() as i64;
+        let zones = engine.occupied_zones() as i64;
+        metrics.avatars.fetch_add(avatars - self.avatars, Ordering::Relaxed);
+        metrics.zones_occupied.fetch_add(zones - self.zones_occupied, Ordering::Relaxed);
+        self.avatars = avatars;
+        self.zones_occupied = zones;
+        self.at = Instant::now();
+    }
+
+    fn withdraw(&self, metrics: &Metrics) {
+        metrics.avatars.fetch_sub(self.avatars, Ordering::Relaxed);
+        metrics.zones_occupied.fetch_sub(self.zones_occupied, Ordering::Relaxed);
+    }
+}
