@@ -3,8 +3,10 @@
 //! Subcommands live in their own modules (`world_cli` for world files); `main` only
 //! parses arguments and maps results to an exit code.
 
+mod serve;
 mod world_cli;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run Isoplane (what `isoplane` alone does): the demo world and a development token
+    /// issuer unless a config file says otherwise.
+    Serve {
+        /// The signaling server's TOML configuration (see docs/protocol.md).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Describe the built-in demo world and exit.
+    Demo,
     /// Work with world files: validate, format, import Tiled maps.
     #[command(subcommand)]
     World(world_cli::WorldCommand),
@@ -27,7 +38,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::World(command)) => world_cli::run(command),
-        None => world_cli::describe_demo(),
+        Some(Command::Demo) => world_cli::describe_demo(),
+        Some(Command::Serve { config }) => serve::run(config.as_deref()),
+        None => serve::run(None),
     };
     match result {
         Ok(code) => code,

@@ -52,14 +52,10 @@ pub fn run(command: WorldCommand) -> Result<ExitCode> {
     }
 }
 
-/// What `isoplane` prints when run without a subcommand.
+/// `isoplane demo`: what the built-in demo world holds.
 pub fn describe_demo() -> Result<ExitCode> {
     let world = World::from_json(DEMO_WORLD).context("the built-in demo world does not validate")?;
-    println!("Isoplane {}", env!("CARGO_PKG_VERSION"));
     println!("Built-in demo world: {}", summary(&world));
-    println!("This build has the world tools; the servers (signaling, SFU, TURN, assets) are not part of it yet.");
-    println!("Try: isoplane world validate worlds/demo/world.json --assets worlds/demo/assets");
-    println!("     isoplane world import-tiled MAP.tmj -o my.world.json --assets assets/");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,8 +25,8 @@ fn path_str(path: &Path) -> &str {
 }
 
 #[test]
-fn without_arguments_it_describes_the_demo_world() {
-    let out = isoplane(&[]);
+fn demo_describes_the_built_in_world() {
+    let out = isoplane(&["demo"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Isoplane demo office"), "{}", text(&out.stdout));
 }
@@ -151,4 +151,39 @@ fn import_tiled_refuses_what_it_cannot_convert() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("staggered"), "{}", text(&out.stderr));
     assert!(!output.exists(), "nothing is written when the import fails");
+}
+
+/// Reads an HTTP response over a raw socket (the binary's tests need no HTTP client).
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("the server accepts connections");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn without_arguments_it_runs_signaling_with_the_demo_world_and_dev_tokens() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BINARY)
+        .env("ISOPLANE_SIGNALING_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("isoplane starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let address = lines
+        .find_map(|line| line.split("signaling: ws://").nth(1).and_then(|r| r.split('/').next()).map(str::to_owned))
+        .expect("isoplane prints where signaling listens");
+    // Keep reading, as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
+    let health = http_get(&address, "/healthz");
+    let token = http_get(&address, "/v1/dev/token?name=Ada");
+    let world = http_get(&address, "/v1/worlds/demo");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(token.starts_with("HTTP/1.1 200") && token.contains("\"token\":\"ey"), "{token}");
+    assert!(world.contains("Isoplane demo office"), "{world}");
 }

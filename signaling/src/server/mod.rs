@@ -218,6 +218,9 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// Read buffer of one WebSocket, in bytes.
+const SOCKET_BUFFER: usize = 4096;
+
 async fn websocket(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -248,7 +251,11 @@ async fn websocket(
     };
     let max = state.config.limits.max_frame_bytes;
     let tasks = state.tasks.clone();
-    upgrade.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| {
+    // Small socket buffers: clients send small messages, and 128 KiB defaults would cost
+    // a quarter of a megabyte per idle connection.
+    let upgrade =
+        upgrade.max_message_size(max).max_frame_size(max).read_buffer_size(SOCKET_BUFFER).write_buffer_size(0);
+    upgrade.on_upgrade(move |socket| {
         tasks.track_future(async move {
             connection::run(socket, state, ip_slot).await;
             drop(total);

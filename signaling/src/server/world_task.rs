@@ -314,3 +314,73 @@ impl Reported {
         metrics.zones_occupied.fetch_sub(self.zones_occupied, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use isoplane_world_format::{DEMO_WORLD, Facing, Position, World};
+
+    use super::*;
+    use crate::auth::Role;
+    use crate::engine::EngineConfig;
+    use crate::protocol::binary::Pose;
+    use crate::protocol::{AvatarState, Point, WorldRef};
+
+    async fn join(
+        commands: &mpsc::Sender<WorldCommand>,
+        conn: ConnId,
+        user: &str,
+        queue: usize,
+    ) -> (mpsc::Receiver<Outbound>, Kill) {
+        let (outbound, receiver) = mpsc::channel(queue);
+        let kill = Kill::default();
+        let (reply, answer) = oneshot::channel();
+        let user = JoinUser { id: user.into(), name: user.into(), role: Role::Member };
+        let command = WorldCommand::Join { conn, user, spawn: None, outbound, kill: kill.clone(), reply };
+        commands.send(command).await.unwrap();
+        answer.await.unwrap().unwrap();
+        (receiver, kill)
+    }
+
+    /// A client whose queue nobody drains (a socket that stopped reading) does not hold
+    /// up its zone, and is cut off after `slow_client`.
+    #[tokio::test]
+    async fn a_stuck_client_does_not_stall_its_zone_and_is_disconnected() {
+        let world = Arc::new(World::from_json(DEMO_WORLD).unwrap());
+        let world_ref = WorldRef { name: "demo".into(), version: "v".into(), url: "/".into() };
+        let engine = WorldEngine::new("demo", world, world_ref, EngineConfig::default(), Instant::now(), unix_now());
+        let (commands, receiver) = mpsc::channel(64);
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(engine, receiver, metrics.clone(), Duration::from_millis(500), shutdown.clone()));
+
+        let (_stuck_queue, stuck) = join(&commands, 1, "stuck", 2).await;
+        let (mut live_queue, _live) = join(&commands, 2, "live", 1024).await;
+        let spawn = Position::from_tiles(10.5, 7.5);
+        let started = Instant::now();
+        let mut frames = 0;
+        for step in 0..30 {
+            let position = Point { x: spawn.x + (step % 2) * 40, y: spawn.y };
+            let intent = MoveIntent {
+                seq: step as u32,
+                position,
+                pose: Pose { facing: Facing::East, state: AvatarState::Walking },
+            };
+            commands.send(WorldCommand::Move { conn: 2, intent }).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(70)).await;
+            while let Ok(message) = live_queue.try_recv() {
+                frames += usize::from(matches!(message, Outbound::Binary(_)));
+            }
+        }
+        // The live client got its presence all along (about one frame per tick).
+        assert!(frames >= 20, "only {frames} presence frames in {:?}", started.elapsed());
+        // The stuck one was cut off for being too slow.
+        tokio::time::timeout(Duration::from_secs(2), stuck.killed()).await.unwrap();
+        assert_eq!(stuck.reason(), Some(ErrorCode::TooSlow));
+        assert!(metrics.queue_drops.load(Ordering::Relaxed) > 0);
+        assert_eq!(metrics.slow_disconnects.load(Ordering::Relaxed), 1);
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,56 @@
+//! `isoplane serve` (and `isoplane` with no subcommand): everything in one process on
+//! embedded defaults.
+//!
+//! Today that is the signaling server with the built-in demo world and the development
+//! token issuer; the SFU, TURN and asset services join it as they are built. A config
+//! file (the signaling server's TOML) and `ISOPLANE_SIGNALING_*` variables override the
+//! defaults.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use isoplane_signaling::server;
+use tokio_util::sync::CancellationToken;
+
+pub fn run(config_path: Option<&Path>) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(config_path))
+}
+
+async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let mut config = server::load_config(config_path)?;
+    if config_path.is_none() {
+        // Embedded defaults: the demo world, tokens for anyone, a secret for this run only.
+        config.worlds.demo = true;
+        config.dev_issuer = true;
+        if config.token_secret.is_empty() {
+            config.token_secret = format!("{:032x}", rand::random::<u128>());
+        }
+    }
+    let bound = server::bind(config).await?;
+    let address = bound.local_addr().context("reading the bound address")?;
+    // A closed stdout (`isoplane | head`) must not stop the server: ignore write errors.
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "Isoplane {} is running.\n  signaling: ws://{address}/v1/ws  (world files at http://{address}/v1/worlds/demo)\n  \
+         dev tokens: http://{address}/v1/dev/token?name=YourName\n  \
+         health: http://{address}/healthz  metrics: http://{address}/metrics\nPress Ctrl-C to stop.",
+        env!("CARGO_PKG_VERSION")
+    );
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        signal.cancel();
+    });
+    bound.run(shutdown).await.context("serving")?;
+    Ok(ExitCode::SUCCESS)
+}
