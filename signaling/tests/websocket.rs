@@ -484,3 +484,24 @@ async fn shutdown_tells_clients_to_reconnect_and_ops_endpoints_answer() {
     expect_event(&mut ada, "the close", |e| matches!(e, Event::Closed(_))).await;
     tokio::time::timeout(Duration::from_secs(10), server.task).await.unwrap().unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn connections_per_address_and_per_user_are_limited() {
+    let server = TestServer::start(|config| {
+        config.limits.connections_per_ip = 3;
+        config.limits.connections_per_user = 1;
+    })
+    .await;
+    let _ada = server.join("ada").await;
+    // The same user on another connection to another world: over the per-user limit.
+    let second = Client::join(&server.url(), &token("ada", "acme", unix_now() + 600), "demo").await;
+    assert!(matches!(second, Err(ClientError::Refused { code: ErrorCode::TooManyConnections, .. })), "{second:?}");
+    let _bob = server.join("bob").await;
+    let _cy = server.join("cy").await;
+    // A fourth connection from 127.0.0.1 is refused before the WebSocket upgrade.
+    let fourth = tokio_tungstenite::connect_async(server.url()).await;
+    match fourth {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected HTTP 429, got {other:?}"),
+    }
+}
