@@ -31,6 +31,7 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         // Embedded defaults: the demo world, tokens for anyone, a secret for this run only.
         config.worlds.demo = true;
         config.dev_issuer = true;
+        config.serve_web = true;
         if config.token_secret.is_empty() {
             config.token_secret = format!("{:032x}", rand::random::<u128>());
         }
@@ -40,7 +41,7 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
     // A closed stdout (`isoplane | head`) must not stop the server: ignore write errors.
     let _ = writeln!(
         std::io::stdout().lock(),
-        "Isoplane {} is running.\n  signaling: ws://{address}/v1/ws  (world files at http://{address}/v1/worlds/demo)\n  \
+        "Isoplane {} is running: open http://{address}/\n  signaling: ws://{address}/v1/ws  (world files at http://{address}/v1/worlds/demo)\n  \
          dev tokens: http://{address}/v1/dev/token?name=YourName\n  \
          health: http://{address}/healthz  metrics: http://{address}/metrics\nPress Ctrl-C to stop.",
         env!("CARGO_PKG_VERSION")

@@ -21,6 +21,8 @@ pub struct Config {
     pub token_secret: String,
     /// Serve `/v1/dev/token`, which hands anyone a member token. Development only.
     pub dev_issuer: bool,
+    /// Serve the browser client at `/`.
+    pub serve_web: bool,
     /// Browser origins allowed to open `/v1/ws` (e.g. `https://office.example`). Empty:
     /// any origin. Clients that send no Origin header (non-browsers) are always allowed.
     pub allowed_origins: Vec<String>,
@@ -117,6 +119,7 @@ impl Default for Config {
             workspace: "default".into(),
             token_secret: String::new(),
             dev_issuer: false,
+            serve_web: false,
             allowed_origins: Vec::new(),
             worlds: WorldsConfig::default(),
             limits: Limits::default(),

@@ -112,12 +112,18 @@ impl World {
         position.x > 0 && position.y > 0 && position.x < extent.x && position.y < extent.y
     }
 
-    /// Checks a move that took `elapsed` (time since the last accepted move).
+    /// Checks a move that took `elapsed` (time since the last accepted move): at most
+    /// `max_speed · elapsed + slack` tiles.
     pub fn check_move(&self, from: Position, to: Position, elapsed: Duration) -> Result<AcceptedMove, MoveRejection> {
+        self.check_move_within(from, to, self.allowed_distance(elapsed))
+    }
+
+    /// Checks a move against a distance allowance the caller keeps (sub-tile units), for
+    /// servers that budget distance over time rather than per move.
+    pub fn check_move_within(&self, from: Position, to: Position, allowed: u32) -> Result<AcceptedMove, MoveRejection> {
         if !self.is_inside(from) || !self.is_inside(to) {
             return Err(MoveRejection::OffGrid);
         }
-        let allowed = self.allowed_distance(elapsed);
         let distance_squared = from.distance_squared(to);
         if distance_squared > i64::from(allowed) * i64::from(allowed) {
             // Both points are on the grid, so the distance fits in u32.

@@ -35,8 +35,8 @@ use crate::protocol::{
 use crate::turn_credentials;
 use media::{Participant, PlanKey, plan_zone};
 
-/// The longest time one move may cover: after a pause, the next move is still at most
-/// `max_speed · 1 s + slack` long.
+/// Walking distance banks up for at most this long: after a pause, the next moves may
+/// cover at most `max_speed · 1 s + slack` in all.
 pub const MAX_MOVE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Identifies a client connection; assigned by the I/O shell.
@@ -135,7 +135,13 @@ struct Avatar {
     facing: Facing,
     state: AvatarState,
     zone: ZoneIndex,
-    last_move: Instant,
+    /// Distance the avatar may still walk (sub-tile units), as of `budget_at`. It refills
+    /// at the world's top speed up to one second's walk plus the slack, and each accepted
+    /// move spends its length: late or bunched messages (network or scheduling jitter)
+    /// spend banked distance instead of being corrected, and no sequence of moves goes
+    /// faster than the top speed for long.
+    move_budget: f64,
+    budget_at: Instant,
     held: Option<ObjectIndex>,
     /// The object held before the current one, for interaction chains.
     previous_object: Option<ObjectIndex>,
@@ -306,7 +312,8 @@ impl WorldEngine {
             facing: spawn.facing,
             state: AvatarState::Idle,
             zone,
-            last_move: now,
+            move_budget: self.budget_cap(),
+            budget_at: now,
             held: None,
             previous_object: None,
             relay_needed: false,
@@ -405,6 +412,17 @@ impl WorldEngine {
         self.holders.get(&object).map_or(&[], Vec::as_slice)
     }
 
+    /// Top walking speed, in sub-tile units per second.
+    fn speed(&self) -> f64 {
+        f64::from(self.world.file().movement.max_speed) * f64::from(isoplane_world_format::SUBTILE)
+    }
+
+    /// The most distance an avatar can bank: one second's walk plus the world's slack.
+    fn budget_cap(&self) -> f64 {
+        let slack = f64::from(self.world.file().movement.slack) * f64::from(isoplane_world_format::SUBTILE);
+        self.speed() * MAX_MOVE_WINDOW.as_secs_f64() + slack
+    }
+
     fn correct(&mut self, conn: ConnId, seq: u32, id: AvatarId, reason: CorrectionReason) {
         self.stats.corrections += 1;
         if let Some(avatar) = self.avatars.get(&id) {
@@ -419,15 +437,17 @@ impl WorldEngine {
         }
     }
 
-    /// A `MoveIntent` from a client: accepted (and batched into its zone's next presence
-    /// frame), or answered with a correction to the last accepted position.
+    /// A `MoveIntent` from a client, `now` being when it arrived: accepted (and batched
+    /// into its zone's next presence frame), or answered with a correction to the last
+    /// accepted position.
     pub fn handle_move(&mut self, now: Instant, conn: ConnId, intent: MoveIntent) {
         let Some(&id) = self.by_conn.get(&conn) else { return };
+        let (speed, cap) = (self.speed(), self.budget_cap());
         let Some(avatar) = self.avatars.get(&id) else { return };
         let to = Position::new(intent.position.x, intent.position.y);
-        // Standing still does not bank distance for one long jump later.
-        let elapsed = now.saturating_duration_since(avatar.last_move).min(MAX_MOVE_WINDOW);
-        let accepted = match self.world.check_move(avatar.position, to, elapsed) {
+        let refill = now.saturating_duration_since(avatar.budget_at).as_secs_f64() * speed;
+        let budget = (avatar.move_budget + refill).min(cap);
+        let accepted = match self.world.check_move_within(avatar.position, to, budget as u32) {
             Ok(accepted) => accepted,
             Err(rejection) => return self.correct(conn, intent.seq, id, correction_reason(rejection)),
         };
@@ -449,6 +469,11 @@ impl WorldEngine {
             && self.zones[usize::from(accepted.zone.0)].members.len() >= capacity as usize
         {
             return self.correct(conn, intent.seq, id, CorrectionReason::ZoneFull);
+        }
+        let spent = (avatar.position.distance_squared(to) as f64).sqrt();
+        if let Some(avatar) = self.avatars.get_mut(&id) {
+            avatar.move_budget = (budget - spent).max(0.0);
+            avatar.budget_at = now;
         }
         let on_seat = accepted.object.is_some_and(|o| self.world.object(o).kind == ObjectKind::Seat);
         let state =
@@ -481,7 +506,6 @@ impl WorldEngine {
         avatar.position = to;
         avatar.facing = pose.facing;
         avatar.state = pose.state;
-        avatar.last_move = now;
         let old_zone = avatar.zone;
         let old_held = avatar.held;
         if old_held != object {

@@ -210,8 +210,8 @@ fn a_move_through_a_wall_or_too_fast_is_corrected_and_not_broadcast() {
     h.outputs();
     // Through the thin wall at x = 6 into the room.
     h.walk(1, 6.3, 1.5, 300);
-    // Far too far in 100 ms.
-    h.walk(1, 1.5, 1.5, 100);
+    // Farther than a full second's walk plus the slack (4.5 tiles) at once.
+    h.walk(1, 0.5, 1.5, 100);
     h.advance(100);
     let out = h.outputs();
     assert_eq!(corrections(&out, 1), vec![CorrectionReason::Wall, CorrectionReason::TooFast]);

@@ -162,6 +162,10 @@ async fn read(
         };
         Metrics::inc(&state.metrics.messages_in);
         Metrics::add(&state.metrics.bytes_in, bytes as u64);
+        if bytes > limits.max_frame_bytes {
+            kill.kill(ErrorCode::FrameTooLarge);
+            return false;
+        }
         let now = Instant::now();
         if !rate.allow(now) {
             Metrics::inc(&state.metrics.rate_limited);
@@ -189,7 +193,7 @@ async fn read(
 fn decode(conn: ConnId, message: Message) -> Result<Option<WorldCommand>, ErrorCode> {
     match message {
         Message::Binary(data) => match binary::decode(&data) {
-            Ok(Frame::MoveIntent(intent)) => Ok(Some(WorldCommand::Move { conn, intent })),
+            Ok(Frame::MoveIntent(intent)) => Ok(Some(WorldCommand::Move { conn, intent, received: Instant::now() })),
             Ok(Frame::Presence { .. }) | Err(_) => Err(ErrorCode::MalformedFrame),
         },
         Message::Text(text) => match parse_client_message(&text) {

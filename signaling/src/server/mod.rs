@@ -7,11 +7,13 @@
 //!
 //! Routes: `GET /v1/ws` (the protocol), `GET /v1/worlds/{name}` (a world file),
 //! `GET /v1/dev/token` (development tokens, when enabled), `/healthz`, `/readyz`,
-//! `/metrics`.
+//! `/metrics`; with `serve_web`, the browser client at `/` and `/web/…`; with the demo
+//! world, its images at `/assets/{id}`.
 
 mod connection;
 mod limits;
 mod metrics;
+mod web;
 mod world_task;
 
 use std::collections::HashMap;
@@ -202,7 +204,14 @@ impl BoundServer {
 }
 
 fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if state.config.serve_web {
+        router = router.route("/", get(web::index)).route("/web/{*path}", get(web::web_file));
+    }
+    if state.config.worlds.demo {
+        router = router.route("/assets/{id}", get(web::demo_asset));
+    }
+    router
         .route("/v1/ws", get(websocket))
         .route("/v1/worlds/{name}", get(world_file))
         .route("/v1/dev/token", get(dev_token))
@@ -249,12 +258,17 @@ async fn websocket(
             "too many connections from this address",
         );
     };
-    let max = state.config.limits.max_frame_bytes;
-    let tasks = state.tasks.clone();
+    // The protocol limit is enforced on whole messages by the reader, which can then close
+    // cleanly with `frame_too_large`; the transport limit only stops absurd sizes.
+    let transport_limit = (state.config.limits.max_frame_bytes * 4).max(64 * 1024);
     // Small socket buffers: clients send small messages, and 128 KiB defaults would cost
     // a quarter of a megabyte per idle connection.
-    let upgrade =
-        upgrade.max_message_size(max).max_frame_size(max).read_buffer_size(SOCKET_BUFFER).write_buffer_size(0);
+    let upgrade = upgrade
+        .max_message_size(transport_limit)
+        .max_frame_size(transport_limit)
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(0);
+    let tasks = state.tasks.clone();
     upgrade.on_upgrade(move |socket| {
         tasks.track_future(async move {
             connection::run(socket, state, ip_slot).await;

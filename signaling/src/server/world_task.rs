@@ -32,9 +32,11 @@ pub enum WorldCommand {
         kill: Kill,
         reply: oneshot::Sender<Result<AvatarId, ErrorCode>>,
     },
+    /// `received`: when the frame arrived, so queueing delays are not taken for speed.
     Move {
         conn: ConnId,
         intent: MoveIntent,
+        received: Instant,
     },
     Signal {
         conn: ConnId,
@@ -189,7 +191,7 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
             // The connection may have gone meanwhile; its disconnect follows.
             let _ = reply.send(result);
         }
-        WorldCommand::Move { conn, intent } => engine.handle_move(now, conn, intent),
+        WorldCommand::Move { conn, intent, received } => engine.handle_move(received, conn, intent),
         WorldCommand::Signal { conn, to, kind, data } => engine.handle_signal(conn, to, kind, data),
         WorldCommand::MediaReport { conn, ice } => engine.handle_media_report(now, conn, ice),
         WorldCommand::Leave { conn } => {
@@ -367,7 +369,7 @@ mod tests {
                 position,
                 pose: Pose { facing: Facing::East, state: AvatarState::Walking },
             };
-            commands.send(WorldCommand::Move { conn: 2, intent }).await.unwrap();
+            commands.send(WorldCommand::Move { conn: 2, intent, received: Instant::now() }).await.unwrap();
             tokio::time::sleep(Duration::from_millis(70)).await;
             while let Ok(message) = live_queue.try_recv() {
                 frames += usize::from(matches!(message, Outbound::Binary(_)));

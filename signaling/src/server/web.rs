@@ -1,0 +1,99 @@
+//! The browser client (`web/`) and the demo world's images, built into the binary so
+//! `cargo run` needs no JavaScript build step and no files next to the executable.
+
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Every file of the web client: URL path under `/web/`, content type, bytes.
+pub const WEB_FILES: &[(&str, &str, &[u8])] = &[
+    ("index.html", "text/html; charset=utf-8", include_bytes!("../../../web/index.html")),
+    ("style.css", "text/css; charset=utf-8", include_bytes!("../../../web/style.css")),
+    ("js/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/app.js")),
+    ("js/media.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/media.js")),
+    ("js/net.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/net.js")),
+    ("js/protocol.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/protocol.js")),
+    ("js/render.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/render.js")),
+    ("js/walk.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/walk.js")),
+    ("js/world.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/world.js")),
+];
+
+/// The demo world's images, by content ID.
+pub const DEMO_ASSETS: &[(&str, &str, &[u8])] = &[(
+    "sha256-ad1738962a05c7ccad2a02b5dc71a95c2fc4cbdbc4a117490ad4343330f546c3",
+    "image/svg+xml",
+    include_bytes!(
+        "../../../worlds/demo/assets/sha256-ad1738962a05c7ccad2a02b5dc71a95c2fc4cbdbc4a117490ad4343330f546c3.svg"
+    ),
+)];
+
+fn file(content_type: &'static str, bytes: &'static [u8], cache: &'static str) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+    ];
+    (headers, bytes).into_response()
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+pub async fn index() -> Response {
+    web_file(Path("index.html".to_owned())).await
+}
+
+pub async fn web_file(Path(path): Path<String>) -> Response {
+    match WEB_FILES.iter().find(|(name, _, _)| *name == path) {
+        // The client changes with each release: revalidate rather than cache for long.
+        Some((_, content_type, bytes)) => file(content_type, bytes, "no-cache"),
+        None => not_found(),
+    }
+}
+
+pub async fn demo_asset(Path(id): Path<String>) -> Response {
+    match DEMO_ASSETS.iter().find(|(asset, _, _)| *asset == id) {
+        // Content-addressed: the bytes behind an ID never change.
+        Some((_, content_type, bytes)) => file(content_type, bytes, "public, max-age=31536000, immutable"),
+        None => not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use isoplane_world_format::ContentId;
+
+    use super::*;
+
+    fn files_under(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.file_type().unwrap().is_dir() {
+                files_under(&entry.path(), &format!("{name}/"), out);
+            } else if !name.ends_with(".json") {
+                out.insert(name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_file_of_the_web_client_is_served() {
+        let mut on_disk = BTreeSet::new();
+        files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"), "", &mut on_disk);
+        let served: BTreeSet<String> = WEB_FILES.iter().map(|(name, _, _)| (*name).to_owned()).collect();
+        assert_eq!(served, on_disk, "list every file of web/ in WEB_FILES");
+    }
+
+    #[test]
+    fn demo_assets_are_named_by_their_content() {
+        let world = isoplane_world_format::World::from_json(isoplane_world_format::DEMO_WORLD).unwrap();
+        for tileset in &world.file().tilesets {
+            let (_, _, bytes) = DEMO_ASSETS.iter().find(|(id, _, _)| *id == tileset.image.to_string()).unwrap();
+            assert_eq!(ContentId::of_bytes(bytes), tileset.image);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+// The browser client against a real Isoplane, in headless Chromium: presence, movement
+// correction and peer-to-peer media, as two people would use it.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchBrowser, openClient, screenshot, startIsoplane, until } from './harness.js';
+
+/** @type {{url: string, stop: () => void}} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  server = await startIsoplane();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+const SUBTILE = 256;
+
+/** Waits until the page's avatar stands at the centre of tile (x, y). */
+async function arrive(page, x, y) {
+  await page.evaluate(([tx, ty]) => window.isoplane.walkTo(tx, ty), [x, y]);
+  await until(
+    page,
+    ([tx, ty]) => {
+      const p = window.isoplane.position;
+      return Math.abs(p.x - (tx * 256 + 128)) <= 2 && Math.abs(p.y - (ty * 256 + 128)) <= 2 && window.isoplane.path.length === 0;
+    },
+    [x, y],
+    30000,
+  );
+}
+
+test('two pages join the demo world and each sees the other move', async () => {
+  const ada = await openClient(browser, server.url, 'Ada');
+  const bob = await openClient(browser, server.url, 'Bob');
+  const adaId = await ada.evaluate(() => window.isoplane.self);
+  const bobId = await bob.evaluate(() => window.isoplane.self);
+  await until(bob, (id) => window.isoplane.others.has(id), adaId);
+  await until(ada, (id) => window.isoplane.others.has(id), bobId);
+
+  // Ada walks by keyboard (down: south-east on the grid, staying in the lobby); Bob sees
+  // her arrive where she stopped.
+  await ada.keyboard.down('ArrowDown');
+  await ada.waitForTimeout(700);
+  await ada.keyboard.up('ArrowDown');
+  await ada.waitForTimeout(200);
+  const adaAt = await ada.evaluate(() => window.isoplane.position);
+  assert.ok(adaAt.x > 10 * SUBTILE + 128 && adaAt.y > 7 * SUBTILE + 128, 'Ada moved south-east');
+  assert.equal(await ada.evaluate(() => window.isoplane.zone.id), 'lobby');
+  const seen = (page, id, at) =>
+    until(page, ([avatar, x, y]) => {
+      const other = window.isoplane.others.get(avatar);
+      return other && Math.abs(other.target.x - x) <= 4 && Math.abs(other.target.y - y) <= 4;
+    }, [id, at.x, at.y]);
+  await seen(bob, adaId, adaAt);
+
+  // And the other way round, by clicking to walk.
+  await arrive(bob, 8, 8);
+  const bobAt = await bob.evaluate(() => window.isoplane.position);
+  await seen(ada, bobId, bobAt);
+  for (const page of [ada, bob]) {
+    const { corrections, reason } = await page.evaluate(() => ({ corrections: window.isoplane.corrections, reason: window.isoplane.lastCorrection }));
+    assert.equal(corrections, 0, `walking normally is never corrected (last: ${reason})`);
+  }
+  await screenshot(ada, 'presence-ada');
+  await screenshot(bob, 'presence-bob');
+  await ada.context().close();
+  await bob.context().close();
+});
+
+test('a walk through a wall is corrected and the client snaps back', async () => {
+  const ada = await openClient(browser, server.url, 'Walker');
+  // Stand north of the booth's thin wall (y = 10, x 12..15).
+  await arrive(ada, 13, 9);
+  const before = await ada.evaluate(() => ({ ...window.isoplane.position, corrections: window.isoplane.corrections }));
+  // A client that mispredicts: 0.9 tile south, through the wall.
+  await ada.evaluate(() => {
+    const p = window.isoplane.position;
+    window.isoplane.position = { x: p.x, y: p.y + 230 };
+  });
+  await until(ada, (n) => window.isoplane.corrections > n, before.corrections);
+  const after = await ada.evaluate(() => window.isoplane.position);
+  assert.deepEqual(after, { x: before.x, y: before.y }, 'back where the server last accepted');
+  await screenshot(ada, 'corrected');
+  await ada.context().close();
+});
+
+test('two people in the meeting room receive each other’s video and audio over P2P', async () => {
+  const ada = await openClient(browser, server.url, 'Ada');
+  const bob = await openClient(browser, server.url, 'Bob');
+  const adaId = await ada.evaluate(() => window.isoplane.self);
+  const bobId = await bob.evaluate(() => window.isoplane.self);
+  // Through the meeting room's door one at a time (it is held by one person at once).
+  await arrive(ada, 1, 4);
+  await arrive(bob, 6, 4);
+  for (const [page, peer] of [[ada, bobId], [bob, adaId]]) {
+    await until(page, () => window.isoplane.zone.id === 'meeting');
+    await until(page, (id) => window.isoplane.media.plan?.topology === 'p2p' && window.isoplane.media.plan.peers.some((p) => p.avatar === id), peer);
+  }
+  const decoded = async (page, peer) =>
+    until(page, async (id) => {
+      const stats = (await window.isoplane.media.stats())[id];
+      return stats && stats.framesDecoded > 10 && stats.audioSamples > 0 ? stats : false;
+    }, peer, 30000);
+  const adaStats = await decoded(ada, bobId);
+  const bobStats = await decoded(bob, adaId);
+  assert.ok(adaStats.framesDecoded > 10 && bobStats.framesDecoded > 10);
+  assert.equal(adaStats.relayed, false, 'a direct path, no relay');
+  await screenshot(ada, 'meeting-room-p2p');
+  await ada.context().close();
+  await bob.context().close();
+});

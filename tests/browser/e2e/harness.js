@@ -1,0 +1,65 @@
+// Starts Isoplane and headless Chromium for the end-to-end tests.
+//
+// Run inside a fresh network namespace (`unshare -n`, see .ci/run): the only interface is
+// loopback, so WebRTC's ICE can only ever reach 127.0.0.1.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const target = process.env.CARGO_TARGET_DIR ?? join(process.env.HOME ?? '', '.cache/isoplane/target');
+export const BINARY = process.env.ISOPLANE_BIN ?? join(target, 'debug/isoplane');
+export const SCREENSHOTS = new URL('../screenshots/', import.meta.url).pathname;
+
+/** Starts `isoplane` on an ephemeral port; resolves to its base URL and a stop function. */
+export function startIsoplane(env = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BINARY, [], {
+      env: { ...process.env, ISOPLANE_SIGNALING_LISTEN: '127.0.0.1:0', RUST_LOG: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    child.on('error', reject);
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const match = line.match(/open (http:\/\/[^/\s]+)\//);
+      if (match) resolve({ url: match[1], stop: () => child.kill('SIGINT'), child });
+    });
+    child.on('exit', (code) => reject(new Error(`isoplane exited with ${code} before listening`)));
+  });
+}
+
+/** Headless Debian Chromium with fake camera and microphone (Playwright gives it a fresh profile). */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
+    ],
+  });
+}
+
+/** Opens the client as `name` and waits until it has joined and drawn the world. */
+export async function openClient(browser, url, name) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error(`[${name}] ${error.message}`));
+  await page.goto(`${url}/?name=${encodeURIComponent(name)}`);
+  await page.waitForFunction(() => window.isoplane?.renderer && window.isoplane.joined, null, { timeout: 15000 });
+  return page;
+}
+
+/** Polls `fn` in the page until it returns something truthy. */
+export async function until(page, fn, arg, timeout = 15000) {
+  const handle = await page.waitForFunction(fn, arg, { timeout, polling: 100 });
+  return handle.jsonValue();
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+}

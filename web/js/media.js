@@ -1,0 +1,212 @@
+// Camera, microphone and peer connections, following the server's media plan.
+//
+// The server decides the topology; this module only carries it out: one
+// RTCPeerConnection per peer in the plan (the initiator offers), relay-only when the link
+// says so, and a report to the server when direct connectivity fails so it can hand out
+// a relayed path. Zones on the SFU are shown as such (the SFU joins in a later release).
+
+import { Connection } from './net.js';
+
+/**
+ * @typedef {{urls: string[], username?: string, credential?: string}} IceServer
+ * @typedef {{avatar: number, initiator: boolean, relay: boolean}} PeerLink
+ * @typedef {{topology: string, ice_servers: IceServer[], peers: PeerLink[], publish: boolean,
+ *   sfu?: {url: string, room: string, token: string}}} MediaPlan
+ */
+
+class Peer {
+  /**
+   * @param {Media} media @param {PeerLink} link @param {MediaPlan} plan
+   */
+  constructor(media, link, plan) {
+    this.media = media;
+    this.link = link;
+    /** @type {RTCIceCandidateInit[]} */
+    this.pendingCandidates = [];
+    this.pc = new RTCPeerConnection({
+      iceServers: plan.ice_servers,
+      iceTransportPolicy: link.relay ? 'relay' : 'all',
+    });
+    this.video = document.createElement('video');
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.dataset.avatar = String(link.avatar);
+    this.tile = document.createElement('figure');
+    this.tile.className = 'tile';
+    const caption = document.createElement('figcaption');
+    caption.textContent = media.nameOf(link.avatar);
+    this.tile.append(this.video, caption);
+    media.tiles.append(this.tile);
+    if (plan.publish && media.local) {
+      for (const track of media.local.getTracks()) this.pc.addTrack(track, media.local);
+    } else {
+      this.pc.addTransceiver('audio', { direction: 'recvonly' });
+      this.pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    this.pc.ontrack = (event) => {
+      this.video.srcObject = event.streams[0] ?? new MediaStream([event.track]);
+      media.watchSpeaking(link.avatar, /** @type {MediaStream} */ (this.video.srcObject));
+    };
+    this.pc.onicecandidate = (event) => {
+      if (event.candidate) media.signal(link.avatar, 'candidate', event.candidate.toJSON());
+    };
+    this.pc.oniceconnectionstatechange = () => {
+      if (this.pc.iceConnectionState === 'failed' && !link.relay) media.connection.send({ type: 'media_report', ice: 'failed' });
+    };
+    if (link.initiator) this.offer();
+  }
+
+  async offer() {
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    this.media.signal(this.link.avatar, 'offer', this.pc.localDescription?.toJSON());
+  }
+
+  /** @param {string} kind @param {any} data */
+  async receive(kind, data) {
+    if (kind === 'offer') {
+      await this.pc.setRemoteDescription(data);
+      const answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription(answer);
+      this.media.signal(this.link.avatar, 'answer', this.pc.localDescription?.toJSON());
+      await this.flushCandidates();
+    } else if (kind === 'answer') {
+      await this.pc.setRemoteDescription(data);
+      await this.flushCandidates();
+    } else if (kind === 'candidate') {
+      if (this.pc.remoteDescription) await this.pc.addIceCandidate(data);
+      else this.pendingCandidates.push(data);
+    }
+  }
+
+  async flushCandidates() {
+    for (const candidate of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(candidate);
+  }
+
+  close() {
+    this.pc.close();
+    this.tile.remove();
+  }
+}
+
+export class Media {
+  /**
+   * @param {Connection} connection @param {HTMLElement} tiles where video tiles go
+   * @param {(avatar: number) => string} nameOf
+   */
+  constructor(connection, tiles, nameOf) {
+    this.connection = connection;
+    this.tiles = tiles;
+    this.nameOf = nameOf;
+    /** @type {MediaStream | null} */
+    this.local = null;
+    /** @type {Map<number, Peer>} */
+    this.peers = new Map();
+    /** @type {MediaPlan | null} */
+    this.plan = null;
+    /** @type {Set<number>} avatars heard speaking */
+    this.speaking = new Set();
+    /** @type {AudioContext | null} */
+    this.audio = null;
+    this.status = 'none';
+  }
+
+  /** Starts camera and microphone; without them this client still receives. */
+  async start(audioDevice = '', videoDevice = '') {
+    try {
+      this.local?.getTracks().forEach((t) => t.stop());
+      this.local = await navigator.mediaDevices.getUserMedia({
+        audio: audioDevice ? { deviceId: { exact: audioDevice } } : true,
+        video: videoDevice ? { deviceId: { exact: videoDevice }, width: 320, height: 240 } : { width: 320, height: 240 },
+      });
+      for (const peer of this.peers.values()) {
+        for (const sender of peer.pc.getSenders()) {
+          const track = this.local.getTracks().find((t) => t.kind === sender.track?.kind);
+          if (track) await sender.replaceTrack(track);
+        }
+      }
+      return true;
+    } catch (error) {
+      console.warn('no camera or microphone', error);
+      return false;
+    }
+  }
+
+  /** @param {'audio' | 'video'} kind @param {boolean} enabled */
+  setEnabled(kind, enabled) {
+    for (const track of this.local?.getTracks() ?? []) if (track.kind === kind) track.enabled = enabled;
+  }
+
+  /** @param {number} to @param {string} kind @param {any} data */
+  signal(to, kind, data) {
+    this.connection.send({ type: 'signal', to, kind, data });
+  }
+
+  /** @param {MediaPlan} plan */
+  applyPlan(plan) {
+    const previous = this.plan;
+    this.plan = plan;
+    this.status = plan.topology;
+    const wanted = new Map(plan.peers.map((p) => [p.avatar, p]));
+    for (const [avatar, peer] of this.peers) {
+      const link = wanted.get(avatar);
+      // A link whose relay flag or publish right changed is rebuilt.
+      if (!link || link.relay !== peer.link.relay || previous?.publish !== plan.publish) {
+        peer.close();
+        this.peers.delete(avatar);
+      }
+    }
+    for (const link of plan.peers) {
+      if (!this.peers.has(link.avatar)) this.peers.set(link.avatar, new Peer(this, link, plan));
+    }
+  }
+
+  /** @param {number} from @param {string} kind @param {any} data */
+  async onSignal(from, kind, data) {
+    const peer = this.peers.get(from);
+    if (peer) await peer.receive(kind, data);
+  }
+
+  /** Marks an avatar as speaking while its audio is loud enough. @param {number} avatar @param {MediaStream} stream */
+  watchSpeaking(avatar, stream) {
+    if (!stream.getAudioTracks().length) return;
+    this.audio ??= new AudioContext();
+    const source = this.audio.createMediaStreamSource(stream);
+    const analyser = this.audio.createAnalyser();
+    analyser.fftSize = 512;
+    source.connect(analyser);
+    const samples = new Uint8Array(analyser.fftSize);
+    const poll = () => {
+      if (!this.peers.has(avatar)) return;
+      analyser.getByteTimeDomainData(samples);
+      let peak = 0;
+      for (const s of samples) peak = Math.max(peak, Math.abs(s - 128));
+      if (peak > 12) this.speaking.add(avatar);
+      else this.speaking.delete(avatar);
+      setTimeout(poll, 100);
+    };
+    poll();
+  }
+
+  /** Decoded video frames and audio samples per peer, from getStats. */
+  async stats() {
+    /** @type {Record<number, {framesDecoded: number, audioSamples: number, relayed: boolean}>} */
+    const out = {};
+    for (const [avatar, peer] of this.peers) {
+      let framesDecoded = 0;
+      let audioSamples = 0;
+      let relayed = false;
+      const report = await peer.pc.getStats();
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') framesDecoded += s.framesDecoded ?? 0;
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') audioSamples += s.totalSamplesReceived ?? 0;
+        if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) {
+          const local = report.get(s.localCandidateId);
+          relayed ||= local?.candidateType === 'relay';
+        }
+      });
+      out[avatar] = { framesDecoded, audioSamples, relayed };
+    }
+    return out;
+  }
+}

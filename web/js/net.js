@@ -1,0 +1,87 @@
+// The connection to the signaling server: join, messages in and out, and reconnection.
+//
+// A dropped connection is retried with backoff (0.5 s doubling to 5 s) and joins again
+// with the same token, which resumes the session on the server (same avatar and seat,
+// no flap for others). `replaced` and refused joins are final.
+
+import { decodePresence, encodeMoveIntent } from './protocol.js';
+
+const FINAL_ERRORS = new Set(['replaced', 'invalid_token', 'expired_token', 'forbidden', 'unknown_world', 'too_many_connections']);
+
+export class Connection extends EventTarget {
+  /** @param {string} url @param {string} token @param {string} world */
+  constructor(url, token, world) {
+    super();
+    this.url = url;
+    this.token = token;
+    this.world = world;
+    /** @type {WebSocket | null} */
+    this.socket = null;
+    this.delay = 500;
+    this.stopped = false;
+    this.seq = 0;
+  }
+
+  start() {
+    this.stopped = false;
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    this.socket?.close();
+  }
+
+  /** @param {string} status @param {string} detail */
+  status(status, detail = '') {
+    this.dispatchEvent(new CustomEvent('status', { detail: { status, detail } }));
+  }
+
+  open() {
+    const socket = new WebSocket(this.url);
+    socket.binaryType = 'arraybuffer';
+    this.socket = socket;
+    this.status(this.delay > 500 ? 'reconnecting' : 'connecting');
+    socket.onopen = () => {
+      socket.send(JSON.stringify({ type: 'join', token: this.token, world: this.world }));
+    };
+    socket.onmessage = (event) => {
+      if (typeof event.data === 'string') {
+        const message = JSON.parse(event.data);
+        if (message.type === 'welcome') {
+          this.delay = 500;
+          this.status('connected', message.resumed ? 'resumed' : '');
+        }
+        if (message.type === 'error' && FINAL_ERRORS.has(message.code)) this.stopped = true;
+        if (message.type === 'reconnect') this.delay = Math.max(500, message.after_ms);
+        this.dispatchEvent(new CustomEvent('message', { detail: message }));
+      } else {
+        const presence = decodePresence(event.data);
+        if (presence) this.dispatchEvent(new CustomEvent('presence', { detail: presence }));
+      }
+    };
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (this.stopped) {
+        this.status('disconnected');
+        return;
+      }
+      this.status('reconnecting', `retrying in ${(this.delay / 1000).toFixed(1)} s`);
+      setTimeout(() => this.open(), this.delay);
+      this.delay = Math.min(this.delay * 2, 5000);
+    };
+  }
+
+  /** @param {object} message */
+  send(message) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  /** @param {number} x @param {number} y @param {string} facing @param {string} state @returns {number} the seq */
+  sendMove(x, y, facing, state) {
+    this.seq += 1;
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(encodeMoveIntent(this.seq, x, y, facing, state));
+    return this.seq;
+  }
+}
