@@ -228,6 +228,32 @@ class App {
     }
   }
 
+  /**
+   * Adds `count` simulated people walking circles around us, fed through the same
+   * presence path as real ones, to measure rendering under a crowd. Returns a function
+   * that counts frames drawn.
+   * @param {number} count
+   */
+  simulateCrowd(count) {
+    const centre = { ...this.position };
+    for (let i = 0; i < count; i++) {
+      const avatar = 1_000_000 + i;
+      this.addOther({ avatar, user: `crowd-${i}`, name: `Guest ${i}`, position: { ...centre }, facing: 'south', state: 'walking' });
+    }
+    let phase = 0;
+    const step = () => {
+      phase += 0.05;
+      const entries = [];
+      for (let i = 0; i < count; i++) {
+        const ring = 1 + (i % 5) * 0.9;
+        const angle = phase + (i * 2 * Math.PI) / count;
+        entries.push({ avatar: 1_000_000 + i, x: Math.round(centre.x + Math.cos(angle) * ring * SUBTILE), y: Math.round(centre.y + Math.sin(angle) * ring * SUBTILE), facing: 'east', state: 'walking' });
+      }
+      this.onPresence({ entries });
+    };
+    setInterval(step, SEND_INTERVAL_MS);
+  }
+
   /** Walks to tile (x, y) around walls; false if there is no way. @param {number} x @param {number} y */
   walkTo(x, y) {
     if (!this.world || !this.joined) return false;

@@ -39,6 +39,8 @@ export class Renderer {
     this.offset = { x: 0, y: 0 };
     this.camera = { x: 0, y: 0 };
     this.margin = 96;
+    /** Measured label widths: measuring text every frame is costly with a crowd. @type {Map<string, number>} */
+    this.nameWidths = new Map();
     this.floor = this.renderStatic('below');
     this.roof = this.renderStatic('above');
     this.sortedTiles = this.collectSorted();
@@ -195,7 +197,11 @@ export class Renderer {
       ctx.lineWidth = 1;
     }
     ctx.font = '12px system-ui, sans-serif';
-    const width = ctx.measureText(avatar.name).width + 10;
+    let width = this.nameWidths.get(avatar.name);
+    if (width === undefined) {
+      width = ctx.measureText(avatar.name).width + 10;
+      this.nameWidths.set(avatar.name, width);
+    }
     ctx.fillStyle = 'rgba(20, 24, 36, 0.75)';
     ctx.beginPath();
     ctx.roundRect(x - width / 2, y - body - 36, width, 17, 8);
