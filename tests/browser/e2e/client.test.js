@@ -116,3 +116,32 @@ test('two people in the meeting room receive each other’s video and audio over
   await ada.context().close();
   await bob.context().close();
 });
+
+test('the client reconnects by itself after a drop and after a server restart, and says so', async () => {
+  // A server of its own, with a fixed secret and port, so it can come back as it was.
+  const secret = 'restart-test-secret-0123456789';
+  const first = await startIsoplane({ ISOPLANE_SIGNALING_TOKEN_SECRET: secret });
+  const port = new URL(first.url).port;
+  const page = await openClient(browser, first.url, 'Phoenix');
+  const avatar = await page.evaluate(() => window.isoplane.self);
+
+  // A network drop: the session resumes (same avatar), and the page said it was reconnecting.
+  await page.evaluate(() => {
+    window.statusLog = [];
+    new MutationObserver(() => window.statusLog.push(document.getElementById('status').textContent)).observe(
+      document.getElementById('status'), { childList: true, characterData: true, subtree: true });
+    window.isoplane.connection.socket.close();
+  });
+  await until(page, () => document.getElementById('status').textContent === 'connected (resumed)');
+  assert.equal(await page.evaluate(() => window.isoplane.self), avatar);
+  assert.ok((await page.evaluate(() => window.statusLog)).some((s) => s.startsWith('reconnecting')));
+
+  // A restart: the server tells the page, goes away, comes back on the same port.
+  first.stop();
+  await until(page, () => document.getElementById('status').dataset.status === 'reconnecting');
+  const second = await startIsoplane({ ISOPLANE_SIGNALING_TOKEN_SECRET: secret, ISOPLANE_SIGNALING_LISTEN: `127.0.0.1:${port}` });
+  await until(page, () => document.getElementById('status').dataset.status === 'connected' && window.isoplane.joined, undefined, 20000);
+  await screenshot(page, 'reconnected');
+  await page.context().close();
+  second.stop();
+});
