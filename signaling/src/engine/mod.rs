@@ -291,6 +291,10 @@ impl WorldEngine {
         user: JoinUser,
         spawn: Option<&str>,
     ) -> Result<AvatarId, ErrorCode> {
+        if self.by_conn.contains_key(&conn) {
+            // One join per connection.
+            return Err(ErrorCode::JoinFirst);
+        }
         if let Some(&id) = self.by_user.get(&user.id) {
             return Ok(self.resume(now, conn, id));
         }
@@ -395,7 +399,18 @@ impl WorldEngine {
         zone.members.remove(&id);
         zone.changed.remove(&id);
         zone.replan = true;
+        self.unpair(avatar.zone, id);
         self.send_zone(avatar.zone, id, &ServerMessage::AvatarLeft { avatar: id });
+    }
+
+    /// Forgets `id` as a media peer of everyone in `zone`, at once: no signal may reach it
+    /// from there, even before the zone's plans are recomputed at the next tick.
+    fn unpair(&mut self, zone: ZoneIndex, id: AvatarId) {
+        for member in &self.zones[usize::from(zone.0)].members {
+            if let Some(avatar) = self.avatars.get_mut(member) {
+                avatar.peers.remove(&id);
+            }
+        }
     }
 
     fn release(&mut self, object: ObjectIndex, id: AvatarId) {
@@ -546,6 +561,7 @@ impl WorldEngine {
         old.members.remove(&id);
         old.changed.remove(&id);
         old.replan = true;
+        self.unpair(from, id);
         self.send_zone(from, id, &ServerMessage::AvatarLeft { avatar: id });
         self.send_zone(to, id, &ServerMessage::AvatarEntered { avatar: info });
         let new = &mut self.zones[usize::from(to.0)];

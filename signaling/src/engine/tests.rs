@@ -452,3 +452,138 @@ fn a_second_connection_of_the_same_user_replaces_the_first() {
     let out = h.outputs();
     assert!(out.iter().all(|o| !matches!(o, Output::Presence { .. } | Output::Send { conn: 1, .. })), "{out:?}");
 }
+
+mod invariants {
+    //! Random sequences of joins, moves, drops, leaves and time: the engine's invariants
+    //! hold after every step, whatever clients send.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Join { conn: ConnId, user: u8 },
+        Step { conn: ConnId, dx: i32, dy: i32, sit: bool },
+        Jump { conn: ConnId, x: i32, y: i32 },
+        Disconnect { conn: ConnId },
+        Leave { conn: ConnId },
+        Signal { conn: ConnId, to: AvatarId },
+        Fail { conn: ConnId },
+        Wait { ms: u64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let conn = 1..8u64;
+        prop_oneof![
+            (conn.clone(), 0..5u8).prop_map(|(conn, user)| Op::Join { conn, user }),
+            (conn.clone(), -200..200i32, -200..200i32, any::<bool>()).prop_map(|(conn, dx, dy, sit)| Op::Step {
+                conn,
+                dx,
+                dy,
+                sit
+            }),
+            (conn.clone(), -300..3500i32, -300..2500i32).prop_map(|(conn, x, y)| Op::Jump { conn, x, y }),
+            conn.clone().prop_map(|conn| Op::Disconnect { conn }),
+            conn.clone().prop_map(|conn| Op::Leave { conn }),
+            (conn.clone(), 0..8u32).prop_map(|(conn, to)| Op::Signal { conn, to }),
+            conn.prop_map(|conn| Op::Fail { conn }),
+            (0..3000u64).prop_map(|ms| Op::Wait { ms }),
+        ]
+    }
+
+    fn check(engine: &WorldEngine, outputs: &[Output]) -> Result<(), TestCaseError> {
+        let world = &engine.world;
+        for avatar in engine.avatars.values() {
+            let zone = world.zone_of(avatar.position).unwrap_or(ZoneIndex::DEFAULT);
+            prop_assert_eq!(avatar.zone, zone, "avatar {} is filed under the wrong zone", avatar.id);
+            let members: Vec<usize> = engine
+                .zones
+                .iter()
+                .enumerate()
+                .filter(|(_, z)| z.members.contains(&avatar.id))
+                .map(|(i, _)| i)
+                .collect();
+            prop_assert_eq!(members, vec![usize::from(zone.0)], "avatar {} must be in exactly its zone", avatar.id);
+            let (tx, ty) = avatar.position.tile();
+            prop_assert_eq!(avatar.held, world.object_at(i64::from(tx), i64::from(ty)), "holds what it stands on");
+            prop_assert!(world.is_inside(avatar.position));
+            if let Some(conn) = avatar.conn {
+                prop_assert_eq!(engine.by_conn.get(&conn), Some(&avatar.id));
+            }
+            prop_assert_eq!(engine.by_user.get(&avatar.user), Some(&avatar.id));
+            for peer in &avatar.peers {
+                if let Some(other) = engine.avatars.get(peer) {
+                    prop_assert!(other.zone == avatar.zone, "peers share a zone");
+                }
+            }
+        }
+        for (object, holders) in &engine.holders {
+            prop_assert!(holders.len() <= world.object(*object).capacity as usize, "object over capacity");
+            for holder in holders {
+                prop_assert_eq!(engine.avatars.get(holder).and_then(|a| a.held), Some(*object));
+            }
+        }
+        for (index, zone) in engine.zones.iter().enumerate() {
+            if let Some(capacity) = world.zone(ZoneIndex(index as u16)).kind.capacity() {
+                prop_assert!(zone.members.len() <= capacity as usize, "zone over capacity");
+            }
+        }
+        // Presence never crosses zones: every avatar in a frame shares a zone with every recipient.
+        for output in outputs {
+            if let Output::Presence { recipients, frame } = output {
+                let Ok(Frame::Presence { entries, .. }) = decode(frame) else {
+                    return Err(TestCaseError::fail("bad frame"));
+                };
+                for entry in entries {
+                    let Some(subject) = engine.avatars.get(&entry.avatar) else { continue };
+                    for conn in recipients {
+                        let recipient = engine.by_conn.get(conn).and_then(|id| engine.avatars.get(id));
+                        if let Some(recipient) = recipient {
+                            prop_assert_eq!(recipient.zone, subject.zone, "presence crossed zones");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn invariants_hold_under_any_sequence_of_inputs(ops in prop::collection::vec(op(), 1..120)) {
+            let mut h = Harness::new(true);
+            for op in ops {
+                match op {
+                    Op::Join { conn, user } => {
+                        let user = JoinUser { id: format!("u{user}"), name: "x".into(), role: Role::Member };
+                        let _ = h.engine.join(h.now, conn, user, None);
+                    }
+                    Op::Step { conn, dx, dy, sit } => {
+                        let Some(avatar) = h.engine.by_conn.get(&conn).and_then(|id| h.engine.avatars.get(id)) else { continue };
+                        let state = if sit { AvatarState::Sitting } else { AvatarState::Walking };
+                        let intent = MoveIntent {
+                            seq: 1,
+                            position: Point { x: avatar.position.x + dx, y: avatar.position.y + dy },
+                            pose: Pose { facing: Facing::East, state },
+                        };
+                        h.engine.handle_move(h.now, conn, intent);
+                    }
+                    Op::Jump { conn, x, y } => {
+                        let intent = MoveIntent { seq: 2, position: Point { x, y }, pose: Pose { facing: Facing::West, state: AvatarState::Idle } };
+                        h.engine.handle_move(h.now, conn, intent);
+                    }
+                    Op::Disconnect { conn } => h.engine.disconnect(h.now, conn),
+                    Op::Leave { conn } => h.engine.leave(h.now, conn),
+                    Op::Signal { conn, to } => h.engine.handle_signal(conn, to, SignalKind::Offer, serde_json::json!({})),
+                    Op::Fail { conn } => h.engine.handle_media_report(h.now, conn, IceOutcome::Failed),
+                    Op::Wait { ms } => h.advance(ms),
+                }
+                let outputs = h.outputs();
+                check(&h.engine, &outputs)?;
+            }
+        }
+    }
+}
