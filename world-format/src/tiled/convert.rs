@@ -339,7 +339,7 @@ impl Converted {
         }
         if !without_meaning.is_empty() {
             notes.add(format!(
-                "{label}: skipped {} without class or properties: {}",
+                "{label}: skipped {} with no class or properties (or a bare area): {}",
                 count(without_meaning.len(), "object"),
                 without_meaning.join(", ")
             ));

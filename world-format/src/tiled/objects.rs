@@ -146,7 +146,9 @@ pub(super) fn interpret(source: &Source, notes: &mut Notes) -> (Vec<Meaning>, bo
     }
     reader.workadventure(&mut out);
     reader.report_rest(notes);
-    let meaningless = out.is_empty() && source.class.is_empty() && source.properties.is_empty();
+    // An object with no class (or WorkAdventure's bare `area`) and no properties means
+    // nothing here; the caller lists them so the author knows they were dropped.
+    let meaningless = out.is_empty() && matches!(class.as_str(), "" | "area") && source.properties.is_empty();
     (out, meaningless)
 }
 
