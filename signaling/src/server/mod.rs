@@ -335,6 +335,11 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
+/// A comma-separated list from an environment variable.
+fn split_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
 /// Reads a configuration file for the binaries: TOML, then `ISOPLANE_SIGNALING_*`
 /// environment overrides for the settings operators change most.
 pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -358,6 +363,8 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
             "TOKEN_SECRET" => config.token_secret = value,
             "WORLDS_DIRECTORY" => config.worlds.directory = Some(value.into()),
             "TURN_SECRET" => config.media.turn_secret = Some(value),
+            "TURN_URLS" => config.media.turn_urls = split_list(&value),
+            "STUN_URLS" => config.media.stun_urls = split_list(&value),
             "SFU_SECRET" => config.media.sfu_secret = Some(value),
             "SFU_URL" => config.media.sfu_url = Some(value),
             _ => problems.push(format!("{key}: unknown setting")),

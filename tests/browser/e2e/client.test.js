@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, openClient, screenshot, startIsoplane, until } from './harness.js';
+import { launchBrowser, openClient, screenshot, startIsoplane, startTurn, until } from './harness.js';
 
 /** @type {{url: string, stop: () => void}} */
 let server;
@@ -144,4 +144,36 @@ test('the client reconnects by itself after a drop and after a server restart, a
   await screenshot(page, 'reconnected');
   await page.context().close();
   second.stop();
+});
+
+test('when a client reports that direct connections fail, media comes through TURN', async () => {
+  const secret = 'turn-test-secret-0123456789';
+  const turn = startTurn(secret);
+  const own = await startIsoplane({ ISOPLANE_SIGNALING_TURN_SECRET: secret, ISOPLANE_SIGNALING_TURN_URLS: turn.url });
+  try {
+    const ada = await openClient(browser, own.url, 'Ada');
+    const bob = await openClient(browser, own.url, 'Bob');
+    const adaId = await ada.evaluate(() => window.isoplane.self);
+    const bobId = await bob.evaluate(() => window.isoplane.self);
+    // Both stand in the lobby within talking range: a P2P pair. Ada's side says ICE failed.
+    await until(ada, (id) => window.isoplane.media.plan?.peers.some((p) => p.avatar === id), bobId);
+    await ada.evaluate(() => window.isoplane.connection.send({ type: 'media_report', ice: 'failed' }));
+    for (const [page, peer] of [[ada, bobId], [bob, adaId]]) {
+      await until(page, (id) => window.isoplane.media.plan?.topology === 'turn' && window.isoplane.media.plan.peers.some((p) => p.avatar === id && p.relay), peer);
+    }
+    const relayed = async (page, peer) =>
+      until(page, async (id) => {
+        const stats = (await window.isoplane.media.stats())[id];
+        return stats && stats.relayed && stats.framesDecoded > 10 ? stats : false;
+      }, peer, 30000);
+    const adaStats = await relayed(ada, bobId);
+    const bobStats = await relayed(bob, adaId);
+    assert.ok(adaStats.relayed && bobStats.relayed, `both ends use relay candidates: ${JSON.stringify([adaStats, bobStats])}`);
+    await screenshot(ada, 'turn-relayed');
+    await ada.context().close();
+    await bob.context().close();
+  } finally {
+    own.stop();
+    turn.stop();
+  }
 });

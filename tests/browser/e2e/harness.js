@@ -4,7 +4,8 @@
 // loopback, so WebRTC's ICE can only ever reach 127.0.0.1.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -53,13 +54,39 @@ export async function openClient(browser, url, name) {
   return page;
 }
 
-/** Polls `fn` in the page until it returns something truthy. */
+/**
+ * Evaluates `fn(arg)` in the page every 100 ms until it returns (or resolves to)
+ * something truthy, and returns that; fails after `timeout` ms.
+ */
 export async function until(page, fn, arg, timeout = 15000) {
-  const handle = await page.waitForFunction(fn, arg, { timeout, polling: 100 });
-  return handle.jsonValue();
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await page.evaluate(fn, arg);
+    if (last) return last;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out after ${timeout} ms waiting for ${fn.toString().slice(0, 160)} (last value: ${JSON.stringify(last)})`);
 }
 
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+}
+
+/**
+ * Starts a TURN server on 127.0.0.1 that accepts TURN REST credentials made with
+ * `secret` (coturn's use-auth-secret scheme, which Isoplane's signaling mints), and
+ * relays between loopback addresses (the only ones in the test namespace).
+ */
+export function startTurn(secret) {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const dir = mkdtempSync(join(tmpdir(), 'isoplane-turn-'));
+  const child = spawn('turnserver', [
+    '-n', '--no-cli', '--no-tls', '--no-dtls', '--listening-ip', '127.0.0.1', '--relay-ip', '127.0.0.1',
+    '--listening-port', String(port), '--min-port', String(port + 1), '--max-port', String(port + 200),
+    '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm', 'isoplane', '--allow-loopback-peers',
+    '--log-file', join(dir, 'turn.log'), '--pidfile', join(dir, 'turn.pid'),
+  ], { stdio: 'ignore' });
+  return { url: `turn:127.0.0.1:${port}?transport=udp`, stop: () => child.kill('SIGTERM') };
 }
