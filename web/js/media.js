@@ -14,6 +14,9 @@ import { Connection } from './net.js';
  *   sfu?: {url: string, room: string, token: string}}} MediaPlan
  */
 
+/** A fresh ID for one negotiation session between two peers. */
+const newEpoch = () => Math.random().toString(36).slice(2, 10);
+
 class Peer {
   /**
    * @param {Media} media @param {PeerLink} link @param {MediaPlan} plan
@@ -21,6 +24,11 @@ class Peer {
   constructor(media, link, plan) {
     this.media = media;
     this.link = link;
+    // Every signal of one session carries its epoch: the initiator picks it, the other
+    // side adopts it from the offer, and signals of an older session (a connection the
+    // plan already replaced) are dropped instead of corrupting the new one.
+    /** @type {string | null} */
+    this.epoch = link.initiator ? newEpoch() : null;
     /** @type {RTCIceCandidateInit[]} */
     this.pendingCandidates = [];
     this.pc = new RTCPeerConnection({
@@ -48,7 +56,7 @@ class Peer {
       media.watchSpeaking(link.avatar, /** @type {MediaStream} */ (this.video.srcObject));
     };
     this.pc.onicecandidate = (event) => {
-      if (event.candidate) media.signal(link.avatar, 'candidate', event.candidate.toJSON());
+      if (event.candidate && this.epoch) media.signal(link.avatar, 'candidate', { epoch: this.epoch, candidate: event.candidate.toJSON() });
     };
     this.pc.oniceconnectionstatechange = () => {
       if (this.pc.iceConnectionState === 'failed' && !link.relay) media.connection.send({ type: 'media_report', ice: 'failed' });
@@ -59,23 +67,26 @@ class Peer {
   async offer() {
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
-    this.media.signal(this.link.avatar, 'offer', this.pc.localDescription?.toJSON());
+    this.media.signal(this.link.avatar, 'offer', { epoch: this.epoch, description: this.pc.localDescription?.toJSON() });
   }
 
   /** @param {string} kind @param {any} data */
   async receive(kind, data) {
     if (kind === 'offer') {
-      await this.pc.setRemoteDescription(data);
+      this.epoch = data.epoch;
+      await this.pc.setRemoteDescription(data.description);
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
-      this.media.signal(this.link.avatar, 'answer', this.pc.localDescription?.toJSON());
+      this.media.signal(this.link.avatar, 'answer', { epoch: this.epoch, description: this.pc.localDescription?.toJSON() });
       await this.flushCandidates();
+    } else if (data.epoch !== this.epoch) {
+      // An answer or candidate of an older session: not for this connection.
     } else if (kind === 'answer') {
-      await this.pc.setRemoteDescription(data);
+      await this.pc.setRemoteDescription(data.description);
       await this.flushCandidates();
     } else if (kind === 'candidate') {
-      if (this.pc.remoteDescription) await this.pc.addIceCandidate(data);
-      else this.pendingCandidates.push(data);
+      if (this.pc.remoteDescription) await this.pc.addIceCandidate(data.candidate);
+      else this.pendingCandidates.push(data.candidate);
     }
   }
 
@@ -163,8 +174,19 @@ export class Media {
 
   /** @param {number} from @param {string} kind @param {any} data */
   async onSignal(from, kind, data) {
-    const peer = this.peers.get(from);
-    if (peer) await peer.receive(kind, data);
+    let peer = this.peers.get(from);
+    if (!peer || !this.plan) return;
+    // A new offer for a connection that already had one: the other side started over.
+    if (kind === 'offer' && peer.epoch && peer.epoch !== data?.epoch && !peer.link.initiator) {
+      peer.close();
+      peer = new Peer(this, peer.link, this.plan);
+      this.peers.set(from, peer);
+    }
+    try {
+      await peer.receive(kind, data);
+    } catch (error) {
+      console.warn(`signal ${kind} from ${from} failed`, error);
+    }
   }
 
   /** Marks an avatar as speaking while its audio is loud enough. @param {number} avatar @param {MediaStream} stream */
