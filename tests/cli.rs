@@ -1,7 +1,7 @@
 //! The `isoplane world …` commands as a person runs them: real binary, real files,
 //! messages that point at the file, line and field, and exit codes scripts can trust.
 //! (This file belongs to the root `isoplane` package, which owns the binary.)
-#![allow(clippy::expect_used)] // helpers outside #[test] fns: a failed expectation is a failed test
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers: a failed expectation is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

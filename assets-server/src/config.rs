@@ -1,0 +1,360 @@
+//! The asset server's configuration: a TOML file plus `ISOPLANE_ASSETS_*` environment
+//! overrides, every field with a default that suits a laptop, checked as a whole (every
+//! problem listed at once) before any socket, file or connection is opened.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::rules::{DEFAULT_MEDIA_TYPES, media_type_essence};
+use crate::store::S3Settings;
+
+/// Everything the asset server needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The workspace this server serves; write tokens must name it.
+    pub workspace: String,
+    /// Secret of the HS256 join tokens (the signaling server's `token_secret`). Required.
+    pub token_secret: String,
+    /// Folder for the default SQLite file and the default local object store.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: `sqlite://DATA_DIR/assets.db`.
+    pub database_url: Option<String>,
+    /// Connections in the database pool.
+    pub database_connections: u32,
+    pub store: StoreConfig,
+    pub limits: Limits,
+    pub cache: CacheConfig,
+}
+
+/// Where asset bytes live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `local` (a directory) or `s3`.
+    pub kind: StoreKind,
+    /// Directory of the local store. Default: `DATA_DIR/objects`.
+    pub directory: Option<PathBuf>,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    Local,
+    S3,
+}
+
+/// An S3-compatible bucket.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL; empty for AWS itself.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// `https://BUCKET.ENDPOINT/` instead of path-style `https://ENDPOINT/BUCKET/`.
+    pub virtual_hosted_style: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> S3Config {
+        S3Config {
+            endpoint: None,
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: None,
+            secret_access_key: None,
+            virtual_hosted_style: false,
+        }
+    }
+}
+
+/// Limits on what clients may send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest asset upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest world publish request (the world JSON and its envelope), in bytes.
+    pub max_world_bytes: usize,
+    /// Media types uploads may declare (`Content-Type`, parameters ignored).
+    pub allowed_media_types: Vec<String>,
+}
+
+/// The in-memory cache of small, often requested assets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Total bytes of asset content kept in memory; 0 disables the cache.
+    pub max_bytes: u64,
+    /// Larger assets are always streamed from the store.
+    pub max_object_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            workspace: "default".into(),
+            token_secret: String::new(),
+            data_dir: PathBuf::from("isoplane-data"),
+            database_url: None,
+            database_connections: 8,
+            store: StoreConfig::default(),
+            limits: Limits::default(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig { kind: StoreKind::Local, directory: None, s3: S3Config::default() }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_upload_bytes: 32 * 1024 * 1024,
+            max_world_bytes: 16 * 1024 * 1024,
+            allowed_media_types: DEFAULT_MEDIA_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig { max_bytes: 64 * 1024 * 1024, max_object_bytes: 1024 * 1024 }
+    }
+}
+
+/// What is wrong with a configuration, all at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid asset server configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(vec![e.to_string()]))
+    }
+
+    /// Reads a configuration file (or the defaults), then applies `ISOPLANE_ASSETS_*`
+    /// variables from `environment`.
+    pub fn load(
+        path: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
+                Config::from_toml(&text).map_err(|ConfigError(problems)| {
+                    ConfigError(problems.into_iter().map(|p| format!("{}: {p}", path.display())).collect())
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_environment(environment)?;
+        Ok(config)
+    }
+
+    /// Applies `ISOPLANE_ASSETS_*` overrides; other variables are ignored.
+    pub fn apply_environment(
+        &mut self,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        for (key, value) in environment {
+            let Some(name) = key.strip_prefix("ISOPLANE_ASSETS_") else { continue };
+            match name {
+                "LISTEN" => match value.parse() {
+                    Ok(address) => self.listen = address,
+                    Err(_) => problems.push(format!("{key}: not an address such as 0.0.0.0:8090")),
+                },
+                "WORKSPACE" => self.workspace = value,
+                "TOKEN_SECRET" => self.token_secret = value,
+                "DATA_DIR" => self.data_dir = value.into(),
+                "DATABASE_URL" => self.database_url = Some(value),
+                "STORE" => match value.as_str() {
+                    "local" => self.store.kind = StoreKind::Local,
+                    "s3" => self.store.kind = StoreKind::S3,
+                    _ => problems.push(format!("{key}: `local` or `s3`")),
+                },
+                "STORE_DIRECTORY" => self.store.directory = Some(value.into()),
+                "S3_ENDPOINT" => self.store.s3.endpoint = Some(value),
+                "S3_BUCKET" => self.store.s3.bucket = value,
+                "S3_REGION" => self.store.s3.region = value,
+                "S3_ACCESS_KEY_ID" => self.store.s3.access_key_id = Some(value),
+                "S3_SECRET_ACCESS_KEY" => self.store.s3.secret_access_key = Some(value),
+                "S3_VIRTUAL_HOSTED_STYLE" => match value.as_str() {
+                    "true" | "1" => self.store.s3.virtual_hosted_style = true,
+                    "false" | "0" => self.store.s3.virtual_hosted_style = false,
+                    _ => problems.push(format!("{key}: `true` or `false`")),
+                },
+                "MAX_UPLOAD_BYTES" => match value.parse() {
+                    Ok(bytes) => self.limits.max_upload_bytes = bytes,
+                    Err(_) => problems.push(format!("{key}: a number of bytes")),
+                },
+                "ALLOWED_MEDIA_TYPES" => {
+                    self.limits.allowed_media_types =
+                        value.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
+                }
+                _ => problems.push(format!("{key}: unknown setting")),
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+
+    /// Checks the settings that cannot be checked field by field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.token_secret.len() < 16 {
+            problems.push("token_secret: set a secret of at least 16 characters (the signaling server's)".to_owned());
+        }
+        if !isoplane_world_format::is_valid_id(&self.workspace) {
+            problems.push("workspace: 1 to 64 ASCII letters, digits, `-`, `_` or `.`".to_owned());
+        }
+        if let Some(url) = &self.database_url
+            && crate::metadata::Backend::of_url(url).is_none()
+        {
+            problems.push("database_url: must start with sqlite:// or postgres://".to_owned());
+        }
+        if self.database_connections == 0 {
+            problems.push("database_connections: at least 1".to_owned());
+        }
+        if self.store.kind == StoreKind::S3 {
+            let s3 = &self.store.s3;
+            if s3.bucket.is_empty() {
+                problems.push("store.s3.bucket: required when store.kind = \"s3\"".to_owned());
+            }
+            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+                problems.push("store.s3: set access_key_id and secret_access_key together".to_owned());
+            }
+            if let Some(endpoint) = &s3.endpoint
+                && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            {
+                problems.push("store.s3.endpoint: an http:// or https:// URL".to_owned());
+            }
+        }
+        if self.limits.max_upload_bytes == 0 {
+            problems.push("limits.max_upload_bytes: at least 1".to_owned());
+        }
+        if self.limits.max_world_bytes < 1024 {
+            problems.push("limits.max_world_bytes: at least 1024".to_owned());
+        }
+        if self.limits.allowed_media_types.is_empty() {
+            problems.push("limits.allowed_media_types: list at least one media type".to_owned());
+        }
+        for media_type in &self.limits.allowed_media_types {
+            if media_type_essence(media_type).as_deref() != Some(media_type.as_str()) {
+                problems.push(format!(
+                    "limits.allowed_media_types: `{media_type}` is not a lowercase type/subtype such as image/png"
+                ));
+            }
+        }
+        if self.cache.max_object_bytes > self.cache.max_bytes && self.cache.max_bytes > 0 {
+            problems.push("cache.max_object_bytes: at most cache.max_bytes".to_owned());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("assets.db").display()))
+    }
+
+    /// The local store's directory in force.
+    pub fn store_directory(&self) -> PathBuf {
+        self.store.directory.clone().unwrap_or_else(|| self.data_dir.join("objects"))
+    }
+
+    /// The S3 settings, for `store.kind = "s3"`.
+    pub fn s3_settings(&self) -> S3Settings {
+        let s3 = &self.store.s3;
+        S3Settings {
+            endpoint: s3.endpoint.clone(),
+            bucket: s3.bucket.clone(),
+            region: s3.region.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+            virtual_hosted_style: s3.virtual_hosted_style,
+            allow_http: s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let config = Config::from_toml(
+            r#"
+            workspace = "bad name"
+            database_url = "mysql://x"
+            [store]
+            kind = "s3"
+            [limits]
+            allowed_media_types = ["Image/PNG"]
+            "#,
+        )
+        .unwrap_or_default();
+        let Err(ConfigError(problems)) = config.validate() else { panic!("the configuration is invalid") };
+        let text = problems.join("\n");
+        for field in ["token_secret", "workspace", "database_url", "store.s3.bucket", "allowed_media_types"] {
+            assert!(text.contains(field), "{field} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut config = Config::default();
+        let environment = [
+            ("ISOPLANE_ASSETS_LISTEN", "127.0.0.1:9999"),
+            ("ISOPLANE_ASSETS_DATABASE_URL", "postgres://u@127.0.0.1/db"),
+            ("ISOPLANE_ASSETS_STORE", "s3"),
+            ("ISOPLANE_ASSETS_S3_BUCKET", "assets"),
+            ("ISOPLANE_ASSETS_ALLOWED_MEDIA_TYPES", "image/png, image/webp"),
+            ("PATH", "/usr/bin"),
+        ];
+        let result = config.apply_environment(environment.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        assert_eq!(result, Ok(()));
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.database_url(), "postgres://u@127.0.0.1/db");
+        assert_eq!(config.store.kind, StoreKind::S3);
+        assert_eq!(config.limits.allowed_media_types, ["image/png", "image/webp"]);
+        let unknown = config.apply_environment([("ISOPLANE_ASSETS_NOPE".to_owned(), "1".to_owned())]);
+        assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn defaults_put_everything_in_the_data_dir() {
+        let config = Config { token_secret: "0123456789abcdef".into(), ..Config::default() };
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.database_url(), "sqlite://isoplane-data/assets.db");
+        assert_eq!(config.store_directory(), PathBuf::from("isoplane-data/objects"));
+    }
+}

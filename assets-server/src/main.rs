@@ -1,0 +1,50 @@
+//! `isoplane-assets`: the asset server on its own.
+//!
+//! Usage: `isoplane-assets [CONFIG.toml]`; `ISOPLANE_ASSETS_*` variables override the
+//! file (see docs/assets.md). Stops on ctrl-c or SIGTERM after finishing the requests and
+//! uploads in flight.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use isoplane_assets::{Config, server};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    let config = Config::load(path.as_deref(), std::env::vars())?;
+    let bound = server::bind(config).await?;
+    let address = bound.local_addr().context("reading the bound address")?;
+    tracing::info!(
+        "assets listening on http://{address} (GET /assets/{{id}}, POST /v1/assets, /healthz, /readyz, /metrics)"
+    );
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing requests and uploads in flight");
+        signal.cancel();
+    });
+    bound.run(shutdown).await.context("serving")?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

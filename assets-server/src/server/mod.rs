@@ -1,0 +1,342 @@
+//! The asset server's HTTP shell: routes, authentication, errors, start and shutdown.
+//!
+//! [`bind`] checks the configuration as a whole, opens the database (running its
+//! migrations) and the object store, and only then binds the socket, so a bad setting
+//! stops the start with every problem listed. [`BoundServer::run`] serves until the
+//! shutdown token is cancelled, then lets requests in flight (and uploads, which run in
+//! tasks of their own) finish before it returns.
+//!
+//! Routes (see docs/assets.md): `GET|HEAD /assets/{id}`, `POST /v1/assets`,
+//! `/v1/workspaces/{workspace}/worlds…`, `/healthz`, `/readyz`, `/metrics`. Every refusal
+//! has a JSON body `{"error": {"code", "message", …}}`; internal errors are logged and
+//! answered with a generic 500, never with their text.
+
+mod assets;
+mod metrics;
+mod worlds;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use isoplane_signaling::auth::{JoinClaims, Role, TokenKey};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cache::AssetCache;
+use crate::config::{Config, ConfigError, StoreKind};
+use crate::metadata::{Metadata, MetadataError};
+use crate::store::{AssetStore, StoreError};
+pub use metrics::Metrics;
+
+/// Uploads served at once; more get 503 and may retry.
+const CONCURRENT_UPLOADS: usize = 32;
+/// Temporary uploads older than this are left over from a crash and deleted at start.
+const STALE_UPLOAD_SECONDS: i64 = 24 * 3600;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database {url}: {source}")]
+    Metadata { url: String, source: MetadataError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: SocketAddr, source: std::io::Error },
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    config: Config,
+    token_key: TokenKey,
+    metadata: Metadata,
+    store: AssetStore,
+    cache: AssetCache,
+    metrics: Metrics,
+    upload_slots: Arc<Semaphore>,
+    /// Upload tasks, which outlive a dropped request so they can clean up.
+    tasks: TaskTracker,
+}
+
+/// A server whose socket is bound, ready to run.
+pub struct BoundServer {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServer").field("address", &self.listener.local_addr().ok()).finish()
+    }
+}
+
+/// Seconds since the Unix epoch, for the records the server writes.
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Opens the storage a configuration names: the metadata database (migrated) and the
+/// object store. Signaling and tools use this to read worlds and moderation records.
+pub async fn open_storage(config: &Config) -> Result<(Metadata, AssetStore), StartError> {
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest))
+        && let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| StartError::Metadata {
+            url: redact(&url),
+            source: MetadataError::Connect(sqlx::Error::Io(e)),
+        })?;
+    }
+    let metadata = Metadata::connect(&url, config.database_connections)
+        .await
+        .map_err(|source| StartError::Metadata { url: redact(&url), source })?;
+    let store = match config.store.kind {
+        StoreKind::Local => AssetStore::local(config.store_directory())?,
+        StoreKind::S3 => AssetStore::s3(&config.s3_settings())?,
+    };
+    Ok((metadata, store))
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Checks the configuration, opens storage and binds the listening socket.
+pub async fn bind(config: Config) -> Result<BoundServer, StartError> {
+    config.validate()?;
+    let (metadata, store) = open_storage(&config).await?;
+    let now = unix_now();
+    metadata
+        .ensure_workspace(&config.workspace, now)
+        .await
+        .map_err(|source| StartError::Metadata { url: redact(&config.database_url()), source })?;
+    store.remove_stale_uploads(now - STALE_UPLOAD_SECONDS).await?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
+    let state = Arc::new(AppState {
+        token_key: TokenKey::new(config.token_secret.as_bytes()),
+        cache: AssetCache::new(config.cache.max_bytes, config.cache.max_object_bytes),
+        config,
+        metadata,
+        store,
+        metrics: Metrics::default(),
+        upload_slots: Arc::new(Semaphore::new(CONCURRENT_UPLOADS)),
+        tasks: TaskTracker::new(),
+    });
+    Ok(BoundServer { listener, state })
+}
+
+impl BoundServer {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled; then waits for requests and uploads in
+    /// flight (at most 30 s for uploads), closes the database and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let BoundServer { listener, state } = self;
+        let tasks = state.tasks.clone();
+        let metadata = state.metadata.clone();
+        let app = router(state);
+        let result = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(30), tasks.wait()).await;
+        metadata.close().await;
+        result
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let world_body_limit = state.config.limits.max_world_bytes;
+    Router::new()
+        .route("/assets/{id}", get(assets::deliver))
+        // Uploads enforce their own limit while streaming.
+        .route("/v1/assets", post(assets::upload).layer(DefaultBodyLimit::disable()))
+        .route("/v1/workspaces/{workspace}/worlds", get(worlds::list_worlds))
+        .route("/v1/workspaces/{workspace}/worlds/{name}", get(worlds::load_current))
+        .route(
+            "/v1/workspaces/{workspace}/worlds/{name}/versions",
+            get(worlds::list_versions).post(worlds::publish).layer(DefaultBodyLimit::max(world_body_limit)),
+        )
+        .route("/v1/workspaces/{workspace}/worlds/{name}/current", put(worlds::set_current))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async { refusal(StatusCode::NOT_FOUND, "not_found", "there is nothing at this address") })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+/// Counts every answered request by route template and status class.
+async fn count_requests(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(request).await;
+    state.metrics.request(route.as_ref().map(MatchedPath::as_str), response.status().as_u16());
+    response
+}
+
+/// A JSON error body.
+pub(crate) fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    refusal_with(status, code, message, serde_json::Map::new())
+}
+
+/// A JSON error body with extra fields beside `code` and `message`.
+pub(crate) fn refusal_with(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Response {
+    let mut error = serde_json::Map::new();
+    error.insert("code".into(), code.into());
+    error.insert("message".into(), message.into());
+    error.extend(extra);
+    let body = serde_json::json!({ "error": error });
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// A refusal carried through `Result`s until a handler turns it into its response.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    /// An internal failure: logged with its cause, answered without it.
+    pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!("{context}: {error}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed; try again later")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        refusal(self.status, self.code, &self.message)
+    }
+}
+
+/// An internal failure: logged with its cause, answered without it.
+pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!("{context}: {error}");
+    refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed; try again later")
+}
+
+/// How much a request's token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Any member of the workspace.
+    Read,
+    /// Admins of the workspace: role `admin` in the token, or listed in its admins table.
+    Write,
+}
+
+/// Checks the bearer token for `workspace`: signature, expiry, workspace, role and bans.
+pub(crate) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    workspace: &str,
+    access: Access,
+) -> Result<JoinClaims, ApiError> {
+    let refuse = |status, code, message: &str| {
+        Metrics::inc(&state.metrics.auth_failures);
+        Err(ApiError::new(status, code, message))
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return refuse(StatusCode::UNAUTHORIZED, "missing_token", "send `Authorization: Bearer TOKEN`");
+    };
+    let Some(token) = value.strip_prefix("Bearer ") else {
+        return refuse(StatusCode::UNAUTHORIZED, "missing_token", "send `Authorization: Bearer TOKEN`");
+    };
+    let now = u64::try_from(unix_now()).unwrap_or(0);
+    let claims: JoinClaims = match state.token_key.verify(token.trim(), now) {
+        Ok(claims) => claims,
+        Err(error) => return refuse(StatusCode::UNAUTHORIZED, "invalid_token", &error.to_string()),
+    };
+    if claims.workspace != workspace {
+        return refuse(StatusCode::FORBIDDEN, "wrong_workspace", "the token is for another workspace");
+    }
+    let banned = state.metadata.active_ban(workspace, &claims.sub, unix_now()).await;
+    match banned {
+        Ok(None) => {}
+        Ok(Some(_)) => return refuse(StatusCode::FORBIDDEN, "banned", "this user is banned from the workspace"),
+        Err(error) => return Err(ApiError::internal("reading bans", &error)),
+    }
+    if access == Access::Write && claims.role != Role::Admin {
+        match state.metadata.is_admin(workspace, &claims.sub).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return refuse(StatusCode::FORBIDDEN, "not_admin", "only admins of the workspace may do this");
+            }
+            Err(error) => return Err(ApiError::internal("reading admins", &error)),
+        }
+    }
+    Ok(claims)
+}
+
+/// The workspace in a URL must be the one this server serves.
+pub(crate) fn check_workspace(state: &AppState, workspace: &str) -> Result<(), ApiError> {
+    if workspace == state.config.workspace {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_workspace", "this server does not serve that workspace"))
+    }
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if let Err(error) = state.metadata.ping().await {
+        tracing::warn!("not ready: database: {error}");
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database does not answer");
+    }
+    if let Err(error) = state.store.ping().await {
+        tracing::warn!("not ready: object store: {error}");
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the object store does not answer");
+    }
+    ([(header::CONTENT_TYPE, "application/json")], "{\"ready\":true}").into_response()
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let mut text = state.metrics.render();
+    text.push_str("# HELP isoplane_assets_cache_bytes asset bytes held in memory\n");
+    text.push_str("# TYPE isoplane_assets_cache_bytes gauge\n");
+    text.push_str(&format!("isoplane_assets_cache_bytes {}\n", state.cache.held_bytes()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(redact("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact("sqlite://data/assets.db"), "sqlite://data/assets.db");
+    }
+}
