@@ -1,10 +1,11 @@
 //! `isoplane serve` (and `isoplane` with no subcommand): everything in one process on
 //! embedded defaults.
 //!
-//! Today that is the signaling server with the built-in demo world and the development
-//! token issuer; the SFU, TURN and asset services join it as they are built. A config
-//! file (the signaling server's TOML) and `ISOPLANE_SIGNALING_*` variables override the
-//! defaults.
+//! Today that is the signaling server (with the built-in demo world, the development
+//! token issuer and the browser client) and the asset server (SQLite and files under
+//! `isoplane-data/`); the SFU and TURN join as they are built. A config file (the
+//! signaling server's TOML) and `ISOPLANE_SIGNALING_*` / `ISOPLANE_ASSETS_*` variables
+//! override the defaults. Both services share the token secret and the workspace.
 
 use std::io::Write;
 use std::path::Path;
@@ -36,6 +37,11 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
             config.token_secret = format!("{:032x}", rand::random::<u128>());
         }
     }
+    let mut assets_config = isoplane_assets::Config::load(None, std::env::vars())?;
+    assets_config.token_secret.clone_from(&config.token_secret);
+    assets_config.workspace.clone_from(&config.workspace);
+    let assets = isoplane_assets::server::bind(assets_config).await?;
+    let assets_address = assets.local_addr().context("reading the asset server's address")?;
     let bound = server::bind(config).await?;
     let address = bound.local_addr().context("reading the bound address")?;
     // A closed stdout (`isoplane | head`) must not stop the server: ignore write errors.
@@ -43,7 +49,8 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         std::io::stdout().lock(),
         "Isoplane {} is running: open http://{address}/\n  signaling: ws://{address}/v1/ws  (world files at http://{address}/v1/worlds/demo)\n  \
          dev tokens: http://{address}/v1/dev/token?name=YourName\n  \
-         health: http://{address}/healthz  metrics: http://{address}/metrics\nPress Ctrl-C to stop.",
+         health: http://{address}/healthz  metrics: http://{address}/metrics\n  \
+         assets: http://{assets_address}/ (uploads and world versions, docs/assets.md)\nPress Ctrl-C to stop.",
         env!("CARGO_PKG_VERSION")
     );
     let shutdown = CancellationToken::new();
@@ -52,6 +59,8 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
         signal.cancel();
     });
-    bound.run(shutdown).await.context("serving")?;
+    let (signaling, assets) = tokio::join!(bound.run(shutdown.clone()), assets.run(shutdown));
+    signaling.context("serving signaling")?;
+    assets.context("serving assets")?;
     Ok(ExitCode::SUCCESS)
 }

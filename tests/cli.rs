@@ -164,10 +164,13 @@ fn http_get(address: &str, path: &str) -> String {
 }
 
 #[test]
-fn without_arguments_it_runs_signaling_with_the_demo_world_and_dev_tokens() {
+fn without_arguments_it_runs_signaling_and_assets_with_the_demo_world_and_dev_tokens() {
     use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(BINARY)
         .env("ISOPLANE_SIGNALING_LISTEN", "127.0.0.1:0")
+        .env("ISOPLANE_ASSETS_LISTEN", "127.0.0.1:0")
+        .env("ISOPLANE_ASSETS_DATA_DIR", data.path())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -176,8 +179,12 @@ fn without_arguments_it_runs_signaling_with_the_demo_world_and_dev_tokens() {
     let address = lines
         .find_map(|line| line.split("signaling: ws://").nth(1).and_then(|r| r.split('/').next()).map(str::to_owned))
         .expect("isoplane prints where signaling listens");
+    let assets = lines
+        .find_map(|line| line.split("assets: http://").nth(1).and_then(|r| r.split('/').next()).map(str::to_owned))
+        .expect("isoplane prints where the asset server listens");
     // Keep reading, as a terminal would.
     std::thread::spawn(move || lines.for_each(drop));
+    let assets_ready = http_get(&assets, "/readyz");
     let health = http_get(&address, "/healthz");
     let token = http_get(&address, "/v1/dev/token?name=Ada");
     let world = http_get(&address, "/v1/worlds/demo");
@@ -186,4 +193,5 @@ fn without_arguments_it_runs_signaling_with_the_demo_world_and_dev_tokens() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(token.starts_with("HTTP/1.1 200") && token.contains("\"token\":\"ey"), "{token}");
     assert!(world.contains("Isoplane demo office"), "{world}");
+    assert!(assets_ready.starts_with("HTTP/1.1 200"), "{assets_ready}");
 }

@@ -18,7 +18,14 @@ export const SCREENSHOTS = new URL('../screenshots/', import.meta.url).pathname;
 export function startIsoplane(env = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(BINARY, [], {
-      env: { ...process.env, ISOPLANE_SIGNALING_LISTEN: '127.0.0.1:0', RUST_LOG: 'warn', ...env },
+      env: {
+        ...process.env,
+        ISOPLANE_SIGNALING_LISTEN: '127.0.0.1:0',
+        ISOPLANE_ASSETS_LISTEN: '127.0.0.1:0',
+        ISOPLANE_ASSETS_DATA_DIR: mkdtempSync(join(tmpdir(), 'isoplane-data-')),
+        RUST_LOG: 'warn',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     child.on('error', reject);
