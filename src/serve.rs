@@ -5,7 +5,9 @@
 //! token issuer and the browser client) and the asset server (SQLite and files under
 //! `isoplane-data/`); the SFU and TURN join as they are built. A config file (the
 //! signaling server's TOML) and `ISOPLANE_SIGNALING_*` / `ISOPLANE_ASSETS_*` variables
-//! override the defaults. Both services share the token secret and the workspace.
+//! override the defaults. Both services share the token secret and the workspace, and
+//! signaling serves the current version of every world published to the asset server
+//! (read at start), beside the demo.
 
 use std::io::Write;
 use std::path::Path;
@@ -40,9 +42,10 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
     let mut assets_config = isoplane_assets::Config::load(None, std::env::vars())?;
     assets_config.token_secret.clone_from(&config.token_secret);
     assets_config.workspace.clone_from(&config.workspace);
+    let stored = stored_worlds(&assets_config).await?;
     let assets = isoplane_assets::server::bind(assets_config).await?;
     let assets_address = assets.local_addr().context("reading the asset server's address")?;
-    let bound = server::bind(config).await?;
+    let bound = server::bind_with_worlds(config, stored).await?;
     let address = bound.local_addr().context("reading the bound address")?;
     // A closed stdout (`isoplane | head`) must not stop the server: ignore write errors.
     let _ = writeln!(
@@ -63,4 +66,19 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
     signaling.context("serving signaling")?;
     assets.context("serving assets")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The current version of every world published to the asset server, to serve them.
+async fn stored_worlds(config: &isoplane_assets::Config) -> Result<Vec<(String, String)>> {
+    let (metadata, store) = isoplane_assets::server::open_storage(config).await?;
+    let mut worlds = Vec::new();
+    for summary in metadata.worlds(&config.workspace).await? {
+        if let Some((_, bytes)) =
+            isoplane_assets::load_current_world(&metadata, &store, &config.workspace, &summary.name).await?
+        {
+            let text = String::from_utf8(bytes.to_vec()).context("a stored world file is not UTF-8")?;
+            worlds.push((summary.name, text));
+        }
+    }
+    Ok(worlds)
 }

@@ -153,37 +153,58 @@ fn import_tiled_refuses_what_it_cannot_convert() {
     assert!(!output.exists(), "nothing is written when the import fails");
 }
 
-/// Reads an HTTP response over a raw socket (the binary's tests need no HTTP client).
-fn http_get(address: &str, path: &str) -> String {
+/// One HTTP/1.1 request over a raw socket (the binary's tests need no HTTP client).
+fn http_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("the server accepts connections");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
 }
 
-#[test]
-fn without_arguments_it_runs_signaling_and_assets_with_the_demo_world_and_dev_tokens() {
+fn http_get(address: &str, path: &str) -> String {
+    http_request(address, "GET", path, &[], b"")
+}
+
+/// Starts `isoplane` on ephemeral ports with its data in `data`; returns the child and
+/// the signaling and asset server addresses it printed.
+fn start_isoplane(data: &Path) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
-    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(BINARY)
         .env("ISOPLANE_SIGNALING_LISTEN", "127.0.0.1:0")
         .env("ISOPLANE_ASSETS_LISTEN", "127.0.0.1:0")
-        .env("ISOPLANE_ASSETS_DATA_DIR", data.path())
+        .env("ISOPLANE_ASSETS_DATA_DIR", data)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("isoplane starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
-    let address = lines
-        .find_map(|line| line.split("signaling: ws://").nth(1).and_then(|r| r.split('/').next()).map(str::to_owned))
-        .expect("isoplane prints where signaling listens");
-    let assets = lines
-        .find_map(|line| line.split("assets: http://").nth(1).and_then(|r| r.split('/').next()).map(str::to_owned))
-        .expect("isoplane prints where the asset server listens");
+    let mut after = |marker: &str| {
+        lines
+            .find_map(|line| line.split(marker).nth(1).and_then(|r| r.split('/').next()).map(str::to_owned))
+            .unwrap_or_else(|| panic!("isoplane prints {marker}"))
+    };
+    let signaling = after("signaling: ws://");
+    let assets = after("assets: http://");
     // Keep reading, as a terminal would.
     std::thread::spawn(move || lines.for_each(drop));
+    (child, signaling, assets)
+}
+
+#[test]
+fn without_arguments_it_runs_signaling_and_assets_with_the_demo_world_and_dev_tokens() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, address, assets) = start_isoplane(data.path());
     let assets_ready = http_get(&assets, "/readyz");
     let health = http_get(&address, "/healthz");
     let token = http_get(&address, "/v1/dev/token?name=Ada");
@@ -194,4 +215,45 @@ fn without_arguments_it_runs_signaling_and_assets_with_the_demo_world_and_dev_to
     assert!(token.starts_with("HTTP/1.1 200") && token.contains("\"token\":\"ey"), "{token}");
     assert!(world.contains("Isoplane demo office"), "{world}");
     assert!(assets_ready.starts_with("HTTP/1.1 200"), "{assets_ready}");
+}
+
+#[test]
+fn a_world_published_to_the_asset_server_is_served_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, signaling, assets) = start_isoplane(data.path());
+    let response = http_get(&signaling, "/v1/dev/token?name=Admin&admin=true");
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let token = serde_json::from_str::<serde_json::Value>(body).unwrap()["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+
+    let folder = repo().join("worlds/demo/assets");
+    let image = std::fs::read_dir(&folder).unwrap().next().unwrap().unwrap().path();
+    let upload = http_request(
+        &assets,
+        "POST",
+        "/v1/assets",
+        &[("Authorization", &bearer), ("Content-Type", "image/svg+xml")],
+        &std::fs::read(image).unwrap(),
+    );
+    assert!(upload.starts_with("HTTP/1.1 201"), "{upload}");
+
+    let mut world: serde_json::Value = serde_json::from_str(isoplane_world_format::DEMO_WORLD).unwrap();
+    world["name"] = serde_json::json!("Published office");
+    let publish = serde_json::json!({"base_version": 0, "world": world}).to_string();
+    let published = http_request(
+        &assets,
+        "POST",
+        "/v1/workspaces/default/worlds/office/versions",
+        &[("Authorization", &bearer), ("Content-Type", "application/json")],
+        publish.as_bytes(),
+    );
+    assert!(published.starts_with("HTTP/1.1 201"), "{published}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, signaling, _) = start_isoplane(data.path());
+    let served = http_get(&signaling, "/v1/worlds/office");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(served.starts_with("HTTP/1.1 200") && served.contains("Published office"), "{served}");
 }

@@ -136,6 +136,12 @@ fn media_config(config: &Config) -> MediaConfig {
 
 /// Checks the configuration, loads every world and binds the listening socket.
 pub async fn bind(config: Config) -> Result<BoundServer, StartError> {
+    bind_with_worlds(config, Vec::new()).await
+}
+
+/// Like [`bind`], serving also `worlds` (name, world file JSON) that the caller loaded
+/// from elsewhere, such as the asset server's store.
+pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> Result<BoundServer, StartError> {
     config.validate()?;
     let engine_config = EngineConfig {
         tick_interval: config.tick_interval(),
@@ -146,7 +152,13 @@ pub async fn bind(config: Config) -> Result<BoundServer, StartError> {
     let (now, unix) = (Instant::now(), unix_now());
     let mut worlds = HashMap::new();
     let mut engines = Vec::new();
-    for (name, text) in read_worlds(&config)? {
+    // A world given by the caller replaces a file or the demo of the same name.
+    let mut named: Vec<(String, String)> = Vec::new();
+    for (name, text) in read_worlds(&config)?.into_iter().chain(given) {
+        named.retain(|(existing, _)| *existing != name);
+        named.push((name, text));
+    }
+    for (name, text) in named {
         let world = World::from_json(&text)
             .map_err(|errors| StartError::World { path: format!("{name}.world.json"), message: errors.to_string() })?;
         let version = ContentId::of_bytes(text.as_bytes()).to_string();
