@@ -42,6 +42,9 @@ pub struct WorldsConfig {
     pub directory: Option<PathBuf>,
     /// Serve the built-in demo world as `demo`.
     pub demo: bool,
+    /// Base URL of the asset server (e.g. `http://assets:8090`): serve the current version
+    /// of every world of the workspace published there, read at start.
+    pub asset_server: Option<String>,
 }
 
 /// Limits on what clients may do; everything from outside has one.
@@ -147,8 +150,14 @@ impl Config {
         if self.token_secret.len() < 16 {
             problems.push("token_secret: set a secret of at least 16 characters".to_owned());
         }
-        if self.worlds.directory.is_none() && !self.worlds.demo {
-            problems.push("worlds: set worlds.directory, or worlds.demo = true".to_owned());
+        if self.worlds.directory.is_none() && !self.worlds.demo && self.worlds.asset_server.is_none() {
+            problems.push("worlds: set worlds.directory, worlds.asset_server, or worlds.demo = true".to_owned());
+        }
+        if let Some(url) = &self.worlds.asset_server
+            && !url.starts_with("http://")
+            && !url.starts_with("https://")
+        {
+            problems.push(format!("worlds.asset_server: `{url}` is not an http:// or https:// URL"));
         }
         if !(1..=15).contains(&self.presence.tick_hz) {
             problems.push("presence.tick_hz: from 1 to 15".to_owned());

@@ -88,6 +88,48 @@ impl std::fmt::Debug for BoundServer {
     }
 }
 
+/// The current version of every world the asset server holds for our workspace. Asks
+/// with a member token signed with the shared secret, as any client would.
+async fn fetch_worlds(config: &Config, base: &str) -> Result<Vec<(String, String)>, StartError> {
+    let error = |message: String| StartError::World { path: base.to_owned(), message };
+    let claims = JoinClaims {
+        sub: "isoplane-signaling".into(),
+        name: "signaling".into(),
+        workspace: config.workspace.clone(),
+        role: Role::Member,
+        exp: unix_now() + 300,
+        iat: Some(unix_now()),
+        nbf: None,
+    };
+    let bearer = format!("Bearer {}", TokenKey::new(config.token_secret.as_bytes()).sign(&claims));
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| error(e.to_string()))?;
+    let get = |path: String| {
+        let request = client.get(format!("{}{path}", base.trim_end_matches('/'))).header("Authorization", &bearer);
+        async move {
+            let response = request.send().await.map_err(|e| format!("cannot reach the asset server: {e}"))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| e.to_string())?;
+            if status.is_success() { Ok(text) } else { Err(format!("{path}: HTTP {status}: {text}")) }
+        }
+    };
+    let workspace = &config.workspace;
+    let list: serde_json::Value =
+        serde_json::from_str(&get(format!("/v1/workspaces/{workspace}/worlds")).await.map_err(error)?)
+            .map_err(|e| error(format!("the world list is not JSON: {e}")))?;
+    let mut worlds = Vec::new();
+    for entry in list["worlds"].as_array().into_iter().flatten() {
+        let (Some(name), Some(current)) = (entry["name"].as_str(), entry["current_version"].as_i64()) else { continue };
+        if current > 0 {
+            worlds.push((
+                name.to_owned(),
+                get(format!("/v1/workspaces/{workspace}/worlds/{name}")).await.map_err(error)?,
+            ));
+        }
+    }
+    Ok(worlds)
+}
+
 /// The worlds a configuration names, as (name, file text) pairs.
 fn read_worlds(config: &Config) -> Result<Vec<(String, String)>, StartError> {
     let mut worlds = Vec::new();
@@ -153,8 +195,12 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
     let mut worlds = HashMap::new();
     let mut engines = Vec::new();
     // A world given by the caller replaces a file or the demo of the same name.
+    let stored = match &config.worlds.asset_server {
+        Some(base) => fetch_worlds(&config, base).await?,
+        None => Vec::new(),
+    };
     let mut named: Vec<(String, String)> = Vec::new();
-    for (name, text) in read_worlds(&config)?.into_iter().chain(given) {
+    for (name, text) in read_worlds(&config)?.into_iter().chain(stored).chain(given) {
         named.retain(|(existing, _)| *existing != name);
         named.push((name, text));
     }
@@ -374,6 +420,7 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
             "WORKSPACE" => config.workspace = value,
             "TOKEN_SECRET" => config.token_secret = value,
             "WORLDS_DIRECTORY" => config.worlds.directory = Some(value.into()),
+            "ASSET_SERVER" => config.worlds.asset_server = Some(value),
             "TURN_SECRET" => config.media.turn_secret = Some(value),
             "TURN_URLS" => config.media.turn_urls = split_list(&value),
             "STUN_URLS" => config.media.stun_urls = split_list(&value),

@@ -1,0 +1,110 @@
+//! Signaling and the asset server as separate services (as deployed): a world published
+//! to the asset server is what signaling serves and lets people join.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed expectation is a failed test
+
+use std::time::Duration;
+
+use isoplane_signaling::auth::{JoinClaims, Role, TokenKey};
+use isoplane_signaling::client::Client;
+use isoplane_signaling::server::unix_now;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "cross-service-secret-0123456789";
+
+fn token(role: Role) -> String {
+    let claims = JoinClaims {
+        sub: format!("user-{role:?}"),
+        name: "Ada".into(),
+        workspace: "acme".into(),
+        role,
+        exp: unix_now() + 600,
+        iat: None,
+        nbf: None,
+    };
+    TokenKey::new(SECRET).sign(&claims)
+}
+
+#[tokio::test]
+async fn signaling_serves_and_lets_people_join_a_world_published_to_the_asset_server() {
+    let shutdown = CancellationToken::new();
+    let data = tempfile::tempdir().unwrap();
+    let assets_config = isoplane_assets::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workspace: "acme".into(),
+        token_secret: SECRET.into(),
+        data_dir: data.path().to_owned(),
+        ..isoplane_assets::Config::default()
+    };
+    let assets = isoplane_assets::server::bind(assets_config).await.unwrap();
+    let assets_url = format!("http://{}", assets.local_addr().unwrap());
+    tokio::spawn(assets.run(shutdown.clone()));
+
+    // An admin uploads the tileset and publishes a world made from the demo.
+    let http = reqwest::Client::new();
+    let admin = format!("Bearer {}", token(Role::Admin));
+    let image_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../worlds/demo/assets");
+    let image = std::fs::read(std::fs::read_dir(image_dir).unwrap().next().unwrap().unwrap().path()).unwrap();
+    let upload = http
+        .post(format!("{assets_url}/v1/assets"))
+        .header("Authorization", &admin)
+        .header("Content-Type", "image/svg+xml")
+        .body(image)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let mut world: serde_json::Value = serde_json::from_str(isoplane_world_format::DEMO_WORLD).unwrap();
+    world["name"] = serde_json::json!("Acme HQ");
+    let publish = http
+        .post(format!("{assets_url}/v1/workspaces/acme/worlds/hq/versions"))
+        .header("Authorization", &admin)
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"base_version": 0, "world": world}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(publish.status(), 201, "{}", publish.text().await.unwrap());
+
+    // Signaling, configured with the asset server only, serves it and lets people in.
+    let mut config = isoplane_signaling::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workspace: "acme".into(),
+        token_secret: SECRET.into(),
+        ..isoplane_signaling::config::Config::default()
+    };
+    config.worlds.asset_server = Some(assets_url.clone());
+    let signaling = isoplane_signaling::server::bind(config).await.unwrap();
+    let address = signaling.local_addr().unwrap();
+    tokio::spawn(signaling.run(shutdown.clone()));
+    let served = http.get(format!("http://{address}/v1/worlds/hq")).send().await.unwrap().text().await.unwrap();
+    assert!(served.contains("Acme HQ"), "{served}");
+    let client = tokio::time::timeout(
+        Duration::from_secs(5),
+        Client::join(&format!("ws://{address}/v1/ws"), &token(Role::Member), "hq"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(client.avatar() > 0);
+    assert_eq!(
+        http.get(format!("http://{address}/v1/worlds/demo")).send().await.unwrap().status(),
+        404,
+        "only what the asset server holds is served"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn signaling_refuses_to_start_when_the_asset_server_is_unreachable() {
+    let mut config = isoplane_signaling::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workspace: "acme".into(),
+        token_secret: SECRET.into(),
+        ..isoplane_signaling::config::Config::default()
+    };
+    // A port nothing listens on (bound and released at once).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    config.worlds.asset_server = Some(format!("http://127.0.0.1:{port}"));
+    let error = isoplane_signaling::server::bind(config).await.unwrap_err().to_string();
+    assert!(error.contains("cannot reach the asset server"), "{error}");
+}
