@@ -78,6 +78,9 @@ test('a walk through a wall is corrected and the client snaps back', async () =>
   const ada = await openClient(browser, server.url, 'Walker');
   // Stand north of the booth's thin wall (y = 10, x 12..15).
   await arrive(ada, 13, 9);
+  // Until the server has our final position (moves go out at most 15 times a second).
+  await until(ada, () => window.isoplane.lastSent.x === window.isoplane.position.x && window.isoplane.lastSent.y === window.isoplane.position.y);
+  await ada.waitForTimeout(200);
   const before = await ada.evaluate(() => ({ ...window.isoplane.position, corrections: window.isoplane.corrections }));
   // A client that mispredicts: 0.9 tile south, through the wall.
   await ada.evaluate(() => {
