@@ -1,0 +1,312 @@
+//! `Config`: everything an operator sets, read from TOML with `ISOPLANE_TURN_*`
+//! environment overrides, and checked by [`Config::validate`] before any socket is bound.
+//!
+//! Invariant: a validated config has a realm, at least one way to authenticate (a REST
+//! secret or a static user), a concrete relay IP, and a sane port range and lifetimes.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use thiserror::Error;
+
+/// The server's configuration. Every field has a default, so an empty TOML file plus
+/// one secret is a working development server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// UDP listening address for STUN/TURN.
+    pub listen_udp: SocketAddr,
+    /// TCP listening address for STUN/TURN over TCP; `None` disables TCP.
+    pub listen_tcp: Option<SocketAddr>,
+    /// TLS (TURNS) listening address; needs `tls_cert` and `tls_key`. `None` disables.
+    pub listen_tls: Option<SocketAddr>,
+    /// PEM certificate chain for TURNS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for TURNS.
+    pub tls_key: Option<PathBuf>,
+    /// HTTP address for /healthz, /readyz and /metrics; `None` disables it.
+    pub listen_http: Option<SocketAddr>,
+    /// The IP relay sockets bind to (must be a concrete address, not 0.0.0.0).
+    pub relay_ip: IpAddr,
+    /// The IP advertised in XOR-RELAYED-ADDRESS, when the server sits behind a 1:1 NAT.
+    pub external_ip: Option<IpAddr>,
+    /// Relay port range (inclusive); `None` lets the OS pick ephemeral ports.
+    pub relay_port_range: Option<(u16, u16)>,
+    /// The REALM sent to clients and used in the long-term key.
+    pub realm: String,
+    /// TURN REST API shared secrets; every one is accepted, so rotate by adding the new
+    /// one first and removing the old one after the longest credential lifetime.
+    pub auth_secrets: Vec<String>,
+    /// Static users (`username:password`) for development.
+    pub static_users: Vec<String>,
+    /// Peer CIDRs allowed even though they are in a refused special-purpose range
+    /// (development only: e.g. "127.0.0.1/32" to relay on one machine).
+    pub allowed_peers: Vec<Cidr>,
+    /// How long a NONCE stays valid, in seconds (438 Stale Nonce after).
+    pub nonce_lifetime_secs: u64,
+    /// Allocation lifetime when the client does not ask, in seconds (RFC: 600).
+    pub default_lifetime_secs: u32,
+    /// Longest allocation lifetime granted, in seconds (RFC: 3600).
+    pub max_lifetime_secs: u32,
+    /// Allocations one user may hold at once (REST: the part after `expiry:`).
+    pub max_allocations_per_user: u32,
+    /// Allocations the whole server holds at once.
+    pub max_allocations_total: u32,
+    /// Relayed bytes per second per allocation, each direction; 0 = no cap.
+    pub bandwidth_bytes_per_sec: u64,
+    /// SOFTWARE attribute in authenticated responses; `None` sends none.
+    pub software: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen_udp: SocketAddr::from(([0, 0, 0, 0], 3478)),
+            listen_tcp: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
+            listen_tls: None,
+            tls_cert: None,
+            tls_key: None,
+            listen_http: Some(SocketAddr::from(([127, 0, 0, 1], 9478))),
+            relay_ip: IpAddr::from([127, 0, 0, 1]),
+            external_ip: None,
+            relay_port_range: None,
+            realm: "isoplane".into(),
+            auth_secrets: Vec::new(),
+            static_users: Vec::new(),
+            allowed_peers: Vec::new(),
+            nonce_lifetime_secs: 600,
+            default_lifetime_secs: 600,
+            max_lifetime_secs: 3600,
+            max_allocations_per_user: 10,
+            max_allocations_total: 10_000,
+            bandwidth_bytes_per_sec: 0,
+            software: Some("isoplane-turn".into()),
+        }
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Toml { path: String, source: toml::de::Error },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("config field {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+impl Config {
+    /// Parses TOML text (`path` only names the file in errors).
+    pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Toml { path: path.into(), source })
+    }
+
+    /// Applies `ISOPLANE_TURN_*` overrides from `vars` (pass `std::env::vars()`).
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+        fn parse<T: FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env { name: name.into(), message: e.to_string() })
+        }
+        fn list(value: &str) -> Vec<String> {
+            value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        }
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("ISOPLANE_TURN_") else { continue };
+            match key {
+                "LISTEN_UDP" => self.listen_udp = parse(&name, &value)?,
+                "LISTEN_TCP" => self.listen_tcp = optional(&name, &value)?,
+                "LISTEN_HTTP" => self.listen_http = optional(&name, &value)?,
+                "LISTEN_TLS" => self.listen_tls = optional(&name, &value)?,
+                "TLS_CERT" => self.tls_cert = optional(&name, &value)?,
+                "TLS_KEY" => self.tls_key = optional(&name, &value)?,
+                "RELAY_IP" => self.relay_ip = parse(&name, &value)?,
+                "EXTERNAL_IP" => self.external_ip = optional(&name, &value)?,
+                "REALM" => self.realm = value,
+                "AUTH_SECRETS" => self.auth_secrets = list(&value),
+                "STATIC_USERS" => self.static_users = list(&value),
+                "ALLOWED_PEERS" => {
+                    self.allowed_peers = list(&value).iter().map(|c| parse(&name, c)).collect::<Result<_, _>>()?
+                }
+                "MAX_ALLOCATIONS_PER_USER" => self.max_allocations_per_user = parse(&name, &value)?,
+                "MAX_ALLOCATIONS_TOTAL" => self.max_allocations_total = parse(&name, &value)?,
+                "BANDWIDTH_BYTES_PER_SEC" => self.bandwidth_bytes_per_sec = parse(&name, &value)?,
+                // Read by the binary (log filter, runtime threads); not config fields.
+                "LOG" | "THREADS" => {}
+                _ => return Err(ConfigError::Env { name, message: "unknown setting".into() }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the rules between fields; call before binding anything.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
+        if self.realm.is_empty() || self.realm.len() > 127 {
+            return invalid("realm", "must be 1 to 127 bytes");
+        }
+        if self.auth_secrets.is_empty() && self.static_users.is_empty() {
+            return invalid("auth_secrets", "set at least one REST secret or one static user");
+        }
+        if self.auth_secrets.iter().any(String::is_empty) {
+            return invalid("auth_secrets", "a secret is empty");
+        }
+        if self.static_users.iter().any(|u| !u.contains(':') || u.starts_with(':')) {
+            return invalid("static_users", "each entry is `username:password`");
+        }
+        if self.listen_tls.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return invalid("listen_tls", "TURNS needs both tls_cert and tls_key");
+        }
+        if self.relay_ip.is_unspecified() {
+            return invalid("relay_ip", "must be a concrete address clients can reach, not 0.0.0.0 or ::");
+        }
+        if let Some((low, high)) = self.relay_port_range
+            && (low == 0 || low > high)
+        {
+            return invalid("relay_port_range", "must be [low, high] with 0 < low <= high");
+        }
+        if self.default_lifetime_secs == 0 || self.default_lifetime_secs > self.max_lifetime_secs {
+            return invalid("default_lifetime_secs", "must be between 1 and max_lifetime_secs");
+        }
+        if self.nonce_lifetime_secs == 0 {
+            return invalid("nonce_lifetime_secs", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The static users as (username, password) pairs.
+    pub fn static_user_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.static_users.iter().filter_map(|u| u.split_once(':'))
+    }
+}
+
+fn optional<T: FromStr>(name: &str, value: &str) -> Result<Option<T>, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    if value.is_empty() || value == "off" {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|e: T::Err| ConfigError::Env { name: name.into(), message: e.to_string() })
+}
+
+/// An IP network in CIDR notation ("10.0.0.0/8", "::1/128", or a bare address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    /// True when `ip` is inside (same family only: ::ffff:127.0.0.1 is not in 127.0.0.0/8).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_match(u128::from(u32::from(net)) << 96, u128::from(u32::from(ip)) << 96, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_match(u128::from(net), u128::from(ip), self.prefix),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_match(net: u128, ip: u128, prefix: u8) -> bool {
+    if prefix == 0 {
+        return true;
+    }
+    let mask = u128::MAX << (128 - u32::from(prefix));
+    net & mask == ip & mask
+}
+
+/// Why a string is not a CIDR.
+#[derive(Debug, Error)]
+#[error("`{0}` is not a CIDR like 127.0.0.1/32 or ::1/128")]
+pub struct CidrParseError(String);
+
+impl FromStr for Cidr {
+    type Err = CidrParseError;
+    fn from_str(s: &str) -> Result<Cidr, CidrParseError> {
+        let err = || CidrParseError(s.into());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().map_err(|_| err())?, Some(p.parse::<u8>().map_err(|_| err())?)),
+            None => (s.parse::<IpAddr>().map_err(|_| err())?, None),
+        };
+        let prefix = prefix.unwrap_or(if addr.is_ipv4() { 32 } else { 128 });
+        Cidr::new(addr, prefix).ok_or_else(err)
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_contains_same_family_only() {
+        let c: Cidr = "127.0.0.0/8".parse().unwrap();
+        assert!(c.contains("127.1.2.3".parse().unwrap()));
+        assert!(!c.contains("128.0.0.1".parse().unwrap()));
+        assert!(!c.contains("::ffff:127.0.0.1".parse().unwrap()));
+        let bare: Cidr = "::1".parse().unwrap();
+        assert!(bare.contains("::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn toml_and_env_overrides() {
+        let mut c =
+            Config::from_toml("realm = \"x\"\nauth_secrets = [\"s\"]\nallowed_peers = [\"127.0.0.1/32\"]\n", "t.toml")
+                .unwrap();
+        assert_eq!(c.realm, "x");
+        c.apply_env([
+            ("ISOPLANE_TURN_REALM".to_string(), "y".to_string()),
+            ("ISOPLANE_TURN_LISTEN_TCP".to_string(), "off".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(c.realm, "y");
+        assert_eq!(c.listen_tcp, None);
+        c.validate().unwrap();
+        assert!(c.apply_env([("ISOPLANE_TURN_NOPE".to_string(), "1".to_string())]).is_err());
+        assert!(Config::from_toml("realm = 3", "t.toml").is_err());
+        assert!(Config::default().validate().is_err(), "no credentials configured");
+        c.listen_tls = Some("127.0.0.1:5349".parse().unwrap());
+        assert!(c.validate().is_err(), "TURNS without a certificate");
+        c.apply_env([
+            ("ISOPLANE_TURN_TLS_CERT".to_string(), "/etc/turn/cert.pem".to_string()),
+            ("ISOPLANE_TURN_TLS_KEY".to_string(), "/etc/turn/key.pem".to_string()),
+        ])
+        .unwrap();
+        c.validate().unwrap();
+    }
+}

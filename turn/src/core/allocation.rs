@@ -1,0 +1,169 @@
+//! One allocation: its relayed address, permissions (5 min), channel bindings (10 min),
+//! and bandwidth buckets. Pure data with time passed in.
+//!
+//! Invariants: `channels` and `peer_channels` mirror each other exactly (one channel per
+//! peer, one peer per channel); an expired channel stays reserved for
+//! [`CHANNEL_COOLDOWN`] so neither its number nor its peer can be rebound to another
+//! (RFC 8656 §12), but it carries no data during that time.
+
+use super::ClientAddr;
+use crate::proto::TransactionId;
+use crate::proto::integrity::LongTermKey;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
+pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
+
+/// A handle the shell uses for an allocation's relay socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AllocationId(pub u64);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Channel {
+    pub peer: SocketAddr,
+    pub expires: Instant,
+}
+
+/// A refusal of ChannelBind by the rebinding rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindConflict {
+    ChannelTakenByOtherPeer,
+    PeerHasOtherChannel,
+}
+
+/// Bytes per second with a one-second burst. `rate == 0` means unlimited.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: u64,
+    tokens: u64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u64, now: Instant) -> TokenBucket {
+        TokenBucket { rate, tokens: rate, last: now }
+    }
+
+    /// Takes `bytes` if there is room; false means drop the packet.
+    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last);
+        if elapsed > Duration::ZERO {
+            let refill = (u128::from(self.rate) * elapsed.as_nanos() / 1_000_000_000) as u64;
+            if refill > 0 {
+                self.tokens = self.tokens.saturating_add(refill).min(self.rate);
+                self.last = now;
+            }
+        }
+        let bytes = bytes as u64;
+        if self.tokens >= bytes {
+            self.tokens -= bytes;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Allocation {
+    pub id: AllocationId,
+    pub client: ClientAddr,
+    pub username: String,
+    pub quota_user: String,
+    pub key: LongTermKey,
+    pub expires_unix: Option<u64>,
+    /// The address in XOR-RELAYED-ADDRESS.
+    pub relayed: SocketAddr,
+    pub expires: Instant,
+    /// The Allocate transaction and our answer, for retransmissions.
+    pub allocate_transaction: TransactionId,
+    pub allocate_response: Vec<u8>,
+    pub permissions: HashMap<IpAddr, Instant>,
+    pub channels: HashMap<u16, Channel>,
+    pub peer_channels: HashMap<SocketAddr, u16>,
+    pub to_peer: TokenBucket,
+    pub to_client: TokenBucket,
+}
+
+impl Allocation {
+    pub fn has_permission(&self, ip: IpAddr, now: Instant) -> bool {
+        self.permissions.get(&ip).is_some_and(|expires| *expires > now)
+    }
+
+    pub fn install_permission(&mut self, ip: IpAddr, now: Instant) {
+        self.permissions.insert(ip, now + PERMISSION_LIFETIME);
+    }
+
+    /// The peer of an active (not expired) channel.
+    pub fn channel_peer(&self, channel: u16, now: Instant) -> Option<SocketAddr> {
+        self.channels.get(&channel).filter(|c| c.expires > now).map(|c| c.peer)
+    }
+
+    /// The active channel bound to `peer`.
+    pub fn peer_channel(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
+        let channel = *self.peer_channels.get(&peer)?;
+        self.channel_peer(channel, now).map(|_| channel)
+    }
+
+    /// Binds or refreshes `channel` ↔ `peer` under the rebinding rules.
+    pub fn bind_channel(&mut self, channel: u16, peer: SocketAddr, now: Instant) -> Result<(), BindConflict> {
+        if let Some(existing) = self.channels.get(&channel)
+            && existing.peer != peer
+        {
+            return Err(BindConflict::ChannelTakenByOtherPeer);
+        }
+        if let Some(existing) = self.peer_channels.get(&peer)
+            && *existing != channel
+        {
+            return Err(BindConflict::PeerHasOtherChannel);
+        }
+        self.channels.insert(channel, Channel { peer, expires: now + CHANNEL_LIFETIME });
+        self.peer_channels.insert(peer, channel);
+        self.install_permission(peer.ip(), now);
+        Ok(())
+    }
+
+    /// Drops expired permissions and channels past their cool-down; returns the next
+    /// instant something here changes.
+    pub fn expire(&mut self, now: Instant) -> Instant {
+        self.permissions.retain(|_, expires| *expires > now);
+        let peer_channels = &mut self.peer_channels;
+        self.channels.retain(|_, c| {
+            let keep = c.expires + CHANNEL_COOLDOWN > now;
+            if !keep {
+                peer_channels.remove(&c.peer);
+            }
+            keep
+        });
+        let mut next = self.expires;
+        for expires in self.permissions.values() {
+            next = next.min(*expires);
+        }
+        for c in self.channels.values() {
+            next = next.min(if c.expires > now { c.expires } else { c.expires + CHANNEL_COOLDOWN });
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_caps_and_refills() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000, t0);
+        assert!(b.take(600, t0));
+        assert!(!b.take(600, t0));
+        assert!(b.take(600, t0 + Duration::from_millis(900)));
+        let mut unlimited = TokenBucket::new(0, t0);
+        assert!(unlimited.take(1 << 30, t0));
+    }
+}

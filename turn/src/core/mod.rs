@@ -1,0 +1,784 @@
+//! The TURN server as a sans-IO state machine: bytes and time in, [`Output`]s out.
+//!
+//! The shell calls one `handle_*` method per event (a datagram or frame from a client, a
+//! datagram from a peer on a relay socket, a relay socket bound, a timer), then drains
+//! [`TurnCore::poll_output`]. Nothing here reads a clock, opens a socket or spawns.
+//!
+//! Invariants:
+//! - An allocation exists only after its Allocate request authenticated, passed the
+//!   quotas, and the shell bound its relay socket ([`TurnCore::complete_allocation`]).
+//! - Every [`Output::OpenRelay`] is answered by exactly one `complete_allocation`, and
+//!   every allocation ends with exactly one [`Output::CloseRelay`]. A port reserved for
+//!   a RESERVATION-TOKEN is either claimed by one later Allocate or dropped with
+//!   [`Output::DropReservation`].
+//! - Unauthenticated requests leave no state behind (nonces are stateless), and over UDP
+//!   their answers are never larger than they were, or not sent at all.
+//! - Data reaches a peer only with a live permission for its IP, and a permission exists
+//!   only for an address the peer policy allows.
+
+pub mod allocation;
+pub mod auth;
+pub mod metrics;
+pub mod policy;
+
+use crate::config::{Cidr, Config};
+use crate::proto::attr;
+use crate::proto::channel_data::{ChannelData, MAX_CHANNEL, MIN_CHANNEL};
+use crate::proto::integrity::{LongTermKey, verify_fingerprint};
+use crate::proto::{Class, Message, MessageBuilder, Method, TransactionId};
+pub use allocation::AllocationId;
+use allocation::{Allocation, TokenBucket};
+use auth::{Auth, Authenticated, NonceCheck};
+pub use metrics::{Metrics, Refusal};
+use policy::{PeerVerdict, check_peer};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// How often expired permissions and channels are swept while allocations exist.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+const UDP: u8 = 17;
+const MAX_USERNAME: usize = 513;
+const MAX_REALM_OR_NONCE: usize = 763;
+/// How long a port reserved by EVEN-PORT's R bit waits for its RESERVATION-TOKEN.
+const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The 8-byte RESERVATION-TOKEN naming a reserved relay port.
+pub type ReservationToken = [u8; 8];
+
+/// The client transport of a 5-tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Transport {
+    Udp = 0,
+    Tcp = 1,
+    /// TURNS: TLS over TCP (framing as TCP).
+    Tls = 2,
+}
+
+/// A client as the server sees it: transport and remote address (our local address per
+/// transport is fixed, so this identifies the 5-tuple).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr {
+    pub transport: Transport,
+    pub remote: SocketAddr,
+}
+
+/// The shell must bind a relay socket on `ip` (an even port if asked) and then call
+/// [`TurnCore::complete_allocation`] with the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayRequest {
+    pub allocation: AllocationId,
+    pub ip: IpAddr,
+    pub even_port: bool,
+    /// EVEN-PORT with the R bit: also bind the next port and keep it under this token.
+    pub reserve_next: Option<ReservationToken>,
+    /// Use the socket kept under this token instead of binding one.
+    pub use_reservation: Option<ReservationToken>,
+}
+
+/// What the core asks the shell to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send to a client on the transport it came from (a UDP datagram or a TCP frame).
+    ToClient { client: ClientAddr, data: Vec<u8> },
+    /// Send a datagram from the allocation's relay socket to a peer.
+    ToPeer { allocation: AllocationId, peer: SocketAddr, data: Vec<u8> },
+    /// Bind a relay socket.
+    OpenRelay(RelayRequest),
+    /// Close the allocation's relay socket.
+    CloseRelay(AllocationId),
+    /// Close the socket kept under this token (its reservation expired).
+    DropReservation(ReservationToken),
+}
+
+/// An authenticated Allocate waiting for its relay socket.
+#[derive(Debug)]
+struct Pending {
+    request: Request,
+    username: String,
+    auth: Authenticated,
+    lifetime: Duration,
+    reserve_next: Option<ReservationToken>,
+}
+
+/// What a response needs to know about its request.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    client: ClientAddr,
+    method: Method,
+    transaction_id: TransactionId,
+    len: usize,
+    fingerprint: bool,
+}
+
+/// The server state.
+#[derive(Debug)]
+pub struct TurnCore {
+    auth: Auth,
+    allowed_peers: Vec<Cidr>,
+    relay_ip: IpAddr,
+    external_ip: Option<IpAddr>,
+    software: Option<String>,
+    default_lifetime: Duration,
+    max_lifetime: Duration,
+    max_per_user: u32,
+    max_total: u32,
+    bandwidth: u64,
+    start: Instant,
+    unix_at_start: u64,
+    allocations: HashMap<AllocationId, Allocation>,
+    by_client: HashMap<ClientAddr, AllocationId>,
+    pending: HashMap<AllocationId, Pending>,
+    pending_by_client: HashMap<ClientAddr, AllocationId>,
+    per_user: HashMap<String, u32>,
+    reservations: HashMap<ReservationToken, Instant>,
+    next_id: u64,
+    outputs: VecDeque<Output>,
+    next_timeout: Option<Instant>,
+    shutting_down: bool,
+    metrics: Metrics,
+}
+
+impl TurnCore {
+    /// A core started at `now`, when the wall clock read `unix_now` (REST expiry needs it).
+    /// `nonce_key` must be random per process (the shell draws it).
+    pub fn new(config: &Config, nonce_key: [u8; 32], now: Instant, unix_now: u64) -> TurnCore {
+        let users = config.static_user_pairs().map(|(u, p)| (u.to_string(), p.to_string()));
+        TurnCore {
+            auth: Auth::new(&config.realm, &config.auth_secrets, users, nonce_key, config.nonce_lifetime_secs),
+            allowed_peers: config.allowed_peers.clone(),
+            relay_ip: config.relay_ip,
+            external_ip: config.external_ip,
+            software: config.software.clone(),
+            default_lifetime: Duration::from_secs(config.default_lifetime_secs.into()),
+            max_lifetime: Duration::from_secs(config.max_lifetime_secs.into()),
+            max_per_user: config.max_allocations_per_user,
+            max_total: config.max_allocations_total,
+            bandwidth: config.bandwidth_bytes_per_sec,
+            start: now,
+            unix_at_start: unix_now,
+            allocations: HashMap::new(),
+            by_client: HashMap::new(),
+            pending: HashMap::new(),
+            pending_by_client: HashMap::new(),
+            per_user: HashMap::new(),
+            reservations: HashMap::new(),
+            next_id: 1,
+            outputs: VecDeque::new(),
+            next_timeout: None,
+            shutting_down: false,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The next output to carry out, until `None`.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`TurnCore::handle_timeout`] should next run (`None`: nothing scheduled).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timeout
+    }
+
+    /// Counters plus the current allocation gauge.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.metrics.clone();
+        m.allocations_current = self.allocations.len() as u64;
+        m
+    }
+
+    pub fn allocation_count(&self) -> usize {
+        self.allocations.len()
+    }
+
+    fn elapsed_secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_secs()
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.unix_at_start + self.elapsed_secs(now)
+    }
+
+    fn schedule(&mut self, at: Instant) {
+        self.next_timeout = Some(self.next_timeout.map_or(at, |t| t.min(at)));
+    }
+
+    // ----- inputs -------------------------------------------------------------------
+
+    /// A datagram (UDP) or one whole frame (TCP) from a client.
+    pub fn handle_client(&mut self, now: Instant, client: ClientAddr, data: &[u8]) {
+        if self.shutting_down {
+            return;
+        }
+        match data.first() {
+            Some(b) if b & 0xC0 == 0x40 => self.handle_channel_data(now, client, data),
+            Some(b) if b & 0xC0 == 0 => match Message::parse(data) {
+                Ok(message) if verify_fingerprint(&message) => self.handle_message(now, client, &message),
+                _ => self.metrics.refuse(Refusal::Malformed),
+            },
+            _ => self.metrics.refuse(Refusal::Malformed),
+        }
+    }
+
+    /// A datagram that arrived on an allocation's relay socket from `peer`.
+    pub fn handle_peer(&mut self, now: Instant, allocation: AllocationId, peer: SocketAddr, data: &[u8]) {
+        let Some(a) = self.allocations.get_mut(&allocation) else { return };
+        if a.expires <= now {
+            return;
+        }
+        if !a.has_permission(peer.ip(), now) {
+            self.metrics.refuse(Refusal::NoPermission);
+            return;
+        }
+        if !a.to_client.take(data.len(), now) {
+            self.metrics.refuse(Refusal::Bandwidth);
+            return;
+        }
+        let client = a.client;
+        let mut out = Vec::with_capacity(data.len() + 40);
+        if let Some(channel) = a.peer_channel(peer, now) {
+            ChannelData::encode(channel, data, client.transport != Transport::Udp, &mut out);
+        } else {
+            let mut tid = [0u8; 12];
+            tid[..8].copy_from_slice(&self.next_id.to_be_bytes());
+            tid[8..].copy_from_slice(&(self.metrics.packets_to_clients as u32).to_be_bytes());
+            let mut b = MessageBuilder::new(Method::Data, Class::Indication, tid);
+            b.xor_address(attr::XOR_PEER_ADDRESS, peer);
+            b.attr(attr::DATA, data);
+            out = b.finish();
+        }
+        self.metrics.bytes_to_clients += data.len() as u64;
+        self.metrics.packets_to_clients += 1;
+        self.outputs.push_back(Output::ToClient { client, data: out });
+    }
+
+    /// The shell's answer to [`Output::OpenRelay`]: the bound local address, or `None`.
+    pub fn complete_allocation(&mut self, now: Instant, allocation: AllocationId, bound: Option<SocketAddr>) {
+        let Some(pending) = self.pending.remove(&allocation) else {
+            if bound.is_some() {
+                self.outputs.push_back(Output::CloseRelay(allocation));
+            }
+            return;
+        };
+        self.pending_by_client.remove(&pending.request.client);
+        let Some(local) = bound.filter(|_| !self.shutting_down) else {
+            self.release_user(&pending.auth.quota_user);
+            if bound.is_some() {
+                self.outputs.push_back(Output::CloseRelay(allocation));
+            }
+            self.send_error(&pending.request, 508, Some(&pending.auth.key), |_| {});
+            return;
+        };
+        let relayed = SocketAddr::new(self.external_ip.unwrap_or(local.ip()), local.port());
+        let request = pending.request;
+        let lifetime = pending.lifetime;
+        let reserved = pending.reserve_next;
+        if let Some(token) = reserved {
+            self.reservations.insert(token, now + RESERVATION_LIFETIME);
+            self.schedule(now + RESERVATION_LIFETIME);
+        }
+        let response = self.build_success(&request, &pending.auth.key, |b| {
+            b.xor_address(attr::XOR_RELAYED_ADDRESS, relayed);
+            b.u32(attr::LIFETIME, lifetime.as_secs() as u32);
+            b.xor_address(attr::XOR_MAPPED_ADDRESS, request.client.remote);
+            if let Some(token) = reserved {
+                b.attr(attr::RESERVATION_TOKEN, &token);
+            }
+        });
+        let a = Allocation {
+            id: allocation,
+            client: request.client,
+            username: pending.username,
+            quota_user: pending.auth.quota_user,
+            key: pending.auth.key,
+            expires_unix: pending.auth.expires_unix,
+            relayed,
+            expires: now + lifetime,
+            allocate_transaction: request.transaction_id,
+            allocate_response: response.clone(),
+            permissions: HashMap::new(),
+            channels: HashMap::new(),
+            peer_channels: HashMap::new(),
+            to_peer: TokenBucket::new(self.bandwidth, now),
+            to_client: TokenBucket::new(self.bandwidth, now),
+        };
+        self.allocations.insert(allocation, a);
+        self.by_client.insert(request.client, allocation);
+        self.metrics.allocations_created += 1;
+        self.schedule(now + lifetime.min(SWEEP_INTERVAL));
+        self.outputs.push_back(Output::ToClient { client: request.client, data: response });
+    }
+
+    /// Expires allocations, permissions and channels whose time has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (id, a) in &mut self.allocations {
+            if a.expires <= now {
+                expired.push(*id);
+                continue;
+            }
+            let at = a.expire(now).min(now + SWEEP_INTERVAL);
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        for id in expired {
+            self.remove_allocation(id);
+        }
+        let outputs = &mut self.outputs;
+        self.reservations.retain(|token, expires| {
+            let keep = *expires > now;
+            if keep {
+                next = Some(next.map_or(*expires, |n| n.min(*expires)));
+            } else {
+                outputs.push_back(Output::DropReservation(*token));
+            }
+            keep
+        });
+        self.next_timeout = next;
+    }
+
+    /// A client's TCP connection closed: its allocation goes with it (RFC 8656 §3.1).
+    pub fn handle_client_closed(&mut self, client: ClientAddr) {
+        if let Some(id) = self.by_client.get(&client).copied() {
+            self.remove_allocation(id);
+        }
+    }
+
+    /// Closes every allocation and refuses new work (graceful shutdown).
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+        let ids: Vec<AllocationId> = self.allocations.keys().copied().collect();
+        for id in ids {
+            self.remove_allocation(id);
+        }
+        for (token, _) in self.reservations.drain() {
+            self.outputs.push_back(Output::DropReservation(token));
+        }
+        self.next_timeout = None;
+    }
+
+    // ----- client traffic -----------------------------------------------------------
+
+    fn handle_channel_data(&mut self, now: Instant, client: ClientAddr, data: &[u8]) {
+        let Some(frame) = ChannelData::parse(data) else {
+            self.metrics.refuse(Refusal::Malformed);
+            return;
+        };
+        let Some(id) = self.by_client.get(&client).copied() else {
+            self.metrics.refuse(Refusal::NoAllocationOrChannel);
+            return;
+        };
+        let Some(a) = self.allocations.get_mut(&id) else { return };
+        let Some(peer) = a.channel_peer(frame.channel, now) else {
+            self.metrics.refuse(Refusal::NoAllocationOrChannel);
+            return;
+        };
+        if !a.has_permission(peer.ip(), now) {
+            self.metrics.refuse(Refusal::NoPermission);
+            return;
+        }
+        if !a.to_peer.take(frame.data.len(), now) {
+            self.metrics.refuse(Refusal::Bandwidth);
+            return;
+        }
+        self.metrics.bytes_to_peers += frame.data.len() as u64;
+        self.metrics.packets_to_peers += 1;
+        self.outputs.push_back(Output::ToPeer { allocation: id, peer, data: frame.data.to_vec() });
+    }
+
+    fn handle_message(&mut self, now: Instant, client: ClientAddr, message: &Message<'_>) {
+        let request = Request {
+            client,
+            method: message.method,
+            transaction_id: message.transaction_id,
+            len: message.bytes().len(),
+            fingerprint: message.fingerprint_offset().is_some(),
+        };
+        match (message.class, message.method) {
+            (Class::Indication, Method::Send) => self.handle_send(now, client, message),
+            (Class::Request, Method::Binding) => self.handle_binding(&request, message),
+            (Class::Request, Method::Allocate | Method::Refresh | Method::CreatePermission | Method::ChannelBind) => {
+                if let Some(bad) = self.unknown_attributes(message) {
+                    self.send_error(&request, 420, None, |b| {
+                        b.attr(attr::UNKNOWN_ATTRIBUTES, &bad);
+                    });
+                    return;
+                }
+                let Some((auth, username)) = self.authenticate(now, &request, message) else { return };
+                match message.method {
+                    Method::Allocate => self.handle_allocate(now, &request, message, auth, username),
+                    Method::Refresh => self.handle_refresh(now, &request, message, &auth.key),
+                    Method::CreatePermission => self.handle_create_permission(now, &request, message, &auth.key),
+                    _ => self.handle_channel_bind(now, &request, message, &auth.key),
+                }
+            }
+            (Class::Request, _) => self.send_error(&request, 400, None, |_| {}),
+            // Responses and other indications are not for a server.
+            _ => {}
+        }
+    }
+
+    fn unknown_attributes(&self, message: &Message<'_>) -> Option<Vec<u8>> {
+        let unknown: Vec<u8> = message.unknown_required().take(8).flat_map(u16::to_be_bytes).collect();
+        (!unknown.is_empty()).then_some(unknown)
+    }
+
+    fn handle_binding(&mut self, request: &Request, message: &Message<'_>) {
+        if let Some(bad) = self.unknown_attributes(message) {
+            self.send_error(request, 420, None, |b| {
+                b.attr(attr::UNKNOWN_ATTRIBUTES, &bad);
+            });
+            return;
+        }
+        // Binding is the public STUN service: no credentials, a fixed-size answer (32 or
+        // 44 bytes, plus FINGERPRINT only if the request carried one) and no SOFTWARE.
+        let mut b = MessageBuilder::new(Method::Binding, Class::Success, request.transaction_id);
+        b.xor_address(attr::XOR_MAPPED_ADDRESS, request.client.remote);
+        if request.fingerprint {
+            b.fingerprint();
+        }
+        self.outputs.push_back(Output::ToClient { client: request.client, data: b.finish() });
+    }
+
+    fn handle_send(&mut self, now: Instant, client: ClientAddr, message: &Message<'_>) {
+        let Some(id) = self.by_client.get(&client).copied() else {
+            self.metrics.refuse(Refusal::NoAllocationOrChannel);
+            return;
+        };
+        let peer =
+            message.get(attr::XOR_PEER_ADDRESS).and_then(|v| attr::decode_xor_address(v, &message.transaction_id));
+        let (Some(peer), Some(data)) = (peer, message.get(attr::DATA)) else {
+            self.metrics.refuse(Refusal::Malformed);
+            return;
+        };
+        if check_peer(peer.ip(), &self.allowed_peers) == PeerVerdict::Refused {
+            self.metrics.refuse(Refusal::ForbiddenPeer);
+            return;
+        }
+        let Some(a) = self.allocations.get_mut(&id) else { return };
+        if !a.has_permission(peer.ip(), now) {
+            self.metrics.refuse(Refusal::NoPermission);
+            return;
+        }
+        if !a.to_peer.take(data.len(), now) {
+            self.metrics.refuse(Refusal::Bandwidth);
+            return;
+        }
+        self.metrics.bytes_to_peers += data.len() as u64;
+        self.metrics.packets_to_peers += 1;
+        self.outputs.push_back(Output::ToPeer { allocation: id, peer, data: data.to_vec() });
+    }
+
+    // ----- authentication -----------------------------------------------------------
+
+    /// Checks long-term credentials; on failure sends the answer and returns `None`.
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        message: &Message<'_>,
+    ) -> Option<(Authenticated, String)> {
+        if message.integrity_offset().is_none() {
+            self.send_challenge(now, request, 401);
+            return None;
+        }
+        let username = message.get(attr::USERNAME).and_then(|v| attr::decode_text(v, MAX_USERNAME));
+        let realm = message.get(attr::REALM).and_then(|v| attr::decode_text(v, MAX_REALM_OR_NONCE));
+        let nonce = message.get(attr::NONCE).filter(|v| v.len() <= MAX_REALM_OR_NONCE);
+        let (Some(username), Some(realm), Some(nonce)) = (username, realm, nonce) else {
+            self.send_error(request, 400, None, |_| {});
+            return None;
+        };
+        if realm != self.auth.realm() {
+            self.metrics.auth_failures += 1;
+            self.send_challenge(now, request, 401);
+            return None;
+        }
+        if self.auth.check_nonce(nonce, self.elapsed_secs(now), &request.client) == NonceCheck::Stale {
+            self.metrics.stale_nonces += 1;
+            self.send_challenge(now, request, 438);
+            return None;
+        }
+        let unix_now = self.unix_now(now);
+        // An allocation's own key first: the fast path for Refresh, permissions, channels.
+        let existing = self.by_client.get(&request.client).and_then(|id| self.allocations.get(id));
+        // An Allocate on a taken 5-tuple under another username authenticates on its own
+        // and then gets 437, which tells the client to retry from another port.
+        let existing = existing.filter(|a| request.method != Method::Allocate || a.username == username);
+        if let Some(a) = existing {
+            if a.username != username {
+                let key = a.key;
+                self.metrics.auth_failures += 1;
+                self.send_error(request, 441, Some(&key), |_| {});
+                return None;
+            }
+            let expired = a.expires_unix.is_some_and(|e| e < unix_now);
+            if !expired && crate::proto::integrity::verify_integrity(message, &a.key) {
+                let auth = Authenticated { key: a.key, quota_user: a.quota_user.clone(), expires_unix: a.expires_unix };
+                return Some((auth, username.to_string()));
+            }
+            self.metrics.auth_failures += 1;
+            self.send_challenge(now, request, 401);
+            return None;
+        }
+        match self.auth.authenticate(message, username, unix_now) {
+            Ok(auth) => Some((auth, username.to_string())),
+            Err(failure) => {
+                self.metrics.auth_failures += 1;
+                tracing::debug!(client = %request.client.remote, reason = failure.as_str(), "authentication failed");
+                self.send_challenge(now, request, 401);
+                None
+            }
+        }
+    }
+
+    /// 401 Unauthorized or 438 Stale Nonce with REALM and a fresh NONCE.
+    fn send_challenge(&mut self, now: Instant, request: &Request, code: u16) {
+        let nonce = self.auth.nonce(self.elapsed_secs(now), &request.client);
+        let realm = self.auth.realm().to_string();
+        self.send_error(request, code, None, |b| {
+            b.attr(attr::REALM, realm.as_bytes());
+            b.attr(attr::NONCE, nonce.as_bytes());
+        });
+    }
+
+    // ----- responses ----------------------------------------------------------------
+
+    fn build_success(&self, request: &Request, key: &LongTermKey, fill: impl FnOnce(&mut MessageBuilder)) -> Vec<u8> {
+        let mut b = MessageBuilder::new(request.method, Class::Success, request.transaction_id);
+        fill(&mut b);
+        if let Some(software) = &self.software {
+            b.attr(attr::SOFTWARE, software.as_bytes());
+        }
+        b.integrity(key);
+        if request.fingerprint {
+            b.fingerprint();
+        }
+        b.finish()
+    }
+
+    fn send_success(&mut self, request: &Request, key: &LongTermKey, fill: impl FnOnce(&mut MessageBuilder)) {
+        let data = self.build_success(request, key, fill);
+        self.outputs.push_back(Output::ToClient { client: request.client, data });
+    }
+
+    /// An error response. With `key` (an authenticated request) it is signed. Without,
+    /// over UDP it is trimmed (reason phrase, then FINGERPRINT) to fit in the request's
+    /// size, and dropped if it still does not fit.
+    fn send_error(
+        &mut self,
+        request: &Request,
+        code: u16,
+        key: Option<&LongTermKey>,
+        fill: impl Fn(&mut MessageBuilder),
+    ) {
+        match code {
+            403 => self.metrics.refuse(Refusal::ForbiddenPeer),
+            401 | 438 => {}
+            486 => {}
+            _ => self.metrics.refuse(Refusal::BadRequest),
+        }
+        let build = |reason: bool, fingerprint: bool| {
+            let mut b = MessageBuilder::new(request.method, Class::Error, request.transaction_id);
+            b.error_code(code, if reason { attr::reason_phrase(code) } else { "" });
+            fill(&mut b);
+            if let Some(key) = key {
+                b.integrity(key);
+            }
+            if fingerprint && request.fingerprint {
+                b.fingerprint();
+            }
+            b.finish()
+        };
+        let data = if key.is_some() || request.client.transport != Transport::Udp {
+            build(true, true)
+        } else {
+            let fits = |d: &Vec<u8>| d.len() <= request.len;
+            match [build(true, true), build(false, true), build(false, false)].into_iter().find(fits) {
+                Some(d) => d,
+                None => {
+                    self.metrics.refuse(Refusal::Amplification);
+                    return;
+                }
+            }
+        };
+        self.outputs.push_back(Output::ToClient { client: request.client, data });
+    }
+
+    // ----- TURN methods ---------------------------------------------------------------
+
+    fn handle_allocate(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        message: &Message<'_>,
+        auth: Authenticated,
+        username: String,
+    ) {
+        let key = auth.key;
+        if let Some(a) = self.by_client.get(&request.client).and_then(|id| self.allocations.get(id)) {
+            if a.allocate_transaction == request.transaction_id {
+                let data = a.allocate_response.clone();
+                self.outputs.push_back(Output::ToClient { client: request.client, data });
+            } else {
+                self.send_error(request, 437, Some(&key), |_| {});
+            }
+            return;
+        }
+        if self.pending_by_client.contains_key(&request.client) {
+            // A retransmission while the relay socket is being bound: the answer follows.
+            return;
+        }
+        match message.get(attr::REQUESTED_TRANSPORT).map(attr::decode_requested_transport) {
+            None | Some(None) => return self.send_error(request, 400, Some(&key), |_| {}),
+            Some(Some(UDP)) => {}
+            Some(Some(_)) => return self.send_error(request, 442, Some(&key), |_| {}),
+        }
+        let even_port = message.get(attr::EVEN_PORT);
+        let use_reservation = match message.get(attr::RESERVATION_TOKEN) {
+            None => None,
+            Some(_) if even_port.is_some() => return self.send_error(request, 400, Some(&key), |_| {}),
+            Some(value) => {
+                let Ok(token) = ReservationToken::try_from(value) else {
+                    return self.send_error(request, 400, Some(&key), |_| {});
+                };
+                match self.reservations.remove(&token) {
+                    Some(expires) if expires > now => Some(token),
+                    // Unknown or expired: the port is gone (RFC 8656 §7.2).
+                    _ => return self.send_error(request, 508, Some(&key), |_| {}),
+                }
+            }
+        };
+        if let Some(family) = message.get(attr::REQUESTED_ADDRESS_FAMILY) {
+            let wanted_v4 = match attr::decode_address_family(family) {
+                Some(0x01) => true,
+                Some(0x02) => false,
+                _ => return self.send_error(request, 400, Some(&key), |_| {}),
+            };
+            if wanted_v4 != self.relay_ip.is_ipv4() {
+                return self.send_error(request, 440, Some(&key), |_| {});
+            }
+        }
+        let total = (self.allocations.len() + self.pending.len()) as u64;
+        if total >= u64::from(self.max_total) {
+            self.metrics.refuse(Refusal::TotalQuota);
+            return self.send_error(request, 486, Some(&key), |_| {});
+        }
+        let used = self.per_user.get(&auth.quota_user).copied().unwrap_or(0);
+        if used >= self.max_per_user {
+            self.metrics.refuse(Refusal::UserQuota);
+            return self.send_error(request, 486, Some(&key), |_| {});
+        }
+        let requested = message.get(attr::LIFETIME).and_then(attr::decode_u32).map(|s| Duration::from_secs(s.into()));
+        let lifetime = requested.unwrap_or(self.default_lifetime).clamp(self.default_lifetime, self.max_lifetime);
+        *self.per_user.entry(auth.quota_user.clone()).or_insert(0) += 1;
+        let id = AllocationId(self.next_id);
+        self.next_id += 1;
+        let reserve_next =
+            even_port.filter(|v| v.first().is_some_and(|b| b & 0x80 != 0)).map(|_| self.auth.token(id.0));
+        self.pending_by_client.insert(request.client, id);
+        self.pending.insert(id, Pending { request: *request, username, auth, lifetime, reserve_next });
+        self.outputs.push_back(Output::OpenRelay(RelayRequest {
+            allocation: id,
+            ip: self.relay_ip,
+            even_port: even_port.is_some(),
+            reserve_next,
+            use_reservation,
+        }));
+    }
+
+    fn handle_refresh(&mut self, now: Instant, request: &Request, message: &Message<'_>, key: &LongTermKey) {
+        let Some(id) = self.by_client.get(&request.client).copied() else {
+            return self.send_error(request, 437, Some(key), |_| {});
+        };
+        let requested = message.get(attr::LIFETIME).and_then(attr::decode_u32).map(|s| Duration::from_secs(s.into()));
+        let lifetime = requested.unwrap_or(self.default_lifetime).min(self.max_lifetime);
+        if lifetime.is_zero() {
+            self.remove_allocation(id);
+        } else if let Some(a) = self.allocations.get_mut(&id) {
+            a.expires = now + lifetime;
+            self.schedule(now + lifetime.min(SWEEP_INTERVAL));
+        }
+        self.send_success(request, key, |b| {
+            b.u32(attr::LIFETIME, lifetime.as_secs() as u32);
+        });
+    }
+
+    /// Decodes every XOR-PEER-ADDRESS and applies the policy: `Err(code)` to answer.
+    fn checked_peers(&self, message: &Message<'_>) -> Result<Vec<SocketAddr>, u16> {
+        let mut peers = Vec::new();
+        for a in message.attributes().filter(|a| a.kind == attr::XOR_PEER_ADDRESS) {
+            let peer = attr::decode_xor_address(a.value, &message.transaction_id).ok_or(400u16)?;
+            peers.push(peer);
+        }
+        if peers.is_empty() {
+            return Err(400);
+        }
+        if peers.iter().any(|p| check_peer(p.ip(), &self.allowed_peers) == PeerVerdict::Refused) {
+            return Err(403);
+        }
+        if peers.iter().any(|p| p.is_ipv4() != self.relay_ip.is_ipv4()) {
+            return Err(443);
+        }
+        Ok(peers)
+    }
+
+    fn handle_create_permission(&mut self, now: Instant, request: &Request, message: &Message<'_>, key: &LongTermKey) {
+        let Some(id) = self.by_client.get(&request.client).copied() else {
+            return self.send_error(request, 437, Some(key), |_| {});
+        };
+        let peers = match self.checked_peers(message) {
+            Ok(peers) => peers,
+            Err(code) => return self.send_error(request, code, Some(key), |_| {}),
+        };
+        if let Some(a) = self.allocations.get_mut(&id) {
+            for peer in peers {
+                a.install_permission(peer.ip(), now);
+            }
+        }
+        self.send_success(request, key, |_| {});
+    }
+
+    fn handle_channel_bind(&mut self, now: Instant, request: &Request, message: &Message<'_>, key: &LongTermKey) {
+        let Some(id) = self.by_client.get(&request.client).copied() else {
+            return self.send_error(request, 437, Some(key), |_| {});
+        };
+        let channel = message.get(attr::CHANNEL_NUMBER).and_then(attr::decode_channel_number);
+        let Some(channel) = channel.filter(|c| (MIN_CHANNEL..=MAX_CHANNEL).contains(c)) else {
+            return self.send_error(request, 400, Some(key), |_| {});
+        };
+        let peer = match self.checked_peers(message) {
+            Ok(peers) if peers.len() == 1 => peers[0],
+            Ok(_) => return self.send_error(request, 400, Some(key), |_| {}),
+            Err(code) => return self.send_error(request, code, Some(key), |_| {}),
+        };
+        let bound = self.allocations.get_mut(&id).map(|a| a.bind_channel(channel, peer, now));
+        match bound {
+            Some(Ok(())) => self.send_success(request, key, |_| {}),
+            _ => self.send_error(request, 400, Some(key), |_| {}),
+        }
+    }
+
+    // ----- bookkeeping ----------------------------------------------------------------
+
+    fn release_user(&mut self, user: &str) {
+        if let Some(count) = self.per_user.get_mut(user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_user.remove(user);
+            }
+        }
+    }
+
+    fn remove_allocation(&mut self, id: AllocationId) {
+        let Some(a) = self.allocations.remove(&id) else { return };
+        self.by_client.remove(&a.client);
+        self.release_user(&a.quota_user);
+        self.outputs.push_back(Output::CloseRelay(id));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,526 @@
+//! The core driven with a virtual clock: no sockets, no sleeps.
+
+use super::*;
+use crate::core::auth::rest_password;
+use crate::proto::attr::decode_error_code;
+use crate::proto::integrity::long_term_key;
+
+const REALM: &str = "isoplane";
+const RELAY: &str = "127.0.0.1:50000";
+const UNIX_START: u64 = 1_800_000_000;
+
+fn config() -> Config {
+    Config {
+        auth_secrets: vec!["old-secret".into(), "new-secret".into()],
+        static_users: vec!["dev:devpass".into()],
+        max_allocations_per_user: 2,
+        ..Config::default()
+    }
+}
+
+struct Harness {
+    core: TurnCore,
+    now: Instant,
+    client: ClientAddr,
+    username: String,
+    key: LongTermKey,
+    nonce: String,
+    tid: u8,
+}
+
+fn client(port: u16) -> ClientAddr {
+    ClientAddr { transport: Transport::Udp, remote: SocketAddr::from(([127, 0, 0, 1], port)) }
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        let now = Instant::now();
+        Harness {
+            core: TurnCore::new(&config, [7; 32], now, UNIX_START),
+            now,
+            client: client(40000),
+            username: "dev".into(),
+            key: long_term_key("dev", REALM, "devpass"),
+            nonce: String::new(),
+            tid: 0,
+        }
+    }
+
+    fn advance(&mut self, secs: u64) {
+        self.now += Duration::from_secs(secs);
+        self.core.handle_timeout(self.now);
+    }
+
+    fn use_rest(&mut self, user: &str, expiry: u64, secret: &str) {
+        self.username = format!("{expiry}:{user}");
+        self.key = long_term_key(&self.username, REALM, &rest_password(secret, &self.username));
+    }
+
+    fn outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.core.poll_output()).collect()
+    }
+
+    fn build(&mut self, method: Method, class: Class, signed: bool, fill: impl FnOnce(&mut MessageBuilder)) -> Vec<u8> {
+        self.tid += 1;
+        let mut b = MessageBuilder::new(method, class, [self.tid; 12]);
+        fill(&mut b);
+        if signed {
+            b.attr(attr::USERNAME, self.username.as_bytes());
+            b.attr(attr::REALM, REALM.as_bytes());
+            b.attr(attr::NONCE, self.nonce.as_bytes());
+            b.integrity(&self.key);
+        }
+        b.fingerprint();
+        b.finish()
+    }
+
+    /// Sends a request and returns the single answer's bytes (or None).
+    fn send(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        self.core.handle_client(self.now, self.client, bytes);
+        let outputs = self.outputs();
+        outputs.into_iter().find_map(|o| match o {
+            Output::ToClient { data, .. } => Some(data),
+            Output::OpenRelay(req) => {
+                self.core.complete_allocation(self.now, req.allocation, Some(RELAY.parse().unwrap()));
+                self.outputs().into_iter().find_map(|o| match o {
+                    Output::ToClient { data, .. } => Some(data),
+                    _ => None,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Sends a signed request, fetching a nonce first if needed; returns the error code
+    /// (0 on success) and the answer.
+    fn request(&mut self, method: Method, fill: impl Fn(&mut MessageBuilder)) -> (u16, Vec<u8>) {
+        for _ in 0..2 {
+            let signed = !self.nonce.is_empty();
+            let bytes = self.build(method, Class::Request, signed, |b| {
+                fill(b);
+                if !signed {
+                    // Like real clients, leave room for the 401 (REALM + NONCE).
+                    b.attr(attr::SOFTWARE, b"isoplane core test");
+                }
+            });
+            let answer = self.send(&bytes).expect("an answer");
+            let m = Message::parse(&answer).unwrap();
+            assert_eq!(m.transaction_id, [self.tid; 12]);
+            if m.class == Class::Success {
+                assert!(crate::proto::integrity::verify_integrity(&m, &self.key), "success must be signed");
+                return (0, answer);
+            }
+            let code = decode_error_code(m.get(attr::ERROR_CODE).unwrap()).unwrap().code;
+            if (code == 401 && self.nonce.is_empty()) || code == 438 {
+                self.nonce = String::from_utf8(m.get(attr::NONCE).unwrap().to_vec()).unwrap();
+                continue;
+            }
+            return (code, answer);
+        }
+        panic!("no answer after a nonce retry");
+    }
+
+    fn allocate(&mut self) -> u16 {
+        self.request(Method::Allocate, |b| {
+            b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        })
+        .0
+    }
+
+    fn create_permission(&mut self, peer: &str) -> u16 {
+        let peer: SocketAddr = peer.parse().unwrap();
+        self.request(Method::CreatePermission, |b| {
+            b.xor_address(attr::XOR_PEER_ADDRESS, peer);
+        })
+        .0
+    }
+
+    fn channel_bind(&mut self, channel: u16, peer: &str) -> u16 {
+        let peer: SocketAddr = peer.parse().unwrap();
+        self.request(Method::ChannelBind, |b| {
+            b.attr(attr::CHANNEL_NUMBER, &[(channel >> 8) as u8, channel as u8, 0, 0]);
+            b.xor_address(attr::XOR_PEER_ADDRESS, peer);
+        })
+        .0
+    }
+
+    fn refresh(&mut self, lifetime: u32) -> u16 {
+        self.request(Method::Refresh, |b| {
+            b.u32(attr::LIFETIME, lifetime);
+        })
+        .0
+    }
+
+    fn peer_sends(&mut self, peer: &str, data: &[u8]) -> Option<Vec<u8>> {
+        let id = *self.core.by_client.get(&self.client)?;
+        self.core.handle_peer(self.now, id, peer.parse().unwrap(), data);
+        self.outputs().into_iter().find_map(|o| match o {
+            Output::ToClient { data, .. } => Some(data),
+            _ => None,
+        })
+    }
+
+    fn client_sends_channel_data(&mut self, channel: u16, data: &[u8]) -> Vec<Output> {
+        let mut frame = Vec::new();
+        ChannelData::encode(channel, data, false, &mut frame);
+        self.core.handle_client(self.now, self.client, &frame);
+        self.outputs()
+    }
+}
+
+fn allowing_public_test_peers() -> Config {
+    // 8.8.8.8 stands for a public peer; the core never sends anything, it only decides.
+    config()
+}
+
+#[test]
+fn binding_answers_with_the_mapped_address() {
+    let mut h = Harness::new(config());
+    let bytes = h.build(Method::Binding, Class::Request, false, |_| {});
+    let answer = h.send(&bytes).unwrap();
+    let m = Message::parse(&answer).unwrap();
+    assert_eq!(m.class, Class::Success);
+    let mapped = attr::decode_xor_address(m.get(attr::XOR_MAPPED_ADDRESS).unwrap(), &m.transaction_id);
+    assert_eq!(mapped, Some(h.client.remote));
+}
+
+#[test]
+fn unauthenticated_allocate_gets_a_401_no_larger_than_the_request() {
+    let mut h = Harness::new(config());
+    // The smallest Allocate coturn's client sends (REQUESTED-TRANSPORT, LIFETIME,
+    // REQUESTED-ADDRESS-FAMILY, FINGERPRINT): 52 bytes.
+    let bytes = h.build(Method::Allocate, Class::Request, false, |b| {
+        b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        b.u32(attr::LIFETIME, 777);
+        b.attr(attr::REQUESTED_ADDRESS_FAMILY, &[1, 0, 0, 0]);
+    });
+    assert_eq!(bytes.len(), 52);
+    let answer = h.send(&bytes).unwrap();
+    assert!(answer.len() <= bytes.len(), "{} > {}", answer.len(), bytes.len());
+    let m = Message::parse(&answer).unwrap();
+    assert_eq!(decode_error_code(m.get(attr::ERROR_CODE).unwrap()).unwrap().code, 401);
+    assert_eq!(m.get(attr::REALM), Some(REALM.as_bytes()));
+    assert!(m.has(attr::NONCE));
+    assert!(h.core.pending.is_empty() && h.core.allocations.is_empty(), "no state for unauthenticated requests");
+
+    // A bare 28-byte Allocate cannot be answered within its size: no answer at all.
+    let tiny = {
+        let mut b = MessageBuilder::new(Method::Allocate, Class::Request, [1; 12]);
+        b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        b.finish()
+    };
+    assert_eq!(h.send(&tiny), None);
+    assert_eq!(h.core.metrics().refusals(Refusal::Amplification), 1);
+}
+
+#[test]
+fn static_user_allocates_and_refresh_zero_deletes() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    assert_eq!(h.core.allocation_count(), 1);
+    assert_eq!(h.refresh(0), 0);
+    assert_eq!(h.core.allocation_count(), 0);
+    assert_eq!(h.refresh(600), 437, "no allocation left to refresh");
+}
+
+#[test]
+fn allocate_retransmission_gets_the_same_answer_and_a_new_one_437() {
+    let mut h = Harness::new(config());
+    h.nonce = {
+        let probe = h.build(Method::Allocate, Class::Request, false, |b| {
+            b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+            b.u32(attr::LIFETIME, 600);
+            b.attr(attr::REQUESTED_ADDRESS_FAMILY, &[1, 0, 0, 0]);
+        });
+        let answer = h.send(&probe).unwrap();
+        String::from_utf8(Message::parse(&answer).unwrap().get(attr::NONCE).unwrap().to_vec()).unwrap()
+    };
+    let bytes = h.build(Method::Allocate, Class::Request, true, |b| {
+        b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+    });
+    let first = h.send(&bytes).unwrap();
+    let again = h.send(&bytes).unwrap();
+    assert_eq!(first, again);
+    assert_eq!(h.allocate(), 437);
+}
+
+#[test]
+fn allocation_expires_after_its_lifetime_unless_refreshed() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    h.advance(590);
+    assert_eq!(h.core.allocation_count(), 1);
+    assert_eq!(h.refresh(300), 0, "a shorter refresh is granted as asked");
+    h.advance(299);
+    assert_eq!(h.core.allocation_count(), 1);
+    h.advance(2);
+    assert_eq!(h.core.allocation_count(), 0);
+    assert!(matches!(&h.outputs()[..], [Output::CloseRelay(_)]), "the relay socket is closed");
+}
+
+#[test]
+fn lifetime_is_clamped_to_the_maximum() {
+    let mut h = Harness::new(config());
+    let (code, answer) = h.request(Method::Allocate, |b| {
+        b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        b.u32(attr::LIFETIME, 100_000);
+    });
+    assert_eq!(code, 0);
+    let m = Message::parse(&answer).unwrap();
+    assert_eq!(m.get(attr::LIFETIME).and_then(attr::decode_u32), Some(3600));
+    let relayed = attr::decode_xor_address(m.get(attr::XOR_RELAYED_ADDRESS).unwrap(), &m.transaction_id);
+    assert_eq!(relayed, Some(RELAY.parse().unwrap()));
+}
+
+#[test]
+fn permission_lets_data_through_and_expires_after_five_minutes() {
+    let mut h = Harness::new(allowing_public_test_peers());
+    assert_eq!(h.allocate(), 0);
+    assert_eq!(h.peer_sends("8.8.8.8:5000", b"x"), None, "no permission yet");
+    assert_eq!(h.create_permission("8.8.8.8:1"), 0);
+    let data = h.peer_sends("8.8.8.8:5000", b"hello").expect("a Data indication");
+    let m = Message::parse(&data).unwrap();
+    assert_eq!((m.method, m.class), (Method::Data, Class::Indication));
+    assert_eq!(m.get(attr::DATA), Some(&b"hello"[..]));
+    h.advance(299);
+    assert!(h.peer_sends("8.8.8.8:5000", b"x").is_some());
+    h.advance(2);
+    assert_eq!(h.peer_sends("8.8.8.8:5000", b"x"), None, "permission expired");
+    assert_eq!(h.create_permission("8.8.8.8:1"), 0, "refresh reinstalls it");
+    assert!(h.peer_sends("8.8.8.8:5000", b"x").is_some());
+}
+
+#[test]
+fn send_indication_needs_a_permission() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    let send = |h: &mut Harness| {
+        let bytes = h.build(Method::Send, Class::Indication, false, |b| {
+            b.xor_address(attr::XOR_PEER_ADDRESS, "8.8.8.8:9".parse().unwrap());
+            b.attr(attr::DATA, b"payload");
+        });
+        h.core.handle_client(h.now, h.client, &bytes);
+        h.outputs()
+    };
+    assert!(send(&mut h).is_empty());
+    assert_eq!(h.create_permission("8.8.8.8:9"), 0);
+    let out = send(&mut h);
+    assert!(
+        matches!(&out[..], [Output::ToPeer { peer, data, .. }] if *peer == "8.8.8.8:9".parse().unwrap() && data == b"payload")
+    );
+}
+
+#[test]
+fn channel_binding_rules() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    assert_eq!(h.channel_bind(0x3FFF, "8.8.8.8:1000"), 400, "below the channel range");
+    assert_eq!(h.channel_bind(0x8000, "8.8.8.8:1000"), 400, "above the channel range");
+    assert_eq!(h.channel_bind(0x4000, "8.8.8.8:1000"), 0);
+    assert_eq!(h.channel_bind(0x4000, "8.8.8.8:1000"), 0, "rebinding the same pair refreshes");
+    assert_eq!(h.channel_bind(0x4000, "8.8.4.4:1000"), 400, "channel already bound to another peer");
+    assert_eq!(h.channel_bind(0x4001, "8.8.8.8:1000"), 400, "peer already bound to another channel");
+    assert_eq!(h.channel_bind(0x4001, "8.8.8.8:1001"), 0, "another port is another peer");
+
+    // ChannelData flows both ways.
+    let out = h.client_sends_channel_data(0x4000, b"up");
+    assert!(matches!(&out[..], [Output::ToPeer { data, .. }] if data == b"up"));
+    let down = h.peer_sends("8.8.8.8:1000", b"down").unwrap();
+    assert_eq!(ChannelData::parse(&down), Some(ChannelData { channel: 0x4000, data: b"down" }));
+
+    // Refreshing the permission keeps it alive while the channel lasts 10 minutes.
+    h.advance(290);
+    assert_eq!(h.create_permission("8.8.8.8:1"), 0);
+    assert_eq!(h.refresh(600), 0);
+    h.advance(311);
+    assert!(h.client_sends_channel_data(0x4000, b"late").is_empty(), "channel expired after 10 minutes");
+    // Still reserved for 5 more minutes: not rebindable to another peer.
+    assert_eq!(h.channel_bind(0x4000, "8.8.4.4:1000"), 400);
+    h.advance(200);
+    assert_eq!(h.refresh(600), 0);
+    h.advance(200);
+    assert_eq!(h.channel_bind(0x4000, "8.8.4.4:1000"), 0, "free again after the cool-down");
+}
+
+#[test]
+fn refused_peers_get_403_and_allow_list_overrides() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    for peer in ["127.0.0.1:9", "10.0.0.1:9", "169.254.169.254:80", "[::ffff:127.0.0.1]:9", "[64:ff9b::7f00:1]:9"] {
+        assert_eq!(h.create_permission(peer), 403, "{peer}");
+        assert_eq!(h.channel_bind(0x4000, peer), 403, "{peer}");
+    }
+    assert_eq!(h.create_permission("[2a00:1450::1]:9"), 443, "IPv6 peer on an IPv4 relay");
+
+    let mut dev = Harness::new(Config { allowed_peers: vec!["127.0.0.1/32".parse().unwrap()], ..config() });
+    assert_eq!(dev.allocate(), 0);
+    assert_eq!(dev.create_permission("127.0.0.1:9"), 0);
+    assert_eq!(dev.create_permission("127.0.0.2:9"), 403);
+}
+
+#[test]
+fn rest_credentials_with_rotation_and_expiry() {
+    for secret in ["old-secret", "new-secret"] {
+        let mut h = Harness::new(config());
+        h.use_rest("alice", UNIX_START + 3600, secret);
+        assert_eq!(h.allocate(), 0, "secret {secret}");
+    }
+    let mut h = Harness::new(config());
+    h.use_rest("alice", UNIX_START + 3600, "unknown-secret");
+    assert_eq!(h.allocate(), 401);
+    let mut h = Harness::new(config());
+    h.use_rest("alice", UNIX_START - 1, "new-secret");
+    assert_eq!(h.allocate(), 401, "expired username");
+    assert_eq!(h.core.metrics().auth_failures, 1);
+
+    // A credential that expires while its allocation lives stops refreshing it.
+    let mut h = Harness::new(config());
+    h.use_rest("alice", UNIX_START + 100, "new-secret");
+    assert_eq!(h.allocate(), 0);
+    h.advance(101);
+    assert_eq!(h.refresh(600), 401);
+}
+
+#[test]
+fn stale_nonce_gets_438_then_works() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    assert_eq!(h.refresh(3600), 0);
+    let nonce = h.nonce.clone();
+    h.advance(700);
+    h.nonce = nonce.clone();
+    assert_eq!(h.refresh(600), 0, "the helper retried after 438");
+    assert_ne!(h.nonce, nonce);
+    assert_eq!(h.core.metrics().stale_nonces, 1);
+}
+
+#[test]
+fn per_user_and_total_quotas_give_486() {
+    let mut h = Harness::new(config());
+    for port in [1, 2] {
+        h.client = client(port);
+        assert_eq!(h.allocate(), 0);
+    }
+    h.client = client(3);
+    assert_eq!(h.allocate(), 486);
+    // Freeing one allocation frees quota.
+    h.client = client(1);
+    assert_eq!(h.refresh(0), 0);
+    h.client = client(3);
+    assert_eq!(h.allocate(), 0);
+
+    let mut h = Harness::new(Config { max_allocations_total: 1, ..config() });
+    assert_eq!(h.allocate(), 0);
+    h.client = client(2);
+    h.use_rest("bob", UNIX_START + 60, "new-secret");
+    assert_eq!(h.allocate(), 486);
+}
+
+#[test]
+fn bandwidth_cap_drops_excess() {
+    let mut h = Harness::new(Config { bandwidth_bytes_per_sec: 1000, ..config() });
+    assert_eq!(h.allocate(), 0);
+    assert_eq!(h.channel_bind(0x4000, "8.8.8.8:1000"), 0);
+    let big = [0u8; 600];
+    assert_eq!(h.client_sends_channel_data(0x4000, &big).len(), 1);
+    assert!(h.client_sends_channel_data(0x4000, &big).is_empty(), "over 1000 B/s");
+    h.now += Duration::from_secs(1);
+    assert_eq!(h.client_sends_channel_data(0x4000, &big).len(), 1);
+    assert_eq!(h.core.metrics().refusals(Refusal::Bandwidth), 1);
+}
+
+#[test]
+fn garbage_is_counted_and_ignored() {
+    let mut h = Harness::new(config());
+    for bytes in [&b""[..], &[0xFF; 40], &[0x00, 0x01, 0x00], &[0x40, 0x00, 0xFF, 0xFF, 1]] {
+        h.core.handle_client(h.now, h.client, bytes);
+    }
+    assert!(h.outputs().is_empty());
+    assert_eq!(h.core.metrics().refusals(Refusal::Malformed), 4);
+}
+
+#[test]
+fn shutdown_closes_every_allocation() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    h.core.shutdown();
+    assert!(matches!(&h.outputs()[..], [Output::CloseRelay(_)]));
+    assert_eq!(h.core.allocation_count(), 0);
+}
+
+#[test]
+fn tcp_client_gets_padded_channel_data() {
+    let mut h = Harness::new(config());
+    h.client = ClientAddr { transport: Transport::Tcp, remote: "127.0.0.1:7000".parse().unwrap() };
+    assert_eq!(h.allocate(), 0);
+    assert_eq!(h.channel_bind(0x4000, "8.8.8.8:1000"), 0);
+    let down = h.peer_sends("8.8.8.8:1000", b"abcde").unwrap();
+    assert_eq!(down.len(), 12);
+    h.core.handle_client_closed(h.client);
+    assert_eq!(h.core.allocation_count(), 0);
+}
+
+#[test]
+fn allocate_from_a_taken_five_tuple_under_another_user_gets_437() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    h.use_rest("alice", UNIX_START + 3600, "new-secret");
+    assert_eq!(h.allocate(), 437);
+    assert_eq!(h.refresh(600), 441, "other requests must use the allocation's username");
+}
+
+#[test]
+fn even_port_reservation_hands_the_next_port_to_a_token() {
+    let mut h = Harness::new(Config { max_allocations_per_user: 10, ..config() });
+    let (code, answer) = h.request(Method::Allocate, |b| {
+        b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        b.attr(attr::EVEN_PORT, &[0x80]);
+    });
+    assert_eq!(code, 0);
+    let m = Message::parse(&answer).unwrap();
+    let token: ReservationToken = m.get(attr::RESERVATION_TOKEN).unwrap().try_into().unwrap();
+
+    // A second client claims the reserved port with the token.
+    h.client = client(40001);
+    h.nonce.clear();
+    let claim = |h: &mut Harness, with_even_port: bool| {
+        let signed = !h.nonce.is_empty();
+        let bytes = h.build(Method::Allocate, Class::Request, signed, |b| {
+            b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+            b.attr(attr::RESERVATION_TOKEN, &token);
+            if with_even_port {
+                b.attr(attr::EVEN_PORT, &[0]);
+            }
+            b.attr(attr::SOFTWARE, b"room for the 401 answer");
+        });
+        h.core.handle_client(h.now, h.client, &bytes);
+        h.outputs()
+    };
+    let challenge = claim(&mut h, false);
+    let Some(Output::ToClient { data, .. }) = challenge.first() else { panic!("401 expected") };
+    h.nonce = String::from_utf8(Message::parse(data).unwrap().get(attr::NONCE).unwrap().to_vec()).unwrap();
+    let bad = claim(&mut h, true);
+    let Some(Output::ToClient { data, .. }) = bad.first() else { panic!("400 expected") };
+    let code = decode_error_code(Message::parse(data).unwrap().get(attr::ERROR_CODE).unwrap()).unwrap().code;
+    assert_eq!(code, 400, "RESERVATION-TOKEN with EVEN-PORT");
+    let out = claim(&mut h, false);
+    assert!(
+        matches!(&out[..], [Output::OpenRelay(RelayRequest { use_reservation: Some(t), .. })] if *t == token),
+        "{out:?}"
+    );
+
+    // A token is single-use and lasts 30 s.
+    h.client = client(40002);
+    h.nonce.clear();
+    let (code, answer) = h.request(Method::Allocate, |b| {
+        b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        b.attr(attr::EVEN_PORT, &[0x80]);
+    });
+    assert_eq!(code, 0);
+    let second: ReservationToken =
+        Message::parse(&answer).unwrap().get(attr::RESERVATION_TOKEN).unwrap().try_into().unwrap();
+    assert_ne!(second, token);
+    h.advance(31);
+    assert!(h.outputs().contains(&Output::DropReservation(second)), "the shell is told to close the port");
+    assert!(!h.core.reservations.contains_key(&second));
+}

@@ -1,0 +1,338 @@
+//! The tokio shell around [`TurnCore`]: sockets, tasks, timers and shutdown.
+//!
+//! - [`BoundServer::bind`] checks the config and binds every listener (port 0 works, so
+//!   tests learn the real ports from it); [`BoundServer::run`] serves until cancelled.
+//! - One task reads the UDP listener, one task per TCP connection, one per relay socket,
+//!   one timer task and the HTTP server. Each feeds the core under a std `Mutex` held
+//!   for the handling only (never across `.await`), then sends what the core returned
+//!   with non-blocking `try_send_to` (a full socket buffer drops the datagram, as UDP may).
+//! - Shutdown: the cancellation token stops every loop; the core closes all allocations
+//!   (each relay task ends), and `run` returns once every task it started has finished.
+
+mod http;
+mod relay;
+mod tcp;
+mod tls;
+
+use crate::config::{Config, ConfigError};
+use crate::core::{AllocationId, ClientAddr, Output, RelayRequest, ReservationToken, Transport, TurnCore};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Largest datagram read from a client or a peer; longer ones are cut by the kernel.
+const MAX_DATAGRAM: usize = 4096;
+/// Kernel buffer asked for the listener's UDP socket: one socket carries every UDP
+/// client, and small datagrams cost ~1 KiB of buffer each, so the 208 KiB default
+/// overflows (drops) under bursts. Linux caps it at net.core.rmem_max / wmem_max.
+const LISTENER_BUFFER: usize = 4 << 20;
+/// The same for each relay socket (one peer set per allocation).
+pub(super) const RELAY_BUFFER: usize = 1 << 20;
+/// The timer task wakes at least this often.
+const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
+
+/// Why the server could not start or stopped.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot bind the {what} socket on {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("{what} failed: {source}")]
+    Io { what: &'static str, source: std::io::Error },
+    #[error("TLS setup with {path}: {message}")]
+    Tls { path: String, message: String },
+}
+
+/// A relay socket and the token that ends its task.
+#[derive(Debug)]
+struct RelayHandle {
+    socket: Arc<UdpSocket>,
+    cancel: CancellationToken,
+}
+
+/// Everything the core's outputs may touch, behind one lock.
+#[derive(Debug)]
+struct State {
+    core: TurnCore,
+    relays: HashMap<AllocationId, RelayHandle>,
+    tcp_clients: HashMap<ClientAddr, mpsc::Sender<Vec<u8>>>,
+    /// Ports held for a RESERVATION-TOKEN (EVEN-PORT with the R bit).
+    reserved: HashMap<ReservationToken, UdpSocket>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    udp: Arc<UdpSocket>,
+    config: Config,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    ready: AtomicBool,
+}
+
+/// A send the core asked for, carried out after the lock is released.
+enum Send {
+    Udp(SocketAddr, Vec<u8>),
+    Relay(Arc<UdpSocket>, SocketAddr, Vec<u8>),
+    Open(RelayRequest),
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug in the core; keep serving with
+        // the state as it is rather than poisoning every later packet.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the core, then carries out every output.
+    fn drive(self: &Arc<Self>, f: impl FnOnce(&mut TurnCore, Instant)) {
+        let mut sends = Vec::new();
+        {
+            let mut state = self.lock();
+            f(&mut state.core, Instant::now());
+            drain(&mut state, &mut sends);
+        }
+        for send in sends {
+            match send {
+                Send::Udp(to, data) => {
+                    let _ = self.udp.try_send_to(&data, to);
+                }
+                Send::Relay(socket, to, data) => {
+                    let _ = socket.try_send_to(&data, to);
+                }
+                Send::Open(request) => relay::open(self.clone(), request),
+            }
+        }
+    }
+}
+
+fn drain(state: &mut State, sends: &mut Vec<Send>) {
+    while let Some(output) = state.core.poll_output() {
+        match output {
+            Output::ToClient { client, data } => match client.transport {
+                Transport::Udp => sends.push(Send::Udp(client.remote, data)),
+                Transport::Tcp | Transport::Tls => {
+                    if let Some(tx) = state.tcp_clients.get(&client) {
+                        // A client that does not read loses frames rather than stalling others.
+                        let _ = tx.try_send(data);
+                    }
+                }
+            },
+            Output::ToPeer { allocation, peer, data } => {
+                if let Some(relay) = state.relays.get(&allocation) {
+                    sends.push(Send::Relay(relay.socket.clone(), peer, data));
+                }
+            }
+            Output::OpenRelay(request) => sends.push(Send::Open(request)),
+            Output::CloseRelay(id) => {
+                if let Some(relay) = state.relays.remove(&id) {
+                    relay.cancel.cancel();
+                }
+            }
+            Output::DropReservation(token) => {
+                state.reserved.remove(&token);
+            }
+        }
+    }
+}
+
+/// A server whose sockets are bound; [`BoundServer::run`] serves.
+pub struct BoundServer {
+    shared: Arc<Shared>,
+    tcp: Option<TcpListener>,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    http: Option<TcpListener>,
+    udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("udp", &self.udp_addr)
+            .field("tcp", &self.tcp_addr)
+            .field("tls", &self.tls_addr)
+            .field("http", &self.http_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundServer {
+    /// Validates `config` and binds the UDP, TCP and HTTP listeners.
+    pub async fn bind(config: Config) -> Result<BoundServer, ServeError> {
+        config.validate()?;
+        // Certificates are checked before any socket is bound.
+        let acceptor = match (&config.listen_tls, &config.tls_cert, &config.tls_key) {
+            (Some(_), Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let udp = bind_udp(config.listen_udp, LISTENER_BUFFER).map_err(|source| ServeError::Bind {
+            what: "UDP",
+            addr: config.listen_udp,
+            source,
+        })?;
+        let udp_addr = udp.local_addr().map_err(|source| ServeError::Io { what: "local_addr", source })?;
+        let tcp = match config.listen_tcp {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { what: "TCP", addr, source })?)
+            }
+            None => None,
+        };
+        let tls = match (config.listen_tls, acceptor) {
+            (Some(addr), Some(acceptor)) => Some((
+                TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { what: "TLS", addr, source })?,
+                acceptor,
+            )),
+            _ => None,
+        };
+        let http = match config.listen_http {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { what: "HTTP", addr, source })?)
+            }
+            None => None,
+        };
+        let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+        let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+        let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        let nonce_key: [u8; 32] = rand::random();
+        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let core = TurnCore::new(&config, nonce_key, Instant::now(), unix_now);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                core,
+                relays: HashMap::new(),
+                tcp_clients: HashMap::new(),
+                reserved: HashMap::new(),
+            }),
+            udp: Arc::new(udp),
+            config,
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            ready: AtomicBool::new(false),
+        });
+        Ok(BoundServer { shared, tcp, tls, http, udp_addr, tcp_addr, tls_addr, http_addr })
+    }
+
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Serves until `shutdown` is cancelled, then closes every allocation and waits for
+    /// every task to finish.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let shared = self.shared;
+        tracing::info!(
+            udp = %self.udp_addr,
+            tcp = ?self.tcp_addr,
+            tls = ?self.tls_addr,
+            http = ?self.http_addr.map(|a| format!("http://{a}/metrics")),
+            relay_ip = %shared.config.relay_ip,
+            "isoplane-turn serving"
+        );
+        shared.tracker.spawn(udp_loop(shared.clone()));
+        shared.tracker.spawn(timer_loop(shared.clone()));
+        if let Some(listener) = self.tcp {
+            shared.tracker.spawn(tcp::accept_loop(shared.clone(), listener, None));
+        }
+        if let Some((listener, acceptor)) = self.tls {
+            shared.tracker.spawn(tcp::accept_loop(shared.clone(), listener, Some(acceptor)));
+        }
+        if let Some(listener) = self.http {
+            shared.tracker.spawn(http::serve(shared.clone(), listener));
+        }
+        shared.ready.store(true, Ordering::Release);
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: closing allocations");
+        shared.ready.store(false, Ordering::Release);
+        shared.drive(|core, _| core.shutdown());
+        shared.shutdown.cancel();
+        {
+            let mut state = shared.lock();
+            for (_, relay) in state.relays.drain() {
+                relay.cancel.cancel();
+            }
+            state.tcp_clients.clear();
+            state.reserved.clear();
+        }
+        shared.tracker.close();
+        shared.tracker.wait().await;
+        tracing::info!("isoplane-turn stopped");
+        Ok(())
+    }
+}
+
+/// A non-blocking UDP socket with larger kernel buffers (best effort: the kernel may cap
+/// them), registered with tokio. Must be called inside a runtime.
+pub(super) fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Binds and serves until `shutdown` is cancelled.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    BoundServer::bind(config).await?.run(shutdown).await
+}
+
+async fn udp_loop(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let udp = shared.udp.clone();
+    loop {
+        let received = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = udp.recv_from(&mut buf) => r,
+        };
+        match received {
+            Ok((len, from)) => {
+                let client = ClientAddr { transport: Transport::Udp, remote: from };
+                let data = &buf[..len];
+                shared.drive(|core, now| core.handle_client(now, client, data));
+            }
+            // ICMP errors (port unreachable) surface here on Linux; they end nothing.
+            Err(e) => tracing::trace!(error = %e, "UDP receive error"),
+        }
+    }
+}
+
+async fn timer_loop(shared: Arc<Shared>) {
+    loop {
+        let next = shared.lock().core.poll_timeout();
+        let now = Instant::now();
+        let sleep = next.map_or(MAX_TIMER_SLEEP, |at| at.saturating_duration_since(now).min(MAX_TIMER_SLEEP));
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(sleep) => {}
+        }
+        shared.drive(|core, now| {
+            if core.poll_timeout().is_some_and(|at| at <= now) {
+                core.handle_timeout(now);
+            }
+        });
+    }
+}

@@ -1,0 +1,99 @@
+//! Relay sockets: binding one per allocation (in the configured port range, even when
+//! asked, with the next port held for a RESERVATION-TOKEN when EVEN-PORT's R bit asks),
+//! and the task that reads peers' datagrams into the core until its allocation is closed.
+
+use super::{MAX_DATAGRAM, RELAY_BUFFER, RelayHandle, Shared};
+use crate::core::RelayRequest;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+/// How many binds we try for an even port or a free port in the range.
+const BIND_ATTEMPTS: usize = 64;
+
+async fn bind(shared: &Shared, request: RelayRequest) -> Option<UdpSocket> {
+    let ports: Vec<u16> = match shared.config.relay_port_range {
+        None => vec![0; BIND_ATTEMPTS],
+        Some((low, high)) => {
+            let span = u32::from(high - low) + 1;
+            let start: u32 = rand::random::<u32>() % span;
+            (0..span.min(BIND_ATTEMPTS as u32)).map(|i| low + ((start + i) % span) as u16).collect()
+        }
+    };
+    for port in ports {
+        if request.even_port && port % 2 == 1 {
+            continue;
+        }
+        let Ok(socket) = super::bind_udp(SocketAddr::new(request.ip, port), RELAY_BUFFER) else { continue };
+        let Ok(local) = socket.local_addr() else { continue };
+        if request.even_port && local.port() % 2 == 1 {
+            continue;
+        }
+        return Some(socket);
+    }
+    None
+}
+
+/// Binds an even port and the port after it (EVEN-PORT with the R bit).
+async fn bind_pair(shared: &Shared, request: RelayRequest) -> Option<(UdpSocket, UdpSocket)> {
+    for _ in 0..BIND_ATTEMPTS {
+        let even = bind(shared, RelayRequest { reserve_next: None, ..request }).await?;
+        let Ok(local) = even.local_addr() else { continue };
+        let Some(next_port) = local.port().checked_add(1) else { continue };
+        if let Some((_, high)) = shared.config.relay_port_range
+            && next_port > high
+        {
+            continue;
+        }
+        if let Ok(next) = super::bind_udp(SocketAddr::new(request.ip, next_port), RELAY_BUFFER) {
+            return Some((even, next));
+        }
+    }
+    None
+}
+
+/// Binds a relay socket for `request` (in a task) and reports to the core.
+pub(super) fn open(shared: Arc<Shared>, request: RelayRequest) {
+    let tracker = shared.tracker.clone();
+    tracker.spawn(async move {
+        let socket = if let Some(token) = request.use_reservation {
+            shared.lock().reserved.remove(&token)
+        } else if let Some(token) = request.reserve_next {
+            bind_pair(&shared, request).await.map(|(even, next)| {
+                shared.lock().reserved.insert(token, next);
+                even
+            })
+        } else {
+            bind(&shared, request).await
+        };
+        let socket = socket.map(Arc::new);
+        let local = socket.as_ref().and_then(|s| s.local_addr().ok());
+        let cancel = CancellationToken::new();
+        if let (Some(socket), Some(_)) = (&socket, local) {
+            shared
+                .lock()
+                .relays
+                .insert(request.allocation, RelayHandle { socket: socket.clone(), cancel: cancel.clone() });
+        } else {
+            tracing::warn!(ip = %request.ip, "no relay port available");
+        }
+        shared.drive(|core, now| core.complete_allocation(now, request.allocation, local));
+        let Some(socket) = socket else { return };
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let received = tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = shared.shutdown.cancelled() => return,
+                r = socket.recv_from(&mut buf) => r,
+            };
+            match received {
+                Ok((len, from)) => {
+                    let data = &buf[..len];
+                    shared.drive(|core, now| core.handle_peer(now, request.allocation, from, data));
+                }
+                Err(e) => tracing::trace!(error = %e, "relay receive error"),
+            }
+        }
+    });
+}

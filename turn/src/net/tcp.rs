@@ -1,0 +1,115 @@
+//! STUN/TURN over TCP and TLS (RFC 8656 §3.1): frames are STUN messages or ChannelData
+//! padded to 4 bytes, cut out of the stream with [`frame_length`]. One reader and one
+//! writer task per connection; closing the connection deletes its allocation. A TLS
+//! handshake must finish within [`HANDSHAKE_TIMEOUT`].
+//!
+//! Limits: at most [`MAX_CONNECTIONS`] connections; a frame is at most 64 KiB + header;
+//! a client that sends anything else is disconnected.
+
+use super::Shared;
+use crate::core::{ClientAddr, Transport};
+use crate::proto::frame_length;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const MAX_CONNECTIONS: usize = 10_000;
+/// Frames queued towards one client before new ones are dropped.
+const WRITE_QUEUE: usize = 1024;
+
+/// Accepts connections; with `tls`, each one completes a TLS handshake first.
+pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "TCP accept failed");
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, "too many TCP connections; refusing");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let transport = if tls.is_some() { Transport::Tls } else { Transport::Tcp };
+        let client = ClientAddr { transport, remote };
+        let conn_shared = shared.clone();
+        let tls = tls.clone();
+        shared.tracker.spawn(async move {
+            match tls {
+                None => connection(conn_shared, stream, client).await,
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        _ = conn_shared.shutdown.cancelled() => return,
+                        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => connection(conn_shared, stream, client).await,
+                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn connection<S>(shared: Arc<Shared>, stream: S, client: ClientAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+    shared.lock().tcp_clients.insert(client, tx);
+    let writer_task = shared.tracker.spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16384];
+    'read: loop {
+        let read = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            r = reader.read(&mut chunk) => r,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        let mut start = 0;
+        loop {
+            match frame_length(&buf[start..]) {
+                Err(()) => {
+                    tracing::debug!(remote = %client.remote, "not STUN or ChannelData; closing");
+                    break 'read;
+                }
+                Ok(Some((_, len))) if buf.len() - start >= len => {
+                    let frame = &buf[start..start + len];
+                    shared.drive(|core, now| core.handle_client(now, client, frame));
+                    start += len;
+                }
+                _ => break,
+            }
+        }
+        buf.drain(..start);
+    }
+    shared.drive(|core, _| core.handle_client_closed(client));
+    shared.lock().tcp_clients.remove(&client);
+    writer_task.abort();
+}

@@ -1,0 +1,257 @@
+//! Conformance with coturn's own clients: `turnutils_stunclient`, `turnutils_uclient`
+//! (UDP, TCP and TLS with a self-signed certificate made by `openssl`, channels and Send indications, client-to-peer against
+//! `turnutils_peer` and client-to-client with -y, REST secret and static user) against
+//! our server on 127.0.0.1 ephemeral ports. Every run must report 0 lost packets and
+//! every message sent received.
+//!
+//! The tools come from Debian's `coturn` package (CI installs it); if one is missing the
+//! test fails saying so. All traffic stays on 127.0.0.1, which is why these servers use
+//! the development allow-list for 127.0.0.1/32 (the last test shows the default refuses).
+
+// Test harness code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{SECRET, TestServer, http_get, loopback_config, metric, self_signed_cert, start, with_tls};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const MESSAGES: u32 = 40;
+const CLIENTS: u32 = 4;
+
+fn tool(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!("coturn's `{name}` is not installed: run `apt-get install coturn` (CI's .ci/run installs it)")
+    })
+}
+
+/// A free UDP port on 127.0.0.1 for turnutils_peer (bound then released).
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+/// `turnutils_peer` echoing on 127.0.0.1; killed on drop.
+struct Peer {
+    child: Child,
+    port: u16,
+}
+
+impl Peer {
+    fn start() -> Peer {
+        let port = free_udp_port();
+        let child = Command::new(tool("turnutils_peer"))
+            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start turnutils_peer");
+        std::thread::sleep(Duration::from_millis(300));
+        Peer { child, port }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What `turnutils_uclient` reported.
+#[derive(Debug)]
+struct UclientReport {
+    sent: u64,
+    received: u64,
+    lost: u64,
+    output: String,
+}
+
+fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
+/// Runs uclient to completion (blocking; call from spawn_blocking) and parses its summary.
+fn run_uclient(args: &[String]) -> UclientReport {
+    let mut child = Command::new(tool("turnutils_uclient"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start turnutils_uclient");
+    // A hung client must fail the test, not hang CI.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("uclient output");
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let totals = output.lines().rev().find(|l| l.contains("tot_send_msgs=") && !l.contains("msz="));
+    let lost = output.lines().rev().find(|l| l.contains("Total lost packets"));
+    UclientReport {
+        sent: totals.and_then(|l| number_after(l, "tot_send_msgs=")).unwrap_or(0),
+        received: totals.and_then(|l| number_after(l, "tot_recv_msgs=")).unwrap_or(0),
+        lost: lost.and_then(|l| number_after(l, "Total lost packets ")).unwrap_or(u64::MAX),
+        output,
+    }
+}
+
+fn uclient_args(server_port: u16, flags: &str, peer: Option<&Peer>) -> Vec<String> {
+    let mut args: Vec<String> = flags.split_whitespace().map(String::from).collect();
+    args.extend(["-n", &MESSAGES.to_string(), "-m", &CLIENTS.to_string(), "-z", "5", "-X"].map(String::from));
+    args.extend(["-p".to_string(), server_port.to_string()]);
+    if let Some(peer) = peer {
+        args.extend(["-e".to_string(), "127.0.0.1".to_string(), "-r".to_string(), peer.port.to_string()]);
+    }
+    args.push("127.0.0.1".into());
+    args
+}
+
+/// Which of our listeners a scenario uses.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// Runs one uclient scenario and checks it relayed everything with no loss.
+async fn relay_scenario(server: &TestServer, via: Via, flags: &str, to_peer: bool) {
+    let peer = to_peer.then(Peer::start);
+    let port = match via {
+        Via::Udp => server.udp.port(),
+        Via::Tcp => server.tcp.port(),
+        Via::Tls => server.tls.expect("a TLS listener").port(),
+    };
+    let args = uclient_args(port, flags, peer.as_ref());
+    let shown = args.join(" ");
+    let report = tokio::task::spawn_blocking(move || run_uclient(&args)).await.unwrap();
+    drop(peer);
+    let expected = u64::from(MESSAGES * CLIENTS);
+    assert_eq!(report.lost, 0, "turnutils_uclient {shown} lost packets:\n{}", report.output);
+    assert_eq!(report.sent, expected, "turnutils_uclient {shown} sent:\n{}", report.output);
+    assert_eq!(report.received, expected, "turnutils_uclient {shown} received:\n{}", report.output);
+    let (_, metrics) = http_get(server.http, "/metrics").await;
+    assert!(metric(&metrics, "turn_relayed_packets_to_peers_total") >= expected);
+    assert!(metric(&metrics, "turn_relayed_packets_to_clients_total") >= expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stunclient_learns_its_reflexive_address() {
+    let server = start(loopback_config(true)).await;
+    let port = server.udp.port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(tool("turnutils_stunclient")).args(["-p", &port, "127.0.0.1"]).output().expect("stunclient")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("UDP reflexive addr: 127.0.0.1:"), "stunclient output:\n{text}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_channels_to_peer_with_rest_secret() {
+    let server = start(loopback_config(true)).await;
+    relay_scenario(&server, Via::Udp, &format!("-c -W {SECRET} -u alice"), true).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_send_indications_to_peer_with_static_user() {
+    let server = start(loopback_config(true)).await;
+    relay_scenario(&server, Via::Udp, "-c -s -u dev -w devpass", true).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_client_to_client_channels_with_static_user() {
+    let server = start(loopback_config(true)).await;
+    relay_scenario(&server, Via::Udp, "-c -y -u dev -w devpass", false).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_client_to_client_send_indications_with_rest_secret() {
+    let server = start(loopback_config(true)).await;
+    relay_scenario(&server, Via::Udp, &format!("-c -y -s -W {SECRET} -u bob"), false).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_channels_to_peer_with_rest_secret() {
+    let server = start(loopback_config(true)).await;
+    relay_scenario(&server, Via::Tcp, &format!("-t -c -W {SECRET} -u carol"), true).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_send_indications_to_peer_with_static_user() {
+    let server = start(loopback_config(true)).await;
+    relay_scenario(&server, Via::Tcp, "-t -c -s -u dev -w devpass", true).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_client_to_client_channels_with_rest_secret() {
+    let server = start(loopback_config(true)).await;
+    relay_scenario(&server, Via::Tcp, &format!("-t -c -y -W {SECRET} -u dave"), false).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
+    // Without -c, uclient allocates an RTP relay with EVEN-PORT (R bit) and an RTCP one
+    // with the RESERVATION-TOKEN it got back.
+    let server = start(loopback_config(true)).await;
+    // (Before reservations existed, the RTCP Allocate got 508 and nothing was relayed.)
+    relay_scenario(&server, Via::Udp, &format!("-W {SECRET} -u grace"), true).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_to_client_channels_with_static_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+    let server = start(with_tls(loopback_config(true), cert, key)).await;
+    relay_scenario(&server, Via::Tls, "-t -S -c -y -u dev -w devpass", false).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_send_indications_to_peer_with_rest_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+    let server = start(with_tls(loopback_config(true), cert, key)).await;
+    relay_scenario(&server, Via::Tls, &format!("-t -S -c -s -W {SECRET} -u frank"), true).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_policy_refuses_loopback_peer_for_uclient() {
+    // Without the development allow-list, relaying to 127.0.0.1 is refused with 403, so
+    // uclient gets nothing through (and nothing is sent by the relay).
+    let server = start(loopback_config(false)).await;
+    let peer = Peer::start();
+    let args = uclient_args(server.udp.port(), &format!("-c -W {SECRET} -u eve"), Some(&peer));
+    let report = tokio::task::spawn_blocking(move || run_uclient(&args)).await.unwrap();
+    drop(peer);
+    assert!(report.output.contains("403"), "expected a 403 in:\n{}", report.output);
+    assert_eq!(report.received, 0);
+    let (_, metrics) = http_get(server.http, "/metrics").await;
+    assert_eq!(metric(&metrics, "turn_relayed_packets_to_peers_total"), 0);
+    assert!(metric(&metrics, "turn_refusals_total{reason=\"forbidden_peer\"}") > 0);
+    server.stop().await;
+}
