@@ -212,22 +212,26 @@ export class Media {
 
   /** Decoded video frames and audio samples per peer, from getStats. */
   async stats() {
-    /** @type {Record<number, {framesDecoded: number, audioSamples: number, relayed: boolean}>} */
+    /** @type {Record<number, {framesDecoded: number, audioSamples: number, relayed: boolean, relayProtocol: string}>} */
     const out = {};
     for (const [avatar, peer] of this.peers) {
       let framesDecoded = 0;
       let audioSamples = 0;
       let relayed = false;
+      let relayProtocol = '';
       const report = await peer.pc.getStats();
       report.forEach((s) => {
         if (s.type === 'inbound-rtp' && s.kind === 'video') framesDecoded += s.framesDecoded ?? 0;
         if (s.type === 'inbound-rtp' && s.kind === 'audio') audioSamples += s.totalSamplesReceived ?? 0;
         if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) {
           const local = report.get(s.localCandidateId);
-          relayed ||= local?.candidateType === 'relay';
+          if (local?.candidateType === 'relay') {
+            relayed = true;
+            relayProtocol = local.relayProtocol ?? '';
+          }
         }
       });
-      out[avatar] = { framesDecoded, audioSamples, relayed };
+      out[avatar] = { framesDecoded, audioSamples, relayed, relayProtocol };
     }
     return out;
   }

@@ -16,6 +16,12 @@
 //! - Data reaches a peer only with a live permission for its IP, and a permission exists
 //!   only for an address the peer policy allows.
 
+/// Size of the smallest 401 challenge: header, ERROR-CODE without a reason, REALM of up to
+/// 8 bytes and an 8-byte NONCE. Unauthenticated UDP requests get answers no larger than
+/// themselves or this, whichever is larger: at most 52 / 28 ≈ 1.9 times a request, and
+/// no state is kept for them.
+pub const SMALLEST_CHALLENGE: usize = 52;
+
 pub mod allocation;
 pub mod auth;
 pub mod metrics;
@@ -595,7 +601,11 @@ impl TurnCore {
         let data = if key.is_some() || request.client.transport != Transport::Udp {
             build(true, true)
         } else {
-            let fits = |d: &Vec<u8>| d.len() <= request.len;
+            // Never more than the request, except that every request may get the smallest
+            // challenge: browsers open with a bare 28-byte Allocate, and without a 401 they
+            // could never authenticate over UDP.
+            let budget = request.len.max(SMALLEST_CHALLENGE);
+            let fits = |d: &Vec<u8>| d.len() <= budget;
             match [build(true, true), build(false, true), build(false, false)].into_iter().find(fits) {
                 Some(d) => d,
                 None => {

@@ -185,7 +185,7 @@ fn binding_answers_with_the_mapped_address() {
 }
 
 #[test]
-fn unauthenticated_allocate_gets_a_401_no_larger_than_the_request() {
+fn unauthenticated_allocate_gets_a_401_no_larger_than_the_request_or_the_smallest_challenge() {
     let mut h = Harness::new(config());
     // The smallest Allocate coturn's client sends (REQUESTED-TRANSPORT, LIFETIME,
     // REQUESTED-ADDRESS-FAMILY, FINGERPRINT): 52 bytes.
@@ -203,14 +203,20 @@ fn unauthenticated_allocate_gets_a_401_no_larger_than_the_request() {
     assert!(m.has(attr::NONCE));
     assert!(h.core.pending.is_empty() && h.core.allocations.is_empty(), "no state for unauthenticated requests");
 
-    // A bare 28-byte Allocate cannot be answered within its size: no answer at all.
+    // A bare 28-byte Allocate (what browsers send first) gets the smallest challenge, 52
+    // bytes, and still no state.
     let tiny = {
         let mut b = MessageBuilder::new(Method::Allocate, Class::Request, [1; 12]);
         b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
         b.finish()
     };
-    assert_eq!(h.send(&tiny), None);
-    assert_eq!(h.core.metrics().refusals(Refusal::Amplification), 1);
+    assert_eq!(tiny.len(), 28);
+    let challenge = h.send(&tiny).unwrap();
+    assert_eq!(challenge.len(), SMALLEST_CHALLENGE);
+    let m = Message::parse(&challenge).unwrap();
+    assert_eq!(decode_error_code(m.get(attr::ERROR_CODE).unwrap()).unwrap().code, 401);
+    assert!(m.has(attr::REALM) && m.has(attr::NONCE));
+    assert!(h.core.pending.is_empty() && h.core.allocations.is_empty(), "no state for unauthenticated requests");
 }
 
 #[test]
