@@ -2,8 +2,8 @@
 //! embedded defaults.
 //!
 //! Today that is the signaling server (with the built-in demo world, the development
-//! token issuer and the browser client) and the asset server (SQLite and files under
-//! `isoplane-data/`); the SFU and TURN join as they are built. A config file (the
+//! token issuer and the browser client), the asset server (SQLite and files under
+//! `isoplane-data/`) and a TURN server on loopback; the SFU joins when it is built. A config file (the
 //! signaling server's TOML) and `ISOPLANE_SIGNALING_*` / `ISOPLANE_ASSETS_*` variables
 //! override the defaults. Both services share the token secret and the workspace, and
 //! signaling serves the current version of every world published to the asset server
@@ -30,6 +30,7 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         )
         .init();
     let mut config = server::load_config(config_path)?;
+    let mut turn = None;
     if config_path.is_none() {
         // Embedded defaults: the demo world, tokens for anyone, a secret for this run only.
         config.worlds.demo = true;
@@ -37,6 +38,9 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         config.serve_web = true;
         if config.token_secret.is_empty() {
             config.token_secret = format!("{:032x}", rand::random::<u128>());
+        }
+        if config.media.turn_urls.is_empty() {
+            turn = embedded_turn(&mut config).await;
         }
     }
     let mut assets_config = isoplane_assets::Config::load(None, std::env::vars())?;
@@ -62,9 +66,13 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
         signal.cancel();
     });
+    let turn_task = turn.map(|turn| tokio::spawn(turn.run(shutdown.clone())));
     let (signaling, assets) = tokio::join!(bound.run(shutdown.clone()), assets.run(shutdown));
     signaling.context("serving signaling")?;
     assets.context("serving assets")?;
+    if let Some(task) = turn_task {
+        task.await.context("the TURN server's task")?.context("serving TURN")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -81,4 +89,39 @@ async fn stored_worlds(config: &isoplane_assets::Config) -> Result<Vec<(String, 
         }
     }
     Ok(worlds)
+}
+
+/// A TURN server on loopback for this run, sharing a fresh secret with signaling, which
+/// hands its URLs to clients. Relay between loopback addresses is allowed: in embedded
+/// mode everyone is on this machine. If it cannot start (say, port 3478 is taken), Isoplane
+/// runs without it: media then only goes peer to peer.
+async fn embedded_turn(config: &mut isoplane_signaling::config::Config) -> Option<isoplane_turn::BoundServer> {
+    let secret = format!("{:032x}", rand::random::<u128>());
+    let mut turn = isoplane_turn::Config {
+        listen_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 3478)),
+        listen_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 3478))),
+        listen_http: None,
+        auth_secrets: vec![secret.clone()],
+        allowed_peers: vec!["127.0.0.1/32".parse().ok()?],
+        ..isoplane_turn::Config::default()
+    };
+    if let Err(error) = turn.apply_env(std::env::vars()) {
+        eprintln!("warning: TURN not started: {error}");
+        return None;
+    }
+    match isoplane_turn::BoundServer::bind(turn).await {
+        Ok(bound) => {
+            let udp = bound.udp_addr();
+            config.media.stun_urls = vec![format!("stun:{udp}")];
+            config.media.turn_urls = std::iter::once(format!("turn:{udp}?transport=udp"))
+                .chain(bound.tcp_addr().map(|tcp| format!("turn:{tcp}?transport=tcp")))
+                .collect();
+            config.media.turn_secret = Some(secret);
+            Some(bound)
+        }
+        Err(error) => {
+            eprintln!("warning: TURN not started ({error}); media will only go peer to peer");
+            None
+        }
+    }
 }

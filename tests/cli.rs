@@ -184,6 +184,8 @@ fn start_isoplane(data: &Path) -> (std::process::Child, String, String) {
         .env("ISOPLANE_SIGNALING_LISTEN", "127.0.0.1:0")
         .env("ISOPLANE_ASSETS_LISTEN", "127.0.0.1:0")
         .env("ISOPLANE_ASSETS_DATA_DIR", data)
+        .env("ISOPLANE_TURN_LISTEN_UDP", "127.0.0.1:0")
+        .env("ISOPLANE_TURN_LISTEN_TCP", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .spawn()

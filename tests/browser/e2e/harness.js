@@ -23,6 +23,8 @@ export function startIsoplane(env = {}) {
         ISOPLANE_SIGNALING_LISTEN: '127.0.0.1:0',
         ISOPLANE_ASSETS_LISTEN: '127.0.0.1:0',
         ISOPLANE_ASSETS_DATA_DIR: mkdtempSync(join(tmpdir(), 'isoplane-data-')),
+        ISOPLANE_TURN_LISTEN_UDP: '127.0.0.1:0',
+        ISOPLANE_TURN_LISTEN_TCP: '127.0.0.1:0',
         RUST_LOG: 'warn',
         ...env,
       },
@@ -79,44 +81,4 @@ export async function until(page, fn, arg, timeout = 15000) {
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
-}
-
-export const TURN_BINARY = process.env.ISOPLANE_TURN_BIN ?? join(target, 'debug/isoplane-turn');
-
-/**
- * Starts Isoplane's TURN server on 127.0.0.1, accepting TURN REST credentials made with
- * `secret` (which signaling mints) and relaying between loopback addresses (the only ones
- * in the test namespace). Resolves once it listens, with its UDP and TCP URLs.
- */
-export function startTurn(secret) {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(TURN_BINARY, [], {
-    env: {
-      ...process.env,
-      ISOPLANE_TURN_LISTEN_UDP: `127.0.0.1:${port}`,
-      ISOPLANE_TURN_LISTEN_TCP: `127.0.0.1:${port}`,
-      ISOPLANE_TURN_LISTEN_HTTP: 'off',
-      ISOPLANE_TURN_RELAY_IP: '127.0.0.1',
-      ISOPLANE_TURN_AUTH_SECRETS: secret,
-      ISOPLANE_TURN_ALLOWED_PEERS: '127.0.0.1/32',
-      RUST_LOG: 'info',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    setTimeout(() => reject(new Error('isoplane-turn did not start within 10 s')), 10000);
-    // It logs to stderr.
-    const lines = createInterface({ input: child.stderr });
-    lines.on('line', (line) => {
-      if (line.includes('isoplane-turn serving')) {
-        resolve({
-          udp: `turn:127.0.0.1:${port}?transport=udp`,
-          tcp: `turn:127.0.0.1:${port}?transport=tcp`,
-          stop: () => child.kill('SIGTERM'),
-        });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`isoplane-turn exited with ${code} before listening`)));
-  });
 }
