@@ -86,29 +86,35 @@ async fn audit(state: &AppState, workspace: &str, actor: &str, action: &str, tar
     }
 }
 
+/// The common start of a write to a world: a valid workspace and world name, an admin
+/// caller, and a body that is the JSON request `expected` shows.
+async fn admin_request<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    workspace: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    expected: &str,
+) -> Result<(isoplane_signaling::auth::JoinClaims, T), Response> {
+    check_workspace(state, workspace).and_then(|()| check_name(name)).map_err(IntoResponse::into_response)?;
+    let claims = authorize(state, headers, workspace, Access::Write).await.map_err(IntoResponse::into_response)?;
+    let request = serde_json::from_slice(body)
+        .map_err(|error| refusal(StatusCode::BAD_REQUEST, "bad_request", &format!("expected {expected}: {error}")))?;
+    Ok((claims, request))
+}
+
 pub(super) async fn publish(
     State(state): State<Arc<AppState>>,
     UrlPath((workspace, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = check_workspace(&state, &workspace).and_then(|()| check_name(&name)) {
-        return refused.into_response();
-    }
-    let claims = match authorize(&state, &headers, &workspace, Access::Write).await {
-        Ok(claims) => claims,
-        Err(refused) => return refused.into_response(),
-    };
-    let request: PublishRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(error) => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("expected {{\"base_version\": N, \"world\": {{…}}}}: {error}"),
-            );
-        }
-    };
+    let (claims, request): (_, PublishRequest) =
+        match admin_request(&state, &workspace, &name, &headers, &body, "{\"base_version\": N, \"world\": {…}}").await
+        {
+            Ok(parsed) => parsed,
+            Err(refused) => return refused,
+        };
     let world = match World::from_json(&request.world.to_string()) {
         Ok(world) => world,
         Err(errors) => {
@@ -190,23 +196,13 @@ pub(super) async fn set_current(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = check_workspace(&state, &workspace).and_then(|()| check_name(&name)) {
-        return refused.into_response();
-    }
-    let claims = match authorize(&state, &headers, &workspace, Access::Write).await {
-        Ok(claims) => claims,
-        Err(refused) => return refused.into_response(),
-    };
-    let request: SetCurrentRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(error) => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("expected {{\"expected_version\": N, \"version\": M}}: {error}"),
-            );
-        }
-    };
+    let (claims, request): (_, SetCurrentRequest) =
+        match admin_request(&state, &workspace, &name, &headers, &body, "{\"expected_version\": N, \"version\": M}")
+            .await
+        {
+            Ok(parsed) => parsed,
+            Err(refused) => return refused,
+        };
     match state.metadata.set_current_version(&workspace, &name, request.expected_version, request.version).await {
         Ok(()) => {
             let target = format!("world:{name}@{}", request.version);
