@@ -103,6 +103,14 @@ async fn admin_request<T: serde::de::DeserializeOwned>(
     Ok((claims, request))
 }
 
+/// The common start of a read of one world: a valid workspace and world name, and a
+/// member of the workspace asking.
+async fn member_request(state: &AppState, workspace: &str, name: &str, headers: &HeaderMap) -> Result<(), Response> {
+    check_workspace(state, workspace).and_then(|()| check_name(name)).map_err(IntoResponse::into_response)?;
+    authorize(state, headers, workspace, Access::Read).await.map_err(IntoResponse::into_response)?;
+    Ok(())
+}
+
 pub(super) async fn publish(
     State(state): State<Arc<AppState>>,
     UrlPath((workspace, name)): UrlPath<(String, String)>,
@@ -242,11 +250,8 @@ pub(super) async fn list_versions(
     UrlPath((workspace, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = check_workspace(&state, &workspace).and_then(|()| check_name(&name)) {
-        return refused.into_response();
-    }
-    if let Err(refused) = authorize(&state, &headers, &workspace, Access::Read).await {
-        return refused.into_response();
+    if let Err(refused) = member_request(&state, &workspace, &name, &headers).await {
+        return refused;
     }
     let summary = match state.metadata.world(&workspace, &name).await {
         Ok(Some(summary)) => summary,
@@ -267,11 +272,8 @@ pub(super) async fn load_current(
     UrlPath((workspace, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = check_workspace(&state, &workspace).and_then(|()| check_name(&name)) {
-        return refused.into_response();
-    }
-    if let Err(refused) = authorize(&state, &headers, &workspace, Access::Read).await {
-        return refused.into_response();
+    if let Err(refused) = member_request(&state, &workspace, &name, &headers).await {
+        return refused;
     }
     let version = match state.metadata.current_version(&workspace, &name).await {
         Ok(Some(version)) => version,
