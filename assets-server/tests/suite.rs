@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{Backend, MAX_UPLOAD, TestEnv, WORKSPACE, admin_token, client, token, upload};
 use isoplane_assets::{AuditEntry, Ban};
-use isoplane_signaling::auth::Role;
+use isoplane_auth::Role;
 use isoplane_world_format::ContentId;
 use tokio::io::AsyncWriteExt;
 
@@ -358,7 +358,7 @@ async fn writes_need_an_admin_token(backend: Backend) {
         parts[2] = parts[2].chars().rev().collect();
         parts.join(".")
     };
-    let wrong_key = isoplane_signaling::auth::TokenKey::new("another-secret-entirely").sign(&serde_json::json!({
+    let wrong_key = isoplane_auth::TokenKey::new("another-secret-entirely").sign(&serde_json::json!({
         "sub": "mallory", "name": "m", "workspace": WORKSPACE, "role": "admin", "exp": u64::MAX / 2
     }));
     let cases: [(Option<&str>, u16, &str); 5] = [

@@ -17,7 +17,8 @@
 //! - [`config`]: the server's settings; [`server`]: the tokio/axum shell around the
 //!   engines (routes, connections, one task per world).
 
-pub mod auth;
+/// Tokens live in their own crate, shared with the asset server and the SFU.
+pub use isoplane_auth as auth;
 pub mod client;
 pub mod config;
 pub mod engine;

@@ -95,7 +95,7 @@ async fn admin_request<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &Bytes,
     expected: &str,
-) -> Result<(isoplane_signaling::auth::JoinClaims, T), Response> {
+) -> Result<(isoplane_auth::JoinClaims, T), Response> {
     check_workspace(state, workspace).and_then(|()| check_name(name)).map_err(IntoResponse::into_response)?;
     let claims = authorize(state, headers, workspace, Access::Write).await.map_err(IntoResponse::into_response)?;
     let request = serde_json::from_slice(body)

@@ -18,7 +18,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use isoplane_assets::config::StoreKind;
 use isoplane_assets::{AssetStore, Config, Metadata};
-use isoplane_signaling::auth::{JoinClaims, Role, TokenKey};
+use isoplane_auth::{JoinClaims, Role, TokenKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use isoplane_world_format::{Facing, MoveRejection, ObjectIndex, ObjectKind, Position, World, ZoneIndex, ZoneKind};
 
+pub use crate::auth::SfuClaims;
 use crate::auth::{Role, TokenKey};
 use crate::policy::{PolicyConfig, ZonePolicy};
 use crate::protocol::binary::{MoveIntent, Pose, PresenceEntry, encode_presence};
@@ -729,22 +730,6 @@ impl WorldEngine {
         avatar.plan = Some(plan);
         avatar.plan_sent_at = Some(now);
         self.send(conn, message);
-    }
-}
-
-/// The SFU token's claims: which room, who, and whether they may publish.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SfuClaims {
-    pub room: String,
-    pub sub: String,
-    pub avatar: AvatarId,
-    pub publish: bool,
-    pub exp: u64,
-}
-
-impl crate::auth::TimedClaims for SfuClaims {
-    fn expires_at(&self) -> u64 {
-        self.exp
     }
 }
 

@@ -1,4 +1,9 @@
-//! Join tokens: compact JWTs signed with HMAC-SHA256, and nothing else.
+//! Isoplane's tokens: compact JWTs signed with HMAC-SHA256, and nothing else.
+//!
+//! Three kinds, each with its own claims type so one can never pass for another:
+//! [`JoinClaims`] (the identity provider → signaling and the asset server),
+//! [`SfuClaims`] (signaling → a client, to enter one SFU room) and [`SfuControlClaims`]
+//! (signaling → the SFU's control API).
 //!
 //! The algorithm is pinned: a token whose header names any other algorithm (`none`,
 //! `RS256`, `HS512`…) is refused before its signature is looked at, so no
@@ -44,6 +49,51 @@ pub struct JoinClaims {
     pub iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+}
+
+/// The SFU token's claims: which room, who, and what they may do there. Signaling mints
+/// one per media plan; the SFU admits its bearer to exactly that room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SfuClaims {
+    /// `world/zone`.
+    pub room: String,
+    /// Stable user ID.
+    pub sub: String,
+    /// The avatar's ID in its world; subscribers ask for tracks by avatar.
+    pub avatar: u32,
+    /// Whether the bearer may send audio and video (stage listeners may not).
+    pub publish: bool,
+    /// Expiry, seconds since the Unix epoch. Only checked when the bearer enters.
+    pub exp: u64,
+}
+
+impl TimedClaims for SfuClaims {
+    fn expires_at(&self) -> u64 {
+        self.exp
+    }
+}
+
+/// Claims of a token for the SFU's control API: short-lived, signed with the secret the
+/// SFU and signaling share. `scope` must be `"control"`, so an SFU room token (signed
+/// with the same secret) can never drive the control API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SfuControlClaims {
+    pub scope: String,
+    pub exp: u64,
+}
+
+impl SfuControlClaims {
+    pub const SCOPE: &'static str = "control";
+
+    pub fn new(exp: u64) -> SfuControlClaims {
+        SfuControlClaims { scope: Self::SCOPE.to_owned(), exp }
+    }
+}
+
+impl TimedClaims for SfuControlClaims {
+    fn expires_at(&self) -> u64 {
+        self.exp
+    }
 }
 
 /// Why a token was refused.
