@@ -1,6 +1,230 @@
-//! Isoplane's selective forwarding unit (not built yet).
+//! Isoplane's selective forwarding unit: the media plane's top tier, for crowded zones
+//! and meeting rooms.
 //!
-//! This crate will receive WebRTC streams from the publishers of a crowded zone or a
-//! meeting room and forward them selectively to its subscribers (str0m in RTP mode, no
-//! mixing). It must never depend on `isoplane-signaling`: signaling drives it through
-//! its control API. Until then, this crate exports nothing.
+//! Publishers send their audio and video once; the SFU forwards each RTP packet to the
+//! subscribers that want it (str0m in RTP mode: no decoding, no mixing). Signaling
+//! decides who goes through the SFU and hands each client a room token; the client
+//! brings that token to `/v1/sfu` and negotiates one WebRTC session with the SFU there.
+//! This crate never depends on `isoplane-signaling`; they share only tokens
+//! (`isoplane-auth`) and the protocol in [`protocol`].
+//!
+//! # Layout
+//! - [`protocol`]: the client session and control API messages.
+//! - [`room`]: a room as a sans-IO state machine (sessions, forwarding, negotiation,
+//!   subscriptions, speakers, limits); [`participant`]: one peer's state;
+//!   [`forward`]: simulcast layer switching and RTP rewriting; [`speakers`]: active
+//!   speaker detection; [`demux`]: which worker a datagram belongs to.
+//! - [`worker`]: the thread that owns a share of the rooms and a socket on the media
+//!   port; [`http`]: WebSocket sessions, control API, health and metrics.
+//! - [`config`]: the operator's settings.
+
+pub mod config;
+pub mod demux;
+pub mod forward;
+pub mod http;
+pub mod metrics;
+pub mod participant;
+pub mod protocol;
+pub mod room;
+pub mod speakers;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use isoplane_auth::TokenKey;
+use str0m::Candidate;
+use str0m::net::TcpType;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError, Limits};
+
+use crate::metrics::Metrics;
+use crate::participant::Candidates;
+use crate::worker::{Command, Shared, Worker};
+
+/// Why the SFU could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot bind {what} on {address}: {source}")]
+    Bind { what: &'static str, address: SocketAddr, source: std::io::Error },
+    #[error("cannot make the DTLS certificate")]
+    Certificate,
+    #[error("bad ICE candidate address {0}")]
+    Candidate(SocketAddr),
+}
+
+/// The SFU with its sockets bound, not yet serving.
+#[derive(Debug)]
+pub struct BoundSfu {
+    config: Config,
+    http: TcpListener,
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Option<TcpListener>,
+    shared: Arc<Shared>,
+    receivers: Vec<mpsc::UnboundedReceiver<Command>>,
+}
+
+/// Binds every socket (so the ports are known and errors come early).
+pub async fn bind(config: Config) -> Result<BoundSfu, StartError> {
+    config.validate()?;
+    str0m::crypto::from_feature_flags().install_process_default();
+    let workers = config.worker_count();
+    let http = TcpListener::bind(config.listen_http).await.map_err(|source| StartError::Bind {
+        what: "HTTP",
+        address: config.listen_http,
+        source,
+    })?;
+    let udp = bind_udp(config.listen_udp, workers)?;
+    let udp_port = udp[0]
+        .local_addr()
+        .map_err(|source| StartError::Bind { what: "UDP", address: config.listen_udp, source })?
+        .port();
+    let tcp = match config.listen_tcp {
+        Some(address) => Some(TcpListener::bind(address).await.map_err(|source| StartError::Bind {
+            what: "ICE-TCP",
+            address,
+            source,
+        })?),
+        None => None,
+    };
+    let ip = config.candidate_ip();
+    let udp_candidate_address = SocketAddr::new(ip, udp_port);
+    let udp_candidate =
+        Candidate::host(udp_candidate_address, "udp").map_err(|_| StartError::Candidate(udp_candidate_address))?;
+    let tcp_candidate = match &tcp {
+        Some(listener) => {
+            let port = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { what: "ICE-TCP", address: SocketAddr::new(ip, 0), source })?
+                .port();
+            let address = SocketAddr::new(ip, port);
+            Some(
+                Candidate::builder()
+                    .tcp()
+                    .host(address)
+                    .tcptype(TcpType::Passive)
+                    .build()
+                    .map_err(|_| StartError::Candidate(address))?,
+            )
+        }
+        None => None,
+    };
+    let certificate =
+        str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().ok_or(StartError::Certificate)?;
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+    let shared = Arc::new(Shared {
+        workers: senders,
+        metrics: Arc::new(Metrics::default()),
+        limits: Arc::new(config.limits.clone()),
+        candidates: Candidates { udp: udp_candidate, tcp: tcp_candidate },
+        certificate,
+        next_participant: AtomicU64::new(1),
+    });
+    Ok(BoundSfu { config, http, udp, tcp, shared, receivers })
+}
+
+/// One socket per worker on the same port (SO_REUSEPORT); the kernel spreads peers
+/// over them.
+fn bind_udp(address: SocketAddr, count: usize) -> Result<Vec<std::net::UdpSocket>, StartError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut sockets = Vec::with_capacity(count);
+    let mut bound = address;
+    for _ in 0..count {
+        let error = |source| StartError::Bind { what: "UDP", address: bound, source };
+        let socket = Socket::new(Domain::for_address(bound), Type::DGRAM, Some(Protocol::UDP)).map_err(error)?;
+        socket.set_reuse_port(true).map_err(error)?;
+        socket.set_nonblocking(true).map_err(error)?;
+        // Room for bursts (a keyframe to many subscribers) before the kernel drops.
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        let _ = socket.set_send_buffer_size(4 << 20);
+        socket.bind(&bound.into()).map_err(error)?;
+        let socket: std::net::UdpSocket = socket.into();
+        // The first socket fixes an ephemeral port for the others.
+        bound = socket.local_addr().map_err(error)?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+impl BoundSfu {
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().unwrap_or(self.config.listen_http)
+    }
+
+    /// The media port's address as clients see it in candidates.
+    pub fn udp_addr(&self) -> SocketAddr {
+        let port = self.udp.first().and_then(|s| s.local_addr().ok()).map_or(0, |a| a.port());
+        SocketAddr::new(self.config.candidate_ip(), port)
+    }
+
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` is cancelled; then ends every session and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let BoundSfu { config, http, udp, tcp, shared, receivers } = self;
+        let mut threads = Vec::new();
+        for (index, (socket, commands)) in udp.into_iter().zip(receivers).enumerate() {
+            let (shared, stop) = (shared.clone(), shutdown.clone());
+            let thread = std::thread::Builder::new().name(format!("sfu-worker-{index}")).spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async move {
+                    let socket = Arc::new(UdpSocket::from_std(socket)?);
+                    Worker::new(index, shared, socket)?.run(commands, stop).await;
+                    Ok::<(), std::io::Error>(())
+                })
+            })?;
+            threads.push(thread);
+        }
+        if let Some(listener) = tcp {
+            tokio::spawn(accept_ice_tcp(listener, shared.clone(), shutdown.clone()));
+        }
+        tracing::info!(
+            http = %http.local_addr()?,
+            udp = %SocketAddr::new(config.candidate_ip(), shared.candidates.udp.addr().port()),
+            workers = threads.len(),
+            "SFU serving: /v1/sfu (clients), /v1/rooms (control), /metrics"
+        );
+        let state = http::AppState {
+            shared: shared.clone(),
+            key: TokenKey::new(config.secret.as_bytes()),
+            signal_bytes: config.limits.signal_bytes,
+        };
+        let stop = shutdown.clone();
+        let result =
+            axum::serve(http, http::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        shutdown.cancel();
+        for thread in threads {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        result
+    }
+}
+
+/// ICE-TCP: each connection's first frame is a STUN request naming its worker, which
+/// takes the connection over.
+async fn accept_ice_tcp(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((mut stream, _)) = accepted else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let first = tokio::time::timeout(Duration::from_secs(5), worker::read_frame(&mut stream)).await;
+            let Ok(Ok(first_frame)) = first else { return };
+            let Some(owner) = demux::stun_worker(&first_frame).filter(|w| *w < shared.workers.len()) else { return };
+            let Ok(stream) = stream.into_std() else { return };
+            let _ = shared.workers[owner].send(Command::TcpConnection { stream, first_frame });
+        });
+    }
+}

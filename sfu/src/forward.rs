@@ -1,0 +1,241 @@
+//! One forwarded track towards one subscriber: which simulcast layer goes out, and the
+//! sequence numbers and timestamps it goes out with.
+//!
+//! A subscriber sees one continuous RTP stream per track whatever layer the SFU picks:
+//! a layer switch happens only on a keyframe of the new layer, and rebases sequence
+//! numbers (no gap, no repeat) and timestamps (advanced by the wall-clock time since the
+//! last packet sent), so the subscriber's jitter buffer and decoder never notice.
+
+use std::time::Instant;
+
+use str0m::format::Codec;
+use str0m::media::Rid;
+use str0m::rtp::Vp8Descriptor;
+
+/// Whether an RTP payload starts a keyframe, for the codecs the SFU forwards video of.
+pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
+    match codec {
+        Codec::Vp8 => Vp8Descriptor::parse(payload).is_ok_and(|descriptor| descriptor.starts_keyframe(payload)),
+        Codec::Vp9 => vp9_starts_keyframe(payload),
+        Codec::H264 => h264_starts_keyframe(payload),
+        _ => false,
+    }
+}
+
+/// VP9 (RFC 9628 payload descriptor): the start of a frame (B) that is not
+/// inter-picture predicted (P clear) and, with spatial layers, of the base layer.
+fn vp9_starts_keyframe(payload: &[u8]) -> bool {
+    let Some(&first) = payload.first() else { return false };
+    let inter_predicted = first & 0x40 != 0;
+    let start_of_frame = first & 0x08 != 0;
+    if inter_predicted || !start_of_frame {
+        return false;
+    }
+    let has_picture_id = first & 0x80 != 0;
+    let has_layer_indices = first & 0x20 != 0;
+    if !has_layer_indices {
+        return true;
+    }
+    let mut index = 1;
+    if has_picture_id {
+        let Some(&picture_id) = payload.get(index) else { return false };
+        index += if picture_id & 0x80 != 0 { 2 } else { 1 };
+    }
+    // The spatial layer ID is bits 3..1 of the layer indices byte.
+    payload.get(index).is_some_and(|layers| (layers >> 1) & 0x07 == 0)
+}
+
+/// H.264 (RFC 6184): an IDR slice or a sequence parameter set, alone, at the start of
+/// a fragmented unit, or inside an aggregation packet.
+fn h264_starts_keyframe(payload: &[u8]) -> bool {
+    const IDR: u8 = 5;
+    const SPS: u8 = 7;
+    const STAP_A: u8 = 24;
+    const FU_A: u8 = 28;
+    let Some(&header) = payload.first() else { return false };
+    match header & 0x1f {
+        IDR | SPS => true,
+        FU_A => payload.get(1).is_some_and(|fu| fu & 0x80 != 0 && matches!(fu & 0x1f, IDR | SPS)),
+        STAP_A => {
+            let mut rest = &payload[1..];
+            while rest.len() > 2 {
+                let size = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                let Some(unit) = rest.get(2..2 + size) else { return false };
+                if unit.first().is_some_and(|nal| matches!(nal & 0x1f, IDR | SPS)) {
+                    return true;
+                }
+                rest = &rest[2 + size..];
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// What to do with an incoming packet of the forwarded track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it with this sequence number and timestamp.
+    Send { seq_no: u64, timestamp: u32 },
+    /// Not for this subscriber (another layer, before the first keyframe, or late).
+    Drop,
+}
+
+/// The rewriting state of one forwarded track.
+#[derive(Debug)]
+pub struct Forwarder {
+    clock_rate: u32,
+    /// The layer being sent, once the first packet went out.
+    current: Option<Option<Rid>>,
+    /// The layer wanted; a switch waits for its next keyframe.
+    target: Option<Rid>,
+    /// `out = in + seq_delta` for the current layer.
+    seq_delta: i64,
+    /// Incoming packets older than the current layer's first are late: dropped.
+    first_in_seq: u64,
+    ts_delta: u32,
+    last_out: Option<(u64, u32, Instant)>,
+}
+
+impl Forwarder {
+    pub fn new(clock_rate: u32, target: Option<Rid>) -> Forwarder {
+        Forwarder { clock_rate, current: None, target, seq_delta: 0, first_in_seq: 0, ts_delta: 0, last_out: None }
+    }
+
+    pub fn target(&self) -> Option<Rid> {
+        self.target
+    }
+
+    /// The layer being sent now (`None` before the first packet).
+    pub fn current(&self) -> Option<Option<Rid>> {
+        self.current
+    }
+
+    /// Asks for another layer; it takes over at its next keyframe. Returns whether a
+    /// keyframe is now needed from that layer.
+    pub fn set_target(&mut self, target: Option<Rid>) -> bool {
+        self.target = target;
+        self.current != Some(target)
+    }
+
+    /// Whether a keyframe of the target layer is awaited.
+    pub fn awaiting_keyframe(&self) -> bool {
+        self.current != Some(self.target)
+    }
+
+    /// Decides on one incoming packet. `keyframe`: whether it starts a keyframe; layers
+    /// switch only there. Audio and single-layer video pass `needs_keyframe = false`:
+    /// they start at once.
+    pub fn decide(
+        &mut self,
+        rid: Option<Rid>,
+        seq_no: u64,
+        timestamp: u32,
+        keyframe: bool,
+        needs_keyframe: bool,
+        now: Instant,
+    ) -> Verdict {
+        if self.current == Some(rid) {
+            if seq_no < self.first_in_seq {
+                return Verdict::Drop;
+            }
+            return self.send(seq_no, timestamp, now);
+        }
+        if rid != self.target || (needs_keyframe && !keyframe) {
+            return Verdict::Drop;
+        }
+        self.rebase(rid, seq_no, timestamp, now);
+        self.send(seq_no, timestamp, now)
+    }
+
+    fn rebase(&mut self, rid: Option<Rid>, seq_no: u64, timestamp: u32, now: Instant) {
+        let (out_seq, out_ts) = match self.last_out {
+            // The first packet keeps its own numbers (a fresh stream starts anywhere).
+            None => (seq_no & 0xffff, timestamp),
+            Some((last_seq, last_ts, last_at)) => {
+                let elapsed = now.saturating_duration_since(last_at);
+                let ticks = (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000).max(1);
+                (last_seq + 1, last_ts.wrapping_add(ticks as u32))
+            }
+        };
+        self.seq_delta = out_seq as i64 - seq_no as i64;
+        self.ts_delta = out_ts.wrapping_sub(timestamp);
+        self.first_in_seq = seq_no;
+        self.current = Some(rid);
+    }
+
+    fn send(&mut self, seq_no: u64, timestamp: u32, now: Instant) -> Verdict {
+        let out_seq = (seq_no as i64 + self.seq_delta).max(0) as u64;
+        let out_ts = timestamp.wrapping_add(self.ts_delta);
+        if self.last_out.is_none_or(|(last_seq, _, _)| out_seq > last_seq) {
+            self.last_out = Some((out_seq, out_ts, now));
+        }
+        Verdict::Send { seq_no: out_seq, timestamp: out_ts }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn sent(verdict: Verdict) -> (u64, u32) {
+        match verdict {
+            Verdict::Send { seq_no, timestamp } => (seq_no, timestamp),
+            Verdict::Drop => panic!("expected the packet to be sent"),
+        }
+    }
+
+    #[test]
+    fn a_layer_switch_waits_for_a_keyframe_and_keeps_the_stream_continuous() {
+        let start = Instant::now();
+        let low = Some(Rid::from("q"));
+        let high = Some(Rid::from("f"));
+        let mut forwarder = Forwarder::new(90_000, low);
+        assert_eq!(forwarder.decide(low, 500, 1_000, false, true, start), Verdict::Drop, "no keyframe yet");
+        assert_eq!(sent(forwarder.decide(low, 501, 1_000, true, true, start)), (501, 1_000));
+        assert_eq!(sent(forwarder.decide(low, 502, 4_000, false, true, start)), (502, 4_000));
+        assert_eq!(forwarder.decide(high, 9_000, 77_000, true, true, start), Verdict::Drop, "not the target");
+
+        assert!(forwarder.set_target(high));
+        let later = start + Duration::from_millis(33);
+        assert_eq!(forwarder.decide(high, 9_001, 80_000, false, true, later), Verdict::Drop, "wait for a keyframe");
+        assert_eq!(sent(forwarder.decide(low, 503, 7_000, false, true, later)), (503, 7_000), "old layer goes on");
+        let switch = later + Duration::from_millis(10);
+        let (seq, ts) = sent(forwarder.decide(high, 9_002, 83_000, true, true, switch));
+        assert_eq!(seq, 504, "sequence numbers continue without a gap");
+        assert_eq!(ts, 7_000 + 900, "10 ms later at 90 kHz");
+        assert_eq!(sent(forwarder.decide(high, 9_003, 86_000, false, true, switch)), (505, 10_900));
+        assert_eq!(forwarder.decide(low, 504, 10_000, true, true, switch), Verdict::Drop, "old layer stops");
+        assert_eq!(forwarder.decide(high, 9_001, 80_000, false, true, switch), Verdict::Drop, "late, before switch");
+    }
+
+    #[test]
+    fn retransmissions_within_the_layer_keep_their_rewritten_numbers() {
+        let now = Instant::now();
+        let mut forwarder = Forwarder::new(48_000, None);
+        assert_eq!(sent(forwarder.decide(None, 70_000, 5, false, false, now)), (70_000 & 0xffff, 5));
+        assert_eq!(sent(forwarder.decide(None, 70_002, 965, false, false, now)), ((70_000 & 0xffff) + 2, 965));
+        assert_eq!(sent(forwarder.decide(None, 70_001, 485, false, false, now)), ((70_000 & 0xffff) + 1, 485));
+    }
+
+    #[test]
+    fn keyframes_are_recognised_per_codec() {
+        // VP8: S=1, PID=0, then a payload header with P=0.
+        assert!(starts_keyframe(Codec::Vp8, &[0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a]));
+        assert!(!starts_keyframe(Codec::Vp8, &[0x10, 0x01, 0x00, 0x00]), "P=1: an interframe");
+        assert!(!starts_keyframe(Codec::Vp8, &[0x00, 0x00]), "not the start of a partition");
+        // H.264: IDR alone, FU-A start of IDR, STAP-A with SPS, and a non-IDR slice.
+        assert!(starts_keyframe(Codec::H264, &[0x65, 0x88]));
+        assert!(starts_keyframe(Codec::H264, &[0x7c, 0x85]));
+        assert!(!starts_keyframe(Codec::H264, &[0x7c, 0x05]), "FU-A continuation");
+        assert!(starts_keyframe(Codec::H264, &[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68]));
+        assert!(!starts_keyframe(Codec::H264, &[0x41, 0x9a]));
+        assert!(!starts_keyframe(Codec::H264, &[0x78, 0x00, 0x09, 0x67]), "truncated STAP-A");
+        // VP9: B=1 without P, and with P.
+        assert!(starts_keyframe(Codec::Vp9, &[0x08]));
+        assert!(!starts_keyframe(Codec::Vp9, &[0x48]));
+        assert!(!starts_keyframe(Codec::Opus, &[0x10, 0x00]));
+    }
+}

@@ -1,0 +1,278 @@
+//! The SFU's HTTP face: the clients' WebSocket session (`/v1/sfu`), the control API for
+//! signaling (`/v1/rooms`, bearer token), and `/healthz`, `/readyz`, `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use futures_util::{SinkExt, StreamExt};
+use isoplane_auth::{SfuClaims, SfuControlClaims, TokenKey};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::protocol::{
+    ApiError, ApiErrorDetail, ClientMessage, ErrorCode, ParticipantUpdate, RoomSettings, RoomStats, RoomSummary,
+    ServerMessage,
+};
+use crate::worker::{CLIENT_QUEUE, Command, Shared};
+
+/// A client must say who it is this soon after connecting.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room names are `world/zone`: short, printable.
+const MAX_ROOM_NAME: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub shared: Arc<Shared>,
+    pub key: TokenKey,
+    pub signal_bytes: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/sfu", get(session))
+        .route("/v1/rooms", get(list_rooms))
+        .route("/v1/rooms/{room}", get(room_stats).put(create_room).delete(close_room))
+        .route("/v1/rooms/{room}/participants/{sub}", patch(update_participant).delete(remove_participant))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.shared.workers.iter().all(|worker| !worker.is_closed()) {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "a worker stopped").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    ([("content-type", "text/plain; version=0.0.4")], state.shared.metrics.render()).into_response()
+}
+
+async fn session(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let limit = state.signal_bytes;
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| run_session(state, socket))
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
+    let Ok(text) = serde_json::to_string(message) else { return false };
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+fn refusal(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+    ServerMessage::Error { code, message: message.into(), fatal: true }
+}
+
+/// One client's session: `join` with a room token, then signalling relayed to the
+/// room's worker and the worker's messages relayed back.
+async fn run_session(state: AppState, mut socket: WebSocket) {
+    let claims = match tokio::time::timeout(JOIN_TIMEOUT, socket.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Join { token }) => match state.key.verify::<SfuClaims>(&token, unix_now()) {
+                Ok(claims) if !claims.room.is_empty() && claims.room.len() <= MAX_ROOM_NAME => claims,
+                Ok(_) => {
+                    send(&mut socket, &refusal(ErrorCode::BadToken, "the token names no valid room")).await;
+                    return;
+                }
+                Err(e) => {
+                    state.shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+                    send(&mut socket, &refusal(ErrorCode::BadToken, format!("the room token was refused: {e}"))).await;
+                    return;
+                }
+            },
+            _ => {
+                send(&mut socket, &refusal(ErrorCode::BadMessage, "the first message must be a join")).await;
+                return;
+            }
+        },
+        _ => return,
+    };
+    let worker = state.shared.worker_for_room(&claims.room);
+    let (link, mut messages) = mpsc::channel(CLIENT_QUEUE);
+    let (reply, joined) = oneshot::channel();
+    if state.shared.workers[worker].send(Command::Join { claims, link, reply }).is_err() {
+        send(&mut socket, &refusal(ErrorCode::Overloaded, "the SFU is shutting down")).await;
+        return;
+    }
+    let participant = match joined.await {
+        Ok(Ok(participant)) => participant,
+        Ok(Err((code, message))) => {
+            state.shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            send(&mut socket, &refusal(code, message)).await;
+            return;
+        }
+        Err(_) => return,
+    };
+    let to_worker = &state.shared.workers[worker];
+    loop {
+        tokio::select! {
+            message = messages.recv() => {
+                let Some(message) = message else { break };
+                let last = matches!(message, ServerMessage::Removed { .. });
+                if !send(&mut socket, &message).await || last {
+                    break;
+                }
+            }
+            incoming = socket.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    _ => break,
+                };
+                match serde_json::from_str::<ClientMessage>(&text) {
+                    Ok(ClientMessage::Join { .. }) => {
+                        let error = ServerMessage::Error { code: ErrorCode::BadMessage, message: "already joined".into(), fatal: false };
+                        if !send(&mut socket, &error).await { break }
+                    }
+                    Ok(message) => {
+                        let leaving = message == ClientMessage::Leave;
+                        if to_worker.send(Command::Signal { participant, message }).is_err() || leaving {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let error = ServerMessage::Error { code: ErrorCode::BadMessage, message: format!("unreadable message: {e}"), fatal: false };
+                        if !send(&mut socket, &error).await { break }
+                    }
+                }
+            }
+        }
+    }
+    let _ = to_worker.send(Command::Leave { participant });
+    let _ = socket.close().await;
+}
+
+/// The control API's guard: a bearer token with the control scope.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return Err(api_error(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <control token>"));
+    };
+    match state.key.verify::<SfuControlClaims>(token, unix_now()) {
+        Ok(claims) if claims.scope == SfuControlClaims::SCOPE => Ok(()),
+        Ok(_) => Err(api_error(StatusCode::FORBIDDEN, "forbidden", "the token is not a control token")),
+        Err(e) => {
+            Err(api_error(StatusCode::UNAUTHORIZED, "unauthorized", &format!("the control token was refused: {e}")))
+        }
+    }
+}
+
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(ApiError { error: ApiErrorDetail { code: code.into(), message: message.into() } })).into_response()
+}
+
+fn check_room(room: &str) -> Result<(), Response> {
+    if room.is_empty() || room.len() > MAX_ROOM_NAME || room.chars().any(char::is_control) {
+        return Err(api_error(StatusCode::BAD_REQUEST, "bad_room", "a room name is 1 to 200 printable characters"));
+    }
+    Ok(())
+}
+
+/// Sends a command to a worker and waits for its reply.
+async fn ask<T>(
+    state: &AppState,
+    worker: usize,
+    command: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, Response> {
+    let (reply, answer) = oneshot::channel();
+    let unavailable = || api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the SFU is shutting down");
+    state.shared.workers[worker].send(command(reply)).map_err(|_| unavailable())?;
+    answer.await.map_err(|_| unavailable())
+}
+
+async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<RoomSummary>>, Response> {
+    authorize(&state, &headers)?;
+    let mut rooms = Vec::new();
+    for worker in 0..state.shared.workers.len() {
+        rooms.extend(ask(&state, worker, |reply| Command::ListRooms { reply }).await?);
+    }
+    rooms.sort_by(|a, b| a.room.cmp(&b.room));
+    Ok(Json(rooms))
+}
+
+async fn room_stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<RoomStats>, Response> {
+    authorize(&state, &headers)?;
+    check_room(&room)?;
+    let worker = state.shared.worker_for_room(&room);
+    match ask(&state, worker, |reply| Command::Stats { room, reply }).await? {
+        Some(stats) => Ok(Json(stats)),
+        None => Err(api_error(StatusCode::NOT_FOUND, "no_room", "no such room is open")),
+    }
+}
+
+async fn create_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Option<Json<RoomSettings>>,
+) -> Result<StatusCode, Response> {
+    authorize(&state, &headers)?;
+    check_room(&room)?;
+    let settings = body.map(|Json(settings)| settings).unwrap_or_default();
+    let worker = state.shared.worker_for_room(&room);
+    ask(&state, worker, |reply| Command::CreateRoom { room, settings, reply }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn close_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<StatusCode, Response> {
+    authorize(&state, &headers)?;
+    check_room(&room)?;
+    let worker = state.shared.worker_for_room(&room);
+    ask(&state, worker, |reply| Command::CloseRoom { room, reply }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn update_participant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, sub)): Path<(String, String)>,
+    Json(update): Json<ParticipantUpdate>,
+) -> Result<StatusCode, Response> {
+    authorize(&state, &headers)?;
+    check_room(&room)?;
+    let worker = state.shared.worker_for_room(&room);
+    if ask(&state, worker, |reply| Command::Update { room, sub, update, reply }).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(api_error(StatusCode::NOT_FOUND, "no_participant", "that user is not in that room"))
+    }
+}
+
+async fn remove_participant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, sub)): Path<(String, String)>,
+) -> Result<StatusCode, Response> {
+    authorize(&state, &headers)?;
+    check_room(&room)?;
+    let worker = state.shared.worker_for_room(&room);
+    if ask(&state, worker, |reply| Command::RemoveUser { room, sub, reply }).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(api_error(StatusCode::NOT_FOUND, "no_participant", "that user is not in that room"))
+    }
+}

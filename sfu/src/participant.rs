@@ -1,0 +1,273 @@
+//! One peer in a room: its WebRTC session (a str0m `Rtc` in RTP mode), what it publishes,
+//! what it receives, and the SDP negotiation the SFU leads towards it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpPendingOffer;
+use str0m::channel::ChannelId;
+use str0m::format::{Codec, CodecSpec};
+use str0m::media::{MediaKind, Mid, Rid};
+use str0m::rtp::Ssrc;
+use str0m::{Candidate, Rtc};
+
+use crate::forward::Forwarder;
+use crate::protocol::{AvatarId, Permissions, Quality, Source, TrackInfo, Wanted};
+
+/// Unique within the process, so IDs never collide across rooms and workers.
+pub type ParticipantId = u64;
+
+/// A track the participant sends to the SFU.
+#[derive(Debug)]
+pub struct Published {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub source: Source,
+    /// Simulcast layers in the order the publisher listed them (lowest first, by
+    /// convention); one `None` layer without simulcast.
+    pub layers: Vec<Layer>,
+    /// The codec of each payload type the publisher uses, learnt on first sight.
+    pub codecs: HashMap<u8, Option<CodecSpec>>,
+}
+
+#[derive(Debug)]
+pub struct Layer {
+    pub rid: Option<Rid>,
+    /// Bits received in the current second, and the rate measured over the last one.
+    pub bits_this_second: u64,
+    pub bitrate_bps: u64,
+    pub last_keyframe_request: Option<Instant>,
+}
+
+impl Layer {
+    pub fn new(rid: Option<Rid>) -> Layer {
+        Layer { rid, bits_this_second: 0, bitrate_bps: 0, last_keyframe_request: None }
+    }
+}
+
+impl Published {
+    pub fn is_simulcast(&self) -> bool {
+        self.layers.len() > 1
+    }
+
+    /// The layer to send for a wanted quality and a bandwidth share, lowest first.
+    pub fn choose_layer(&self, quality: Quality, share_bps: Option<u64>) -> Option<Rid> {
+        let Some(last) = self.layers.len().checked_sub(1) else { return None };
+        let ceiling = match quality {
+            Quality::Off | Quality::Low => 0,
+            Quality::Medium => last / 2 + last % 2,
+            Quality::High => last,
+        }
+        .min(last);
+        let fits = |layer: &Layer| share_bps.is_none_or(|share| layer.bitrate_bps <= share);
+        let index = (0..=ceiling).rev().find(|&index| fits(&self.layers[index])).unwrap_or(0);
+        self.layers[index].rid
+    }
+
+    pub fn layer_mut(&mut self, rid: Option<Rid>) -> Option<&mut Layer> {
+        self.layers.iter_mut().find(|layer| layer.rid == rid)
+    }
+}
+
+/// Where the negotiation of a received track stands (the SFU offers; the client
+/// answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    ToOpen,
+    Negotiating(Mid),
+    Open(Mid),
+    ToStop(Mid),
+    NegotiatingStop(Mid),
+}
+
+/// A track the participant receives: another participant's published track.
+#[derive(Debug)]
+pub struct Received {
+    pub publisher: ParticipantId,
+    pub publisher_mid: Mid,
+    pub avatar: AvatarId,
+    pub kind: MediaKind,
+    pub source: Source,
+    pub state: OutState,
+    pub forwarder: Forwarder,
+    /// Publisher payload type → ours, learnt on first sight.
+    pub payload_types: HashMap<u8, Option<str0m::media::Pt>>,
+    /// A keyframe of the target layer is needed from the publisher.
+    pub wants_keyframe: bool,
+}
+
+impl Received {
+    pub fn mid(&self) -> Option<Mid> {
+        match self.state {
+            OutState::ToOpen => None,
+            OutState::Negotiating(mid)
+            | OutState::Open(mid)
+            | OutState::ToStop(mid)
+            | OutState::NegotiatingStop(mid) => Some(mid),
+        }
+    }
+}
+
+/// Counters for `/metrics` and room stats.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub nacks_received: u64,
+    pub plis_received: u64,
+    pub lost_in: u64,
+    pub expected_in: u64,
+}
+
+#[derive(Debug)]
+pub struct Participant {
+    pub id: ParticipantId,
+    pub sub: String,
+    pub avatar: AvatarId,
+    pub permissions: Permissions,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    pub rtc: Rtc,
+    pub connected: bool,
+    pub published: Vec<Published>,
+    pub received: Vec<Received>,
+    /// What the client said each of its sending mids carries.
+    pub sources: BTreeMap<String, Source>,
+    /// `None`: everyone, video at high quality.
+    pub wanted: Option<Vec<Wanted>>,
+    /// The SFU's offer awaiting the client's answer.
+    pub pending_offer: Option<(u32, SdpPendingOffer)>,
+    pub next_offer_id: u32,
+    /// The client's first offer was answered: the SFU may offer from now on.
+    pub negotiated: bool,
+    pub channel: Option<ChannelId>,
+    pub data_window: (Instant, u32),
+    pub estimate_bps: Option<u64>,
+    /// Seconds in a row above the publisher bitrate limit.
+    pub seconds_over_limit: u32,
+    pub bits_this_second: u64,
+    pub ssrc_tracks: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    pub counters: Counters,
+    pub next_timeout: Instant,
+}
+
+impl Participant {
+    pub fn new(
+        id: ParticipantId,
+        sub: String,
+        avatar: AvatarId,
+        permissions: Permissions,
+        rtc: Rtc,
+        now: Instant,
+    ) -> Self {
+        Participant {
+            id,
+            sub,
+            avatar,
+            permissions,
+            audio_muted: false,
+            video_muted: false,
+            rtc,
+            connected: false,
+            published: Vec::new(),
+            received: Vec::new(),
+            sources: BTreeMap::new(),
+            wanted: None,
+            pending_offer: None,
+            next_offer_id: 1,
+            negotiated: false,
+            channel: None,
+            data_window: (now, 0),
+            estimate_bps: None,
+            seconds_over_limit: 0,
+            bits_this_second: 0,
+            ssrc_tracks: HashMap::new(),
+            counters: Counters::default(),
+            next_timeout: now,
+        }
+    }
+
+    /// The quality this participant wants of an avatar's `kind`, if any.
+    pub fn wants(&self, avatar: AvatarId, kind: MediaKind) -> Option<Quality> {
+        if !self.permissions.subscribe {
+            return None;
+        }
+        let Some(wanted) = &self.wanted else { return Some(Quality::High) };
+        let entry = wanted.iter().find(|w| w.avatar == avatar)?;
+        match kind {
+            MediaKind::Audio => entry.audio.then_some(Quality::High),
+            MediaKind::Video => (entry.video != Quality::Off).then_some(entry.video),
+        }
+    }
+
+    /// Whether a published source may be forwarded now.
+    pub fn forwards(&self, source: Source) -> bool {
+        let muted = if source.is_audio() { self.audio_muted } else { self.video_muted };
+        !muted && self.permissions.allows(source)
+    }
+
+    /// The tracks this participant receives, as the client is told of them.
+    pub fn track_list(&self, publisher_muted: impl Fn(ParticipantId, Source) -> bool) -> Vec<TrackInfo> {
+        self.received
+            .iter()
+            .filter_map(|received| match received.state {
+                OutState::Open(mid) | OutState::Negotiating(mid) => Some(TrackInfo {
+                    mid: mid.to_string(),
+                    avatar: received.avatar,
+                    source: received.source,
+                    muted: publisher_muted(received.publisher, received.source),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the SFU has changes to offer and may offer now.
+    pub fn needs_offer(&self) -> bool {
+        self.negotiated
+            && self.pending_offer.is_none()
+            && self.received.iter().any(|r| matches!(r.state, OutState::ToOpen | OutState::ToStop(_)))
+    }
+
+    /// Counts a data channel message against the per-second budget.
+    pub fn take_data_budget(&mut self, now: Instant, per_second: u32) -> bool {
+        let (start, count) = &mut self.data_window;
+        if now.saturating_duration_since(*start) >= Duration::from_secs(1) {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= per_second
+    }
+
+    pub fn loss(&self) -> f32 {
+        if self.counters.expected_in == 0 {
+            return 0.0;
+        }
+        self.counters.lost_in as f32 / self.counters.expected_in as f32
+    }
+}
+
+/// Which local candidates a new session gets.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    pub udp: Candidate,
+    pub tcp: Option<Candidate>,
+}
+
+/// Two codec descriptions name the same codec for forwarding purposes.
+pub fn same_codec(a: &CodecSpec, b: &CodecSpec) -> bool {
+    if a.codec != b.codec || a.clock_rate != b.clock_rate {
+        return false;
+    }
+    match a.codec {
+        // H.264 profiles and packetization modes are not interchangeable.
+        Codec::H264 => {
+            a.format.profile_level_id == b.format.profile_level_id
+                && a.format.packetization_mode == b.format.packetization_mode
+        }
+        _ => true,
+    }
+}

@@ -1,0 +1,857 @@
+//! A room: its participants' sessions and everything that flows between them, as a
+//! sans-IO state machine. The worker feeds it datagrams, client messages and time, and
+//! sends what it puts in the [`Outbox`]. Nothing here touches a socket or a clock.
+//!
+//! Forwarding: an RTP packet from a publisher's track goes to every participant that
+//! receives that track, wants it (subscription, quality) and is past negotiation, with
+//! its numbers rewritten by that subscriber's [`Forwarder`]. Keyframe requests from a
+//! subscriber go to the publisher's layer it receives, at most one per interval.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::bwe::BweKind;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid, Rid};
+use str0m::net::Transmit;
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Event, IceConnectionState, Input, Output};
+
+use crate::config::Limits;
+use crate::forward::{Forwarder, Verdict, starts_keyframe};
+use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
+use crate::protocol::{ErrorCode, ParticipantStats, ParticipantUpdate, RoomStats, ServerMessage, Source, Wanted};
+use crate::speakers::Speakers;
+
+/// What the room wants done after an input.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub transmits: Vec<Transmit>,
+    pub messages: Vec<(ParticipantId, ServerMessage)>,
+    /// Sessions the room ended; the worker forgets their addresses.
+    pub removed: Vec<ParticipantId>,
+    /// A participant's next timeout changed.
+    pub timeouts: Vec<(ParticipantId, Instant)>,
+    /// Packets forwarded to subscribers (for metrics).
+    pub forwarded: u64,
+    pub keyframe_requests: u64,
+}
+
+/// Why a participant could not enter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmitError {
+    Full,
+    AlreadyHere,
+}
+
+/// A publisher far above the bitrate limit for this long is dropped.
+const SECONDS_OVER_LIMIT: u32 = 3;
+
+#[derive(Debug)]
+pub struct Room {
+    pub name: String,
+    pub max_participants: u32,
+    limits: Arc<Limits>,
+    participants: BTreeMap<ParticipantId, Participant>,
+    speakers: Speakers,
+    /// Participants with output to drain.
+    dirty: Vec<ParticipantId>,
+    last_second: Instant,
+}
+
+impl Room {
+    pub fn new(name: String, limits: Arc<Limits>, now: Instant) -> Room {
+        Room {
+            name,
+            max_participants: limits.participants_per_room,
+            limits,
+            participants: BTreeMap::new(),
+            speakers: Speakers::new(now),
+            dirty: Vec::new(),
+            last_second: now,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.participants.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
+    }
+
+    pub fn contains(&self, id: ParticipantId) -> bool {
+        self.participants.contains_key(&id)
+    }
+
+    pub fn participant_ids(&self) -> Vec<ParticipantId> {
+        self.participants.keys().copied().collect()
+    }
+
+    pub fn next_timeout(&self, id: ParticipantId) -> Option<Instant> {
+        self.participants.get(&id).map(|p| p.next_timeout)
+    }
+
+    /// Whether the participant's session takes this datagram (str0m's own check).
+    pub fn accepts(&self, id: ParticipantId, input: &Input) -> bool {
+        self.participants.get(&id).is_some_and(|p| p.rtc.accepts(input))
+    }
+
+    /// Lets a participant in. A participant already here under the same user replaces
+    /// nobody: the second session is refused so one person is never two avatars.
+    pub fn admit(&mut self, participant: Participant, out: &mut Outbox) -> Result<(), AdmitError> {
+        if self.participants.len() as u32 >= self.max_participants {
+            return Err(AdmitError::Full);
+        }
+        if self.participants.values().any(|p| p.avatar == participant.avatar && p.sub == participant.sub) {
+            return Err(AdmitError::AlreadyHere);
+        }
+        let id = participant.id;
+        out.messages.push((
+            id,
+            ServerMessage::Joined {
+                room: self.name.clone(),
+                avatar: participant.avatar,
+                publish: participant.permissions.publish_audio || participant.permissions.publish_video,
+            },
+        ));
+        // The newcomer receives every track already published here.
+        let mut newcomer = participant;
+        for publisher in self.participants.values() {
+            for track in &publisher.published {
+                newcomer.received.push(received_track(publisher, track));
+            }
+        }
+        self.participants.insert(id, newcomer);
+        Ok(())
+    }
+
+    /// The client's offer: answer it, and offer our own changes after.
+    pub fn handle_offer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        offer_id: u32,
+        sdp: &str,
+        sources: BTreeMap<String, Source>,
+        out: &mut Outbox,
+    ) {
+        let limit = self.limits.tracks_per_participant as usize;
+        let Some(participant) = self.participants.get_mut(&id) else { return };
+        let sending = sending_sections(sdp);
+        if sending > limit {
+            out.messages
+                .push((id, error(ErrorCode::TooManyTracks, format!("{sending} sending tracks; at most {limit}"))));
+            return;
+        }
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(offer) => offer,
+            Err(e) => {
+                out.messages.push((id, error(ErrorCode::BadSdp, format!("the offer does not parse: {e}"))));
+                return;
+            }
+        };
+        // Glare: the client's offer wins; ours is rolled back (by dropping it) and
+        // made again after.
+        if participant.pending_offer.take().is_some() {
+            for received in &mut participant.received {
+                match received.state {
+                    OutState::Negotiating(_) => received.state = OutState::ToOpen,
+                    OutState::NegotiatingStop(mid) => received.state = OutState::ToStop(mid),
+                    _ => {}
+                }
+            }
+        }
+        participant.sources.extend(sources);
+        match participant.rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => {
+                participant.negotiated = true;
+                out.messages.push((id, ServerMessage::Answer { id: offer_id, sdp: answer.to_sdp_string() }));
+            }
+            Err(e) => {
+                out.messages.push((id, error(ErrorCode::BadSdp, format!("the offer was refused: {e}"))));
+            }
+        }
+        self.mark_dirty(id);
+        self.drive(now, out);
+        self.offer_if_needed(id, out);
+    }
+
+    /// The client's answer to our offer `offer_id`; a stale answer (to an offer rolled
+    /// back in glare) is ignored.
+    pub fn handle_answer(&mut self, now: Instant, id: ParticipantId, offer_id: u32, sdp: &str, out: &mut Outbox) {
+        let Some(participant) = self.participants.get_mut(&id) else { return };
+        let Some((pending_id, _)) = &participant.pending_offer else { return };
+        if *pending_id != offer_id {
+            return;
+        }
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(answer) => answer,
+            Err(e) => {
+                out.messages.push((id, error(ErrorCode::BadSdp, format!("the answer does not parse: {e}"))));
+                return;
+            }
+        };
+        let Some((_, pending)) = participant.pending_offer.take() else { return };
+        if let Err(e) = participant.rtc.sdp_api().accept_answer(pending, answer) {
+            out.messages.push((id, error(ErrorCode::BadSdp, format!("the answer was refused: {e}"))));
+            self.remove(id, "its answer broke the session", out);
+            return;
+        }
+        for received in &mut participant.received {
+            if let OutState::Negotiating(mid) = received.state {
+                received.state = OutState::Open(mid);
+                received.wants_keyframe = received.kind == MediaKind::Video;
+            }
+        }
+        participant.received.retain(|r| !matches!(r.state, OutState::NegotiatingStop(_)));
+        self.mark_dirty(id);
+        self.request_wanted_keyframes(now, id, out);
+        self.drive(now, out);
+        self.offer_if_needed(id, out);
+    }
+
+    /// A new subscription: forwarding follows at once; video that starts needs a
+    /// keyframe, which is asked for.
+    pub fn handle_subscribe(&mut self, now: Instant, id: ParticipantId, wanted: Option<Vec<Wanted>>, out: &mut Outbox) {
+        let Some(participant) = self.participants.get_mut(&id) else { return };
+        participant.wanted = wanted;
+        for received in &mut participant.received {
+            if received.kind == MediaKind::Video {
+                received.wants_keyframe = true;
+            }
+        }
+        self.choose_layers(id);
+        self.request_wanted_keyframes(now, id, out);
+        self.drive(now, out);
+    }
+
+    /// A datagram for this participant's session.
+    pub fn handle_input(&mut self, now: Instant, id: ParticipantId, input: Input<'_>, length: usize, out: &mut Outbox) {
+        let Some(participant) = self.participants.get_mut(&id) else { return };
+        participant.counters.packets_in += 1;
+        participant.counters.bytes_in += length as u64;
+        participant.bits_this_second += length as u64 * 8;
+        if let Err(e) = participant.rtc.handle_input(input) {
+            // A bad packet from one peer is that peer's problem only.
+            tracing::debug!(room = %self.name, participant = id, error = %e, "dropped a datagram the session refused");
+        }
+        self.mark_dirty(id);
+        self.drive(now, out);
+    }
+
+    /// Time passed for one participant's session.
+    pub fn handle_timeout(&mut self, now: Instant, id: ParticipantId, out: &mut Outbox) {
+        let Some(participant) = self.participants.get_mut(&id) else { return };
+        if participant.next_timeout > now {
+            return;
+        }
+        if let Err(e) = participant.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(room = %self.name, participant = id, error = %e, "session timeout failed");
+        }
+        self.mark_dirty(id);
+        self.drive(now, out);
+    }
+
+    /// Once per tick of the worker: meters, layer choices, speakers, limits.
+    pub fn tick(&mut self, now: Instant, out: &mut Outbox) {
+        if let Some(speakers) = self.speakers.poll(now) {
+            for id in self.participants.keys() {
+                out.messages.push((*id, ServerMessage::Speakers { avatars: speakers.clone() }));
+            }
+        }
+        if now.saturating_duration_since(self.last_second) < Duration::from_secs(1) {
+            return;
+        }
+        let elapsed = now.saturating_duration_since(self.last_second).as_secs_f64().max(1.0);
+        self.last_second = now;
+        let limit = self.limits.publisher_bitrate_bps;
+        let mut abusers = Vec::new();
+        for participant in self.participants.values_mut() {
+            for track in &mut participant.published {
+                for layer in &mut track.layers {
+                    layer.bitrate_bps = (layer.bits_this_second as f64 / elapsed) as u64;
+                    layer.bits_this_second = 0;
+                }
+            }
+            let rate = (participant.bits_this_second as f64 / elapsed) as u64;
+            participant.bits_this_second = 0;
+            // Twice the limit, a few seconds running: not a burst, a misbehaving peer.
+            if rate > limit.saturating_mul(2) {
+                participant.seconds_over_limit += 1;
+                if participant.seconds_over_limit >= SECONDS_OVER_LIMIT {
+                    abusers.push(participant.id);
+                }
+            } else {
+                participant.seconds_over_limit = 0;
+            }
+        }
+        for id in abusers {
+            tracing::warn!(room = %self.name, participant = id, "dropped a publisher far above the bitrate limit");
+            self.remove(id, "sent far more than the bitrate limit", out);
+        }
+        for id in self.participant_ids() {
+            self.choose_layers(id);
+            self.request_wanted_keyframes(now, id, out);
+        }
+        self.drive(now, out);
+    }
+
+    /// Ends a participant's session and takes its tracks away from everyone.
+    pub fn remove(&mut self, id: ParticipantId, reason: &str, out: &mut Outbox) {
+        let Some(mut participant) = self.participants.remove(&id) else { return };
+        participant.rtc.disconnect();
+        self.speakers.forget(participant.avatar);
+        out.messages.push((id, ServerMessage::Removed { reason: reason.to_owned() }));
+        out.removed.push(id);
+        for other in self.participants.values_mut() {
+            let mut changed = false;
+            for received in &mut other.received {
+                if received.publisher != id {
+                    continue;
+                }
+                changed = true;
+                received.state = match received.state {
+                    OutState::Open(mid) | OutState::Negotiating(mid) => OutState::ToStop(mid),
+                    state => state,
+                };
+            }
+            other.received.retain(|r| !(r.publisher == id && r.state == OutState::ToOpen));
+            if changed {
+                self.dirty.push(other.id);
+            }
+        }
+        for other in self.participant_ids() {
+            self.offer_if_needed(other, out);
+        }
+    }
+
+    /// Everyone out (the room closes).
+    pub fn close(&mut self, reason: &str, out: &mut Outbox) {
+        for id in self.participant_ids() {
+            self.remove(id, reason, out);
+        }
+    }
+
+    /// A moderator's change to a user's participants. Returns whether one was found.
+    pub fn update(&mut self, now: Instant, sub: &str, update: &ParticipantUpdate, out: &mut Outbox) -> bool {
+        let ids: Vec<ParticipantId> = self.participants.values().filter(|p| p.sub == sub).map(|p| p.id).collect();
+        for id in &ids {
+            let Some(participant) = self.participants.get_mut(id) else { continue };
+            let permissions = &mut participant.permissions;
+            let set = |field: &mut bool, value: Option<bool>| {
+                if let Some(value) = value {
+                    *field = value;
+                }
+            };
+            set(&mut permissions.publish_audio, update.publish_audio);
+            set(&mut permissions.publish_video, update.publish_video);
+            set(&mut permissions.publish_screen, update.publish_screen);
+            set(&mut permissions.subscribe, update.subscribe);
+            set(&mut participant.audio_muted, update.audio_muted);
+            set(&mut participant.video_muted, update.video_muted);
+        }
+        if !ids.is_empty() {
+            // Everyone's track list shows the new mute state; unmuted video restarts
+            // at a keyframe.
+            for id in self.participant_ids() {
+                if let Some(participant) = self.participants.get_mut(&id) {
+                    for received in &mut participant.received {
+                        if ids.contains(&received.publisher) && received.kind == MediaKind::Video {
+                            received.wants_keyframe = true;
+                        }
+                    }
+                }
+                self.send_track_list(id, out);
+                self.request_wanted_keyframes(now, id, out);
+            }
+            self.drive(now, out);
+        }
+        !ids.is_empty()
+    }
+
+    /// Removes a user's participants. Returns whether one was found.
+    pub fn remove_user(&mut self, sub: &str, reason: &str, out: &mut Outbox) -> bool {
+        let ids: Vec<ParticipantId> = self.participants.values().filter(|p| p.sub == sub).map(|p| p.id).collect();
+        for id in &ids {
+            self.remove(*id, reason, out);
+        }
+        !ids.is_empty()
+    }
+
+    pub fn stats(&self) -> RoomStats {
+        RoomStats {
+            room: self.name.clone(),
+            max_participants: self.max_participants,
+            participants: self
+                .participants
+                .values()
+                .map(|p| ParticipantStats {
+                    sub: p.sub.clone(),
+                    avatar: p.avatar,
+                    connected: p.connected,
+                    permissions: p.permissions,
+                    audio_muted: p.audio_muted,
+                    video_muted: p.video_muted,
+                    published_tracks: p.published.len() as u32,
+                    received_tracks: p.received.iter().filter(|r| matches!(r.state, OutState::Open(_))).count() as u32,
+                    packets_in: p.counters.packets_in,
+                    packets_out: p.counters.packets_out,
+                    bytes_in: p.counters.bytes_in,
+                    bytes_out: p.counters.bytes_out,
+                    nacks_received: p.counters.nacks_received,
+                    plis_received: p.counters.plis_received,
+                    loss: p.loss(),
+                    estimate_bps: p.estimate_bps,
+                })
+                .collect(),
+        }
+    }
+
+    fn mark_dirty(&mut self, id: ParticipantId) {
+        if !self.dirty.contains(&id) {
+            self.dirty.push(id);
+        }
+    }
+
+    /// Drains every session with output: transmits, events (which may make more
+    /// sessions dirty, e.g. by forwarding), and the next timeout.
+    pub fn drive(&mut self, now: Instant, out: &mut Outbox) {
+        while let Some(id) = self.dirty.pop() {
+            self.drain(now, id, out);
+        }
+    }
+
+    fn drain(&mut self, now: Instant, id: ParticipantId, out: &mut Outbox) {
+        loop {
+            let Some(participant) = self.participants.get_mut(&id) else { return };
+            match participant.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    participant.next_timeout = at;
+                    out.timeouts.push((id, at));
+                    return;
+                }
+                Ok(Output::Transmit(transmit)) => {
+                    participant.counters.packets_out += 1;
+                    participant.counters.bytes_out += transmit.contents.len() as u64;
+                    out.transmits.push(transmit);
+                }
+                Ok(Output::Event(event)) => self.on_event(now, id, event, out),
+                Err(e) => {
+                    tracing::info!(room = %self.name, participant = id, error = %e, "session failed");
+                    self.remove(id, "the WebRTC session failed", out);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, id: ParticipantId, event: Event, out: &mut Outbox) {
+        match event {
+            Event::RtpPacket(packet) => self.forward(now, id, packet, out),
+            Event::MediaAdded(added) => self.on_media_added(id, added, out),
+            Event::KeyframeRequest(request) => {
+                let Some(participant) = self.participants.get_mut(&id) else { return };
+                participant.counters.plis_received += 1;
+                if let Some(received) = participant.received.iter_mut().find(|r| r.mid() == Some(request.mid)) {
+                    received.wants_keyframe = true;
+                }
+                self.request_wanted_keyframes(now, id, out);
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. }) => {
+                if let Some(participant) = self.participants.get_mut(&id) {
+                    participant.estimate_bps = Some(estimate.as_u64());
+                }
+            }
+            Event::MediaEgressStats(stats) => {
+                if let Some(participant) = self.participants.get_mut(&id) {
+                    participant.counters.nacks_received = participant.counters.nacks_received.max(stats.nacks);
+                }
+            }
+            Event::MediaIngressStats(stats) => {
+                if let Some(participant) = self.participants.get_mut(&id)
+                    && let Some(loss) = stats.loss
+                {
+                    // str0m reports the loss fraction of the last report interval.
+                    participant.counters.expected_in += stats.packets;
+                    participant.counters.lost_in += (loss * stats.packets as f32) as u64;
+                }
+            }
+            Event::Connected => {
+                if let Some(participant) = self.participants.get_mut(&id) {
+                    participant.connected = true;
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.remove(id, "the connection was lost", out);
+            }
+            Event::ChannelOpen(channel, _) => {
+                if let Some(participant) = self.participants.get_mut(&id) {
+                    participant.channel = Some(channel);
+                }
+            }
+            Event::ChannelData(data) => self.relay_data(now, id, data.binary, &data.data),
+            Event::Closed => self.remove(id, "the session closed", out),
+            _ => {}
+        }
+    }
+
+    /// A track the client sends appeared: everyone else will receive it.
+    fn on_media_added(&mut self, id: ParticipantId, added: MediaAdded, out: &mut Outbox) {
+        let Some(participant) = self.participants.get_mut(&id) else { return };
+        let client_sends = matches!(added.direction, Direction::RecvOnly | Direction::SendRecv);
+        let ours = participant.received.iter().any(|r| r.mid() == Some(added.mid));
+        if !client_sends || ours || participant.published.iter().any(|t| t.mid == added.mid) {
+            return;
+        }
+        let default = if added.kind == MediaKind::Audio { Source::Microphone } else { Source::Camera };
+        let source = participant.sources.get(&added.mid.to_string()).copied().unwrap_or(default);
+        if source.is_audio() != (added.kind == MediaKind::Audio) {
+            out.messages
+                .push((id, error(ErrorCode::BadMessage, format!("mid {} is not a {:?} track", added.mid, source))));
+            return;
+        }
+        // The client's sending layers, lowest first by convention.
+        let rids: Vec<Rid> = added
+            .simulcast
+            .as_ref()
+            .map(|simulcast| if simulcast.recv.is_empty() { &simulcast.send } else { &simulcast.recv })
+            .map(|layers| layers.iter().map(|layer| layer.rid).collect())
+            .unwrap_or_default();
+        let layers: Vec<Layer> = if rids.is_empty() {
+            vec![Layer::new(None)]
+        } else {
+            rids.into_iter().map(|rid| Layer::new(Some(rid))).collect()
+        };
+        participant.published.push(Published {
+            mid: added.mid,
+            kind: added.kind,
+            source,
+            layers,
+            codecs: Default::default(),
+        });
+        let others: Vec<ParticipantId> = self.participants.keys().copied().filter(|other| *other != id).collect();
+        let Some(participant) = self.participants.get(&id) else { return };
+        let Some(track) = participant.published.last() else { return };
+        let tracks: Vec<(ParticipantId, Received)> =
+            others.into_iter().map(|other| (other, received_track(participant, track))).collect();
+        for (other, received) in tracks {
+            if let Some(subscriber) = self.participants.get_mut(&other) {
+                subscriber.received.push(received);
+            }
+            self.offer_if_needed(other, out);
+        }
+    }
+
+    fn forward(&mut self, now: Instant, from: ParticipantId, packet: RtpPacket, out: &mut Outbox) {
+        let Some(publisher) = self.participants.get_mut(&from) else { return };
+        let ssrc = packet.header.ssrc;
+        let (mid, rid) = match publisher.ssrc_tracks.get(&ssrc) {
+            Some(found) => *found,
+            None => {
+                let mut api = publisher.rtc.direct_api();
+                let Some(stream) = api.stream_rx(&ssrc) else { return };
+                let found = (stream.mid(), stream.rid());
+                publisher.ssrc_tracks.insert(ssrc, found);
+                found
+            }
+        };
+        let avatar = publisher.avatar;
+        let pt = *packet.header.payload_type;
+        let Some(track) = publisher.published.iter_mut().find(|t| t.mid == mid) else { return };
+        let source = track.source;
+        let kind = track.kind;
+        let simulcast = track.is_simulcast();
+        if let Some(layer) = track.layer_mut(rid) {
+            layer.bits_this_second += packet.payload.len() as u64 * 8;
+        }
+        let spec = *track
+            .codecs
+            .entry(pt)
+            .or_insert_with(|| publisher.rtc.codec_config().params().iter().find(|p| *p.pt() == pt).map(|p| p.spec()));
+        let Some(spec) = spec else { return };
+        if kind == MediaKind::Audio
+            && let Some(level) = packet.header.ext_vals.audio_level
+        {
+            self.speakers.observe(avatar, level, packet.header.ext_vals.voice_activity);
+        }
+        let Some(publisher) = self.participants.get(&from) else { return };
+        if !publisher.forwards(source) {
+            return;
+        }
+        let keyframe = kind == MediaKind::Video && starts_keyframe(spec.codec, &packet.payload);
+        let ext_vals = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let seq_no = *packet.seq_no;
+        let mut subscribers = Vec::new();
+        for (other, subscriber) in self.participants.iter_mut() {
+            if *other == from {
+                continue;
+            }
+            let Some(_quality) = subscriber.wants(avatar, kind) else { continue };
+            let Some(received) = subscriber.received.iter_mut().find(|r| r.publisher == from && r.publisher_mid == mid)
+            else {
+                continue;
+            };
+            let OutState::Open(out_mid) = received.state else { continue };
+            let verdict = received.forwarder.decide(
+                rid,
+                seq_no,
+                packet.header.timestamp,
+                keyframe,
+                kind == MediaKind::Video,
+                now,
+            );
+            let Verdict::Send { seq_no: out_seq, timestamp } = verdict else {
+                if simulcast || kind == MediaKind::Video {
+                    received.wants_keyframe |= received.forwarder.awaiting_keyframe();
+                }
+                continue;
+            };
+            if keyframe {
+                received.wants_keyframe = false;
+            }
+            let out_pt = *received.payload_types.entry(pt).or_insert_with(|| {
+                let remote = subscriber.rtc.media(out_mid).map(|m| m.remote_pts().to_vec()).unwrap_or_default();
+                subscriber
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .find(|p| remote.contains(&p.pt()) && same_codec(&p.spec(), &spec))
+                    .map(|p| p.pt())
+            });
+            let Some(out_pt) = out_pt else { continue };
+            let mut api = subscriber.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(out_mid, None) else { continue };
+            stream.write_rtp(
+                RtpWrite::new(out_pt, out_seq.into(), timestamp, packet.timestamp, packet.payload.clone())
+                    .marker(packet.header.marker)
+                    .ext_vals(ext_vals.clone())
+                    .nackable(kind == MediaKind::Video),
+            );
+            out.forwarded += 1;
+            subscribers.push(*other);
+        }
+        for id in subscribers {
+            self.mark_dirty(id);
+        }
+        if kind == MediaKind::Video {
+            let waiting: Vec<ParticipantId> = self
+                .participants
+                .iter()
+                .filter(|(_, p)| p.received.iter().any(|r| r.publisher == from && r.wants_keyframe))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in waiting {
+                self.request_wanted_keyframes(now, id, out);
+            }
+        }
+    }
+
+    /// Picks the simulcast layer of each video track this participant receives.
+    fn choose_layers(&mut self, id: ParticipantId) {
+        let Some(subscriber) = self.participants.get(&id) else { return };
+        let video_tracks = subscriber
+            .received
+            .iter()
+            .filter(|r| r.kind == MediaKind::Video && subscriber.wants(r.avatar, r.kind).is_some())
+            .count()
+            .max(1) as u64;
+        // Leave room for audio and overhead; split the rest evenly between videos.
+        let share = subscriber.estimate_bps.map(|estimate| estimate * 85 / 100 / video_tracks);
+        let mut choices = Vec::new();
+        for (index, received) in subscriber.received.iter().enumerate() {
+            if received.kind != MediaKind::Video {
+                continue;
+            }
+            let Some(quality) = subscriber.wants(received.avatar, received.kind) else { continue };
+            let Some(publisher) = self.participants.get(&received.publisher) else { continue };
+            let Some(track) = publisher.published.iter().find(|t| t.mid == received.publisher_mid) else { continue };
+            if track.is_simulcast() {
+                choices.push((index, track.choose_layer(quality, share)));
+            }
+        }
+        let Some(subscriber) = self.participants.get_mut(&id) else { return };
+        for (index, rid) in choices {
+            let received = &mut subscriber.received[index];
+            if received.forwarder.target() != rid && received.forwarder.set_target(rid) {
+                received.wants_keyframe = true;
+            }
+        }
+    }
+
+    /// Asks publishers for the keyframes this participant waits for, at most once per
+    /// interval per publisher layer.
+    fn request_wanted_keyframes(&mut self, now: Instant, id: ParticipantId, out: &mut Outbox) {
+        let interval = Duration::from_millis(self.limits.keyframe_request_interval_ms);
+        let Some(subscriber) = self.participants.get(&id) else { return };
+        let requests: Vec<(ParticipantId, Mid, Option<Rid>)> = subscriber
+            .received
+            .iter()
+            .filter(|r| r.wants_keyframe && matches!(r.state, OutState::Open(_)))
+            .filter(|r| subscriber.wants(r.avatar, r.kind).is_some())
+            .map(|r| (r.publisher, r.publisher_mid, r.forwarder.target()))
+            .collect();
+        for (publisher_id, mid, rid) in requests {
+            let Some(publisher) = self.participants.get_mut(&publisher_id) else { continue };
+            let Some(track) = publisher.published.iter_mut().find(|t| t.mid == mid) else { continue };
+            let Some(layer) = track.layer_mut(rid) else { continue };
+            if layer.last_keyframe_request.is_some_and(|at| now.saturating_duration_since(at) < interval) {
+                continue;
+            }
+            layer.last_keyframe_request = Some(now);
+            let mut api = publisher.rtc.direct_api();
+            if let Some(stream) = api.stream_rx_by_mid(mid, rid) {
+                stream.request_keyframe(KeyframeRequestKind::Pli);
+                out.keyframe_requests += 1;
+                self.dirty.push(publisher_id);
+            }
+        }
+    }
+
+    /// Relays a data channel message to everyone else in the room, tagged with the
+    /// sender's avatar: binary messages get a 4-byte big-endian prefix, text messages are
+    /// wrapped as `{"from": avatar, "data": text}`.
+    fn relay_data(&mut self, now: Instant, from: ParticipantId, binary: bool, data: &[u8]) {
+        let max_bytes = self.limits.data_message_bytes;
+        let per_second = self.limits.data_messages_per_sec;
+        let Some(sender) = self.participants.get_mut(&from) else { return };
+        if data.len() > max_bytes || !sender.take_data_budget(now, per_second) {
+            return;
+        }
+        let avatar = sender.avatar;
+        let message = if binary {
+            let mut tagged = avatar.to_be_bytes().to_vec();
+            tagged.extend_from_slice(data);
+            tagged
+        } else {
+            let Ok(text) = std::str::from_utf8(data) else { return };
+            serde_json::json!({"from": avatar, "data": text}).to_string().into_bytes()
+        };
+        let mut touched = Vec::new();
+        for (id, participant) in self.participants.iter_mut() {
+            if *id == from || !participant.permissions.subscribe {
+                continue;
+            }
+            let Some(channel_id) = participant.channel else { continue };
+            if let Some(mut channel) = participant.rtc.channel(channel_id) {
+                // A full buffer drops the message for that receiver only.
+                let _ = channel.write(binary, &message);
+                touched.push(*id);
+            }
+        }
+        for id in touched {
+            self.mark_dirty(id);
+        }
+    }
+
+    /// Sends our offer if this participant has tracks to open or stop and nothing is
+    /// being negotiated.
+    fn offer_if_needed(&mut self, id: ParticipantId, out: &mut Outbox) {
+        let Some(participant) = self.participants.get_mut(&id) else { return };
+        if !participant.needs_offer() {
+            return;
+        }
+        let mut change = participant.rtc.sdp_api();
+        for received in &mut participant.received {
+            match received.state {
+                OutState::ToOpen => {
+                    let stream_id = format!("a{}", received.avatar);
+                    let track_id = format!("{:?}-{}", received.source, received.publisher_mid).to_lowercase();
+                    let mid =
+                        change.add_media(received.kind, Direction::SendOnly, Some(stream_id), Some(track_id), None);
+                    received.state = OutState::Negotiating(mid);
+                }
+                OutState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    received.state = OutState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        let Some((offer, pending)) = change.apply() else { return };
+        let offer_id = participant.next_offer_id;
+        participant.next_offer_id += 1;
+        participant.pending_offer = Some((offer_id, pending));
+        let tracks = self.track_list(id);
+        out.messages.push((id, ServerMessage::Offer { id: offer_id, sdp: offer.to_sdp_string(), tracks }));
+        self.mark_dirty(id);
+    }
+
+    fn track_list(&self, id: ParticipantId) -> Vec<crate::protocol::TrackInfo> {
+        let Some(participant) = self.participants.get(&id) else { return Vec::new() };
+        participant
+            .track_list(|publisher, source| self.participants.get(&publisher).is_none_or(|p| !p.forwards(source)))
+    }
+
+    fn send_track_list(&self, id: ParticipantId, out: &mut Outbox) {
+        if self.participants.get(&id).is_some_and(|p| p.negotiated) {
+            out.messages.push((id, ServerMessage::Tracks { tracks: self.track_list(id) }));
+        }
+    }
+}
+
+/// The track a subscriber receives for a publisher's track, before negotiation.
+fn received_track(publisher: &Participant, track: &Published) -> Received {
+    let clock_rate = if track.kind == MediaKind::Audio { 48_000 } else { 90_000 };
+    let first_layer = track.layers.first().and_then(|layer| layer.rid);
+    Received {
+        publisher: publisher.id,
+        publisher_mid: track.mid,
+        avatar: publisher.avatar,
+        kind: track.kind,
+        source: track.source,
+        state: OutState::ToOpen,
+        forwarder: Forwarder::new(clock_rate, first_layer),
+        payload_types: Default::default(),
+        wants_keyframe: track.kind == MediaKind::Video,
+    }
+}
+
+fn error(code: ErrorCode, message: String) -> ServerMessage {
+    ServerMessage::Error { code, message, fatal: false }
+}
+
+/// How many media sections of an SDP offer send media (are not rejected, and are
+/// `sendrecv` or `sendonly`, the default being `sendrecv`).
+fn sending_sections(sdp: &str) -> usize {
+    let mut count = 0;
+    let mut in_media = false;
+    let mut sends = true;
+    for line in sdp.lines().map(str::trim) {
+        if let Some(media) = line.strip_prefix("m=") {
+            if in_media && sends {
+                count += 1;
+            }
+            let mut fields = media.split(' ');
+            let kind = fields.next().unwrap_or("");
+            let port = fields.next().unwrap_or("0");
+            in_media = (kind == "audio" || kind == "video") && port != "0";
+            sends = true;
+        } else if in_media && (line == "a=recvonly" || line == "a=inactive") {
+            sends = false;
+        }
+    }
+    if in_media && sends {
+        count += 1;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sending_sections_are_counted() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n\
+                   m=video 0 UDP/TLS/RTP/SAVPF 96\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nm=video 9 X 96\r\n";
+        assert_eq!(sending_sections(sdp), 2, "audio sendrecv and the last video; not recvonly, rejected or data");
+    }
+}
