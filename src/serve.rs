@@ -3,9 +3,9 @@
 //!
 //! Today that is the signaling server (with the built-in demo world, the development
 //! token issuer and the browser client), the asset server (SQLite and files under
-//! `isoplane-data/`) and a TURN server on loopback; the SFU joins when it is built. A config file (the
-//! signaling server's TOML) and `ISOPLANE_SIGNALING_*` / `ISOPLANE_ASSETS_*` variables
-//! override the defaults. Both services share the token secret and the workspace, and
+//! `isoplane-data/`), a TURN server and an SFU on loopback. A config file (the signaling
+//! server's TOML) and `ISOPLANE_SIGNALING_*` / `ISOPLANE_ASSETS_*` / `ISOPLANE_TURN_*` /
+//! `ISOPLANE_SFU_*` variables override the defaults. Both services share the token secret and the workspace, and
 //! signaling serves the current version of every world published to the asset server
 //! (read at start), beside the demo.
 
@@ -31,6 +31,7 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         .init();
     let mut config = server::load_config(config_path)?;
     let mut turn = None;
+    let mut sfu = None;
     if config_path.is_none() {
         // Embedded defaults: the demo world, tokens for anyone, a secret for this run only.
         config.worlds.demo = true;
@@ -42,6 +43,9 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         if config.media.turn_urls.is_empty() {
             turn = embedded_turn(&mut config).await;
         }
+        if config.media.sfu_url.is_none() {
+            sfu = embedded_sfu(&mut config).await;
+        }
     }
     let mut assets_config = isoplane_assets::Config::load(None, std::env::vars())?;
     assets_config.token_secret.clone_from(&config.token_secret);
@@ -49,6 +53,10 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
     let stored = stored_worlds(&assets_config).await?;
     let assets = isoplane_assets::server::bind(assets_config).await?;
     let assets_address = assets.local_addr().context("reading the asset server's address")?;
+    let sfu_line = match (&config.media.sfu_url, &sfu) {
+        (Some(url), Some(_)) => format!("\n  sfu: {url}  (control API and metrics on the same host)"),
+        _ => String::new(),
+    };
     let bound = server::bind_with_worlds(config, stored).await?;
     let address = bound.local_addr().context("reading the bound address")?;
     // A closed stdout (`isoplane | head`) must not stop the server: ignore write errors.
@@ -57,7 +65,7 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         "Isoplane {} is running: open http://{address}/\n  signaling: ws://{address}/v1/ws  (world files at http://{address}/v1/worlds/demo)\n  \
          dev tokens: http://{address}/v1/dev/token?name=YourName\n  \
          health: http://{address}/healthz  metrics: http://{address}/metrics\n  \
-         assets: http://{assets_address}/ (uploads and world versions, docs/assets.md)\nPress Ctrl-C to stop.",
+         assets: http://{assets_address}/ (uploads and world versions, docs/assets.md){sfu_line}\nPress Ctrl-C to stop.",
         env!("CARGO_PKG_VERSION")
     );
     let shutdown = CancellationToken::new();
@@ -67,11 +75,15 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         signal.cancel();
     });
     let turn_task = turn.map(|turn| tokio::spawn(turn.run(shutdown.clone())));
+    let sfu_task = sfu.map(|sfu| tokio::spawn(sfu.run(shutdown.clone())));
     let (signaling, assets) = tokio::join!(bound.run(shutdown.clone()), assets.run(shutdown));
     signaling.context("serving signaling")?;
     assets.context("serving assets")?;
     if let Some(task) = turn_task {
         task.await.context("the TURN server's task")?.context("serving TURN")?;
+    }
+    if let Some(task) = sfu_task {
+        task.await.context("the SFU's task")?.context("serving the SFU")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -121,6 +133,33 @@ async fn embedded_turn(config: &mut isoplane_signaling::config::Config) -> Optio
         }
         Err(error) => {
             eprintln!("warning: TURN not started ({error}); media will only go peer to peer");
+            None
+        }
+    }
+}
+
+/// An SFU on loopback for this run, sharing a fresh secret with signaling, which sends
+/// crowded zones to it. If it cannot start, zones stay on peer-to-peer media.
+async fn embedded_sfu(config: &mut isoplane_signaling::config::Config) -> Option<isoplane_sfu::BoundSfu> {
+    let secret = format!("{:032x}", rand::random::<u128>());
+    let mut sfu = isoplane_sfu::Config {
+        listen_http: std::net::SocketAddr::from(([127, 0, 0, 1], 7880)),
+        listen_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 7882)),
+        listen_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 7881))),
+        ..isoplane_sfu::Config::for_loopback(&secret)
+    };
+    if let Err(error) = sfu.apply_env(std::env::vars()) {
+        eprintln!("warning: SFU not started: {error}");
+        return None;
+    }
+    match isoplane_sfu::bind(sfu).await {
+        Ok(bound) => {
+            config.media.sfu_url = Some(format!("ws://{}/v1/sfu", bound.http_addr()));
+            config.media.sfu_secret = Some(secret);
+            Some(bound)
+        }
+        Err(error) => {
+            eprintln!("warning: SFU not started ({error}); crowded zones stay peer to peer");
             None
         }
     }

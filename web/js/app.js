@@ -156,7 +156,7 @@ class App {
       case 'media':
         this.media.applyPlan(message.plan);
         $('topology').textContent =
-          message.plan.topology === 'sfu' ? 'SFU (not offered by this server yet)' : message.plan.topology;
+          message.plan.topology === 'sfu' ? (message.plan.sfu ? 'SFU' : 'SFU (this server has none)') : message.plan.topology;
         break;
       case 'signal':
         await this.media.onSignal(message.from, message.kind, message.data);

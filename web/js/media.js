@@ -3,9 +3,11 @@
 // The server decides the topology; this module only carries it out: one
 // RTCPeerConnection per peer in the plan (the initiator offers), relay-only when the link
 // says so, and a report to the server when direct connectivity fails so it can hand out
-// a relayed path. Zones on the SFU are shown as such (the SFU joins in a later release).
+// a relayed path. Zones the server puts on the SFU get one session with it instead
+// (sfu.js).
 
 import { Connection } from './net.js';
+import { SfuSession } from './sfu.js';
 
 /**
  * @typedef {{urls: string[], username?: string, credential?: string}} IceServer
@@ -115,6 +117,8 @@ export class Media {
     this.peers = new Map();
     /** @type {MediaPlan | null} */
     this.plan = null;
+    /** @type {SfuSession | null} */
+    this.sfu = null;
     /** @type {Set<number>} avatars heard speaking */
     this.speaking = new Set();
     /** @type {AudioContext | null} */
@@ -128,10 +132,14 @@ export class Media {
       this.local?.getTracks().forEach((t) => t.stop());
       this.local = await navigator.mediaDevices.getUserMedia({
         audio: audioDevice ? { deviceId: { exact: audioDevice } } : true,
-        video: videoDevice ? { deviceId: { exact: videoDevice }, width: 320, height: 240 } : { width: 320, height: 240 },
+        // 640x360 leaves room for two simulcast layers on the SFU.
+        video: videoDevice ? { deviceId: { exact: videoDevice }, width: 640, height: 360 } : { width: 640, height: 360 },
       });
-      for (const peer of this.peers.values()) {
-        for (const sender of peer.pc.getSenders()) {
+      await this.sfu?.publishLocal();
+      const connections = [...this.peers.values()].map((peer) => peer.pc);
+      if (this.sfu) connections.push(this.sfu.pc);
+      for (const pc of connections) {
+        for (const sender of pc.getSenders()) {
           const track = this.local.getTracks().find((t) => t.kind === sender.track?.kind);
           if (track) await sender.replaceTrack(track);
         }
@@ -158,6 +166,12 @@ export class Media {
     const previous = this.plan;
     this.plan = plan;
     this.status = plan.topology;
+    const onSfu = plan.topology === 'sfu' && plan.sfu;
+    if (this.sfu && (!onSfu || this.sfu.room !== plan.sfu?.room || previous?.publish !== plan.publish)) {
+      this.sfu.close();
+      this.sfu = null;
+    }
+    if (onSfu && !this.sfu) this.sfu = new SfuSession(this, plan);
     const wanted = new Map(plan.peers.map((p) => [p.avatar, p]));
     for (const [avatar, peer] of this.peers) {
       const link = wanted.get(avatar);
@@ -199,7 +213,7 @@ export class Media {
     source.connect(analyser);
     const samples = new Uint8Array(analyser.fftSize);
     const poll = () => {
-      if (!this.peers.has(avatar)) return;
+      if (!this.peers.has(avatar) && !this.sfu?.avatars.has(avatar)) return;
       analyser.getByteTimeDomainData(samples);
       let peak = 0;
       for (const s of samples) peak = Math.max(peak, Math.abs(s - 128));
@@ -232,6 +246,9 @@ export class Media {
         }
       });
       out[avatar] = { framesDecoded, audioSamples, relayed, relayProtocol };
+    }
+    for (const [avatar, received] of Object.entries((await this.sfu?.stats()) ?? {})) {
+      out[Number(avatar)] = { ...received, relayed: false, relayProtocol: '' };
     }
     return out;
   }

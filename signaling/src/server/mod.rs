@@ -444,6 +444,10 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
             "STUN_URLS" => config.media.stun_urls = split_list(&value),
             "SFU_SECRET" => config.media.sfu_secret = Some(value),
             "SFU_URL" => config.media.sfu_url = Some(value),
+            "OPEN_SFU_THRESHOLD" => match value.parse() {
+                Ok(people) => config.policy.open_sfu_threshold = people,
+                Err(_) => problems.push(format!("{key}: not a number of people")),
+            },
             _ => problems.push(format!("{key}: unknown setting")),
         }
     }

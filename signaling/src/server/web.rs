@@ -14,6 +14,7 @@ pub const WEB_FILES: &[(&str, &str, &[u8])] = &[
     ("js/net.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/net.js")),
     ("js/protocol.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/protocol.js")),
     ("js/render.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/render.js")),
+    ("js/sfu.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/sfu.js")),
     ("js/walk.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/walk.js")),
     ("js/world.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/world.js")),
 ];

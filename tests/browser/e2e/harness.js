@@ -25,6 +25,9 @@ export function startIsoplane(env = {}) {
         ISOPLANE_ASSETS_DATA_DIR: mkdtempSync(join(tmpdir(), 'isoplane-data-')),
         ISOPLANE_TURN_LISTEN_UDP: '127.0.0.1:0',
         ISOPLANE_TURN_LISTEN_TCP: '127.0.0.1:0',
+        ISOPLANE_SFU_LISTEN_HTTP: '127.0.0.1:0',
+        ISOPLANE_SFU_LISTEN_UDP: '127.0.0.1:0',
+        ISOPLANE_SFU_LISTEN_TCP: '127.0.0.1:0',
         RUST_LOG: 'warn',
         ...env,
       },
@@ -32,9 +35,15 @@ export function startIsoplane(env = {}) {
     });
     child.on('error', reject);
     const lines = createInterface({ input: child.stdout });
+    let url = '';
+    let sfu = '';
     lines.on('line', (line) => {
-      const match = line.match(/open (http:\/\/[^/\s]+)\//);
-      if (match) resolve({ url: match[1], stop: () => child.kill('SIGINT'), child });
+      url ||= line.match(/open (http:\/\/[^/\s]+)\//)?.[1] ?? '';
+      sfu ||= line.match(/sfu: ws:\/\/([^/\s]+)\//)?.[1] ?? '';
+      // The banner ends with this line.
+      if (line.startsWith('Press Ctrl-C') && url) {
+        resolve({ url, sfu: sfu && `http://${sfu}`, stop: () => child.kill('SIGINT'), child });
+      }
     });
     child.on('exit', (code) => reject(new Error(`isoplane exited with ${code} before listening`)));
   });

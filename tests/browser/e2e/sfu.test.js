@@ -1,0 +1,71 @@
+// The browser client on the SFU, in headless Chromium: a zone above its threshold goes
+// to the SFU, each page publishes its fake camera and microphone there, and each page
+// decodes the other's video and audio, received from the SFU (no peer connection).
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchBrowser, openClient, screenshot, startIsoplane, until } from './harness.js';
+
+/** @type {{url: string, sfu: string, stop: () => void}} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  // The lobby (an open zone) goes to the SFU above one person.
+  server = await startIsoplane({ ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '1' });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+/** The SFU's counter `name` from its /metrics. */
+async function sfuMetric(name) {
+  const text = await (await fetch(`${server.sfu}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`isoplane_${name} `));
+  return Number(line?.split(' ')[1] ?? NaN);
+}
+
+test('two people in a zone on the SFU see and hear each other through it', async () => {
+  assert.ok(server.sfu, 'the all-in-one binary runs an SFU');
+  const ada = await openClient(browser, server.url, 'Ada');
+  const bob = await openClient(browser, server.url, 'Bob');
+  const adaId = await ada.evaluate(() => window.isoplane.self);
+  const bobId = await bob.evaluate(() => window.isoplane.self);
+
+  for (const page of [ada, bob]) {
+    await until(page, () => window.isoplane.media.plan?.topology === 'sfu' && window.isoplane.media.sfu?.state === 'connected', null, 20000);
+  }
+  // Decoded frames and audio samples from the other person, counted by Chromium.
+  const receives = (page, from) =>
+    until(page, async (avatar) => {
+      const stats = (await window.isoplane.media.stats())[avatar];
+      return stats && stats.framesDecoded > 30 && stats.audioSamples > 48000 ? stats : null;
+    }, from, 30000);
+  const adaGets = await receives(ada, bobId);
+  const bobGets = await receives(bob, adaId);
+  assert.ok(adaGets.framesDecoded > 30 && bobGets.framesDecoded > 30);
+
+  // Through the SFU: no peer-to-peer connection exists, and the SFU forwarded media.
+  for (const page of [ada, bob]) {
+    assert.equal(await page.evaluate(() => window.isoplane.media.peers.size), 0, 'no mesh connection');
+  }
+  assert.equal(await sfuMetric('sfu_participants'), 2);
+  assert.ok((await sfuMetric('sfu_forwarded_packets_total')) > 100, 'the SFU forwarded the media');
+
+  // The video element shows the other person's tile.
+  const tile = await ada.evaluate((avatar) => {
+    const video = /** @type {HTMLVideoElement | null} */ (document.querySelector(`video[data-avatar="${avatar}"]`));
+    return video && { width: video.videoWidth, height: video.videoHeight };
+  }, bobId);
+  assert.ok(tile && tile.width > 0 && tile.height > 0, `Bob's video plays at Ada's: ${JSON.stringify(tile)}`);
+  await screenshot(ada, 'sfu-ada');
+
+  // Bob leaves: his tile goes from Ada's page and the SFU lets him go.
+  await bob.context().close();
+  await until(ada, (avatar) => !document.querySelector(`video[data-avatar="${avatar}"]`), bobId, 20000);
+  await ada.context().close();
+});

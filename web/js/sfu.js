@@ -1,0 +1,220 @@
+// One WebRTC session with the SFU, for zones the server put on it.
+//
+// The client brings the room token from its media plan to the SFU's WebSocket, offers
+// its camera (simulcast: two layers) and microphone, and answers the SFU's offers as
+// other people's tracks come and go. When both sides offer at once, the SFU gives way:
+// this side ignores the SFU's offer while its own is outstanding, and the SFU offers
+// again after answering. docs/protocol.md describes the messages.
+
+/**
+ * @typedef {{mid: string, avatar: number, source: string, muted: boolean}} TrackInfo
+ * @typedef {{tile: HTMLElement, video: HTMLVideoElement, stream: MediaStream}} AvatarTile
+ */
+
+/** Simulcast layers of the camera, lowest first (the SFU picks one per receiver). */
+const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 2, maxBitrate: 200_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 900_000 },
+];
+
+export class SfuSession {
+  /**
+   * @param {import('./media.js').Media} media
+   * @param {import('./media.js').MediaPlan} plan a plan with `sfu` set
+   */
+  constructor(media, plan) {
+    this.media = media;
+    const sfu = /** @type {{url: string, room: string, token: string}} */ (plan.sfu);
+    this.room = sfu.room;
+    this.publish = plan.publish;
+    this.closed = false;
+    /** @type {Map<string, TrackInfo>} the tracks received, by mid */
+    this.tracks = new Map();
+    /** @type {Map<number, AvatarTile>} */
+    this.avatars = new Map();
+    /** @type {number[]} */
+    this.speakers = [];
+    this.offerId = 0;
+    /** The id of this side's offer awaiting the SFU's answer. @type {number | null} */
+    this.outstanding = null;
+    this.state = 'connecting';
+    this.pc = new RTCPeerConnection({ iceServers: plan.ice_servers });
+    this.channel = this.pc.createDataChannel('isoplane');
+    this.joined = false;
+    /** Local tracks changed while an offer was outstanding: offer again after. */
+    this.renegotiate = false;
+    this.addLocalTracks();
+    this.pc.ontrack = (event) => this.onTrack(event);
+    this.pc.onconnectionstatechange = () => {
+      if (this.pc.connectionState === 'connected') this.state = 'connected';
+      if (this.pc.connectionState === 'failed') this.state = 'failed';
+    };
+    this.ws = new WebSocket(sfu.url);
+    this.ws.onopen = () => this.send({ type: 'join', token: sfu.token });
+    // One message at a time: an offer handled while the answer before it is still
+    // being applied would see a stale negotiation state.
+    /** @type {Promise<void>} */
+    this.queue = Promise.resolve();
+    this.ws.onmessage = (event) => this.enqueue(() => this.onMessage(JSON.parse(event.data)));
+    this.ws.onclose = () => {
+      if (!this.closed) this.state = 'disconnected';
+    };
+  }
+
+  /** Runs `step` after every step queued before it. @param {() => Promise<void>} step */
+  enqueue(step) {
+    this.queue = this.queue.then(step).catch((error) => console.warn('SFU negotiation step failed', error));
+    return this.queue;
+  }
+
+  /** @param {any} message */
+  send(message) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  /** @param {any} message */
+  async onMessage(message) {
+    switch (message.type) {
+      case 'joined':
+        this.joined = true;
+        await this.offer();
+        break;
+      case 'answer':
+        if (message.id !== this.outstanding) return;
+        await this.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
+        this.outstanding = null;
+        if (this.renegotiate) await this.offer();
+        break;
+      case 'offer':
+        // Ours is outstanding: the SFU rolls its offer back and offers again later.
+        if (this.outstanding !== null) return;
+        this.setTracks(message.tracks);
+        await this.pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });
+        await this.pc.setLocalDescription(await this.pc.createAnswer());
+        this.send({ type: 'answer', id: message.id, sdp: this.pc.localDescription?.sdp });
+        this.dropEndedTracks();
+        break;
+      case 'tracks':
+        this.setTracks(message.tracks);
+        break;
+      case 'speakers':
+        this.speakers = message.avatars;
+        break;
+      case 'error':
+        console.warn(`SFU: ${message.code}: ${message.message}`);
+        if (message.fatal) this.state = 'refused';
+        break;
+      case 'removed':
+        this.state = 'removed';
+        this.close();
+        break;
+    }
+  }
+
+  /** Sends the camera and microphone, if this client may publish and has them. */
+  addLocalTracks() {
+    const local = this.media.local;
+    if (!this.publish || !local) return false;
+    const sending = new Set(this.pc.getSenders().map((sender) => sender.track?.kind));
+    let added = false;
+    for (const track of local.getTracks()) {
+      if (sending.has(track.kind)) continue;
+      const sendEncodings = track.kind === 'video' ? CAMERA_LAYERS : undefined;
+      this.pc.addTransceiver(track, { direction: 'sendonly', streams: [local], sendEncodings });
+      added = true;
+    }
+    return added;
+  }
+
+  /** Camera or microphone came after the session started: publish them now. */
+  publishLocal() {
+    return this.enqueue(async () => {
+      if (!this.addLocalTracks() || !this.joined) return;
+      if (this.outstanding !== null) this.renegotiate = true;
+      else await this.offer();
+    });
+  }
+
+  async offer() {
+    this.renegotiate = false;
+    this.outstanding = ++this.offerId;
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    this.send({ type: 'offer', id: this.outstanding, sdp: this.pc.localDescription?.sdp, sources: {} });
+  }
+
+  /** @param {TrackInfo[]} tracks */
+  setTracks(tracks) {
+    this.tracks = new Map(tracks.map((t) => [t.mid, t]));
+    for (const [avatar, shown] of this.avatars) {
+      const muted = tracks.filter((t) => t.avatar === avatar).every((t) => t.muted);
+      shown.tile.classList.toggle('muted', muted);
+    }
+  }
+
+  /** @param {RTCTrackEvent} event */
+  onTrack(event) {
+    const mid = event.transceiver.mid ?? '';
+    const fromStream = Number(event.streams[0]?.id.replace(/^a/, ''));
+    const avatar = this.tracks.get(mid)?.avatar ?? fromStream;
+    if (!Number.isFinite(avatar)) return;
+    let shown = this.avatars.get(avatar);
+    if (!shown) {
+      const video = document.createElement('video');
+      video.autoplay = true;
+      video.playsInline = true;
+      video.dataset.avatar = String(avatar);
+      const tile = document.createElement('figure');
+      tile.className = 'tile';
+      const caption = document.createElement('figcaption');
+      caption.textContent = this.media.nameOf(avatar);
+      tile.append(video, caption);
+      this.media.tiles.append(tile);
+      const stream = new MediaStream();
+      video.srcObject = stream;
+      shown = { tile, video, stream };
+      this.avatars.set(avatar, shown);
+    }
+    shown.stream.addTrack(event.track);
+    if (event.track.kind === 'audio') this.media.watchSpeaking(avatar, shown.stream);
+  }
+
+  /** Takes away tiles whose tracks the SFU stopped sending. */
+  dropEndedTracks() {
+    const present = new Set([...this.tracks.values()].map((t) => t.avatar));
+    for (const [avatar, shown] of this.avatars) {
+      if (present.has(avatar)) continue;
+      shown.tile.remove();
+      this.avatars.delete(avatar);
+    }
+  }
+
+  /** Only these avatars are wanted (null: everyone). @param {number[] | null} avatars */
+  subscribe(avatars) {
+    this.send({ type: 'subscribe', avatars: avatars && avatars.map((avatar) => ({ avatar, audio: true, video: 'high' })) });
+  }
+
+  /** Decoded frames and audio samples per avatar, from getStats. */
+  async stats() {
+    /** @type {Record<number, {framesDecoded: number, audioSamples: number}>} */
+    const out = {};
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      const avatar = this.tracks.get(s.mid)?.avatar;
+      if (avatar === undefined) return;
+      out[avatar] ??= { framesDecoded: 0, audioSamples: 0 };
+      if (s.kind === 'video') out[avatar].framesDecoded += s.framesDecoded ?? 0;
+      if (s.kind === 'audio') out[avatar].audioSamples += s.totalSamplesReceived ?? 0;
+    });
+    return out;
+  }
+
+  close() {
+    this.closed = true;
+    this.send({ type: 'leave' });
+    this.ws.close();
+    this.pc.close();
+    for (const shown of this.avatars.values()) shown.tile.remove();
+    this.avatars.clear();
+  }
+}
