@@ -16,6 +16,10 @@ pub struct Metrics {
     pub forwarded: AtomicU64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests: AtomicU64,
+    pub nacks_received: AtomicU64,
+    pub plis_received: AtomicU64,
+    /// Publishers' packets lost before reaching the SFU (estimated).
+    pub packets_lost_in: AtomicU64,
     /// Datagrams from addresses no session knows.
     pub dropped_unknown: AtomicU64,
     pub sessions_refused: AtomicU64,
@@ -24,7 +28,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, u64); 10] = [
+        let rows: [(&str, &str, &str, u64); 13] = [
             ("sfu_rooms", "gauge", "Rooms open.", read(&self.rooms)),
             ("sfu_participants", "gauge", "Participants in rooms.", read(&self.participants)),
             ("sfu_packets_in_total", "counter", "Datagrams received.", read(&self.packets_in)),
@@ -37,6 +41,19 @@ impl Metrics {
                 "counter",
                 "Keyframe requests sent to publishers.",
                 read(&self.keyframe_requests),
+            ),
+            ("sfu_nacks_received_total", "counter", "NACKs received from subscribers.", read(&self.nacks_received)),
+            (
+                "sfu_plis_received_total",
+                "counter",
+                "Keyframe requests received from subscribers.",
+                read(&self.plis_received),
+            ),
+            (
+                "sfu_packets_lost_in_total",
+                "counter",
+                "Publishers' packets lost on the way in (estimated).",
+                read(&self.packets_lost_in),
             ),
             ("sfu_dropped_unknown_total", "counter", "Datagrams from unknown addresses.", read(&self.dropped_unknown)),
             (

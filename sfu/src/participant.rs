@@ -50,18 +50,21 @@ impl Published {
         self.layers.len() > 1
     }
 
-    /// The layer to send for a wanted quality and a bandwidth share, lowest first.
+    /// The layer to send for a wanted quality and a bandwidth share: the best layer the
+    /// publisher is actually sending that is no better than asked for and fits the share;
+    /// else the lowest one it sends.
     pub fn choose_layer(&self, quality: Quality, share_bps: Option<u64>) -> Option<Rid> {
-        let Some(last) = self.layers.len().checked_sub(1) else { return None };
+        // Encoders leave layers out (small captures, CPU or bandwidth limits).
+        let sending: Vec<&Layer> = self.layers.iter().filter(|layer| layer.bitrate_bps > 0).collect();
+        let last = sending.len().checked_sub(1)?;
         let ceiling = match quality {
             Quality::Off | Quality::Low => 0,
             Quality::Medium => last / 2 + last % 2,
             Quality::High => last,
-        }
-        .min(last);
+        };
         let fits = |layer: &Layer| share_bps.is_none_or(|share| layer.bitrate_bps <= share);
-        let index = (0..=ceiling).rev().find(|&index| fits(&self.layers[index])).unwrap_or(0);
-        self.layers[index].rid
+        let index = (0..=ceiling).rev().find(|&index| fits(sending[index])).unwrap_or(0);
+        sending[index].rid
     }
 
     pub fn layer_mut(&mut self, rid: Option<Rid>) -> Option<&mut Layer> {
@@ -150,6 +153,8 @@ pub struct Participant {
     pub bits_this_second: u64,
     pub ssrc_tracks: HashMap<Ssrc, (Mid, Option<Rid>)>,
     pub counters: Counters,
+    /// The last total seen per stream (mid, rid, egress?) in str0m's stats.
+    pub stat_marks: HashMap<(Mid, Option<Rid>, bool), u64>,
     pub next_timeout: Instant,
 }
 
@@ -185,6 +190,7 @@ impl Participant {
             bits_this_second: 0,
             ssrc_tracks: HashMap::new(),
             counters: Counters::default(),
+            stat_marks: HashMap::new(),
             next_timeout: now,
         }
     }

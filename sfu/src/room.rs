@@ -36,6 +36,11 @@ pub struct Outbox {
     /// Packets forwarded to subscribers (for metrics).
     pub forwarded: u64,
     pub keyframe_requests: u64,
+    /// NACKs and PLIs received from subscribers, and incoming packets lost on the way
+    /// from publishers (estimated from the loss fraction str0m reports).
+    pub nacks: u64,
+    pub plis: u64,
+    pub lost_in: u64,
 }
 
 /// Why a participant could not enter.
@@ -454,6 +459,7 @@ impl Room {
             Event::KeyframeRequest(request) => {
                 let Some(participant) = self.participants.get_mut(&id) else { return };
                 participant.counters.plis_received += 1;
+                out.plis += 1;
                 if let Some(received) = participant.received.iter_mut().find(|r| r.mid() == Some(request.mid)) {
                     received.wants_keyframe = true;
                 }
@@ -464,18 +470,26 @@ impl Room {
                     participant.estimate_bps = Some(estimate.as_u64());
                 }
             }
+            // str0m's stats are totals per stream: count what is new since the last.
             Event::MediaEgressStats(stats) => {
                 if let Some(participant) = self.participants.get_mut(&id) {
-                    participant.counters.nacks_received = participant.counters.nacks_received.max(stats.nacks);
+                    let seen = participant.stat_marks.entry((stats.mid, stats.rid, true)).or_default();
+                    let nacks = stats.nacks.saturating_sub(*seen);
+                    *seen = stats.nacks;
+                    participant.counters.nacks_received += nacks;
+                    out.nacks += nacks;
                 }
             }
             Event::MediaIngressStats(stats) => {
-                if let Some(participant) = self.participants.get_mut(&id)
-                    && let Some(loss) = stats.loss
-                {
-                    // str0m reports the loss fraction of the last report interval.
-                    participant.counters.expected_in += stats.packets;
-                    participant.counters.lost_in += (loss * stats.packets as f32) as u64;
+                if let Some(participant) = self.participants.get_mut(&id) {
+                    let seen = participant.stat_marks.entry((stats.mid, stats.rid, false)).or_default();
+                    let packets = stats.packets.saturating_sub(*seen);
+                    *seen = stats.packets;
+                    // The loss fraction is that of the last report interval.
+                    let lost = (stats.loss.unwrap_or(0.0).clamp(0.0, 1.0) * packets as f32) as u64;
+                    participant.counters.expected_in += packets;
+                    participant.counters.lost_in += lost;
+                    out.lost_in += lost;
                 }
             }
             Event::Connected => {
@@ -673,8 +687,11 @@ impl Room {
             let Some(quality) = subscriber.wants(received.avatar, received.kind) else { continue };
             let Some(publisher) = self.participants.get(&received.publisher) else { continue };
             let Some(track) = publisher.published.iter().find(|t| t.mid == received.publisher_mid) else { continue };
-            if track.is_simulcast() {
-                choices.push((index, track.choose_layer(quality, share)));
+            // Until the publisher's layers are measured, the first layer stays the target.
+            if track.is_simulcast()
+                && let Some(rid) = track.choose_layer(quality, share)
+            {
+                choices.push((index, Some(rid)));
             }
         }
         let Some(subscriber) = self.participants.get_mut(&id) else { return };

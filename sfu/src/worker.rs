@@ -43,6 +43,9 @@ const TICK: Duration = Duration::from_millis(50);
 /// Datagrams read in one go before the worker looks at its other inputs.
 const READ_BATCH: usize = 64;
 
+/// A frame read from an ICE-TCP connection: (peer, local address, bytes).
+type TcpFrame = (SocketAddr, SocketAddr, Vec<u8>);
+
 /// What the rest of the server asks of a worker.
 #[derive(Debug)]
 pub enum Command {
@@ -142,7 +145,7 @@ pub struct Worker {
     /// Which worker owns a peer address that reached this worker's socket.
     routes: HashMap<(Protocol, SocketAddr), usize>,
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
-    tcp_frames: (mpsc::Sender<(SocketAddr, SocketAddr, Vec<u8>)>, mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>),
+    tcp_frames: (mpsc::Sender<TcpFrame>, mpsc::Receiver<TcpFrame>),
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
 }
 
@@ -447,6 +450,9 @@ impl Worker {
         let metrics = &self.shared.metrics;
         metrics.forwarded.fetch_add(out.forwarded, Ordering::Relaxed);
         metrics.keyframe_requests.fetch_add(out.keyframe_requests, Ordering::Relaxed);
+        metrics.nacks_received.fetch_add(out.nacks, Ordering::Relaxed);
+        metrics.plis_received.fetch_add(out.plis, Ordering::Relaxed);
+        metrics.packets_lost_in.fetch_add(out.lost_in, Ordering::Relaxed);
         for transmit in out.transmits {
             metrics.packets_out.fetch_add(1, Ordering::Relaxed);
             metrics.bytes_out.fetch_add(transmit.contents.len() as u64, Ordering::Relaxed);
