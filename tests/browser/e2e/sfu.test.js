@@ -3,6 +3,7 @@
 // decodes the other's video and audio, received from the SFU (no peer connection).
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { launchBrowser, openClient, screenshot, startIsoplane, until } from './harness.js';
 
@@ -68,4 +69,42 @@ test('two people in a zone on the SFU see and hear each other through it', async
   await bob.context().close();
   await until(ada, (avatar) => !document.querySelector(`video[data-avatar="${avatar}"]`), bobId, 20000);
   await ada.context().close();
+});
+
+/** The transport protocol of the SFU session's selected candidate pair. */
+const sfuTransport = (page) =>
+  page.evaluate(async () => {
+    const report = await window.isoplane.media.sfu.pc.getStats();
+    let protocol = '';
+    report.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) protocol = report.get(s.localCandidateId)?.protocol;
+    });
+    return protocol;
+  });
+
+test('where UDP is blocked, the SFU session runs over ICE-TCP', async () => {
+  // This test's own SFU, on a UDP port the firewall of this network namespace drops.
+  const udpPort = 20000 + Math.floor(Math.random() * 20000);
+  const rule = ['INPUT', '-p', 'udp', '--dport', String(udpPort), '-j', 'DROP'];
+  execFileSync('iptables', ['-A', ...rule]);
+  const own = await startIsoplane({
+    ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '1',
+    ISOPLANE_SFU_LISTEN_UDP: `127.0.0.1:${udpPort}`,
+  });
+  try {
+    const ada = await openClient(browser, own.url, 'Ada');
+    const bob = await openClient(browser, own.url, 'Bob');
+    const bobId = await bob.evaluate(() => window.isoplane.self);
+    await until(ada, () => window.isoplane.media.sfu?.state === 'connected', null, 30000);
+    assert.equal(await sfuTransport(ada), 'tcp');
+    await until(ada, async (avatar) => {
+      const stats = (await window.isoplane.media.stats())[avatar];
+      return stats && stats.framesDecoded > 10 && stats.audioSamples > 48000;
+    }, bobId, 30000);
+    await ada.context().close();
+    await bob.context().close();
+  } finally {
+    own.stop();
+    execFileSync('iptables', ['-D', ...rule]);
+  }
 });
