@@ -209,6 +209,18 @@ export class SfuSession {
     return out;
   }
 
+  /** The video received from `avatar`: frame size and frames decoded so far. @param {number} avatar */
+  async receivedVideo(avatar) {
+    const report = await this.pc.getStats();
+    let video = { width: 0, height: 0, framesDecoded: 0 };
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && this.tracks.get(s.mid)?.avatar === avatar) {
+        video = { width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, framesDecoded: s.framesDecoded ?? 0 };
+      }
+    });
+    return video;
+  }
+
   close() {
     this.closed = true;
     this.send({ type: 'leave' });

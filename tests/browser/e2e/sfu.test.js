@@ -71,16 +71,55 @@ test('two people in a zone on the SFU see and hear each other through it', async
   await ada.context().close();
 });
 
-/** The transport protocol of the SFU session's selected candidate pair. */
+/** The video `page` receives from `avatar` through the SFU: size and frames decoded. */
+const video = (page, avatar) => page.evaluate((from) => window.isoplane.media.sfu.receivedVideo(from), avatar);
+
+/** Waits until the video from `avatar` satisfies `check`. */
+async function untilVideo(page, avatar, check, timeout = 30000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await video(page, avatar);
+    if (check(last)) return last;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`timed out waiting for the video from ${avatar} (last: ${JSON.stringify(last)})`);
+}
+
+test('a subscriber that asks for low quality gets the low simulcast layer, and can stop receiving', async () => {
+  const ada = await openClient(browser, server.url, 'Ada');
+  const bob = await openClient(browser, server.url, 'Bob');
+  const adaId = await ada.evaluate(() => window.isoplane.self);
+  await until(bob, () => window.isoplane.media.sfu?.state === 'connected', null, 20000);
+  // Full size first: the camera is 640x360, its low layer half that.
+  await untilVideo(bob, adaId, (v) => v.width === 640);
+  await bob.evaluate((avatar) => window.isoplane.media.sfu.send({ type: 'subscribe', avatars: [{ avatar, audio: true, video: 'low' }] }), adaId);
+  const low = await untilVideo(bob, adaId, (v) => v.width === 320);
+  assert.equal(low.height, 180);
+  // Frames go on decoding at the low layer.
+  await untilVideo(bob, adaId, (v) => v.framesDecoded > low.framesDecoded + 20 && v.width === 320);
+
+  // Video off: no more frames arrive from Ada (audio still does).
+  await bob.evaluate((avatar) => window.isoplane.media.sfu.send({ type: 'subscribe', avatars: [{ avatar, audio: true, video: 'off' }] }), adaId);
+  await bob.waitForTimeout(1000);
+  const stopped = await video(bob, adaId);
+  await bob.waitForTimeout(1500);
+  const later = await video(bob, adaId);
+  assert.ok(later.framesDecoded - stopped.framesDecoded <= 1, `no video after turning it off (${stopped.framesDecoded} → ${later.framesDecoded})`);
+  await ada.context().close();
+  await bob.context().close();
+});
+
+/** The transport protocol of the SFU session's selected candidate pair, once selected. */
 const sfuTransport = (page) =>
-  page.evaluate(async () => {
+  until(page, async () => {
     const report = await window.isoplane.media.sfu.pc.getStats();
     let protocol = '';
     report.forEach((s) => {
       if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) protocol = report.get(s.localCandidateId)?.protocol;
     });
     return protocol;
-  });
+  }, null, 20000);
 
 test('where UDP is blocked, the SFU session runs over ICE-TCP', async () => {
   // This test's own SFU, on a UDP port the firewall of this network namespace drops.
