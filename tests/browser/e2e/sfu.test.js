@@ -110,6 +110,27 @@ test('a subscriber that asks for low quality gets the low simulcast layer, and c
   await bob.context().close();
 });
 
+test('a zone that fills up moves from peer-to-peer to the SFU without anyone doing anything', async () => {
+  const own = await startIsoplane({ ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '2' });
+  try {
+    const ada = await openClient(browser, own.url, 'Ada');
+    const bob = await openClient(browser, own.url, 'Bob');
+    const bobId = await bob.evaluate(() => window.isoplane.self);
+    // Two people: peer to peer, and Ada decodes Bob's video over that connection.
+    await until(ada, (avatar) => window.isoplane.media.plan?.topology === 'p2p' && window.isoplane.media.peers.has(avatar), bobId);
+    await until(ada, async (avatar) => ((await window.isoplane.media.stats())[avatar]?.framesDecoded ?? 0) > 10, bobId, 30000);
+
+    // A third person arrives: the zone goes to the SFU, the peer connection closes, and
+    // Bob's video now reaches Ada through the SFU.
+    const cy = await openClient(browser, own.url, 'Cy');
+    await until(ada, () => window.isoplane.media.plan?.topology === 'sfu' && window.isoplane.media.peers.size === 0, null, 20000);
+    await untilVideo(ada, bobId, (v) => v.framesDecoded > 10);
+    for (const page of [ada, bob, cy]) await page.context().close();
+  } finally {
+    own.stop();
+  }
+});
+
 /** The transport protocol of the SFU session's selected candidate pair, once selected. */
 const sfuTransport = (page) =>
   until(page, async () => {
