@@ -39,7 +39,20 @@ export class SfuSession {
     this.outstanding = null;
     this.state = 'connecting';
     this.pc = new RTCPeerConnection({ iceServers: plan.ice_servers });
+    // Small messages to everyone in the room; the SFU tags each with its sender.
     this.channel = this.pc.createDataChannel('isoplane');
+    /** @type {{from: number, data: string}[]} the latest messages received, oldest first */
+    this.messages = [];
+    this.channel.onmessage = (event) => {
+      if (typeof event.data !== 'string') return;
+      try {
+        const { from, data } = JSON.parse(event.data);
+        this.messages.push({ from, data });
+        if (this.messages.length > 50) this.messages.shift();
+      } catch {
+        console.warn('unreadable message on the SFU data channel');
+      }
+    };
     this.joined = false;
     /** Local tracks changed while an offer was outstanding: offer again after. */
     this.renegotiate = false;
@@ -186,6 +199,11 @@ export class SfuSession {
       shown.tile.remove();
       this.avatars.delete(avatar);
     }
+  }
+
+  /** Sends a small text message to everyone in the room. @param {string} text */
+  broadcast(text) {
+    if (this.channel.readyState === 'open') this.channel.send(text);
   }
 
   /** Only these avatars are wanted (null: everyone). @param {number[] | null} avatars */

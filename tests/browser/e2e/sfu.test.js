@@ -65,6 +65,12 @@ test('two people in a zone on the SFU see and hear each other through it', async
   assert.ok(tile && tile.width > 0 && tile.height > 0, `Bob's video plays at Ada's: ${JSON.stringify(tile)}`);
   await screenshot(ada, 'sfu-ada');
 
+  // A message on Ada's data channel reaches Bob, tagged with her avatar.
+  await until(ada, () => window.isoplane.media.sfu.channel.readyState === 'open');
+  await ada.evaluate(() => window.isoplane.media.sfu.broadcast('hello from Ada'));
+  const message = await until(bob, () => window.isoplane.media.sfu.messages.at(-1));
+  assert.deepEqual(message, { from: adaId, data: 'hello from Ada' });
+
   // Bob leaves: his tile goes from Ada's page and the SFU lets him go.
   await bob.context().close();
   await until(ada, (avatar) => !document.querySelector(`video[data-avatar="${avatar}"]`), bobId, 20000);
