@@ -41,6 +41,11 @@ pub struct Outbox {
     pub nacks: u64,
     pub plis: u64,
     pub lost_in: u64,
+    /// Datagrams the worker read (and dropped as unknown) while filling this outbox:
+    /// counted here so the shared metrics are touched once per batch, not per packet.
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    pub dropped_unknown: u64,
 }
 
 /// Why a participant could not enter.

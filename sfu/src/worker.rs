@@ -371,9 +371,8 @@ impl Worker {
         out: &mut Outbox,
     ) {
         let key = (proto, source);
-        let metrics = &self.shared.metrics;
-        metrics.packets_in.fetch_add(1, Ordering::Relaxed);
-        metrics.bytes_in.fetch_add(contents.len() as u64, Ordering::Relaxed);
+        out.datagrams_in += 1;
+        out.bytes_in += contents.len() as u64;
         // STUN always re-reads the owner from the ufrag, so a reused address re-routes.
         let owner = match demux::stun_worker(contents) {
             Some(worker) if worker < self.shared.workers.len() => {
@@ -387,7 +386,7 @@ impl Worker {
             None => match self.routes.get(&key) {
                 Some(worker) => *worker,
                 None => {
-                    metrics.dropped_unknown.fetch_add(1, Ordering::Relaxed);
+                    out.dropped_unknown += 1;
                     return;
                 }
             },
@@ -409,7 +408,7 @@ impl Worker {
             None => match self.addresses.get(&key) {
                 Some(id) => *id,
                 None => {
-                    metrics.dropped_unknown.fetch_add(1, Ordering::Relaxed);
+                    out.dropped_unknown += 1;
                     return;
                 }
             },
@@ -453,9 +452,13 @@ impl Worker {
         metrics.nacks_received.fetch_add(out.nacks, Ordering::Relaxed);
         metrics.plis_received.fetch_add(out.plis, Ordering::Relaxed);
         metrics.packets_lost_in.fetch_add(out.lost_in, Ordering::Relaxed);
+        metrics.packets_in.fetch_add(out.datagrams_in, Ordering::Relaxed);
+        metrics.bytes_in.fetch_add(out.bytes_in, Ordering::Relaxed);
+        metrics.dropped_unknown.fetch_add(out.dropped_unknown, Ordering::Relaxed);
+        metrics.packets_out.fetch_add(out.transmits.len() as u64, Ordering::Relaxed);
+        let bytes_out: usize = out.transmits.iter().map(|t| t.contents.len()).sum();
+        metrics.bytes_out.fetch_add(bytes_out as u64, Ordering::Relaxed);
         for transmit in out.transmits {
-            metrics.packets_out.fetch_add(1, Ordering::Relaxed);
-            metrics.bytes_out.fetch_add(transmit.contents.len() as u64, Ordering::Relaxed);
             match transmit.proto {
                 Protocol::Udp => {
                     // UDP: a full socket buffer drops the datagram, as the network would.
