@@ -134,6 +134,8 @@ pub struct Participant {
     pub video_muted: bool,
     pub rtc: Rtc,
     pub connected: bool,
+    /// When ICE last lost the peer, while it stays lost.
+    pub disconnected_since: Option<Instant>,
     pub published: Vec<Published>,
     pub received: Vec<Received>,
     /// What the client said each of its sending mids carries.
@@ -176,6 +178,7 @@ impl Participant {
             video_muted: false,
             rtc,
             connected: false,
+            disconnected_since: None,
             published: Vec::new(),
             received: Vec::new(),
             sources: BTreeMap::new(),

@@ -55,6 +55,9 @@ pub enum AdmitError {
     AlreadyHere,
 }
 
+/// How long a lost connection may take to come back before its session ends.
+const RECONNECT_GRACE: Duration = Duration::from_secs(15);
+
 /// A publisher far above the bitrate limit for this long is dropped.
 const SECONDS_OVER_LIMIT: u32 = 3;
 
@@ -297,6 +300,15 @@ impl Room {
                 participant.seconds_over_limit = 0;
             }
         }
+        let lost: Vec<ParticipantId> = self
+            .participants
+            .values()
+            .filter(|p| p.disconnected_since.is_some_and(|since| now.saturating_duration_since(since) >= RECONNECT_GRACE))
+            .map(|p| p.id)
+            .collect();
+        for id in lost {
+            self.remove(id, "the connection was lost", out);
+        }
         for id in abusers {
             tracing::warn!(room = %self.name, participant = id, "dropped a publisher far above the bitrate limit");
             self.remove(id, "sent far more than the bitrate limit", out);
@@ -438,8 +450,12 @@ impl Room {
             let Some(participant) = self.participants.get_mut(&id) else { return };
             match participant.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => {
-                    participant.next_timeout = at;
-                    out.timeouts.push((id, at));
+                    // A moved deadline needs a timer entry; an unmoved future one has one
+                    // already (a due one was just taken off the worker's heap).
+                    if at != participant.next_timeout || at <= now {
+                        participant.next_timeout = at;
+                        out.timeouts.push((id, at));
+                    }
                     return;
                 }
                 Ok(Output::Transmit(transmit)) => {
@@ -502,8 +518,14 @@ impl Room {
                     participant.connected = true;
                 }
             }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.remove(id, "the connection was lost", out);
+            // A connection that comes back within the grace period keeps its session.
+            Event::IceConnectionStateChange(state) => {
+                if let Some(participant) = self.participants.get_mut(&id) {
+                    participant.disconnected_since = match state {
+                        IceConnectionState::Disconnected => participant.disconnected_since.or(Some(now)),
+                        _ => None,
+                    };
+                }
             }
             Event::ChannelOpen(channel, _) => {
                 if let Some(participant) = self.participants.get_mut(&id) {

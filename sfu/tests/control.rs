@@ -1,6 +1,7 @@
 //! The control API and the client session's refusals, against a real SFU over real
 //! sockets: who may drive it, room limits, moderation (mute, remove, close), stats, and
 //! bad input from clients and from the network that changes nothing for anyone else.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is a failed test
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -72,9 +73,8 @@ impl Sfu {
 
     /// Joins over WebSocket; returns the socket after `joined` (or the refusal).
     async fn join(&self, token: &str) -> (Session, ServerMessage) {
-        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/sfu", self.http))
-            .await
-            .expect("the WebSocket opens");
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/v1/sfu", self.http)).await.expect("the WebSocket opens");
         let mut session = Session { socket };
         session.send(&ClientMessage::Join { token: token.into() }).await;
         let first = session.next().await.expect("an answer to join");
@@ -142,7 +142,9 @@ async fn only_a_control_token_drives_the_control_api() {
 async fn room_limits_moderation_and_closing() {
     let sfu = Sfu::start().await;
     let room = "office%2Fmeeting";
-    let created = sfu.control(reqwest::Method::PUT, &format!("/v1/rooms/{room}"), Some(serde_json::json!({"max_participants": 2}))).await;
+    let created = sfu
+        .control(reqwest::Method::PUT, &format!("/v1/rooms/{room}"), Some(serde_json::json!({"max_participants": 2})))
+        .await;
     assert_eq!(created.status(), StatusCode::NO_CONTENT);
 
     let (mut ada, joined) = sfu.join(&sfu.room_token("office/meeting", "ada", 1)).await;
@@ -172,7 +174,9 @@ async fn room_limits_moderation_and_closing() {
     let stats = sfu.stats(room).await;
     let bob_stats = stats.participants.iter().find(|p| p.sub == "bob").expect("bob is listed");
     assert!(bob_stats.audio_muted && !bob_stats.permissions.publish_video && bob_stats.permissions.publish_audio);
-    let nobody = sfu.control(reqwest::Method::PATCH, &format!("/v1/rooms/{room}/participants/zed"), Some(serde_json::json!({}))).await;
+    let nobody = sfu
+        .control(reqwest::Method::PATCH, &format!("/v1/rooms/{room}/participants/zed"), Some(serde_json::json!({})))
+        .await;
     assert_eq!(nobody.status(), StatusCode::NOT_FOUND);
 
     // Removing Bob ends his session; Ada stays.

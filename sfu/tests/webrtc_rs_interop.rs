@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use common::{
@@ -107,10 +107,10 @@ fn assert_delivered(before: &Snapshot, after: &Snapshot, receiver: AvatarId, fro
 
 /// The SFU's `tracks` list for `who`: exactly a microphone and a camera of each of `from`.
 fn assert_track_list(who: &WebrtcRsParticipant, from: &[AvatarId]) {
-    let listed: BTreeSet<(AvatarId, String)> =
-        who.tracks().iter().map(|t| (t.avatar, format!("{:?}", t.source))).collect();
-    let expected: BTreeSet<(AvatarId, String)> =
-        from.iter().flat_map(|&a| [Source::Microphone, Source::Camera].map(|s| (a, format!("{s:?}")))).collect();
+    let listed: HashSet<(AvatarId, Source)> = who.tracks().iter().map(|t| (t.avatar, t.source)).collect();
+    let expected: HashSet<(AvatarId, Source)> =
+        from.iter().flat_map(|&a| [Source::Microphone, Source::Camera].map(|s| (a, s))).collect();
+    assert_eq!(who.tracks().len(), expected.len(), "avatar {}'s tracks list: {:?}", who.avatar(), who.tracks());
     assert_eq!(listed, expected, "avatar {}'s tracks list: {:?}", who.avatar(), who.tracks());
     assert!(who.tracks().iter().all(|t| !t.muted), "nothing is muted: {:?}", who.tracks());
 }

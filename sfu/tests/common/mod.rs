@@ -8,7 +8,7 @@
 
 pub mod media;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,14 +32,13 @@ use webrtc::data_channel::RTCDataChannel;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::interceptor::registry::Registry;
-use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::{OnTrackHdlrFn, RTCPeerConnection};
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
-use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
@@ -606,17 +605,7 @@ async fn read_sender_rtcp(sender: Arc<RTCRtpSender>, sent: Arc<SentCounters>, ke
     }
 }
 
-type OnTrack = Box<
-    dyn FnMut(
-            Arc<TrackRemote>,
-            Arc<RTCRtpReceiver>,
-            Arc<RTCRtpTransceiver>,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        + Send
-        + Sync,
->;
-
-fn on_track_handler(shared: Arc<Shared>) -> OnTrack {
+fn on_track_handler(shared: Arc<Shared>) -> OnTrackHdlrFn {
     Box::new(move |track, _receiver, transceiver| {
         let shared = Arc::clone(&shared);
         // webrtc-rs holds its handler lock while this runs: hand the reading to a task.
@@ -850,7 +839,59 @@ async fn apply_answer(pc: &RTCPeerConnection, sdp: String) -> Result<(), ClientE
 
 async fn answer_offer(pc: &RTCPeerConnection, sdp: String) -> Result<String, ClientError> {
     check_loopback_candidates(&sdp, "the SFU's")?;
+    let incoming = sending_ssrcs(&sdp);
     pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
     let answer = pc.create_answer(None).await?;
-    set_local_and_gather(pc, answer).await
+    let answer = set_local_and_gather(pc, answer).await?;
+    wait_for_receivers(pc, &incoming).await?;
+    Ok(answer)
+}
+
+/// The primary SSRCs of the media the SFU's offer sends (RTX SSRCs left out).
+fn sending_ssrcs(sdp: &str) -> BTreeSet<u32> {
+    let (mut ssrcs, mut repairs) = (BTreeSet::new(), BTreeSet::new());
+    // The current m-section's SSRCs, kept if the section is open and sends to us.
+    let mut section = Vec::new();
+    let mut sends = false;
+    for line in sdp.lines().map(str::trim) {
+        if let Some(media) = line.strip_prefix("m=") {
+            if sends {
+                ssrcs.extend(section.drain(..));
+            }
+            section.clear();
+            // A port of 0 is a stopped section.
+            sends = media.split_whitespace().nth(1).is_some_and(|port| port != "0");
+        } else if line == "a=recvonly" || line == "a=inactive" {
+            sends = false;
+        } else if let Some(attribute) = line.strip_prefix("a=ssrc:") {
+            section.extend(attribute.split_whitespace().next().and_then(|s| s.parse::<u32>().ok()));
+        } else if let Some(group) = line.strip_prefix("a=ssrc-group:FID ") {
+            repairs.extend(group.split_whitespace().skip(1).filter_map(|s| s.parse::<u32>().ok()));
+        }
+    }
+    if sends {
+        ssrcs.extend(section);
+    }
+    &ssrcs - &repairs
+}
+
+/// webrtc-rs starts the receivers of a new remote description in a queued operation that
+/// may run after `set_local_description` returned; the SFU forwards as soon as it has the
+/// answer, so answering before they run loses the first packets (a keyframe, say) as
+/// unknown SSRCs. webrtc-rs has no event for this, hence the polling.
+async fn wait_for_receivers(pc: &RTCPeerConnection, ssrcs: &BTreeSet<u32>) -> Result<(), ClientError> {
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        let mut started = BTreeSet::new();
+        for receiver in pc.get_receivers().await {
+            started.extend(receiver.tracks().await.iter().map(|track| track.ssrc()));
+        }
+        if ssrcs.is_subset(&started) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClientError::Timeout("webrtc-rs to start its receivers"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
