@@ -63,8 +63,12 @@ impl TestSfu {
     pub const SECRET: &'static str = "test-secret-0123456789";
 
     pub async fn start() -> TestSfu {
+        Self::start_with(isoplane_sfu::Config::for_tests(Self::SECRET)).await
+    }
+
+    /// An SFU with other settings (its secret must stay [`TestSfu::SECRET`]).
+    pub async fn start_with(config: isoplane_sfu::Config) -> TestSfu {
         init_logging();
-        let config = isoplane_sfu::Config::for_tests(Self::SECRET);
         let sfu = isoplane_sfu::bind(config).await.expect("bind the SFU on loopback");
         let http = sfu.http_addr();
         let shutdown = CancellationToken::new();
