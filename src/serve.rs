@@ -71,7 +71,7 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        server::shutdown_signal().await;
+        isoplane_service::shutdown_signal().await;
         signal.cancel();
     });
     let turn_task = turn.map(|turn| tokio::spawn(turn.run(shutdown.clone())));

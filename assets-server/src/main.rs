@@ -1,10 +1,8 @@
 //! `isoplane-assets`: the asset server on its own.
 //!
-//! Usage: `isoplane-assets [CONFIG.toml]`; `ISOPLANE_ASSETS_*` variables override the
+//! Usage: `isoplane-assets [--config CONFIG.toml]`; `ISOPLANE_ASSETS_*` variables override the
 //! file (see docs/assets.md). Stops on ctrl-c or SIGTERM after finishing the requests and
 //! uploads in flight.
-
-use std::path::PathBuf;
 
 use anyhow::Context;
 use isoplane_assets::{Config, server};
@@ -12,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    isoplane_service::init_logging();
+    let path = isoplane_service::config_path_from_process()?;
     let config = Config::load(path.as_deref(), std::env::vars())?;
     let bound = server::bind(config).await?;
     let address = bound.local_addr().context("reading the bound address")?;
@@ -23,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        isoplane_signaling::server::shutdown_signal().await;
+        isoplane_service::shutdown_signal().await;
         tracing::info!("shutting down: finishing requests and uploads in flight");
         signal.cancel();
     });

@@ -137,8 +137,6 @@ impl Config {
                 "PARTICIPANTS_PER_ROOM" => self.limits.participants_per_room = parse(&name, &value)?,
                 "TRACKS_PER_PARTICIPANT" => self.limits.tracks_per_participant = parse(&name, &value)?,
                 "PUBLISHER_BITRATE_BPS" => self.limits.publisher_bitrate_bps = parse(&name, &value)?,
-                // Read by the binary (log filter); not a config field.
-                "LOG" => {}
                 _ => return Err(ConfigError::Env { name, message: "unknown setting".into() }),
             }
         }

@@ -1,5 +1,6 @@
-//! `isoplane-sfu`: the SFU on its own. Config from an optional TOML file (first
-//! argument or `ISOPLANE_SFU_CONFIG`) plus `ISOPLANE_SFU_*` environment overrides.
+//! `isoplane-sfu`: the SFU on its own. Usage: `isoplane-sfu [--config CONFIG.toml]`;
+//! `ISOPLANE_SFU_*` variables override the file (docs/sfu.md). Logs and stop signals as
+//! every Isoplane service (`isoplane-service`).
 
 use anyhow::Context;
 use isoplane_sfu::Config;
@@ -7,13 +8,12 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filter = std::env::var("ISOPLANE_SFU_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).init();
-    let path = std::env::args().nth(1).or_else(|| std::env::var("ISOPLANE_SFU_CONFIG").ok());
-    let mut config = match &path {
+    isoplane_service::init_logging();
+    let mut config = match isoplane_service::config_path_from_process()? {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {path}"))?;
-            Config::from_toml(&text, path)?
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            Config::from_toml(&text, &path.display().to_string())?
         }
         None => Config::default(),
     };
@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        isoplane_service::shutdown_signal().await;
         stop.cancel();
     });
     sfu.run(shutdown).await?;

@@ -1,9 +1,8 @@
 //! `isoplane-signaling`: the signaling server on its own, as deployed in production.
 //!
-//! Usage: `isoplane-signaling [CONFIG.toml]`; `ISOPLANE_SIGNALING_*` variables override
-//! the file (see docs/deployment.md).
-
-use std::path::PathBuf;
+//! Usage: `isoplane-signaling [--config CONFIG.toml]`; `ISOPLANE_SIGNALING_*` variables
+//! override the file (see docs/deployment.md). Logs and stop signals as every Isoplane
+//! service (`isoplane-service`).
 
 use anyhow::Context;
 use isoplane_signaling::server;
@@ -11,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    isoplane_service::init_logging();
+    let path = isoplane_service::config_path_from_process()?;
     let config = server::load_config(path.as_deref())?;
     let bound = server::bind(config).await?;
     let address = bound.local_addr().context("reading the bound address")?;
@@ -22,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        server::shutdown_signal().await;
+        isoplane_service::shutdown_signal().await;
         tracing::info!("shutting down: telling clients to reconnect");
         signal.cancel();
     });

@@ -138,7 +138,7 @@ impl Config {
                 "MAX_ALLOCATIONS_TOTAL" => self.max_allocations_total = parse(&name, &value)?,
                 "BANDWIDTH_BYTES_PER_SEC" => self.bandwidth_bytes_per_sec = parse(&name, &value)?,
                 // Read by the binary (log filter, runtime threads); not config fields.
-                "LOG" | "THREADS" => {}
+                "THREADS" => {}
                 _ => return Err(ConfigError::Env { name, message: "unknown setting".into() }),
             }
         }

@@ -2,7 +2,7 @@
 //!
 //! Reads an optional TOML config file, applies `ISOPLANE_TURN_*` environment overrides,
 //! checks the result before binding anything, and serves until SIGTERM or ctrl-c.
-//! Logging follows `ISOPLANE_TURN_LOG` (a tracing filter, default `info`).
+//! Logs and stop signals as every Isoplane service (`isoplane-service`): `ISOPLANE_LOG`.
 
 use anyhow::Context;
 use clap::Parser;
@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// TOML config file (see docs/turn.md); without it, defaults plus environment.
-    #[arg(short, long)]
+    /// TOML config file (see docs/turn.md); without it, `ISOPLANE_CONFIG`, else defaults
+    /// plus environment.
+    #[arg(short, long, env = "ISOPLANE_CONFIG")]
     config: Option<PathBuf>,
     /// Runtime threads. The core is one state machine behind one lock, so one thread
     /// relays with the least CPU per packet; more threads only help TLS/HTTP-heavy loads.
@@ -25,13 +26,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = std::env::var("ISOPLANE_TURN_LOG").unwrap_or_else(|_| "info".into());
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    isoplane_service::init_logging();
 
     let mut config = match &args.config {
         Some(path) => {
@@ -54,32 +49,10 @@ fn main() -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let signal_token = shutdown.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            isoplane_service::shutdown_signal().await;
             signal_token.cancel();
         });
         server.run(shutdown).await?;
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,0 +1,99 @@
+//! What every Isoplane server binary shares, so they all run the same way:
+//!
+//! - the config file: `--config FILE` (or `-c FILE`, or the file as the only argument),
+//!   else `ISOPLANE_CONFIG`; without one, defaults plus the service's `ISOPLANE_<SERVICE>_*`
+//!   environment overrides;
+//! - logs on stderr, filtered by `ISOPLANE_LOG` (else `RUST_LOG`, else `info`), one line
+//!   per event, colours only on a terminal;
+//! - a graceful stop on SIGTERM (what `docker stop` and systemd send) or ctrl-c.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Why the command line cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; usage: [--config FILE.toml] (or ISOPLANE_CONFIG=FILE.toml)", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The config file named on the command line (`args` without the program name) or in
+/// `ISOPLANE_CONFIG` (`env_config`).
+pub fn config_path(
+    args: impl IntoIterator<Item = OsString>,
+    env_config: Option<OsString>,
+) -> Result<Option<PathBuf>, UsageError> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let path = match args.as_slice() {
+        [] => env_config,
+        [flag, file] if flag == "--config" || flag == "-c" => Some(file.clone()),
+        [single] if !single.to_string_lossy().starts_with('-') => Some(single.clone()),
+        _ => {
+            let given: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            return Err(UsageError(format!("unexpected arguments: {}", given.join(" "))));
+        }
+    };
+    Ok(path.filter(|p| !p.is_empty()).map(PathBuf::from))
+}
+
+/// [`config_path`] of this process.
+pub fn config_path_from_process() -> Result<Option<PathBuf>, UsageError> {
+    config_path(std::env::args_os().skip(1), std::env::var_os("ISOPLANE_CONFIG"))
+}
+
+/// Starts logging to stderr with the filter of `ISOPLANE_LOG` (else `RUST_LOG`, else
+/// `info`).
+pub fn init_logging() {
+    let filter = std::env::var("ISOPLANE_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_config_file_comes_from_the_flag_the_single_argument_or_the_environment() {
+        let env = Some(OsString::from("/etc/env.toml"));
+        assert_eq!(config_path(args(&["--config", "a.toml"]), env.clone()), Ok(Some("a.toml".into())));
+        assert_eq!(config_path(args(&["-c", "a.toml"]), None), Ok(Some("a.toml".into())));
+        assert_eq!(config_path(args(&["a.toml"]), env.clone()), Ok(Some("a.toml".into())));
+        assert_eq!(config_path(args(&[]), env), Ok(Some("/etc/env.toml".into())));
+        assert_eq!(config_path(args(&[]), Some(OsString::new())), Ok(None));
+        assert_eq!(config_path(args(&[]), None), Ok(None));
+        assert!(config_path(args(&["--verbose"]), None).is_err());
+        assert!(config_path(args(&["a.toml", "b.toml"]), None).is_err());
+    }
+}
