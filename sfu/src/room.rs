@@ -303,7 +303,9 @@ impl Room {
         let lost: Vec<ParticipantId> = self
             .participants
             .values()
-            .filter(|p| p.disconnected_since.is_some_and(|since| now.saturating_duration_since(since) >= RECONNECT_GRACE))
+            .filter(|p| {
+                p.disconnected_since.is_some_and(|since| now.saturating_duration_since(since) >= RECONNECT_GRACE)
+            })
             .map(|p| p.id)
             .collect();
         for id in lost {

@@ -79,12 +79,8 @@ impl Peer {
         let socket = UdpSocket::bind("127.0.0.1:0").await.map_err(|e| format!("cannot bind a UDP socket: {e}"))?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
+        let mut rtc =
+            Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).enable_vp8(true).build(now);
         let candidate = Candidate::host(local, "udp").map_err(|e| format!("bad candidate {local}: {e}"))?;
         rtc.add_local_candidate(candidate);
         Ok(Peer {
@@ -150,9 +146,17 @@ impl Peer {
 
     /// Runs the peer until `stop`: ICE, DTLS, media both ways, later offers.
     /// Returns why it ended early, if it did.
-    pub async fn run(mut self, mut offers: mpsc::UnboundedReceiver<RemoteOffer>, stop: CancellationToken) -> Option<String> {
+    pub async fn run(
+        mut self,
+        mut offers: mpsc::UnboundedReceiver<RemoteOffer>,
+        stop: CancellationToken,
+    ) -> Option<String> {
         let mut buffer = vec![0u8; 2048];
         let mut offers_open = true;
+        // str0m's ICE agent schedules nothing until it has seen the time once.
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
+            return Some(format!("session failed to start: {e}"));
+        }
         self.drain();
         loop {
             if let Some(reason) = self.failed.take() {
@@ -241,7 +245,8 @@ impl Peer {
                         pt
                     }
                     None => {
-                        self.sending[index].next_at += self.sending[index].interval;
+                        let stream = &mut self.sending[index];
+                        stream.next_at += stream.interval;
                         continue;
                     }
                 },

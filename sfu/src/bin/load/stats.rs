@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::load::media::{Kind, Stamp};
 
-/// Latency buckets of 1 µs up to this many; slower packets land in the last one.
-const BUCKETS: usize = 200_000;
+/// Latency buckets of 1 µs up to 2 s; slower packets land in the last one.
+const BUCKETS: usize = 2_000_000;
 
 /// The measuring window, in the run clock's nanoseconds (by send time).
 #[derive(Debug, Clone, Copy, Default)]
