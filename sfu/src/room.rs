@@ -212,10 +212,20 @@ impl Room {
             self.remove(id, "its answer broke the session", out);
             return;
         }
+        let mut opened = Vec::new();
         for received in &mut participant.received {
             if let OutState::Negotiating(mid) = received.state {
                 received.state = OutState::Open(mid);
                 received.wants_keyframe = received.kind == MediaKind::Video;
+                opened.push(mid);
+            }
+        }
+        // Forwarded media was paced by its publisher already; pacing it again behind a
+        // bandwidth estimate that starts low only delays a new subscriber's first seconds.
+        let mut api = participant.rtc.direct_api();
+        for mid in opened {
+            if let Some(stream) = api.stream_tx_by_mid(mid, None) {
+                stream.set_unpaced(true);
             }
         }
         participant.received.retain(|r| !matches!(r.state, OutState::NegotiatingStop(_)));

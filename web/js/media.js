@@ -49,7 +49,9 @@ class Peer {
     media.tiles.append(this.tile);
     if (plan.publish && media.local) {
       for (const track of media.local.getTracks()) this.pc.addTrack(track, media.local);
-    } else {
+    } else if (link.initiator) {
+      // The offer needs m-lines to receive on; the answering side gets its transceivers
+      // from the offer (ones added here would never be negotiated).
       this.pc.addTransceiver('audio', { direction: 'recvonly' });
       this.pc.addTransceiver('video', { direction: 'recvonly' });
     }
@@ -77,6 +79,7 @@ class Peer {
     if (kind === 'offer') {
       this.epoch = data.epoch;
       await this.pc.setRemoteDescription(data.description);
+      await this.attachLocal();
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
       this.media.signal(this.link.avatar, 'answer', { epoch: this.epoch, description: this.pc.localDescription?.toJSON() });
@@ -89,7 +92,38 @@ class Peer {
     } else if (kind === 'candidate') {
       if (this.pc.remoteDescription) await this.pc.addIceCandidate(data.candidate);
       else this.pendingCandidates.push(data.candidate);
+    } else if (kind === 'renegotiate' && this.link.initiator) {
+      // The other side has tracks to add; only the initiator offers.
+      await this.offer();
     }
+  }
+
+  /**
+   * Puts local tracks on negotiated transceivers that only receive (the connection was
+   * made before the camera and microphone were ready). Returns whether any was added.
+   */
+  async attachLocal() {
+    const local = this.media.local;
+    if (!local || !this.media.plan?.publish) return false;
+    let added = false;
+    for (const track of local.getTracks()) {
+      const transceiver = this.pc
+        .getTransceivers()
+        .find((t) => t.mid !== null && t.currentDirection !== 'stopped' && !t.sender.track && t.receiver.track.kind === track.kind);
+      if (!transceiver) continue;
+      await transceiver.sender.replaceTrack(track);
+      transceiver.sender.setStreams(local);
+      transceiver.direction = 'sendrecv';
+      added = true;
+    }
+    return added;
+  }
+
+  /** The camera and microphone became ready: send them, and renegotiate. */
+  async sendLocal() {
+    if (!this.epoch || !(await this.attachLocal())) return;
+    if (this.link.initiator) await this.offer();
+    else this.media.signal(this.link.avatar, 'renegotiate', { epoch: this.epoch });
   }
 
   async flushCandidates() {
@@ -138,12 +172,15 @@ export class Media {
       await this.sfu?.publishLocal();
       const connections = [...this.peers.values()].map((peer) => peer.pc);
       if (this.sfu) connections.push(this.sfu.pc);
+      // A device change: the new tracks replace the old ones, no renegotiation.
       for (const pc of connections) {
         for (const sender of pc.getSenders()) {
           const track = this.local.getTracks().find((t) => t.kind === sender.track?.kind);
           if (track) await sender.replaceTrack(track);
         }
       }
+      // Connections made before the camera was ready start sending now.
+      for (const peer of this.peers.values()) await peer.sendLocal();
       return true;
     } catch (error) {
       console.warn('no camera or microphone', error);

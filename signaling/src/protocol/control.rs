@@ -80,6 +80,8 @@ pub enum SignalKind {
     Offer,
     Answer,
     Candidate,
+    /// The answering side got tracks to send: it asks the initiator for a new offer.
+    Renegotiate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
