@@ -3,8 +3,9 @@
 //! - the config file: `--config FILE` (or `-c FILE`, or the file as the only argument),
 //!   else `ISOPLANE_CONFIG`; without one, defaults plus the service's `ISOPLANE_<SERVICE>_*`
 //!   environment overrides;
-//! - logs on stderr, filtered by `ISOPLANE_LOG` (else `RUST_LOG`, else `info`), one line
-//!   per event, colours only on a terminal;
+//! - logs on stdout (where tools and tests read the "listening on" line), filtered by
+//!   `ISOPLANE_LOG` (else `RUST_LOG`, else `info`), one line per event, colours only on a
+//!   terminal;
 //! - a graceful stop on SIGTERM (what `docker stop` and systemd send) or ctrl-c.
 
 use std::ffi::OsString;
@@ -47,14 +48,14 @@ pub fn config_path_from_process() -> Result<Option<PathBuf>, UsageError> {
     config_path(std::env::args_os().skip(1), std::env::var_os("ISOPLANE_CONFIG"))
 }
 
-/// Starts logging to stderr with the filter of `ISOPLANE_LOG` (else `RUST_LOG`, else
+/// Starts logging to stdout with the filter of `ISOPLANE_LOG` (else `RUST_LOG`, else
 /// `info`).
 pub fn init_logging() {
     let filter = std::env::var("ISOPLANE_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::stdout().is_terminal())
         .try_init();
 }
 
