@@ -96,8 +96,15 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Chooses rustls's crypto provider for webrtc-rs's DTLS: with both `ring` and `aws-lc-rs`
+/// enabled across the workspace, rustls refuses to guess.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// `RUST_LOG=isoplane_sfu=debug` shows the SFU's logs beside the test's.
 pub fn init_logging() {
+    install_tls_provider();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -332,6 +339,7 @@ impl WebrtcRsParticipant {
     /// Joins with `token`, publishes what `publish` says (synthetic RTP starts at once),
     /// and returns once the SFU answered the first offer.
     pub async fn connect(http: SocketAddr, token: &str, publish: Publish) -> Result<Self, ClientError> {
+        install_tls_provider();
         let mut socket = SfuSocket::open(http).await?;
         let joined = socket.join(token).await?;
         let pc = new_peer_connection().await?;
