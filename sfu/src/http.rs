@@ -14,15 +14,16 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
+use axum::routing::{delete, get, patch};
 use futures_util::{SinkExt, StreamExt};
 use isoplane_auth::{SfuClaims, SfuControlClaims, TokenKey};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{
-    ApiError, ApiErrorDetail, ClientMessage, ErrorCode, ParticipantUpdate, RoomSettings, RoomStats, RoomSummary,
-    ServerMessage,
+    ApiError, ApiErrorDetail, AvatarId, ClientMessage, ErrorCode, ParticipantUpdate, RoomSettings, RoomStats,
+    RoomSummary, ServerMessage,
 };
+use crate::room::Who;
 use crate::worker::{CLIENT_QUEUE, Command, Shared};
 
 /// A client must say who it is this soon after connecting.
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rooms", get(list_rooms))
         .route("/v1/rooms/{room}", get(room_stats).put(create_room).delete(close_room))
         .route("/v1/rooms/{room}/participants/{sub}", patch(update_participant).delete(remove_participant))
+        .route("/v1/rooms/{room}/avatars/{avatar}", delete(remove_avatar))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -273,9 +275,28 @@ async fn remove_participant(
     authorize(&state, &headers)?;
     check_room(&room)?;
     let worker = state.shared.worker_for_room(&room);
-    if ask(&state, worker, |reply| Command::RemoveUser { room, sub, reply }).await? {
+    let who = Who::User(sub);
+    if ask(&state, worker, |reply| Command::Remove { room, who, reason: "removed by a moderator", reply }).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(api_error(StatusCode::NOT_FOUND, "no_participant", "that user is not in that room"))
+    }
+}
+
+/// Signaling takes an avatar out of a room its plan no longer includes (it walked out
+/// of the zone, or the zone left the SFU): the client's own goodwill is not enough.
+async fn remove_avatar(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, avatar)): Path<(String, AvatarId)>,
+) -> Result<StatusCode, Response> {
+    authorize(&state, &headers)?;
+    check_room(&room)?;
+    let worker = state.shared.worker_for_room(&room);
+    let who = Who::Avatar(avatar);
+    if ask(&state, worker, |reply| Command::Remove { room, who, reason: "no longer in this room", reply }).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(api_error(StatusCode::NOT_FOUND, "no_participant", "that avatar is not in that room"))
     }
 }

@@ -48,6 +48,14 @@ pub struct Outbox {
     pub dropped_unknown: u64,
 }
 
+/// Whom a control request names: every session of a user (a moderator's kick), or one
+/// avatar's (signaling, when that avatar's plan no longer includes the room).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    User(String),
+    Avatar(crate::protocol::AvatarId),
+}
+
 /// Why a participant could not enter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdmitError {
@@ -405,9 +413,17 @@ impl Room {
         !ids.is_empty()
     }
 
-    /// Removes a user's participants. Returns whether one was found.
-    pub fn remove_user(&mut self, sub: &str, reason: &str, out: &mut Outbox) -> bool {
-        let ids: Vec<ParticipantId> = self.participants.values().filter(|p| p.sub == sub).map(|p| p.id).collect();
+    /// Removes the participants a control request names. Returns whether one was found.
+    pub fn remove_matching(&mut self, who: &Who, reason: &str, out: &mut Outbox) -> bool {
+        let ids: Vec<ParticipantId> = self
+            .participants
+            .values()
+            .filter(|p| match who {
+                Who::User(sub) => p.sub == *sub,
+                Who::Avatar(avatar) => p.avatar == *avatar,
+            })
+            .map(|p| p.id)
+            .collect();
         for id in &ids {
             self.remove(*id, reason, out);
         }

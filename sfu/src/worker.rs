@@ -32,7 +32,7 @@ use crate::participant::{Candidates, Participant, ParticipantId};
 use crate::protocol::{
     ClientMessage, ErrorCode, ParticipantUpdate, Permissions, RoomSettings, RoomStats, RoomSummary, ServerMessage,
 };
-use crate::room::{AdmitError, Outbox, Room};
+use crate::room::{AdmitError, Outbox, Room, Who};
 
 /// Messages queued towards one client; a client this far behind is dropped.
 pub const CLIENT_QUEUE: usize = 256;
@@ -88,9 +88,10 @@ pub enum Command {
         update: ParticipantUpdate,
         reply: oneshot::Sender<bool>,
     },
-    RemoveUser {
+    Remove {
         room: String,
-        sub: String,
+        who: Who,
+        reason: &'static str,
         reply: oneshot::Sender<bool>,
     },
     Stats {
@@ -257,9 +258,8 @@ impl Worker {
                 let found = self.rooms.get_mut(&room).is_some_and(|r| r.update(now, &sub, &update, out));
                 let _ = reply.send(found);
             }
-            Command::RemoveUser { room, sub, reply } => {
-                let found =
-                    self.rooms.get_mut(&room).is_some_and(|r| r.remove_user(&sub, "removed by a moderator", out));
+            Command::Remove { room, who, reason, reply } => {
+                let found = self.rooms.get_mut(&room).is_some_and(|r| r.remove_matching(&who, reason, out));
                 let _ = reply.send(found);
             }
             Command::Stats { room, reply } => {

@@ -186,6 +186,17 @@ async fn room_limits_moderation_and_closing() {
     assert_eq!(bob.next().await, None, "then the socket closes");
     assert_eq!(sfu.stats(room).await.participants.len(), 1);
 
+    // Signaling takes one avatar out (its plan left the room); the same user's other
+    // avatars and everyone else stay.
+    let (mut cy, joined) = sfu.join(&sfu.room_token("office/meeting", "cy", 3)).await;
+    assert!(matches!(joined, ServerMessage::Joined { avatar: 3, .. }), "{joined:?}");
+    let out = sfu.control(reqwest::Method::DELETE, &format!("/v1/rooms/{room}/avatars/3"), None).await;
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert!(matches!(cy.next().await, Some(ServerMessage::Removed { .. })));
+    let unknown = sfu.control(reqwest::Method::DELETE, &format!("/v1/rooms/{room}/avatars/99"), None).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(sfu.stats(room).await.participants.len(), 1, "Ada stays");
+
     // Closing the room ends everyone's session, and the room is gone.
     let closed = sfu.control(reqwest::Method::DELETE, &format!("/v1/rooms/{room}"), None).await;
     assert_eq!(closed.status(), StatusCode::NO_CONTENT);

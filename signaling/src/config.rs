@@ -113,6 +113,9 @@ pub struct MediaSettings {
     pub sfu_url: Option<String>,
     /// Shared with the SFU, which verifies the scoped tokens.
     pub sfu_secret: Option<String>,
+    /// Where signaling reaches the SFU's control API (`http://sfu:7880`); by default the
+    /// host of `sfu_url`.
+    pub sfu_control_url: Option<String>,
 }
 
 impl Default for Config {

@@ -183,6 +183,7 @@ fn overrides(a: &Addresses, database_url: &str, s3: SocketAddr) -> Vec<Override>
             format!("ws://{}/v1/sfu", a.sfu_http),
             "no reverse proxy (Caddy, TLS) in the test: clients reach the SFU's HTTP port directly",
         ),
+        o("signaling", "ISOPLANE_SIGNALING_SFU_CONTROL_URL", format!("http://{}", a.sfu_http), DNS),
         o("sfu", "ISOPLANE_SFU_LISTEN_HTTP", a.sfu_http.to_string(), LOOPBACK),
         o("sfu", "ISOPLANE_SFU_LISTEN_UDP", a.sfu_udp.to_string(), LOOPBACK),
         o("sfu", "ISOPLANE_SFU_LISTEN_TCP", a.sfu_tcp.to_string(), LOOPBACK),
@@ -576,6 +577,19 @@ async fn the_compose_stack_lets_a_client_join_get_its_media_plan_and_an_sfu_sess
     }
     println!("SFU session joined: room {}", access.room);
     while next_plan(&mut grace).await.topology != Topology::Sfu {}
+
+    // Ada leaves the world: signaling ends her SFU session through the SFU's control API,
+    // whatever her client would do.
+    ada.send(&isoplane_signaling::protocol::ClientMessage::Leave).await.unwrap();
+    let ended = loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), session.next()).await.unwrap();
+        let Some(Ok(message)) = message else { break None };
+        let Ok(text) = message.to_text() else { continue };
+        if let Ok(message @ isoplane_sfu::protocol::ServerMessage::Removed { .. }) = serde_json::from_str(text) {
+            break Some(message);
+        }
+    };
+    assert!(ended.is_some(), "the SFU ended the session of an avatar that left the world");
 
     // TURN: a STUN binding request on its UDP port sees our own address.
     check_stun_binding(a.turn);

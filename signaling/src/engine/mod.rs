@@ -111,6 +111,10 @@ pub enum Output {
     Presence { recipients: Vec<ConnId>, frame: Bytes },
     /// Tell the connection why, then close it.
     Close { conn: ConnId, code: ErrorCode },
+    /// The avatar's plan no longer includes this SFU room (it left the zone, the zone
+    /// left the SFU, or it left the world): the SFU must end its session there, whatever
+    /// its client does.
+    SfuRevoke { room: String, avatar: AvatarId },
 }
 
 /// Counters for `/metrics`.
@@ -389,6 +393,9 @@ impl WorldEngine {
 
     fn remove_avatar(&mut self, id: AvatarId) {
         let Some(avatar) = self.avatars.remove(&id) else { return };
+        if let Some(room) = avatar.plan.as_ref().and_then(|plan| plan.sfu_room.clone()) {
+            self.outputs.push_back(Output::SfuRevoke { room, avatar: id });
+        }
         if let Some(conn) = avatar.conn {
             self.by_conn.remove(&conn);
         }
@@ -721,6 +728,12 @@ impl WorldEngine {
         if unchanged && !refresh {
             return;
         }
+        if let Some(room) = avatar.plan.as_ref().and_then(|old| old.sfu_room.clone())
+            && plan.sfu_room.as_ref() != Some(&room)
+        {
+            self.outputs.push_back(Output::SfuRevoke { room, avatar: id });
+        }
+        let Some(avatar) = self.avatars.get_mut(&id) else { return };
         let Some(conn) = avatar.conn else {
             avatar.plan = Some(plan);
             return;

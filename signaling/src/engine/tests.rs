@@ -303,11 +303,20 @@ fn a_full_private_zone_corrects_the_next_one_in() {
 #[test]
 fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
     let mut h = Harness::new(true);
+    let mut avatars = Vec::new();
     for (conn, user) in [(1, "a"), (2, "b"), (3, "c")] {
-        h.join(conn, user);
+        avatars.push(h.join(conn, user));
         h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));
         h.walk_to(conn, (5.5, 2.5), (6.5 + conn as f64, 2.5));
     }
+    let revoked = |out: &[Output]| -> Vec<(String, AvatarId)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::SfuRevoke { room, avatar } => Some((room.clone(), *avatar)),
+                _ => None,
+            })
+            .collect()
+    };
     h.advance(100);
     let out = h.outputs();
     let plan = last_plan(&out, 1).unwrap();
@@ -318,17 +327,38 @@ fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
     assert_eq!((claims.room.as_str(), claims.sub.as_str(), claims.publish), ("test/room", "a", true));
 
     // One leaves: 2 people, at the threshold, inside the hysteresis band: stays on the SFU.
+    // The one who left is taken out of the SFU room by signaling, not left to its client.
     h.walk_to(3, (9.5, 2.5), (9.5, 4.5));
     h.advance(100);
-    assert_eq!(last_plan(&h.outputs(), 1), None, "no change while in the band");
+    let out = h.outputs();
+    assert_eq!(revoked(&out), vec![("test/room".to_owned(), avatars[2])]);
+    assert_eq!(last_plan(&out, 1), None, "no change while in the band");
     // Another leaves: 1 person, below the band, but the plan holds for 10 s.
     h.walk_to(2, (8.5, 2.5), (8.5, 4.5));
     h.advance(5_000);
     assert_eq!(last_plan(&h.outputs(), 1), None);
     h.advance(6_000);
-    let plan = last_plan(&h.outputs(), 1).unwrap();
+    let out = h.outputs();
+    let plan = last_plan(&out, 1).unwrap();
     assert_eq!(plan.topology, Topology::P2p);
     assert!(plan.sfu.is_none());
+    assert!(revoked(&out).contains(&("test/room".to_owned(), avatars[0])), "the room left the SFU: {out:?}");
+}
+
+#[test]
+fn leaving_the_world_while_on_the_sfu_ends_the_sfu_session() {
+    let mut h = Harness::new(true);
+    let mut avatars = Vec::new();
+    for (conn, user) in [(1, "a"), (2, "b"), (3, "c")] {
+        avatars.push(h.join(conn, user));
+        h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));
+        h.walk_to(conn, (5.5, 2.5), (6.5 + conn as f64, 2.5));
+    }
+    h.advance(100);
+    assert_eq!(last_plan(&h.outputs(), 3).map(|p| p.topology), Some(Topology::Sfu));
+    h.engine.leave(h.now, 3);
+    let revoked: Vec<Output> = h.outputs().into_iter().filter(|o| matches!(o, Output::SfuRevoke { .. })).collect();
+    assert_eq!(revoked, vec![Output::SfuRevoke { room: "test/room".into(), avatar: avatars[2] }]);
 }
 
 #[test]

@@ -13,6 +13,7 @@
 mod connection;
 mod limits;
 mod metrics;
+pub mod sfu_control;
 mod web;
 mod world_task;
 
@@ -176,6 +177,14 @@ fn media_config(config: &Config) -> MediaConfig {
     }
 }
 
+/// How signaling reaches the SFU's control API, when an SFU is configured.
+fn sfu_control(config: &Config) -> Option<sfu_control::SfuControl> {
+    let media = &config.media;
+    let secret = media.sfu_secret.as_ref()?;
+    let base = media.sfu_control_url.clone().or_else(|| sfu_control::control_base_from(media.sfu_url.as_deref()?))?;
+    Some(sfu_control::SfuControl::new(&base, TokenKey::new(secret.as_bytes())))
+}
+
 /// Checks the configuration, loads every world and binds the listening socket.
 pub async fn bind(config: Config) -> Result<BoundServer, StartError> {
     bind_with_worlds(config, Vec::new()).await
@@ -243,9 +252,10 @@ impl BoundServer {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let BoundServer { listener, state, engines } = self;
         let slow_client = Duration::from_secs(state.config.limits.slow_client_seconds);
+        let sfu = sfu_control(&state.config);
         for (engine, receiver) in engines {
             let (metrics, stop) = (state.metrics.clone(), state.shutdown.clone());
-            state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, stop));
+            state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, sfu.clone(), stop));
         }
         let inner = state.shutdown.clone();
         let tasks = state.tasks.clone();
@@ -426,6 +436,7 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
             "STUN_URLS" => config.media.stun_urls = split_list(&value),
             "SFU_SECRET" => config.media.sfu_secret = Some(value),
             "SFU_URL" => config.media.sfu_url = Some(value),
+            "SFU_CONTROL_URL" => config.media.sfu_control_url = Some(value),
             "OPEN_SFU_THRESHOLD" => match value.parse() {
                 Ok(people) => config.policy.open_sfu_threshold = people,
                 Err(_) => problems.push(format!("{key}: not a number of people")),

@@ -7,6 +7,7 @@
 //! zone (presence coalesced into one message), and if it stays stuck for
 //! `slow_client_seconds` it is disconnected with `too_slow`.
 
+use super::sfu_control::SfuControl;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -148,6 +149,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<WorldCommand>,
     metrics: Arc<Metrics>,
     slow_client: Duration,
+    sfu: Option<SfuControl>,
     shutdown: CancellationToken,
 ) {
     let mut connections = Connections::default();
@@ -163,7 +165,7 @@ pub async fn run(
             },
             () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
         }
-        route(&mut engine, &mut connections, &metrics);
+        route(&mut engine, &mut connections, &metrics, sfu.as_ref());
         resync_lagging(&mut engine, &mut connections, &metrics, slow_client);
         if reported.at.elapsed() >= METRICS_INTERVAL {
             reported.publish(&engine, &metrics);
@@ -209,7 +211,7 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
     }
 }
 
-fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metrics) {
+fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metrics, sfu: Option<&SfuControl>) {
     while let Some(output) = engine.poll_output() {
         match output {
             Output::Send { conn, message } => {
@@ -230,6 +232,11 @@ fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metr
                     connection.kill.kill(code);
                 }
                 connections.remove(conn);
+            }
+            Output::SfuRevoke { room, avatar } => {
+                if let Some(sfu) = sfu {
+                    sfu.revoke(&room, avatar);
+                }
             }
         }
     }
@@ -355,7 +362,8 @@ mod tests {
         let (commands, receiver) = mpsc::channel(64);
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(engine, receiver, metrics.clone(), Duration::from_millis(500), shutdown.clone()));
+        let task =
+            tokio::spawn(run(engine, receiver, metrics.clone(), Duration::from_millis(500), None, shutdown.clone()));
 
         let (_stuck_queue, stuck) = join(&commands, 1, "stuck", 2).await;
         let (mut live_queue, _live) = join(&commands, 2, "live", 1024).await;

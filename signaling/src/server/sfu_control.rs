@@ -1,0 +1,86 @@
+//! Signaling's side of the SFU's control API: when an avatar's plan no longer includes
+//! an SFU room, the SFU ends that avatar's session there. The client closes its session
+//! itself too, but a client is not trusted to.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::auth::{SfuControlClaims, TokenKey};
+use crate::protocol::AvatarId;
+
+/// How long a control token lives: one request.
+const TOKEN_SECONDS: u64 = 60;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct SfuControl {
+    client: reqwest::Client,
+    /// `http://host:port` of the SFU's control API.
+    base: String,
+    key: TokenKey,
+}
+
+impl SfuControl {
+    pub fn new(base: &str, key: TokenKey) -> SfuControl {
+        SfuControl { client: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), key }
+    }
+
+    /// Ends `avatar`'s session in `room`, in the background. A failure is logged: the
+    /// room token in the client's hands expires within minutes anyway.
+    pub fn revoke(&self, room: &str, avatar: AvatarId) {
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let token = self.key.sign(&SfuControlClaims::new(unix + TOKEN_SECONDS));
+        let url = format!("{}/v1/rooms/{}/avatars/{avatar}", self.base, encode_segment(room));
+        let request = self.client.delete(url).bearer_auth(token).timeout(REQUEST_TIMEOUT);
+        let room = room.to_owned();
+        tokio::spawn(async move {
+            match request.send().await {
+                // 404: the client had closed its session already.
+                Ok(response) if response.status().is_success() || response.status().as_u16() == 404 => {}
+                Ok(response) => {
+                    tracing::warn!(%room, avatar, status = %response.status(), "the SFU refused to end a session")
+                }
+                Err(error) => tracing::warn!(%room, avatar, %error, "cannot reach the SFU's control API"),
+            }
+        });
+    }
+}
+
+/// The control API's base URL for a client-facing SFU URL (`ws://host/v1/sfu` →
+/// `http://host`), when no control URL is configured.
+pub fn control_base_from(sfu_url: &str) -> Option<String> {
+    let (scheme, rest) = sfu_url.split_once("://")?;
+    let scheme = match scheme {
+        "ws" | "http" => "http",
+        "wss" | "https" => "https",
+        _ => return None,
+    };
+    let host = rest.split('/').next().filter(|host| !host.is_empty())?;
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Percent-encodes a path segment (room names are `world/zone`).
+fn encode_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_base_follows_the_client_url_and_rooms_are_encoded() {
+        assert_eq!(control_base_from("ws://127.0.0.1:7880/v1/sfu").as_deref(), Some("http://127.0.0.1:7880"));
+        assert_eq!(control_base_from("wss://sfu.example/v1/sfu").as_deref(), Some("https://sfu.example"));
+        assert_eq!(control_base_from("ftp://x"), None);
+        assert_eq!(control_base_from("ws:///v1/sfu"), None);
+        assert_eq!(encode_segment("demo/meeting room"), "demo%2Fmeeting%20room");
+    }
+}
