@@ -300,15 +300,21 @@ fn a_full_private_zone_corrects_the_next_one_in() {
     assert_eq!(corrections(&h.outputs(), 2), vec![CorrectionReason::ZoneFull]);
 }
 
-#[test]
-fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
-    let mut h = Harness::new(true);
+/// Connections 1, 2 and 3 (users a, b, c) join and walk into the room, one tile apart.
+fn three_in_the_room(h: &mut Harness) -> Vec<AvatarId> {
     let mut avatars = Vec::new();
     for (conn, user) in [(1, "a"), (2, "b"), (3, "c")] {
         avatars.push(h.join(conn, user));
         h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));
         h.walk_to(conn, (5.5, 2.5), (6.5 + conn as f64, 2.5));
     }
+    avatars
+}
+
+#[test]
+fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
+    let mut h = Harness::new(true);
+    let avatars = three_in_the_room(&mut h);
     let revoked = |out: &[Output]| -> Vec<(String, AvatarId)> {
         out.iter()
             .filter_map(|o| match o {
@@ -348,12 +354,7 @@ fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
 #[test]
 fn leaving_the_world_while_on_the_sfu_ends_the_sfu_session() {
     let mut h = Harness::new(true);
-    let mut avatars = Vec::new();
-    for (conn, user) in [(1, "a"), (2, "b"), (3, "c")] {
-        avatars.push(h.join(conn, user));
-        h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));
-        h.walk_to(conn, (5.5, 2.5), (6.5 + conn as f64, 2.5));
-    }
+    let avatars = three_in_the_room(&mut h);
     h.advance(100);
     assert_eq!(last_plan(&h.outputs(), 3).map(|p| p.topology), Some(Topology::Sfu));
     h.engine.leave(h.now, 3);
