@@ -7,8 +7,9 @@
 //! - World files are published as versions (validated first, every referenced image
 //!   present), and each world has a current-version pointer moved only by
 //!   compare-and-set, so a stale edit never overwrites a newer one.
-//! - Workspace data (admins, bans, the audit log) lives in the same database, for the
-//!   signaling server and the moderation tools.
+//! - Metadata (assets, worlds, workspaces, admins, moderation records) lives in SQL
+//!   through the `isoplane-metadata` crate, which the signaling server shares; it is
+//!   re-exported here as [`metadata`].
 //!
 //! The HTTP API, the configuration and the storage layout are in `docs/assets.md`.
 //!
@@ -17,8 +18,9 @@
 //!   ranges, entity tags). No I/O.
 //! - [`store`]: [`AssetStore`], bytes in object storage (local directory or S3); uploads
 //!   stream to a temporary object and become visible under their ID only complete.
-//! - [`metadata`]: [`Metadata`], the SQL tables on SQLite or PostgreSQL, migrations,
-//!   optimistic concurrency of world versions, moderation records.
+//! - [`metadata`]: [`Metadata`] from the `isoplane-metadata` crate (`metadata/` at the
+//!   workspace root): the SQL tables on SQLite or PostgreSQL, migrations, optimistic
+//!   concurrency of world versions, admins, moderation records.
 //! - [`cache`]: the in-memory cache of small, hot assets.
 //! - [`config`]: [`Config`], TOML plus `ISOPLANE_ASSETS_*` overrides, validated whole.
 //! - [`server`]: the axum shell: `bind(config)` → [`server::BoundServer`] with
@@ -39,12 +41,12 @@
 
 pub mod cache;
 pub mod config;
-pub mod metadata;
 pub mod rules;
 pub mod server;
 pub mod store;
 
 pub use config::{Config, ConfigError};
+pub use isoplane_metadata as metadata;
 pub use metadata::{AssetRecord, AuditEntry, Backend, Ban, Metadata, MetadataError, WorldSummary, WorldVersion};
 pub use store::{AssetStore, StoreError};
 

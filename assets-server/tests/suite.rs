@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, MAX_UPLOAD, TestEnv, WORKSPACE, admin_token, client, token, upload};
-use isoplane_assets::{AuditEntry, Ban};
+use isoplane_assets::Ban;
 use isoplane_auth::Role;
 use isoplane_world_format::ContentId;
 use tokio::io::AsyncWriteExt;
@@ -52,7 +52,7 @@ both_backends!(
     concurrent_publishes_on_one_base_one_wins,
     current_version_moves_only_from_the_expected_one,
     metadata_survives_a_restart,
-    moderation_records_and_admins,
+    admin_rights_follow_the_shared_records,
     health_readiness_and_metrics,
 );
 
@@ -630,58 +630,52 @@ async fn metadata_survives_a_restart(backend: Backend) {
     restarted.stop().await;
 }
 
-async fn moderation_records_and_admins(backend: Backend) {
+/// Write access follows the metadata crate's rule, the one signaling applies too: an
+/// admin token's grant is recorded on first use, and a demotion inside Isoplane wins over
+/// later admin tokens until a promotion. (Bans, mutes and the audit log are tested on
+/// `Metadata` itself, in metadata/tests.)
+async fn admin_rights_follow_the_shared_records(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let server = env.start().await;
     let metadata = env.metadata_view().await;
     assert!(metadata.workspace_exists(WORKSPACE).await.unwrap(), "the served workspace is created at start");
-
-    metadata.add_admin(WORKSPACE, "zoe", "ada", 10).await.unwrap();
-    metadata.add_admin(WORKSPACE, "yan", "ada", 11).await.unwrap();
-    metadata.add_admin(WORKSPACE, "zoe", "ada", 12).await.unwrap();
-    assert_eq!(metadata.admins(WORKSPACE).await.unwrap(), ["yan", "zoe"]);
-    assert!(metadata.remove_admin(WORKSPACE, "yan").await.unwrap());
-    assert!(!metadata.is_admin(WORKSPACE, "yan").await.unwrap());
-
-    let ban = |user: &str, expires_at| Ban {
-        workspace: WORKSPACE.into(),
-        user_id: user.into(),
-        reason: "spam".into(),
-        created_by: "ada".into(),
-        created_at: 100,
-        expires_at,
+    assert!(metadata.admins(WORKSPACE).await.unwrap().is_empty());
+    let write = |bearer: String, seed: u8| {
+        client()
+            .post(server.url("/v1/assets"))
+            .bearer_auth(bearer)
+            .header("content-type", "image/png")
+            .body(bytes(seed, 100))
+            .send()
     };
-    metadata.ban(&ban("mallory", None)).await.unwrap();
-    metadata.ban(&ban("trent", Some(200))).await.unwrap();
-    assert_eq!(metadata.active_ban(WORKSPACE, "mallory", 150).await.unwrap(), Some(ban("mallory", None)));
-    assert!(metadata.active_ban(WORKSPACE, "trent", 150).await.unwrap().is_some());
-    assert!(metadata.active_ban(WORKSPACE, "trent", 200).await.unwrap().is_none(), "expired");
-    assert_eq!(metadata.active_bans(WORKSPACE, 150).await.unwrap().len(), 2);
-    // Banning again replaces the earlier ban.
-    metadata.ban(&ban("trent", Some(500))).await.unwrap();
-    assert!(metadata.active_ban(WORKSPACE, "trent", 300).await.unwrap().is_some());
-    assert!(metadata.lift_ban(WORKSPACE, "mallory").await.unwrap());
-    assert!(!metadata.lift_ban(WORKSPACE, "mallory").await.unwrap());
-    assert_eq!(metadata.active_bans(WORKSPACE, 150).await.unwrap(), [ban("trent", Some(500))]);
 
-    let entry = |action: &str, at| AuditEntry {
-        id: 0,
-        workspace: WORKSPACE.into(),
-        actor: "ada".into(),
-        action: action.into(),
-        target: "user:mallory".into(),
-        reason: "spam".into(),
-        created_at: at,
-    };
-    let first = metadata.record_audit(&entry("ban", 100)).await.unwrap();
-    let second = metadata.record_audit(&entry("unban", 101)).await.unwrap();
-    let third = metadata.record_audit(&entry("kick", 102)).await.unwrap();
-    assert!(first < second && second < third);
-    let newest = metadata.audit_log(WORKSPACE, None, 2).await.unwrap();
-    assert_eq!(newest.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["kick", "unban"]);
-    let older = metadata.audit_log(WORKSPACE, Some(second), 10).await.unwrap();
-    assert_eq!(older, [AuditEntry { id: first, ..entry("ban", 100) }]);
-    assert!(metadata.audit_log("elsewhere", None, 10).await.unwrap().is_empty());
+    // Ada's admin token is taken at its word and recorded.
+    assert_eq!(write(admin_token(), 1).await.unwrap().status(), 201);
+    assert_eq!(metadata.admins(WORKSPACE).await.unwrap(), ["ada"]);
+    // Reading needs no admin rights and records nothing.
+    let reader = token("cy", WORKSPACE, Role::Admin);
+    let worlds = server.url(&format!("/v1/workspaces/{WORKSPACE}/worlds"));
+    assert_eq!(client().get(&worlds).bearer_auth(&reader).send().await.unwrap().status(), 200);
+    assert_eq!(metadata.admins(WORKSPACE).await.unwrap(), ["ada"]);
+
+    // Bob, promoted inside Isoplane, writes with a member token.
+    let bob = token("bob", WORKSPACE, Role::Member);
+    assert_eq!(write(bob.clone(), 2).await.unwrap().status(), 403);
+    assert!(metadata.promote(WORKSPACE, "bob", "ada", 10).await.unwrap());
+    assert_eq!(write(bob.clone(), 3).await.unwrap().status(), 201);
+
+    // Demoted by Bob, Ada's admin token no longer lets her write.
+    assert!(metadata.demote(WORKSPACE, "ada", "bob", 20).await.unwrap());
+    let refused = write(admin_token(), 4).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_admin");
+    assert_eq!(metadata.admins(WORKSPACE).await.unwrap(), ["bob"]);
+
+    // Promoted again, she may.
+    assert!(metadata.promote(WORKSPACE, "ada", "bob", 30).await.unwrap());
+    assert_eq!(write(admin_token(), 5).await.unwrap().status(), 201);
+    assert_eq!(stored_state(&env).await.1, 3);
     server.stop().await;
 }
 

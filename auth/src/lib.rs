@@ -63,6 +63,12 @@ pub struct SfuClaims {
     pub avatar: u32,
     /// Whether the bearer may send audio and video (stage listeners may not).
     pub publish: bool,
+    /// An admin muted the bearer's audio: the SFU forwards none of it until unmuted.
+    #[serde(default)]
+    pub audio_muted: bool,
+    /// An admin muted the bearer's video.
+    #[serde(default)]
+    pub video_muted: bool,
     /// Expiry, seconds since the Unix epoch. Only checked when the bearer enters.
     pub exp: u64,
 }

@@ -253,7 +253,8 @@ pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> Response
 pub(crate) enum Access {
     /// Any member of the workspace.
     Read,
-    /// Admins of the workspace: role `admin` in the token, or listed in its admins table.
+    /// Admins of the workspace: listed in its admins table, or role `admin` in the token
+    /// unless demoted inside Isoplane (see `Metadata::admin_status`).
     Write,
 }
 
@@ -288,8 +289,11 @@ pub(crate) async fn authorize(
         Ok(Some(_)) => return refuse(StatusCode::FORBIDDEN, "banned", "this user is banned from the workspace"),
         Err(error) => return Err(ApiError::internal("reading bans", &error)),
     }
-    if access == Access::Write && claims.role != Role::Admin {
-        match state.metadata.is_admin(workspace, &claims.sub).await {
+    if access == Access::Write {
+        // The rule signaling applies too: the admins table, or the token's role unless an
+        // admin demoted the user inside Isoplane (a token grant is stored on first use).
+        let token_says_admin = claims.role == Role::Admin;
+        match state.metadata.admin_status(workspace, &claims.sub, token_says_admin, unix_now()).await {
             Ok(true) => {}
             Ok(false) => {
                 return refuse(StatusCode::FORBIDDEN, "not_admin", "only admins of the workspace may do this");

@@ -79,6 +79,8 @@ async fn audit(state: &AppState, workspace: &str, actor: &str, action: &str, tar
         action: action.to_owned(),
         target,
         reason,
+        outcome: AuditEntry::DONE.to_owned(),
+        detail: String::new(),
         created_at: unix_now(),
     };
     if let Err(error) = state.metadata.record_audit(&entry).await {

@@ -1,0 +1,437 @@
+//! The metadata database's behaviour, one suite run on both engines: `sqlite::*` (a
+//! SQLite file) and `postgres::*` (this machine's PostgreSQL, a schema per test).
+//!
+//! Each test function below takes the engine; the `both_backends!` macro turns it into
+//! one `#[tokio::test]` per engine, so both run the same assertions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Backend, TestDb};
+use isoplane_metadata::{AuditEntry, Ban, IDENTITY_PROVIDER, MetadataError, Mute, ZoneSetting};
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    token_admins_are_recorded_on_first_use,
+    demotion_sticks_against_admin_tokens_until_promotion,
+    the_last_admin_is_neither_demoted_nor_banned,
+    admins_demoting_each_other_at_once_leave_one,
+    banning_an_admin_demotes_them,
+    bans_expire_are_replaced_and_lifted,
+    mutes_are_replaced_deleted_and_listed,
+    zone_settings_are_replaced_deleted_and_listed,
+    malformed_values_read_back_are_reported,
+    audit_entries_keep_outcome_and_detail_and_page,
+    everything_survives_closing_and_reopening,
+    a_database_from_before_moderation_is_upgraded,
+);
+
+const WS: &str = "acme";
+
+fn ban(user: &str, by: &str, at: i64, expires_at: Option<i64>) -> Ban {
+    Ban {
+        workspace: WS.into(),
+        user_id: user.into(),
+        reason: "spam".into(),
+        created_by: by.into(),
+        created_at: at,
+        expires_at,
+    }
+}
+
+fn mute(user: &str, audio: bool, video: bool, reason: &str, at: i64) -> Mute {
+    Mute {
+        workspace: WS.into(),
+        user_id: user.into(),
+        audio,
+        video,
+        reason: reason.into(),
+        created_by: "ada".into(),
+        created_at: at,
+    }
+}
+
+fn zone(world: &str, zone: &str, locked: bool, capacity: Option<u32>, at: i64) -> ZoneSetting {
+    ZoneSetting {
+        workspace: WS.into(),
+        world: world.into(),
+        zone: zone.into(),
+        locked,
+        capacity,
+        updated_by: "ada".into(),
+        updated_at: at,
+    }
+}
+
+fn audit(action: &str, outcome: &str, detail: &str, at: i64) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        workspace: WS.into(),
+        actor: "ada".into(),
+        action: action.into(),
+        target: "user:mallory".into(),
+        reason: "spam".into(),
+        outcome: outcome.into(),
+        detail: detail.into(),
+        created_at: at,
+    }
+}
+
+/// Who `added_by` names for each admin of the workspace, read with SQL.
+async fn admin_grants(db: &TestDb) -> Vec<(String, String)> {
+    use sqlx::Row;
+    let mut raw = db.raw().await;
+    let rows = sqlx::query("SELECT user_id, added_by FROM admins WHERE workspace = $1 ORDER BY user_id")
+        .bind(WS)
+        .fetch_all(&mut raw)
+        .await
+        .unwrap();
+    rows.iter().map(|row| (row.get("user_id"), row.get("added_by"))).collect()
+}
+
+async fn token_admins_are_recorded_on_first_use(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    // A member's token grants nothing, and nothing is written.
+    assert!(!metadata.admin_status(WS, "bob", false, 10).await.unwrap());
+    assert!(!metadata.workspace_exists(WS).await.unwrap());
+    // An admin token is taken at its word once and stored, creating the workspace.
+    assert!(metadata.admin_status(WS, "ada", true, 10).await.unwrap());
+    assert!(metadata.workspace_exists(WS).await.unwrap());
+    assert_eq!(admin_grants(&db).await, [("ada".to_owned(), IDENTITY_PROVIDER.to_owned())]);
+    // From then on the record stands, even with a member token.
+    assert!(metadata.admin_status(WS, "ada", false, 20).await.unwrap());
+    assert!(metadata.admin_status(WS, "ada", true, 30).await.unwrap());
+    assert!(metadata.is_admin(WS, "ada").await.unwrap());
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["ada"]);
+    // Admin of one workspace only.
+    assert!(!metadata.admin_status("elsewhere", "ada", false, 40).await.unwrap());
+    // A user listed by an admin is an admin whatever the token says.
+    metadata.add_admin(WS, "bob", "ada", 50).await.unwrap();
+    assert!(metadata.admin_status(WS, "bob", false, 60).await.unwrap());
+    assert_eq!(
+        admin_grants(&db).await,
+        [("ada".to_owned(), IDENTITY_PROVIDER.to_owned()), ("bob".to_owned(), "ada".to_owned())]
+    );
+}
+
+async fn demotion_sticks_against_admin_tokens_until_promotion(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    assert!(metadata.admin_status(WS, "ada", true, 10).await.unwrap());
+    assert!(metadata.promote(WS, "cy", "ada", 11).await.unwrap(), "newly admin");
+    assert!(!metadata.promote(WS, "cy", "ada", 12).await.unwrap(), "already admin");
+
+    assert!(metadata.demote(WS, "ada", "cy", 20).await.unwrap(), "was an admin");
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["cy"]);
+    assert!(!metadata.admin_status(WS, "ada", true, 21).await.unwrap(), "the token no longer grants it");
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["cy"], "and nothing was written");
+    // Demoting again is harmless.
+    assert!(!metadata.demote(WS, "ada", "cy", 22).await.unwrap());
+
+    // A user never seen can be demoted ahead of their first admin token.
+    assert!(!metadata.demote(WS, "eve", "cy", 30).await.unwrap());
+    assert!(!metadata.admin_status(WS, "eve", true, 31).await.unwrap());
+
+    // Promotion clears the demotion: rights come back, and stay even once removed by hand
+    // and granted by a token again.
+    assert!(metadata.promote(WS, "ada", "cy", 40).await.unwrap());
+    assert!(metadata.admin_status(WS, "ada", false, 41).await.unwrap());
+    assert!(metadata.remove_admin(WS, "ada").await.unwrap());
+    assert!(metadata.admin_status(WS, "ada", true, 42).await.unwrap());
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["ada", "cy"]);
+}
+
+async fn the_last_admin_is_neither_demoted_nor_banned(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    assert!(metadata.admin_status(WS, "ada", true, 10).await.unwrap());
+
+    let refused = metadata.demote(WS, "ada", "ada", 20).await;
+    assert!(matches!(refused, Err(MetadataError::LastAdmin)), "{refused:?}");
+    let refused = metadata.ban_user(&ban("ada", "ada", 21, None)).await;
+    assert!(matches!(refused, Err(MetadataError::LastAdmin)), "{refused:?}");
+    // Nothing changed: still the admin, no demotion recorded, no ban.
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["ada"]);
+    assert!(metadata.remove_admin(WS, "ada").await.unwrap());
+    assert!(metadata.admin_status(WS, "ada", true, 22).await.unwrap(), "no demotion was recorded");
+    assert_eq!(metadata.active_ban(WS, "ada", 23).await.unwrap(), None);
+
+    // With a second admin, the first can go.
+    assert!(metadata.promote(WS, "bob", "ada", 30).await.unwrap());
+    assert!(metadata.demote(WS, "ada", "bob", 31).await.unwrap());
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["bob"]);
+    // Demoting or banning someone else is fine while one admin remains.
+    assert!(!metadata.demote(WS, "mallory", "bob", 32).await.unwrap());
+    metadata.ban_user(&ban("mallory", "bob", 33, None)).await.unwrap();
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["bob"]);
+}
+
+async fn admins_demoting_each_other_at_once_leave_one(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    for round in 0..5i64 {
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        let workspace = format!("race{round}");
+        metadata.promote(&workspace, &a, "root", round).await.unwrap();
+        metadata.promote(&workspace, &b, "root", round).await.unwrap();
+        let (first, second) =
+            tokio::join!(metadata.demote(&workspace, &a, &b, round), metadata.demote(&workspace, &b, &a, round));
+        let refusals = [&first, &second].iter().filter(|r| matches!(r, Err(MetadataError::LastAdmin))).count();
+        assert_eq!(refusals, 1, "round {round}: {first:?} {second:?}");
+        assert!(first.is_ok() || second.is_ok(), "round {round}: {first:?} {second:?}");
+        assert_eq!(metadata.admins(&workspace).await.unwrap().len(), 1, "round {round}");
+    }
+}
+
+async fn banning_an_admin_demotes_them(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    assert!(metadata.admin_status(WS, "ada", true, 10).await.unwrap());
+    assert!(metadata.admin_status(WS, "bob", true, 11).await.unwrap());
+
+    metadata.ban_user(&ban("bob", "ada", 100, Some(200))).await.unwrap();
+    assert_eq!(metadata.active_ban(WS, "bob", 150).await.unwrap(), Some(ban("bob", "ada", 100, Some(200))));
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["ada"]);
+    // The demotion outlives the ban: neither its expiry nor lifting it restores the rights.
+    assert!(!metadata.admin_status(WS, "bob", true, 250).await.unwrap());
+    assert!(metadata.lift_ban(WS, "bob").await.unwrap());
+    assert!(!metadata.admin_status(WS, "bob", true, 300).await.unwrap());
+    // Promotion does.
+    assert!(metadata.promote(WS, "bob", "ada", 310).await.unwrap());
+    assert!(metadata.admin_status(WS, "bob", false, 311).await.unwrap());
+
+    // The plain record write bans without touching admin rights.
+    metadata.ban(&ban("bob", "ada", 400, None)).await.unwrap();
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["ada", "bob"]);
+}
+
+async fn bans_expire_are_replaced_and_lifted(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    metadata.ensure_workspace(WS, 1).await.unwrap();
+    metadata.ban_user(&ban("mallory", "ada", 100, None)).await.unwrap();
+    metadata.ban_user(&ban("trent", "ada", 100, Some(200))).await.unwrap();
+    assert_eq!(metadata.active_ban(WS, "mallory", 150).await.unwrap(), Some(ban("mallory", "ada", 100, None)));
+    assert!(metadata.active_ban(WS, "trent", 150).await.unwrap().is_some());
+    assert!(metadata.active_ban(WS, "trent", 200).await.unwrap().is_none(), "expired");
+    assert_eq!(metadata.active_bans(WS, 150).await.unwrap().len(), 2);
+    // Banning again replaces the earlier ban.
+    metadata.ban_user(&ban("trent", "ada", 100, Some(500))).await.unwrap();
+    assert!(metadata.active_ban(WS, "trent", 300).await.unwrap().is_some());
+    assert!(metadata.lift_ban(WS, "mallory").await.unwrap());
+    assert!(!metadata.lift_ban(WS, "mallory").await.unwrap());
+    assert_eq!(metadata.active_bans(WS, 150).await.unwrap(), [ban("trent", "ada", 100, Some(500))]);
+    assert!(metadata.active_bans("elsewhere", 150).await.unwrap().is_empty());
+}
+
+async fn mutes_are_replaced_deleted_and_listed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    assert_eq!(metadata.mute_of(WS, "bob").await.unwrap(), None);
+    // The first mute of a workspace creates it.
+    metadata.set_mute(&mute("bob", true, false, "noise", 10)).await.unwrap();
+    assert!(metadata.workspace_exists(WS).await.unwrap());
+    assert_eq!(metadata.mute_of(WS, "bob").await.unwrap(), Some(mute("bob", true, false, "noise", 10)));
+    // A new mute replaces the old one whole.
+    metadata.set_mute(&mute("bob", true, true, "worse", 20)).await.unwrap();
+    assert_eq!(metadata.mute_of(WS, "bob").await.unwrap(), Some(mute("bob", true, true, "worse", 20)));
+    metadata.set_mute(&mute("amy", false, true, "camera", 30)).await.unwrap();
+    assert_eq!(
+        metadata.mutes(WS).await.unwrap(),
+        [mute("amy", false, true, "camera", 30), mute("bob", true, true, "worse", 20)]
+    );
+    // Nothing muted: no record.
+    metadata.set_mute(&mute("bob", false, false, "forgiven", 40)).await.unwrap();
+    assert_eq!(metadata.mute_of(WS, "bob").await.unwrap(), None);
+    assert_eq!(metadata.mutes(WS).await.unwrap(), [mute("amy", false, true, "camera", 30)]);
+    metadata.set_mute(&mute("nobody", false, false, "", 50)).await.unwrap();
+    assert_eq!(metadata.mutes(WS).await.unwrap().len(), 1);
+    assert!(metadata.mutes("elsewhere").await.unwrap().is_empty());
+}
+
+async fn zone_settings_are_replaced_deleted_and_listed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    assert!(metadata.zone_settings(WS, "lobby").await.unwrap().is_empty());
+    metadata.set_zone_setting(&zone("lobby", "stage", true, None, 10)).await.unwrap();
+    metadata.set_zone_setting(&zone("lobby", "cafe", false, Some(4), 11)).await.unwrap();
+    metadata.set_zone_setting(&zone("garden", "pond", true, Some(0), 12)).await.unwrap();
+    assert_eq!(
+        metadata.zone_settings(WS, "lobby").await.unwrap(),
+        [zone("lobby", "cafe", false, Some(4), 11), zone("lobby", "stage", true, None, 10)]
+    );
+    // A new setting replaces the old one whole; the largest capacity fits.
+    metadata.set_zone_setting(&zone("lobby", "stage", false, Some(u32::MAX), 20)).await.unwrap();
+    // Back to the world file's own: no record.
+    metadata.set_zone_setting(&zone("lobby", "cafe", false, None, 21)).await.unwrap();
+    assert_eq!(metadata.zone_settings(WS, "lobby").await.unwrap(), [zone("lobby", "stage", false, Some(u32::MAX), 20)]);
+    assert_eq!(metadata.zone_settings(WS, "garden").await.unwrap(), [zone("garden", "pond", true, Some(0), 12)]);
+    assert!(metadata.zone_settings("elsewhere", "lobby").await.unwrap().is_empty());
+}
+
+async fn malformed_values_read_back_are_reported(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    metadata.set_zone_setting(&zone("lobby", "stage", true, Some(3), 10)).await.unwrap();
+    metadata.set_mute(&mute("bob", true, false, "noise", 10)).await.unwrap();
+    let mut raw = db.raw().await;
+    sqlx::query("UPDATE zone_settings SET capacity = 4294967296").execute(&mut raw).await.unwrap();
+    let read = metadata.zone_settings(WS, "lobby").await;
+    assert!(
+        matches!(read, Err(MetadataError::Corrupt { table: "zone_settings", column: "capacity", ref value }) if value == "4294967296"),
+        "{read:?}"
+    );
+    sqlx::query("UPDATE zone_settings SET capacity = -1").execute(&mut raw).await.unwrap();
+    assert!(matches!(metadata.zone_settings(WS, "lobby").await, Err(MetadataError::Corrupt { .. })));
+    sqlx::query("UPDATE zone_settings SET capacity = NULL, locked = 2").execute(&mut raw).await.unwrap();
+    let read = metadata.zone_settings(WS, "lobby").await;
+    assert!(matches!(read, Err(MetadataError::Corrupt { column: "locked", .. })), "{read:?}");
+    sqlx::query("UPDATE mutes SET video = -1").execute(&mut raw).await.unwrap();
+    let read = metadata.mute_of(WS, "bob").await;
+    assert!(matches!(read, Err(MetadataError::Corrupt { table: "mutes", column: "video", .. })), "{read:?}");
+}
+
+async fn audit_entries_keep_outcome_and_detail_and_page(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    let first = metadata.record_audit(&audit("ban", AuditEntry::DONE, "", 100)).await.unwrap();
+    let second = metadata.record_audit(&audit("mute", AuditEntry::REFUSED, "audio", 101)).await.unwrap();
+    let third = metadata.record_audit(&audit("zone.capacity", AuditEntry::FAILED, "capacity 4", 102)).await.unwrap();
+    let fourth = metadata.record_audit(&audit("world.reload", AuditEntry::DONE, "world demo", 103)).await.unwrap();
+    assert!(first < second && second < third && third < fourth);
+
+    let newest = metadata.audit_log(WS, None, 2).await.unwrap();
+    assert_eq!(
+        newest,
+        [
+            AuditEntry { id: fourth, ..audit("world.reload", "done", "world demo", 103) },
+            AuditEntry { id: third, ..audit("zone.capacity", "failed", "capacity 4", 102) },
+        ]
+    );
+    // The next page starts below the last entry seen.
+    let older = metadata.audit_log(WS, Some(third), 2).await.unwrap();
+    assert_eq!(
+        older,
+        [
+            AuditEntry { id: second, ..audit("mute", "refused", "audio", 101) },
+            AuditEntry { id: first, ..audit("ban", "done", "", 100) },
+        ]
+    );
+    assert!(metadata.audit_log(WS, Some(first), 10).await.unwrap().is_empty());
+    assert!(metadata.audit_log("elsewhere", None, 10).await.unwrap().is_empty());
+    // The JSON moderation tools show.
+    let json = serde_json::to_value(&older[0]).unwrap();
+    assert_eq!((json["outcome"].as_str(), json["detail"].as_str()), (Some("refused"), Some("audio")));
+}
+
+async fn everything_survives_closing_and_reopening(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    assert!(metadata.admin_status(WS, "ada", true, 10).await.unwrap());
+    assert!(metadata.promote(WS, "bob", "ada", 11).await.unwrap());
+    assert!(metadata.promote(WS, "cy", "ada", 12).await.unwrap());
+    assert!(metadata.demote(WS, "cy", "ada", 13).await.unwrap());
+    metadata.ban_user(&ban("bob", "ada", 14, None)).await.unwrap();
+    metadata.set_mute(&mute("dan", true, false, "noise", 15)).await.unwrap();
+    metadata.set_zone_setting(&zone("lobby", "stage", true, Some(8), 16)).await.unwrap();
+    let id = metadata.record_audit(&audit("mute", AuditEntry::DONE, "audio", 17)).await.unwrap();
+    metadata.close().await;
+    assert!(metadata.ping().await.is_err(), "closed");
+
+    let reopened = db.open().await;
+    assert_eq!(reopened.admins(WS).await.unwrap(), ["ada"]);
+    assert!(reopened.admin_status(WS, "ada", false, 20).await.unwrap(), "the token grant was stored");
+    assert!(!reopened.admin_status(WS, "cy", true, 20).await.unwrap(), "the demotion was stored");
+    assert!(!reopened.admin_status(WS, "bob", true, 20).await.unwrap(), "banning demoted bob");
+    assert_eq!(reopened.active_ban(WS, "bob", 20).await.unwrap(), Some(ban("bob", "ada", 14, None)));
+    assert_eq!(reopened.mutes(WS).await.unwrap(), [mute("dan", true, false, "noise", 15)]);
+    assert_eq!(reopened.zone_settings(WS, "lobby").await.unwrap(), [zone("lobby", "stage", true, Some(8), 16)]);
+    assert_eq!(
+        reopened.audit_log(WS, None, 10).await.unwrap(),
+        [AuditEntry { id, ..audit("mute", "done", "audio", 17) }]
+    );
+    // The last admin is still protected after the restart.
+    assert!(matches!(reopened.demote(WS, "ada", "ada", 21).await, Err(MetadataError::LastAdmin)));
+    reopened.close().await;
+}
+
+/// A database the asset server created before migration 0002 (its files are byte for byte
+/// the same, so their checksums match) gains the new tables and columns, and its audit
+/// entries read as done with no detail.
+async fn a_database_from_before_moderation_is_upgraded(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let only_first = db.dir().join("migrations-0001");
+    std::fs::create_dir_all(&only_first).unwrap();
+    std::fs::copy(db.migrations().join("0001_initial.sql"), only_first.join("0001_initial.sql")).unwrap();
+    let mut raw = db.raw().await;
+    let old = sqlx::migrate::Migrator::new(only_first.as_path()).await.unwrap();
+    old.run(&mut raw).await.unwrap();
+    sqlx::query("INSERT INTO workspaces (name, created_at) VALUES ('acme', 1)").execute(&mut raw).await.unwrap();
+    sqlx::query("INSERT INTO admins (workspace, user_id, added_by, added_at) VALUES ('acme', 'ada', 'root', 1)")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_log (workspace, actor, action, target, reason, created_at) \
+         VALUES ('acme', 'ada', 'world.publish', 'world:lobby@1', '', 5)",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    drop(raw);
+
+    let metadata = db.open().await;
+    let log = metadata.audit_log(WS, None, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].outcome.as_str(), log[0].detail.as_str()), ("done", ""));
+    assert_eq!(metadata.admins(WS).await.unwrap(), ["ada"]);
+    metadata.set_mute(&mute("bob", true, false, "noise", 10)).await.unwrap();
+    assert_eq!(metadata.mutes(WS).await.unwrap().len(), 1);
+}
+
+/// Without a configured database a service keeps its records in memory: the same
+/// behaviour for as long as the handle lives, and each handle its own database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_database_works_while_it_lives() {
+    let metadata = isoplane_metadata::Metadata::connect_in_memory().await.unwrap();
+    assert_eq!(metadata.backend(), isoplane_metadata::Backend::Sqlite);
+    assert!(metadata.admin_status(WS, "ada", true, 10).await.unwrap());
+    assert!(metadata.promote(WS, "bob", "ada", 11).await.unwrap());
+    let (first, second) = tokio::join!(metadata.demote(WS, "ada", "bob", 12), metadata.demote(WS, "bob", "ada", 12));
+    assert_eq!([&first, &second].iter().filter(|r| matches!(r, Err(MetadataError::LastAdmin))).count(), 1);
+    metadata.set_mute(&mute("dan", true, false, "noise", 13)).await.unwrap();
+    metadata.set_zone_setting(&zone("lobby", "stage", true, Some(2), 14)).await.unwrap();
+    metadata.ban_user(&ban("eve", "ada", 15, None)).await.unwrap();
+    let id = metadata.record_audit(&audit("mute", AuditEntry::DONE, "audio", 16)).await.unwrap();
+    assert_eq!(metadata.admins(WS).await.unwrap().len(), 1);
+    assert_eq!(metadata.mutes(WS).await.unwrap(), [mute("dan", true, false, "noise", 13)]);
+    assert_eq!(metadata.zone_settings(WS, "lobby").await.unwrap(), [zone("lobby", "stage", true, Some(2), 14)]);
+    assert!(metadata.active_ban(WS, "eve", 20).await.unwrap().is_some());
+    assert_eq!(metadata.audit_log(WS, None, 10).await.unwrap()[0].id, id);
+    // Another handle is another database.
+    let other = isoplane_metadata::Metadata::connect_in_memory().await.unwrap();
+    assert!(other.admins(WS).await.unwrap().is_empty());
+    assert!(other.mutes(WS).await.unwrap().is_empty());
+}
