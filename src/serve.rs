@@ -7,7 +7,8 @@
 //! server's TOML) and `ISOPLANE_SIGNALING_*` / `ISOPLANE_ASSETS_*` / `ISOPLANE_TURN_*` /
 //! `ISOPLANE_SFU_*` variables override the defaults. Both services share the token secret and the workspace, and
 //! signaling serves the current version of every world published to the asset server
-//! (read at start), beside the demo.
+//! (read at start), beside the demo. Both keep their records in the asset server's
+//! database (SQLite under `isoplane-data/` by default).
 
 use std::io::Write;
 use std::path::Path;
@@ -51,6 +52,10 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
     assets_config.token_secret.clone_from(&config.token_secret);
     assets_config.workspace.clone_from(&config.workspace);
     let stored = stored_worlds(&assets_config).await?;
+    // Moderation records (bans, mutes, admins, the audit log) live beside the assets'.
+    if config.database_url.is_none() {
+        config.database_url = Some(assets_config.database_url());
+    }
     let assets = isoplane_assets::server::bind(assets_config).await?;
     let assets_address = assets.local_addr().context("reading the asset server's address")?;
     let sfu_line = match (&config.media.sfu_url, &sfu) {

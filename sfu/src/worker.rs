@@ -291,8 +291,11 @@ impl Worker {
         let id = self.shared.next_participant.fetch_add(1, Ordering::Relaxed);
         let ufrag = demux::new_ufrag(self.index);
         let rtc = self.new_session(ufrag.clone(), now);
-        let participant =
+        let mut participant =
             Participant::new(id, claims.sub, claims.avatar, Permissions::from_token(claims.publish), rtc, now);
+        // A mute from signaling holds from the first packet, in every room the user enters.
+        participant.audio_muted = claims.audio_muted;
+        participant.video_muted = claims.video_muted;
         let max = self.settings.get(&claims.room).map(|s| self.max_participants(s));
         let room = self.rooms.entry(claims.room.clone()).or_insert_with(|| {
             self.shared.metrics.rooms.fetch_add(1, Ordering::Relaxed);

@@ -50,7 +50,15 @@ impl Sfu {
     }
 
     fn room_token(&self, room: &str, sub: &str, avatar: u32) -> String {
-        self.key.sign(&SfuClaims { room: room.into(), sub: sub.into(), avatar, publish: true, exp: unix_now() + 60 })
+        self.key.sign(&SfuClaims {
+            room: room.into(),
+            sub: sub.into(),
+            avatar,
+            publish: true,
+            audio_muted: false,
+            video_muted: false,
+            exp: unix_now() + 60,
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -213,12 +221,22 @@ async fn bad_tokens_and_bad_messages_are_refused_and_the_session_goes_on() {
         sub: "mallory".into(),
         avatar: 9,
         publish: true,
+        audio_muted: false,
+        video_muted: false,
         exp: unix_now() + 60,
     });
     let (mut session, refused) = sfu.join(&forged).await;
     assert!(is_error(&refused, ErrorCode::BadToken), "{refused:?}");
     assert_eq!(session.next().await, None, "no session without a valid token");
-    let expired = sfu.key.sign(&SfuClaims { room: "w/z".into(), sub: "u".into(), avatar: 1, publish: true, exp: 1 });
+    let expired = sfu.key.sign(&SfuClaims {
+        room: "w/z".into(),
+        sub: "u".into(),
+        avatar: 1,
+        publish: true,
+        audio_muted: false,
+        video_muted: false,
+        exp: 1,
+    });
     assert!(is_error(&sfu.join(&expired).await.1, ErrorCode::BadToken));
     let control_as_room = sfu.control_token();
     assert!(is_error(&sfu.join(&control_as_room).await.1, ErrorCode::BadToken), "a control token is no room token");

@@ -26,6 +26,9 @@ pub struct Config {
     /// Browser origins allowed to open `/v1/ws` (e.g. `https://office.example`). Empty:
     /// any origin. Clients that send no Origin header (non-browsers) are always allowed.
     pub allowed_origins: Vec<String>,
+    /// The workspace's database (`sqlite://…` or `postgres://…`, shared with the asset
+    /// server): bans, mutes, admins, zone locks and the audit log. In memory when absent.
+    pub database_url: Option<String>,
     /// Where worlds come from.
     pub worlds: WorldsConfig,
     pub limits: Limits,
@@ -127,6 +130,7 @@ impl Default for Config {
             dev_issuer: false,
             serve_web: false,
             allowed_origins: Vec::new(),
+            database_url: None,
             worlds: WorldsConfig::default(),
             limits: Limits::default(),
             presence: PresenceConfig::default(),
@@ -161,6 +165,13 @@ impl Config {
             && !url.starts_with("https://")
         {
             problems.push(format!("worlds.asset_server: `{url}` is not an http:// or https:// URL"));
+        }
+        if let Some(url) = &self.database_url
+            && !url.starts_with("sqlite:")
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+        {
+            problems.push("database_url: use sqlite://PATH or postgres://…".to_owned());
         }
         if !(1..=15).contains(&self.presence.tick_hz) {
             problems.push("presence.tick_hz: from 1 to 15".to_owned());

@@ -1,183 +1,20 @@
 //! The signaling server over real WebSockets on 127.0.0.1: what clients see.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed expectation is a failed test
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use isoplane_signaling::auth::{JoinClaims, Role, TokenKey};
 use isoplane_signaling::client::{Client, ClientError, Event};
-use isoplane_signaling::config::Config;
 use isoplane_signaling::protocol::{
-    AvatarId, AvatarState, ClientMessage, CorrectionReason, ErrorCode, Point, ServerMessage, SignalKind, Topology,
+    AvatarState, ClientMessage, CorrectionReason, ErrorCode, ServerMessage, SignalKind, Topology,
 };
-use isoplane_signaling::server::{self, unix_now};
-use isoplane_world_format::{Facing, Position};
+use isoplane_signaling::server::unix_now;
+use isoplane_world_format::Facing;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
-const SECRET: &str = "test-secret-0123456789";
+mod common;
 
-/// The engine tests' world (see signaling/src/engine/tests.rs for the drawing): a lobby,
-/// a meeting room behind a thin wall (SFU above 2), a one-person booth, a silent zone,
-/// a seat at (3, 1).
-const TEST_WORLD: &str = r#"{
-  "format": "isoplane.world", "version": 1, "name": "websocket test",
-  "grid": {"orientation": "orthogonal", "width": 12, "height": 8, "tile_width": 32, "tile_height": 32},
-  "movement": {"max_speed": 4.0, "slack": 0.5},
-  "collision": {
-    "rows": ["............", "............", "............", "............",
-             "....#.......", "............", "............", "............"],
-    "walls": [{"from": [6, 0], "to": [6, 2]}]
-  },
-  "spawns": [{"id": "main", "x": 3, "y": 3}],
-  "default_zone": {"id": "lobby", "name": "Lobby", "type": "open", "talk_radius": 3},
-  "zones": [
-    {"id": "room", "name": "Room", "type": "meeting_room", "sfu_threshold": 2, "area": [{"x": 6, "y": 0, "w": 6, "h": 4}]},
-    {"id": "booth", "name": "Booth", "type": "private", "capacity": 1, "area": [{"x": 0, "y": 5, "w": 3, "h": 3}]},
-    {"id": "quiet", "name": "Quiet", "type": "silent", "area": [{"x": 7, "y": 5, "w": 5, "h": 3}]}
-  ],
-  "objects": [{"id": "seat", "kind": "seat", "area": [{"x": 3, "y": 1}]}]
-}"#;
-
-struct TestServer {
-    address: SocketAddr,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    _worlds: tempfile::TempDir,
-}
-
-impl TestServer {
-    async fn start(adjust: impl FnOnce(&mut Config)) -> TestServer {
-        let worlds = tempfile::tempdir().unwrap();
-        std::fs::write(worlds.path().join("test.world.json"), TEST_WORLD).unwrap();
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            workspace: "acme".into(),
-            token_secret: SECRET.into(),
-            ..Config::default()
-        };
-        config.worlds.directory = Some(worlds.path().to_owned());
-        config.worlds.demo = true;
-        config.policy.hysteresis_hold = Duration::from_secs(1);
-        config.media.sfu_url = Some("wss://sfu.test/v1/sfu".into());
-        config.media.sfu_secret = Some("sfu-secret-0123456789".into());
-        adjust(&mut config);
-        let bound = server::bind(config).await.unwrap();
-        let address = bound.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(bound.run(shutdown.clone()));
-        TestServer { address, shutdown, task, _worlds: worlds }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/v1/ws", self.address)
-    }
-
-    async fn join(&self, user: &str) -> Client {
-        Client::join(&self.url(), &token(user, "acme", unix_now() + 600), "test").await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.address, path, &[]).await
-    }
-}
-
-fn token(user: &str, workspace: &str, exp: u64) -> String {
-    let claims = JoinClaims {
-        sub: user.into(),
-        name: user.to_uppercase(),
-        workspace: workspace.into(),
-        role: Role::Member,
-        exp,
-        iat: None,
-        nbf: None,
-    };
-    TokenKey::new(SECRET).sign(&claims)
-}
-
-/// A minimal HTTP/1.1 GET over a raw socket (no HTTP client dependency needed).
-async fn http_get(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n");
-    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("connection")) {
-        request.push_str("Connection: close\r\n");
-    }
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    (status, response)
-}
-
-fn tiles(x: f64, y: f64) -> Point {
-    let p = Position::from_tiles(x, y);
-    Point { x: p.x, y: p.y }
-}
-
-/// Walks a client in half-tile steps at a walking pace, as a browser would.
-async fn walk(client: &mut Client, seq: &mut u32, from: (f64, f64), to: (f64, f64)) {
-    let steps = ((to.0 - from.0).hypot(to.1 - from.1) / 0.25).ceil().max(1.0) as u32;
-    for i in 1..=steps {
-        let t = f64::from(i) / f64::from(steps);
-        *seq += 1;
-        let point = tiles(from.0 + (to.0 - from.0) * t, from.1 + (to.1 - from.1) * t);
-        client.send_move(*seq, point, Facing::East, AvatarState::Walking).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(70)).await;
-    }
-}
-
-const WAIT: Duration = Duration::from_secs(5);
-
-/// Reads events until one matches, failing after a few seconds.
-async fn expect_event(client: &mut Client, what: &str, mut matches: impl FnMut(&Event) -> bool) -> Event {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match client.next_event_within(left).await {
-            Ok(event) if matches(&event) => return event,
-            Ok(_) => continue,
-            Err(error) => panic!("waiting for {what}: {error}"),
-        }
-    }
-}
-
-/// Collects every event that arrives within `window`.
-async fn events_within(client: &mut Client, window: Duration) -> Vec<Event> {
-    let deadline = tokio::time::Instant::now() + window;
-    let mut events = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match client.next_event_within(left).await {
-            Ok(event) => events.push(event),
-            Err(ClientError::Timeout) => return events,
-            Err(error) => panic!("{error}"),
-        }
-    }
-}
-
-fn presence_of(events: &[Event], avatar: AvatarId) -> Vec<Point> {
-    events
-        .iter()
-        .flat_map(|e| match e {
-            Event::Presence { entries, .. } => {
-                entries.iter().filter(|x| x.avatar == avatar).map(|x| x.position).collect()
-            }
-            _ => Vec::new(),
-        })
-        .collect()
-}
-
-fn correction(event: &Event) -> Option<CorrectionReason> {
-    match event {
-        Event::Message(ServerMessage::Correction { reason, .. }) => Some(*reason),
-        _ => None,
-    }
-}
+use common::*;
 
 #[tokio::test]
 async fn clients_see_each_others_moves_only_inside_their_zone() {

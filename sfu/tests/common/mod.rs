@@ -89,7 +89,15 @@ impl Drop for TestSfu {
 }
 
 pub fn claims(room: &str, avatar: AvatarId, publish: bool, exp: u64) -> SfuClaims {
-    SfuClaims { room: room.to_owned(), sub: format!("user-{avatar}"), avatar, publish, exp }
+    SfuClaims {
+        room: room.to_owned(),
+        sub: format!("user-{avatar}"),
+        avatar,
+        publish,
+        audio_muted: false,
+        video_muted: false,
+        exp,
+    }
 }
 
 pub fn unix_now() -> u64 {

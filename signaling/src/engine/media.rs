@@ -19,6 +19,15 @@ pub struct Participant<'a> {
     pub relay_needed: bool,
     /// Its current peers, for hysteresis.
     pub peers: &'a BTreeSet<AvatarId>,
+    /// What an admin muted; its peers are told to drop that media.
+    pub mute: Mute,
+}
+
+/// What an admin muted of one avatar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mute {
+    pub audio: bool,
+    pub video: bool,
 }
 
 /// What decides a media plan; credentials are added when the plan is sent.
@@ -29,6 +38,8 @@ pub struct PlanKey {
     /// The SFU room to join, on the SFU topology.
     pub sfu_room: Option<String>,
     pub publish: bool,
+    /// The avatar's own mute, which its client shows and the SFU enforces.
+    pub mute: Mute,
 }
 
 fn within(a: Position, b: Position, tiles: u32) -> bool {
@@ -61,12 +72,15 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
     people
         .iter()
         .map(|me| match mode {
-            ZoneMode::Silent => PlanKey { topology: Topology::None, peers: Vec::new(), sfu_room: None, publish: false },
+            ZoneMode::Silent => {
+                PlanKey { topology: Topology::None, peers: Vec::new(), sfu_room: None, publish: false, mute: me.mute }
+            }
             ZoneMode::Sfu => PlanKey {
                 topology: Topology::Sfu,
                 peers: Vec::new(),
                 sfu_room: Some(sfu_room.to_owned()),
                 publish: may_publish(me.avatar),
+                mute: me.mute,
             },
             ZoneMode::Mesh => {
                 let peers: Vec<PeerLink> = people
@@ -76,10 +90,12 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
                         avatar: other.avatar,
                         initiator: me.avatar < other.avatar,
                         relay: me.relay_needed || other.relay_needed,
+                        audio_muted: other.mute.audio,
+                        video_muted: other.mute.video,
                     })
                     .collect();
                 let topology = if peers.iter().any(|p| p.relay) { Topology::Turn } else { Topology::P2p };
-                PlanKey { topology, peers, sfu_room: None, publish: may_publish(me.avatar) }
+                PlanKey { topology, peers, sfu_room: None, publish: may_publish(me.avatar), mute: me.mute }
             }
         })
         .collect()
@@ -104,7 +120,13 @@ mod tests {
     use super::*;
 
     fn at(avatar: AvatarId, x: f64, peers: &BTreeSet<AvatarId>) -> Participant<'_> {
-        Participant { avatar, position: Position::from_tiles(x, 0.5), relay_needed: false, peers }
+        Participant {
+            avatar,
+            position: Position::from_tiles(x, 0.5),
+            relay_needed: false,
+            peers,
+            mute: Mute::default(),
+        }
     }
 
     #[test]
@@ -114,8 +136,10 @@ mod tests {
         let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &none), at(2, 4.5, &none)]);
         assert!(plans[0].peers.is_empty(), "3.5 tiles apart: not yet in range");
         let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &none), at(2, 3.9, &none)]);
-        assert_eq!(plans[0].peers, vec![PeerLink { avatar: 2, initiator: true, relay: false }]);
-        assert_eq!(plans[1].peers, vec![PeerLink { avatar: 1, initiator: false, relay: false }]);
+        let link =
+            |avatar, initiator| PeerLink { avatar, initiator, relay: false, audio_muted: false, video_muted: false };
+        assert_eq!(plans[0].peers, vec![link(2, true)]);
+        assert_eq!(plans[1].peers, vec![link(1, false)]);
         // Once paired, 3.5 tiles keeps the link (breaks only beyond 4).
         let (p1, p2) = (BTreeSet::from([2]), BTreeSet::from([1]));
         let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &p1), at(2, 4.5, &p2)]);
@@ -150,5 +174,23 @@ mod tests {
         let sfu = plan_zone(&stage, ZoneMode::Sfu, "w/stage", &people);
         assert_eq!(sfu[2].sfu_room.as_deref(), Some("w/stage"));
         assert!(!sfu[2].publish);
+    }
+
+    #[test]
+    fn peers_are_told_what_an_admin_muted_and_the_muted_one_knows() {
+        let room = ZoneKind::MeetingRoom { sfu_threshold: 4, capacity: None };
+        let none = BTreeSet::new();
+        let mut people = vec![at(1, 1.0, &none), at(2, 2.0, &none), at(3, 3.0, &none)];
+        people[1].mute = Mute { audio: true, video: false };
+        let plans = plan_zone(&room, ZoneMode::Mesh, "r", &people);
+        for plan in [&plans[0], &plans[2]] {
+            let link = plan.peers.iter().find(|p| p.avatar == 2).unwrap();
+            assert!(link.audio_muted && !link.video_muted);
+            assert!(plan.peers.iter().filter(|p| p.avatar != 2).all(|p| !p.audio_muted && !p.video_muted));
+        }
+        assert_eq!(plans[1].mute, Mute { audio: true, video: false });
+        assert!(plans[1].peers.iter().all(|p| !p.audio_muted));
+        let sfu = plan_zone(&room, ZoneMode::Sfu, "w/r", &people);
+        assert!(sfu[1].mute.audio && !sfu[0].mute.audio);
     }
 }

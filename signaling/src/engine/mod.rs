@@ -17,6 +17,7 @@
 //!   over (a resume), and the connection it had, if any, is closed.
 
 mod media;
+mod moderation;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -34,7 +35,9 @@ use crate::protocol::{
     Point, ServerMessage, SfuAccess, SignalKind, WorldRef, ZoneInfo,
 };
 use crate::turn_credentials;
+pub use media::Mute;
 use media::{Participant, PlanKey, plan_zone};
+pub use moderation::{Moderation, ModerationError};
 
 /// Walking distance banks up for at most this long: after a pause, the next moves may
 /// cover at most `max_speed · 1 s + slack` in all.
@@ -99,7 +102,10 @@ impl Default for EngineConfig {
 pub struct JoinUser {
     pub id: String,
     pub name: String,
+    /// Admins walk into locked zones.
     pub role: Role,
+    /// What an admin muted of this user, as recorded.
+    pub mute: Mute,
 }
 
 /// An effect for the I/O shell to carry out.
@@ -115,6 +121,9 @@ pub enum Output {
     /// left the SFU, or it left the world): the SFU must end its session there, whatever
     /// its client does.
     SfuRevoke { room: String, avatar: AvatarId },
+    /// An admin changed the user's mute while it is in this SFU room: the SFU must apply
+    /// it now (new rooms get it in the token).
+    SfuMute { room: String, user: String, mute: Mute },
 }
 
 /// Counters for `/metrics`.
@@ -134,6 +143,10 @@ struct Avatar {
     id: AvatarId,
     user: String,
     name: String,
+    role: Role,
+    mute: Mute,
+    /// The sequence number of its last move intent, echoed in corrections.
+    last_seq: u32,
     conn: Option<ConnId>,
     detached_since: Option<Instant>,
     position: Position,
@@ -177,6 +190,10 @@ struct ZoneState {
     policy: ZonePolicy,
     /// Media plans must be recomputed at the next tick.
     replan: bool,
+    /// An admin locked the zone: only admins may walk in.
+    locked: bool,
+    /// An admin's limit on people in the zone, instead of the world file's.
+    capacity: Option<u32>,
 }
 
 /// The presence and media state of one world.
@@ -301,7 +318,7 @@ impl WorldEngine {
             return Err(ErrorCode::JoinFirst);
         }
         if let Some(&id) = self.by_user.get(&user.id) {
-            return Ok(self.resume(now, conn, id));
+            return Ok(self.resume(now, conn, id, &user));
         }
         let spawn = match spawn {
             Some(id) => self.world.spawn(id).ok_or(ErrorCode::UnknownSpawn)?,
@@ -315,6 +332,9 @@ impl WorldEngine {
             id,
             user: user.id.clone(),
             name: user.name,
+            role: user.role,
+            mute: user.mute,
+            last_seq: 0,
             conn: Some(conn),
             detached_since: None,
             position,
@@ -344,17 +364,19 @@ impl WorldEngine {
     }
 
     fn welcome(&mut self, conn: ConnId, id: AvatarId, resumed: bool) {
-        self.send(
-            conn,
-            ServerMessage::Welcome { protocol: PROTOCOL_VERSION, avatar: id, world: self.world_ref.clone(), resumed },
-        );
+        let admin = self.avatars.get(&id).is_some_and(|a| a.role == Role::Admin);
+        let world = self.world_ref.clone();
+        self.send(conn, ServerMessage::Welcome { protocol: PROTOCOL_VERSION, avatar: id, world, resumed, admin });
         if let Some(snapshot) = self.snapshot_for(conn) {
             self.send(conn, snapshot);
         }
     }
 
-    fn resume(&mut self, now: Instant, conn: ConnId, id: AvatarId) -> AvatarId {
+    fn resume(&mut self, now: Instant, conn: ConnId, id: AvatarId, user: &JoinUser) -> AvatarId {
         let Some(avatar) = self.avatars.get_mut(&id) else { return id };
+        // Role and mute as recorded now: they may have changed while it was away.
+        avatar.role = user.role;
+        avatar.mute = user.mute;
         let old = avatar.conn.replace(conn);
         avatar.detached_since = None;
         // Its media plan is re-sent in full to the new connection at the next tick.
@@ -466,6 +488,9 @@ impl WorldEngine {
     pub fn handle_move(&mut self, now: Instant, conn: ConnId, intent: MoveIntent) {
         let Some(&id) = self.by_conn.get(&conn) else { return };
         let (speed, cap) = (self.speed(), self.budget_cap());
+        if let Some(avatar) = self.avatars.get_mut(&id) {
+            avatar.last_seq = intent.seq;
+        }
         let Some(avatar) = self.avatars.get(&id) else { return };
         let to = Position::new(intent.position.x, intent.position.y);
         let refill = now.saturating_duration_since(avatar.budget_at).as_secs_f64() * speed;
@@ -487,11 +512,16 @@ impl WorldEngine {
                 return self.correct(conn, intent.seq, id, CorrectionReason::ChainBroken);
             }
         }
-        if accepted.zone != avatar.zone
-            && let Some(capacity) = self.world.zone(accepted.zone).kind.capacity()
-            && self.zones[usize::from(accepted.zone.0)].members.len() >= capacity as usize
-        {
-            return self.correct(conn, intent.seq, id, CorrectionReason::ZoneFull);
+        if accepted.zone != avatar.zone {
+            let entered = &self.zones[usize::from(accepted.zone.0)];
+            if entered.locked && avatar.role != Role::Admin {
+                return self.correct(conn, intent.seq, id, CorrectionReason::ZoneLocked);
+            }
+            if let Some(capacity) = entered.capacity.or(self.world.zone(accepted.zone).kind.capacity())
+                && entered.members.len() >= capacity as usize
+            {
+                return self.correct(conn, intent.seq, id, CorrectionReason::ZoneFull);
+            }
         }
         let spent = (avatar.position.distance_squared(to) as f64).sqrt();
         if let Some(avatar) = self.avatars.get_mut(&id) {
@@ -709,6 +739,7 @@ impl WorldEngine {
                         position: a.position,
                         relay_needed: a.relay_needed,
                         peers: &a.peers,
+                        mute: a.mute,
                     })
                     .collect();
                 plan_zone(kind, mode, &room, &people)
@@ -767,13 +798,23 @@ fn media_plan(config: &MediaConfig, plan: &PlanKey, user: &str, avatar: AvatarId
                 sub: user.to_owned(),
                 avatar,
                 publish: plan.publish,
+                audio_muted: plan.mute.audio,
+                video_muted: plan.mute.video,
                 exp: unix + sfu.token_ttl.as_secs(),
             };
             Some(SfuAccess { url: sfu.url.clone(), room: room.clone(), token: sfu.key.sign(&claims) })
         }
         _ => None,
     };
-    MediaPlan { topology: plan.topology, ice_servers, peers: plan.peers.clone(), sfu, publish: plan.publish }
+    MediaPlan {
+        topology: plan.topology,
+        ice_servers,
+        peers: plan.peers.clone(),
+        sfu,
+        publish: plan.publish,
+        audio_muted: plan.mute.audio,
+        video_muted: plan.mute.video,
+    }
 }
 
 fn correction_reason(rejection: MoveRejection) -> CorrectionReason {

@@ -73,7 +73,8 @@ impl Harness {
     }
 
     fn join(&mut self, conn: ConnId, user: &str) -> AvatarId {
-        let user = JoinUser { id: user.into(), name: user.to_uppercase(), role: Role::Member };
+        let user =
+            JoinUser { id: user.into(), name: user.to_uppercase(), role: Role::Member, mute: Default::default() };
         self.engine.join(self.now, conn, user, None).unwrap()
     }
 
@@ -371,8 +372,9 @@ fn silent_zones_get_no_media_and_open_zones_pair_by_proximity() {
     let out = h.outputs();
     let plan = last_plan(&out, 1).unwrap();
     assert_eq!(plan.topology, Topology::P2p);
-    assert_eq!(plan.peers, vec![PeerLink { avatar: b, initiator: true, relay: false }]);
-    assert_eq!(last_plan(&out, 2).unwrap().peers, vec![PeerLink { avatar: a, initiator: false, relay: false }]);
+    let link = |avatar, initiator| PeerLink { avatar, initiator, relay: false, audio_muted: false, video_muted: false };
+    assert_eq!(plan.peers, vec![link(b, true)]);
+    assert_eq!(last_plan(&out, 2).unwrap().peers, vec![link(a, false)]);
     // TURN credentials follow the REST scheme and expire after the TTL.
     let turn = &plan.ice_servers[1];
     assert_eq!(turn.username.as_deref(), Some(format!("{}:ada", UNIX + 600).as_str()));
@@ -589,7 +591,7 @@ mod invariants {
             for op in ops {
                 match op {
                     Op::Join { conn, user } => {
-                        let user = JoinUser { id: format!("u{user}"), name: "x".into(), role: Role::Member };
+                        let user = JoinUser { id: format!("u{user}"), name: "x".into(), role: Role::Member, mute: Default::default() };
                         let _ = h.engine.join(h.now, conn, user, None);
                     }
                     Op::Step { conn, dx, dy, sit } => {
@@ -617,4 +619,240 @@ mod invariants {
             }
         }
     }
+}
+
+// ---- moderation ----
+
+fn moderated(outputs: &[Output], conn: ConnId) -> Vec<crate::protocol::ModeratedAction> {
+    messages_to(outputs, conn)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::Moderated { action, .. } => Some(*action),
+            _ => None,
+        })
+        .collect()
+}
+
+fn by_admin(user: &str) -> (String, String, String) {
+    (user.to_owned(), "Admin".to_owned(), "because".to_owned())
+}
+
+#[test]
+fn a_kicked_avatar_is_gone_for_everyone_its_client_is_told_and_closed_and_it_may_come_back() {
+    use crate::protocol::ModeratedAction;
+    let mut h = Harness::new(true);
+    let avatars = three_in_the_room(&mut h);
+    h.advance(100);
+    h.outputs();
+    let (user, by, reason) = by_admin("c");
+    assert_eq!(h.engine.moderate(h.now, Moderation::Remove { user, banned: false, by, reason }), Ok(1));
+    let out = h.outputs();
+    assert_eq!(moderated(&out, 3), vec![ModeratedAction::Kicked]);
+    assert!(out.contains(&Output::Close { conn: 3, code: ErrorCode::Kicked }));
+    assert!(out.contains(&Output::SfuRevoke { room: "test/room".into(), avatar: avatars[2] }));
+    for bystander in [1, 2] {
+        let left = messages_to(&out, bystander)
+            .into_iter()
+            .any(|m| matches!(m, ServerMessage::AvatarLeft { avatar } if *avatar == avatars[2]));
+        assert!(left, "bystander {bystander} saw c leave");
+    }
+    assert_eq!(h.engine.population(), 2);
+    // Nobody by that name now; a ban of someone absent reaches nobody.
+    let (user, by, reason) = by_admin("c");
+    assert_eq!(h.engine.moderate(h.now, Moderation::Remove { user, banned: true, by, reason }), Ok(0));
+    // A kick is not a ban: the same user joins again as a new avatar.
+    let again = h.join(4, "c");
+    assert_ne!(again, avatars[2]);
+}
+
+#[test]
+fn a_ban_tells_the_target_banned() {
+    use crate::protocol::ModeratedAction;
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.outputs();
+    let (user, by, reason) = by_admin("ada");
+    h.engine.moderate(h.now, Moderation::Remove { user, banned: true, by, reason }).unwrap();
+    let out = h.outputs();
+    assert_eq!(moderated(&out, 1), vec![ModeratedAction::Banned]);
+    assert!(out.contains(&Output::Close { conn: 1, code: ErrorCode::Banned }));
+}
+
+#[test]
+fn a_mute_in_p2p_tells_every_peer_to_drop_that_media_and_unmute_restores_it() {
+    use crate::protocol::ModeratedAction;
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.join(2, "bob");
+    h.advance(100);
+    let out = h.outputs();
+    assert_eq!(last_plan(&out, 2).unwrap().peers.len(), 1, "side by side in the lobby: paired");
+    let (user, by, reason) = by_admin("ada");
+    let mute = Mute { audio: true, video: false };
+    assert_eq!(h.engine.moderate(h.now, Moderation::SetMute { user, mute, by, reason }), Ok(1));
+    h.advance(100);
+    let out = h.outputs();
+    assert_eq!(moderated(&out, 1), vec![ModeratedAction::Muted]);
+    let bob = last_plan(&out, 2).unwrap();
+    assert!(bob.peers[0].audio_muted && !bob.peers[0].video_muted, "{bob:?}");
+    let ada = last_plan(&out, 1).unwrap();
+    assert!(ada.audio_muted && !ada.video_muted);
+    assert!(!ada.peers[0].audio_muted, "bob is not muted");
+    assert!(!out.iter().any(|o| matches!(o, Output::SfuMute { .. })), "no SFU room, nothing to tell the SFU");
+
+    let (user, by, reason) = by_admin("ada");
+    h.engine.moderate(h.now, Moderation::SetMute { user, mute: Mute::default(), by, reason }).unwrap();
+    h.advance(100);
+    let out = h.outputs();
+    assert_eq!(moderated(&out, 1), vec![ModeratedAction::Unmuted]);
+    assert!(!last_plan(&out, 2).unwrap().peers[0].audio_muted);
+}
+
+#[test]
+fn a_mute_on_the_sfu_reaches_the_sfu_now_and_rides_in_every_later_room_token() {
+    let mut h = Harness::new(true);
+    three_in_the_room(&mut h);
+    h.advance(100);
+    h.outputs();
+    let (user, by, reason) = by_admin("b");
+    let mute = Mute { audio: false, video: true };
+    h.engine.moderate(h.now, Moderation::SetMute { user, mute, by, reason }).unwrap();
+    h.advance(100);
+    let out = h.outputs();
+    assert!(out.contains(&Output::SfuMute { room: "test/room".into(), user: "b".into(), mute }), "{out:?}");
+    let plan = last_plan(&out, 2).unwrap();
+    let claims: SfuClaims = TokenKey::new("sfu-secret").verify(&plan.sfu.unwrap().token, UNIX).unwrap();
+    assert!(claims.video_muted && !claims.audio_muted);
+    // Someone recorded as muted joins: muted from their first token on.
+    let user =
+        JoinUser { id: "d".into(), name: "D".into(), role: Role::Member, mute: Mute { audio: true, video: true } };
+    h.engine.join(h.now, 4, user, None).unwrap();
+    h.walk_to(4, (3.5, 3.5), (5.5, 2.5));
+    h.walk_to(4, (5.5, 2.5), (10.5, 1.5));
+    h.advance(100);
+    let plan = last_plan(&h.outputs(), 4).unwrap();
+    let claims: SfuClaims = TokenKey::new("sfu-secret").verify(&plan.sfu.unwrap().token, UNIX).unwrap();
+    assert!(claims.audio_muted && claims.video_muted);
+}
+
+#[test]
+fn a_locked_zone_keeps_members_out_lets_admins_in_and_those_inside_stay() {
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.walk_to(1, (3.5, 3.5), (5.5, 2.5));
+    h.walk_to(1, (5.5, 2.5), (7.5, 2.5));
+    let lock = Moderation::SetZone { zone: "room".into(), locked: true, capacity: None };
+    assert_eq!(h.engine.moderate(h.now, lock), Ok(1), "one person inside");
+    h.join(2, "bob");
+    let admin = JoinUser { id: "zoe".into(), name: "Zoe".into(), role: Role::Admin, mute: Mute::default() };
+    h.engine.join(h.now, 3, admin, None).unwrap();
+    h.outputs();
+    for conn in [2, 3] {
+        h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));
+        h.walk(conn, 6.0, 2.5, 200);
+        h.walk(conn, 6.5, 2.5, 200);
+    }
+    let out = h.outputs();
+    assert_eq!(corrections(&out, 2), vec![CorrectionReason::ZoneLocked, CorrectionReason::ZoneLocked]);
+    assert!(corrections(&out, 3).is_empty(), "admins walk in");
+    assert_eq!(h.engine.people().iter().filter(|p| p.zone == "room").count(), 2, "ada stayed, zoe came in");
+    // Unlocked, with a capacity of 2 instead: the room is full for bob.
+    let limit = Moderation::SetZone { zone: "room".into(), locked: false, capacity: Some(2) };
+    h.engine.moderate(h.now, limit).unwrap();
+    h.walk(2, 6.5, 2.5, 200);
+    assert_eq!(corrections(&h.outputs(), 2), vec![CorrectionReason::ZoneFull]);
+    assert_eq!(h.engine.zone_lock("room"), Some((false, Some(2))));
+    let unknown = Moderation::SetZone { zone: "nowhere".into(), locked: true, capacity: None };
+    assert_eq!(h.engine.moderate(h.now, unknown), Err(ModerationError::UnknownZone));
+}
+
+#[test]
+fn a_moved_avatar_lets_go_of_its_seat_lands_on_the_spawn_point_and_is_checked_from_there() {
+    use crate::protocol::ModeratedAction;
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.join(2, "bob");
+    h.walk_to(1, (3.5, 3.5), (3.5, 1.5));
+    let seat = h.engine.world().object_by_id("seat").unwrap();
+    assert_eq!(h.engine.holders_of(seat).len(), 1);
+    h.advance(100);
+    h.outputs();
+    let (user, by, reason) = by_admin("ada");
+    let action = Moderation::MoveToSpawn { user, spawn: Some("far".into()), by, reason };
+    assert_eq!(h.engine.moderate(h.now, action), Ok(1));
+    h.advance(100);
+    let out = h.outputs();
+    assert_eq!(moderated(&out, 1), vec![ModeratedAction::Moved]);
+    let far = Position::from_tiles(5.5, 6.5);
+    let corrected = messages_to(&out, 1).into_iter().any(|m| {
+        matches!(m, ServerMessage::Correction { reason: CorrectionReason::Moved, position, .. } if position.x == far.x && position.y == far.y)
+    });
+    assert!(corrected, "{out:?}");
+    assert!(h.engine.holders_of(seat).is_empty(), "the seat is free again");
+    let seen = presence_to(&out, 2).into_iter().any(|frame| match frame {
+        Frame::Presence { entries, .. } => entries.iter().any(|e| e.position.x == far.x && e.position.y == far.y),
+        _ => false,
+    });
+    assert!(seen, "bob sees ada at the spawn point");
+    // Its next move is checked from the spawn point: a step from the seat is too far.
+    h.walk(1, 3.5, 2.0, 200);
+    assert_eq!(corrections(&h.outputs(), 1), vec![CorrectionReason::TooFast]);
+    let (user, by, reason) = by_admin("ada");
+    let nowhere = Moderation::MoveToSpawn { user, spawn: Some("nowhere".into()), by, reason };
+    assert_eq!(h.engine.moderate(h.now, nowhere), Err(ModerationError::UnknownSpawn));
+}
+
+#[test]
+fn notices_reach_the_world_or_only_the_zone() {
+    let mut h = Harness::new(false);
+    let avatars = three_in_the_room(&mut h);
+    h.join(4, "d");
+    h.outputs();
+    let notice = |zone: Option<&str>| Moderation::Notice {
+        zone: zone.map(str::to_owned),
+        text: "Fire drill at 3".into(),
+        by: "Admin".into(),
+    };
+    assert_eq!(h.engine.moderate(h.now, notice(None)), Ok(4));
+    let out = h.outputs();
+    for conn in 1..=4 {
+        assert!(
+            messages_to(&out, conn)
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Notice { text, .. } if text == "Fire drill at 3"))
+        );
+    }
+    assert_eq!(h.engine.moderate(h.now, notice(Some("room"))), Ok(avatars.len()));
+    let out = h.outputs();
+    assert!(messages_to(&out, 4).is_empty(), "d is in the lobby");
+    assert_eq!(messages_to(&out, 1).len(), 1);
+}
+
+#[test]
+fn ending_a_meeting_sends_everyone_but_the_admin_out_and_ends_their_sfu_sessions() {
+    use crate::protocol::ModeratedAction;
+    let mut h = Harness::new(true);
+    let avatars = three_in_the_room(&mut h);
+    h.advance(100);
+    h.outputs();
+    let end = |spawn: Option<&str>| Moderation::EndMeeting {
+        zone: "room".into(),
+        spawn: spawn.map(str::to_owned),
+        except: Some("a".into()),
+        by: "A".into(),
+        reason: "time is up".into(),
+    };
+    assert_eq!(h.engine.moderate(h.now, end(None)), Ok(2));
+    h.advance(100);
+    let out = h.outputs();
+    for conn in [2, 3] {
+        assert_eq!(moderated(&out, conn), vec![ModeratedAction::MeetingEnded]);
+    }
+    assert!(moderated(&out, 1).is_empty(), "the admin who ended it stays");
+    for avatar in &avatars[1..] {
+        assert!(out.contains(&Output::SfuRevoke { room: "test/room".into(), avatar: *avatar }), "{out:?}");
+    }
+    let in_room: Vec<String> = h.engine.people().into_iter().filter(|p| p.zone == "room").map(|p| p.user).collect();
+    assert_eq!(in_room, vec!["a".to_owned()]);
+    assert_eq!(h.engine.moderate(h.now, end(Some("nowhere"))), Err(ModerationError::UnknownSpawn));
 }

@@ -6,6 +6,7 @@
 use isoplane_world_format::Facing;
 use serde::{Deserialize, Serialize};
 
+use super::admin::{AdminCommand, AdminError, ModeratedAction};
 use super::errors::ErrorCode;
 
 /// Identifies an avatar within one world for the life of its session (resumes keep it).
@@ -72,6 +73,8 @@ pub enum ClientMessage {
     MediaReport { ice: IceOutcome },
     /// Leave the world (the server closes the connection after).
     Leave,
+    /// A moderation command (admins only); answered by `admin_result` with the same `id`.
+    Admin { id: u32, command: AdminCommand },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +128,16 @@ pub struct PeerLink {
     pub initiator: bool,
     /// Use relay candidates only (`iceTransportPolicy: "relay"`).
     pub relay: bool,
+    /// An admin muted this peer's audio: play none of it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub audio_muted: bool,
+    /// An admin muted this peer's video: show none of it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub video_muted: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Where and how to reach the SFU.
@@ -146,6 +159,12 @@ pub struct MediaPlan {
     pub sfu: Option<SfuAccess>,
     /// Whether this client may send audio and video here (stage listeners may not).
     pub publish: bool,
+    /// An admin muted your audio: the SFU and your peers drop it, so do not send it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub audio_muted: bool,
+    /// An admin muted your video.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub video_muted: bool,
 }
 
 /// Messages the server sends.
@@ -160,7 +179,12 @@ pub enum ServerMessage {
         world: WorldRef,
         /// Whether this is an earlier session taken back.
         resumed: bool,
+        /// Whether you are an admin of the workspace (and may send `admin` messages).
+        #[serde(default)]
+        admin: bool,
     },
+    /// An admin promoted or demoted you.
+    RoleChanged { admin: bool },
     /// Everyone in your zone, sent on joining and on each zone change.
     Snapshot { zone: ZoneInfo, avatars: Vec<AvatarInfo>, you: AvatarInfo },
     /// Someone entered your zone.
@@ -177,6 +201,26 @@ pub enum ServerMessage {
     Error { code: ErrorCode, message: String },
     /// The server is going away: reconnect (and resume) after the delay.
     Reconnect { after_ms: u32, reason: String },
+    /// The answer to your `admin` message with this `id`: `data` when it worked,
+    /// `error` when not.
+    AdminResult {
+        id: u32,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<AdminError>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<serde_json::Value>,
+    },
+    /// An admin's notice to the world (`zone` absent) or to your zone.
+    Notice {
+        text: String,
+        /// The admin's display name.
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
+    },
+    /// An admin acted on you.
+    Moderated { action: ModeratedAction, by: String, reason: String },
 }
 
 /// Which world a client joined, and where to fetch its file.
@@ -206,4 +250,8 @@ pub enum CorrectionReason {
     ChainBroken,
     /// The zone is full.
     ZoneFull,
+    /// An admin locked the zone.
+    ZoneLocked,
+    /// An admin put you somewhere else (see the `moderated` message before this).
+    Moved,
 }

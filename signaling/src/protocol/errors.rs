@@ -38,6 +38,10 @@ pub enum ErrorCode {
     Replaced,
     /// The server is shutting down.
     ShuttingDown,
+    /// An admin removed you from the world (a `moderated` message says why).
+    Kicked,
+    /// You are banned from this workspace.
+    Banned,
     /// Something failed inside the server; nothing the client sent is at fault.
     Internal,
 }
@@ -62,6 +66,8 @@ impl ErrorCode {
             ErrorCode::JoinTimeout => "no join arrived in time",
             ErrorCode::Replaced => "this session was taken over by a newer connection",
             ErrorCode::ShuttingDown => "the server is shutting down",
+            ErrorCode::Kicked => "an admin removed you from the world",
+            ErrorCode::Banned => "you are banned from this workspace",
             ErrorCode::Internal => "the server failed to handle this; try again",
         }
     }

@@ -4,10 +4,12 @@
 //! JSON text frames carry control messages ([`ClientMessage`], [`ServerMessage`]);
 //! binary frames carry the hot path ([`binary`]: move intents in, presence out).
 
+mod admin;
 pub mod binary;
 mod control;
 mod errors;
 
+pub use admin::*;
 pub use control::*;
 pub use errors::ErrorCode;
 

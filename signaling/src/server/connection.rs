@@ -19,11 +19,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::AppState;
 use super::limits::{RateLimit, Slot};
 use super::metrics::Metrics;
+use super::moderation::Actor;
 use super::world_task::{Kill, Outbound, WorldCommand, unix_now};
 use crate::auth::{JoinClaims, TokenError};
 use crate::engine::{ConnId, JoinUser};
 use crate::protocol::binary::{self, Frame};
-use crate::protocol::{ClientMessage, ErrorCode, ServerMessage, parse_client_message};
+use crate::protocol::{AdminCommand, ClientMessage, ErrorCode, ServerMessage, parse_client_message};
 
 /// WebSocket close codes: 1000 normal, 1008 policy violation, 1009 too big, 1011
 /// server error, 1012 service restart.
@@ -56,6 +57,9 @@ async fn refuse(sink: &mut Sink, code: ErrorCode) {
 struct Joined {
     world: mpsc::Sender<WorldCommand>,
     outbound: mpsc::Receiver<Outbound>,
+    /// The same queue, for answers to admin commands.
+    replies: mpsc::Sender<Outbound>,
+    actor: Actor,
     kill: Kill,
     _user_slot: Slot<String>,
 }
@@ -102,21 +106,23 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream) -> Result<Joi
     }
     let entry = state.worlds.get(&world).ok_or(ErrorCode::UnknownWorld)?;
     let user_slot = state.limits.per_user.acquire(claims.sub.clone()).ok_or(ErrorCode::TooManyConnections)?;
+    let standing = state.moderator.standing(&claims).await?;
     let (outbound_tx, outbound) = mpsc::channel(state.config.limits.outbound_queue);
     let kill = Kill::default();
     let (reply, answer) = oneshot::channel();
-    let user = JoinUser { id: claims.sub, name: claims.name, role: claims.role };
-    let command = WorldCommand::Join { conn, user, spawn, outbound: outbound_tx, kill: kill.clone(), reply };
+    let actor = Actor::from_claims(&claims);
+    let user = JoinUser { id: claims.sub, name: claims.name, role: standing.role, mute: standing.mute };
+    let command = WorldCommand::Join { conn, user, spawn, outbound: outbound_tx.clone(), kill: kill.clone(), reply };
     entry.commands.send(command).await.map_err(|_| ErrorCode::ShuttingDown)?;
     answer.await.map_err(|_| ErrorCode::ShuttingDown)??;
-    Ok(Joined { world: entry.commands.clone(), outbound, kill, _user_slot: user_slot })
+    Ok(Joined { world: entry.commands.clone(), outbound, replies: outbound_tx, actor, kill, _user_slot: user_slot })
 }
 
 /// Runs a joined connection until either side ends it.
 async fn serve(state: Arc<AppState>, conn: ConnId, sink: Sink, stream: Stream, joined: Joined) {
-    let Joined { world, outbound, kill, _user_slot } = joined;
+    let Joined { world, outbound, replies, actor, kill, _user_slot } = joined;
     let writer = tokio::spawn(write(state.clone(), sink, outbound, kill.clone()));
-    let left = read(&state, conn, stream, &world, &kill).await;
+    let left = read(&state, conn, stream, &world, &kill, &Admin { actor, replies }).await;
     // Whatever ended the reader, the writer stops and closes.
     if state.shutdown.is_cancelled() {
         kill.kill(ErrorCode::ShuttingDown);
@@ -135,6 +141,7 @@ async fn read(
     mut stream: Stream,
     world: &mpsc::Sender<WorldCommand>,
     kill: &Kill,
+    admin: &Admin,
 ) -> bool {
     let limits = &state.config.limits;
     let mut rate = RateLimit::new(limits.messages_per_second, limits.message_burst, Instant::now());
@@ -176,8 +183,12 @@ async fn read(
             continue;
         }
         let command = match decode(conn, message) {
-            Ok(Some(command)) => command,
-            Ok(None) => return true,
+            Ok(Incoming::World(command)) => command,
+            Ok(Incoming::Admin { id, command }) => {
+                admin.answer(state, id, command).await;
+                continue;
+            }
+            Ok(Incoming::Leave) => return true,
             Err(code) => {
                 Metrics::inc(&state.metrics.malformed);
                 WorldCommand::Notify { conn, code }
@@ -189,17 +200,48 @@ async fn read(
     }
 }
 
-/// Turns one client message into a world command; `Ok(None)` means the client left.
-fn decode(conn: ConnId, message: Message) -> Result<Option<WorldCommand>, ErrorCode> {
+/// A decoded client message, by where it goes.
+enum Incoming {
+    World(WorldCommand),
+    Admin { id: u32, command: AdminCommand },
+    Leave,
+}
+
+/// Admin commands from this connection: who sends them, and where answers go (the
+/// connection's own queue, so they arrive in order with everything else).
+struct Admin {
+    actor: Actor,
+    replies: mpsc::Sender<Outbound>,
+}
+
+impl Admin {
+    async fn answer(&self, state: &AppState, id: u32, command: AdminCommand) {
+        let message = match state.moderator.execute(&self.actor, command).await {
+            Ok(data) => ServerMessage::AdminResult { id, ok: true, error: None, data: Some(data) },
+            Err(error) => ServerMessage::AdminResult { id, ok: false, error: Some(error), data: None },
+        };
+        let text = serde_json::to_string(&message).unwrap_or_default();
+        // A closed queue means the connection is ending.
+        let _ = self.replies.send(Outbound::Text(text)).await;
+    }
+}
+
+/// Turns one client message into where it goes.
+fn decode(conn: ConnId, message: Message) -> Result<Incoming, ErrorCode> {
     match message {
         Message::Binary(data) => match binary::decode(&data) {
-            Ok(Frame::MoveIntent(intent)) => Ok(Some(WorldCommand::Move { conn, intent, received: Instant::now() })),
+            Ok(Frame::MoveIntent(intent)) => {
+                Ok(Incoming::World(WorldCommand::Move { conn, intent, received: Instant::now() }))
+            }
             Ok(Frame::Presence { .. }) | Err(_) => Err(ErrorCode::MalformedFrame),
         },
         Message::Text(text) => match parse_client_message(&text) {
-            Ok(ClientMessage::Signal { to, kind, data }) => Ok(Some(WorldCommand::Signal { conn, to, kind, data })),
-            Ok(ClientMessage::MediaReport { ice }) => Ok(Some(WorldCommand::MediaReport { conn, ice })),
-            Ok(ClientMessage::Leave) => Ok(None),
+            Ok(ClientMessage::Signal { to, kind, data }) => {
+                Ok(Incoming::World(WorldCommand::Signal { conn, to, kind, data }))
+            }
+            Ok(ClientMessage::MediaReport { ice }) => Ok(Incoming::World(WorldCommand::MediaReport { conn, ice })),
+            Ok(ClientMessage::Admin { id, command }) => Ok(Incoming::Admin { id, command }),
+            Ok(ClientMessage::Leave) => Ok(Incoming::Leave),
             Ok(ClientMessage::Join { .. }) => Err(ErrorCode::JoinFirst),
             Err(_) => Err(ErrorCode::MalformedMessage),
         },

@@ -6,6 +6,7 @@
 //! client to reconnect, and returns once every task has finished.
 //!
 //! Routes: `GET /v1/ws` (the protocol), `GET /v1/worlds/{name}` (a world file),
+//! `POST /v1/admin/commands` (moderation, docs/moderation.md),
 //! `GET /v1/dev/token` (development tokens, when enabled), `/healthz`, `/readyz`,
 //! `/metrics`; with `serve_web`, the browser client at `/` and `/web/…`; with the demo
 //! world, its images at `/assets/{id}`.
@@ -13,6 +14,7 @@
 mod connection;
 mod limits;
 mod metrics;
+mod moderation;
 pub mod sfu_control;
 mod web;
 mod world_task;
@@ -28,7 +30,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Path as UrlPath, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use isoplane_world_format::{ContentId, DEMO_WORLD, World, is_valid_id};
 use tokio::net::TcpListener;
@@ -38,8 +40,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{JoinClaims, Role, TokenKey};
 use crate::config::{Config, ConfigError};
-use crate::engine::{EngineConfig, MediaConfig, SfuConfig, TurnAccess, WorldEngine};
-use crate::protocol::WorldRef;
+use crate::engine::{EngineConfig, MediaConfig, Moderation, SfuConfig, TurnAccess, WorldEngine};
+use crate::protocol::{AdminCommand, WorldRef};
 use limits::{ConnectionLimits, Counter};
 pub use metrics::Metrics;
 use world_task::WorldCommand;
@@ -54,6 +56,8 @@ pub enum StartError {
     World { path: String, message: String },
     #[error("cannot listen on {address}: {source}")]
     Bind { address: SocketAddr, source: std::io::Error },
+    #[error("the moderation database: {0}")]
+    Database(#[from] isoplane_metadata::MetadataError),
 }
 
 /// A loaded world: its file as served, and the queue of the task that owns it.
@@ -73,6 +77,7 @@ pub(crate) struct AppState {
     shutdown: CancellationToken,
     next_conn: AtomicU64,
     tasks: TaskTracker,
+    moderator: moderation::Moderator,
 }
 
 /// A server whose socket is bound, ready to run.
@@ -185,6 +190,20 @@ fn sfu_control(config: &Config) -> Option<sfu_control::SfuControl> {
     Some(sfu_control::SfuControl::new(&base, TokenKey::new(secret.as_bytes())))
 }
 
+/// The moderation database: the configured one, or one in memory (bans and the audit
+/// log then last only as long as the process, which the log says).
+async fn open_database(config: &Config) -> Result<isoplane_metadata::Metadata, StartError> {
+    match &config.database_url {
+        Some(url) => Ok(isoplane_metadata::Metadata::connect(url, 4).await?),
+        None => {
+            tracing::warn!(
+                "no database_url: bans, mutes, admins and the audit log are kept in memory and lost on restart"
+            );
+            Ok(isoplane_metadata::Metadata::connect_in_memory().await?)
+        }
+    }
+}
+
 /// Checks the configuration, loads every world and binds the listening socket.
 pub async fn bind(config: Config) -> Result<BoundServer, StartError> {
     bind_with_worlds(config, Vec::new()).await
@@ -213,12 +232,21 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         named.retain(|(existing, _)| *existing != name);
         named.push((name, text));
     }
+    let metadata = open_database(&config).await?;
     for (name, text) in named {
         let world = World::from_json(&text)
             .map_err(|errors| StartError::World { path: format!("{name}.world.json"), message: errors.to_string() })?;
         let version = ContentId::of_bytes(text.as_bytes()).to_string();
         let world_ref = WorldRef { name: name.clone(), version: version.clone(), url: format!("/v1/worlds/{name}") };
-        let engine = WorldEngine::new(&name, Arc::new(world), world_ref, engine_config.clone(), now, unix);
+        let mut engine = WorldEngine::new(&name, Arc::new(world), world_ref, engine_config.clone(), now, unix);
+        // Locks and capacities admins set stay in force across restarts.
+        for setting in metadata.zone_settings(&config.workspace, &name).await? {
+            let zone = setting.zone.clone();
+            let action = Moderation::SetZone { zone: setting.zone, locked: setting.locked, capacity: setting.capacity };
+            if engine.moderate(now, action).is_err() {
+                tracing::warn!(world = %name, %zone, "a recorded zone setting names a zone this world no longer has");
+            }
+        }
         let (commands, receiver) = mpsc::channel(4096);
         engines.push((engine, receiver));
         worlds.insert(name, WorldEntry { json: Bytes::from(text), version, commands });
@@ -230,7 +258,10 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         per_ip: Counter::new(config.limits.connections_per_ip),
         per_user: Counter::new(config.limits.connections_per_user),
     };
+    let senders = worlds.iter().map(|(name, entry)| (name.clone(), entry.commands.clone())).collect();
+    let moderator = moderation::Moderator::new(metadata, config.workspace.clone(), senders);
     let state = Arc::new(AppState {
+        moderator,
         token_key: TokenKey::new(config.token_secret.as_bytes()),
         config,
         worlds,
@@ -282,6 +313,7 @@ fn router(state: Arc<AppState>) -> Router {
     router
         .route("/v1/ws", get(websocket))
         .route("/v1/worlds/{name}", get(world_file))
+        .route("/v1/admin/commands", post(admin_command).layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT)))
         .route("/v1/dev/token", get(dev_token))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -343,6 +375,47 @@ async fn websocket(
             drop(total);
         })
     })
+}
+
+/// Largest admin command body, in bytes.
+const ADMIN_BODY_LIMIT: usize = 16 * 1024;
+
+/// `POST /v1/admin/commands`: one admin command (the JSON of a WebSocket `admin`
+/// message's `command`), authorized by the bearer's join token.
+async fn admin_command(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let claims: JoinClaims = match state.token_key.verify(token, unix_now()) {
+        Ok(claims) => claims,
+        Err(error) => {
+            metrics::Metrics::inc(&state.metrics.auth_failures);
+            let message = format!("send `Authorization: Bearer <join token>`: {error}");
+            return refusal(StatusCode::UNAUTHORIZED, "invalid_token", &message);
+        }
+    };
+    if claims.workspace != state.config.workspace {
+        return refusal(StatusCode::FORBIDDEN, "forbidden", "this token is for another workspace");
+    }
+    let command: AdminCommand = match serde_json::from_slice(&body) {
+        Ok(command) => command,
+        Err(error) => {
+            return refusal(StatusCode::BAD_REQUEST, "invalid_command", &format!("not an admin command: {error}"));
+        }
+    };
+    match state.moderator.execute(&moderation::Actor::from_claims(&claims), command).await {
+        Ok(data) => {
+            let body = serde_json::json!({"ok": true, "data": data});
+            ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        }
+        Err(error) => {
+            let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = serde_json::json!({"ok": false, "error": error});
+            (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        }
+    }
 }
 
 async fn world_file(
@@ -437,6 +510,7 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
             "SFU_SECRET" => config.media.sfu_secret = Some(value),
             "SFU_URL" => config.media.sfu_url = Some(value),
             "SFU_CONTROL_URL" => config.media.sfu_control_url = Some(value),
+            "DATABASE_URL" => config.database_url = Some(value),
             "OPEN_SFU_THRESHOLD" => match value.parse() {
                 Ok(people) => config.policy.open_sfu_threshold = people,
                 Err(_) => problems.push(format!("{key}: not a number of people")),

@@ -1,10 +1,12 @@
 //! Signaling's side of the SFU's control API: when an avatar's plan no longer includes
-//! an SFU room, the SFU ends that avatar's session there. The client closes its session
-//! itself too, but a client is not trusted to.
+//! an SFU room, the SFU ends that avatar's session there, and an admin's mute is applied
+//! by the SFU. The client closes its session (or stops sending) itself too, but a client
+//! is not trusted to.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::{SfuControlClaims, TokenKey};
+use crate::engine::Mute;
 use crate::protocol::AvatarId;
 
 /// How long a control token lives: one request.
@@ -27,19 +29,30 @@ impl SfuControl {
     /// Ends `avatar`'s session in `room`, in the background. A failure is logged: the
     /// room token in the client's hands expires within minutes anyway.
     pub fn revoke(&self, room: &str, avatar: AvatarId) {
+        let url = format!("{}/v1/rooms/{}/avatars/{avatar}", self.base, encode_segment(room));
+        self.send(self.client.delete(url), format!("end avatar {avatar}'s session in {room}"));
+    }
+
+    /// Applies a user's mute in `room` at once, in the background (the body is the SFU's
+    /// `ParticipantUpdate`). A failure is logged; the user's next room token carries the
+    /// mute anyway.
+    pub fn set_mute(&self, room: &str, user: &str, mute: Mute) {
+        let url = format!("{}/v1/rooms/{}/participants/{}", self.base, encode_segment(room), encode_segment(user));
+        let body = serde_json::json!({"audio_muted": mute.audio, "video_muted": mute.video}).to_string();
+        let request = self.client.patch(url).header("content-type", "application/json").body(body);
+        self.send(request, format!("mute {user} in {room}"));
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder, what: String) {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let token = self.key.sign(&SfuControlClaims::new(unix + TOKEN_SECONDS));
-        let url = format!("{}/v1/rooms/{}/avatars/{avatar}", self.base, encode_segment(room));
-        let request = self.client.delete(url).bearer_auth(token).timeout(REQUEST_TIMEOUT);
-        let room = room.to_owned();
+        let request = request.bearer_auth(token).timeout(REQUEST_TIMEOUT);
         tokio::spawn(async move {
             match request.send().await {
-                // 404: the client had closed its session already.
+                // 404: the session had ended already.
                 Ok(response) if response.status().is_success() || response.status().as_u16() == 404 => {}
-                Ok(response) => {
-                    tracing::warn!(%room, avatar, status = %response.status(), "the SFU refused to end a session")
-                }
-                Err(error) => tracing::warn!(%room, avatar, %error, "cannot reach the SFU's control API"),
+                Ok(response) => tracing::warn!(status = %response.status(), "the SFU refused to {what}"),
+                Err(error) => tracing::warn!(%error, "cannot reach the SFU's control API to {what}"),
             }
         });
     }

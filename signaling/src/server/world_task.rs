@@ -18,9 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use crate::engine::{ConnId, EngineStats, JoinUser, Output, WorldEngine};
+use crate::engine::{ConnId, EngineStats, JoinUser, Moderation, ModerationError, Output, WorldEngine};
 use crate::protocol::binary::MoveIntent;
-use crate::protocol::{AvatarId, ErrorCode, IceOutcome, ServerMessage, SignalKind};
+use crate::protocol::{AvatarId, ErrorCode, IceOutcome, PersonInfo, ServerMessage, SignalKind};
 
 /// What a connection sends its world.
 #[derive(Debug)]
@@ -59,6 +59,15 @@ pub enum WorldCommand {
     Notify {
         conn: ConnId,
         code: ErrorCode,
+    },
+    /// An authorized admin action; the reply says how many avatars it reached.
+    Moderate {
+        action: Moderation,
+        reply: oneshot::Sender<Result<usize, ModerationError>>,
+    },
+    /// Everyone in the world, for the admin panel.
+    People {
+        reply: oneshot::Sender<Vec<PersonInfo>>,
     },
 }
 
@@ -208,6 +217,13 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
             let message = ServerMessage::Error { code, message: code.text().to_owned() };
             connections.offer(conn, Outbound::Text(to_json(&message)), metrics);
         }
+        WorldCommand::Moderate { action, reply } => {
+            // The admin may have given up waiting; the action stands.
+            let _ = reply.send(engine.moderate(now, action));
+        }
+        WorldCommand::People { reply } => {
+            let _ = reply.send(engine.people());
+        }
     }
 }
 
@@ -236,6 +252,11 @@ fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metr
             Output::SfuRevoke { room, avatar } => {
                 if let Some(sfu) = sfu {
                     sfu.revoke(&room, avatar);
+                }
+            }
+            Output::SfuMute { room, user, mute } => {
+                if let Some(sfu) = sfu {
+                    sfu.set_mute(&room, &user, mute);
                 }
             }
         }
@@ -345,7 +366,7 @@ mod tests {
         let (outbound, receiver) = mpsc::channel(queue);
         let kill = Kill::default();
         let (reply, answer) = oneshot::channel();
-        let user = JoinUser { id: user.into(), name: user.into(), role: Role::Member };
+        let user = JoinUser { id: user.into(), name: user.into(), role: Role::Member, mute: Default::default() };
         let command = WorldCommand::Join { conn, user, spawn: None, outbound, kill: kill.clone(), reply };
         commands.send(command).await.unwrap();
         answer.await.unwrap().unwrap();

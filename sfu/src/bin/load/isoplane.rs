@@ -80,6 +80,8 @@ pub async fn connect(
         sub: format!("load-{}", peer.id),
         avatar: peer.id,
         publish,
+        audio_muted: false,
+        video_muted: false,
         exp: unix_now() + 24 * 3600,
     };
     send(&mut ws, &ClientMessage::Join { token: target.key.sign(&claims) }).await?;

@@ -1,0 +1,239 @@
+//! Moderation inside one world: what an admin's command does to avatars, zones and media.
+//!
+//! The shell has already checked that the actor is an admin and recorded the action; the
+//! engine only carries it out, never trusting the target's client: a kicked avatar is
+//! gone before its client hears of it, a mute changes the plans every peer receives (so
+//! they drop that media) and the SFU's forwarding, and a moved avatar is simply put
+//! somewhere else, its later moves checked from there.
+
+use std::time::Instant;
+
+use isoplane_world_format::{World, ZoneIndex, ZoneKind};
+
+use super::{ConnId, Mute, Output, WorldEngine};
+use crate::auth::Role;
+use crate::protocol::{
+    AvatarId, AvatarState, CorrectionReason, ErrorCode, ModeratedAction, PersonInfo, Point, ServerMessage,
+};
+
+/// One moderation action on this world, already authorized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moderation {
+    /// Removes the user's avatar now; `banned` says which reason it is told.
+    Remove { user: String, banned: bool, by: String, reason: String },
+    /// The user's mute from now on, as recorded.
+    SetMute { user: String, mute: Mute, by: String, reason: String },
+    /// The user's role changed: admins walk into locked zones.
+    SetRole { user: String, role: Role },
+    /// Puts the user on a spawn point (the default one when `None`).
+    MoveToSpawn { user: String, spawn: Option<String>, by: String, reason: String },
+    /// Shows a notice to the whole world, or to one zone.
+    Notice { zone: Option<String>, text: String, by: String },
+    /// Sends everyone in the zone but `except` (the admin acting) to a spawn point.
+    EndMeeting { zone: String, spawn: Option<String>, except: Option<String>, by: String, reason: String },
+    /// A zone's lock and capacity, as recorded.
+    SetZone { zone: String, locked: bool, capacity: Option<u32> },
+}
+
+/// Why a moderation action could not be carried out in this world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ModerationError {
+    #[error("this world has no zone with this ID")]
+    UnknownZone,
+    #[error("this world has no spawn point with this ID")]
+    UnknownSpawn,
+    #[error("the spawn point is inside the zone being emptied")]
+    SpawnInZone,
+}
+
+impl WorldEngine {
+    /// Carries out a moderation action; returns how many avatars it reached.
+    pub fn moderate(&mut self, now: Instant, action: Moderation) -> Result<usize, ModerationError> {
+        let reached = match action {
+            Moderation::Remove { user, banned, by, reason } => {
+                let Some(id) = self.by_user.get(&user).copied() else { return Ok(0) };
+                let (told, code) = if banned {
+                    (ModeratedAction::Banned, ErrorCode::Banned)
+                } else {
+                    (ModeratedAction::Kicked, ErrorCode::Kicked)
+                };
+                if let Some(conn) = self.avatars.get(&id).and_then(|a| a.conn) {
+                    self.send(conn, ServerMessage::Moderated { action: told, by, reason });
+                    self.outputs.push_back(Output::Close { conn, code });
+                }
+                self.remove_avatar(id);
+                1
+            }
+            Moderation::SetMute { user, mute, by, reason } => {
+                let Some(avatar) = self.by_user.get(&user).and_then(|id| self.avatars.get_mut(id)) else {
+                    return Ok(0);
+                };
+                let before = std::mem::replace(&mut avatar.mute, mute);
+                if before == mute {
+                    return Ok(1);
+                }
+                let (zone, conn) = (avatar.zone, avatar.conn);
+                if let Some(room) = avatar.plan.as_ref().and_then(|plan| plan.sfu_room.clone()) {
+                    self.outputs.push_back(Output::SfuMute { room, user: user.clone(), mute });
+                }
+                let newly_muted = (mute.audio && !before.audio) || (mute.video && !before.video);
+                let told = if newly_muted { ModeratedAction::Muted } else { ModeratedAction::Unmuted };
+                if let Some(conn) = conn {
+                    self.send(conn, ServerMessage::Moderated { action: told, by, reason });
+                }
+                // Its own plan and every peer's link to it change.
+                self.zones[usize::from(zone.0)].replan = true;
+                self.schedule_tick(now);
+                1
+            }
+            Moderation::SetRole { user, role } => {
+                let Some(avatar) = self.by_user.get(&user).and_then(|id| self.avatars.get_mut(id)) else {
+                    return Ok(0);
+                };
+                let changed = std::mem::replace(&mut avatar.role, role) != role;
+                if let Some(conn) = avatar.conn.filter(|_| changed) {
+                    self.send(conn, ServerMessage::RoleChanged { admin: role == Role::Admin });
+                }
+                1
+            }
+            Moderation::MoveToSpawn { user, spawn, by, reason } => {
+                let position = self.spawn_point(spawn.as_deref())?;
+                let Some(id) = self.by_user.get(&user).copied() else { return Ok(0) };
+                self.place(now, id, position, ModeratedAction::Moved, by, reason);
+                1
+            }
+            Moderation::Notice { zone, text, by } => {
+                let conns: Vec<ConnId> = match &zone {
+                    Some(zone_id) => {
+                        let index = self.zone_index(zone_id)?;
+                        self.zones[usize::from(index.0)]
+                            .members
+                            .iter()
+                            .filter_map(|id| self.avatars.get(id).and_then(|a| a.conn))
+                            .collect()
+                    }
+                    None => self.avatars.values().filter_map(|a| a.conn).collect(),
+                };
+                let message = ServerMessage::Notice { text, by, zone };
+                for &conn in &conns {
+                    self.send(conn, message.clone());
+                }
+                conns.len()
+            }
+            Moderation::EndMeeting { zone, spawn, except, by, reason } => {
+                let index = self.zone_index(&zone)?;
+                let position = self.spawn_point(spawn.as_deref())?;
+                if self.world.zone_of(position.0) == Some(index) {
+                    return Err(ModerationError::SpawnInZone);
+                }
+                let members: Vec<AvatarId> = self.zones[usize::from(index.0)]
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|id| self.avatars.get(id).is_some_and(|a| except.as_deref() != Some(a.user.as_str())))
+                    .collect();
+                for &id in &members {
+                    self.place(now, id, position, ModeratedAction::MeetingEnded, by.clone(), reason.clone());
+                }
+                members.len()
+            }
+            Moderation::SetZone { zone, locked, capacity } => {
+                let index = self.zone_index(&zone)?;
+                let state = &mut self.zones[usize::from(index.0)];
+                state.locked = locked;
+                state.capacity = capacity;
+                state.members.len()
+            }
+        };
+        Ok(reached)
+    }
+
+    /// Everyone in this world, for the admin panel.
+    pub fn people(&self) -> Vec<PersonInfo> {
+        self.avatars
+            .values()
+            .map(|a| PersonInfo {
+                world: self.name.clone(),
+                avatar: a.id,
+                user: a.user.clone(),
+                name: a.name.clone(),
+                zone: self.world.zone(a.zone).id.to_owned(),
+                audio_muted: a.mute.audio,
+                video_muted: a.mute.video,
+                connected: a.conn.is_some(),
+            })
+            .collect()
+    }
+
+    /// Whether an admin locked the zone, and its capacity override.
+    pub fn zone_lock(&self, zone: &str) -> Option<(bool, Option<u32>)> {
+        let index = self.world.zone_by_id(zone)?;
+        let state = &self.zones[usize::from(index.0)];
+        Some((state.locked, state.capacity))
+    }
+
+    fn zone_index(&self, zone: &str) -> Result<ZoneIndex, ModerationError> {
+        self.world.zone_by_id(zone).ok_or(ModerationError::UnknownZone)
+    }
+
+    /// A spawn point's position and facing.
+    fn spawn_point(
+        &self,
+        spawn: Option<&str>,
+    ) -> Result<(isoplane_world_format::Position, isoplane_world_format::Facing), ModerationError> {
+        let spawn = match spawn {
+            Some(id) => self.world.spawn(id).ok_or(ModerationError::UnknownSpawn)?,
+            None => self.world.default_spawn(),
+        };
+        Ok((World::spawn_position(spawn), spawn.facing))
+    }
+
+    /// Puts an avatar at `to`, whatever holds or locks are on the way: it lets go of what
+    /// it held, changes zone if need be, and its client is told and corrected.
+    fn place(
+        &mut self,
+        now: Instant,
+        id: AvatarId,
+        to: (isoplane_world_format::Position, isoplane_world_format::Facing),
+        told: ModeratedAction,
+        by: String,
+        reason: String,
+    ) {
+        let (position, facing) = to;
+        let zone = self.world.zone_of(position).unwrap_or(ZoneIndex::DEFAULT);
+        let cap = self.budget_cap();
+        let Some(avatar) = self.avatars.get_mut(&id) else { return };
+        let held = avatar.held.take();
+        avatar.previous_object = None;
+        avatar.position = position;
+        avatar.facing = facing;
+        avatar.state = AvatarState::Idle;
+        avatar.move_budget = cap;
+        avatar.budget_at = now;
+        let (old_zone, conn, seq) = (avatar.zone, avatar.conn, avatar.last_seq);
+        if let Some(object) = held {
+            self.release(object, id);
+        }
+        if let Some(conn) = conn {
+            self.send(conn, ServerMessage::Moderated { action: told, by, reason });
+            let correction = ServerMessage::Correction {
+                seq,
+                position: Point { x: position.x, y: position.y },
+                facing,
+                state: AvatarState::Idle,
+                reason: CorrectionReason::Moved,
+            };
+            self.send(conn, correction);
+        }
+        if zone != old_zone {
+            self.change_zone(id, old_zone, zone);
+        } else {
+            let state = &mut self.zones[usize::from(zone.0)];
+            state.changed.insert(id);
+            if matches!(self.world.zone(zone).kind, ZoneKind::Open { .. } | ZoneKind::Stage { .. }) {
+                state.replan = true;
+            }
+        }
+        self.schedule_tick(now);
+    }
+}

@@ -1,0 +1,418 @@
+//! Moderation over real sockets: admin commands over the WebSocket and the HTTP admin
+//! API, seen from the admin's side, the target's and bystanders'; refusals for
+//! non-admins; bans, locks and the audit log surviving a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed expectation is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use isoplane_signaling::auth::Role;
+use isoplane_signaling::client::{Client, ClientError, Event};
+use isoplane_signaling::protocol::{
+    AdminCommand, AdminErrorCode, ClientMessage, CorrectionReason, ErrorCode, MediaPlan, ModeratedAction, ServerMessage,
+};
+use isoplane_signaling::server::unix_now;
+use serde_json::Value;
+
+/// A server whose moderation records live in a SQLite file that outlives it.
+async fn start_with_database(database: &tempfile::TempDir) -> TestServer {
+    let url = format!("sqlite://{}", database.path().join("isoplane.db").display());
+    TestServer::start(move |config| config.database_url = Some(url)).await
+}
+
+fn admin_token(user: &str) -> String {
+    token_with_role(user, "acme", unix_now() + 600, Role::Admin)
+}
+
+async fn join_admin(server: &TestServer, user: &str) -> Client {
+    Client::join(&server.url(), &admin_token(user), "test").await.unwrap()
+}
+
+/// Sends a command over the WebSocket and waits for its answer: `Ok(data)` or the error.
+async fn command(client: &mut Client, id: u32, command: AdminCommand) -> Result<Value, AdminErrorCode> {
+    client.send(&ClientMessage::Admin { id, command }).await.unwrap();
+    let answer = expect_event(
+        client,
+        "the admin result",
+        |e| matches!(e, Event::Message(ServerMessage::AdminResult { id: answered, .. }) if *answered == id),
+    )
+    .await;
+    let Event::Message(ServerMessage::AdminResult { ok, error, data, .. }) = answer else { unreachable!() };
+    match (ok, error, data) {
+        (true, None, Some(data)) => Ok(data),
+        (false, Some(error), None) => Err(error.code),
+        other => panic!("a malformed admin result: {other:?}"),
+    }
+}
+
+/// Sends a command to `POST /v1/admin/commands`; returns the status and the JSON body.
+async fn post(server: &TestServer, token: &str, body: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let (status, response) =
+        http(server.address, "POST", "/v1/admin/commands", &[("Authorization", bearer.as_str())], body).await;
+    (status, json_body(&response))
+}
+
+fn moderated(event: &Event) -> Option<ModeratedAction> {
+    match event {
+        Event::Message(ServerMessage::Moderated { action, .. }) => Some(*action),
+        _ => None,
+    }
+}
+
+fn plan(event: &Event) -> Option<&MediaPlan> {
+    match event {
+        Event::Message(ServerMessage::Media { plan }) => Some(plan),
+        _ => None,
+    }
+}
+
+fn kick(user: &str, reason: &str) -> AdminCommand {
+    AdminCommand::Kick { user: user.into(), reason: reason.into() }
+}
+
+async fn audit(client: &mut Client, id: u32) -> Vec<Value> {
+    let data = command(client, id, AdminCommand::ListAudit { before: None, limit: None }).await.unwrap();
+    data["entries"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn only_admins_may_act_and_every_refusal_is_audited() {
+    let database = tempfile::tempdir().unwrap();
+    let server = start_with_database(&database).await;
+    let mut ada = join_admin(&server, "ada").await;
+    let mut bob = server.join("bob").await;
+
+    // Over the WebSocket: refused, and nothing happens to ada.
+    assert_eq!(command(&mut bob, 1, kick("ada", "mutiny")).await, Err(AdminErrorCode::Forbidden));
+    assert_eq!(
+        command(&mut bob, 2, AdminCommand::ListAudit { before: None, limit: None }).await,
+        Err(AdminErrorCode::Forbidden)
+    );
+    // Over HTTP: a member token is refused too; no token or a forged one is not even read.
+    let body = r#"{"action": "kick", "user": "ada", "reason": "mutiny"}"#;
+    let (status, answer) = post(&server, &token("bob", "acme", unix_now() + 600), body).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+    let (status, _) = post(&server, "not.a.token", body).await;
+    assert_eq!(status, 401);
+    let forged =
+        isoplane_signaling::auth::TokenKey::new("someone-elses-secret").sign(&isoplane_signaling::auth::JoinClaims {
+            sub: "bob".into(),
+            name: "Bob".into(),
+            workspace: "acme".into(),
+            role: Role::Admin,
+            exp: unix_now() + 600,
+            iat: None,
+            nbf: None,
+        });
+    assert_eq!(post(&server, &forged, body).await.0, 401);
+    let (status, answer) =
+        post(&server, &token_with_role("eve", "elsewhere", unix_now() + 600, Role::Admin), body).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+    // Bad bodies: a clear 400, nothing done.
+    let (status, answer) = post(&server, &admin_token("ada"), r#"{"action": "explode"}"#).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_command")));
+    let (status, answer) = post(&server, &admin_token("ada"), r#"{"action": "mute", "user": "bob"}"#).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_command")), "nothing to mute");
+    let long = format!(r#"{{"action": "notice", "world": "test", "text": "{}"}}"#, "x".repeat(1001));
+    assert_eq!(post(&server, &admin_token("ada"), &long).await.0, 400);
+    let huge = format!(r#"{{"action": "kick", "user": "bob", "reason": "{}"}}"#, "x".repeat(20_000));
+    let bearer = format!("Bearer {}", admin_token("ada"));
+    let (status, _) = http(server.address, "POST", "/v1/admin/commands", &[("Authorization", &bearer)], &huge).await;
+    assert_eq!(status, 413, "bodies over 16 KiB are refused unread");
+    // A malformed admin message on the WebSocket is a malformed message; the session goes on.
+    bob.send_raw(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"type":"admin","id":3,"command":{"action":"nuke"}}"#.into(),
+    ))
+    .await
+    .unwrap();
+    expect_event(&mut bob, "malformed_message", |e| {
+        matches!(e, Event::Message(ServerMessage::Error { code: ErrorCode::MalformedMessage, .. }))
+    })
+    .await;
+
+    // Ada is still here, and the log says who tried what.
+    let people = command(&mut ada, 4, AdminCommand::ListPeople).await.unwrap();
+    assert_eq!(people["people"].as_array().unwrap().len(), 2);
+    let entries = audit(&mut ada, 5).await;
+    let refused: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .filter(|e| e["outcome"] == "refused")
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(refused, vec![("bob", "kick", "ada"), ("bob", "list_audit", ""), ("bob", "kick", "ada")]);
+}
+
+#[tokio::test]
+async fn a_kick_removes_the_user_everywhere_tells_them_why_and_bystanders_see_them_go() {
+    let server = TestServer::start(|_| {}).await;
+    let mut carol = server.join("carol").await;
+    let mut bob = server.join("bob").await;
+    let bob_avatar = bob.avatar();
+    expect_event(&mut carol, "bob entering", |e| matches!(e, Event::Message(ServerMessage::AvatarEntered { .. })))
+        .await;
+
+    let (status, answer) =
+        post(&server, &admin_token("ada"), r#"{"action": "kick", "user": "bob", "reason": "spam"}"#).await;
+    assert_eq!((status, answer["ok"].as_bool()), (200, Some(true)), "{answer}");
+    let told = expect_event(&mut bob, "moderated", |e| moderated(e).is_some()).await;
+    let Event::Message(ServerMessage::Moderated { action, by, reason }) = told else { unreachable!() };
+    assert_eq!((action, by.as_str(), reason.as_str()), (ModeratedAction::Kicked, "ADA", "spam"));
+    expect_event(&mut bob, "the kicked error", |e| {
+        matches!(e, Event::Message(ServerMessage::Error { code: ErrorCode::Kicked, .. }))
+    })
+    .await;
+    expect_event(&mut bob, "the close", |e| matches!(e, Event::Closed(_))).await;
+    expect_event(
+        &mut carol,
+        "bob leaving",
+        |e| matches!(e, Event::Message(ServerMessage::AvatarLeft { avatar }) if *avatar == bob_avatar),
+    )
+    .await;
+    // Someone who is nowhere cannot be kicked; a kicked user may come back.
+    let (status, answer) = post(&server, &admin_token("ada"), r#"{"action": "kick", "user": "bob"}"#).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("user_not_present")));
+    let bob_again = server.join("bob").await;
+    assert_ne!(bob_again.avatar(), bob_avatar);
+}
+
+#[tokio::test]
+async fn a_mute_reaches_the_target_and_every_peer_and_holds_across_a_reconnect() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ada = join_admin(&server, "ada").await;
+    let mut bob = server.join("bob").await;
+    // Side by side in the open lobby: paired peer to peer.
+    expect_event(&mut ada, "a plan with bob", |e| {
+        plan(e).is_some_and(|p| p.peers.iter().any(|l| l.avatar == bob.avatar()))
+    })
+    .await;
+    let mute = AdminCommand::Mute { user: "bob".into(), audio: true, video: false, reason: "echo".into() };
+    let data = command(&mut ada, 1, mute).await.unwrap();
+    assert_eq!((data["audio_muted"].as_bool(), data["video_muted"].as_bool()), (Some(true), Some(false)));
+    let bob_avatar = bob.avatar();
+    // Ada, the peer, is told to drop bob's audio (and only that).
+    let peer_plan = expect_event(&mut ada, "a plan muting bob", |e| {
+        plan(e).is_some_and(|p| p.peers.iter().any(|l| l.avatar == bob_avatar && l.audio_muted))
+    })
+    .await;
+    assert!(plan(&peer_plan).unwrap().peers.iter().all(|l| !l.video_muted));
+    // Bob hears of it, and his own plan says so.
+    assert_eq!(
+        moderated(&expect_event(&mut bob, "moderated", |e| moderated(e).is_some()).await),
+        Some(ModeratedAction::Muted)
+    );
+    expect_event(&mut bob, "a muted plan", |e| plan(e).is_some_and(|p| p.audio_muted && !p.video_muted)).await;
+
+    // A new connection (even a fresh session after leaving) does not shake it off.
+    bob.send(&ClientMessage::Leave).await.unwrap();
+    let mut bob = server.join("bob").await;
+    expect_event(&mut bob, "a muted plan after rejoining", |e| plan(e).is_some_and(|p| p.audio_muted)).await;
+    let bob_avatar = bob.avatar();
+    expect_event(&mut ada, "the new bob still muted", |e| {
+        plan(e).is_some_and(|p| p.peers.iter().any(|l| l.avatar == bob_avatar && l.audio_muted))
+    })
+    .await;
+    let listed = command(&mut ada, 2, AdminCommand::ListMutes).await.unwrap();
+    assert_eq!(listed["mutes"][0]["user_id"], "bob");
+
+    let unmute = AdminCommand::Unmute { user: "bob".into(), audio: true, video: false, reason: String::new() };
+    command(&mut ada, 3, unmute).await.unwrap();
+    expect_event(&mut bob, "unmuted", |e| moderated(e) == Some(ModeratedAction::Unmuted)).await;
+    expect_event(&mut ada, "bob audible again", |e| {
+        plan(e).is_some_and(|p| p.peers.iter().any(|l| l.avatar == bob_avatar && !l.audio_muted))
+    })
+    .await;
+    assert_eq!(command(&mut ada, 4, AdminCommand::ListMutes).await.unwrap()["mutes"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn bans_locks_roles_and_the_audit_log_survive_a_restart() {
+    let database = tempfile::tempdir().unwrap();
+    let server = start_with_database(&database).await;
+    let mut ada = join_admin(&server, "ada").await;
+    let mut bob = server.join("bob").await;
+    let ban = AdminCommand::Ban { user: "bob".into(), reason: "abuse".into(), duration_seconds: None };
+    assert_eq!(command(&mut ada, 1, ban).await.unwrap()["worlds"], 1);
+    assert_eq!(
+        moderated(&expect_event(&mut bob, "moderated", |e| moderated(e).is_some()).await),
+        Some(ModeratedAction::Banned)
+    );
+    expect_event(&mut bob, "the banned error", |e| {
+        matches!(e, Event::Message(ServerMessage::Error { code: ErrorCode::Banned, .. }))
+    })
+    .await;
+    let lock = AdminCommand::LockZone { world: "test".into(), zone: "room".into(), reason: "board meeting".into() };
+    command(&mut ada, 2, lock).await.unwrap();
+    let promote = AdminCommand::Promote { user: "carol".into(), reason: String::new() };
+    command(&mut ada, 3, promote).await.unwrap();
+    let refused = Client::join(&server.url(), &token("bob", "acme", unix_now() + 600), "test").await;
+    assert!(matches!(refused, Err(ClientError::Refused { code: ErrorCode::Banned, .. })), "{refused:?}");
+
+    // Restart on the same database.
+    server.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server.task).await.unwrap().unwrap().unwrap();
+    let server = start_with_database(&database).await;
+    let refused = Client::join(&server.url(), &token("bob", "acme", unix_now() + 600), "test").await;
+    assert!(matches!(refused, Err(ClientError::Refused { code: ErrorCode::Banned, .. })), "{refused:?}");
+    // The lock holds: a member walking in is corrected.
+    let mut dan = server.join("dan").await;
+    let mut seq = 0;
+    walk(&mut dan, &mut seq, (3.5, 3.5), (5.5, 2.5)).await;
+    walk(&mut dan, &mut seq, (5.5, 2.5), (6.5, 2.5)).await;
+    expect_event(&mut dan, "a zone_locked correction", |e| correction(e) == Some(CorrectionReason::ZoneLocked)).await;
+    // Carol, promoted before the restart, acts with a member token; the log is all there.
+    let mut carol = server.join("carol").await;
+    let bans = command(&mut carol, 1, AdminCommand::ListBans).await.unwrap();
+    assert_eq!((bans["bans"][0]["user_id"].as_str(), bans["bans"][0]["reason"].as_str()), (Some("bob"), Some("abuse")));
+    let done: Vec<(String, String)> = audit(&mut carol, 2)
+        .await
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap().to_owned(), e["target"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        done,
+        [("promote", "carol"), ("lock_zone", "test/room"), ("ban", "bob")].map(|(a, t)| (a.to_owned(), t.to_owned()))
+    );
+    // Lifted: bob is back.
+    let unban = AdminCommand::Unban { user: "bob".into(), reason: "apologised".into() };
+    assert_eq!(command(&mut carol, 3, unban).await.unwrap()["lifted"], true);
+    server.join("bob").await;
+}
+
+#[tokio::test]
+async fn the_last_admin_stays_and_a_demotion_sticks_against_admin_tokens() {
+    let database = tempfile::tempdir().unwrap();
+    let server = start_with_database(&database).await;
+    let mut ada = join_admin(&server, "ada").await;
+    let demote_ada = AdminCommand::Demote { user: "ada".into(), reason: String::new() };
+    assert_eq!(command(&mut ada, 1, demote_ada.clone()).await, Err(AdminErrorCode::LastAdmin));
+    let ban_ada = AdminCommand::Ban { user: "ada".into(), reason: String::new(), duration_seconds: None };
+    let (status, answer) = post(&server, &admin_token("ada"), &serde_json::to_string(&ban_ada).unwrap()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("last_admin")));
+    // Zoe's token says admin: she is one from her first use of it.
+    let mut zoe = join_admin(&server, "zoe").await;
+    assert!(command(&mut zoe, 1, AdminCommand::ListAdmins).await.is_ok());
+    let demote_zoe = AdminCommand::Demote { user: "zoe".into(), reason: "left the team".into() };
+    command(&mut ada, 2, demote_zoe).await.unwrap();
+    expect_event(&mut zoe, "role_changed", |e| {
+        matches!(e, Event::Message(ServerMessage::RoleChanged { admin: false }))
+    })
+    .await;
+    // Her admin token no longer makes her one, on this connection or a new one.
+    assert_eq!(command(&mut zoe, 2, AdminCommand::ListAdmins).await, Err(AdminErrorCode::Forbidden));
+    let (status, _) = post(&server, &admin_token("zoe"), r#"{"action": "list_admins"}"#).await;
+    assert_eq!(status, 403);
+    assert_eq!(command(&mut ada, 3, AdminCommand::ListAdmins).await.unwrap()["admins"], serde_json::json!(["ada"]));
+    // With a second admin, the first may step down.
+    command(&mut ada, 4, AdminCommand::Promote { user: "zoe".into(), reason: String::new() }).await.unwrap();
+    command(&mut ada, 5, demote_ada).await.unwrap();
+    assert_eq!(command(&mut ada, 6, AdminCommand::ListAdmins).await, Err(AdminErrorCode::Forbidden));
+}
+
+#[tokio::test]
+async fn locks_capacity_moves_notices_and_ending_a_meeting_as_people_see_them() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ada = join_admin(&server, "ada").await;
+    // Bob and carol meet in the room.
+    let mut bob = server.join("bob").await;
+    let mut carol = server.join("carol").await;
+    let (mut bob_seq, mut carol_seq) = (0, 0);
+    walk(&mut bob, &mut bob_seq, (3.5, 3.5), (5.5, 2.5)).await;
+    walk(&mut bob, &mut bob_seq, (5.5, 2.5), (7.5, 2.5)).await;
+    walk(&mut carol, &mut carol_seq, (3.5, 3.5), (5.5, 2.5)).await;
+    walk(&mut carol, &mut carol_seq, (5.5, 2.5), (8.5, 2.5)).await;
+    let people = command(&mut ada, 1, AdminCommand::ListPeople).await.unwrap();
+    let in_room = people["people"].as_array().unwrap().iter().filter(|p| p["zone"] == "room").count();
+    assert_eq!(in_room, 2);
+
+    // A capacity of 2: dan is one too many.
+    let capacity = AdminCommand::SetZoneCapacity {
+        world: "test".into(),
+        zone: "room".into(),
+        capacity: Some(2),
+        reason: String::new(),
+    };
+    assert_eq!(command(&mut ada, 2, capacity).await.unwrap()["inside"], 2);
+    let mut dan = server.join("dan").await;
+    let mut dan_seq = 0;
+    walk(&mut dan, &mut dan_seq, (3.5, 3.5), (5.5, 2.5)).await;
+    walk(&mut dan, &mut dan_seq, (5.5, 2.5), (6.5, 2.5)).await;
+    expect_event(&mut dan, "zone_full", |e| correction(e) == Some(CorrectionReason::ZoneFull)).await;
+    let unknown = AdminCommand::LockZone { world: "test".into(), zone: "attic".into(), reason: String::new() };
+    assert_eq!(command(&mut ada, 3, unknown).await, Err(AdminErrorCode::UnknownZone));
+    let unknown = AdminCommand::LockZone { world: "nowhere".into(), zone: "room".into(), reason: String::new() };
+    assert_eq!(command(&mut ada, 4, unknown).await, Err(AdminErrorCode::UnknownWorld));
+
+    // A notice to the room reaches bob and carol, not dan in the lobby.
+    let notice =
+        AdminCommand::Notice { world: "test".into(), zone: Some("room".into()), text: "Five minutes left".into() };
+    assert_eq!(command(&mut ada, 5, notice).await.unwrap()["reached"], 2);
+    for client in [&mut bob, &mut carol] {
+        expect_event(client, "the notice", |e| {
+            matches!(e, Event::Message(ServerMessage::Notice { text, by, zone: Some(zone) }) if text == "Five minutes left" && by == "ADA" && zone == "room")
+        })
+        .await;
+    }
+    let to_dan = events_within(&mut dan, Duration::from_millis(300)).await;
+    assert!(!to_dan.iter().any(|e| matches!(e, Event::Message(ServerMessage::Notice { .. }))), "{to_dan:?}");
+
+    // Moving dan puts him on the spawn point; carol sees nothing of it (other zone).
+    let spawn = tiles(3.5, 3.5);
+    let moved = AdminCommand::MoveUser {
+        user: "dan".into(),
+        world: "test".into(),
+        spawn: Some("main".into()),
+        reason: "stuck".into(),
+    };
+    command(&mut ada, 6, moved).await.unwrap();
+    assert_eq!(
+        moderated(&expect_event(&mut dan, "moderated", |e| moderated(e).is_some()).await),
+        Some(ModeratedAction::Moved)
+    );
+    let corrected =
+        expect_event(&mut dan, "the moved correction", |e| correction(e) == Some(CorrectionReason::Moved)).await;
+    assert!(matches!(corrected, Event::Message(ServerMessage::Correction { position, .. }) if position == spawn));
+    let nowhere = AdminCommand::MoveUser {
+        user: "dan".into(),
+        world: "test".into(),
+        spawn: Some("roof".into()),
+        reason: String::new(),
+    };
+    assert_eq!(command(&mut ada, 7, nowhere).await, Err(AdminErrorCode::UnknownSpawn));
+
+    // Ending the meeting sends both out to the spawn point, into the lobby.
+    let end =
+        AdminCommand::EndMeeting { world: "test".into(), zone: "room".into(), spawn: None, reason: "time".into() };
+    assert_eq!(command(&mut ada, 8, end).await.unwrap()["moved"], 2);
+    for client in [&mut bob, &mut carol] {
+        assert_eq!(
+            moderated(&expect_event(client, "moderated", |e| moderated(e).is_some()).await),
+            Some(ModeratedAction::MeetingEnded)
+        );
+        expect_event(
+            client,
+            "the lobby snapshot",
+            |e| matches!(e, Event::Message(ServerMessage::Snapshot { zone, .. }) if zone.id == "lobby"),
+        )
+        .await;
+    }
+    let people = command(&mut ada, 9, AdminCommand::ListPeople).await.unwrap();
+    assert!(people["people"].as_array().unwrap().iter().all(|p| p["zone"] == "lobby"), "{people}");
+}
+
+#[tokio::test]
+async fn a_flood_of_admin_commands_is_rate_limited_and_the_admin_keeps_working() {
+    let server = TestServer::start(|config| config.limits.messages_per_second = 1000).await;
+    let mut ada = join_admin(&server, "ada").await;
+    let mut limited = 0;
+    for id in 0..40 {
+        if command(&mut ada, id, AdminCommand::ListPeople).await == Err(AdminErrorCode::RateLimited) {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 10, "only {limited} of 40 back-to-back commands were limited");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(command(&mut ada, 100, AdminCommand::ListPeople).await.is_ok(), "the limit refills");
+}
