@@ -1,8 +1,10 @@
 //! `isoplane`: the all-in-one binary and its admin subcommands.
 //!
-//! Subcommands live in their own modules (`world_cli` for world files); `main` only
+//! Subcommands live in their own modules (`world_cli` for world files, `admin_cli` for
+//! moderation through a running server); `main` only
 //! parses arguments and maps results to an exit code.
 
+mod admin_cli;
 mod serve;
 mod world_cli;
 
@@ -32,12 +34,16 @@ enum Command {
     /// Work with world files: validate, format, import Tiled maps.
     #[command(subcommand)]
     World(world_cli::WorldCommand),
+    /// Moderate a running server: kick, mute, ban, lock zones, notices, the audit log
+    /// (docs/moderation.md).
+    Admin(admin_cli::AdminArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::World(command)) => world_cli::run(command),
+        Some(Command::Admin(args)) => admin_cli::run(args),
         Some(Command::Demo) => world_cli::describe_demo(),
         Some(Command::Serve { config }) => serve::run(config.as_deref()),
         None => serve::run(None),

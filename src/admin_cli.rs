@@ -1,0 +1,328 @@
+//! `isoplane admin …`: moderation from scripts and terminals, through a running signaling
+//! server's HTTP admin API (`POST /v1/admin/commands`, docs/moderation.md).
+//!
+//! Each subcommand builds one [`AdminCommand`], the same type the server and the browser
+//! panel use, so the three cannot drift apart. The exit code is non-zero whenever the
+//! server refused or could not be reached.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use isoplane_signaling::protocol::AdminCommand;
+use serde_json::Value;
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Base URL of the signaling server.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "ISOPLANE_SERVER")]
+    server: String,
+    /// An admin's join token (see deploy/bin/isoplane-token).
+    #[arg(long, env = "ISOPLANE_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Print the server's answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: AdminAction,
+}
+
+/// Why, kept in the audit log and shown to the target.
+#[derive(Debug, Args)]
+struct Reason {
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+/// Which media to mute or unmute (both when neither is given).
+#[derive(Debug, Args)]
+struct Kinds {
+    #[arg(long)]
+    audio: bool,
+    #[arg(long)]
+    video: bool,
+}
+
+impl Kinds {
+    fn chosen(&self) -> (bool, bool) {
+        if self.audio || self.video { (self.audio, self.video) } else { (true, true) }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Who is in the workspace's worlds now.
+    People,
+    /// Remove a user from every world (they may come back).
+    Kick {
+        user: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Mute a user's audio and/or video (both when neither flag is given).
+    Mute {
+        user: String,
+        #[command(flatten)]
+        kinds: Kinds,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Lift a mute (both kinds when neither flag is given).
+    Unmute {
+        user: String,
+        #[command(flatten)]
+        kinds: Kinds,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Bar a user from the workspace and remove them from every world.
+    Ban {
+        user: String,
+        /// Seconds the ban lasts (until lifted when absent).
+        #[arg(long = "for")]
+        duration: Option<u64>,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    Unban {
+        user: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Make a user an admin of the workspace.
+    Promote {
+        user: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Take the admin role away (never from the last admin).
+    Demote {
+        user: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Keep everyone but admins out of a zone.
+    Lock {
+        world: String,
+        zone: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    Unlock {
+        world: String,
+        zone: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Limit the people in a zone (`none`: the world file's own limit).
+    Capacity {
+        world: String,
+        zone: String,
+        capacity: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Put a user on a spawn point of a world.
+    Move {
+        user: String,
+        world: String,
+        /// The spawn point (the world's default one when absent).
+        #[arg(long)]
+        spawn: Option<String>,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Show a notice to everyone in a world, or in one zone of it.
+    Notice {
+        world: String,
+        text: String,
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// Send everyone in a zone to a spawn point.
+    EndMeeting {
+        world: String,
+        zone: String,
+        #[arg(long)]
+        spawn: Option<String>,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// The bans in force.
+    Bans,
+    /// The mutes in force.
+    Mutes,
+    /// The workspace's admins.
+    Admins,
+    /// The audit log, newest first.
+    Audit {
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Only entries older than this entry ID (for paging).
+        #[arg(long)]
+        before: Option<i64>,
+    },
+}
+
+fn command_of(action: AdminAction) -> Result<AdminCommand> {
+    Ok(match action {
+        AdminAction::People => AdminCommand::ListPeople,
+        AdminAction::Kick { user, reason } => AdminCommand::Kick { user, reason: reason.reason },
+        AdminAction::Mute { user, kinds, reason } => {
+            let (audio, video) = kinds.chosen();
+            AdminCommand::Mute { user, audio, video, reason: reason.reason }
+        }
+        AdminAction::Unmute { user, kinds, reason } => {
+            let (audio, video) = kinds.chosen();
+            AdminCommand::Unmute { user, audio, video, reason: reason.reason }
+        }
+        AdminAction::Ban { user, duration, reason } => {
+            AdminCommand::Ban { user, reason: reason.reason, duration_seconds: duration }
+        }
+        AdminAction::Unban { user, reason } => AdminCommand::Unban { user, reason: reason.reason },
+        AdminAction::Promote { user, reason } => AdminCommand::Promote { user, reason: reason.reason },
+        AdminAction::Demote { user, reason } => AdminCommand::Demote { user, reason: reason.reason },
+        AdminAction::Lock { world, zone, reason } => AdminCommand::LockZone { world, zone, reason: reason.reason },
+        AdminAction::Unlock { world, zone, reason } => AdminCommand::UnlockZone { world, zone, reason: reason.reason },
+        AdminAction::Capacity { world, zone, capacity, reason } => {
+            let capacity = match capacity.as_str() {
+                "none" => None,
+                number => Some(number.parse().with_context(|| format!("capacity `{number}`: a number or `none`"))?),
+            };
+            AdminCommand::SetZoneCapacity { world, zone, capacity, reason: reason.reason }
+        }
+        AdminAction::Move { user, world, spawn, reason } => {
+            AdminCommand::MoveUser { user, world, spawn, reason: reason.reason }
+        }
+        AdminAction::Notice { world, text, zone } => AdminCommand::Notice { world, zone, text },
+        AdminAction::EndMeeting { world, zone, spawn, reason } => {
+            AdminCommand::EndMeeting { world, zone, spawn, reason: reason.reason }
+        }
+        AdminAction::Bans => AdminCommand::ListBans,
+        AdminAction::Mutes => AdminCommand::ListMutes,
+        AdminAction::Admins => AdminCommand::ListAdmins,
+        AdminAction::Audit { limit, before } => AdminCommand::ListAudit { before, limit },
+    })
+}
+
+pub fn run(args: AdminArgs) -> Result<ExitCode> {
+    let json = args.json;
+    let command = command_of(args.action)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let (status, answer) = runtime.block_on(send(&args.server, &args.token, &command))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+    }
+    if answer["ok"].as_bool() != Some(true) {
+        let code = answer["error"]["code"].as_str().unwrap_or("error");
+        let message = answer["error"]["message"].as_str().unwrap_or("the server gave no reason");
+        eprintln!("error: {code} (HTTP {status}): {message}");
+        return Ok(ExitCode::FAILURE);
+    }
+    if !json {
+        print!("{}", describe(&command, &answer["data"]));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send(server: &str, token: &str, command: &AdminCommand) -> Result<(u16, Value)> {
+    let url = format!("{}/v1/admin/commands", server.trim_end_matches('/'));
+    let body = serde_json::to_string(command).context("encoding the command")?;
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(15)).build().context("making the HTTP client")?;
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.context("reading the answer")?;
+    match serde_json::from_str(&text) {
+        Ok(answer) => Ok((status, answer)),
+        Err(_) => bail!("{url} answered HTTP {status} with something that is not an admin API answer: {text}"),
+    }
+}
+
+/// A person-readable account of what the server answered.
+fn describe(command: &AdminCommand, data: &Value) -> String {
+    let text = |value: &Value| value.as_str().unwrap_or("").to_owned();
+    let rows = |key: &str| data[key].as_array().cloned().unwrap_or_default();
+    match command {
+        AdminCommand::ListPeople => table(
+            &["WORLD", "ZONE", "USER", "NAME", "MUTED", "CONNECTED"],
+            rows("people").iter().map(|p| {
+                let muted = match (p["audio_muted"].as_bool() == Some(true), p["video_muted"].as_bool() == Some(true)) {
+                    (true, true) => "audio+video",
+                    (true, false) => "audio",
+                    (false, true) => "video",
+                    (false, false) => "",
+                };
+                let connected = if p["connected"].as_bool() == Some(true) { "yes" } else { "no" };
+                vec![
+                    text(&p["world"]),
+                    text(&p["zone"]),
+                    text(&p["user"]),
+                    text(&p["name"]),
+                    muted.into(),
+                    connected.into(),
+                ]
+            }),
+        ),
+        AdminCommand::ListBans => table(
+            &["USER", "REASON", "BY", "EXPIRES"],
+            rows("bans").iter().map(|b| {
+                let expires = b["expires_at"].as_i64().map_or("never".to_owned(), |t| t.to_string());
+                vec![text(&b["user_id"]), text(&b["reason"]), text(&b["created_by"]), expires]
+            }),
+        ),
+        AdminCommand::ListMutes => table(
+            &["USER", "AUDIO", "VIDEO", "REASON", "BY"],
+            rows("mutes").iter().map(|m| {
+                let flag = |v: &Value| if v.as_bool() == Some(true) { "muted" } else { "" }.to_owned();
+                vec![
+                    text(&m["user_id"]),
+                    flag(&m["audio"]),
+                    flag(&m["video"]),
+                    text(&m["reason"]),
+                    text(&m["created_by"]),
+                ]
+            }),
+        ),
+        AdminCommand::ListAdmins => rows("admins").iter().map(|a| format!("{}\n", text(a))).collect(),
+        AdminCommand::ListAudit { .. } => table(
+            &["ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON", "DETAIL"],
+            rows("entries").iter().map(|e| {
+                vec![
+                    e["id"].to_string(),
+                    e["created_at"].to_string(),
+                    text(&e["actor"]),
+                    text(&e["action"]),
+                    text(&e["target"]),
+                    text(&e["outcome"]),
+                    text(&e["reason"]),
+                    text(&e["detail"]),
+                ]
+            }),
+        ),
+        _ => format!("done: {} {}\n", command.name(), data),
+    }
+}
+
+/// Left-aligned columns under a header.
+fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> =
+        std::iter::once(header.iter().map(|h| (*h).to_owned()).collect()).chain(rows).collect();
+    let widths: Vec<usize> =
+        (0..header.len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:width$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
