@@ -179,6 +179,12 @@ fn overrides(a: &Addresses, database_url: &str, s3: SocketAddr) -> Vec<Override>
         o("signaling", "ISOPLANE_SIGNALING_ASSET_SERVER", format!("http://{}", a.assets), DNS),
         o(
             "signaling",
+            "ISOPLANE_SIGNALING_DATABASE_URL",
+            database_url.to_owned(),
+            "this machine's PostgreSQL, in the schema the asset server uses in this run",
+        ),
+        o(
+            "signaling",
             "ISOPLANE_SIGNALING_SFU_URL",
             format!("ws://{}/v1/sfu", a.sfu_http),
             "no reverse proxy (Caddy, TLS) in the test: clients reach the SFU's HTTP port directly",
@@ -590,6 +596,47 @@ async fn the_compose_stack_lets_a_client_join_get_its_media_plan_and_an_sfu_sess
         }
     };
     assert!(ended.is_some(), "the SFU ended the session of an avatar that left the world");
+
+    // Moderation on the stack's PostgreSQL: an admin token from the image's script kicks
+    // Grace through the HTTP admin API, she is told, and the audit log has it.
+    let output = Command::new(program("isoplane-token"))
+        .args(["--admin", "root", "Root"])
+        .env("ISOPLANE_TOKEN_SECRET", secret)
+        .env("ISOPLANE_WORKSPACE", workspace)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let admin_token = String::from_utf8(output.stdout).unwrap();
+    let admin = |body: &'static str| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("http://{}/v1/admin/commands", a.signaling))
+            .bearer_auth(admin_token.trim())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let kicked = admin(r#"{"action": "kick", "user": "grace", "reason": "test"}"#).await.unwrap();
+    assert_eq!(kicked.status(), 200, "{:?}", kicked.text().await);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), grace.next_event()).await.unwrap().unwrap() {
+            isoplane_signaling::client::Event::Message(isoplane_signaling::protocol::ServerMessage::Moderated {
+                action,
+                ..
+            }) => {
+                assert_eq!(action, isoplane_signaling::protocol::ModeratedAction::Kicked);
+                break;
+            }
+            isoplane_signaling::client::Event::Closed(_) => panic!("closed before being told"),
+            _ => continue,
+        }
+    }
+    let audit: serde_json::Value =
+        serde_json::from_str(&admin(r#"{"action": "list_audit"}"#).await.unwrap().text().await.unwrap()).unwrap();
+    let newest = &audit["data"]["entries"][0];
+    assert_eq!((newest["actor"].as_str(), newest["action"].as_str()), (Some("root"), Some("kick")), "{audit}");
 
     // TURN: a STUN binding request on its UDP port sees our own address.
     check_stun_binding(a.turn);
