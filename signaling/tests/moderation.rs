@@ -32,18 +32,34 @@ async fn join_admin(server: &TestServer, user: &str) -> Client {
 
 /// Sends a command over the WebSocket and waits for its answer: `Ok(data)` or the error.
 async fn command(client: &mut Client, id: u32, command: AdminCommand) -> Result<Value, AdminErrorCode> {
+    command_seeing(client, id, command).await.0
+}
+
+/// Like [`command`], also returning what arrived before the answer (a world acts before
+/// the answer is sent, so its effects on the admin's own view come first).
+async fn command_seeing(
+    client: &mut Client,
+    id: u32,
+    command: AdminCommand,
+) -> (Result<Value, AdminErrorCode>, Vec<Event>) {
     client.send(&ClientMessage::Admin { id, command }).await.unwrap();
-    let answer = expect_event(
-        client,
-        "the admin result",
-        |e| matches!(e, Event::Message(ServerMessage::AdminResult { id: answered, .. }) if *answered == id),
-    )
-    .await;
-    let Event::Message(ServerMessage::AdminResult { ok, error, data, .. }) = answer else { unreachable!() };
-    match (ok, error, data) {
-        (true, None, Some(data)) => Ok(data),
-        (false, Some(error), None) => Err(error.code),
-        other => panic!("a malformed admin result: {other:?}"),
+    let mut before = Vec::new();
+    loop {
+        let event =
+            client.next_event_within(WAIT).await.unwrap_or_else(|e| panic!("waiting for the admin result: {e}"));
+        let Event::Message(ServerMessage::AdminResult { id: answered, ok, error, data }) = &event else {
+            before.push(event);
+            continue;
+        };
+        if *answered != id {
+            continue;
+        }
+        let result = match (ok, error, data) {
+            (true, None, Some(data)) => Ok(data.clone()),
+            (false, Some(error), None) => Err(error.code),
+            other => panic!("a malformed admin result: {other:?}"),
+        };
+        return (result, before);
     }
 }
 
@@ -233,8 +249,12 @@ async fn bans_locks_roles_and_the_audit_log_survive_a_restart() {
     let server = start_with_database(&database).await;
     let mut ada = join_admin(&server, "ada").await;
     let mut bob = server.join("bob").await;
+    let bob_avatar = bob.avatar();
     let ban = AdminCommand::Ban { user: "bob".into(), reason: "abuse".into(), duration_seconds: None };
-    assert_eq!(command(&mut ada, 1, ban).await.unwrap()["worlds"], 1);
+    let (result, seen) = command_seeing(&mut ada, 1, ban).await;
+    assert_eq!(result.unwrap()["worlds"], 1);
+    let left = |e: &Event| matches!(e, Event::Message(ServerMessage::AvatarLeft { avatar }) if *avatar == bob_avatar);
+    assert!(seen.iter().any(left), "ada, a bystander, saw bob leave: {seen:?}");
     assert_eq!(
         moderated(&expect_event(&mut bob, "moderated", |e| moderated(e).is_some()).await),
         Some(ModeratedAction::Banned)
@@ -374,6 +394,12 @@ async fn locks_capacity_moves_notices_and_ending_a_meeting_as_people_see_them() 
     let corrected =
         expect_event(&mut dan, "the moved correction", |e| correction(e) == Some(CorrectionReason::Moved)).await;
     assert!(matches!(corrected, Event::Message(ServerMessage::Correction { position, .. }) if position == spawn));
+    // Ada, in the lobby with him, sees him at the spawn point.
+    let dan_avatar = dan.avatar();
+    expect_event(&mut ada, "dan's presence at the spawn point", |e| {
+        presence_of(std::slice::from_ref(e), dan_avatar).contains(&spawn)
+    })
+    .await;
     let nowhere = AdminCommand::MoveUser {
         user: "dan".into(),
         world: "test".into(),
@@ -385,7 +411,12 @@ async fn locks_capacity_moves_notices_and_ending_a_meeting_as_people_see_them() 
     // Ending the meeting sends both out to the spawn point, into the lobby.
     let end =
         AdminCommand::EndMeeting { world: "test".into(), zone: "room".into(), spawn: None, reason: "time".into() };
-    assert_eq!(command(&mut ada, 8, end).await.unwrap()["moved"], 2);
+    let (result, seen) = command_seeing(&mut ada, 8, end).await;
+    assert_eq!(result.unwrap()["moved"], 2);
+    for avatar in [bob.avatar(), carol.avatar()] {
+        let entered = |e: &Event| matches!(e, Event::Message(ServerMessage::AvatarEntered { avatar: info }) if info.avatar == avatar);
+        assert!(seen.iter().any(entered), "ada, in the lobby, saw {avatar} come out: {seen:?}");
+    }
     for client in [&mut bob, &mut carol] {
         assert_eq!(
             moderated(&expect_event(client, "moderated", |e| moderated(e).is_some()).await),
