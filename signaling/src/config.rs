@@ -35,6 +35,38 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub policy: PolicyConfig,
     pub media: MediaSettings,
+    /// Several nodes serving one workspace through Redis; a single node when absent.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How this node finds the others (docs/scaling.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://host:6379`.
+    pub redis_url: String,
+    /// This node's name among the others; random when absent.
+    pub node_id: Option<String>,
+    /// Where the other nodes reach this one (`http://10.0.0.5:8080`): clients connected
+    /// to another node are forwarded here for the worlds this node serves. By default
+    /// the listening address, when that is a concrete one.
+    pub advertise_url: String,
+    /// A world's lease: how long after its owner dies another node may take it over.
+    pub lease_ms: u64,
+    /// How often this node renews its membership and leases.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            node_id: None,
+            advertise_url: String::new(),
+            lease_ms: 4000,
+            heartbeat_ms: 1000,
+        }
+    }
 }
 
 /// Worlds served, by name.
@@ -136,6 +168,7 @@ impl Default for Config {
             presence: PresenceConfig::default(),
             policy: PolicyConfig::default(),
             media: MediaSettings::default(),
+            cluster: None,
         }
     }
 }
@@ -172,6 +205,23 @@ impl Config {
             && !url.starts_with("postgresql://")
         {
             problems.push("database_url: use sqlite://PATH or postgres://…".to_owned());
+        }
+        if let Some(cluster) = &self.cluster {
+            if !cluster.redis_url.starts_with("redis://") && !cluster.redis_url.starts_with("rediss://") {
+                problems.push("cluster.redis_url: use redis://host:port".to_owned());
+            }
+            if cluster.advertise_url.is_empty() && self.listen.ip().is_unspecified() {
+                problems.push("cluster.advertise_url: set the http:// URL other nodes reach this one at".to_owned());
+            }
+            if !cluster.advertise_url.is_empty()
+                && !cluster.advertise_url.starts_with("http://")
+                && !cluster.advertise_url.starts_with("https://")
+            {
+                problems.push("cluster.advertise_url: an http:// URL".to_owned());
+            }
+            if cluster.heartbeat_ms == 0 || cluster.lease_ms < cluster.heartbeat_ms * 2 {
+                problems.push("cluster: lease_ms must be at least twice heartbeat_ms (above 0)".to_owned());
+            }
         }
         if !(1..=15).contains(&self.presence.tick_hz) {
             problems.push("presence.tick_hz: from 1 to 15".to_owned());

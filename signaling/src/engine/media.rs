@@ -24,7 +24,7 @@ pub struct Participant<'a> {
 }
 
 /// What an admin muted of one avatar.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mute {
     pub audio: bool,
     pub video: bool,

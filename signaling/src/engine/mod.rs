@@ -406,6 +406,20 @@ impl WorldEngine {
         }
     }
 
+    /// Numbers new avatars from `first` on (see the cluster: a world that moves between
+    /// nodes must not hand out IDs the SFU still knows from the previous node).
+    pub fn number_avatars_from(&mut self, first: AvatarId) {
+        self.next_avatar = first.max(1);
+    }
+
+    /// Another node serves this world now: every avatar goes, connected or not.
+    pub fn evacuate(&mut self, _now: Instant) {
+        let ids: Vec<AvatarId> = self.avatars.keys().copied().collect();
+        for id in ids {
+            self.remove_avatar(id);
+        }
+    }
+
     /// The client left on purpose: its avatar goes at once.
     pub fn leave(&mut self, _now: Instant, conn: ConnId) {
         if let Some(id) = self.by_conn.remove(&conn) {

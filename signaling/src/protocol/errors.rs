@@ -42,6 +42,8 @@ pub enum ErrorCode {
     Kicked,
     /// You are banned from this workspace.
     Banned,
+    /// The world is moving to another server: reconnect in a moment.
+    TryAgain,
     /// Something failed inside the server; nothing the client sent is at fault.
     Internal,
 }
@@ -68,6 +70,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "the server is shutting down",
             ErrorCode::Kicked => "an admin removed you from the world",
             ErrorCode::Banned => "you are banned from this workspace",
+            ErrorCode::TryAgain => "this world is moving to another server: reconnect in a moment",
             ErrorCode::Internal => "the server failed to handle this; try again",
         }
     }

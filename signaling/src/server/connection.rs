@@ -17,9 +17,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::AppState;
+use super::cluster::Route;
 use super::limits::{RateLimit, Slot};
 use super::metrics::Metrics;
 use super::moderation::Actor;
+use super::proxy;
 use super::world_task::{Kill, Outbound, WorldCommand, unix_now};
 use crate::auth::{JoinClaims, TokenError};
 use crate::engine::{ConnId, JoinUser};
@@ -64,21 +66,52 @@ struct Joined {
     _user_slot: Slot<String>,
 }
 
-pub async fn run(socket: WebSocket, state: Arc<AppState>, ip_slot: Slot<IpAddr>) {
+/// Where a connection came from: a client, or another node forwarding one.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    pub ip: IpAddr,
+    pub forwarded: bool,
+}
+
+/// What a `join` leads to.
+enum Admission {
+    Joined(Joined),
+    /// Another node serves the world: forward the client there with its `join`.
+    Elsewhere {
+        url: String,
+        join: String,
+    },
+}
+
+pub async fn run(socket: WebSocket, state: Arc<AppState>, ip_slot: Slot<IpAddr>, origin: Origin) {
     let conn: ConnId = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
     state.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&state.metrics.connections_total);
-    match join(&state, conn, &mut stream).await {
-        Ok(joined) => serve(state.clone(), conn, sink, stream, joined).await,
+    match join(&state, conn, &mut stream, origin).await {
+        Ok(Admission::Joined(joined)) => serve(state.clone(), conn, sink, stream, joined).await,
+        Ok(Admission::Elsewhere { url, join }) => {
+            match proxy::connect(&url, join, origin.ip, &state.token_key, unix_now()).await {
+                Ok(upstream) => {
+                    Metrics::inc(&state.metrics.forwarded_connections);
+                    proxy::pipe(sink, stream, upstream).await;
+                }
+                Err(error) => {
+                    // The owner is gone or going: its lease will free the world shortly.
+                    tracing::warn!(%error, "cannot forward a client to the node serving its world");
+                    refuse(&mut sink, ErrorCode::TryAgain).await;
+                }
+            }
+        }
         Err(code) => refuse(&mut sink, code).await,
     }
     state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
     drop(ip_slot);
 }
 
-/// Waits for `join`, checks its token and world, and enters the world.
-async fn join(state: &AppState, conn: ConnId, stream: &mut Stream) -> Result<Joined, ErrorCode> {
+/// Waits for `join`, checks its token and world, and enters the world (or says which
+/// node serves it).
+async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origin) -> Result<Admission, ErrorCode> {
     let timeout = Duration::from_secs(state.config.limits.join_timeout_seconds);
     let first = tokio::select! {
         () = state.shutdown.cancelled() => return Err(ErrorCode::ShuttingDown),
@@ -105,6 +138,24 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream) -> Result<Joi
         return Err(ErrorCode::Forbidden);
     }
     let entry = state.worlds.get(&world).ok_or(ErrorCode::UnknownWorld)?;
+    if let Some(cluster) = &state.cluster {
+        match cluster.route(&world).await {
+            Ok(Route::Local { acquired }) => {
+                if acquired {
+                    state.moderator.refresh_zones(&world).await;
+                }
+            }
+            // A forwarded client goes no further: the world moved meanwhile.
+            Ok(Route::Remote { url, .. }) if !origin.forwarded => {
+                return Ok(Admission::Elsewhere { url, join: text.to_string() });
+            }
+            Ok(Route::Remote { .. } | Route::Unavailable) => return Err(ErrorCode::TryAgain),
+            Err(error) => {
+                tracing::error!(%error, "cannot reach the cluster to route a join");
+                return Err(ErrorCode::TryAgain);
+            }
+        }
+    }
     let user_slot = state.limits.per_user.acquire(claims.sub.clone()).ok_or(ErrorCode::TooManyConnections)?;
     let standing = state.moderator.standing(&claims).await?;
     let (outbound_tx, outbound) = mpsc::channel(state.config.limits.outbound_queue);
@@ -115,7 +166,9 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream) -> Result<Joi
     let command = WorldCommand::Join { conn, user, spawn, outbound: outbound_tx.clone(), kill: kill.clone(), reply };
     entry.commands.send(command).await.map_err(|_| ErrorCode::ShuttingDown)?;
     answer.await.map_err(|_| ErrorCode::ShuttingDown)??;
-    Ok(Joined { world: entry.commands.clone(), outbound, replies: outbound_tx, actor, kill, _user_slot: user_slot })
+    let joined =
+        Joined { world: entry.commands.clone(), outbound, replies: outbound_tx, actor, kill, _user_slot: user_slot };
+    Ok(Admission::Joined(joined))
 }
 
 /// Runs a joined connection until either side ends it.

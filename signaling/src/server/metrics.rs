@@ -30,6 +30,8 @@ pub struct Metrics {
     pub malformed: AtomicU64,
     pub auth_failures: AtomicU64,
     pub refused_connections: AtomicU64,
+    pub forwarded_connections: AtomicU64,
+    pub worlds_taken_over: AtomicU64,
 }
 
 impl Metrics {
@@ -43,7 +45,7 @@ impl Metrics {
 
     /// The Prometheus exposition of every metric.
     pub fn render(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 18] = [
+        let counters: [(&str, &str, &AtomicU64); 20] = [
             ("connections_total", "WebSocket connections accepted", &self.connections_total),
             ("messages_in_total", "WebSocket messages received", &self.messages_in),
             ("messages_out_total", "WebSocket messages sent", &self.messages_out),
@@ -62,6 +64,12 @@ impl Metrics {
             ("malformed_total", "malformed client messages", &self.malformed),
             ("auth_failures_total", "joins refused for their token", &self.auth_failures),
             ("refused_connections_total", "connections refused by limits or origin", &self.refused_connections),
+            (
+                "forwarded_connections_total",
+                "clients forwarded to the node serving their world",
+                &self.forwarded_connections,
+            ),
+            ("worlds_taken_over_total", "worlds this node started serving (cluster)", &self.worlds_taken_over),
         ];
         let gauges: [(&str, &str, &AtomicI64); 3] = [
             ("connections", "WebSocket connections open", &self.connections_open),

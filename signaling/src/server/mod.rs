@@ -11,10 +11,12 @@
 //! `/metrics`; with `serve_web`, the browser client at `/` and `/web/…`; with the demo
 //! world, its images at `/assets/{id}`.
 
+pub mod cluster;
 mod connection;
 mod limits;
 mod metrics;
 mod moderation;
+mod proxy;
 pub mod sfu_control;
 mod web;
 mod world_task;
@@ -58,6 +60,8 @@ pub enum StartError {
     Bind { address: SocketAddr, source: std::io::Error },
     #[error("the moderation database: {0}")]
     Database(#[from] isoplane_metadata::MetadataError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A loaded world: its file as served, and the queue of the task that owns it.
@@ -78,6 +82,8 @@ pub(crate) struct AppState {
     next_conn: AtomicU64,
     tasks: TaskTracker,
     moderator: moderation::Moderator,
+    /// The other signaling nodes, when this one is part of a cluster.
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 /// A server whose socket is bound, ready to run.
@@ -233,12 +239,33 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         named.push((name, text));
     }
     let metadata = open_database(&config).await?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
+    let cluster = match &config.cluster {
+        Some(settings) => {
+            let mut settings = settings.clone();
+            if settings.advertise_url.is_empty() {
+                // Only a concrete listening address can stand for this node.
+                settings.advertise_url = format!(
+                    "http://{}",
+                    listener.local_addr().map_err(|source| StartError::Bind { address: config.listen, source })?
+                );
+            }
+            Some(Arc::new(cluster::Cluster::join(&settings, &config.workspace).await?))
+        }
+        None => None,
+    };
     for (name, text) in named {
         let world = World::from_json(&text)
             .map_err(|errors| StartError::World { path: format!("{name}.world.json"), message: errors.to_string() })?;
         let version = ContentId::of_bytes(text.as_bytes()).to_string();
         let world_ref = WorldRef { name: name.clone(), version: version.clone(), url: format!("/v1/worlds/{name}") };
         let mut engine = WorldEngine::new(&name, Arc::new(world), world_ref, engine_config.clone(), now, unix);
+        if cluster.is_some() {
+            // A world may move between nodes while the SFU still holds its avatars'
+            // sessions: each node numbers avatars from its own random start.
+            engine.number_avatars_from(rand::random_range(1..1 << 30));
+        }
         // Locks and capacities admins set stay in force across restarts.
         for setting in metadata.zone_settings(&config.workspace, &name).await? {
             let zone = setting.zone.clone();
@@ -251,17 +278,16 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         engines.push((engine, receiver));
         worlds.insert(name, WorldEntry { json: Bytes::from(text), version, commands });
     }
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
     let limits = ConnectionLimits {
         total: Counter::new(config.limits.max_connections),
         per_ip: Counter::new(config.limits.connections_per_ip),
         per_user: Counter::new(config.limits.connections_per_user),
     };
     let senders = worlds.iter().map(|(name, entry)| (name.clone(), entry.commands.clone())).collect();
-    let moderator = moderation::Moderator::new(metadata, config.workspace.clone(), senders);
+    let moderator = moderation::Moderator::new(metadata, config.workspace.clone(), senders, cluster.clone());
     let state = Arc::new(AppState {
         moderator,
+        cluster,
         token_key: TokenKey::new(config.token_secret.as_bytes()),
         config,
         worlds,
@@ -288,6 +314,13 @@ impl BoundServer {
             let (metrics, stop) = (state.metrics.clone(), state.shutdown.clone());
             state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, sfu.clone(), stop));
         }
+        if let Some(cluster) = state.cluster.clone() {
+            let (incoming, requests) = mpsc::channel(256);
+            let (lost, lost_worlds) = mpsc::channel(64);
+            state.tasks.spawn(cluster.run(incoming, lost, state.shutdown.clone()));
+            state.tasks.spawn(answer_nodes(state.clone(), requests));
+            state.tasks.spawn(evacuate_lost(state.clone(), lost_worlds));
+        }
         let inner = state.shutdown.clone();
         let tasks = state.tasks.clone();
         let app = router(state);
@@ -299,6 +332,35 @@ impl BoundServer {
         tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
         result
+    }
+}
+
+/// Carries out other nodes' requests in this node's worlds.
+async fn answer_nodes(state: Arc<AppState>, mut requests: mpsc::Receiver<cluster::Incoming>) {
+    while let Some((request, reply)) = requests.recv().await {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let answer = match request {
+                cluster::ClusterRequest::Moderate { world: Some(world), action } => {
+                    cluster::ClusterReply::Moderated(state.moderator.local_in_world(&world, action).await)
+                }
+                cluster::ClusterRequest::Moderate { world: None, action } => {
+                    cluster::ClusterReply::Moderated(state.moderator.local_everywhere(action).await)
+                }
+                cluster::ClusterRequest::People => cluster::ClusterReply::People(state.moderator.local_people().await),
+            };
+            let _ = reply.send(answer);
+        });
+    }
+}
+
+/// Stops serving the worlds whose lease this node lost: their clients reconnect and
+/// reach the new owner.
+async fn evacuate_lost(state: Arc<AppState>, mut lost: mpsc::Receiver<String>) {
+    while let Some(world) = lost.recv().await {
+        if let Some(entry) = state.worlds.get(&world) {
+            let _ = entry.commands.send(WorldCommand::Evacuate).await;
+        }
     }
 }
 
@@ -339,6 +401,12 @@ async fn websocket(
     if state.shutdown.is_cancelled() {
         return refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down");
     }
+    // Another node forwarding a client vouches for the client's address.
+    let forwarded = headers
+        .get(proxy::FORWARDED_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| proxy::forwarded_ip(&state.token_key, value, unix_now()));
+    let origin = connection::Origin { ip: forwarded.unwrap_or(peer.ip()), forwarded: forwarded.is_some() };
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = &state.config.allowed_origins;
         if !allowed.is_empty() && !allowed.iter().any(|a| origin.as_bytes() == a.as_bytes()) {
@@ -350,7 +418,7 @@ async fn websocket(
         metrics::Metrics::inc(&state.metrics.refused_connections);
         return refusal(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", "the server is full");
     };
-    let Some(ip_slot) = state.limits.per_ip.acquire(peer.ip()) else {
+    let Some(ip_slot) = state.limits.per_ip.acquire(origin.ip) else {
         metrics::Metrics::inc(&state.metrics.refused_connections);
         return refusal(
             StatusCode::TOO_MANY_REQUESTS,
@@ -371,7 +439,7 @@ async fn websocket(
     let tasks = state.tasks.clone();
     upgrade.on_upgrade(move |socket| {
         tasks.track_future(async move {
-            connection::run(socket, state, ip_slot).await;
+            connection::run(socket, state, ip_slot, origin).await;
             drop(total);
         })
     })
@@ -511,6 +579,9 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
             "SFU_URL" => config.media.sfu_url = Some(value),
             "SFU_CONTROL_URL" => config.media.sfu_control_url = Some(value),
             "DATABASE_URL" => config.database_url = Some(value),
+            "CLUSTER_REDIS_URL" => config.cluster.get_or_insert_with(Default::default).redis_url = value,
+            "CLUSTER_ADVERTISE_URL" => config.cluster.get_or_insert_with(Default::default).advertise_url = value,
+            "CLUSTER_NODE_ID" => config.cluster.get_or_insert_with(Default::default).node_id = Some(value),
             "OPEN_SFU_THRESHOLD" => match value.parse() {
                 Ok(people) => config.policy.open_sfu_threshold = people,
                 Err(_) => problems.push(format!("{key}: not a number of people")),

@@ -10,13 +10,14 @@
 //! signaling shares with the asset server.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use isoplane_metadata::{Ban, Metadata, MetadataError, Mute as MuteRecord, ZoneSetting};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cluster::{Cluster, ClusterReply, ClusterRequest};
 use super::limits::RateLimit;
 use super::world_task::{WorldCommand, unix_now};
 use crate::auth::{JoinClaims, Role};
@@ -60,6 +61,8 @@ pub struct Moderator {
     metadata: Metadata,
     workspace: String,
     worlds: HashMap<String, mpsc::Sender<WorldCommand>>,
+    /// The other nodes, whose worlds commands must reach too.
+    cluster: Option<Arc<Cluster>>,
     rates: Mutex<HashMap<String, RateLimit>>,
 }
 
@@ -189,8 +192,29 @@ fn reason_of(command: &AdminCommand) -> String {
 }
 
 impl Moderator {
-    pub fn new(metadata: Metadata, workspace: String, worlds: HashMap<String, mpsc::Sender<WorldCommand>>) -> Self {
-        Moderator { metadata, workspace, worlds, rates: Mutex::new(HashMap::new()) }
+    pub fn new(
+        metadata: Metadata,
+        workspace: String,
+        worlds: HashMap<String, mpsc::Sender<WorldCommand>>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Self {
+        Moderator { metadata, workspace, worlds, cluster, rates: Mutex::new(HashMap::new()) }
+    }
+
+    /// Applies the zone settings recorded for a world to its engine here (when this node
+    /// takes the world over: another node may have changed them meanwhile).
+    pub async fn refresh_zones(&self, world: &str) {
+        let settings = match self.metadata.zone_settings(&self.workspace, world).await {
+            Ok(settings) => settings,
+            Err(error) => {
+                tracing::error!(%error, world, "cannot read the world's zone settings");
+                return;
+            }
+        };
+        for setting in settings {
+            let action = Moderation::SetZone { zone: setting.zone, locked: setting.locked, capacity: setting.capacity };
+            let _ = self.local_in_world(world, action).await;
+        }
     }
 
     /// Whether the user may enter, and with what role and mute. A ban refuses the join;
@@ -401,13 +425,12 @@ impl Moderator {
                 Ok((json!({ "moved": reached }), format!("{reached} people")))
             }
             AdminCommand::ListPeople => {
-                let mut people = Vec::new();
-                for commands in self.worlds.values() {
-                    let (reply, answer) = oneshot::channel();
-                    if commands.send(WorldCommand::People { reply }).await.is_ok()
-                        && let Ok(found) = answer.await
-                    {
-                        people.extend(found);
+                let mut people = self.local_people().await;
+                if let Some(cluster) = &self.cluster {
+                    for reply in cluster.ask(None, ClusterRequest::People).await.map_err(internal)? {
+                        if let ClusterReply::People(found) = reply {
+                            people.extend(found);
+                        }
                     }
                 }
                 people.sort_by(|a: &PersonInfo, b| (&a.world, a.avatar).cmp(&(&b.world, b.avatar)));
@@ -471,28 +494,70 @@ impl Moderator {
         Ok((json!({ "locked": locked, "capacity": capacity, "inside": inside }), detail))
     }
 
-    /// Runs an action in one world.
+    /// Runs an action in one world, wherever it is served.
     async fn in_world(&self, world: &str, action: Moderation) -> Result<usize, AdminError> {
-        let commands = self
-            .worlds
-            .get(world)
-            .ok_or_else(|| AdminError::new(AdminErrorCode::UnknownWorld, "there is no world with this name"))?;
-        let (reply, answer) = oneshot::channel();
-        commands.send(WorldCommand::Moderate { action, reply }).await.map_err(internal)?;
-        answer.await.map_err(internal)?.map_err(from_engine)
+        if !self.worlds.contains_key(world) {
+            return Err(AdminError::new(AdminErrorCode::UnknownWorld, "there is no world with this name"));
+        }
+        if let Some(cluster) = &self.cluster
+            && let Some(owner) = cluster.remote_owner(world).await.map_err(internal)?
+        {
+            let request = ClusterRequest::Moderate { world: Some(world.to_owned()), action };
+            return match cluster.ask(Some(&owner), request).await.map_err(internal)?.pop() {
+                Some(ClusterReply::Moderated(result)) => result.map_err(from_engine),
+                _ => Err(internal(format!("node {owner}, which serves {world}, did not answer"))),
+            };
+        }
+        self.local_in_world(world, action).await.map_err(from_engine)
     }
 
-    /// Runs an action in every world; returns in how many it reached someone.
+    /// Runs an action in every world of every node; returns in how many it reached someone.
     async fn everywhere(&self, action: impl Fn() -> Moderation) -> Result<usize, AdminError> {
+        let mut reached = self.local_everywhere(action()).await.map_err(from_engine)?;
+        if let Some(cluster) = &self.cluster {
+            let request = ClusterRequest::Moderate { world: None, action: action() };
+            for reply in cluster.ask(None, request).await.map_err(internal)? {
+                if let ClusterReply::Moderated(result) = reply {
+                    reached += result.map_err(from_engine)?;
+                }
+            }
+        }
+        Ok(reached)
+    }
+
+    /// Runs an action in one of this node's worlds (none reached if it is not here).
+    pub async fn local_in_world(&self, world: &str, action: Moderation) -> Result<usize, ModerationError> {
+        let Some(commands) = self.worlds.get(world) else { return Ok(0) };
+        let (reply, answer) = oneshot::channel();
+        if commands.send(WorldCommand::Moderate { action, reply }).await.is_err() {
+            return Ok(0);
+        }
+        answer.await.unwrap_or(Ok(0))
+    }
+
+    /// Runs an action in every world of this node; returns in how many it reached someone.
+    pub async fn local_everywhere(&self, action: Moderation) -> Result<usize, ModerationError> {
         let mut reached = 0;
-        for commands in self.worlds.values() {
-            let (reply, answer) = oneshot::channel();
-            commands.send(WorldCommand::Moderate { action: action(), reply }).await.map_err(internal)?;
-            if answer.await.map_err(internal)?.map_err(from_engine)? > 0 {
+        for world in self.worlds.keys() {
+            if self.local_in_world(world, action.clone()).await? > 0 {
                 reached += 1;
             }
         }
         Ok(reached)
+    }
+
+    /// Everyone in this node's worlds.
+    pub async fn local_people(&self) -> Vec<PersonInfo> {
+        let mut people = Vec::new();
+        for commands in self.worlds.values() {
+            let (reply, answer) = oneshot::channel();
+            if commands.send(WorldCommand::People { reply }).await.is_ok()
+                && let Ok(found) = answer.await
+            {
+                people.extend(found);
+            }
+        }
+        people
     }
 }
 

@@ -69,6 +69,8 @@ pub enum WorldCommand {
     People {
         reply: oneshot::Sender<Vec<PersonInfo>>,
     },
+    /// Another node serves this world now: everyone here reconnects (and reaches it).
+    Evacuate,
 }
 
 /// What a world sends a connection's writer.
@@ -223,6 +225,16 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         }
         WorldCommand::People { reply } => {
             let _ = reply.send(engine.people());
+        }
+        WorldCommand::Evacuate => {
+            for (conn, connection) in connections.by_id.drain() {
+                if connection.outbound.try_send(Outbound::Close(ErrorCode::TryAgain)).is_err() {
+                    connection.kill.kill(ErrorCode::TryAgain);
+                }
+                engine.leave(now, conn);
+            }
+            connections.lagging.clear();
+            engine.evacuate(now);
         }
     }
 }
