@@ -6,7 +6,11 @@
 //! - logs on stdout (where tools and tests read the "listening on" line), filtered by
 //!   `ISOPLANE_LOG` (else `RUST_LOG`, else `info`), one line per event, colours only on a
 //!   terminal;
-//! - a graceful stop on SIGTERM (what `docker stop` and systemd send) or ctrl-c.
+//! - a graceful stop on SIGTERM (what `docker stop` and systemd send) or ctrl-c;
+//! - the SFU directory ([`sfu_directory`]), where SFU nodes report their load and
+//!   signaling finds them.
+
+pub mod sfu_directory;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;

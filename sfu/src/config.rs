@@ -26,6 +26,42 @@ pub struct Config {
     /// Worker threads, each owning a share of the rooms; 0 = one per core.
     pub workers: usize,
     pub limits: Limits,
+    /// Report this node and its load in a Redis SFU directory, where signaling nodes
+    /// find it (docs/scaling.md). Without it, signaling is configured with this SFU's URL.
+    pub directory: Option<DirectoryConfig>,
+}
+
+/// This node's entry in the SFU directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// `redis://host:6379`.
+    pub redis_url: String,
+    /// The pool of SFU nodes this one belongs to (signaling's `sfu_pool`).
+    pub pool: String,
+    /// This node's name; random when absent.
+    pub node_id: Option<String>,
+    /// Where clients reach this node (`wss://sfu-2.example/v1/sfu`); by default
+    /// `ws://` + the HTTP listening address.
+    pub public_url: Option<String>,
+    /// Where signaling reaches the control API (`http://10.0.0.7:7880`); by default
+    /// `http://` + the HTTP listening address.
+    pub control_url: Option<String>,
+    /// Participants this node takes at most before signaling sends new rooms elsewhere.
+    pub capacity: u64,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            pool: "default".into(),
+            node_id: None,
+            public_url: None,
+            control_url: None,
+            capacity: 1000,
+        }
+    }
 }
 
 /// Limits on what one peer or room may take.
@@ -72,6 +108,7 @@ impl Default for Config {
             secret: String::new(),
             workers: 0,
             limits: Limits::default(),
+            directory: None,
         }
     }
 }
@@ -101,6 +138,7 @@ impl Config {
             secret: secret.to_owned(),
             workers: 2,
             limits: Limits::default(),
+            directory: None,
         }
     }
 
@@ -137,6 +175,12 @@ impl Config {
                 "PARTICIPANTS_PER_ROOM" => self.limits.participants_per_room = parse(&name, &value)?,
                 "TRACKS_PER_PARTICIPANT" => self.limits.tracks_per_participant = parse(&name, &value)?,
                 "PUBLISHER_BITRATE_BPS" => self.limits.publisher_bitrate_bps = parse(&name, &value)?,
+                "DIRECTORY_REDIS_URL" => self.directory.get_or_insert_with(Default::default).redis_url = value,
+                "DIRECTORY_POOL" => self.directory.get_or_insert_with(Default::default).pool = value,
+                "NODE_ID" => self.directory.get_or_insert_with(Default::default).node_id = Some(value),
+                "PUBLIC_URL" => self.directory.get_or_insert_with(Default::default).public_url = Some(value),
+                "CONTROL_URL" => self.directory.get_or_insert_with(Default::default).control_url = Some(value),
+                "CAPACITY" => self.directory.get_or_insert_with(Default::default).capacity = parse(&name, &value)?,
                 _ => return Err(ConfigError::Env { name, message: "unknown setting".into() }),
             }
         }

@@ -187,6 +187,10 @@ impl BoundSfu {
         if let Some(listener) = tcp {
             tokio::spawn(accept_ice_tcp(listener, shared.clone(), shutdown.clone()));
         }
+        let reporter = config.directory.clone().map(|directory| {
+            let address = http.local_addr().unwrap_or(config.listen_http);
+            tokio::spawn(report_to_directory(directory, address, shared.metrics.clone(), shutdown.clone()))
+        });
         tracing::info!(
             http = %http.local_addr()?,
             udp = %SocketAddr::new(config.candidate_ip(), shared.candidates.udp.addr().port()),
@@ -202,10 +206,62 @@ impl BoundSfu {
         let result =
             axum::serve(http, http::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         shutdown.cancel();
+        if let Some(reporter) = reporter {
+            let _ = reporter.await;
+        }
         for thread in threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         result
+    }
+}
+
+/// How often this node reports to the SFU directory; a report lasts three times that.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps this node and its load in the SFU directory until shutdown, then withdraws it.
+async fn report_to_directory(
+    directory: config::DirectoryConfig,
+    http: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let id = directory.node_id.clone().unwrap_or_else(|| format!("sfu-{:016x}", rand::random::<u64>()));
+    let mut node = isoplane_service::sfu_directory::SfuNode {
+        id: id.clone(),
+        url: directory.public_url.clone().unwrap_or_else(|| format!("ws://{http}/v1/sfu")),
+        control_url: directory.control_url.clone().unwrap_or_else(|| format!("http://{http}")),
+        participants: 0,
+        capacity: directory.capacity,
+    };
+    let mut redis = loop {
+        let connected = async { redis::Client::open(directory.redis_url.as_str())?.get_connection_manager().await };
+        match connected.await {
+            Ok(redis) => break redis,
+            Err(error) => {
+                tracing::warn!(%error, "cannot reach the SFU directory's Redis; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(REPORT_INTERVAL) => {}
+                }
+            }
+        }
+    };
+    tracing::info!(node = %id, pool = %directory.pool, url = %node.url, "reporting to the SFU directory");
+    let mut ticker = tokio::time::interval(REPORT_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        node.participants = metrics.participants.load(std::sync::atomic::Ordering::Relaxed);
+        let reported = isoplane_service::sfu_directory::report(&mut redis, &directory.pool, &node, REPORT_INTERVAL * 3);
+        if let Err(error) = reported.await {
+            tracing::warn!(%error, "cannot report to the SFU directory");
+        }
+    }
+    if let Err(error) = isoplane_service::sfu_directory::withdraw(&mut redis, &directory.pool, &id).await {
+        tracing::warn!(%error, "cannot withdraw from the SFU directory");
     }
 }
 

@@ -151,6 +151,24 @@ pub struct MediaSettings {
     /// Where signaling reaches the SFU's control API (`http://sfu:7880`); by default the
     /// host of `sfu_url`.
     pub sfu_control_url: Option<String>,
+    /// Several SFU nodes, found in the SFU directory (instead of one `sfu_url`): each
+    /// zone's room goes to a node with room, and moves when its node is gone.
+    pub sfu_pool: Option<SfuPoolSettings>,
+}
+
+/// Where the SFU nodes of a pool report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SfuPoolSettings {
+    pub redis_url: String,
+    /// The pool's name, as the SFU nodes' `directory.pool`.
+    pub pool: String,
+}
+
+impl Default for SfuPoolSettings {
+    fn default() -> SfuPoolSettings {
+        SfuPoolSettings { redis_url: "redis://127.0.0.1:6379".into(), pool: "default".into() }
+    }
 }
 
 impl Default for Config {
@@ -229,8 +247,12 @@ impl Config {
         if self.media.turn_urls.is_empty() != self.media.turn_secret.is_none() {
             problems.push("media: turn_urls and turn_secret go together".to_owned());
         }
-        if self.media.sfu_url.is_some() != self.media.sfu_secret.is_some() {
-            problems.push("media: sfu_url and sfu_secret go together".to_owned());
+        let has_sfu = self.media.sfu_url.is_some() || self.media.sfu_pool.is_some();
+        if has_sfu != self.media.sfu_secret.is_some() {
+            problems.push("media: sfu_url (or sfu_pool) and sfu_secret go together".to_owned());
+        }
+        if self.media.sfu_url.is_some() && self.media.sfu_pool.is_some() {
+            problems.push("media: set sfu_url for one SFU or sfu_pool for several, not both".to_owned());
         }
         if self.limits.outbound_queue == 0 || self.limits.messages_per_second == 0 {
             problems.push("limits: outbound_queue and messages_per_second must be above 0".to_owned());

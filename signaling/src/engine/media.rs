@@ -40,6 +40,15 @@ pub struct PlanKey {
     pub publish: bool,
     /// The avatar's own mute, which its client shows and the SFU enforces.
     pub mute: Mute,
+    /// The SFU node serving the room (set by the engine, which places rooms).
+    pub sfu_node: Option<SfuEndpoint>,
+}
+
+/// Where an SFU node is reached, by clients and by signaling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuEndpoint {
+    pub url: String,
+    pub control_url: String,
 }
 
 fn within(a: Position, b: Position, tiles: u32) -> bool {
@@ -72,15 +81,21 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
     people
         .iter()
         .map(|me| match mode {
-            ZoneMode::Silent => {
-                PlanKey { topology: Topology::None, peers: Vec::new(), sfu_room: None, publish: false, mute: me.mute }
-            }
+            ZoneMode::Silent => PlanKey {
+                topology: Topology::None,
+                peers: Vec::new(),
+                sfu_room: None,
+                publish: false,
+                mute: me.mute,
+                sfu_node: None,
+            },
             ZoneMode::Sfu => PlanKey {
                 topology: Topology::Sfu,
                 peers: Vec::new(),
                 sfu_room: Some(sfu_room.to_owned()),
                 publish: may_publish(me.avatar),
                 mute: me.mute,
+                sfu_node: None,
             },
             ZoneMode::Mesh => {
                 let peers: Vec<PeerLink> = people
@@ -95,7 +110,14 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
                     })
                     .collect();
                 let topology = if peers.iter().any(|p| p.relay) { Topology::Turn } else { Topology::P2p };
-                PlanKey { topology, peers, sfu_room: None, publish: may_publish(me.avatar), mute: me.mute }
+                PlanKey {
+                    topology,
+                    peers,
+                    sfu_room: None,
+                    publish: may_publish(me.avatar),
+                    mute: me.mute,
+                    sfu_node: None,
+                }
             }
         })
         .collect()

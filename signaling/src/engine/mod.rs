@@ -28,14 +28,15 @@ use isoplane_world_format::{Facing, MoveRejection, ObjectIndex, ObjectKind, Posi
 
 pub use crate::auth::SfuClaims;
 use crate::auth::{Role, TokenKey};
-use crate::policy::{PolicyConfig, ZonePolicy};
+use crate::policy::{PolicyConfig, ZoneMode, ZonePolicy};
 use crate::protocol::binary::{MoveIntent, Pose, PresenceEntry, encode_presence};
 use crate::protocol::{
     AvatarId, AvatarInfo, AvatarState, CorrectionReason, ErrorCode, IceOutcome, IceServer, MediaPlan, PROTOCOL_VERSION,
     Point, ServerMessage, SfuAccess, SignalKind, WorldRef, ZoneInfo,
 };
 use crate::turn_credentials;
-pub use media::Mute;
+pub use isoplane_service::sfu_directory::SfuNode;
+pub use media::{Mute, SfuEndpoint};
 use media::{Participant, PlanKey, plan_zone};
 pub use moderation::{Moderation, ModerationError};
 
@@ -65,14 +66,15 @@ pub struct TurnAccess {
     pub ttl: Duration,
 }
 
-/// The SFU that takes crowded zones.
+/// The SFU nodes that take crowded zones.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// Where clients reach it.
-    pub url: String,
-    /// Key of the scoped tokens the SFU verifies.
+    /// Key of the scoped tokens every SFU node verifies.
     pub key: TokenKey,
     pub token_ttl: Duration,
+    /// The nodes known at start: one configured SFU, or none until the SFU directory
+    /// reports (see [`WorldEngine::set_sfu_nodes`]).
+    pub nodes: Vec<SfuNode>,
 }
 
 /// Engine settings.
@@ -120,10 +122,10 @@ pub enum Output {
     /// The avatar's plan no longer includes this SFU room (it left the zone, the zone
     /// left the SFU, or it left the world): the SFU must end its session there, whatever
     /// its client does.
-    SfuRevoke { room: String, avatar: AvatarId },
+    SfuRevoke { room: String, avatar: AvatarId, control_url: String },
     /// An admin changed the user's mute while it is in this SFU room: the SFU must apply
     /// it now (new rooms get it in the token).
-    SfuMute { room: String, user: String, mute: Mute },
+    SfuMute { room: String, user: String, mute: Mute, control_url: String },
 }
 
 /// Counters for `/metrics`.
@@ -210,6 +212,10 @@ pub struct WorldEngine {
     by_user: HashMap<String, AvatarId>,
     zones: Vec<ZoneState>,
     holders: HashMap<ObjectIndex, Vec<AvatarId>>,
+    /// The SFU nodes that may take rooms, as last reported.
+    sfu_nodes: Vec<SfuNode>,
+    /// Which SFU node serves each zone on the SFU, by node ID.
+    placements: HashMap<ZoneIndex, String>,
     next_avatar: AvatarId,
     tick: u32,
     next_tick: Option<Instant>,
@@ -228,6 +234,7 @@ impl WorldEngine {
         unix_now: u64,
     ) -> WorldEngine {
         let zones = (0..world.zones().len()).map(|_| ZoneState::default()).collect();
+        let sfu_nodes = config.media.sfu.as_ref().map(|sfu| sfu.nodes.clone()).unwrap_or_default();
         WorldEngine {
             name: name.to_owned(),
             world,
@@ -240,6 +247,8 @@ impl WorldEngine {
             by_user: HashMap::new(),
             zones,
             holders: HashMap::new(),
+            sfu_nodes,
+            placements: HashMap::new(),
             next_avatar: 1,
             tick: 0,
             next_tick: None,
@@ -429,8 +438,8 @@ impl WorldEngine {
 
     fn remove_avatar(&mut self, id: AvatarId) {
         let Some(avatar) = self.avatars.remove(&id) else { return };
-        if let Some(room) = avatar.plan.as_ref().and_then(|plan| plan.sfu_room.clone()) {
-            self.outputs.push_back(Output::SfuRevoke { room, avatar: id });
+        if let Some(plan) = &avatar.plan {
+            self.revoke_sfu_session(plan, id);
         }
         if let Some(conn) = avatar.conn {
             self.by_conn.remove(&conn);
@@ -723,16 +732,72 @@ impl WorldEngine {
         }
     }
 
+    /// The SFU nodes that may take rooms now (from the SFU directory). Zones on a node
+    /// that is gone move to another, or back to peer-to-peer if none has room.
+    pub fn set_sfu_nodes(&mut self, now: Instant, nodes: Vec<SfuNode>) {
+        self.sfu_nodes = nodes;
+        let gone: Vec<ZoneIndex> = self
+            .placements
+            .iter()
+            .filter(|(_, node)| !self.sfu_nodes.iter().any(|n| &n.id == *node))
+            .map(|(zone, _)| *zone)
+            .collect();
+        for zone in gone {
+            self.placements.remove(&zone);
+            self.zones[usize::from(zone.0)].replan = true;
+        }
+        // Zones waiting for an SFU may escalate now; the tick looks at every zone.
+        self.schedule_tick(now);
+    }
+
+    /// The SFU node serving `zone`, choosing one (the least loaded with room) if the zone
+    /// has none yet.
+    fn sfu_node_for(&mut self, zone: ZoneIndex) -> Option<&SfuNode> {
+        let placed = self.placements.get(&zone).and_then(|id| self.sfu_nodes.iter().position(|n| &n.id == id));
+        let index = match placed {
+            Some(index) => index,
+            None => {
+                let placed_on = |id: &str| self.placements.values().filter(|p| *p == id).count();
+                let index = (0..self.sfu_nodes.len())
+                    .filter(|&i| self.sfu_nodes[i].has_room())
+                    .min_by_key(|&i| (self.sfu_nodes[i].participants, placed_on(&self.sfu_nodes[i].id)))?;
+                self.placements.insert(zone, self.sfu_nodes[index].id.clone());
+                index
+            }
+        };
+        self.sfu_nodes.get(index)
+    }
+
+    /// Asks the SFU to end the avatar's session in the room of `plan`, if it has one
+    /// and its node is still there.
+    fn revoke_sfu_session(&mut self, plan: &PlanKey, avatar: AvatarId) {
+        if let (Some(room), Some(node)) = (&plan.sfu_room, &plan.sfu_node)
+            && self.sfu_nodes.iter().any(|n| n.control_url == node.control_url)
+        {
+            let control_url = node.control_url.clone();
+            self.outputs.push_back(Output::SfuRevoke { room: room.clone(), avatar, control_url });
+        }
+    }
+
     fn plan_media(&mut self, now: Instant) {
         let refresh_after = self.config.media.turn.as_ref().map(|t| t.ttl / 2);
         let world = Arc::clone(&self.world);
         for index in 0..self.zones.len() {
             let zone_index = ZoneIndex(index as u16);
             let kind = world.zone(zone_index).kind;
-            let sfu_available = self.config.media.sfu.is_some();
+            let placed = self.placements.get(&zone_index).is_some_and(|id| self.sfu_nodes.iter().any(|n| &n.id == id));
+            let sfu_available =
+                self.config.media.sfu.is_some() && (placed || self.sfu_nodes.iter().any(SfuNode::has_room));
             let people = self.zones[index].members.len();
             let before = self.zones[index].policy.mode();
             let mode = self.zones[index].policy.update(kind, people, sfu_available, &self.config.policy, now);
+            let node = if mode == ZoneMode::Sfu {
+                self.sfu_node_for(zone_index)
+                    .map(|n| SfuEndpoint { url: n.url.clone(), control_url: n.control_url.clone() })
+            } else {
+                self.placements.remove(&zone_index);
+                None
+            };
             let credentials_due = self.zones[index].members.iter().any(|id| {
                 self.avatars
                     .get(id)
@@ -758,6 +823,9 @@ impl WorldEngine {
                     .collect();
                 plan_zone(kind, mode, &room, &people)
             };
+            let plans = plans
+                .into_iter()
+                .map(|plan| PlanKey { sfu_node: node.clone().filter(|_| plan.sfu_room.is_some()), ..plan });
             for (id, plan) in members.into_iter().zip(plans) {
                 self.offer_plan(now, id, plan, credentials_due);
             }
@@ -773,10 +841,10 @@ impl WorldEngine {
         if unchanged && !refresh {
             return;
         }
-        if let Some(room) = avatar.plan.as_ref().and_then(|old| old.sfu_room.clone())
-            && plan.sfu_room.as_ref() != Some(&room)
+        if let Some(old) = avatar.plan.clone()
+            && (old.sfu_room != plan.sfu_room || old.sfu_node != plan.sfu_node)
         {
-            self.outputs.push_back(Output::SfuRevoke { room, avatar: id });
+            self.revoke_sfu_session(&old, id);
         }
         let Some(avatar) = self.avatars.get_mut(&id) else { return };
         let Some(conn) = avatar.conn else {
@@ -805,8 +873,8 @@ fn media_plan(config: &MediaConfig, plan: &PlanKey, user: &str, avatar: AvatarId
             credential: Some(credentials.password),
         });
     }
-    let sfu = match (&plan.sfu_room, &config.sfu) {
-        (Some(room), Some(sfu)) => {
+    let sfu = match (&plan.sfu_room, &plan.sfu_node, &config.sfu) {
+        (Some(room), Some(node), Some(sfu)) => {
             let claims = SfuClaims {
                 room: room.clone(),
                 sub: user.to_owned(),
@@ -816,7 +884,7 @@ fn media_plan(config: &MediaConfig, plan: &PlanKey, user: &str, avatar: AvatarId
                 video_muted: plan.mute.video,
                 exp: unix + sfu.token_ttl.as_secs(),
             };
-            Some(SfuAccess { url: sfu.url.clone(), room: room.clone(), token: sfu.key.sign(&claims) })
+            Some(SfuAccess { url: node.url.clone(), room: room.clone(), token: sfu.key.sign(&claims) })
         }
         _ => None,
     };

@@ -73,8 +73,11 @@ impl WorldEngine {
                     return Ok(1);
                 }
                 let (zone, conn) = (avatar.zone, avatar.conn);
-                if let Some(room) = avatar.plan.as_ref().and_then(|plan| plan.sfu_room.clone()) {
-                    self.outputs.push_back(Output::SfuMute { room, user: user.clone(), mute });
+                if let Some(plan) = &avatar.plan
+                    && let (Some(room), Some(node)) = (&plan.sfu_room, &plan.sfu_node)
+                {
+                    let (room, control_url) = (room.clone(), node.control_url.clone());
+                    self.outputs.push_back(Output::SfuMute { room, user: user.clone(), mute, control_url });
                 }
                 let newly_muted = (mute.audio && !before.audio) || (mute.video && !before.video);
                 let told = if newly_muted { ModeratedAction::Muted } else { ModeratedAction::Unmuted };

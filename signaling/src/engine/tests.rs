@@ -39,6 +39,18 @@ fn test_world() -> Arc<World> {
 }
 
 const UNIX: u64 = 1_800_000_000;
+const CONTROL_A: &str = "http://sfu-a.internal:7880";
+
+/// An SFU node `id` serving `participants` of `capacity`.
+fn sfu_node(id: &str, participants: u64, capacity: u64) -> SfuNode {
+    SfuNode {
+        id: id.into(),
+        url: format!("wss://sfu-{id}.example/v1/sfu"),
+        control_url: format!("http://sfu-{id}.internal:7880"),
+        participants,
+        capacity,
+    }
+}
 
 struct Harness {
     engine: WorldEngine,
@@ -56,9 +68,9 @@ fn config(with_sfu: bool) -> EngineConfig {
     });
     if with_sfu {
         config.media.sfu = Some(SfuConfig {
-            url: "wss://sfu.example/v1/sfu".into(),
             key: TokenKey::new("sfu-secret"),
             token_ttl: Duration::from_secs(300),
+            nodes: vec![sfu_node("a", 0, 1000)],
         });
     }
     config
@@ -319,7 +331,7 @@ fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
     let revoked = |out: &[Output]| -> Vec<(String, AvatarId)> {
         out.iter()
             .filter_map(|o| match o {
-                Output::SfuRevoke { room, avatar } => Some((room.clone(), *avatar)),
+                Output::SfuRevoke { room, avatar, .. } => Some((room.clone(), *avatar)),
                 _ => None,
             })
             .collect()
@@ -360,7 +372,10 @@ fn leaving_the_world_while_on_the_sfu_ends_the_sfu_session() {
     assert_eq!(last_plan(&h.outputs(), 3).map(|p| p.topology), Some(Topology::Sfu));
     h.engine.leave(h.now, 3);
     let revoked: Vec<Output> = h.outputs().into_iter().filter(|o| matches!(o, Output::SfuRevoke { .. })).collect();
-    assert_eq!(revoked, vec![Output::SfuRevoke { room: "test/room".into(), avatar: avatars[2] }]);
+    assert_eq!(
+        revoked,
+        vec![Output::SfuRevoke { room: "test/room".into(), avatar: avatars[2], control_url: CONTROL_A.into() }]
+    );
 }
 
 #[test]
@@ -649,7 +664,11 @@ fn a_kicked_avatar_is_gone_for_everyone_its_client_is_told_and_closed_and_it_may
     let out = h.outputs();
     assert_eq!(moderated(&out, 3), vec![ModeratedAction::Kicked]);
     assert!(out.contains(&Output::Close { conn: 3, code: ErrorCode::Kicked }));
-    assert!(out.contains(&Output::SfuRevoke { room: "test/room".into(), avatar: avatars[2] }));
+    assert!(out.contains(&Output::SfuRevoke {
+        room: "test/room".into(),
+        avatar: avatars[2],
+        control_url: CONTROL_A.into()
+    }));
     for bystander in [1, 2] {
         let left = messages_to(&out, bystander)
             .into_iter()
@@ -719,7 +738,15 @@ fn a_mute_on_the_sfu_reaches_the_sfu_now_and_rides_in_every_later_room_token() {
     h.engine.moderate(h.now, Moderation::SetMute { user, mute, by, reason }).unwrap();
     h.advance(100);
     let out = h.outputs();
-    assert!(out.contains(&Output::SfuMute { room: "test/room".into(), user: "b".into(), mute }), "{out:?}");
+    assert!(
+        out.contains(&Output::SfuMute {
+            room: "test/room".into(),
+            user: "b".into(),
+            mute,
+            control_url: CONTROL_A.into()
+        }),
+        "{out:?}"
+    );
     let plan = last_plan(&out, 2).unwrap();
     let claims: SfuClaims = TokenKey::new("sfu-secret").verify(&plan.sfu.unwrap().token, UNIX).unwrap();
     assert!(claims.video_muted && !claims.audio_muted);
@@ -850,9 +877,72 @@ fn ending_a_meeting_sends_everyone_but_the_admin_out_and_ends_their_sfu_sessions
     }
     assert!(moderated(&out, 1).is_empty(), "the admin who ended it stays");
     for avatar in &avatars[1..] {
-        assert!(out.contains(&Output::SfuRevoke { room: "test/room".into(), avatar: *avatar }), "{out:?}");
+        assert!(
+            out.contains(&Output::SfuRevoke {
+                room: "test/room".into(),
+                avatar: *avatar,
+                control_url: CONTROL_A.into()
+            }),
+            "{out:?}"
+        );
     }
     let in_room: Vec<String> = h.engine.people().into_iter().filter(|p| p.zone == "room").map(|p| p.user).collect();
     assert_eq!(in_room, vec!["a".to_owned()]);
     assert_eq!(h.engine.moderate(h.now, end(Some("nowhere"))), Err(ModerationError::UnknownSpawn));
+}
+
+// ---- SFU nodes ----
+
+fn sfu_url(plan: &MediaPlan) -> Option<&str> {
+    plan.sfu.as_ref().map(|access| access.url.as_str())
+}
+
+#[test]
+fn a_room_goes_to_the_least_loaded_sfu_node_and_moves_when_its_node_is_gone() {
+    let mut h = Harness::new(true);
+    h.engine.set_sfu_nodes(h.now, vec![sfu_node("a", 500, 1000), sfu_node("b", 100, 1000)]);
+    three_in_the_room(&mut h);
+    h.advance(100);
+    let out = h.outputs();
+    let plan = last_plan(&out, 1).unwrap();
+    assert_eq!((plan.topology, sfu_url(&plan)), (Topology::Sfu, Some("wss://sfu-b.example/v1/sfu")));
+
+    // Node b is gone: the room moves to a, and everyone in it is told.
+    h.engine.set_sfu_nodes(h.now, vec![sfu_node("a", 500, 1000)]);
+    h.advance(100);
+    let out = h.outputs();
+    for conn in 1..=3 {
+        assert_eq!(last_plan(&out, conn).as_ref().and_then(sfu_url), Some("wss://sfu-a.example/v1/sfu"), "{conn}");
+    }
+    assert!(!out.iter().any(|o| matches!(o, Output::SfuRevoke { .. })), "nothing to revoke on a node that is gone");
+    // Then the room's plans stay on a while reports come in.
+    h.engine.set_sfu_nodes(h.now, vec![sfu_node("a", 503, 1000), sfu_node("b", 0, 1000)]);
+    h.advance(100);
+    assert_eq!(last_plan(&h.outputs(), 1), None, "a placed room stays where it is");
+
+    // No node at all: back to peer to peer at once.
+    h.engine.set_sfu_nodes(h.now, Vec::new());
+    h.advance(100);
+    let plan = last_plan(&h.outputs(), 1).unwrap();
+    assert_eq!((plan.topology, plan.sfu.is_none()), (Topology::P2p, true));
+}
+
+#[test]
+fn a_full_sfu_node_gets_no_new_rooms_and_with_every_node_full_rooms_stay_peer_to_peer() {
+    let mut h = Harness::new(true);
+    h.engine.set_sfu_nodes(h.now, vec![sfu_node("a", 1000, 1000), sfu_node("b", 900, 1000)]);
+    three_in_the_room(&mut h);
+    h.advance(100);
+    assert_eq!(last_plan(&h.outputs(), 2).as_ref().and_then(sfu_url), Some("wss://sfu-b.example/v1/sfu"));
+
+    let mut h = Harness::new(true);
+    h.engine.set_sfu_nodes(h.now, vec![sfu_node("a", 1000, 1000)]);
+    three_in_the_room(&mut h);
+    h.advance(100);
+    let plan = last_plan(&h.outputs(), 2).unwrap();
+    assert_eq!(plan.topology, Topology::P2p, "no node has room: {plan:?}");
+    // A node with room appears: the crowded room escalates.
+    h.engine.set_sfu_nodes(h.now, vec![sfu_node("a", 1000, 1000), sfu_node("c", 0, 1000)]);
+    h.advance(100);
+    assert_eq!(last_plan(&h.outputs(), 2).as_ref().and_then(sfu_url), Some("wss://sfu-c.example/v1/sfu"));
 }

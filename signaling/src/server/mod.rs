@@ -42,7 +42,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{JoinClaims, Role, TokenKey};
 use crate::config::{Config, ConfigError};
-use crate::engine::{EngineConfig, MediaConfig, Moderation, SfuConfig, TurnAccess, WorldEngine};
+use crate::engine::{EngineConfig, MediaConfig, Moderation, SfuConfig, SfuNode, TurnAccess, WorldEngine};
 use crate::protocol::{AdminCommand, WorldRef};
 use limits::{ConnectionLimits, Counter};
 pub use metrics::Metrics;
@@ -180,21 +180,71 @@ fn media_config(config: &Config) -> MediaConfig {
             secret: secret.as_bytes().to_vec(),
             ttl: Duration::from_secs(media.turn_credential_ttl_seconds.unwrap_or(600)),
         }),
-        sfu: media.sfu_url.as_ref().zip(media.sfu_secret.as_ref()).map(|(url, secret)| SfuConfig {
-            url: url.clone(),
+        sfu: media.sfu_secret.as_ref().map(|secret| SfuConfig {
             key: TokenKey::new(secret.as_bytes()),
             token_ttl: Duration::from_secs(300),
+            // One configured SFU; with an SFU pool, the directory reports the nodes.
+            nodes: media.sfu_url.iter().map(|url| static_sfu_node(url, media.sfu_control_url.as_deref())).collect(),
         }),
     }
 }
 
-/// How signaling reaches the SFU's control API, when an SFU is configured.
-fn sfu_control(config: &Config) -> Option<sfu_control::SfuControl> {
-    let media = &config.media;
-    let secret = media.sfu_secret.as_ref()?;
-    let base = media.sfu_control_url.clone().or_else(|| sfu_control::control_base_from(media.sfu_url.as_deref()?))?;
-    Some(sfu_control::SfuControl::new(&base, TokenKey::new(secret.as_bytes())))
+/// The one SFU of a configuration without a pool.
+fn static_sfu_node(url: &str, control_url: Option<&str>) -> SfuNode {
+    let control_url =
+        control_url.map(str::to_owned).or_else(|| sfu_control::control_base_from(url)).unwrap_or_default();
+    SfuNode { id: "sfu".into(), url: url.to_owned(), control_url, participants: 0, capacity: u64::MAX }
 }
+
+/// How signaling reaches SFU control APIs, when SFUs are configured.
+fn sfu_control(config: &Config) -> Option<sfu_control::SfuControl> {
+    let secret = config.media.sfu_secret.as_ref()?;
+    Some(sfu_control::SfuControl::new(TokenKey::new(secret.as_bytes())))
+}
+
+/// Reads the SFU pool's directory every second and hands the live nodes to every world.
+async fn follow_sfu_directory(state: Arc<AppState>, pool: crate::config::SfuPoolSettings) {
+    let mut redis = loop {
+        let connected = async { redis::Client::open(pool.redis_url.as_str())?.get_connection_manager().await };
+        match connected.await {
+            Ok(redis) => break redis,
+            Err(error) => {
+                tracing::warn!(%error, "cannot reach the SFU directory's Redis; retrying");
+                tokio::select! {
+                    () = state.shutdown.cancelled() => return,
+                    () = tokio::time::sleep(SFU_DIRECTORY_INTERVAL) => {}
+                }
+            }
+        }
+    };
+    let mut ticker = tokio::time::interval(SFU_DIRECTORY_INTERVAL);
+    let mut known: Vec<String> = Vec::new();
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let nodes = match isoplane_service::sfu_directory::read(&mut redis, &pool.pool).await {
+            Ok(nodes) => nodes,
+            Err(error) => {
+                // Keep the last list: rooms stay where they are until the directory answers.
+                tracing::warn!(%error, "cannot read the SFU directory");
+                continue;
+            }
+        };
+        let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+        if ids != known {
+            tracing::info!(nodes = ?ids, "SFU nodes changed");
+            known = ids;
+        }
+        for entry in state.worlds.values() {
+            let _ = entry.commands.send(WorldCommand::SfuNodes(nodes.clone())).await;
+        }
+    }
+}
+
+/// How often signaling reads the SFU directory.
+const SFU_DIRECTORY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The moderation database: the configured one, or one in memory (bans and the audit
 /// log then last only as long as the process, which the log says).
@@ -313,6 +363,9 @@ impl BoundServer {
         for (engine, receiver) in engines {
             let (metrics, stop) = (state.metrics.clone(), state.shutdown.clone());
             state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, sfu.clone(), stop));
+        }
+        if let Some(pool) = state.config.media.sfu_pool.clone() {
+            state.tasks.spawn(follow_sfu_directory(state.clone(), pool));
         }
         if let Some(cluster) = state.cluster.clone() {
             let (incoming, requests) = mpsc::channel(256);
@@ -578,6 +631,8 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
             "SFU_SECRET" => config.media.sfu_secret = Some(value),
             "SFU_URL" => config.media.sfu_url = Some(value),
             "SFU_CONTROL_URL" => config.media.sfu_control_url = Some(value),
+            "SFU_POOL" => config.media.sfu_pool.get_or_insert_with(Default::default).pool = value,
+            "SFU_POOL_REDIS_URL" => config.media.sfu_pool.get_or_insert_with(Default::default).redis_url = value,
             "DATABASE_URL" => config.database_url = Some(value),
             "CLUSTER_REDIS_URL" => config.cluster.get_or_insert_with(Default::default).redis_url = value,
             "CLUSTER_ADVERTISE_URL" => config.cluster.get_or_insert_with(Default::default).advertise_url = value,

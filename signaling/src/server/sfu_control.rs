@@ -13,31 +13,33 @@ use crate::protocol::AvatarId;
 const TOKEN_SECONDS: u64 = 60;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Calls SFU nodes' control APIs (`http://host:port`, per call: rooms live on
+/// different nodes).
 #[derive(Debug, Clone)]
 pub struct SfuControl {
     client: reqwest::Client,
-    /// `http://host:port` of the SFU's control API.
-    base: String,
     key: TokenKey,
 }
 
 impl SfuControl {
-    pub fn new(base: &str, key: TokenKey) -> SfuControl {
-        SfuControl { client: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), key }
+    pub fn new(key: TokenKey) -> SfuControl {
+        SfuControl { client: reqwest::Client::new(), key }
     }
 
     /// Ends `avatar`'s session in `room`, in the background. A failure is logged: the
     /// room token in the client's hands expires within minutes anyway.
-    pub fn revoke(&self, room: &str, avatar: AvatarId) {
-        let url = format!("{}/v1/rooms/{}/avatars/{avatar}", self.base, encode_segment(room));
+    pub fn revoke(&self, base: &str, room: &str, avatar: AvatarId) {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/v1/rooms/{}/avatars/{avatar}", encode_segment(room));
         self.send(self.client.delete(url), format!("end avatar {avatar}'s session in {room}"));
     }
 
     /// Applies a user's mute in `room` at once, in the background (the body is the SFU's
     /// `ParticipantUpdate`). A failure is logged; the user's next room token carries the
     /// mute anyway.
-    pub fn set_mute(&self, room: &str, user: &str, mute: Mute) {
-        let url = format!("{}/v1/rooms/{}/participants/{}", self.base, encode_segment(room), encode_segment(user));
+    pub fn set_mute(&self, base: &str, room: &str, user: &str, mute: Mute) {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/v1/rooms/{}/participants/{}", encode_segment(room), encode_segment(user));
         let body = serde_json::json!({"audio_muted": mute.audio, "video_muted": mute.video}).to_string();
         let request = self.client.patch(url).header("content-type", "application/json").body(body);
         self.send(request, format!("mute {user} in {room}"));

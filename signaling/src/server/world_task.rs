@@ -71,6 +71,8 @@ pub enum WorldCommand {
     },
     /// Another node serves this world now: everyone here reconnects (and reaches it).
     Evacuate,
+    /// The SFU nodes that may take rooms, from the SFU directory.
+    SfuNodes(Vec<crate::engine::SfuNode>),
 }
 
 /// What a world sends a connection's writer.
@@ -226,6 +228,7 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::People { reply } => {
             let _ = reply.send(engine.people());
         }
+        WorldCommand::SfuNodes(nodes) => engine.set_sfu_nodes(now, nodes),
         WorldCommand::Evacuate => {
             for (conn, connection) in connections.by_id.drain() {
                 if connection.outbound.try_send(Outbound::Close(ErrorCode::TryAgain)).is_err() {
@@ -261,14 +264,14 @@ fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metr
                 }
                 connections.remove(conn);
             }
-            Output::SfuRevoke { room, avatar } => {
+            Output::SfuRevoke { room, avatar, control_url } => {
                 if let Some(sfu) = sfu {
-                    sfu.revoke(&room, avatar);
+                    sfu.revoke(&control_url, &room, avatar);
                 }
             }
-            Output::SfuMute { room, user, mute } => {
+            Output::SfuMute { room, user, mute, control_url } => {
                 if let Some(sfu) = sfu {
-                    sfu.set_mute(&room, &user, mute);
+                    sfu.set_mute(&control_url, &room, &user, mute);
                 }
             }
         }

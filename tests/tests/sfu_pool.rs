@@ -1,0 +1,159 @@
+//! Several SFU nodes behind one signaling server, found through the SFU directory in
+//! this machine's Redis (`ISOPLANE_TEST_REDIS_URL`, by default redis://127.0.0.1:6379):
+//! a crowded zone's room goes to a node that reported itself, moves to the other node
+//! when its node dies, and falls back to peer to peer when no node is left, and each
+//! time the clients are told with a new plan whose token the new node accepts.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is a failed test
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use isoplane_auth::{JoinClaims, Role, TokenKey};
+use isoplane_sfu::protocol::{ClientMessage as SfuClientMessage, ServerMessage as SfuServerMessage};
+use isoplane_signaling::client::{Client, Event};
+use isoplane_signaling::config::{Config, SfuPoolSettings};
+use isoplane_signaling::protocol::{MediaPlan, ServerMessage, Topology};
+use isoplane_signaling::server::{self, unix_now};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+const JOIN_SECRET: &str = "join-secret-0123456789";
+const SFU_SECRET: &str = "sfu-secret-0123456789";
+const WAIT: Duration = Duration::from_secs(15);
+
+fn redis_url() -> String {
+    std::env::var("ISOPLANE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// An SFU node reporting to the pool, on a runtime of its own so it can die at once.
+struct SfuNode {
+    url: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: CancellationToken,
+}
+
+impl SfuNode {
+    fn start(pool: &str, id: &str) -> SfuNode {
+        let mut config = isoplane_sfu::Config::for_loopback(SFU_SECRET);
+        config.directory = Some(isoplane_sfu::config::DirectoryConfig {
+            redis_url: redis_url(),
+            pool: pool.into(),
+            node_id: Some(id.into()),
+            capacity: 100,
+            ..Default::default()
+        });
+        let stop = CancellationToken::new();
+        let serving = stop.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let bound = runtime.block_on(isoplane_sfu::bind(config)).unwrap();
+            let url = format!("ws://{}/v1/sfu", bound.http_addr());
+            runtime.spawn(bound.run(serving));
+            SfuNode { url, runtime: Some(runtime), stop }
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// As a crash: its reports stop and its HTTP side is gone; the directory forgets it
+    /// when its last report expires.
+    fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for SfuNode {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.kill();
+    }
+}
+
+fn join_token(user: &str) -> String {
+    let claims = JoinClaims {
+        sub: user.into(),
+        name: user.into(),
+        workspace: "default".into(),
+        role: Role::Member,
+        exp: unix_now() + 600,
+        iat: None,
+        nbf: None,
+    };
+    TokenKey::new(JOIN_SECRET).sign(&claims)
+}
+
+/// The client's next plan that satisfies `wanted`.
+async fn plan_where(client: &mut Client, what: &str, wanted: impl Fn(&MediaPlan) -> bool) -> MediaPlan {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.next_event_within(left).await {
+            Ok(Event::Message(ServerMessage::Media { plan })) if wanted(&plan) => return plan,
+            Ok(Event::Closed(_)) => panic!("signaling closed while waiting for {what}"),
+            Ok(_) => continue,
+            Err(error) => panic!("waiting for {what}: {error}"),
+        }
+    }
+}
+
+/// Joins the SFU session a plan points at; the node must accept the plan's token.
+async fn sfu_session_accepts(plan: &MediaPlan) {
+    let access = plan.sfu.as_ref().expect("an SFU plan");
+    let (mut session, _) = tokio_tungstenite::connect_async(access.url.as_str()).await.unwrap();
+    let join = SfuClientMessage::Join { token: access.token.clone() };
+    session.send(Message::text(serde_json::to_string(&join).unwrap())).await.unwrap();
+    let answer = tokio::time::timeout(WAIT, session.next()).await.unwrap().unwrap().unwrap();
+    let answer: SfuServerMessage = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+    assert!(matches!(answer, SfuServerMessage::Joined { .. }), "the node refused the plan's token: {answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_go_to_a_reporting_sfu_node_move_when_it_dies_and_fall_back_to_p2p() {
+    let pool = format!("test-{:x}", rand_u64());
+    let mut first = SfuNode::start(&pool, "a");
+    let mut second = SfuNode::start(&pool, "b");
+
+    let mut config =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), token_secret: JOIN_SECRET.into(), ..Config::default() };
+    config.worlds.demo = true;
+    config.policy.open_sfu_threshold = 1;
+    config.policy.hysteresis_hold = Duration::from_secs(1);
+    config.media.sfu_secret = Some(SFU_SECRET.into());
+    config.media.sfu_pool = Some(SfuPoolSettings { redis_url: redis_url(), pool: pool.clone() });
+    let bound = server::bind(config).await.unwrap();
+    let url = format!("ws://{}/v1/ws", bound.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(bound.run(shutdown.clone()));
+
+    let mut ada = Client::join(&url, &join_token("ada"), "demo").await.unwrap();
+    let mut bob = Client::join(&url, &join_token("bob"), "demo").await.unwrap();
+    // Two people in the lobby (threshold 1): the room goes to a node; both were empty.
+    let plan = plan_where(&mut ada, "an SFU plan", |p| p.topology == Topology::Sfu).await;
+    let placed = plan.sfu.as_ref().unwrap().url.clone();
+    assert!([&first.url, &second.url].contains(&&placed), "{placed} is one of the pool's nodes");
+    sfu_session_accepts(&plan).await;
+    plan_where(&mut bob, "bob's SFU plan", |p| p.sfu.as_ref().is_some_and(|s| s.url == placed)).await;
+
+    // Its node dies: both are told to move to the other node, which takes their tokens.
+    let (dying, other) =
+        if placed == first.url { (&mut first, second.url.clone()) } else { (&mut second, first.url.clone()) };
+    dying.kill();
+    let moved =
+        plan_where(&mut ada, "a plan on the other node", |p| p.sfu.as_ref().is_some_and(|s| s.url == other)).await;
+    sfu_session_accepts(&moved).await;
+    plan_where(&mut bob, "bob's plan on the other node", |p| p.sfu.as_ref().is_some_and(|s| s.url == other)).await;
+
+    // The last node stops too: the lobby goes back to peer to peer, and they are told.
+    drop(first);
+    drop(second);
+    let fallback = plan_where(&mut ada, "a peer-to-peer plan", |p| p.topology == Topology::P2p).await;
+    assert!(fallback.sfu.is_none() && fallback.peers.iter().any(|l| l.avatar == bob.avatar()), "{fallback:?}");
+    shutdown.cancel();
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::process::id()) ^ unix_now()
+}
