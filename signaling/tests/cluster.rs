@@ -108,6 +108,14 @@ impl Cluster {
     }
 }
 
+/// A counter's value in a Prometheus text response.
+fn metric(response: &str, name: &str) -> u64 {
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {response}"))
+}
+
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::process::id()) ^ unix_now()
@@ -200,6 +208,13 @@ async fn killing_the_node_serving_a_world_moves_it_and_its_clients_come_back() {
         presence_of(std::slice::from_ref(e), bob_avatar).contains(&target)
     })
     .await;
+    // One of the surviving nodes took the world over, and says so in its metrics.
+    let mut taken_over = 0;
+    for node in &cluster.nodes[1..] {
+        let (_, metrics) = http_get(node.address, "/metrics", &[]).await;
+        taken_over += metric(&metrics, "isoplane_signaling_worlds_taken_over_total");
+    }
+    assert_eq!(taken_over, 1, "exactly one node serves the world now");
     // Persistent records survived: the ban still holds, through any node.
     let refused = Client::join(&cluster.nodes[2].url(), &cluster.token("mallory", Role::Member), "test").await;
     assert!(matches!(refused, Err(ClientError::Refused { code: ErrorCode::Banned, .. })), "{refused:?}");

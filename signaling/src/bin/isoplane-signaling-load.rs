@@ -6,9 +6,15 @@
 //! second, p50/p99 move-to-peer latency, server CPU-seconds per million updates
 //! delivered, bytes per client per second, and server memory per connection.
 //!
+//! With `--nodes N` it starts N servers as a cluster over Redis (`--redis`), spreads the
+//! zones over `--worlds` worlds, and connects clients to the nodes in turn, as a load
+//! balancer would: each world is served by one node, the others forward its clients.
+//! CPU and memory are then summed over every node.
+//!
 //! ```sh
 //! cargo build --release -p isoplane-signaling
 //! target/release/isoplane-signaling-load --clients 1000 --zone-size 50 --seconds 20
+//! target/release/isoplane-signaling-load --clients 1000 --zone-size 50 --worlds 3 --nodes 3
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: fail loudly
 
@@ -48,6 +54,19 @@ struct Options {
     /// The server binary (default: isoplane-signaling next to this tool).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Signaling nodes; more than one runs them as a cluster over Redis.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+    /// Worlds the zones are spread over (a cluster shards by world).
+    #[arg(long, default_value_t = 1)]
+    worlds: u32,
+    /// The cluster's Redis.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Connect each world's clients to one node (a load balancer routing by world),
+    /// instead of to every node in turn.
+    #[arg(long)]
+    by_world: bool,
 }
 
 const SECRET: &str = "load-test-secret-0123456789";
@@ -94,15 +113,24 @@ impl Drop for Server {
     }
 }
 
-fn start_server(options: &Options, zones: u32) -> Server {
+fn start_server(options: &Options, zones_per_world: u32, workspace: &str, node: u32) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("load.world.json"), world_json(zones, &options.zone_type)).unwrap();
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\nworkspace = \"load\"\ntoken_secret = \"{SECRET}\"\n\
+    for world in 0..options.worlds {
+        std::fs::write(
+            dir.path().join(format!("load{world}.world.json")),
+            world_json(zones_per_world, &options.zone_type),
+        )
+        .unwrap();
+    }
+    let mut config = format!(
+        "listen = \"127.0.0.1:0\"\nworkspace = \"{workspace}\"\ntoken_secret = \"{SECRET}\"\n\
          [worlds]\ndirectory = \"{}\"\n[limits]\nconnections_per_ip = 1000000\nmax_connections = 1000000\n\
          messages_per_second = 100\nmessage_burst = 200\n",
         dir.path().display()
     );
+    if options.nodes > 1 {
+        config.push_str(&format!("[cluster]\nredis_url = \"{}\"\nnode_id = \"node{node}\"\n", options.redis));
+    }
     let config_path = dir.path().join("signaling.toml");
     std::fs::write(&config_path, config).unwrap();
     let binary =
@@ -171,11 +199,17 @@ fn quantised(p: Point) -> (i32, i32) {
 async fn main() {
     let options = Options::parse();
     let zones = options.clients.div_ceil(options.zone_size);
-    let server = start_server(&options, zones);
-    let pid = server.child.id();
-    let url = format!("ws://{}/v1/ws", server.address);
+    let worlds = options.worlds.max(1);
+    let zones_per_world = zones.div_ceil(worlds);
+    let workspace = format!("load-{:x}", unix_now());
+    let servers: Vec<Server> =
+        (0..options.nodes.max(1)).map(|node| start_server(&options, zones_per_world, &workspace, node)).collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
+    let cpu_total = || pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>();
+    let rss_total = || pids.iter().map(|&pid| rss_kib(pid)).sum::<u64>();
+    let urls: Vec<String> = servers.iter().map(|s| format!("ws://{}/v1/ws", s.address)).collect();
     let key = TokenKey::new(SECRET);
-    let rss_before = rss_kib(pid);
+    let rss_before = rss_total();
 
     println!("joining {} clients in {zones} {} zones of {}…", options.clients, options.zone_type, options.zone_size);
     let mut clients = Vec::new();
@@ -183,30 +217,37 @@ async fn main() {
         let claims = JoinClaims {
             sub: format!("user-{i}"),
             name: format!("User {i}"),
-            workspace: "load".into(),
+            workspace: workspace.clone(),
             role: Role::Member,
             exp: unix_now() + 3600,
             iat: None,
             nbf: None,
         };
-        let spawn = format!("s{}", i / options.zone_size);
-        let client = Client::join_at(&url, &key.sign(&claims), "load", Some(&spawn)).await.unwrap();
+        // Zone z is zone z / worlds of world z % worlds; clients go to the nodes in turn.
+        let zone = i / options.zone_size;
+        let (world, spawn) = (format!("load{}", zone % worlds), format!("s{}", zone / worlds));
+        let node = if options.by_world { (zone % worlds) as usize } else { i as usize };
+        let url = &urls[node % urls.len()];
+        let client = Client::join_at(url, &key.sign(&claims), &world, Some(&spawn)).await.unwrap();
         clients.push(client);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_joined = rss_kib(pid);
+    let rss_joined = rss_total();
 
-    let sent: Arc<Vec<SentLog>> = Arc::new((0..=options.clients + 1).map(|_| Mutex::new(VecDeque::new())).collect());
+    // Moves sent, by client index (avatar IDs are not 1..N in a cluster).
+    let sent: Arc<Vec<SentLog>> = Arc::new((0..options.clients).map(|_| Mutex::new(VecDeque::new())).collect());
+    let avatars: Vec<u32> = clients.iter().map(Client::avatar).collect();
     let totals = Arc::new(Totals::default());
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let interval = Duration::from_secs(1) / options.rate;
     let mut tasks = Vec::new();
     for (i, client) in clients.into_iter().enumerate() {
-        let avatar = client.avatar();
-        // Each client times the deliveries of the next avatar in its zone.
-        let buddy =
-            if (i as u32 + 1).is_multiple_of(options.zone_size) { avatar - options.zone_size + 1 } else { avatar + 1 };
+        // Each client times the deliveries of the next client in its zone.
+        let zone_start = i - i % options.zone_size as usize;
+        let buddy_index =
+            if i + 1 == avatars.len() || (i + 1) % options.zone_size as usize == 0 { zone_start } else { i + 1 };
+        let buddy = avatars[buddy_index];
         let centre = client.position();
         let (mut writer, mut reader) = client.split();
         let (sent_w, totals_w, stop_w, measuring_w) = (sent.clone(), totals.clone(), stop.clone(), measuring.clone());
@@ -222,7 +263,7 @@ async fn main() {
                 let radius = 3.0 * f64::from(SUBTILE);
                 let point =
                     Point { x: centre.x + (radius * angle.cos()) as i32, y: centre.y + (radius * angle.sin()) as i32 };
-                if let Ok(mut log) = sent_w[avatar as usize].lock() {
+                if let Ok(mut log) = sent_w[i].lock() {
                     log.push_back((point, Instant::now()));
                     if log.len() > 32 {
                         log.pop_front();
@@ -253,7 +294,7 @@ async fn main() {
                         totals_r.bytes.fetch_add(7 + 9 * entries.len() as u64, Ordering::Relaxed);
                         let now = Instant::now();
                         for entry in entries.iter().filter(|e| e.avatar == buddy) {
-                            let Ok(log) = sent_r[buddy as usize].lock() else { continue };
+                            let Ok(log) = sent_r[buddy_index].lock() else { continue };
                             let key = quantised(entry.position);
                             if let Some((_, at)) = log.iter().rev().find(|(p, _)| quantised(*p) == key) {
                                 let micros = now.duration_since(*at).as_micros() as u64;
@@ -278,14 +319,14 @@ async fn main() {
 
     // Warm up, then measure.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu_start = cpu_seconds(pid);
+    let cpu_start = cpu_total();
     let started = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(options.seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu_start;
-    let rss_end = rss_kib(pid);
+    let cpu = cpu_total() - cpu_start;
+    let rss_end = rss_total();
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
@@ -298,8 +339,12 @@ async fn main() {
     let percentile = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
     let clients = f64::from(options.clients);
     println!(
-        "clients {} in {zones} zones of {} ({}), {:.1} s measured",
-        options.clients, options.zone_size, options.zone_type, elapsed
+        "clients {} in {zones} zones of {} ({}) over {worlds} world(s) and {} node(s), {:.1} s measured",
+        options.clients,
+        options.zone_size,
+        options.zone_type,
+        servers.len(),
+        elapsed
     );
     println!("moves sent/s              {:>12.0}", totals.moves.load(Ordering::Relaxed) as f64 / elapsed);
     println!("presence frames/s         {:>12.0}", frames / elapsed);

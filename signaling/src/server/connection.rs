@@ -142,6 +142,7 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origi
         match cluster.route(&world).await {
             Ok(Route::Local { acquired }) => {
                 if acquired {
+                    Metrics::inc(&state.metrics.worlds_taken_over);
                     state.moderator.refresh_zones(&world).await;
                 }
             }
