@@ -1,8 +1,12 @@
-//! Several SFU nodes behind one signaling server, found through the SFU directory in
-//! this machine's Redis (`ISOPLANE_TEST_REDIS_URL`, by default redis://127.0.0.1:6379):
-//! a crowded zone's room goes to a node that reported itself, moves to the other node
-//! when its node dies, and falls back to peer to peer when no node is left, and each
-//! time the clients are told with a new plan whose token the new node accepts.
+//! Scale-out across services, with this machine's Redis (`ISOPLANE_TEST_REDIS_URL`, by
+//! default redis://127.0.0.1:6379) as the coordinator:
+//! - several SFU nodes behind signaling, found through the SFU directory: a crowded
+//!   zone's room goes to a node that reported itself, moves to the other node when its
+//!   node dies, and falls back to peer to peer when no node is left; each time the
+//!   clients are told with a new plan whose token the new node accepts;
+//! - three signaling nodes and two SFU nodes together, losing one of each.
+//!
+//! Nodes that must die at once run on runtimes of their own, dropped as a crash would.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is a failed test
 
 use std::time::Duration;
@@ -156,4 +160,119 @@ async fn rooms_go_to_a_reporting_sfu_node_move_when_it_dies_and_fall_back_to_p2p
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::process::id()) ^ unix_now()
+}
+
+/// A signaling node of a cluster with an SFU pool, on a runtime of its own so it can die
+/// at once.
+struct SignalingNode {
+    url: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl SignalingNode {
+    fn start(workspace: &str, name: &str, pool: &str, database: &std::path::Path) -> SignalingNode {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            workspace: workspace.into(),
+            token_secret: JOIN_SECRET.into(),
+            database_url: Some(format!("sqlite://{}", database.display())),
+            cluster: Some(isoplane_signaling::config::ClusterConfig {
+                redis_url: redis_url(),
+                node_id: Some(name.into()),
+                ..Default::default()
+            }),
+            ..Config::default()
+        };
+        config.worlds.demo = true;
+        config.policy.open_sfu_threshold = 1;
+        config.media.sfu_secret = Some(SFU_SECRET.into());
+        config.media.sfu_pool = Some(SfuPoolSettings { redis_url: redis_url(), pool: pool.into() });
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let bound = runtime.block_on(server::bind(config)).unwrap();
+            let url = format!("ws://{}/v1/ws", bound.local_addr().unwrap());
+            runtime.spawn(bound.run(CancellationToken::new()));
+            SignalingNode { url, runtime: Some(runtime) }
+        })
+        .join()
+        .unwrap()
+    }
+
+    fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for SignalingNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Joins through `url` until the cluster serves the world again (`try_again` meanwhile).
+async fn join_when_served(url: &str, token: &str) -> Client {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match Client::join(url, token, "demo").await {
+            Ok(client) => return client,
+            Err(isoplane_signaling::client::ClientError::Refused { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => panic!("joining through {url}: {error}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_signaling_nodes_and_two_sfu_nodes_come_through_losing_one_of_each() {
+    let suffix = format!("{:x}", rand_u64());
+    let (workspace, pool) = (format!("scale-{suffix}"), format!("scale-{suffix}"));
+    let files = tempfile::tempdir().unwrap();
+    let database = files.path().join("isoplane.db");
+    let mut sfus = vec![SfuNode::start(&pool, "a"), SfuNode::start(&pool, "b")];
+    let mut nodes: Vec<SignalingNode> =
+        ["one", "two", "three"].iter().map(|name| SignalingNode::start(&workspace, name, &pool, &database)).collect();
+    let token = |user: &str| {
+        let claims = JoinClaims {
+            sub: user.into(),
+            name: user.into(),
+            workspace: workspace.clone(),
+            role: Role::Member,
+            exp: unix_now() + 600,
+            iat: None,
+            nbf: None,
+        };
+        TokenKey::new(JOIN_SECRET).sign(&claims)
+    };
+    // Node one serves the demo world (ada came first); bob comes through node two.
+    let mut ada = join_when_served(&nodes[0].url, &token("ada")).await;
+    let mut bob = join_when_served(&nodes[1].url, &token("bob")).await;
+    let plan = plan_where(&mut ada, "ada's SFU plan", |p| p.topology == Topology::Sfu).await;
+    let room_node = plan.sfu.as_ref().unwrap().url.clone();
+    plan_where(&mut bob, "bob's plan on the same SFU node", |p| p.sfu.as_ref().is_some_and(|s| s.url == room_node))
+        .await;
+    sfu_session_accepts(&plan).await;
+
+    // The signaling node serving the world dies: both come back through the others and
+    // get SFU plans again from the node that took the world over.
+    nodes[0].kill();
+    drop((ada, bob));
+    let mut ada = join_when_served(&nodes[2].url, &token("ada")).await;
+    let mut bob = join_when_served(&nodes[1].url, &token("bob")).await;
+    let plan = plan_where(&mut ada, "ada's SFU plan after the move", |p| p.topology == Topology::Sfu).await;
+    sfu_session_accepts(&plan).await;
+    let room_node = plan.sfu.as_ref().unwrap().url.clone();
+    plan_where(&mut bob, "bob's SFU plan after the move", |p| p.sfu.as_ref().is_some_and(|s| s.url == room_node)).await;
+
+    // The SFU node serving the room dies: both are moved to the other one.
+    let dying = sfus.iter().position(|s| s.url == room_node).unwrap();
+    sfus[dying].kill();
+    let other = sfus[1 - dying].url.clone();
+    let moved =
+        plan_where(&mut ada, "ada moved to the other SFU node", |p| p.sfu.as_ref().is_some_and(|s| s.url == other))
+            .await;
+    sfu_session_accepts(&moved).await;
+    plan_where(&mut bob, "bob moved to the other SFU node", |p| p.sfu.as_ref().is_some_and(|s| s.url == other)).await;
 }
