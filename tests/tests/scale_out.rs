@@ -231,7 +231,7 @@ async fn three_signaling_nodes_and_two_sfu_nodes_come_through_losing_one_of_each
     let (workspace, pool) = (format!("scale-{suffix}"), format!("scale-{suffix}"));
     let files = tempfile::tempdir().unwrap();
     let database = files.path().join("isoplane.db");
-    let mut sfus = vec![SfuNode::start(&pool, "a"), SfuNode::start(&pool, "b")];
+    let mut sfus = [SfuNode::start(&pool, "a"), SfuNode::start(&pool, "b")];
     let mut nodes: Vec<SignalingNode> =
         ["one", "two", "three"].iter().map(|name| SignalingNode::start(&workspace, name, &pool, &database)).collect();
     let token = |user: &str| {
