@@ -40,6 +40,9 @@ mod assets;
 mod moderation;
 mod worlds;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::time::Duration;
 
 use sqlx::AnyPool;

@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is a failed test
 
+use isoplane_metadata::testing::TestSchema;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -354,48 +355,6 @@ fn free_both() -> SocketAddr {
 
 // ---- PostgreSQL and S3 -------------------------------------------------------------------
 
-/// A schema of this run in the machine's PostgreSQL, dropped at the end.
-struct PgSchema {
-    base_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgSchema {
-    async fn create() -> PgSchema {
-        let base_url = std::env::var("ISOPLANE_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        sqlx::any::install_default_drivers();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let name = format!("isoplane_compose_test_{}_{nanos}", std::process::id());
-        let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&base_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at ISOPLANE_TEST_POSTGRES_URL={base_url}: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut connection).await.unwrap();
-        let separator = if base_url.contains('?') { '&' } else { '?' };
-        let url = format!("{base_url}{separator}options=-c%20search_path%3D{name}");
-        PgSchema { base_url, name, url }
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        // A thread of its own: works inside the runtime and after a panic.
-        let (url, name) = (self.base_url.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            });
-        });
-        let _ = dropped.join();
-    }
-}
-
 /// s3s-fs on 127.0.0.1:0 with one bucket and one key pair, served until `stop`.
 async fn start_s3(root: &Path, bucket: &str, key: &str, secret: &str, stop: CancellationToken) -> SocketAddr {
     std::fs::create_dir_all(root.join(bucket)).unwrap();
@@ -483,7 +442,7 @@ async fn the_compose_stack_lets_a_client_join_get_its_media_plan_and_an_sfu_sess
 
     // What the compose stack's storage services would provide.
     let dir = tempfile::tempdir().unwrap();
-    let schema = PgSchema::create().await;
+    let schema = TestSchema::create("isoplane_compose_test").await;
     let assets_env = &specs["assets"].environment;
     let stop_s3 = CancellationToken::new();
     let s3 = start_s3(

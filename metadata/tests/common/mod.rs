@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use isoplane_metadata::testing::TestSchema;
 
 use isoplane_metadata::Metadata;
 
@@ -22,7 +22,7 @@ pub struct TestDb {
     pub backend: Backend,
     pub url: String,
     dir: tempfile::TempDir,
-    schema: Option<PgSchema>,
+    schema: Option<TestSchema>,
 }
 
 impl TestDb {
@@ -31,7 +31,7 @@ impl TestDb {
         let (url, schema) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", dir.path().join("metadata.db").display()), None),
             Backend::Postgres => {
-                let schema = PgSchema::create().await;
+                let schema = TestSchema::create("isoplane_metadata_test").await;
                 (schema.url.clone(), Some(schema))
             }
         };
@@ -65,62 +65,5 @@ impl TestDb {
 
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
-    }
-}
-
-// ---- PostgreSQL: one schema per test ----
-
-static SCHEMA_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-struct PgSchema {
-    base_url: String,
-    name: String,
-    /// The base URL with `search_path` set to the schema.
-    url: String,
-}
-
-fn postgres_url() -> String {
-    // The local server this project's machines run; a missing server fails the tests.
-    std::env::var("ISOPLANE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
-}
-
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-impl PgSchema {
-    async fn create() -> PgSchema {
-        let base_url = postgres_url();
-        sqlx::any::install_default_drivers();
-        let name = format!(
-            "isoplane_metadata_test_{}_{}_{}",
-            std::process::id(),
-            SCHEMA_COUNTER.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        );
-        let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&base_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at ISOPLANE_TEST_POSTGRES_URL={base_url}: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut connection).await.unwrap();
-        let separator = if base_url.contains('?') { '&' } else { '?' };
-        let url = format!("{base_url}{separator}options=-c%20search_path%3D{name}");
-        PgSchema { base_url, name, url }
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        // Runs on a thread of its own so it works inside and outside a runtime, and even
-        // when the test panicked.
-        let (url, name) = (self.base_url.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            });
-        });
-        let _ = dropped.join();
     }
 }
