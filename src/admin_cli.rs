@@ -155,6 +155,8 @@ enum AdminAction {
     Mutes,
     /// The workspace's admins.
     Admins,
+    /// The locks and capacities set on a world's zones.
+    Zones { world: String },
     /// The audit log, newest first.
     Audit {
         #[arg(long)]
@@ -202,6 +204,7 @@ fn command_of(action: AdminAction) -> Result<AdminCommand> {
         AdminAction::Bans => AdminCommand::ListBans,
         AdminAction::Mutes => AdminCommand::ListMutes,
         AdminAction::Admins => AdminCommand::ListAdmins,
+        AdminAction::Zones { world } => AdminCommand::ListZones { world },
         AdminAction::Audit { limit, before } => AdminCommand::ListAudit { before, limit },
     })
 }
@@ -293,6 +296,14 @@ fn describe(command: &AdminCommand, data: &Value) -> String {
             }),
         ),
         AdminCommand::ListAdmins => rows("admins").iter().map(|a| format!("{}\n", text(a))).collect(),
+        AdminCommand::ListZones { .. } => table(
+            &["ZONE", "LOCKED", "CAPACITY", "BY"],
+            rows("zones").iter().map(|z| {
+                let locked = if z["locked"].as_bool() == Some(true) { "yes" } else { "no" };
+                let capacity = z["capacity"].as_u64().map_or("world file".to_owned(), |c| c.to_string());
+                vec![text(&z["zone"]), locked.into(), capacity, text(&z["updated_by"])]
+            }),
+        ),
         AdminCommand::ListAudit { .. } => table(
             &["ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON", "DETAIL"],
             rows("entries").iter().map(|e| {

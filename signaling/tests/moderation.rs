@@ -295,6 +295,11 @@ async fn bans_locks_roles_and_the_audit_log_survive_a_restart() {
         done,
         [("promote", "carol"), ("lock_zone", "test/room"), ("ban", "bob")].map(|(a, t)| (a.to_owned(), t.to_owned()))
     );
+    let zones = command(&mut carol, 4, AdminCommand::ListZones { world: "test".into() }).await.unwrap();
+    assert_eq!(
+        zones["zones"],
+        serde_json::json!([{"zone": "room", "locked": true, "capacity": null, "updated_by": "ada"}])
+    );
     // Lifted: bob is back.
     let unban = AdminCommand::Unban { user: "bob".into(), reason: "apologised".into() };
     assert_eq!(command(&mut carol, 3, unban).await.unwrap()["lifted"], true);

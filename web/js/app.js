@@ -1,6 +1,8 @@
 // The Isoplane browser client: joins a world, walks the local avatar optimistically,
 // reconciles server corrections, interpolates everyone else, and follows the media plan.
+// It also shows what admins do (notices, mutes, moves, kicks) and, to admins, their panel.
 
+import { AdminPanel } from './admin.js';
 import { Media } from './media.js';
 import { Connection } from './net.js';
 import { Renderer } from './render.js';
@@ -16,8 +18,21 @@ const SPEED = 3.5;
 const SEND_INTERVAL_MS = 1000 / 15;
 /** A correction farther than this snaps at once; nearer ones ease in over two frames. */
 const SNAP_DISTANCE = 2 * SUBTILE;
+/** Corrections after which a click-to-walk does not go on: trying again would not help. */
+const STOPPING_CORRECTIONS = new Set(['occupied', 'zone_full', 'zone_locked', 'moved']);
+/** How long a notice stays on screen, and how many are shown at once. */
+const NOTICE_MS = 10000;
+const MAX_NOTICES = 4;
+const KIND_NAMES = { audio: 'microphone', video: 'camera' };
+/** How long the line saying what an admin did to us stays. */
+const MODERATION_LINE_MS = 20000;
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/**
+ * @typedef {{action: string, by: string, reason: string}} Moderated
+ * @typedef {{text: string, by: string, zone?: string, at: number}} Notice
+ */
 
 /** @param {number} dx @param {number} dy grid direction */
 function facingOf(dx, dy) {
@@ -80,6 +95,27 @@ class App {
     /** @type {string} why the server last corrected us */
     this.lastCorrection = '';
     this.media = new Media(this.connection, $('tiles'), (avatar) => this.others.get(avatar)?.name ?? `#${avatar}`);
+    /** Whether we are an admin of the workspace. */
+    this.admin = false;
+    /** Every admin notice received, oldest first. @type {Notice[]} */
+    this.notices = [];
+    /** The last thing an admin did to us. @type {Moderated | null} */
+    this.lastModeration = null;
+    /** A mute or unmute told, waiting for the plan that says which kinds. @type {{message: Moderated, before: {audio: boolean, video: boolean}} | null} */
+    this.pendingMute = null;
+    /** Kicked or banned: the page says why and does not reconnect. */
+    this.ended = false;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.moderationTimer = undefined;
+    /**
+     * An admin is moving us: from the `moderated` message until its correction (a frame
+     * later, or more if the page is busy) we neither walk nor send moves, which the
+     * server would check from the spawn point. A deadline, should the correction not come.
+     */
+    this.heldUntil = 0;
+    this.panel = new AdminPanel(this.connection, $('admin-panel'), /** @type {HTMLButtonElement} */ ($('admin-toggle')), () => ({
+      world: this.world?.file ?? null, worldName: this.connection.world, user: this.user,
+    }));
     this.connection.addEventListener('message', (e) => this.onMessage(/** @type {CustomEvent} */ (e).detail));
     this.connection.addEventListener('presence', (e) => this.onPresence(/** @type {CustomEvent} */ (e).detail));
     this.connection.addEventListener('status', (e) => {
@@ -87,6 +123,20 @@ class App {
       $('status').textContent = detail ? `${status} (${detail})` : status;
       if (status !== 'connected') this.joined = false;
       $('status').dataset.status = status;
+      if (status === 'disconnected') {
+        // For good: nobody is in the world with us any more.
+        this.media.stop();
+        this.others.clear();
+        this.path = [];
+        this.goal = null;
+        this.panel.setAdmin(false);
+        $('topology').textContent = 'none';
+      }
+    });
+    $('rejoin').addEventListener('click', () => {
+      $('ended').hidden = true;
+      this.ended = false;
+      this.connection.start();
     });
   }
 
@@ -111,7 +161,19 @@ class App {
     switch (message.type) {
       case 'welcome':
         this.self = message.avatar;
+        this.ended = false;
+        this.setAdmin(Boolean(message.admin));
         if (!this.world) await this.loadWorld(message.world.url);
+        break;
+      case 'role_changed':
+        this.setAdmin(Boolean(message.admin));
+        this.showModerationLine(message.admin ? 'You are now an admin of this workspace.' : 'You are no longer an admin of this workspace.');
+        break;
+      case 'notice':
+        this.showNotice(message);
+        break;
+      case 'moderated':
+        this.onModerated(message);
         break;
       case 'snapshot': {
         const you = message.you;
@@ -138,23 +200,30 @@ class App {
       case 'correction': {
         this.corrections += 1;
         this.lastCorrection = message.reason;
+        if (message.reason === 'moved') this.heldUntil = 0;
         const target = message.position;
         const drawn = { x: this.position.x + this.correction.x, y: this.position.y + this.correction.y };
-        const far = Math.hypot(target.x - drawn.x, target.y - drawn.y) > SNAP_DISTANCE;
+        // An admin's move is a jump, not a drift to ease out.
+        const far = message.reason === 'moved' || Math.hypot(target.x - drawn.x, target.y - drawn.y) > SNAP_DISTANCE;
         this.correction = far ? { x: 0, y: 0 } : { x: drawn.x - target.x, y: drawn.y - target.y };
         this.position = { ...target };
         this.facing = message.facing;
         this.state = message.state;
-        // Walk on from where the server says we are (once; a full door or seat stops us).
+        // Walk on from where the server says we are (once; a full door or seat, a locked
+        // or full room, or an admin's move stops us).
         const goal = this.goal;
         this.path = [];
         this.goal = null;
-        if (goal && message.reason !== 'occupied' && message.reason !== 'zone_full') this.walkTo(goal.x, goal.y);
+        if (goal && !STOPPING_CORRECTIONS.has(message.reason)) this.walkTo(goal.x, goal.y);
+        if (message.reason === 'zone_locked') $('notice').textContent = 'This room is locked.';
+        if (message.reason === 'zone_full') $('notice').textContent = 'This room is full.';
         this.lastSent = { x: target.x, y: target.y, facing: message.facing, state: message.state, at: performance.now() };
         break;
       }
       case 'media':
         this.media.applyPlan(message.plan);
+        this.updateMuteButtons();
+        this.describeMute();
         $('topology').textContent =
           message.plan.topology === 'sfu' ? (message.plan.sfu ? 'SFU' : 'SFU (this server has none)') : message.plan.topology;
         break;
@@ -162,12 +231,153 @@ class App {
         await this.media.onSignal(message.from, message.kind, message.data);
         break;
       case 'error':
-        $('notice').textContent = message.message;
+        if (message.code === 'kicked' || message.code === 'banned') {
+          // Said already if a `moderated` came first; a refused join (banned) says it here.
+          if (!this.ended) this.showEnded(message.code, message.message);
+        } else {
+          $('notice').textContent = message.message;
+        }
         break;
       case 'reconnect':
         $('notice').textContent = 'The server is restarting; reconnecting…';
         break;
     }
+  }
+
+  /** @param {boolean} admin */
+  setAdmin(admin) {
+    this.admin = admin;
+    this.panel.setAdmin(admin);
+  }
+
+  /** @param {Moderated} message */
+  onModerated(message) {
+    const { action, by } = message;
+    this.lastModeration = { action, by, reason: message.reason ?? '' };
+    const reason = message.reason ? `: ${message.reason}` : '';
+    switch (action) {
+      case 'kicked':
+      case 'banned':
+        this.showEnded(action, `${by} ${action === 'kicked' ? 'removed you from the world' : 'banned you from this workspace'}${reason}`);
+        break;
+      case 'muted':
+      case 'unmuted':
+        // The next plan says which kinds; until then, say what we know.
+        this.pendingMute = { message, before: { ...this.media.adminMuted } };
+        this.showModerationLine(`${by} ${action} you${reason}`);
+        break;
+      case 'moved':
+      case 'meeting_ended':
+        this.path = [];
+        this.goal = null;
+        this.heldUntil = performance.now() + 1000;
+        this.showModerationLine(action === 'moved' ? `${by} moved you${reason}` : `${by} ended the meeting${reason}`);
+        break;
+      default:
+        this.showModerationLine(`${by}: ${action}${reason}`);
+    }
+  }
+
+  /** Names the kinds a mute or unmute changed, once the plan saying so has come. */
+  describeMute() {
+    const pending = this.pendingMute;
+    if (!pending) return;
+    const now = this.media.adminMuted;
+    const kinds = /** @type {('audio' | 'video')[]} */ (['audio', 'video']).filter((k) => pending.before[k] !== now[k]);
+    if (!kinds.length) return;
+    this.pendingMute = null;
+    const { action, by, reason } = pending.message;
+    const what = kinds.map((k) => KIND_NAMES[k]).join(' and ');
+    this.showModerationLine(`${by} ${action} your ${what}${reason ? `: ${reason}` : ''}`);
+  }
+
+  /** @param {string} text */
+  showModerationLine(text) {
+    const line = $('moderation');
+    line.textContent = text;
+    clearTimeout(this.moderationTimer);
+    this.moderationTimer = setTimeout(() => (line.textContent = ''), MODERATION_LINE_MS);
+    // Let the line catch the eye again even if the text is the same.
+    line.classList.remove('flash');
+    void line.offsetWidth;
+    line.classList.add('flash');
+  }
+
+  /** Kicked or banned: the connection is closing for good; say why. @param {string} code @param {string} text */
+  showEnded(code, text) {
+    this.ended = true;
+    // The dialog says it all; older lines would only confuse.
+    $('notice').textContent = '';
+    $('moderation').textContent = '';
+    $('ended-title').textContent = code === 'banned' ? 'You are banned from this workspace' : 'You were removed from the world';
+    $('ended-text').textContent = text;
+    // A kicked user may come back; a banned one would be refused.
+    $('rejoin').hidden = code === 'banned';
+    $('ended').hidden = false;
+    $('ended').dataset.code = code;
+  }
+
+  /** @param {{text: string, by: string, zone?: string}} message */
+  showNotice(message) {
+    this.notices.push({ text: message.text, by: message.by, zone: message.zone, at: Date.now() });
+    const zone = message.zone && (this.world?.zones.find((z) => z.id === message.zone)?.name ?? message.zone);
+    const toast = document.createElement('div');
+    toast.className = 'toast';
+    toast.setAttribute('role', 'status');
+    const from = document.createElement('div');
+    from.className = 'from';
+    from.textContent = zone ? `Notice from ${message.by} · ${zone}` : `Notice from ${message.by}`;
+    const text = document.createElement('div');
+    text.className = 'text';
+    text.textContent = message.text;
+    const close = document.createElement('button');
+    close.type = 'button';
+    close.className = 'close';
+    close.setAttribute('aria-label', 'Dismiss');
+    close.textContent = '×';
+    close.addEventListener('click', () => toast.remove());
+    toast.append(close, from, text);
+    const toasts = $('toasts');
+    toasts.append(toast);
+    while (toasts.children.length > MAX_NOTICES) toasts.firstElementChild?.remove();
+    setTimeout(() => {
+      toast.classList.add('leaving');
+      setTimeout(() => toast.remove(), 400);
+    }, NOTICE_MS);
+  }
+
+  /** The mute buttons say when an admin muted us, and cannot undo it. */
+  updateMuteButtons() {
+    for (const [kind, id, label] of /** @type {['audio' | 'video', string, string][]} */ ([['audio', 'mute-audio', 'Mic'], ['video', 'mute-video', 'Cam']])) {
+      const button = /** @type {HTMLButtonElement} */ ($(id));
+      const forced = this.media.adminMuted[kind];
+      button.disabled = forced;
+      button.classList.toggle('forced', forced);
+      button.setAttribute('aria-pressed', String(forced || this.media.userOff[kind]));
+      button.textContent = forced ? `${label} muted by an admin` : label;
+      button.title = forced ? `An admin muted your ${KIND_NAMES[kind]}` : kind === 'audio' ? 'Mute microphone' : 'Stop camera';
+    }
+  }
+
+  /** Whether an admin muted our `kind` (we send none of it). @param {'audio' | 'video'} kind */
+  selfMuted(kind = 'audio') {
+    return this.media.adminMuted[kind];
+  }
+
+  /** Whether we play none of `avatar`'s audio: every received audio track off and its element muted. @param {number} avatar */
+  peerAudioMuted(avatar) {
+    const peer = this.media.peers.get(avatar);
+    if (!peer) return null;
+    const tracks = peer.pc.getReceivers().map((r) => r.track).filter((t) => t.kind === 'audio');
+    return tracks.length > 0 && tracks.every((t) => !t.enabled) && peer.video.muted;
+  }
+
+  /** Whether we show none of `avatar`'s video. @param {number} avatar */
+  peerVideoHidden(avatar) {
+    const peer = this.media.peers.get(avatar);
+    if (!peer) return null;
+    const tracks = peer.pc.getReceivers().map((r) => r.track).filter((t) => t.kind === 'video');
+    return tracks.length > 0 && tracks.every((t) => !t.enabled) && peer.tile.classList.contains('video-muted');
   }
 
   /** @param {AvatarInfo} avatar */
@@ -208,7 +418,7 @@ class App {
     const canvas = /** @type {HTMLCanvasElement} */ ($('world'));
     window.addEventListener('resize', () => this.renderer?.resize());
     window.addEventListener('keydown', (e) => {
-      if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+      if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement) return;
       this.keys.add(e.key.toLowerCase());
       if (e.key.toLowerCase() === 'e') this.toggleSit();
     });
@@ -265,9 +475,11 @@ class App {
 
   /** @param {HTMLButtonElement} button @param {'audio' | 'video'} kind */
   toggle(button, kind) {
-    const on = button.getAttribute('aria-pressed') !== 'true';
-    button.setAttribute('aria-pressed', String(on));
-    this.media.setEnabled(kind, !on);
+    // Only a plan lifts an admin's mute.
+    if (this.media.adminMuted[kind]) return;
+    const off = !this.media.userOff[kind];
+    button.setAttribute('aria-pressed', String(off));
+    this.media.setEnabled(kind, !off);
   }
 
   async listDevices() {
@@ -306,7 +518,7 @@ class App {
   /** @param {number} dt seconds @param {number} now */
   tick(dt, now) {
     if (!this.world || !this.renderer) return;
-    if (this.joined) {
+    if (this.joined && now >= this.heldUntil) {
       this.walk(dt);
       this.sendIfChanged(now);
     }

@@ -5,15 +5,21 @@
 // says so, and a report to the server when direct connectivity fails so it can hand out
 // a relayed path. Zones the server puts on the SFU get one session with it instead
 // (sfu.js).
+//
+// An admin's mute arrives in the plan too. Muted here (`audio_muted` / `video_muted` on
+// the plan): that kind's senders carry no track until a plan lifts it, whatever the user
+// clicks. A peer muted (the flags on its link): its audio is not played and its video not
+// shown, though the peer's own client should have stopped sending them anyway.
 
 import { Connection } from './net.js';
 import { SfuSession } from './sfu.js';
 
 /**
  * @typedef {{urls: string[], username?: string, credential?: string}} IceServer
- * @typedef {{avatar: number, initiator: boolean, relay: boolean}} PeerLink
+ * @typedef {{avatar: number, initiator: boolean, relay: boolean, audio_muted?: boolean, video_muted?: boolean}} PeerLink
  * @typedef {{topology: string, ice_servers: IceServer[], peers: PeerLink[], publish: boolean,
- *   sfu?: {url: string, room: string, token: string}}} MediaPlan
+ *   sfu?: {url: string, room: string, token: string}, audio_muted?: boolean, video_muted?: boolean}} MediaPlan
+ * @typedef {'audio' | 'video'} Kind
  */
 
 /** A fresh ID for one negotiation session between two peers. */
@@ -45,6 +51,9 @@ class Peer {
     this.tile.className = 'tile';
     const caption = document.createElement('figcaption');
     caption.textContent = media.nameOf(link.avatar);
+    this.badge = document.createElement('span');
+    this.badge.className = 'badge';
+    caption.append(this.badge);
     this.tile.append(this.video, caption);
     media.tiles.append(this.tile);
     if (plan.publish && media.local) {
@@ -57,6 +66,7 @@ class Peer {
     }
     this.pc.ontrack = (event) => {
       this.video.srcObject = event.streams[0] ?? new MediaStream([event.track]);
+      this.applyMute();
       media.watchSpeaking(link.avatar, /** @type {MediaStream} */ (this.video.srcObject));
     };
     this.pc.onicecandidate = (event) => {
@@ -65,7 +75,23 @@ class Peer {
     this.pc.oniceconnectionstatechange = () => {
       if (this.pc.iceConnectionState === 'failed' && !link.relay) media.connection.send({ type: 'media_report', ice: 'failed' });
     };
+    this.applyMute();
     if (link.initiator) this.offer();
+  }
+
+  /** Plays and shows only what no admin muted on this link. */
+  applyMute() {
+    const audioMuted = Boolean(this.link.audio_muted);
+    const videoMuted = Boolean(this.link.video_muted);
+    for (const receiver of this.pc.getReceivers()) {
+      if (receiver.track.kind === 'audio') receiver.track.enabled = !audioMuted;
+      if (receiver.track.kind === 'video') receiver.track.enabled = !videoMuted;
+    }
+    this.video.muted = audioMuted;
+    this.tile.classList.toggle('audio-muted', audioMuted);
+    this.tile.classList.toggle('video-muted', videoMuted);
+    const muted = [audioMuted && 'audio', videoMuted && 'video'].filter(Boolean).join(' and ');
+    this.badge.textContent = muted ? `${muted} muted by an admin` : '';
   }
 
   async offer() {
@@ -107,6 +133,8 @@ class Peer {
     if (!local || !this.media.plan?.publish) return false;
     let added = false;
     for (const track of local.getTracks()) {
+      // A kind an admin muted gets its sender when the mute is lifted.
+      if (this.media.adminMuted[/** @type {Kind} */ (track.kind)]) continue;
       const transceiver = this.pc
         .getTransceivers()
         .find((t) => t.mid !== null && t.currentDirection !== 'stopped' && !t.sender.track && t.receiver.track.kind === track.kind);
@@ -158,6 +186,14 @@ export class Media {
     /** @type {AudioContext | null} */
     this.audio = null;
     this.status = 'none';
+    /** Kinds the user turned off with the buttons. */
+    this.userOff = { audio: false, video: false };
+    /** Kinds an admin muted (the plan says so). */
+    this.adminMuted = { audio: false, video: false };
+    /** Senders emptied because of an admin's mute, with the kind they sent. @type {Map<RTCRtpSender, Kind>} */
+    this.mutedSenders = new Map();
+    /** The admin mutes last carried out. */
+    this.applied = { audio: false, video: false };
   }
 
   /** Starts camera and microphone; without them this client still receives. */
@@ -181,6 +217,7 @@ export class Media {
       }
       // Connections made before the camera was ready start sending now.
       for (const peer of this.peers.values()) await peer.sendLocal();
+      await this.applySelfMute();
       return true;
     } catch (error) {
       console.warn('no camera or microphone', error);
@@ -188,9 +225,64 @@ export class Media {
     }
   }
 
-  /** @param {'audio' | 'video'} kind @param {boolean} enabled */
+  /** The user's own mute button. @param {Kind} kind @param {boolean} enabled */
   setEnabled(kind, enabled) {
-    for (const track of this.local?.getTracks() ?? []) if (track.kind === kind) track.enabled = enabled;
+    this.userOff[kind] = !enabled;
+    this.applySelfMute();
+  }
+
+  /** Every connection this client sends on. */
+  connections() {
+    const connections = [...this.peers.values()].map((peer) => peer.pc);
+    if (this.sfu) connections.push(this.sfu.pc);
+    return connections.filter((pc) => pc.signalingState !== 'closed');
+  }
+
+  /**
+   * Carries out the user's and the admins' mutes: a track is live only if neither turned
+   * it off, and a kind an admin muted is not sent at all (its senders carry no track).
+   */
+  async applySelfMute() {
+    for (const track of this.local?.getTracks() ?? []) {
+      const kind = /** @type {Kind} */ (track.kind);
+      track.enabled = !this.userOff[kind] && !this.adminMuted[kind];
+    }
+    for (const pc of this.connections()) {
+      for (const sender of pc.getSenders()) {
+        const kind = /** @type {Kind | undefined} */ (sender.track?.kind);
+        if (!kind || !this.adminMuted[kind]) continue;
+        this.mutedSenders.set(sender, kind);
+        await sender.replaceTrack(null).catch((error) => console.warn('cannot stop a sender', error));
+      }
+    }
+    for (const [sender, kind] of this.mutedSenders) {
+      if (this.adminMuted[kind]) continue;
+      this.mutedSenders.delete(sender);
+      const track = this.local?.getTracks().find((t) => t.kind === kind);
+      if (track && sender.transport?.state !== 'closed') {
+        await sender.replaceTrack(track).catch((error) => console.warn('cannot restart a sender', error));
+      }
+    }
+    const lifted = (this.applied.audio && !this.adminMuted.audio) || (this.applied.video && !this.adminMuted.video);
+    this.applied = { ...this.adminMuted };
+    // Links made while muted have that kind still to attach (and to negotiate).
+    if (lifted) for (const peer of this.peers.values()) await peer.sendLocal();
+  }
+
+  /** Whether this client is sending `kind` to nobody because an admin muted it. @param {Kind} kind */
+  selfMuted(kind) {
+    return this.adminMuted[kind];
+  }
+
+  /** Ends every connection (the server closed ours for good). */
+  stop() {
+    for (const peer of this.peers.values()) peer.close();
+    this.peers.clear();
+    this.sfu?.close();
+    this.sfu = null;
+    this.plan = null;
+    this.status = 'none';
+    this.mutedSenders.clear();
   }
 
   /** @param {number} to @param {string} kind @param {any} data */
@@ -204,7 +296,8 @@ export class Media {
     this.plan = plan;
     this.status = plan.topology;
     const onSfu = plan.topology === 'sfu' && plan.sfu;
-    if (this.sfu && (!onSfu || this.sfu.room !== plan.sfu?.room || previous?.publish !== plan.publish)) {
+    const moved = this.sfu && (this.sfu.room !== plan.sfu?.room || this.sfu.url !== plan.sfu?.url);
+    if (this.sfu && (!onSfu || moved || previous?.publish !== plan.publish)) {
       this.sfu.close();
       this.sfu = null;
     }
@@ -216,11 +309,17 @@ export class Media {
       if (!link || link.relay !== peer.link.relay || previous?.publish !== plan.publish) {
         peer.close();
         this.peers.delete(avatar);
+      } else {
+        // The same connection; an admin may have muted or unmuted that peer.
+        peer.link = { ...peer.link, audio_muted: link.audio_muted, video_muted: link.video_muted };
+        peer.applyMute();
       }
     }
+    this.adminMuted = { audio: Boolean(plan.audio_muted), video: Boolean(plan.video_muted) };
     for (const link of plan.peers) {
       if (!this.peers.has(link.avatar)) this.peers.set(link.avatar, new Peer(this, link, plan));
     }
+    return this.applySelfMute();
   }
 
   /** @param {number} from @param {string} kind @param {any} data */

@@ -2,11 +2,21 @@
 //
 // A dropped connection is retried with backoff (0.5 s doubling to 5 s) and joins again
 // with the same token, which resumes the session on the server (same avatar and seat,
-// no flap for others). `replaced` and refused joins are final.
+// no flap for others). `replaced`, refused joins, and an admin's kick or ban are final.
+//
+// Admin commands are requests: `admin()` sends one with a fresh id and resolves with the
+// `admin_result` that carries the same id.
 
 import { decodePresence, encodeMoveIntent } from './protocol.js';
 
-const FINAL_ERRORS = new Set(['replaced', 'invalid_token', 'expired_token', 'forbidden', 'unknown_world', 'too_many_connections']);
+const FINAL_ERRORS = new Set([
+  'replaced', 'invalid_token', 'expired_token', 'forbidden', 'unknown_world', 'unknown_spawn', 'too_many_connections',
+  'kicked', 'banned',
+]);
+
+/**
+ * @typedef {{ok: true, data: any} | {ok: false, error: {code: string, message: string}}} AdminResult
+ */
 
 export class Connection extends EventTarget {
   /** @param {string} url @param {string} token @param {string} world */
@@ -20,6 +30,9 @@ export class Connection extends EventTarget {
     this.delay = 500;
     this.stopped = false;
     this.seq = 0;
+    this.adminId = 0;
+    /** Admin commands awaiting their result, by id. @type {Map<number, (result: AdminResult) => void>} */
+    this.pending = new Map();
   }
 
   start() {
@@ -53,6 +66,13 @@ export class Connection extends EventTarget {
           this.status('connected', message.resumed ? 'resumed' : '');
         }
         if (message.type === 'error' && FINAL_ERRORS.has(message.code)) this.stopped = true;
+        // The server closes the connection right after: do not come back by ourselves.
+        if (message.type === 'moderated' && (message.action === 'kicked' || message.action === 'banned')) this.stopped = true;
+        if (message.type === 'admin_result') {
+          const resolve = this.pending.get(message.id);
+          this.pending.delete(message.id);
+          resolve?.(message.ok ? { ok: true, data: message.data ?? {} } : { ok: false, error: message.error });
+        }
         if (message.type === 'reconnect') this.delay = Math.max(500, message.after_ms);
         this.dispatchEvent(new CustomEvent('message', { detail: message }));
       } else {
@@ -63,6 +83,7 @@ export class Connection extends EventTarget {
     socket.onclose = () => {
       if (this.socket !== socket) return;
       this.socket = null;
+      this.failPending();
       if (this.stopped) {
         this.status('disconnected');
         return;
@@ -76,6 +97,29 @@ export class Connection extends EventTarget {
   /** @param {object} message */
   send(message) {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  /**
+   * Sends an admin command (docs/moderation.md) and resolves with its result.
+   * @param {object} command @returns {Promise<AdminResult>}
+   */
+  admin(command) {
+    if (this.socket?.readyState !== WebSocket.OPEN) {
+      return Promise.resolve({ ok: false, error: { code: 'disconnected', message: 'not connected to the server' } });
+    }
+    const id = ++this.adminId;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.send({ type: 'admin', id, command });
+    });
+  }
+
+  /** The connection closed: commands still waiting will get no answer. */
+  failPending() {
+    for (const resolve of this.pending.values()) {
+      resolve({ ok: false, error: { code: 'disconnected', message: 'the connection closed before the server answered' } });
+    }
+    this.pending.clear();
   }
 
   /** @param {number} x @param {number} y @param {string} facing @param {string} state @returns {number} the seq */

@@ -26,6 +26,8 @@ export class SfuSession {
     this.media = media;
     const sfu = /** @type {{url: string, room: string, token: string}} */ (plan.sfu);
     this.room = sfu.room;
+    /** Which SFU node: a room moves to another node when its node is gone. */
+    this.url = sfu.url;
     this.publish = plan.publish;
     this.closed = false;
     /** @type {Map<string, TrackInfo>} the tracks received, by mid */
@@ -128,7 +130,8 @@ export class SfuSession {
   addLocalTracks() {
     const local = this.media.local;
     if (!this.publish || !local) return false;
-    const sending = new Set(this.pc.getSenders().map((sender) => sender.track?.kind));
+    // A sender an admin's mute emptied still holds its kind's place.
+    const sending = new Set(this.pc.getSenders().map((sender) => sender.track?.kind ?? this.media.mutedSenders.get(sender)));
     let added = false;
     for (const track of local.getTracks()) {
       if (sending.has(track.kind)) continue;

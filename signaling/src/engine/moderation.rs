@@ -204,14 +204,15 @@ impl WorldEngine {
     ) {
         let (position, facing) = to;
         let zone = self.world.zone_of(position).unwrap_or(ZoneIndex::DEFAULT);
-        let cap = self.budget_cap();
         let Some(avatar) = self.avatars.get_mut(&id) else { return };
         let held = avatar.held.take();
         avatar.previous_object = None;
         avatar.position = position;
         avatar.facing = facing;
         avatar.state = AvatarState::Idle;
-        avatar.move_budget = cap;
+        // No banked distance: a step the client sent before it heard of the move is
+        // measured from here and refused (too fast), instead of walking it back.
+        avatar.move_budget = 0.0;
         avatar.budget_at = now;
         let (old_zone, conn, seq) = (avatar.zone, avatar.conn, avatar.last_seq);
         if let Some(object) = held {

@@ -821,9 +821,13 @@ fn a_moved_avatar_lets_go_of_its_seat_lands_on_the_spawn_point_and_is_checked_fr
         _ => false,
     });
     assert!(seen, "bob sees ada at the spawn point");
-    // Its next move is checked from the spawn point: a step from the seat is too far.
-    h.walk(1, 3.5, 2.0, 200);
+    // Its next moves are checked from the spawn point with nothing banked: a step the
+    // client sent before it heard of the move, 2.5 tiles away, is refused, not walked back.
+    h.walk(1, 5.5, 4.0, 200);
     assert_eq!(corrections(&h.outputs(), 1), vec![CorrectionReason::TooFast]);
+    // Walking on from the spawn point at a walking pace is fine.
+    h.walk(1, 5.5, 6.0, 300);
+    assert!(corrections(&h.outputs(), 1).is_empty());
     let (user, by, reason) = by_admin("ada");
     let nowhere = Moderation::MoveToSpawn { user, spawn: Some("nowhere".into()), by, reason };
     assert_eq!(h.engine.moderate(h.now, nowhere), Err(ModerationError::UnknownSpawn));

@@ -123,6 +123,11 @@ pub enum AdminCommand {
     ListBans,
     ListMutes,
     ListAdmins,
+    /// The locks and capacities admins set on a world's zones (zones with neither are
+    /// left out).
+    ListZones {
+        world: String,
+    },
     /// The newest audit entries, older than the entry `before` when given.
     ListAudit {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +158,7 @@ impl AdminCommand {
             AdminCommand::ListBans => "list_bans",
             AdminCommand::ListMutes => "list_mutes",
             AdminCommand::ListAdmins => "list_admins",
+            AdminCommand::ListZones { .. } => "list_zones",
             AdminCommand::ListAudit { .. } => "list_audit",
         }
     }
@@ -165,6 +171,7 @@ impl AdminCommand {
                 | AdminCommand::ListBans
                 | AdminCommand::ListMutes
                 | AdminCommand::ListAdmins
+                | AdminCommand::ListZones { .. }
                 | AdminCommand::ListAudit { .. }
         )
     }

@@ -141,9 +141,11 @@ fn check(command: &AdminCommand) -> Result<(), AdminError> {
             }
             Ok(())
         }
-        AdminCommand::ListPeople | AdminCommand::ListBans | AdminCommand::ListMutes | AdminCommand::ListAdmins => {
-            Ok(())
-        }
+        AdminCommand::ListPeople
+        | AdminCommand::ListBans
+        | AdminCommand::ListMutes
+        | AdminCommand::ListAdmins
+        | AdminCommand::ListZones { .. } => Ok(()),
     }
 }
 
@@ -169,6 +171,7 @@ fn target_of(command: &AdminCommand) -> String {
         | AdminCommand::ListMutes
         | AdminCommand::ListAdmins
         | AdminCommand::ListAudit { .. } => String::new(),
+        AdminCommand::ListZones { world } => world.clone(),
     }
 }
 
@@ -447,6 +450,17 @@ impl Moderator {
             AdminCommand::ListAdmins => {
                 let admins = self.metadata.admins(workspace).await.map_err(internal)?;
                 Ok((json!({ "admins": admins }), String::new()))
+            }
+            AdminCommand::ListZones { world } => {
+                if !self.worlds.contains_key(&world) {
+                    return Err(AdminError::new(AdminErrorCode::UnknownWorld, "there is no world with this name"));
+                }
+                let settings = self.metadata.zone_settings(workspace, &world).await.map_err(internal)?;
+                let zones: Vec<Value> = settings
+                    .iter()
+                    .map(|s| json!({"zone": s.zone, "locked": s.locked, "capacity": s.capacity, "updated_by": s.updated_by}))
+                    .collect();
+                Ok((json!({ "zones": zones }), String::new()))
             }
             AdminCommand::ListAudit { before, limit } => {
                 let limit = limit.unwrap_or(100);

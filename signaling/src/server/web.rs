@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 pub const WEB_FILES: &[(&str, &str, &[u8])] = &[
     ("index.html", "text/html; charset=utf-8", include_bytes!("../../../web/index.html")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../../web/style.css")),
+    ("js/admin.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/admin.js")),
     ("js/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/app.js")),
     ("js/media.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/media.js")),
     ("js/net.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/net.js")),

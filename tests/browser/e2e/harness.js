@@ -62,14 +62,29 @@ export async function launchBrowser() {
   });
 }
 
-/** Opens the client as `name` and waits until it has joined and drawn the world. */
-export async function openClient(browser, url, name) {
+/**
+ * Opens the client as `name` and waits until it has joined and drawn the world. With
+ * `{admin: true}` the page joins with an admin token from the development issuer.
+ */
+export async function openClient(browser, url, name, { admin = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[${name}] ${error.message}`));
-  await page.goto(`${url}/?name=${encodeURIComponent(name)}`);
+  if (admin) {
+    const { token } = await devToken(url, name, { admin: true });
+    await page.goto(`${url}/?token=${encodeURIComponent(token)}`);
+  } else {
+    await page.goto(`${url}/?name=${encodeURIComponent(name)}`);
+  }
   await page.waitForFunction(() => window.isoplane?.renderer && window.isoplane.joined, null, { timeout: 15000 });
   return page;
+}
+
+/** A join token from the server's development issuer: `{token, user, workspace}`. */
+export async function devToken(url, name, { admin = false } = {}) {
+  const response = await fetch(`${url}/v1/dev/token?name=${encodeURIComponent(name)}${admin ? '&admin=true' : ''}`);
+  if (!response.ok) throw new Error(`the development token issuer answered ${response.status}`);
+  return response.json();
 }
 
 /**
