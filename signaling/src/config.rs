@@ -225,6 +225,12 @@ impl Config {
             problems.push("database_url: use sqlite://PATH or postgres://…".to_owned());
         }
         if let Some(cluster) = &self.cluster {
+            if self.database_url.is_none() {
+                problems.push(
+                    "cluster: set database_url: the nodes share bans, mutes, roles and zone locks through it"
+                        .to_owned(),
+                );
+            }
             if !cluster.redis_url.starts_with("redis://") && !cluster.redis_url.starts_with("rediss://") {
                 problems.push("cluster.redis_url: use redis://host:port".to_owned());
             }
@@ -282,5 +288,16 @@ mod tests {
         let Err(ConfigError(problems)) = config.validate() else { panic!("expected errors") };
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(Config::from_toml("typo = 1").is_err());
+    }
+
+    #[test]
+    fn a_cluster_needs_a_shared_database_and_a_reachable_address() {
+        let text = "token_secret = \"0123456789abcdef\"\nlisten = \"0.0.0.0:8080\"\n[worlds]\ndemo = true\n[cluster]\n";
+        let Err(ConfigError(problems)) = Config::from_toml(text).unwrap().validate() else { panic!("expected errors") };
+        assert!(problems.iter().any(|p| p.starts_with("cluster: set database_url")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("cluster.advertise_url")), "{problems:?}");
+        let fine = format!("{text}advertise_url = \"http://10.0.0.5:8080\"\n");
+        let fine = fine.replacen("[worlds]", "database_url = \"sqlite://x.db\"\n[worlds]", 1);
+        assert_eq!(Config::from_toml(&fine).unwrap().validate(), Ok(()));
     }
 }
