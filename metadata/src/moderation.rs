@@ -172,16 +172,17 @@ impl Metadata {
     }
 
     /// Bans a user as a moderation action, replacing any earlier ban of that user. A
-    /// banned admin is also demoted (`demoted_by` the ban's author, for good: lifting the
-    /// ban does not make them admin again). Refuses with [`MetadataError::LastAdmin`],
+    /// banned user is also demoted, admin or not (`demoted_by` the ban's author, for good:
+    /// lifting the ban does not make them admin again, nor does an admin token). Refuses with [`MetadataError::LastAdmin`],
     /// changing nothing, if the user is the workspace's only admin. The workspace row is
     /// created if needed.
     pub async fn ban_user(&self, ban: &Ban) -> Result<()> {
         let mut transaction = self.pool.begin().await?;
         lock_workspace(&mut transaction, &ban.workspace, ban.created_at).await?;
-        if remove_admin_unless_last(&mut transaction, &ban.workspace, &ban.user_id).await? {
-            record_demotion(&mut transaction, &ban.workspace, &ban.user_id, &ban.created_by, ban.created_at).await?;
-        }
+        remove_admin_unless_last(&mut transaction, &ban.workspace, &ban.user_id).await?;
+        // Recorded even for someone not (yet) in `admins`: an admin join token must not make
+        // a banned user an admin later.
+        record_demotion(&mut transaction, &ban.workspace, &ban.user_id, &ban.created_by, ban.created_at).await?;
         write_ban(&mut transaction, ban).await?;
         transaction.commit().await?;
         Ok(())

@@ -199,6 +199,15 @@ impl Config {
         if self.limits.participants_per_room == 0 || self.limits.tracks_per_participant == 0 {
             return invalid("limits", "participants_per_room and tracks_per_participant must be at least 1");
         }
+        if let Some(directory) = &self.directory
+            && self.listen_http.ip().is_unspecified()
+            && (directory.public_url.is_none() || directory.control_url.is_none())
+        {
+            return invalid(
+                "directory",
+                "listen_http is a wildcard address: set public_url and control_url, the addresses clients and signaling reach this node at",
+            );
+        }
         if self.limits.data_message_bytes == 0 || self.limits.signal_bytes < 4096 {
             return invalid("limits", "data_message_bytes must be at least 1 and signal_bytes at least 4096");
         }

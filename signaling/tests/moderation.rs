@@ -330,6 +330,14 @@ async fn the_last_admin_stays_and_a_demotion_sticks_against_admin_tokens() {
     let (status, _) = post(&server, &admin_token("zoe"), r#"{"action": "list_admins"}"#).await;
     assert_eq!(status, 403);
     assert_eq!(command(&mut ada, 3, AdminCommand::ListAdmins).await.unwrap()["admins"], serde_json::json!(["ada"]));
+    // A banned user whose token says admin, who never used it before the ban, cannot
+    // act either (to lift their own ban, say).
+    let ban_zed = AdminCommand::Ban { user: "zed".into(), reason: "rogue".into(), duration_seconds: None };
+    command(&mut ada, 30, ban_zed).await.unwrap();
+    let (status, answer) = post(&server, &admin_token("zed"), r#"{"action": "unban", "user": "zed"}"#).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+    let bans = command(&mut ada, 31, AdminCommand::ListBans).await.unwrap();
+    assert_eq!(bans["bans"][0]["user_id"], "zed", "still banned");
     // With a second admin, the first may step down.
     command(&mut ada, 4, AdminCommand::Promote { user: "zoe".into(), reason: String::new() }).await.unwrap();
     command(&mut ada, 5, demote_ada).await.unwrap();

@@ -169,6 +169,8 @@ struct Avatar {
     peers: BTreeSet<AvatarId>,
     plan: Option<PlanKey>,
     plan_sent_at: Option<Instant>,
+    /// A new connection took the session over: the plan goes out again even if unchanged.
+    resend_plan: bool,
 }
 
 impl Avatar {
@@ -358,6 +360,7 @@ impl WorldEngine {
             peers: BTreeSet::new(),
             plan: None,
             plan_sent_at: None,
+            resend_plan: false,
         };
         let entered = ServerMessage::AvatarEntered { avatar: avatar.info() };
         self.avatars.insert(id, avatar);
@@ -388,8 +391,9 @@ impl WorldEngine {
         avatar.mute = user.mute;
         let old = avatar.conn.replace(conn);
         avatar.detached_since = None;
-        // Its media plan is re-sent in full to the new connection at the next tick.
-        avatar.plan = None;
+        // Its media plan is re-sent in full to the new connection at the next tick; the
+        // plan itself is kept, so its SFU session can still be revoked meanwhile.
+        avatar.resend_plan = true;
         let zone = avatar.zone;
         if let Some(old) = old {
             self.by_conn.remove(&old);
@@ -838,7 +842,7 @@ impl WorldEngine {
         let Some(avatar) = self.avatars.get_mut(&id) else { return };
         avatar.peers = plan.peers.iter().map(|p| p.avatar).collect();
         let unchanged = avatar.plan.as_ref() == Some(&plan);
-        if unchanged && !refresh {
+        if unchanged && !refresh && !avatar.resend_plan {
             return;
         }
         if let Some(old) = avatar.plan.clone()
@@ -855,6 +859,7 @@ impl WorldEngine {
             ServerMessage::Media { plan: media_plan(&self.config.media, &plan, &avatar.user, avatar.id, unix) };
         avatar.plan = Some(plan);
         avatar.plan_sent_at = Some(now);
+        avatar.resend_plan = false;
         self.send(conn, message);
     }
 }

@@ -33,6 +33,9 @@ pub enum Moderation {
     EndMeeting { zone: String, spawn: Option<String>, except: Option<String>, by: String, reason: String },
     /// A zone's lock and capacity, as recorded.
     SetZone { zone: String, locked: bool, capacity: Option<u32> },
+    /// Every zone back to the world file's settings (before the recorded ones are applied
+    /// to a world this node takes over).
+    ClearZones,
 }
 
 /// Why a moderation action could not be carried out in this world.
@@ -139,6 +142,13 @@ impl WorldEngine {
                     self.place(now, id, position, ModeratedAction::MeetingEnded, by.clone(), reason.clone());
                 }
                 members.len()
+            }
+            Moderation::ClearZones => {
+                for state in &mut self.zones {
+                    state.locked = false;
+                    state.capacity = None;
+                }
+                0
             }
             Moderation::SetZone { zone, locked, capacity } => {
                 let index = self.zone_index(&zone)?;

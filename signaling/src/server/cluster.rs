@@ -89,6 +89,15 @@ struct ReplyEnvelope {
     reply: ClusterReply,
 }
 
+/// What the other nodes answered.
+#[derive(Debug)]
+pub struct Answers {
+    pub replies: Vec<ClusterReply>,
+    /// Nodes that heard the request but did not answer in time (it may still be carried
+    /// out there).
+    pub unanswered: usize,
+}
+
 /// A request from another node, for the server to carry out here.
 pub type Incoming = (ClusterRequest, oneshot::Sender<ClusterReply>);
 
@@ -102,6 +111,8 @@ pub struct Cluster {
     client: redis::Client,
     redis: ConnectionManager,
     owned: Mutex<HashSet<String>>,
+    /// When each owned world's lease was last confirmed in Redis.
+    renewed: Mutex<HashMap<String, std::time::Instant>>,
     waiting: Mutex<HashMap<u64, mpsc::Sender<ClusterReply>>>,
     next_request: AtomicU64,
 }
@@ -127,6 +138,7 @@ impl Cluster {
             client,
             redis,
             owned: Mutex::new(HashSet::new()),
+            renewed: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
         };
@@ -161,8 +173,16 @@ impl Cluster {
         Ok(())
     }
 
-    /// Where `world` is served, taking it over if nobody serves it.
+    /// Where `world` is served, taking it over if nobody serves it. While Redis does not
+    /// answer, the worlds this node holds stay served here.
     pub async fn route(&self, world: &str) -> Result<Route, ClusterError> {
+        match self.look_up(world).await {
+            Err(_) if self.owns(world) => Ok(Route::Local { acquired: false }),
+            other => other,
+        }
+    }
+
+    async fn look_up(&self, world: &str) -> Result<Route, ClusterError> {
         let mut redis = self.redis.clone();
         let key = self.key(&format!("world:{world}"));
         for _ in 0..3 {
@@ -170,6 +190,9 @@ impl Cluster {
             match owner {
                 Some(owner) if owner == self.node => {
                     let acquired = self.owned.lock().map(|mut owned| owned.insert(world.to_owned())).unwrap_or(false);
+                    if acquired {
+                        self.confirm(world);
+                    }
                     return Ok(Route::Local { acquired });
                 }
                 Some(owner) => {
@@ -190,6 +213,7 @@ impl Cluster {
                         if let Ok(mut owned) = self.owned.lock() {
                             owned.insert(world.to_owned());
                         }
+                        self.confirm(world);
                         tracing::info!(world, node = %self.node, "took the world over");
                         return Ok(Route::Local { acquired: true });
                     }
@@ -209,8 +233,8 @@ impl Cluster {
     }
 
     /// Sends a request to one node (`to`) or to every other node, and gathers the
-    /// answers that arrive within a couple of seconds.
-    pub async fn ask(&self, to: Option<&str>, request: ClusterRequest) -> Result<Vec<ClusterReply>, ClusterError> {
+    /// answers that arrive within a couple of seconds, with how many did not.
+    pub async fn ask(&self, to: Option<&str>, request: ClusterRequest) -> Result<Answers, ClusterError> {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (replies, mut answers) = mpsc::channel(64);
         if let Ok(mut waiting) = self.waiting.lock() {
@@ -241,7 +265,7 @@ impl Cluster {
             }
         }
         self.forget(id);
-        Ok(gathered)
+        Ok(Answers { unanswered: expected.saturating_sub(gathered.len()), replies: gathered })
     }
 
     fn forget(&self, id: u64) {
@@ -279,30 +303,60 @@ impl Cluster {
         listener.abort();
     }
 
-    /// Extends every lease this node holds; returns the worlds whose lease it lost.
+    fn confirm(&self, world: &str) {
+        if let Ok(mut renewed) = self.renewed.lock() {
+            renewed.insert(world.to_owned(), std::time::Instant::now());
+        }
+    }
+
+    /// Extends every lease this node holds; returns the worlds it must stop serving: a
+    /// lease another node holds now, or one not confirmed for a whole lease (Redis out of
+    /// reach: another node may have taken the world over meanwhile).
     async fn renew_leases(&self) -> Vec<String> {
         let worlds: Vec<String> = self.owned.lock().map(|owned| owned.iter().cloned().collect()).unwrap_or_default();
         let script = redis::Script::new(RENEW);
         let mut redis = self.redis.clone();
         let mut lost = Vec::new();
         for world in worlds {
-            let renewed: Result<i64, _> = script
-                .key(self.key(&format!("world:{world}")))
-                .arg(&self.node)
-                .arg(self.lease.as_millis() as u64)
-                .invoke_async(&mut redis)
-                .await;
-            match renewed {
-                Ok(1) => {}
+            let key = self.key(&format!("world:{world}"));
+            let lease = self.lease.as_millis() as u64;
+            let renewed: Result<i64, _> = script.key(&key).arg(&self.node).arg(lease).invoke_async(&mut redis).await;
+            let reachable = renewed.is_ok();
+            let held = match renewed {
+                Ok(1) => true,
+                // The key is gone (Redis restarted empty, or failed over): take it back
+                // unless another node already has.
                 Ok(_) => {
-                    if let Ok(mut owned) = self.owned.lock() {
-                        owned.remove(&world);
-                    }
-                    lost.push(world);
+                    let taken: Result<Option<String>, _> = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&self.node)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(lease)
+                        .query_async(&mut redis)
+                        .await;
+                    matches!(taken, Ok(Some(_)))
                 }
-                // Redis unreachable: keep serving; the lease may still hold when it is back.
-                Err(error) => tracing::warn!(%error, world, "cannot renew a world's lease"),
+                Err(error) => {
+                    tracing::warn!(%error, world, "cannot renew a world's lease");
+                    let confirmed = self.renewed.lock().ok().and_then(|r| r.get(&world).copied());
+                    // Still within the lease it last confirmed: nobody else can have it yet.
+                    confirmed.is_some_and(|at| at.elapsed() < self.lease)
+                }
+            };
+            if held {
+                if reachable {
+                    self.confirm(&world);
+                }
+                continue;
             }
+            if let Ok(mut owned) = self.owned.lock() {
+                owned.remove(&world);
+            }
+            if let Ok(mut renewed) = self.renewed.lock() {
+                renewed.remove(&world);
+            }
+            lost.push(world);
         }
         lost
     }

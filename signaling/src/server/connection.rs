@@ -163,10 +163,13 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origi
     let kill = Kill::default();
     let (reply, answer) = oneshot::channel();
     let actor = Actor::from_claims(&claims);
-    let user = JoinUser { id: claims.sub, name: claims.name, role: standing.role, mute: standing.mute };
+    let user = JoinUser { id: claims.sub.clone(), name: claims.name.clone(), role: standing.role, mute: standing.mute };
     let command = WorldCommand::Join { conn, user, spawn, outbound: outbound_tx.clone(), kill: kill.clone(), reply };
     entry.commands.send(command).await.map_err(|_| ErrorCode::ShuttingDown)?;
     answer.await.map_err(|_| ErrorCode::ShuttingDown)??;
+    // A ban, mute or role change recorded while this join was on its way must hold: read
+    // the records again now that the avatar is in the world, and correct it there.
+    state.moderator.recheck(&claims, standing, &world).await?;
     let joined =
         Joined { world: entry.commands.clone(), outbound, replies: outbound_tx, actor, kill, _user_slot: user_slot };
     Ok(Admission::Joined(joined))
@@ -190,7 +193,7 @@ async fn serve(state: Arc<AppState>, conn: ConnId, sink: Sink, stream: Stream, j
 
 /// Reads client messages until the socket closes; returns whether the client left.
 async fn read(
-    state: &AppState,
+    state: &Arc<AppState>,
     conn: ConnId,
     mut stream: Stream,
     world: &mpsc::Sender<WorldCommand>,
@@ -239,7 +242,9 @@ async fn read(
         let command = match decode(conn, message) {
             Ok(Incoming::World(command)) => command,
             Ok(Incoming::Admin { id, command }) => {
-                admin.answer(state, id, command).await;
+                // In a task of its own: moves keep flowing while it waits on the database or
+                // other nodes, and it finishes even if the connection ends.
+                tokio::spawn(admin.answer(state.clone(), id, command));
                 continue;
             }
             Ok(Incoming::Leave) => return true,
@@ -269,7 +274,12 @@ struct Admin {
 }
 
 impl Admin {
-    async fn answer(&self, state: &AppState, id: u32, command: AdminCommand) {
+    fn answer(&self, state: Arc<AppState>, id: u32, command: AdminCommand) -> impl Future<Output = ()> + use<> {
+        let (actor, replies) = (self.actor.clone(), self.replies.clone());
+        async move { Admin { actor, replies }.send_answer(&state, id, command).await }
+    }
+
+    async fn send_answer(&self, state: &AppState, id: u32, command: AdminCommand) {
         let message = match state.moderator.execute(&self.actor, command).await {
             Ok(data) => ServerMessage::AdminResult { id, ok: true, error: None, data: Some(data) },
             Err(error) => ServerMessage::AdminResult { id, ok: false, error: Some(error), data: None },

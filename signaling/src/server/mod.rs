@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{JoinClaims, Role, TokenKey};
 use crate::config::{Config, ConfigError};
 use crate::engine::{EngineConfig, MediaConfig, Moderation, SfuConfig, SfuNode, TurnAccess, WorldEngine};
-use crate::protocol::{AdminCommand, WorldRef};
+use crate::protocol::{AdminCommand, AdminError, AdminErrorCode, WorldRef};
 use limits::{ConnectionLimits, Counter};
 pub use metrics::Metrics;
 use world_task::WorldCommand;
@@ -526,7 +526,14 @@ async fn admin_command(State(state): State<Arc<AppState>>, headers: HeaderMap, b
             return refusal(StatusCode::BAD_REQUEST, "invalid_command", &format!("not an admin command: {error}"));
         }
     };
-    match state.moderator.execute(&moderation::Actor::from_claims(&claims), command).await {
+    // Carried out to the end even if the caller hangs up: records and fan-out go together.
+    let actor = moderation::Actor::from_claims(&claims);
+    let running = state.clone();
+    let outcome = tokio::spawn(async move { running.moderator.execute(&actor, command).await }).await;
+    let outcome = outcome.unwrap_or_else(|_| {
+        Err(AdminError::new(AdminErrorCode::Internal, "the server failed to carry this out; try again"))
+    });
+    match outcome {
         Ok(data) => {
             let body = serde_json::json!({"ok": true, "data": data});
             ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()

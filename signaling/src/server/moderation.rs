@@ -97,6 +97,17 @@ fn check_user(user: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// World, zone and spawn IDs follow the world format's rule.
+fn check_name(name: &str) -> Result<(), AdminError> {
+    if !isoplane_world_format::is_valid_id(name) {
+        return Err(invalid(format!(
+            "`{}` is not a world, zone or spawn ID",
+            name.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
 fn check_reason(reason: &str) -> Result<(), AdminError> {
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(invalid(format!("the reason is longer than {MAX_REASON_CHARS} characters")));
@@ -111,9 +122,13 @@ fn check(command: &AdminCommand) -> Result<(), AdminError> {
         | AdminCommand::Unban { user, reason }
         | AdminCommand::Promote { user, reason }
         | AdminCommand::Demote { user, reason }
-        | AdminCommand::Ban { user, reason, .. }
-        | AdminCommand::MoveUser { user, reason, .. } => {
+        | AdminCommand::Ban { user, reason, .. } => {
             check_user(user)?;
+            check_reason(reason)
+        }
+        AdminCommand::MoveUser { user, world, reason, .. } => {
+            check_user(user)?;
+            check_name(world)?;
             check_reason(reason)
         }
         AdminCommand::Mute { user, audio, video, reason } | AdminCommand::Unmute { user, audio, video, reason } => {
@@ -124,11 +139,19 @@ fn check(command: &AdminCommand) -> Result<(), AdminError> {
             }
             Ok(())
         }
-        AdminCommand::LockZone { reason, .. }
-        | AdminCommand::UnlockZone { reason, .. }
-        | AdminCommand::SetZoneCapacity { reason, .. }
-        | AdminCommand::EndMeeting { reason, .. } => check_reason(reason),
-        AdminCommand::Notice { text, .. } => {
+        AdminCommand::LockZone { world, zone, reason }
+        | AdminCommand::UnlockZone { world, zone, reason }
+        | AdminCommand::SetZoneCapacity { world, zone, reason, .. }
+        | AdminCommand::EndMeeting { world, zone, reason, .. } => {
+            check_name(world)?;
+            check_name(zone)?;
+            check_reason(reason)
+        }
+        AdminCommand::Notice { world, zone, text } => {
+            check_name(world)?;
+            if let Some(zone) = zone {
+                check_name(zone)?;
+            }
             let length = text.trim().chars().count();
             if length == 0 || length > MAX_NOTICE_CHARS {
                 return Err(invalid(format!("a notice is 1 to {MAX_NOTICE_CHARS} characters")));
@@ -141,11 +164,10 @@ fn check(command: &AdminCommand) -> Result<(), AdminError> {
             }
             Ok(())
         }
-        AdminCommand::ListPeople
-        | AdminCommand::ListBans
-        | AdminCommand::ListMutes
-        | AdminCommand::ListAdmins
-        | AdminCommand::ListZones { .. } => Ok(()),
+        AdminCommand::ListPeople | AdminCommand::ListBans | AdminCommand::ListMutes | AdminCommand::ListAdmins => {
+            Ok(())
+        }
+        AdminCommand::ListZones { world } => check_name(world),
     }
 }
 
@@ -214,6 +236,8 @@ impl Moderator {
                 return;
             }
         };
+        // What this node applied when it served the world before may have been lifted since.
+        let _ = self.local_in_world(world, Moderation::ClearZones).await;
         for setting in settings {
             let action = Moderation::SetZone { zone: setting.zone, locked: setting.locked, capacity: setting.capacity };
             let _ = self.local_in_world(world, action).await;
@@ -243,6 +267,28 @@ impl Moderator {
         })
     }
 
+    /// Reads a user's records again after their avatar entered `world` and applies what
+    /// changed since `before` was read: a ban removes the avatar (and refuses the join).
+    pub async fn recheck(&self, claims: &JoinClaims, before: Standing, world: &str) -> Result<(), ErrorCode> {
+        let (user, by) = (claims.sub.clone(), "an admin".to_owned());
+        let now = match self.standing(claims).await {
+            Ok(now) => now,
+            Err(code) => {
+                let action = Moderation::Remove { user, banned: code == ErrorCode::Banned, by, reason: String::new() };
+                let _ = self.local_in_world(world, action).await;
+                return Err(code);
+            }
+        };
+        if now.mute != before.mute {
+            let action = Moderation::SetMute { user: user.clone(), mute: now.mute, by, reason: String::new() };
+            let _ = self.local_in_world(world, action).await;
+        }
+        if now.role != before.role {
+            let _ = self.local_in_world(world, Moderation::SetRole { user, role: now.role }).await;
+        }
+        Ok(())
+    }
+
     fn rate_allows(&self, actor: &str) -> bool {
         let Ok(mut rates) = self.rates.lock() else { return false };
         if rates.len() >= MAX_TRACKED_ACTORS && !rates.contains_key(actor) {
@@ -262,11 +308,14 @@ impl Moderator {
         }
         check(&command)?;
         let now = unix_now() as i64;
-        let admin = self
-            .metadata
-            .admin_status(&self.workspace, &actor.user, actor.token_says_admin, now)
-            .await
-            .map_err(internal)?;
+        // A banned user acts as nobody, whatever their token says.
+        let banned = self.metadata.active_ban(&self.workspace, &actor.user, now).await.map_err(internal)?.is_some();
+        let admin = !banned
+            && self
+                .metadata
+                .admin_status(&self.workspace, &actor.user, actor.token_says_admin, now)
+                .await
+                .map_err(internal)?;
         if !admin {
             tracing::warn!(actor = %actor.user, action = command.name(), "refused an admin command from a non-admin");
             self.audit(actor, &command, "refused", String::new(), now).await?;
@@ -316,10 +365,10 @@ impl Moderator {
                         reason: reason.clone(),
                     })
                     .await?;
-                if reached == 0 {
+                if reached.worlds == 0 && reached.unanswered == 0 {
                     return Err(AdminError::new(AdminErrorCode::UserNotPresent, "this user is in none of the worlds"));
                 }
-                Ok((json!({ "worlds": reached }), String::new()))
+                Ok((json!({ "worlds": reached.worlds, "nodes_unanswered": reached.unanswered }), String::new()))
             }
             AdminCommand::Mute { user, audio, video, reason } | AdminCommand::Unmute { user, audio, video, reason } => {
                 let muting = matches!(command, AdminCommand::Mute { .. });
@@ -353,7 +402,12 @@ impl Moderator {
                     _ => "video",
                 };
                 Ok((
-                    json!({ "audio_muted": mute.audio, "video_muted": mute.video, "worlds": reached }),
+                    json!({
+                        "audio_muted": mute.audio,
+                        "video_muted": mute.video,
+                        "worlds": reached.worlds,
+                        "nodes_unanswered": reached.unanswered,
+                    }),
                     kinds.to_owned(),
                 ))
             }
@@ -381,7 +435,12 @@ impl Moderator {
                     })
                     .await?;
                 let detail = duration_seconds.map_or("until lifted".to_owned(), |s| format!("for {s} s"));
-                Ok((json!({ "expires_at": expires_at, "worlds": reached }), detail))
+                let data = json!({
+                    "expires_at": expires_at,
+                    "worlds": reached.worlds,
+                    "nodes_unanswered": reached.unanswered,
+                });
+                Ok((data, detail))
             }
             AdminCommand::Unban { user, .. } => {
                 let lifted = self.metadata.lift_ban(workspace, &user).await.map_err(internal)?;
@@ -430,7 +489,7 @@ impl Moderator {
             AdminCommand::ListPeople => {
                 let mut people = self.local_people().await;
                 if let Some(cluster) = &self.cluster {
-                    for reply in cluster.ask(None, ClusterRequest::People).await.map_err(internal)? {
+                    for reply in cluster.ask(None, ClusterRequest::People).await.map_err(internal)?.replies {
                         if let ClusterReply::People(found) = reply {
                             people.extend(found);
                         }
@@ -517,7 +576,7 @@ impl Moderator {
             && let Some(owner) = cluster.remote_owner(world).await.map_err(internal)?
         {
             let request = ClusterRequest::Moderate { world: Some(world.to_owned()), action };
-            return match cluster.ask(Some(&owner), request).await.map_err(internal)?.pop() {
+            return match cluster.ask(Some(&owner), request).await.map_err(internal)?.replies.pop() {
                 Some(ClusterReply::Moderated(result)) => result.map_err(from_engine),
                 _ => Err(internal(format!("node {owner}, which serves {world}, did not answer"))),
             };
@@ -525,18 +584,21 @@ impl Moderator {
         self.local_in_world(world, action).await.map_err(from_engine)
     }
 
-    /// Runs an action in every world of every node; returns in how many it reached someone.
-    async fn everywhere(&self, action: impl Fn() -> Moderation) -> Result<usize, AdminError> {
-        let mut reached = self.local_everywhere(action()).await.map_err(from_engine)?;
+    /// Runs an action in every world of every node; returns in how many it reached someone,
+    /// and how many nodes did not answer.
+    async fn everywhere(&self, action: impl Fn() -> Moderation) -> Result<Reach, AdminError> {
+        let mut reach = Reach { worlds: self.local_everywhere(action()).await.map_err(from_engine)?, unanswered: 0 };
         if let Some(cluster) = &self.cluster {
             let request = ClusterRequest::Moderate { world: None, action: action() };
-            for reply in cluster.ask(None, request).await.map_err(internal)? {
+            let answers = cluster.ask(None, request).await.map_err(internal)?;
+            reach.unanswered = answers.unanswered;
+            for reply in answers.replies {
                 if let ClusterReply::Moderated(result) = reply {
-                    reached += result.map_err(from_engine)?;
+                    reach.worlds += result.map_err(from_engine)?;
                 }
             }
         }
-        Ok(reached)
+        Ok(reach)
     }
 
     /// Runs an action in one of this node's worlds (none reached if it is not here).
@@ -573,6 +635,16 @@ impl Moderator {
         }
         people
     }
+}
+
+/// Where an action on a user went.
+#[derive(Debug, Clone, Copy)]
+struct Reach {
+    /// Worlds where the user was reached.
+    worlds: usize,
+    /// Nodes that did not answer in time: the user may be there, and gets the recorded
+    /// ban or mute when they next join.
+    unanswered: usize,
 }
 
 fn last_admin() -> AdminError {

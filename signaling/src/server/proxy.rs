@@ -22,6 +22,8 @@ use crate::auth::{TimedClaims, TokenKey};
 pub const FORWARDED_HEADER: &str = "x-isoplane-forwarded";
 const FORWARDED_SCOPE: &str = "forwarded";
 const FORWARDED_SECONDS: u64 = 30;
+/// How long one write to either side may take before the forwarding ends.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long the owner may take to accept a forwarded connection.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -83,7 +85,8 @@ pub async fn pipe(
         while let Some(Ok(message)) = client_stream.next().await {
             let Some(message) = to_upstream(message) else { continue };
             let closing = matches!(message, tungstenite::Message::Close(_));
-            if upstream_sink.send(message).await.is_err() || closing {
+            let sent = tokio::time::timeout(WRITE_TIMEOUT, upstream_sink.send(message)).await;
+            if !matches!(sent, Ok(Ok(()))) || closing {
                 break;
             }
         }
@@ -93,7 +96,9 @@ pub async fn pipe(
         while let Some(Ok(message)) = upstream_stream.next().await {
             let Some(message) = to_client(message) else { continue };
             let closing = matches!(message, Message::Close(_));
-            if client_sink.send(message).await.is_err() || closing {
+            // A client that stopped reading is cut off, as it would be on the owner.
+            let sent = tokio::time::timeout(WRITE_TIMEOUT, client_sink.send(message)).await;
+            if !matches!(sent, Ok(Ok(()))) || closing {
                 break;
             }
         }
