@@ -46,6 +46,8 @@ pub mod server;
 pub mod store;
 
 pub use config::{Config, ConfigError};
+#[cfg(feature = "testing")]
+pub mod testing;
 pub use isoplane_metadata as metadata;
 pub use metadata::{AssetRecord, AuditEntry, Backend, Ban, Metadata, MetadataError, WorldSummary, WorldVersion};
 pub use store::{AssetStore, StoreError};

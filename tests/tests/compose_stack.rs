@@ -20,11 +20,9 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use isoplane_auth::{JoinClaims, Role, TokenKey};
 use isoplane_signaling::client::{Client, Event};
 use isoplane_signaling::protocol::{MediaPlan, ServerMessage, Topology};
@@ -355,33 +353,6 @@ fn free_both() -> SocketAddr {
 
 // ---- PostgreSQL and S3 -------------------------------------------------------------------
 
-/// s3s-fs on 127.0.0.1:0 with one bucket and one key pair, served until `stop`.
-async fn start_s3(root: &Path, bucket: &str, key: &str, secret: &str, stop: CancellationToken) -> SocketAddr {
-    std::fs::create_dir_all(root.join(bucket)).unwrap();
-    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(key, secret));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let http = Arc::new(hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()));
-        loop {
-            let socket = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((socket, _)) => socket,
-                    Err(_) => continue,
-                },
-                () = stop.cancelled() => break,
-            };
-            let (http, service) = (http.clone(), service.clone());
-            tokio::spawn(async move {
-                let _ = http.serve_connection(TokioIo::new(socket), service).await;
-            });
-        }
-    });
-    address
-}
-
 // ---- clients -----------------------------------------------------------------------------
 
 /// The next media plan `client` receives (other events skipped).
@@ -445,7 +416,7 @@ async fn the_compose_stack_lets_a_client_join_get_its_media_plan_and_an_sfu_sess
     let schema = TestSchema::create("isoplane_compose_test").await;
     let assets_env = &specs["assets"].environment;
     let stop_s3 = CancellationToken::new();
-    let s3 = start_s3(
+    let s3 = isoplane_assets::testing::serve_s3(
         &dir.path().join("s3"),
         &assets_env["ISOPLANE_ASSETS_S3_BUCKET"],
         &assets_env["ISOPLANE_ASSETS_S3_ACCESS_KEY_ID"],

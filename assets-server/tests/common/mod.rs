@@ -12,15 +12,13 @@
 
 use isoplane_metadata::testing::TestSchema;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use isoplane_assets::config::StoreKind;
 use isoplane_assets::{AssetStore, Config, Metadata};
 use isoplane_auth::{JoinClaims, Role, TokenKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -138,31 +136,8 @@ struct S3Server {
 
 impl S3Server {
     async fn start(root: std::path::PathBuf) -> S3Server {
-        std::fs::create_dir_all(root.join(S3_BUCKET)).unwrap();
-        let filesystem = s3s_fs::FileSystem::new(&root).unwrap();
-        let mut builder = s3s::service::S3ServiceBuilder::new(filesystem);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_KEY, S3_SECRET));
-        let service = builder.build();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            let http = Arc::new(hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()));
-            loop {
-                let socket = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((socket, _)) => socket,
-                        Err(_) => continue,
-                    },
-                    () = stopped.cancelled() => break,
-                };
-                let (http, service) = (http.clone(), service.clone());
-                tokio::spawn(async move {
-                    let _ = http.serve_connection(TokioIo::new(socket), service).await;
-                });
-            }
-        });
+        let address = isoplane_assets::testing::serve_s3(&root, S3_BUCKET, S3_KEY, S3_SECRET, stop.clone()).await;
         S3Server { address, stop }
     }
 }
