@@ -244,7 +244,7 @@ async fn read(
             Ok(Incoming::Admin { id, command }) => {
                 // In a task of its own: moves keep flowing while it waits on the database or
                 // other nodes, and it finishes even if the connection ends.
-                tokio::spawn(admin.answer(state.clone(), id, command));
+                tokio::spawn(admin.clone().answer(state.clone(), id, command));
                 continue;
             }
             Ok(Incoming::Leave) => return true,
@@ -267,19 +267,15 @@ enum Incoming {
 }
 
 /// Admin commands from this connection: who sends them, and where answers go (the
-/// connection's own queue, so they arrive in order with everything else).
+/// connection's own queue; answers are matched to commands by `id`).
+#[derive(Clone)]
 struct Admin {
     actor: Actor,
     replies: mpsc::Sender<Outbound>,
 }
 
 impl Admin {
-    fn answer(&self, state: Arc<AppState>, id: u32, command: AdminCommand) -> impl Future<Output = ()> + use<> {
-        let (actor, replies) = (self.actor.clone(), self.replies.clone());
-        async move { Admin { actor, replies }.send_answer(&state, id, command).await }
-    }
-
-    async fn send_answer(&self, state: &AppState, id: u32, command: AdminCommand) {
+    async fn answer(self, state: Arc<AppState>, id: u32, command: AdminCommand) {
         let message = match state.moderator.execute(&self.actor, command).await {
             Ok(data) => ServerMessage::AdminResult { id, ok: true, error: None, data: Some(data) },
             Err(error) => ServerMessage::AdminResult { id, ok: false, error: Some(error), data: None },
