@@ -24,12 +24,7 @@ pub fn run(config_path: Option<&Path>) -> Result<ExitCode> {
 }
 
 async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    isoplane_service::init_logging();
     let mut config = server::load_config(config_path)?;
     let mut turn = None;
     let mut sfu = None;

@@ -8,9 +8,20 @@
 //!   terminal;
 //! - a graceful stop on SIGTERM (what `docker stop` and systemd send) or ctrl-c;
 //! - the SFU directory ([`sfu_directory`]), where SFU nodes report their load and
-//!   signaling finds them.
+//!   signaling finds them;
+//! - layered configuration ([`config`]): defaults, a TOML file, `ISOPLANE_<SERVICE>_*`
+//!   variables, then the checks across fields, with every problem reported at once;
+//! - metrics ([`metrics`]): one registry per service, rendered for `/metrics`;
+//! - the HTTP error every handler answers with ([`http::HttpError`]);
+//! - background tasks that stop with the service ([`tasks::Tasks`]);
+//! - reaching Redis with retries ([`redis_retry`]).
 
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod redis_retry;
 pub mod sfu_directory;
+pub mod tasks;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
