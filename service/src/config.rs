@@ -24,8 +24,11 @@ pub enum EnvKind {
     Flag,
     /// A comma-separated list of strings.
     List,
-    /// A setting that can be switched off: empty or `off` turns it off (see [`off_or`]).
-    Optional,
+    /// A setting that defaults to on and can be switched off: empty or `off` turns it off
+    /// (the field is read with [`switchable`]).
+    Switchable,
+    /// A text setting that is off unless set: empty or `off` leaves it unset.
+    OptionalText,
     /// Read by the binary itself (e.g. its thread count), not part of the config.
     Ignored,
 }
@@ -118,10 +121,27 @@ pub fn load_unchecked<C: ServiceConfig>(
     overlay::<C>(table, environment)
 }
 
+/// Applies the service's variables in `environment` over a config built in code (the
+/// all-in-one binary's embedded services); no checks across fields.
+pub fn overlay_environment<C: ServiceConfig + serde::Serialize>(
+    base: &C,
+    environment: impl IntoIterator<Item = (String, String)>,
+) -> Result<C, ConfigError> {
+    let table = toml::Table::try_from(base)
+        .map_err(|e| ConfigError::new(C::SERVICE, format!("cannot represent the built-in settings: {e}")))?;
+    overlay::<C>(table, environment)
+}
+
 /// Runs the service's checks across fields.
 pub fn check<C: ServiceConfig>(config: C) -> Result<C, ConfigError> {
+    validate(&config)?;
+    Ok(config)
+}
+
+/// The service's checks across fields, as one error.
+pub fn validate<C: ServiceConfig>(config: &C) -> Result<(), ConfigError> {
     let problems = config.problems();
-    if problems.is_empty() { Ok(config) } else { Err(ConfigError { service: C::SERVICE, problems }) }
+    if problems.is_empty() { Ok(()) } else { Err(ConfigError { service: C::SERVICE, problems }) }
 }
 
 /// The file as a table, after checking it deserialises on its own, so its errors carry
@@ -149,15 +169,19 @@ fn overlay<C: ServiceConfig>(
             continue;
         };
         let value = match env_value(setting.kind, &value) {
-            Ok(Some(value)) => value,
-            Ok(None) => continue,
+            Ok(EnvValue::Skip) => continue,
+            Ok(value) => value,
             Err(expected) => {
                 problems.push(format!("{key}: {expected}"));
                 continue;
             }
         };
         let before = table.clone();
-        set_path(&mut table, setting.path, value);
+        match value {
+            EnvValue::Set(value) => set_path(&mut table, setting.path, value),
+            EnvValue::Unset => unset_path(&mut table, setting.path),
+            EnvValue::Skip => {}
+        }
         if let Err(error) = table.clone().try_into::<C>() {
             problems.push(format!("{key}: {}", error.message().trim_end()));
             table = before;
@@ -169,9 +193,18 @@ fn overlay<C: ServiceConfig>(
     table.try_into::<C>().map_err(|e| ConfigError::new(C::SERVICE, e.message().trim_end().to_owned()))
 }
 
-/// The TOML value of one variable; `Ok(None)` for a variable the config does not hold.
-fn env_value(kind: EnvKind, value: &str) -> Result<Option<toml::Value>, &'static str> {
-    Ok(Some(match kind {
+/// What one variable does to the TOML tree.
+enum EnvValue {
+    Set(toml::Value),
+    /// Back to the default.
+    Unset,
+    /// Nothing: the variable is not part of the config.
+    Skip,
+}
+
+fn env_value(kind: EnvKind, value: &str) -> Result<EnvValue, &'static str> {
+    let off = value.trim().is_empty() || value.trim() == OFF;
+    Ok(EnvValue::Set(match kind {
         EnvKind::Text => toml::Value::String(value.to_owned()),
         EnvKind::Number => toml::Value::Integer(value.trim().parse().map_err(|_| "not a whole number")?),
         EnvKind::Flag => match value.trim() {
@@ -182,10 +215,25 @@ fn env_value(kind: EnvKind, value: &str) -> Result<Option<toml::Value>, &'static
         EnvKind::List => toml::Value::Array(
             value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
         ),
-        EnvKind::Optional if value.trim().is_empty() => toml::Value::String(OFF.into()),
-        EnvKind::Optional => toml::Value::String(value.trim().to_owned()),
-        EnvKind::Ignored => return Ok(None),
+        EnvKind::Switchable if off => toml::Value::String(OFF.into()),
+        EnvKind::OptionalText if off => return Ok(EnvValue::Unset),
+        EnvKind::Switchable | EnvKind::OptionalText => toml::Value::String(value.trim().to_owned()),
+        EnvKind::Ignored => return Ok(EnvValue::Skip),
     }))
+}
+
+/// Removes `path` (dotted) from `table`, if there.
+fn unset_path(table: &mut toml::Table, path: &str) {
+    match path.split_once('.') {
+        None => {
+            table.remove(path);
+        }
+        Some((head, rest)) => {
+            if let Some(toml::Value::Table(inner)) = table.get_mut(head) {
+                unset_path(inner, rest);
+            }
+        }
+    }
 }
 
 /// Sets `path` (dotted) in `table`, making the tables on the way.
@@ -209,37 +257,53 @@ fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
 const OFF: &str = "off";
 
 /// For `Option` settings that default to on: the string `off` (in the file or the
-/// environment) turns them off. Use as `#[serde(deserialize_with = "off_or")]`.
-pub fn off_or<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    let text = String::deserialize(deserializer)?;
-    if text.is_empty() || text == OFF {
-        return Ok(None);
+/// environment) turns them off, and an unset one is written as `off`. Use as
+/// `#[serde(with = "isoplane_service::config::switchable")]`.
+pub mod switchable {
+    use super::*;
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text = String::deserialize(deserializer)?;
+        if text.is_empty() || text == OFF {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(serde::de::Error::custom)
     }
-    text.parse().map(Some).map_err(serde::de::Error::custom)
+
+    pub fn serialize<S, T>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        S: serde::Serializer,
+        T: std::fmt::Display,
+    {
+        match value {
+            Some(value) => serializer.collect_str(value),
+            None => serializer.serialize_str(OFF),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize, PartialEq)]
+    #[derive(Debug, Deserialize, serde::Serialize, PartialEq)]
     #[serde(default, deny_unknown_fields)]
     struct Example {
         listen: std::net::SocketAddr,
         name: String,
-        #[serde(deserialize_with = "off_or")]
+        #[serde(with = "switchable")]
         extra: Option<std::net::SocketAddr>,
         inner: Option<Inner>,
         tags: Vec<String>,
         verbose: bool,
     }
 
-    #[derive(Debug, Deserialize, PartialEq)]
+    #[derive(Debug, Deserialize, serde::Serialize, PartialEq)]
     #[serde(default, deny_unknown_fields)]
     struct Inner {
         count: u32,
@@ -269,7 +333,8 @@ mod tests {
         const SERVICE: &'static str = "EXAMPLE";
         const ENVIRONMENT: &'static [EnvSetting] = &[
             EnvSetting::new("LISTEN", "listen", EnvKind::Text),
-            EnvSetting::new("EXTRA", "extra", EnvKind::Optional),
+            EnvSetting::new("EXTRA", "extra", EnvKind::Switchable),
+            EnvSetting::new("NAME", "name", EnvKind::OptionalText),
             EnvSetting::new("COUNT", "inner.count", EnvKind::Number),
             EnvSetting::new("TAGS", "tags", EnvKind::List),
             EnvSetting::new("VERBOSE", "verbose", EnvKind::Flag),
@@ -308,16 +373,29 @@ mod tests {
 
     #[test]
     fn off_switches_an_optional_setting_off_in_the_file_and_the_environment() {
-        let from_env: Example = load(None, vars(&[("ISOPLANE_EXAMPLE_EXTRA", "off")])).unwrap_or_else(|e| panic!("{e}"));
+        let from_env: Example =
+            load(None, vars(&[("ISOPLANE_EXAMPLE_EXTRA", "off")])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_env.extra, None);
         let empty: Example = load(None, vars(&[("ISOPLANE_EXAMPLE_EXTRA", "")])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(empty.extra, None);
         let from_file: Example = from_toml("extra = \"off\"", "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        let unset: Example = load_unchecked(None, vars(&[("ISOPLANE_EXAMPLE_NAME", "off")])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(unset.name, Example::default().name);
         assert_eq!(from_file.extra, None);
         let set: Example =
             load(None, vars(&[("ISOPLANE_EXAMPLE_EXTRA", "127.0.0.1:3")])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(set.extra.map(|a| a.port()), Some(3));
         assert_eq!(Example::default().extra.map(|a| a.port()), Some(2));
+    }
+
+    #[test]
+    fn the_environment_overlays_a_config_built_in_code_keeping_what_is_switched_off() {
+        let base = Example { name: "built".into(), extra: None, ..Example::default() };
+        let config: Example = overlay_environment(&base, vars(&[("ISOPLANE_EXAMPLE_LISTEN", "127.0.0.1:4")]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.listen.port(), 4);
+        assert_eq!(config.name, "built");
+        assert_eq!(config.extra, None);
     }
 
     #[test]

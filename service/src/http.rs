@@ -12,11 +12,19 @@ pub struct HttpError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Fields beside `code` and `message` (e.g. the current version on a conflict).
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl HttpError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> HttpError {
-        HttpError { status, code, message: message.into() }
+        HttpError { status, code, message: message.into(), details: serde_json::Map::new() }
+    }
+
+    /// The same error with `details` added to its body.
+    pub fn with_details(mut self, details: serde_json::Map<String, serde_json::Value>) -> HttpError {
+        self.details.extend(details);
+        self
     }
 
     /// A failure of the server's own: `context` and `cause` go to the log, the client
@@ -33,7 +41,11 @@ impl HttpError {
 
     /// The JSON body alone.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({"error": {"code": self.code, "message": self.message}})
+        let mut error = serde_json::Map::new();
+        error.insert("code".into(), self.code.into());
+        error.insert("message".into(), self.message.clone().into());
+        error.extend(self.details.clone());
+        serde_json::json!({ "error": error })
     }
 }
 
@@ -67,6 +79,14 @@ mod tests {
         let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         assert_eq!(body, serde_json::json!({"error": {"code": "no_room", "message": "no such room is open"}}));
+    }
+
+    #[test]
+    fn details_go_beside_the_code_and_message() {
+        let mut details = serde_json::Map::new();
+        details.insert("current".into(), 3.into());
+        let error = HttpError::new(StatusCode::CONFLICT, "stale", "reload").with_details(details);
+        assert_eq!(error.body(), serde_json::json!({"error": {"code": "stale", "message": "reload", "current": 3}}));
     }
 
     #[tokio::test]

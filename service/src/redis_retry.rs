@@ -9,7 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs `attempt` until it succeeds (`Some`) or `shutdown` is cancelled (`None`), waiting
 /// `pause` between tries; each failure is logged at warn with `what` was being tried.
-pub async fn until_ready<T, E, F, Fut>(what: &str, pause: Duration, shutdown: &CancellationToken, mut attempt: F) -> Option<T>
+pub async fn until_ready<T, E, F, Fut>(
+    what: &str,
+    pause: Duration,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -77,7 +82,8 @@ mod tests {
         let shutdown = CancellationToken::new();
         shutdown.cancel();
         // A closed port on loopback: refused at once.
-        let manager = connection_manager("redis://127.0.0.1:1", "reach Redis", Duration::from_millis(10), &shutdown).await;
+        let manager =
+            connection_manager("redis://127.0.0.1:1", "reach Redis", Duration::from_millis(10), &shutdown).await;
         assert!(manager.is_none());
     }
 }

@@ -1,12 +1,13 @@
 //! `Config`: everything an operator sets, read from TOML with `ISOPLANE_SFU_*`
-//! environment overrides, and checked by [`Config::validate`] before any socket is bound.
+//! environment overrides (isoplane-service's layered configuration), and checked by
+//! [`Config::validate`] before any socket is bound.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 
+use isoplane_service::config::{EnvKind, EnvSetting, ServiceConfig};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
+
+pub use isoplane_service::config::ConfigError;
 
 /// The SFU's configuration. Every field but the secret has a default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -17,7 +18,9 @@ pub struct Config {
     pub listen_http: SocketAddr,
     /// The one UDP port every peer's media uses.
     pub listen_udp: SocketAddr,
-    /// ICE-TCP (RFC 6544, passive) for networks that block UDP; `None` disables it.
+    /// ICE-TCP (RFC 6544, passive) for networks that block UDP; `None` (`"off"`)
+    /// disables it.
+    #[serde(with = "isoplane_service::config::switchable")]
     pub listen_tcp: Option<SocketAddr>,
     /// The address put in ICE candidates. Needed when `listen_udp` is a wildcard.
     pub public_ip: Option<IpAddr>,
@@ -113,19 +116,6 @@ impl Default for Config {
     }
 }
 
-/// A configuration that cannot run.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("config file {path}: {source}")]
-    Toml { path: String, source: Box<toml::de::Error> },
-    #[error("environment variable {name}: {message}")]
-    Env { name: String, message: String },
-    #[error("config field {field}: {message}")]
-    Invalid { field: &'static str, message: String },
-}
-
 impl Config {
     /// Loopback only, ephemeral ports, two workers: what tests and the all-in-one
     /// binary's embedded SFU use.
@@ -147,71 +137,9 @@ impl Config {
         Config::for_loopback(secret)
     }
 
-    /// Parses TOML text (`path` only names the file in errors).
-    pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Toml { path: path.into(), source: Box::new(source) })
-    }
-
-    /// Applies `ISOPLANE_SFU_*` overrides from `vars` (pass `std::env::vars()`).
-    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
-        fn parse<T: FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
-        where
-            T::Err: fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError::Env { name: name.into(), message: e.to_string() })
-        }
-        for (name, value) in vars {
-            let Some(key) = name.strip_prefix("ISOPLANE_SFU_") else { continue };
-            match key {
-                "LISTEN_HTTP" => self.listen_http = parse(&name, &value)?,
-                "LISTEN_UDP" => self.listen_udp = parse(&name, &value)?,
-                "LISTEN_TCP" => {
-                    self.listen_tcp =
-                        if value.is_empty() || value == "off" { None } else { Some(parse(&name, &value)?) }
-                }
-                "PUBLIC_IP" => self.public_ip = Some(parse(&name, &value)?),
-                "SECRET" => self.secret = value,
-                "WORKERS" => self.workers = parse(&name, &value)?,
-                "PARTICIPANTS_PER_ROOM" => self.limits.participants_per_room = parse(&name, &value)?,
-                "TRACKS_PER_PARTICIPANT" => self.limits.tracks_per_participant = parse(&name, &value)?,
-                "PUBLISHER_BITRATE_BPS" => self.limits.publisher_bitrate_bps = parse(&name, &value)?,
-                "DIRECTORY_REDIS_URL" => self.directory.get_or_insert_with(Default::default).redis_url = value,
-                "DIRECTORY_POOL" => self.directory.get_or_insert_with(Default::default).pool = value,
-                "NODE_ID" => self.directory.get_or_insert_with(Default::default).node_id = Some(value),
-                "PUBLIC_URL" => self.directory.get_or_insert_with(Default::default).public_url = Some(value),
-                "CONTROL_URL" => self.directory.get_or_insert_with(Default::default).control_url = Some(value),
-                "CAPACITY" => self.directory.get_or_insert_with(Default::default).capacity = parse(&name, &value)?,
-                _ => return Err(ConfigError::Env { name, message: "unknown setting".into() }),
-            }
-        }
-        Ok(())
-    }
-
     /// Checks the rules between fields; call before binding anything.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
-        if self.secret.len() < 16 {
-            return invalid("secret", "set a shared secret of at least 16 bytes (the one signaling's sfu_secret has)");
-        }
-        if self.candidate_ip().is_unspecified() {
-            return invalid("public_ip", "listen_udp is a wildcard address: set the IP clients reach this server at");
-        }
-        if self.limits.participants_per_room == 0 || self.limits.tracks_per_participant == 0 {
-            return invalid("limits", "participants_per_room and tracks_per_participant must be at least 1");
-        }
-        if let Some(directory) = &self.directory
-            && self.listen_http.ip().is_unspecified()
-            && (directory.public_url.is_none() || directory.control_url.is_none())
-        {
-            return invalid(
-                "directory",
-                "listen_http is a wildcard address: set public_url and control_url, the addresses clients and signaling reach this node at",
-            );
-        }
-        if self.limits.data_message_bytes == 0 || self.limits.signal_bytes < 4096 {
-            return invalid("limits", "data_message_bytes must be at least 1 and signal_bytes at least 4096");
-        }
-        Ok(())
+        isoplane_service::config::validate(self)
     }
 
     /// The IP clients send media to.
@@ -228,35 +156,88 @@ impl Config {
     }
 }
 
+impl ServiceConfig for Config {
+    const SERVICE: &'static str = "SFU";
+    const ENVIRONMENT: &'static [EnvSetting] = &[
+        EnvSetting::new("LISTEN_HTTP", "listen_http", EnvKind::Text),
+        EnvSetting::new("LISTEN_UDP", "listen_udp", EnvKind::Text),
+        EnvSetting::new("LISTEN_TCP", "listen_tcp", EnvKind::Switchable),
+        EnvSetting::new("PUBLIC_IP", "public_ip", EnvKind::Text),
+        EnvSetting::new("SECRET", "secret", EnvKind::Text),
+        EnvSetting::new("WORKERS", "workers", EnvKind::Number),
+        EnvSetting::new("PARTICIPANTS_PER_ROOM", "limits.participants_per_room", EnvKind::Number),
+        EnvSetting::new("TRACKS_PER_PARTICIPANT", "limits.tracks_per_participant", EnvKind::Number),
+        EnvSetting::new("PUBLISHER_BITRATE_BPS", "limits.publisher_bitrate_bps", EnvKind::Number),
+        EnvSetting::new("DIRECTORY_REDIS_URL", "directory.redis_url", EnvKind::Text),
+        EnvSetting::new("DIRECTORY_POOL", "directory.pool", EnvKind::Text),
+        EnvSetting::new("NODE_ID", "directory.node_id", EnvKind::Text),
+        EnvSetting::new("PUBLIC_URL", "directory.public_url", EnvKind::Text),
+        EnvSetting::new("CONTROL_URL", "directory.control_url", EnvKind::Text),
+        EnvSetting::new("CAPACITY", "directory.capacity", EnvKind::Number),
+    ];
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.secret.len() < 16 {
+            problems.push("secret: set a shared secret of at least 16 bytes (the one signaling's sfu_secret has)");
+        }
+        if self.candidate_ip().is_unspecified() {
+            problems.push("public_ip: listen_udp is a wildcard address: set the IP clients reach this server at");
+        }
+        if self.limits.participants_per_room == 0 || self.limits.tracks_per_participant == 0 {
+            problems.push("limits: participants_per_room and tracks_per_participant must be at least 1");
+        }
+        if let Some(directory) = &self.directory
+            && self.listen_http.ip().is_unspecified()
+            && (directory.public_url.is_none() || directory.control_url.is_none())
+        {
+            problems.push(
+                "directory: listen_http is a wildcard address: set public_url and control_url, the addresses clients and signaling reach this node at",
+            );
+        }
+        if self.limits.data_message_bytes == 0 || self.limits.signal_bytes < 4096 {
+            problems.push("limits: data_message_bytes must be at least 1 and signal_bytes at least 4096");
+        }
+        problems.into_iter().map(str::to_owned).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        isoplane_service::config::load_unchecked(None, vars)
+    }
+
     #[test]
     fn env_overrides_and_validation() {
-        let mut config = Config::default();
-        assert!(config.validate().is_err(), "no secret");
-        config
-            .apply_env([
-                ("ISOPLANE_SFU_SECRET".to_string(), "0123456789abcdef".to_string()),
-                ("ISOPLANE_SFU_LISTEN_TCP".to_string(), "off".to_string()),
-                ("ISOPLANE_SFU_WORKERS".to_string(), "3".to_string()),
-                ("OTHER".to_string(), "x".to_string()),
-            ])
-            .expect("valid overrides");
+        assert!(Config::default().validate().is_err(), "no secret");
+        let overrides = [
+            ("ISOPLANE_SFU_SECRET", "0123456789abcdef"),
+            ("ISOPLANE_SFU_LISTEN_TCP", "off"),
+            ("ISOPLANE_SFU_WORKERS", "3"),
+            ("OTHER", "x"),
+        ];
+        let config = load(&overrides).expect("valid overrides");
         assert_eq!(config.listen_tcp, None);
         assert_eq!(config.worker_count(), 3);
         let error = config.validate().expect_err("wildcard UDP address without a public IP");
         assert!(error.to_string().contains("public_ip"), "{error}");
-        config.apply_env([("ISOPLANE_SFU_PUBLIC_IP".to_string(), "127.0.0.1".to_string())]).expect("an IP");
+        let config = load(&[overrides.as_slice(), &[("ISOPLANE_SFU_PUBLIC_IP", "127.0.0.1")]].concat()).expect("an IP");
         config.validate().expect("now valid");
-        assert!(config.apply_env([("ISOPLANE_SFU_NOPE".to_string(), "1".to_string())]).is_err());
-        assert!(config.apply_env([("ISOPLANE_SFU_WORKERS".to_string(), "many".to_string())]).is_err());
+        assert!(load(&[("ISOPLANE_SFU_NOPE", "1")]).is_err());
+        assert!(load(&[("ISOPLANE_SFU_WORKERS", "many")]).is_err());
+        let directory = load(&[("ISOPLANE_SFU_CAPACITY", "9")]).expect("a capacity");
+        assert_eq!(directory.directory.map(|d| (d.capacity, d.pool)), Some((9, DirectoryConfig::default().pool)));
     }
 
     #[test]
     fn toml_refuses_unknown_fields() {
-        let error = Config::from_toml("secret = 'x'\nlisten_udpp = '0.0.0.0:1'", "sfu.toml").expect_err("typo");
+        let error =
+            isoplane_service::config::from_toml::<Config>("secret = 'x'\nlisten_udpp = '0.0.0.0:1'", "sfu.toml")
+                .expect_err("typo");
         assert!(error.to_string().contains("listen_udpp"), "{error}");
     }
 }

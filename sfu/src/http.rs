@@ -1,11 +1,9 @@
 //! The SFU's HTTP face: the clients' WebSocket session (`/v1/sfu`), the control API for
 //! signaling (`/v1/rooms`, bearer token), and `/healthz`, `/readyz`, `/metrics`.
 
-// Handlers return `Result<_, Response>`, axum's idiom; the size of `Response` is fine here.
-#![allow(clippy::result_large_err)]
+// Handlers return `Result<_, HttpError>`: every refusal has the same JSON shape.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -17,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch};
 use futures_util::{SinkExt, StreamExt};
 use isoplane_auth::{SfuClaims, SfuControlClaims, TokenKey};
+use isoplane_service::http::HttpError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{
-    ApiError, ApiErrorDetail, AvatarId, ClientMessage, ErrorCode, ParticipantUpdate, RoomSettings, RoomStats,
-    RoomSummary, ServerMessage,
+    AvatarId, ClientMessage, ErrorCode, ParticipantUpdate, RoomSettings, RoomStats, RoomSummary, ServerMessage,
 };
 use crate::room::Who;
 use crate::worker::{CLIENT_QUEUE, Command, Shared};
@@ -64,7 +62,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([("content-type", "text/plain; version=0.0.4")], state.shared.metrics.render()).into_response()
+    isoplane_service::http::metrics_response(state.shared.metrics.render())
 }
 
 async fn session(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
@@ -93,7 +91,7 @@ async fn run_session(state: AppState, mut socket: WebSocket) {
                     return;
                 }
                 Err(e) => {
-                    state.shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+                    state.shared.metrics.sessions_refused.inc();
                     send(&mut socket, &refusal(ErrorCode::BadToken, format!("the room token was refused: {e}"))).await;
                     return;
                 }
@@ -115,7 +113,7 @@ async fn run_session(state: AppState, mut socket: WebSocket) {
     let participant = match joined.await {
         Ok(Ok(participant)) => participant,
         Ok(Err((code, message))) => {
-            state.shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            state.shared.metrics.sessions_refused.inc();
             send(&mut socket, &refusal(code, message)).await;
             return;
         }
@@ -161,7 +159,7 @@ async fn run_session(state: AppState, mut socket: WebSocket) {
 }
 
 /// The control API's guard: a bearer token with the control scope.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
     let token = headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())
@@ -178,11 +176,11 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(ApiError { error: ApiErrorDetail { code: code.into(), message: message.into() } })).into_response()
+fn api_error(status: StatusCode, code: &'static str, message: &str) -> HttpError {
+    HttpError::new(status, code, message)
 }
 
-fn check_room(room: &str) -> Result<(), Response> {
+fn check_room(room: &str) -> Result<(), HttpError> {
     if room.is_empty() || room.len() > MAX_ROOM_NAME || room.chars().any(char::is_control) {
         return Err(api_error(StatusCode::BAD_REQUEST, "bad_room", "a room name is 1 to 200 printable characters"));
     }
@@ -194,14 +192,14 @@ async fn ask<T>(
     state: &AppState,
     worker: usize,
     command: impl FnOnce(oneshot::Sender<T>) -> Command,
-) -> Result<T, Response> {
+) -> Result<T, HttpError> {
     let (reply, answer) = oneshot::channel();
     let unavailable = || api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the SFU is shutting down");
     state.shared.workers[worker].send(command(reply)).map_err(|_| unavailable())?;
     answer.await.map_err(|_| unavailable())
 }
 
-async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<RoomSummary>>, Response> {
+async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<RoomSummary>>, HttpError> {
     authorize(&state, &headers)?;
     let mut rooms = Vec::new();
     for worker in 0..state.shared.workers.len() {
@@ -215,7 +213,7 @@ async fn room_stats(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(room): Path<String>,
-) -> Result<Json<RoomStats>, Response> {
+) -> Result<Json<RoomStats>, HttpError> {
     authorize(&state, &headers)?;
     check_room(&room)?;
     let worker = state.shared.worker_for_room(&room);
@@ -230,7 +228,7 @@ async fn create_room(
     headers: HeaderMap,
     Path(room): Path<String>,
     body: Option<Json<RoomSettings>>,
-) -> Result<StatusCode, Response> {
+) -> Result<StatusCode, HttpError> {
     authorize(&state, &headers)?;
     check_room(&room)?;
     let settings = body.map(|Json(settings)| settings).unwrap_or_default();
@@ -243,7 +241,7 @@ async fn close_room(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(room): Path<String>,
-) -> Result<StatusCode, Response> {
+) -> Result<StatusCode, HttpError> {
     authorize(&state, &headers)?;
     check_room(&room)?;
     let worker = state.shared.worker_for_room(&room);
@@ -256,7 +254,7 @@ async fn update_participant(
     headers: HeaderMap,
     Path((room, sub)): Path<(String, String)>,
     Json(update): Json<ParticipantUpdate>,
-) -> Result<StatusCode, Response> {
+) -> Result<StatusCode, HttpError> {
     authorize(&state, &headers)?;
     check_room(&room)?;
     let worker = state.shared.worker_for_room(&room);
@@ -271,7 +269,7 @@ async fn remove_participant(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((room, sub)): Path<(String, String)>,
-) -> Result<StatusCode, Response> {
+) -> Result<StatusCode, HttpError> {
     authorize(&state, &headers)?;
     check_room(&room)?;
     let worker = state.shared.worker_for_room(&room);
@@ -289,7 +287,7 @@ async fn remove_avatar(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((room, avatar)): Path<(String, AvatarId)>,
-) -> Result<StatusCode, Response> {
+) -> Result<StatusCode, HttpError> {
     authorize(&state, &headers)?;
     check_room(&room)?;
     let worker = state.shared.worker_for_room(&room);

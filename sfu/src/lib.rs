@@ -35,6 +35,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use isoplane_auth::TokenKey;
+use isoplane_service::redis_retry;
+use isoplane_service::tasks::Tasks;
 use str0m::Candidate;
 use str0m::net::TcpType;
 use tokio::net::{TcpListener, UdpSocket};
@@ -184,13 +186,14 @@ impl BoundSfu {
             })?;
             threads.push(thread);
         }
+        let tasks = Tasks::new(shutdown.clone());
         if let Some(listener) = tcp {
-            tokio::spawn(accept_ice_tcp(listener, shared.clone(), shutdown.clone()));
+            tasks.spawn(accept_ice_tcp(listener, shared.clone(), tasks.clone()));
         }
-        let reporter = config.directory.clone().map(|directory| {
+        if let Some(directory) = config.directory.clone() {
             let address = http.local_addr().unwrap_or(config.listen_http);
-            tokio::spawn(report_to_directory(directory, address, shared.metrics.clone(), shutdown.clone()))
-        });
+            tasks.spawn(report_to_directory(directory, address, shared.metrics.clone(), shutdown.clone()));
+        }
         tracing::info!(
             http = %http.local_addr()?,
             udp = %SocketAddr::new(config.candidate_ip(), shared.candidates.udp.addr().port()),
@@ -205,16 +208,17 @@ impl BoundSfu {
         let stop = shutdown.clone();
         let result =
             axum::serve(http, http::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-        shutdown.cancel();
-        if let Some(reporter) = reporter {
-            let _ = reporter.await;
-        }
+        tasks.stop(SHUTDOWN_GRACE).await;
         for thread in threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         result
     }
 }
+
+/// How long a stopping SFU waits for its background tasks (directory withdrawal, ICE-TCP
+/// handshakes).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often this node reports to the SFU directory; a report lasts three times that.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -234,19 +238,9 @@ async fn report_to_directory(
         participants: 0,
         capacity: directory.capacity,
     };
-    let mut redis = loop {
-        let connected = async { redis::Client::open(directory.redis_url.as_str())?.get_connection_manager().await };
-        match connected.await {
-            Ok(redis) => break redis,
-            Err(error) => {
-                tracing::warn!(%error, "cannot reach the SFU directory's Redis; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(REPORT_INTERVAL) => {}
-                }
-            }
-        }
-    };
+    let reach = "reach the SFU directory's Redis";
+    let connected = redis_retry::connection_manager(&directory.redis_url, reach, REPORT_INTERVAL, &shutdown).await;
+    let Some(mut redis) = connected else { return };
     tracing::info!(node = %id, pool = %directory.pool, url = %node.url, "reporting to the SFU directory");
     let mut ticker = tokio::time::interval(REPORT_INTERVAL);
     loop {
@@ -254,7 +248,7 @@ async fn report_to_directory(
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        node.participants = metrics.participants.load(std::sync::atomic::Ordering::Relaxed);
+        node.participants = u64::try_from(metrics.participants.get()).unwrap_or(0);
         let reported = isoplane_service::sfu_directory::report(&mut redis, &directory.pool, &node, REPORT_INTERVAL * 3);
         if let Err(error) = reported.await {
             tracing::warn!(%error, "cannot report to the SFU directory");
@@ -267,15 +261,15 @@ async fn report_to_directory(
 
 /// ICE-TCP: each connection's first frame is a STUN request naming its worker, which
 /// takes the connection over.
-async fn accept_ice_tcp(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+async fn accept_ice_tcp(listener: TcpListener, shared: Arc<Shared>, tasks: Tasks) {
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = tasks.shutdown().cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         let Ok((mut stream, _)) = accepted else { continue };
         let shared = shared.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let first = tokio::time::timeout(Duration::from_secs(5), worker::read_frame(&mut stream)).await;
             let Ok(Ok(first_frame)) = first else { return };
             let Some(owner) = demux::stun_worker(&first_frame).filter(|w| *w < shared.workers.len()) else { return };

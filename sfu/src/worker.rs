@@ -298,7 +298,7 @@ impl Worker {
         participant.video_muted = claims.video_muted;
         let max = self.settings.get(&claims.room).map(|s| self.max_participants(s));
         let room = self.rooms.entry(claims.room.clone()).or_insert_with(|| {
-            self.shared.metrics.rooms.fetch_add(1, Ordering::Relaxed);
+            self.shared.metrics.rooms.inc();
             let mut room = Room::new(claims.room.clone(), self.shared.limits.clone(), now);
             if let Some(max) = max {
                 room.max_participants = max;
@@ -315,13 +315,13 @@ impl Worker {
             };
             if room.is_empty() {
                 self.rooms.remove(&claims.room);
-                self.shared.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
+                self.shared.metrics.rooms.dec();
             }
             return Err(refusal);
         }
         self.participant_rooms.insert(id, claims.room);
         self.ufrags.insert(ufrag, id);
-        self.shared.metrics.participants.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.participants.inc();
         self.timers.push(Reverse((now, id)));
         Ok(id)
     }
@@ -450,17 +450,17 @@ impl Worker {
     /// Sends the rooms' output, and forgets sessions that ended.
     fn flush(&mut self, out: Outbox) {
         let metrics = &self.shared.metrics;
-        metrics.forwarded.fetch_add(out.forwarded, Ordering::Relaxed);
-        metrics.keyframe_requests.fetch_add(out.keyframe_requests, Ordering::Relaxed);
-        metrics.nacks_received.fetch_add(out.nacks, Ordering::Relaxed);
-        metrics.plis_received.fetch_add(out.plis, Ordering::Relaxed);
-        metrics.packets_lost_in.fetch_add(out.lost_in, Ordering::Relaxed);
-        metrics.packets_in.fetch_add(out.datagrams_in, Ordering::Relaxed);
-        metrics.bytes_in.fetch_add(out.bytes_in, Ordering::Relaxed);
-        metrics.dropped_unknown.fetch_add(out.dropped_unknown, Ordering::Relaxed);
-        metrics.packets_out.fetch_add(out.transmits.len() as u64, Ordering::Relaxed);
+        metrics.forwarded.inc_by(out.forwarded);
+        metrics.keyframe_requests.inc_by(out.keyframe_requests);
+        metrics.nacks_received.inc_by(out.nacks);
+        metrics.plis_received.inc_by(out.plis);
+        metrics.packets_lost_in.inc_by(out.lost_in);
+        metrics.packets_in.inc_by(out.datagrams_in);
+        metrics.bytes_in.inc_by(out.bytes_in);
+        metrics.dropped_unknown.inc_by(out.dropped_unknown);
+        metrics.packets_out.inc_by(out.transmits.len() as u64);
         let bytes_out: usize = out.transmits.iter().map(|t| t.contents.len()).sum();
-        metrics.bytes_out.fetch_add(bytes_out as u64, Ordering::Relaxed);
+        metrics.bytes_out.inc_by(bytes_out as u64);
         for transmit in out.transmits {
             match transmit.proto {
                 Protocol::Udp => {
@@ -510,12 +510,12 @@ impl Worker {
             }
             keep
         });
-        self.shared.metrics.participants.fetch_sub(1, Ordering::Relaxed);
+        self.shared.metrics.participants.dec();
         if let Some(name) = self.participant_rooms.remove(&id)
             && self.rooms.get(&name).is_some_and(Room::is_empty)
         {
             self.rooms.remove(&name);
-            self.shared.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
+            self.shared.metrics.rooms.dec();
         }
     }
 
