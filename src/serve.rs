@@ -109,7 +109,7 @@ async fn stored_worlds(config: &isoplane_assets::Config) -> Result<Vec<(String, 
 /// runs without it: media then only goes peer to peer.
 async fn embedded_turn(config: &mut isoplane_signaling::config::Config) -> Option<isoplane_turn::BoundServer> {
     let secret = format!("{:032x}", rand::random::<u128>());
-    let mut turn = isoplane_turn::Config {
+    let built_in = isoplane_turn::Config {
         listen_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 3478)),
         listen_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 3478))),
         listen_http: None,
@@ -117,10 +117,13 @@ async fn embedded_turn(config: &mut isoplane_signaling::config::Config) -> Optio
         allowed_peers: vec!["127.0.0.1/32".parse().ok()?],
         ..isoplane_turn::Config::default()
     };
-    if let Err(error) = turn.apply_env(std::env::vars()) {
-        eprintln!("warning: TURN not started: {error}");
-        return None;
-    }
+    let turn = match isoplane_service::config::overlay_environment(&built_in, std::env::vars()) {
+        Ok(turn) => turn,
+        Err(error) => {
+            eprintln!("warning: TURN not started: {error}");
+            return None;
+        }
+    };
     match isoplane_turn::BoundServer::bind(turn).await {
         Ok(bound) => {
             let udp = bound.udp_addr();
@@ -142,16 +145,19 @@ async fn embedded_turn(config: &mut isoplane_signaling::config::Config) -> Optio
 /// crowded zones to it. If it cannot start, zones stay on peer-to-peer media.
 async fn embedded_sfu(config: &mut isoplane_signaling::config::Config) -> Option<isoplane_sfu::BoundSfu> {
     let secret = format!("{:032x}", rand::random::<u128>());
-    let mut sfu = isoplane_sfu::Config {
+    let built_in = isoplane_sfu::Config {
         listen_http: std::net::SocketAddr::from(([127, 0, 0, 1], 7880)),
         listen_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 7882)),
         listen_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 7881))),
         ..isoplane_sfu::Config::for_loopback(&secret)
     };
-    if let Err(error) = sfu.apply_env(std::env::vars()) {
-        eprintln!("warning: SFU not started: {error}");
-        return None;
-    }
+    let sfu = match isoplane_service::config::overlay_environment(&built_in, std::env::vars()) {
+        Ok(sfu) => sfu,
+        Err(error) => {
+            eprintln!("warning: SFU not started: {error}");
+            return None;
+        }
+    };
     match isoplane_sfu::bind(sfu).await {
         Ok(bound) => {
             config.media.sfu_url = Some(format!("ws://{}/v1/sfu", bound.http_addr()));

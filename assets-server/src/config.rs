@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use isoplane_service::config::{EnvKind, EnvSetting, ServiceConfig};
 use serde::Deserialize;
+
+pub use isoplane_service::config::ConfigError;
 
 use crate::rules::{DEFAULT_MEDIA_TYPES, media_type_essence};
 use crate::store::S3Settings;
@@ -149,86 +152,48 @@ impl Default for CacheConfig {
     }
 }
 
-/// What is wrong with a configuration, all at once.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid asset server configuration:\n  {}", .0.join("\n  "))]
-pub struct ConfigError(pub Vec<String>);
-
 impl Config {
-    /// Reads a TOML configuration.
+    /// Reads a TOML configuration (without the checks across fields).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError(vec![e.to_string()]))
+        isoplane_service::config::from_toml_unchecked(text, "the configuration")
     }
 
     /// Reads a configuration file (or the defaults), then applies `ISOPLANE_ASSETS_*`
-    /// variables from `environment`.
+    /// variables from `environment`; [`Config::validate`] checks the result.
     pub fn load(
         path: Option<&Path>,
         environment: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut config = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
-                Config::from_toml(&text).map_err(|ConfigError(problems)| {
-                    ConfigError(problems.into_iter().map(|p| format!("{}: {p}", path.display())).collect())
-                })?
-            }
-            None => Config::default(),
-        };
-        config.apply_environment(environment)?;
-        Ok(config)
+        isoplane_service::config::load_unchecked(path, environment)
     }
 
-    /// Applies `ISOPLANE_ASSETS_*` overrides; other variables are ignored.
-    pub fn apply_environment(
-        &mut self,
-        environment: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        for (key, value) in environment {
-            let Some(name) = key.strip_prefix("ISOPLANE_ASSETS_") else { continue };
-            match name {
-                "LISTEN" => match value.parse() {
-                    Ok(address) => self.listen = address,
-                    Err(_) => problems.push(format!("{key}: not an address such as 0.0.0.0:8090")),
-                },
-                "WORKSPACE" => self.workspace = value,
-                "TOKEN_SECRET" => self.token_secret = value,
-                "DATA_DIR" => self.data_dir = value.into(),
-                "DATABASE_URL" => self.database_url = Some(value),
-                "STORE" => match value.as_str() {
-                    "local" => self.store.kind = StoreKind::Local,
-                    "s3" => self.store.kind = StoreKind::S3,
-                    _ => problems.push(format!("{key}: `local` or `s3`")),
-                },
-                "STORE_DIRECTORY" => self.store.directory = Some(value.into()),
-                "S3_ENDPOINT" => self.store.s3.endpoint = Some(value),
-                "S3_BUCKET" => self.store.s3.bucket = value,
-                "S3_REGION" => self.store.s3.region = value,
-                "S3_ACCESS_KEY_ID" => self.store.s3.access_key_id = Some(value),
-                "S3_SECRET_ACCESS_KEY" => self.store.s3.secret_access_key = Some(value),
-                "S3_VIRTUAL_HOSTED_STYLE" => match value.as_str() {
-                    "true" | "1" => self.store.s3.virtual_hosted_style = true,
-                    "false" | "0" => self.store.s3.virtual_hosted_style = false,
-                    _ => problems.push(format!("{key}: `true` or `false`")),
-                },
-                "MAX_UPLOAD_BYTES" => match value.parse() {
-                    Ok(bytes) => self.limits.max_upload_bytes = bytes,
-                    Err(_) => problems.push(format!("{key}: a number of bytes")),
-                },
-                "ALLOWED_MEDIA_TYPES" => {
-                    self.limits.allowed_media_types =
-                        value.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
-                }
-                _ => problems.push(format!("{key}: unknown setting")),
-            }
-        }
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
-    }
-
-    /// Checks the settings that cannot be checked field by field.
+    /// Checks the settings that cannot be checked field by field, all at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        isoplane_service::config::validate(self)
+    }
+}
+
+impl ServiceConfig for Config {
+    const SERVICE: &'static str = "ASSETS";
+    const ENVIRONMENT: &'static [EnvSetting] = &[
+        EnvSetting::new("LISTEN", "listen", EnvKind::Text),
+        EnvSetting::new("WORKSPACE", "workspace", EnvKind::Text),
+        EnvSetting::new("TOKEN_SECRET", "token_secret", EnvKind::Text),
+        EnvSetting::new("DATA_DIR", "data_dir", EnvKind::Text),
+        EnvSetting::new("DATABASE_URL", "database_url", EnvKind::Text),
+        EnvSetting::new("STORE", "store.kind", EnvKind::Text),
+        EnvSetting::new("STORE_DIRECTORY", "store.directory", EnvKind::Text),
+        EnvSetting::new("S3_ENDPOINT", "store.s3.endpoint", EnvKind::Text),
+        EnvSetting::new("S3_BUCKET", "store.s3.bucket", EnvKind::Text),
+        EnvSetting::new("S3_REGION", "store.s3.region", EnvKind::Text),
+        EnvSetting::new("S3_ACCESS_KEY_ID", "store.s3.access_key_id", EnvKind::Text),
+        EnvSetting::new("S3_SECRET_ACCESS_KEY", "store.s3.secret_access_key", EnvKind::Text),
+        EnvSetting::new("S3_VIRTUAL_HOSTED_STYLE", "store.s3.virtual_hosted_style", EnvKind::Flag),
+        EnvSetting::new("MAX_UPLOAD_BYTES", "limits.max_upload_bytes", EnvKind::Number),
+        EnvSetting::new("ALLOWED_MEDIA_TYPES", "limits.allowed_media_types", EnvKind::List),
+    ];
+
+    fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.token_secret.len() < 16 {
             problems.push("token_secret: set a secret of at least 16 characters (the signaling server's)".to_owned());
@@ -277,9 +242,11 @@ impl Config {
         if self.cache.max_object_bytes > self.cache.max_bytes && self.cache.max_bytes > 0 {
             problems.push("cache.max_object_bytes: at most cache.max_bytes".to_owned());
         }
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+        problems
     }
+}
 
+impl Config {
     /// The database URL in force.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("assets.db").display()))
@@ -322,8 +289,8 @@ mod tests {
             "#,
         )
         .unwrap_or_default();
-        let Err(ConfigError(problems)) = config.validate() else { panic!("the configuration is invalid") };
-        let text = problems.join("\n");
+        let Err(error) = config.validate() else { panic!("the configuration is invalid") };
+        let text = error.problems.join("\n");
         for field in ["token_secret", "workspace", "database_url", "store.s3.bucket", "allowed_media_types"] {
             assert!(text.contains(field), "{field} missing from {text}");
         }
@@ -331,7 +298,6 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let mut config = Config::default();
         let environment = [
             ("ISOPLANE_ASSETS_LISTEN", "127.0.0.1:9999"),
             ("ISOPLANE_ASSETS_DATABASE_URL", "postgres://u@127.0.0.1/db"),
@@ -340,14 +306,20 @@ mod tests {
             ("ISOPLANE_ASSETS_ALLOWED_MEDIA_TYPES", "image/png, image/webp"),
             ("PATH", "/usr/bin"),
         ];
-        let result = config.apply_environment(environment.map(|(k, v)| (k.to_owned(), v.to_owned())));
-        assert_eq!(result, Ok(()));
+        let file = std::env::temp_dir().join(format!("isoplane-assets-{}.toml", std::process::id()));
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nworkspace = \"from-file\"\n").expect("a temporary file");
+        let result = Config::load(Some(&file), environment.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let _ = std::fs::remove_file(&file);
+        let config = result.expect("the overrides apply");
+        assert_eq!(config.workspace, "from-file");
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.database_url(), "postgres://u@127.0.0.1/db");
         assert_eq!(config.store.kind, StoreKind::S3);
         assert_eq!(config.limits.allowed_media_types, ["image/png", "image/webp"]);
-        let unknown = config.apply_environment([("ISOPLANE_ASSETS_NOPE".to_owned(), "1".to_owned())]);
+        let unknown = Config::load(None, [("ISOPLANE_ASSETS_NOPE".to_owned(), "1".to_owned())]);
         assert!(unknown.is_err());
+        let bad_store = Config::load(None, [("ISOPLANE_ASSETS_STORE".to_owned(), "ftp".to_owned())]);
+        assert!(bad_store.is_err_and(|e| e.problems[0].starts_with("ISOPLANE_ASSETS_STORE: ")));
     }
 
     #[test]

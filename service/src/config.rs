@@ -379,7 +379,8 @@ mod tests {
         let empty: Example = load(None, vars(&[("ISOPLANE_EXAMPLE_EXTRA", "")])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(empty.extra, None);
         let from_file: Example = from_toml("extra = \"off\"", "x.toml").unwrap_or_else(|e| panic!("{e}"));
-        let unset: Example = load_unchecked(None, vars(&[("ISOPLANE_EXAMPLE_NAME", "off")])).unwrap_or_else(|e| panic!("{e}"));
+        let unset: Example =
+            load_unchecked(None, vars(&[("ISOPLANE_EXAMPLE_NAME", "off")])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(unset.name, Example::default().name);
         assert_eq!(from_file.extra, None);
         let set: Example =

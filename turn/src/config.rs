@@ -1,15 +1,18 @@
 //! `Config`: everything an operator sets, read from TOML with `ISOPLANE_TURN_*`
-//! environment overrides, and checked by [`Config::validate`] before any socket is bound.
+//! environment overrides (isoplane-service's layered configuration), and checked by [`Config::validate`] before any socket is bound.
 //!
 //! Invariant: a validated config has a realm, at least one way to authenticate (a REST
 //! secret or a static user), a concrete relay IP, and a sane port range and lifetimes.
 
+use isoplane_service::config::{EnvKind, EnvSetting, ServiceConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use thiserror::Error;
+
+pub use isoplane_service::config::ConfigError;
 
 /// The server's configuration. Every field has a default, so an empty TOML file plus
 /// one secret is a working development server.
@@ -18,7 +21,8 @@ use thiserror::Error;
 pub struct Config {
     /// UDP listening address for STUN/TURN.
     pub listen_udp: SocketAddr,
-    /// TCP listening address for STUN/TURN over TCP; `None` disables TCP.
+    /// TCP listening address for STUN/TURN over TCP; `None` (`"off"`) disables TCP.
+    #[serde(with = "isoplane_service::config::switchable")]
     pub listen_tcp: Option<SocketAddr>,
     /// TLS (TURNS) listening address; needs `tls_cert` and `tls_key`. `None` disables.
     pub listen_tls: Option<SocketAddr>,
@@ -26,7 +30,8 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for TURNS.
     pub tls_key: Option<PathBuf>,
-    /// HTTP address for /healthz, /readyz and /metrics; `None` disables it.
+    /// HTTP address for /healthz, /readyz and /metrics; `None` (`"off"`) disables it.
+    #[serde(with = "isoplane_service::config::switchable")]
     pub listen_http: Option<SocketAddr>,
     /// The IP relay sockets bind to (must be a concrete address, not 0.0.0.0).
     pub relay_ip: IpAddr,
@@ -87,97 +92,10 @@ impl Default for Config {
     }
 }
 
-/// A configuration that cannot run.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("config file {path}: {source}")]
-    Toml { path: String, source: toml::de::Error },
-    #[error("environment variable {name}: {message}")]
-    Env { name: String, message: String },
-    #[error("config field {field}: {message}")]
-    Invalid { field: &'static str, message: String },
-}
-
 impl Config {
-    /// Parses TOML text (`path` only names the file in errors).
-    pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Toml { path: path.into(), source })
-    }
-
-    /// Applies `ISOPLANE_TURN_*` overrides from `vars` (pass `std::env::vars()`).
-    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
-        fn parse<T: FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
-        where
-            T::Err: fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError::Env { name: name.into(), message: e.to_string() })
-        }
-        fn list(value: &str) -> Vec<String> {
-            value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-        }
-        for (name, value) in vars {
-            let Some(key) = name.strip_prefix("ISOPLANE_TURN_") else { continue };
-            match key {
-                "LISTEN_UDP" => self.listen_udp = parse(&name, &value)?,
-                "LISTEN_TCP" => self.listen_tcp = optional(&name, &value)?,
-                "LISTEN_HTTP" => self.listen_http = optional(&name, &value)?,
-                "LISTEN_TLS" => self.listen_tls = optional(&name, &value)?,
-                "TLS_CERT" => self.tls_cert = optional(&name, &value)?,
-                "TLS_KEY" => self.tls_key = optional(&name, &value)?,
-                "RELAY_IP" => self.relay_ip = parse(&name, &value)?,
-                "EXTERNAL_IP" => self.external_ip = optional(&name, &value)?,
-                "REALM" => self.realm = value,
-                "AUTH_SECRETS" => self.auth_secrets = list(&value),
-                "STATIC_USERS" => self.static_users = list(&value),
-                "ALLOWED_PEERS" => {
-                    self.allowed_peers = list(&value).iter().map(|c| parse(&name, c)).collect::<Result<_, _>>()?
-                }
-                "MAX_ALLOCATIONS_PER_USER" => self.max_allocations_per_user = parse(&name, &value)?,
-                "MAX_ALLOCATIONS_TOTAL" => self.max_allocations_total = parse(&name, &value)?,
-                "BANDWIDTH_BYTES_PER_SEC" => self.bandwidth_bytes_per_sec = parse(&name, &value)?,
-                // Read by the binary (log filter, runtime threads); not config fields.
-                "THREADS" => {}
-                _ => return Err(ConfigError::Env { name, message: "unknown setting".into() }),
-            }
-        }
-        Ok(())
-    }
-
     /// Checks the rules between fields; call before binding anything.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
-        if self.realm.is_empty() || self.realm.len() > 127 {
-            return invalid("realm", "must be 1 to 127 bytes");
-        }
-        if self.auth_secrets.is_empty() && self.static_users.is_empty() {
-            return invalid("auth_secrets", "set at least one REST secret or one static user");
-        }
-        if self.auth_secrets.iter().any(String::is_empty) {
-            return invalid("auth_secrets", "a secret is empty");
-        }
-        if self.static_users.iter().any(|u| !u.contains(':') || u.starts_with(':')) {
-            return invalid("static_users", "each entry is `username:password`");
-        }
-        if self.listen_tls.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
-            return invalid("listen_tls", "TURNS needs both tls_cert and tls_key");
-        }
-        if self.relay_ip.is_unspecified() {
-            return invalid("relay_ip", "must be a concrete address clients can reach, not 0.0.0.0 or ::");
-        }
-        if let Some((low, high)) = self.relay_port_range
-            && (low == 0 || low > high)
-        {
-            return invalid("relay_port_range", "must be [low, high] with 0 < low <= high");
-        }
-        if self.default_lifetime_secs == 0 || self.default_lifetime_secs > self.max_lifetime_secs {
-            return invalid("default_lifetime_secs", "must be between 1 and max_lifetime_secs");
-        }
-        if self.nonce_lifetime_secs == 0 {
-            return invalid("nonce_lifetime_secs", "must be at least 1");
-        }
-        Ok(())
+        isoplane_service::config::validate(self)
     }
 
     /// The static users as (username, password) pairs.
@@ -186,14 +104,61 @@ impl Config {
     }
 }
 
-fn optional<T: FromStr>(name: &str, value: &str) -> Result<Option<T>, ConfigError>
-where
-    T::Err: fmt::Display,
-{
-    if value.is_empty() || value == "off" {
-        return Ok(None);
+impl ServiceConfig for Config {
+    const SERVICE: &'static str = "TURN";
+    const ENVIRONMENT: &'static [EnvSetting] = &[
+        EnvSetting::new("LISTEN_UDP", "listen_udp", EnvKind::Text),
+        EnvSetting::new("LISTEN_TCP", "listen_tcp", EnvKind::Switchable),
+        EnvSetting::new("LISTEN_HTTP", "listen_http", EnvKind::Switchable),
+        EnvSetting::new("LISTEN_TLS", "listen_tls", EnvKind::OptionalText),
+        EnvSetting::new("TLS_CERT", "tls_cert", EnvKind::OptionalText),
+        EnvSetting::new("TLS_KEY", "tls_key", EnvKind::OptionalText),
+        EnvSetting::new("RELAY_IP", "relay_ip", EnvKind::Text),
+        EnvSetting::new("EXTERNAL_IP", "external_ip", EnvKind::OptionalText),
+        EnvSetting::new("REALM", "realm", EnvKind::Text),
+        EnvSetting::new("AUTH_SECRETS", "auth_secrets", EnvKind::List),
+        EnvSetting::new("STATIC_USERS", "static_users", EnvKind::List),
+        EnvSetting::new("ALLOWED_PEERS", "allowed_peers", EnvKind::List),
+        EnvSetting::new("MAX_ALLOCATIONS_PER_USER", "max_allocations_per_user", EnvKind::Number),
+        EnvSetting::new("MAX_ALLOCATIONS_TOTAL", "max_allocations_total", EnvKind::Number),
+        EnvSetting::new("BANDWIDTH_BYTES_PER_SEC", "bandwidth_bytes_per_sec", EnvKind::Number),
+        // Read by the binary (runtime threads); not a config field.
+        EnvSetting::new("THREADS", "", EnvKind::Ignored),
+    ];
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.realm.is_empty() || self.realm.len() > 127 {
+            problems.push("realm: must be 1 to 127 bytes");
+        }
+        if self.auth_secrets.is_empty() && self.static_users.is_empty() {
+            problems.push("auth_secrets: set at least one REST secret or one static user");
+        }
+        if self.auth_secrets.iter().any(String::is_empty) {
+            problems.push("auth_secrets: a secret is empty");
+        }
+        if self.static_users.iter().any(|u| !u.contains(':') || u.starts_with(':')) {
+            problems.push("static_users: each entry is `username:password`");
+        }
+        if self.listen_tls.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            problems.push("listen_tls: TURNS needs both tls_cert and tls_key");
+        }
+        if self.relay_ip.is_unspecified() {
+            problems.push("relay_ip: must be a concrete address clients can reach, not 0.0.0.0 or ::");
+        }
+        if let Some((low, high)) = self.relay_port_range
+            && (low == 0 || low > high)
+        {
+            problems.push("relay_port_range: must be [low, high] with 0 < low <= high");
+        }
+        if self.default_lifetime_secs == 0 || self.default_lifetime_secs > self.max_lifetime_secs {
+            problems.push("default_lifetime_secs: must be between 1 and max_lifetime_secs");
+        }
+        if self.nonce_lifetime_secs == 0 {
+            problems.push("nonce_lifetime_secs: must be at least 1");
+        }
+        problems.into_iter().map(str::to_owned).collect()
     }
-    value.parse().map(Some).map_err(|e: T::Err| ConfigError::Env { name: name.into(), message: e.to_string() })
 }
 
 /// An IP network in CIDR notation ("10.0.0.0/8", "::1/128", or a bare address).
@@ -284,28 +249,29 @@ mod tests {
 
     #[test]
     fn toml_and_env_overrides() {
-        let mut c =
-            Config::from_toml("realm = \"x\"\nauth_secrets = [\"s\"]\nallowed_peers = [\"127.0.0.1/32\"]\n", "t.toml")
-                .unwrap();
+        let file = "realm = \"x\"\nauth_secrets = [\"s\"]\nallowed_peers = [\"127.0.0.1/32\"]\n";
+        let c: Config = isoplane_service::config::from_toml(file, "t.toml").unwrap();
         assert_eq!(c.realm, "x");
-        c.apply_env([
-            ("ISOPLANE_TURN_REALM".to_string(), "y".to_string()),
-            ("ISOPLANE_TURN_LISTEN_TCP".to_string(), "off".to_string()),
-            ("PATH".to_string(), "/bin".to_string()),
-        ])
-        .unwrap();
+        let overlay = |c: &Config, vars: &[(&str, &str)]| {
+            let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+            isoplane_service::config::overlay_environment(c, vars)
+        };
+        let mut c = overlay(&c, &[("ISOPLANE_TURN_REALM", "y"), ("ISOPLANE_TURN_LISTEN_TCP", "off"), ("PATH", "/bin")])
+            .unwrap();
         assert_eq!(c.realm, "y");
         assert_eq!(c.listen_tcp, None);
+        assert_eq!(c.allowed_peers, ["127.0.0.1/32".parse::<Cidr>().unwrap()]);
         c.validate().unwrap();
-        assert!(c.apply_env([("ISOPLANE_TURN_NOPE".to_string(), "1".to_string())]).is_err());
-        assert!(Config::from_toml("realm = 3", "t.toml").is_err());
+        assert!(overlay(&c, &[("ISOPLANE_TURN_NOPE", "1")]).is_err());
+        assert!(overlay(&c, &[("ISOPLANE_TURN_ALLOWED_PEERS", "10.0.0.0/33")]).is_err());
+        assert!(isoplane_service::config::from_toml::<Config>("realm = 3", "t.toml").is_err());
         assert!(Config::default().validate().is_err(), "no credentials configured");
         c.listen_tls = Some("127.0.0.1:5349".parse().unwrap());
         assert!(c.validate().is_err(), "TURNS without a certificate");
-        c.apply_env([
-            ("ISOPLANE_TURN_TLS_CERT".to_string(), "/etc/turn/cert.pem".to_string()),
-            ("ISOPLANE_TURN_TLS_KEY".to_string(), "/etc/turn/key.pem".to_string()),
-        ])
+        let c = overlay(
+            &c,
+            &[("ISOPLANE_TURN_TLS_CERT", "/etc/turn/cert.pem"), ("ISOPLANE_TURN_TLS_KEY", "/etc/turn/key.pem")],
+        )
         .unwrap();
         c.validate().unwrap();
     }

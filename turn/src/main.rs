@@ -28,15 +28,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     isoplane_service::init_logging();
 
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Config::from_toml(&text, &path.display().to_string())?
-        }
-        None => Config::default(),
-    };
-    config.apply_env(std::env::vars())?;
-    config.validate()?;
+    let config: Config = isoplane_service::config::load(args.config.as_deref(), std::env::vars())?;
 
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()

@@ -197,55 +197,26 @@ async fn count_requests(State(state): State<Arc<AppState>>, request: Request, ne
 }
 
 /// A JSON error body.
-pub(crate) fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    refusal_with(status, code, message, serde_json::Map::new())
+pub(crate) fn refusal(status: StatusCode, code: &'static str, message: &str) -> Response {
+    ApiError::new(status, code, message).into_response()
 }
 
 /// A JSON error body with extra fields beside `code` and `message`.
 pub(crate) fn refusal_with(
     status: StatusCode,
-    code: &str,
+    code: &'static str,
     message: &str,
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> Response {
-    let mut error = serde_json::Map::new();
-    error.insert("code".into(), code.into());
-    error.insert("message".into(), message.into());
-    error.extend(extra);
-    let body = serde_json::json!({ "error": error });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    ApiError::new(status, code, message).with_details(extra).into_response()
 }
 
 /// A refusal carried through `Result`s until a handler turns it into its response.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
-    }
-
-    /// An internal failure: logged with its cause, answered without it.
-    pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> ApiError {
-        tracing::error!("{context}: {error}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed; try again later")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        refusal(self.status, self.code, &self.message)
-    }
-}
+pub(crate) use isoplane_service::http::HttpError as ApiError;
 
 /// An internal failure: logged with its cause, answered without it.
 pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!("{context}: {error}");
-    refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed; try again later")
+    ApiError::internal(context, error).into_response()
 }
 
 /// How much a request's token allows.
@@ -326,11 +297,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    let mut text = state.metrics.render();
-    text.push_str("# HELP isoplane_assets_cache_bytes asset bytes held in memory\n");
-    text.push_str("# TYPE isoplane_assets_cache_bytes gauge\n");
-    text.push_str(&format!("isoplane_assets_cache_bytes {}\n", state.cache.held_bytes()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    // The cache knows its size; it is read at scrape time.
+    state.metrics.cache_bytes.set(i64::try_from(state.cache.held_bytes()).unwrap_or(i64::MAX));
+    isoplane_service::http::metrics_response(state.metrics.render())
 }
 
 #[cfg(test)]

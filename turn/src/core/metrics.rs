@@ -1,4 +1,5 @@
-//! Counters the core keeps as plain integers; the shell renders them as Prometheus text.
+//! Counters the core keeps as plain integers; the shell copies a snapshot into a
+//! metrics registry at scrape time (net/http.rs).
 //!
 //! Invariant: counters only grow; gauges (current allocations) are read from the state.
 
@@ -75,43 +76,5 @@ impl Metrics {
 
     pub fn refusals(&self, reason: Refusal) -> u64 {
         self.refusals[reason as usize]
-    }
-
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::with_capacity(2048);
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        };
-        metric("turn_allocations", "gauge", "Allocations alive now.", self.allocations_current);
-        metric("turn_allocations_created_total", "counter", "Allocations created.", self.allocations_created);
-        metric("turn_relayed_bytes_to_peers_total", "counter", "Payload bytes relayed to peers.", self.bytes_to_peers);
-        metric("turn_relayed_packets_to_peers_total", "counter", "Packets relayed to peers.", self.packets_to_peers);
-        metric(
-            "turn_relayed_bytes_to_clients_total",
-            "counter",
-            "Payload bytes relayed to clients.",
-            self.bytes_to_clients,
-        );
-        metric(
-            "turn_relayed_packets_to_clients_total",
-            "counter",
-            "Packets relayed to clients.",
-            self.packets_to_clients,
-        );
-        metric(
-            "turn_auth_failures_total",
-            "counter",
-            "Requests with wrong, unknown or expired credentials.",
-            self.auth_failures,
-        );
-        metric("turn_stale_nonces_total", "counter", "Requests answered 438 Stale Nonce.", self.stale_nonces);
-        let _ = writeln!(out, "# HELP turn_refusals_total Requests refused and packets dropped, by reason.");
-        let _ = writeln!(out, "# TYPE turn_refusals_total counter");
-        for reason in Refusal::ALL {
-            let _ = writeln!(out, "turn_refusals_total{{reason=\"{}\"}} {}", reason.as_str(), self.refusals(reason));
-        }
-        out
     }
 }

@@ -2,11 +2,13 @@
 //! not shutting down) and `/metrics` (Prometheus text from the core's counters).
 
 use super::Shared;
+use crate::core::metrics::{Metrics, Refusal};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use isoplane_service::metrics::{Counter, EncodeLabelSet, Family, Registry};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
@@ -28,13 +30,59 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let text = shared.lock().core.metrics().render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    let snapshot = shared.lock().core.metrics();
+    isoplane_service::http::metrics_response(render(&snapshot))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// The core's counters as Prometheus text (names kept from before the shared registry:
+/// `turn_…`, no `isoplane_` prefix).
+fn render(m: &Metrics) -> String {
+    let mut registry = Registry::default();
+    let current = i64::try_from(m.allocations_current).unwrap_or(i64::MAX);
+    registry.gauge_at("turn_allocations", "Allocations alive now.", current);
+    registry.counter_at("turn_allocations_created", "Allocations created.", m.allocations_created);
+    registry.counter_at("turn_relayed_bytes_to_peers", "Payload bytes relayed to peers.", m.bytes_to_peers);
+    registry.counter_at("turn_relayed_packets_to_peers", "Packets relayed to peers.", m.packets_to_peers);
+    registry.counter_at("turn_relayed_bytes_to_clients", "Payload bytes relayed to clients.", m.bytes_to_clients);
+    registry.counter_at("turn_relayed_packets_to_clients", "Packets relayed to clients.", m.packets_to_clients);
+    let auth_help = "Requests with wrong, unknown or expired credentials.";
+    registry.counter_at("turn_auth_failures", auth_help, m.auth_failures);
+    registry.counter_at("turn_stale_nonces", "Requests answered 438 Stale Nonce.", m.stale_nonces);
+    let refusals = registry.register(
+        "turn_refusals",
+        "Requests refused and packets dropped, by reason.",
+        Family::<ReasonLabel, Counter>::default(),
+    );
+    for reason in Refusal::ALL {
+        refusals.get_or_create(&ReasonLabel { reason: reason.as_str() }).inc_by(m.refusals(reason));
+    }
+    registry.render()
 }
 
 pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let shutdown = shared.shutdown.clone();
     if let Err(e) = axum::serve(listener, app(shared)).with_graceful_shutdown(shutdown.cancelled_owned()).await {
         tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_renders_every_counter_and_every_refusal_reason() {
+        let mut m = Metrics { allocations_current: 2, allocations_created: 5, ..Metrics::default() };
+        m.refuse(Refusal::ForbiddenPeer);
+        let text = render(&m);
+        assert!(text.contains("turn_allocations 2\n"), "{text}");
+        assert!(text.contains("turn_allocations_created_total 5\n"), "{text}");
+        assert!(text.contains("turn_refusals_total{reason=\"forbidden_peer\"} 1\n"), "{text}");
+        assert!(text.contains("turn_refusals_total{reason=\"bandwidth\"} 0\n"), "{text}");
     }
 }
