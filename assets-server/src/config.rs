@@ -175,6 +175,7 @@ impl Config {
 
 impl ServiceConfig for Config {
     const SERVICE: &'static str = "ASSETS";
+    const NAME: &'static str = "asset server";
     const ENVIRONMENT: &'static [EnvSetting] = &[
         EnvSetting::new("LISTEN", "listen", EnvKind::Text),
         EnvSetting::new("WORKSPACE", "workspace", EnvKind::Text),

@@ -52,6 +52,8 @@ impl EnvSetting {
 pub trait ServiceConfig: DeserializeOwned + Default {
     /// Upper-case service name: the environment prefix is `ISOPLANE_{SERVICE}_`.
     const SERVICE: &'static str;
+    /// The service as errors name it (`asset server`).
+    const NAME: &'static str;
     /// The variables this service reads; any other variable with its prefix is refused.
     const ENVIRONMENT: &'static [EnvSetting];
 
@@ -63,6 +65,7 @@ pub trait ServiceConfig: DeserializeOwned + Default {
 /// variable or the field it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The service as [`ServiceConfig::NAME`] names it.
     pub service: &'static str,
     pub problems: Vec<String>,
 }
@@ -75,7 +78,7 @@ impl ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "invalid {} configuration:", self.service.to_lowercase())?;
+        write!(f, "invalid {} configuration:", self.service)?;
         for problem in &self.problems {
             write!(f, "\n  {problem}")?;
         }
@@ -113,7 +116,7 @@ pub fn load_unchecked<C: ServiceConfig>(
     let table = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::new(C::SERVICE, format!("cannot read {}: {e}", path.display())))?;
+                .map_err(|e| ConfigError::new(C::NAME, format!("cannot read {}: {e}", path.display())))?;
             parse_table::<C>(&text, &path.display().to_string())?
         }
         None => toml::Table::new(),
@@ -128,7 +131,7 @@ pub fn overlay_environment<C: ServiceConfig + serde::Serialize>(
     environment: impl IntoIterator<Item = (String, String)>,
 ) -> Result<C, ConfigError> {
     let table = toml::Table::try_from(base)
-        .map_err(|e| ConfigError::new(C::SERVICE, format!("cannot represent the built-in settings: {e}")))?;
+        .map_err(|e| ConfigError::new(C::NAME, format!("cannot represent the built-in settings: {e}")))?;
     overlay::<C>(table, environment)
 }
 
@@ -141,13 +144,13 @@ pub fn check<C: ServiceConfig>(config: C) -> Result<C, ConfigError> {
 /// The service's checks across fields, as one error.
 pub fn validate<C: ServiceConfig>(config: &C) -> Result<(), ConfigError> {
     let problems = config.problems();
-    if problems.is_empty() { Ok(()) } else { Err(ConfigError { service: C::SERVICE, problems }) }
+    if problems.is_empty() { Ok(()) } else { Err(ConfigError { service: C::NAME, problems }) }
 }
 
 /// The file as a table, after checking it deserialises on its own, so its errors carry
 /// the file's line and column.
 fn parse_table<C: ServiceConfig>(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
-    let file_error = |e: toml::de::Error| ConfigError::new(C::SERVICE, format!("{origin}: {e}"));
+    let file_error = |e: toml::de::Error| ConfigError::new(C::NAME, format!("{origin}: {e}"));
     toml::from_str::<C>(text).map_err(file_error)?;
     toml::from_str::<toml::Table>(text).map_err(file_error)
 }
@@ -188,9 +191,9 @@ fn overlay<C: ServiceConfig>(
         }
     }
     if !problems.is_empty() {
-        return Err(ConfigError { service: C::SERVICE, problems });
+        return Err(ConfigError { service: C::NAME, problems });
     }
-    table.try_into::<C>().map_err(|e| ConfigError::new(C::SERVICE, e.message().trim_end().to_owned()))
+    table.try_into::<C>().map_err(|e| ConfigError::new(C::NAME, e.message().trim_end().to_owned()))
 }
 
 /// What one variable does to the TOML tree.
@@ -331,6 +334,7 @@ mod tests {
 
     impl ServiceConfig for Example {
         const SERVICE: &'static str = "EXAMPLE";
+        const NAME: &'static str = "example server";
         const ENVIRONMENT: &'static [EnvSetting] = &[
             EnvSetting::new("LISTEN", "listen", EnvKind::Text),
             EnvSetting::new("EXTRA", "extra", EnvKind::Switchable),
@@ -412,13 +416,13 @@ mod tests {
         )
         .err()
         .unwrap_or_else(|| panic!("bad variables were accepted"));
-        assert_eq!(error.service, "EXAMPLE");
+        assert_eq!(error.service, "example server");
         let problems = error.problems.join("\n");
         for name in ["COUNT: not a whole number", "LISTEN: ", "NOPE: unknown setting", "VERBOSE: `true` or `false`"] {
             assert!(problems.contains(&format!("ISOPLANE_EXAMPLE_{name}")), "{problems}");
         }
         assert_eq!(error.problems.len(), 4);
-        assert!(error.to_string().starts_with("invalid example configuration:\n  "));
+        assert!(error.to_string().starts_with("invalid example server configuration:\n  "));
     }
 
     #[test]

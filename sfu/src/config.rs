@@ -158,6 +158,7 @@ impl Config {
 
 impl ServiceConfig for Config {
     const SERVICE: &'static str = "SFU";
+    const NAME: &'static str = "SFU";
     const ENVIRONMENT: &'static [EnvSetting] = &[
         EnvSetting::new("LISTEN_HTTP", "listen_http", EnvKind::Text),
         EnvSetting::new("LISTEN_UDP", "listen_udp", EnvKind::Text),

@@ -106,6 +106,7 @@ impl Config {
 
 impl ServiceConfig for Config {
     const SERVICE: &'static str = "TURN";
+    const NAME: &'static str = "TURN server";
     const ENVIRONMENT: &'static [EnvSetting] = &[
         EnvSetting::new("LISTEN_UDP", "listen_udp", EnvKind::Text),
         EnvSetting::new("LISTEN_TCP", "listen_tcp", EnvKind::Switchable),
