@@ -1,4 +1,5 @@
-//! A JSON walker that keeps reading after an error.
+//! A JSON walker that keeps reading after an error, and [`record!`], which declares a
+//! world-file record and its reading from one list of fields.
 //!
 //! serde's derive stops at the first bad field; a world author wants every mistake at
 //! once. Each reader returns `None` for a value it could not read and records why, with
@@ -12,8 +13,26 @@ use crate::problem::Problems;
 pub(crate) trait FromJson: Sized {
     /// What the value should be, for error messages ("a whole number", "a string", …).
     const EXPECTED: &'static str;
+    /// Whether `null` in a field that may be left out means "left out". Names refuse it.
+    const NULL_IS_ABSENT: bool = true;
 
     fn from_json(value: &Value, path: &str, problems: &mut Problems) -> Option<Self>;
+}
+
+/// A value read from the keys of the object that holds it rather than from one key of
+/// its own (a zone's `type` and the options that go with it).
+pub(crate) trait FromJsonFields: Sized {
+    fn from_fields(reader: &mut ObjectReader<'_>, problems: &mut Problems) -> Option<Self>;
+}
+
+/// A unit enum written as one of a fixed set of names (`"isometric"`, `"door"`, …).
+pub(crate) trait Named: Copy + 'static {
+    /// What the name names, for "unknown depth \"x\"; expected one of: …".
+    const NOUN: &'static str;
+    /// Every value, in the order error messages list their names.
+    const ALL: &'static [Self];
+
+    fn name(self) -> &'static str;
 }
 
 /// Short description of a JSON value for error messages.
@@ -32,52 +51,63 @@ pub(crate) fn describe(value: &Value) -> String {
     }
 }
 
-fn wrong_type<T: FromJson>(value: &Value, path: &str, problems: &mut Problems) -> Option<T> {
+pub(crate) fn wrong_type<T: FromJson>(value: &Value, path: &str, problems: &mut Problems) -> Option<T> {
     problems.error(path, format!("expected {}, found {}", T::EXPECTED, describe(value)));
     None
 }
 
-impl FromJson for u32 {
-    const EXPECTED: &'static str = "a whole number from 0 to 4294967295";
+/// [`FromJson`] for values read in one step, where anything unreadable is "expected
+/// EXPECTED, found …": `type => "expected", |value| Option<type>;`.
+macro_rules! scalar_from_json {
+    ($($(#[$attr:meta])* $ty:ty => $expected:literal, $read:expr;)*) => {$(
+        $(#[$attr])*
+        impl $crate::json_reader::FromJson for $ty {
+            const EXPECTED: &'static str = $expected;
 
-    fn from_json(value: &Value, path: &str, problems: &mut Problems) -> Option<u32> {
-        match value.as_u64().and_then(|n| u32::try_from(n).ok()) {
-            Some(n) => Some(n),
-            None => wrong_type(value, path, problems),
+            fn from_json(
+                value: &::serde_json::Value,
+                path: &str,
+                problems: &mut $crate::problem::Problems,
+            ) -> Option<$ty> {
+                let read: fn(&::serde_json::Value) -> Option<$ty> = $read;
+                read(value).or_else(|| $crate::json_reader::wrong_type(value, path, problems))
+            }
         }
-    }
+    )*};
+}
+pub(crate) use scalar_from_json;
+
+scalar_from_json! {
+    u32 => "a whole number from 0 to 4294967295", |v| v.as_u64().and_then(|n| u32::try_from(n).ok());
+    #[allow(clippy::cast_possible_truncation)] // world numbers are small; f32 is plenty
+    f32 => "a number", |v| v.as_f64().map(|n| n as f32).filter(|n| n.is_finite());
+    bool => "true or false", Value::as_bool;
+    String => "a string", |v| v.as_str().map(str::to_owned);
 }
 
-impl FromJson for f32 {
-    const EXPECTED: &'static str = "a number";
-
-    fn from_json(value: &Value, path: &str, problems: &mut Problems) -> Option<f32> {
-        #[allow(clippy::cast_possible_truncation)] // world numbers are small; f32 is plenty
-        match value.as_f64().map(|n| n as f32).filter(|n| n.is_finite()) {
-            Some(n) => Some(n),
-            None => wrong_type(value, path, problems),
-        }
-    }
-}
-
-impl FromJson for bool {
-    const EXPECTED: &'static str = "true or false";
-
-    fn from_json(value: &Value, path: &str, problems: &mut Problems) -> Option<bool> {
-        match value.as_bool() {
-            Some(b) => Some(b),
-            None => wrong_type(value, path, problems),
-        }
-    }
-}
-
-impl FromJson for String {
+impl<T: Named> FromJson for T {
     const EXPECTED: &'static str = "a string";
+    const NULL_IS_ABSENT: bool = false;
 
-    fn from_json(value: &Value, path: &str, problems: &mut Problems) -> Option<String> {
-        match value.as_str() {
-            Some(s) => Some(s.to_owned()),
-            None => wrong_type(value, path, problems),
+    fn from_json(value: &Value, path: &str, problems: &mut Problems) -> Option<T> {
+        let text = String::from_json(value, path, problems)?;
+        let found = T::ALL.iter().copied().find(|v| v.name() == text);
+        if found.is_none() {
+            let names: Vec<&str> = T::ALL.iter().map(|v| v.name()).collect();
+            problems.error(path, format!("unknown {} \"{text}\"; expected one of: {}", T::NOUN, names.join(", ")));
+        }
+        found
+    }
+}
+
+/// A field that may be absent: `null` reads as `None` too.
+impl<T: FromJson> FromJson for Option<T> {
+    const EXPECTED: &'static str = T::EXPECTED;
+
+    fn from_json(value: &Value, path: &str, problems: &mut Problems) -> Option<Option<T>> {
+        match value {
+            Value::Null => Some(None),
+            value => T::from_json(value, path, problems).map(Some),
         }
     }
 }
@@ -115,6 +145,60 @@ impl FromJson for [u32; 2] {
         }
     }
 }
+
+/// Declares a record of the world file once: the struct (with the attributes given, so
+/// its serde `Serialize` writes the same keys) and its [`FromJson`], which reads the
+/// fields in the order listed and then reports unknown keys. A field is one of
+/// - `pub name: T`: required;
+/// - `pub name: T = default`: may be left out (or `null`), `default` stands in; the
+///   expression may use the fields listed above it, each an `Option` (`None` when it
+///   could not be read);
+/// - `pub name: T as flattened`: `T`'s keys sit in this same object ([`FromJsonFields`]).
+macro_rules! record {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$field_meta:meta])*
+                pub $field:ident : $ty:ty $(as $how:ident)? $(= $default:expr)?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl $crate::json_reader::FromJson for $name {
+            const EXPECTED: &'static str = "an object";
+
+            fn from_json(
+                value: &::serde_json::Value,
+                path: &str,
+                problems: &mut $crate::problem::Problems,
+            ) -> Option<$name> {
+                let mut reader = $crate::json_reader::ObjectReader::open(value, path, problems)?;
+                $(
+                    let $field = $crate::json_reader::record!(
+                        @field reader, problems, $field, $ty, [$($how)?], [$($default)?]
+                    );
+                )*
+                reader.finish(problems);
+                Some($name { $( $field: $field? ),* })
+            }
+        }
+    };
+    (@field $reader:ident, $problems:ident, $field:ident, $ty:ty, [], []) => {
+        $reader.required::<$ty>(stringify!($field), $problems)
+    };
+    (@field $reader:ident, $problems:ident, $field:ident, $ty:ty, [], [$default:expr]) => {
+        $reader.optional::<$ty>(stringify!($field), $default, $problems)
+    };
+    (@field $reader:ident, $problems:ident, $field:ident, $ty:ty, [flattened], []) => {
+        <$ty as $crate::json_reader::FromJsonFields>::from_fields(&mut $reader, $problems)
+    };
+}
+pub(crate) use record;
 
 /// The readable items of a list, with the position each had in the file.
 pub(crate) struct PartialList<T> {
@@ -167,16 +251,9 @@ impl<'a> ObjectReader<'a> {
     /// field is present but unreadable.
     pub fn optional<T: FromJson>(&mut self, key: &'static str, default: T, problems: &mut Problems) -> Option<T> {
         match self.raw(key) {
-            Some(Value::Null) | None => Some(default),
+            None => Some(default),
+            Some(Value::Null) if T::NULL_IS_ABSENT => Some(default),
             Some(value) => T::from_json(value, &self.field_path(key), problems),
-        }
-    }
-
-    /// Like [`ObjectReader::optional`] but with no default.
-    pub fn maybe<T: FromJson>(&mut self, key: &'static str, problems: &mut Problems) -> Option<Option<T>> {
-        match self.raw(key) {
-            Some(Value::Null) | None => Some(None),
-            Some(value) => T::from_json(value, &self.field_path(key), problems).map(Some),
         }
     }
 
@@ -246,5 +323,53 @@ mod tests {
         assert_eq!(paths, ["$.a", "$.b", "$.c[1]", "$", "$.typo"]);
         assert!(problems.errors[3].message.contains("missing field `d`"));
         assert!(problems.errors[4].message.contains("unknown field `typo`"));
+    }
+
+    record! {
+        #[derive(Debug, PartialEq)]
+        pub struct Sample {
+            pub size: u32,
+            pub half: u32 = size.map_or(0, |s| s / 2),
+            pub note: Option<String> = None,
+            pub depth: crate::model::LayerDepth = crate::model::LayerDepth::Below,
+        }
+    }
+
+    fn read_sample(value: &Value) -> (Option<Sample>, Vec<String>) {
+        let mut problems = Problems::default();
+        let sample = Sample::from_json(value, "$.s", &mut problems);
+        (sample, problems.errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn a_record_fills_defaults_from_the_fields_above_them() {
+        let (sample, errors) = read_sample(&json!({"size": 8, "note": null}));
+        assert_eq!(errors, Vec::<String>::new());
+        let depth = crate::model::LayerDepth::Below;
+        assert_eq!(sample, Some(Sample { size: 8, half: 4, note: None, depth }));
+        let (sample, _) = read_sample(&json!({"size": 8, "half": 1, "note": "hi", "depth": "above"}));
+        let depth = crate::model::LayerDepth::Above;
+        assert_eq!(sample, Some(Sample { size: 8, half: 1, note: Some("hi".into()), depth }));
+    }
+
+    #[test]
+    fn a_record_reports_every_bad_field_then_unknown_keys() {
+        let (sample, errors) = read_sample(&json!({"half": "x", "depth": "sideways", "sise": 3}));
+        assert_eq!(sample, None);
+        assert_eq!(
+            errors,
+            [
+                "$.s: missing field `size` (a whole number from 0 to 4294967295)",
+                "$.s.half: expected a whole number from 0 to 4294967295, found the string \"x\"",
+                "$.s.depth: unknown depth \"sideways\"; expected one of: below, sorted, above",
+                "$.s.sise: unknown field `sise`; the fields here are: depth, half, note, size",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_name_may_be_left_out_but_not_null() {
+        let (_, errors) = read_sample(&json!({"size": 1, "depth": null}));
+        assert_eq!(errors, ["$.s.depth: expected a string, found null"]);
     }
 }

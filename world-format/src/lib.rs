@@ -9,7 +9,8 @@
 //! time in.
 //!
 //! # Layout
-//! - [`model`]: the file as plain data ([`WorldFile`] and its parts), serialisable.
+//! - [`model`]: the file as plain data ([`WorldFile`] and its parts), each record declared
+//!   once with its defaults; that declaration gives both its writer and its reader.
 //! - `parse` and `json_reader`: JSON to [`WorldFile`], reporting every error with its path.
 //! - `validate`: the rules between fields, and the per-tile index built on the way.
 //! - [`World`] (`world`): a validated world and its O(1) queries (zone, object, walkability).
@@ -52,7 +53,6 @@ pub use geometry::{Position, SUBTILE};
 pub use json_locate::locate;
 pub use model::*;
 pub use movement::{AcceptedMove, MoveRejection, TouchedObjects};
-pub use parse::{default_zone, defaults};
 pub use problem::{Problem, WorldErrors};
 pub use projection::Projection;
 pub use validate::is_valid_id;

@@ -5,8 +5,12 @@
 //! peer, one peer per channel); an expired channel stays reserved for
 //! [`CHANNEL_COOLDOWN`] so neither its number nor its peer can be rebound to another
 //! (RFC 8656 §12), but it carries no data during that time.
+//!
+//! [`Allocation::admit`] is the one admission rule for relayed data, whichever way it goes:
+//! a live permission for the peer's IP, then room in that direction's bandwidth bucket.
 
 use super::ClientAddr;
+use super::metrics::Refusal;
 use crate::proto::TransactionId;
 use crate::proto::integrity::LongTermKey;
 use std::collections::HashMap;
@@ -70,6 +74,23 @@ impl TokenBucket {
     }
 }
 
+/// Which way relayed data travels, which decides the bandwidth bucket it is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the client (a Send indication or ChannelData) out through the relay socket.
+    ToPeer,
+    /// From a peer on the relay socket back to the client.
+    ToClient,
+}
+
+/// Whether one relayed packet may pass, and if not, why it is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a refused packet must be dropped and counted"]
+pub enum Admission {
+    Admitted,
+    Refused(Refusal),
+}
+
 #[derive(Debug)]
 pub struct Allocation {
     pub id: AllocationId,
@@ -94,6 +115,20 @@ pub struct Allocation {
 impl Allocation {
     pub fn has_permission(&self, ip: IpAddr, now: Instant) -> bool {
         self.permissions.get(&ip).is_some_and(|expires| *expires > now)
+    }
+
+    /// Admits `bytes` of data exchanged with `peer` in `direction`: the peer's IP needs a
+    /// live permission, then the direction's bucket must have room. Only an admitted
+    /// packet is charged to the bucket, so refused traffic costs the client nothing.
+    pub fn admit(&mut self, direction: Direction, peer: IpAddr, bytes: usize, now: Instant) -> Admission {
+        if !self.has_permission(peer, now) {
+            return Admission::Refused(Refusal::NoPermission);
+        }
+        let bucket = match direction {
+            Direction::ToPeer => &mut self.to_peer,
+            Direction::ToClient => &mut self.to_client,
+        };
+        if bucket.take(bytes, now) { Admission::Admitted } else { Admission::Refused(Refusal::Bandwidth) }
     }
 
     pub fn install_permission(&mut self, ip: IpAddr, now: Instant) {
@@ -165,5 +200,51 @@ mod tests {
         assert!(b.take(600, t0 + Duration::from_millis(900)));
         let mut unlimited = TokenBucket::new(0, t0);
         assert!(unlimited.take(1 << 30, t0));
+    }
+
+    fn allocation(rate: u64, now: Instant) -> Allocation {
+        let client = ClientAddr { transport: crate::core::Transport::Udp, remote: "192.0.2.1:5000".parse().unwrap() };
+        Allocation {
+            id: AllocationId(1),
+            client,
+            username: "alice".into(),
+            quota_user: "alice".into(),
+            key: [0; 16],
+            expires_unix: None,
+            relayed: "192.0.2.2:50000".parse().unwrap(),
+            expires: now + Duration::from_secs(600),
+            allocate_transaction: [0; 12],
+            allocate_response: Vec::new(),
+            permissions: HashMap::new(),
+            channels: HashMap::new(),
+            peer_channels: HashMap::new(),
+            to_peer: TokenBucket::new(rate, now),
+            to_client: TokenBucket::new(rate, now),
+        }
+    }
+
+    #[test]
+    fn data_without_a_live_permission_is_refused_and_costs_nothing() {
+        let t0 = Instant::now();
+        let mut a = allocation(1000, t0);
+        let peer: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(a.admit(Direction::ToPeer, peer, 1000, t0), Admission::Refused(Refusal::NoPermission));
+        a.install_permission(peer, t0);
+        // The refusal above took nothing from the bucket: a full second's worth still fits.
+        assert_eq!(a.admit(Direction::ToPeer, peer, 1000, t0), Admission::Admitted);
+        let later = t0 + PERMISSION_LIFETIME;
+        assert_eq!(a.admit(Direction::ToClient, peer, 1, later), Admission::Refused(Refusal::NoPermission));
+    }
+
+    #[test]
+    fn each_direction_is_charged_to_its_own_bucket() {
+        let t0 = Instant::now();
+        let mut a = allocation(1000, t0);
+        let peer: IpAddr = "198.51.100.7".parse().unwrap();
+        a.install_permission(peer, t0);
+        assert_eq!(a.admit(Direction::ToPeer, peer, 800, t0), Admission::Admitted);
+        assert_eq!(a.admit(Direction::ToPeer, peer, 800, t0), Admission::Refused(Refusal::Bandwidth));
+        assert_eq!(a.admit(Direction::ToClient, peer, 800, t0), Admission::Admitted);
+        assert_eq!(a.admit(Direction::ToClient, peer, 800, t0), Admission::Refused(Refusal::Bandwidth));
     }
 }

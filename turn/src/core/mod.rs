@@ -33,7 +33,7 @@ use crate::proto::channel_data::{ChannelData, MAX_CHANNEL, MIN_CHANNEL};
 use crate::proto::integrity::{LongTermKey, verify_fingerprint};
 use crate::proto::{Class, Message, MessageBuilder, Method, TransactionId};
 pub use allocation::AllocationId;
-use allocation::{Allocation, TokenBucket};
+use allocation::{Admission, Allocation, Direction, TokenBucket};
 use auth::{Auth, Authenticated, NonceCheck};
 pub use metrics::{Metrics, Refusal};
 use policy::{PeerVerdict, check_peer};
@@ -234,12 +234,8 @@ impl TurnCore {
         if a.expires <= now {
             return;
         }
-        if !a.has_permission(peer.ip(), now) {
-            self.metrics.refuse(Refusal::NoPermission);
-            return;
-        }
-        if !a.to_client.take(data.len(), now) {
-            self.metrics.refuse(Refusal::Bandwidth);
+        if let Admission::Refused(why) = a.admit(Direction::ToClient, peer.ip(), data.len(), now) {
+            self.metrics.refuse(why);
             return;
         }
         let client = a.client;
@@ -376,22 +372,25 @@ impl TurnCore {
             self.metrics.refuse(Refusal::NoAllocationOrChannel);
             return;
         };
-        let Some(a) = self.allocations.get_mut(&id) else { return };
+        let Some(a) = self.allocations.get(&id) else { return };
         let Some(peer) = a.channel_peer(frame.channel, now) else {
             self.metrics.refuse(Refusal::NoAllocationOrChannel);
             return;
         };
-        if !a.has_permission(peer.ip(), now) {
-            self.metrics.refuse(Refusal::NoPermission);
+        self.relay_to_peer(now, id, peer, frame.data);
+    }
+
+    /// Sends a client's data (from ChannelData or a Send indication) to `peer` if the
+    /// allocation admits it; a refusal is counted and the data dropped.
+    fn relay_to_peer(&mut self, now: Instant, id: AllocationId, peer: SocketAddr, data: &[u8]) {
+        let Some(a) = self.allocations.get_mut(&id) else { return };
+        if let Admission::Refused(why) = a.admit(Direction::ToPeer, peer.ip(), data.len(), now) {
+            self.metrics.refuse(why);
             return;
         }
-        if !a.to_peer.take(frame.data.len(), now) {
-            self.metrics.refuse(Refusal::Bandwidth);
-            return;
-        }
-        self.metrics.bytes_to_peers += frame.data.len() as u64;
+        self.metrics.bytes_to_peers += data.len() as u64;
         self.metrics.packets_to_peers += 1;
-        self.outputs.push_back(Output::ToPeer { allocation: id, peer, data: frame.data.to_vec() });
+        self.outputs.push_back(Output::ToPeer { allocation: id, peer, data: data.to_vec() });
     }
 
     fn handle_message(&mut self, now: Instant, client: ClientAddr, message: &Message<'_>) {
@@ -463,18 +462,7 @@ impl TurnCore {
             self.metrics.refuse(Refusal::ForbiddenPeer);
             return;
         }
-        let Some(a) = self.allocations.get_mut(&id) else { return };
-        if !a.has_permission(peer.ip(), now) {
-            self.metrics.refuse(Refusal::NoPermission);
-            return;
-        }
-        if !a.to_peer.take(data.len(), now) {
-            self.metrics.refuse(Refusal::Bandwidth);
-            return;
-        }
-        self.metrics.bytes_to_peers += data.len() as u64;
-        self.metrics.packets_to_peers += 1;
-        self.outputs.push_back(Output::ToPeer { allocation: id, peer, data: data.to_vec() });
+        self.relay_to_peer(now, id, peer, data);
     }
 
     // ----- authentication -----------------------------------------------------------

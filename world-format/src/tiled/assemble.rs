@@ -13,8 +13,8 @@ use super::objects::{Meaning, Source};
 use super::read::{Notes, count, quoted};
 use super::shapes::{Tile, to_rects};
 use crate::limits::MAX_NAME_CHARS;
+use crate::model::defaults;
 use crate::model::{ExclusiveObject, Exit, Facing, ObjectKind, Spawn, Zone, ZoneKind};
-use crate::parse::defaults;
 
 /// Everything placed on the grid, ready for the world file.
 #[derive(Debug, Default)]

@@ -135,8 +135,8 @@ use serde_json::Value;
 
 use crate::content_id::ContentId;
 use crate::limits::MAX_GRID_SIDE;
+use crate::model::default_zone;
 use crate::model::{Collision, FORMAT_NAME, FORMAT_VERSION, Facing, Grid, Movement, Spawn, WorldFile};
-use crate::parse::{default_zone, defaults};
 use crate::problem::WorldErrors;
 use crate::world::World;
 use read::{Notes, Properties};
@@ -295,10 +295,10 @@ fn skeleton(name: String, grid: Grid) -> WorldFile {
         version: FORMAT_VERSION,
         name,
         grid,
-        movement: Movement { max_speed: defaults::MAX_SPEED, slack: defaults::SLACK },
+        movement: Movement::default(),
         tilesets: Vec::new(),
         layers: Vec::new(),
-        collision: Collision { rows: Vec::new(), heights: Vec::new(), walls: Vec::new() },
+        collision: Collision::default(),
         spawns: Vec::new(),
         default_zone: default_zone(),
         zones: Vec::new(),

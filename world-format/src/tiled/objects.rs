@@ -11,8 +11,8 @@ use super::names::{exit_target, facing};
 use super::read::{self, Notes, Properties, quoted};
 use super::shapes::{Footprint, ObjectSpace, Shape, footprint};
 use crate::limits::{MAX_CAPACITY, MAX_TALK_RADIUS};
+use crate::model::defaults;
 use crate::model::{Facing, ObjectKind, ZONE_TYPES, ZoneKind};
-use crate::parse::defaults;
 
 /// Something that covers tiles and carries properties.
 #[derive(Debug, Clone)]
