@@ -18,16 +18,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_isoplane");
 const SECRET: &str = "cli-test-secret-0123456789";
 
 fn token(user: &str, role: Role) -> String {
-    let claims = JoinClaims {
-        sub: user.into(),
-        name: user.to_uppercase(),
-        workspace: "default".into(),
-        role,
-        exp: unix_now() + 600,
-        iat: None,
-        nbf: None,
-    };
-    TokenKey::new(SECRET).sign(&claims)
+    TokenKey::new(SECRET).sign(&JoinClaims::new(user, &user.to_uppercase(), "default", role, unix_now() + 600))
 }
 
 /// Runs `isoplane admin ARGS` with `token` in the environment, off the async runtime.

@@ -51,6 +51,14 @@ pub struct JoinClaims {
     pub nbf: Option<u64>,
 }
 
+impl JoinClaims {
+    /// Claims for `sub` (shown as `name`) in `workspace`, expiring at `exp` (seconds since
+    /// the Unix epoch), with no `iat`/`nbf`: what development issuers, tools and tests mint.
+    pub fn new(sub: &str, name: &str, workspace: &str, role: Role, exp: u64) -> JoinClaims {
+        JoinClaims { sub: sub.into(), name: name.into(), workspace: workspace.into(), role, exp, iat: None, nbf: None }
+    }
+}
+
 /// The SFU token's claims: which room, who, and what they may do there. Signaling mints
 /// one per media plan; the SFU admits its bearer to exactly that room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,15 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const JOIN_SECRET: &str = "join-secret-0123456789";
 
 fn join_token(user: &str, role: Role) -> String {
-    let claims = JoinClaims {
-        sub: user.into(),
-        name: user.to_uppercase(),
-        workspace: "default".into(),
-        role,
-        exp: unix_now() + 600,
-        iat: None,
-        nbf: None,
-    };
+    let claims = JoinClaims::new(user, &user.to_uppercase(), "default", role, unix_now() + 600);
     TokenKey::new(JOIN_SECRET).sign(&claims)
 }
 

@@ -76,16 +76,7 @@ impl Drop for SfuNode {
 }
 
 fn join_token(user: &str) -> String {
-    let claims = JoinClaims {
-        sub: user.into(),
-        name: user.into(),
-        workspace: "default".into(),
-        role: Role::Member,
-        exp: unix_now() + 600,
-        iat: None,
-        nbf: None,
-    };
-    TokenKey::new(JOIN_SECRET).sign(&claims)
+    TokenKey::new(JOIN_SECRET).sign(&JoinClaims::new(user, user, "default", Role::Member, unix_now() + 600))
 }
 
 /// The client's next plan that satisfies `wanted`.
@@ -235,15 +226,7 @@ async fn three_signaling_nodes_and_two_sfu_nodes_come_through_losing_one_of_each
     let mut nodes: Vec<SignalingNode> =
         ["one", "two", "three"].iter().map(|name| SignalingNode::start(&workspace, name, &pool, &database)).collect();
     let token = |user: &str| {
-        let claims = JoinClaims {
-            sub: user.into(),
-            name: user.into(),
-            workspace: workspace.clone(),
-            role: Role::Member,
-            exp: unix_now() + 600,
-            iat: None,
-            nbf: None,
-        };
+        let claims = JoinClaims::new(user, user, &workspace, Role::Member, unix_now() + 600);
         TokenKey::new(JOIN_SECRET).sign(&claims)
     };
     // Node one serves the demo world (ada came first); bob comes through node two.

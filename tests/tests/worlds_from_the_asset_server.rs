@@ -12,16 +12,7 @@ use tokio_util::sync::CancellationToken;
 const SECRET: &str = "cross-service-secret-0123456789";
 
 fn token(role: Role) -> String {
-    let claims = JoinClaims {
-        sub: format!("user-{role:?}"),
-        name: "Ada".into(),
-        workspace: "acme".into(),
-        role,
-        exp: unix_now() + 600,
-        iat: None,
-        nbf: None,
-    };
-    TokenKey::new(SECRET).sign(&claims)
+    TokenKey::new(SECRET).sign(&JoinClaims::new(&format!("user-{role:?}"), "Ada", "acme", role, unix_now() + 600))
 }
 
 #[tokio::test]
