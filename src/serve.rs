@@ -16,7 +16,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use isoplane_signaling::server;
-use tokio_util::sync::CancellationToken;
 
 pub fn run(config_path: Option<&Path>) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -68,12 +67,7 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
          assets: http://{assets_address}/ (uploads and world versions, docs/assets.md){sfu_line}\nPress Ctrl-C to stop.",
         env!("CARGO_PKG_VERSION")
     );
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        isoplane_service::shutdown_signal().await;
-        signal.cancel();
-    });
+    let shutdown = isoplane_service::stop_on_signal(|| {});
     let turn_task = turn.map(|turn| tokio::spawn(turn.run(shutdown.clone())));
     let sfu_task = sfu.map(|sfu| tokio::spawn(sfu.run(shutdown.clone())));
     let (signaling, assets) = tokio::join!(bound.run(shutdown.clone()), assets.run(shutdown));

@@ -6,7 +6,6 @@
 
 use anyhow::Context;
 use isoplane_assets::{Config, server};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,12 +17,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         "assets listening on http://{address} (GET /assets/{{id}}, POST /v1/assets, /healthz, /readyz, /metrics)"
     );
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        isoplane_service::shutdown_signal().await;
+    let shutdown = isoplane_service::stop_on_signal(|| {
         tracing::info!("shutting down: finishing requests and uploads in flight");
-        signal.cancel();
     });
     bound.run(shutdown).await.context("serving")?;
     Ok(())

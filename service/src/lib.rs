@@ -74,6 +74,19 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// A token cancelled on SIGTERM or ctrl-c: what a service's `run` is given. Call it inside
+/// the runtime; `on_stop` runs first (e.g. to log what the stop will wait for).
+pub fn stop_on_signal(on_stop: impl FnOnce() + Send + 'static) -> tokio_util::sync::CancellationToken {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_stop();
+        stop.cancel();
+    });
+    shutdown
+}
+
 /// Resolves on SIGTERM or ctrl-c.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

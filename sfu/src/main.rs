@@ -3,7 +3,6 @@
 //! every Isoplane service (`isoplane-service`).
 
 use isoplane_sfu::Config;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -11,12 +10,6 @@ async fn main() -> anyhow::Result<()> {
     let path = isoplane_service::config_path_from_process()?;
     let config: Config = isoplane_service::config::load(path.as_deref(), std::env::vars())?;
     let sfu = isoplane_sfu::bind(config).await?;
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        isoplane_service::shutdown_signal().await;
-        stop.cancel();
-    });
-    sfu.run(shutdown).await?;
+    sfu.run(isoplane_service::stop_on_signal(|| {})).await?;
     Ok(())
 }

@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Parser;
 use isoplane_turn::{BoundServer, Config};
 use std::path::PathBuf;
-use tokio_util::sync::CancellationToken;
 
 /// Isoplane's STUN/TURN relay.
 #[derive(Debug, Parser)]
@@ -38,13 +37,7 @@ fn main() -> anyhow::Result<()> {
     .context("tokio runtime")?;
     runtime.block_on(async {
         let server = BoundServer::bind(config).await?;
-        let shutdown = CancellationToken::new();
-        let signal_token = shutdown.clone();
-        tokio::spawn(async move {
-            isoplane_service::shutdown_signal().await;
-            signal_token.cancel();
-        });
-        server.run(shutdown).await?;
+        server.run(isoplane_service::stop_on_signal(|| {})).await?;
         Ok(())
     })
 }
