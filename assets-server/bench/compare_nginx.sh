@@ -20,20 +20,10 @@ BINARY="$TARGET/release/isoplane-assets"
 [ -x "$BINARY" ] || { echo "build it first: cargo build --release -p isoplane-assets" >&2; exit 1; }
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "apt-get install -y wrk nginx" >&2; exit 1; }
 
-WORK="$(mktemp -d)"
+# WORK, PIDS and their cleanup, free_port, cpu_seconds.
+source bench/lib.sh
 # nginx's workers run as an unprivileged user: let them read the files.
 chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-# CPU seconds (user + system) of a process and its threads, from /proc.
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 nginx_cpu_seconds() {
     local total=0 pid
     for pid in $(pgrep -P "$NGINX_PID") "$NGINX_PID"; do total=$(echo "$total + $(cpu_seconds "$pid")" | bc -l); done

@@ -30,33 +30,8 @@ done
 cargo build --quiet --release -p isoplane-turn --bin isoplane-turn
 OURS_BIN="$CARGO_TARGET_DIR/release/isoplane-turn"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# A port free for both UDP and TCP on 127.0.0.1.
-free_port() {
-    python3 - <<'PY'
-import socket
-while True:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-    port = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", port)); print(port); break
-    except OSError:
-        pass
-    finally:
-        t.close(); u.close()
-PY
-}
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# WORK, PIDS and their cleanup, free_port, cpu_ticks.
+source bench/lib.sh
 # Datagrams the kernel dropped for a full receive buffer, machine-wide (any socket:
 # server, uclient or peer), to tell where loss happened.
 rcvbuf_errors() { awk '/^Udp: [0-9]/ {print $6}' /proc/net/snmp; }
