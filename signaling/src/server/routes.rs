@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::{AppState, connection, metrics, moderation, proxy, unix_now, web};
 use crate::auth::{JoinClaims, Role};
-use crate::protocol::{AdminCommand, AdminError, AdminErrorCode};
+use crate::protocol::{AdminAnswer, AdminCommand, AdminError, AdminErrorCode};
 
 pub(super) fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new();
@@ -134,17 +134,12 @@ async fn admin_command(State(state): State<Arc<AppState>>, headers: HeaderMap, b
     let outcome = outcome.unwrap_or_else(|_| {
         Err(AdminError::new(AdminErrorCode::Internal, "the server failed to carry this out; try again"))
     });
-    match outcome {
-        Ok(data) => {
-            let body = serde_json::json!({"ok": true, "data": data});
-            ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
-        }
-        Err(error) => {
-            let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let body = serde_json::json!({"ok": false, "error": error});
-            (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
-        }
-    }
+    let status = match &outcome {
+        Ok(_) => StatusCode::OK,
+        Err(error) => StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    let body = serde_json::to_string(&AdminAnswer::of(outcome)).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn world_file(
