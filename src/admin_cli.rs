@@ -2,7 +2,8 @@
 //! server's HTTP admin API (`POST /v1/admin/commands`, docs/moderation.md).
 //!
 //! Each subcommand builds one [`AdminCommand`], the same type the server and the browser
-//! panel use, so the three cannot drift apart. The exit code is non-zero whenever the
+//! panel use, and reads the server's [`AdminAnswer`] into the same [`AdminReply`] the
+//! server sent, so the three cannot drift apart. The exit code is non-zero whenever the
 //! server refused or could not be reached.
 
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use isoplane_signaling::protocol::AdminCommand;
+use isoplane_signaling::protocol::{AdminAnswer, AdminCommand, AdminError, AdminReply, MediaArgs, UserArgs, ZoneArgs};
 use serde_json::Value;
 
 #[derive(Debug, Args)]
@@ -170,23 +171,27 @@ enum AdminAction {
 fn command_of(action: AdminAction) -> Result<AdminCommand> {
     Ok(match action {
         AdminAction::People => AdminCommand::ListPeople,
-        AdminAction::Kick { user, reason } => AdminCommand::Kick { user, reason: reason.reason },
+        AdminAction::Kick { user, reason } => AdminCommand::Kick(UserArgs { user, reason: reason.reason }),
         AdminAction::Mute { user, kinds, reason } => {
             let (audio, video) = kinds.chosen();
-            AdminCommand::Mute { user, audio, video, reason: reason.reason }
+            AdminCommand::Mute(MediaArgs { user, audio, video, reason: reason.reason })
         }
         AdminAction::Unmute { user, kinds, reason } => {
             let (audio, video) = kinds.chosen();
-            AdminCommand::Unmute { user, audio, video, reason: reason.reason }
+            AdminCommand::Unmute(MediaArgs { user, audio, video, reason: reason.reason })
         }
         AdminAction::Ban { user, duration, reason } => {
             AdminCommand::Ban { user, reason: reason.reason, duration_seconds: duration }
         }
-        AdminAction::Unban { user, reason } => AdminCommand::Unban { user, reason: reason.reason },
-        AdminAction::Promote { user, reason } => AdminCommand::Promote { user, reason: reason.reason },
-        AdminAction::Demote { user, reason } => AdminCommand::Demote { user, reason: reason.reason },
-        AdminAction::Lock { world, zone, reason } => AdminCommand::LockZone { world, zone, reason: reason.reason },
-        AdminAction::Unlock { world, zone, reason } => AdminCommand::UnlockZone { world, zone, reason: reason.reason },
+        AdminAction::Unban { user, reason } => AdminCommand::Unban(UserArgs { user, reason: reason.reason }),
+        AdminAction::Promote { user, reason } => AdminCommand::Promote(UserArgs { user, reason: reason.reason }),
+        AdminAction::Demote { user, reason } => AdminCommand::Demote(UserArgs { user, reason: reason.reason }),
+        AdminAction::Lock { world, zone, reason } => {
+            AdminCommand::LockZone(ZoneArgs { world, zone, reason: reason.reason })
+        }
+        AdminAction::Unlock { world, zone, reason } => {
+            AdminCommand::UnlockZone(ZoneArgs { world, zone, reason: reason.reason })
+        }
         AdminAction::Capacity { world, zone, capacity, reason } => {
             let capacity = match capacity.as_str() {
                 "none" => None,
@@ -213,23 +218,29 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
     let json = args.json;
     let command = command_of(args.action)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    let (status, answer) = runtime.block_on(send(&args.server, &args.token, &command))?;
+    let (status, text, answer) = runtime.block_on(send(&args.server, &args.token, &command))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        // The server's own text, only laid out: fields this CLI does not know are kept.
+        let value: Value = serde_json::from_str(&text).unwrap_or_default();
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
     }
-    if answer["ok"].as_bool() != Some(true) {
-        let code = answer["error"]["code"].as_str().unwrap_or("error");
-        let message = answer["error"]["message"].as_str().unwrap_or("the server gave no reason");
-        eprintln!("error: {code} (HTTP {status}): {message}");
-        return Ok(ExitCode::FAILURE);
+    match answer.into_result() {
+        Ok(reply) => {
+            if !json {
+                print!("{}", describe(&command, &reply));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AdminError { code, message }) => {
+            let code = serde_json::to_value(code).ok().and_then(|c| c.as_str().map(str::to_owned)).unwrap_or_default();
+            eprintln!("error: {code} (HTTP {status}): {message}");
+            Ok(ExitCode::FAILURE)
+        }
     }
-    if !json {
-        print!("{}", describe(&command, &answer["data"]));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
-async fn send(server: &str, token: &str, command: &AdminCommand) -> Result<(u16, Value)> {
+/// Posts the command; returns the HTTP status, the body as sent, and the body read.
+async fn send(server: &str, token: &str, command: &AdminCommand) -> Result<(u16, String, AdminAnswer)> {
     let url = format!("{}/v1/admin/commands", server.trim_end_matches('/'));
     let body = serde_json::to_string(command).context("encoding the command")?;
     let client =
@@ -245,81 +256,66 @@ async fn send(server: &str, token: &str, command: &AdminCommand) -> Result<(u16,
     let status = response.status().as_u16();
     let text = response.text().await.context("reading the answer")?;
     match serde_json::from_str(&text) {
-        Ok(answer) => Ok((status, answer)),
+        Ok(answer) => Ok((status, text, answer)),
         Err(_) => bail!("{url} answered HTTP {status} with something that is not an admin API answer: {text}"),
     }
 }
 
 /// A person-readable account of what the server answered.
-fn describe(command: &AdminCommand, data: &Value) -> String {
-    let text = |value: &Value| value.as_str().unwrap_or("").to_owned();
-    let rows = |key: &str| data[key].as_array().cloned().unwrap_or_default();
-    match command {
-        AdminCommand::ListPeople => table(
+fn describe(command: &AdminCommand, reply: &AdminReply) -> String {
+    match reply {
+        AdminReply::People { people } => table(
             &["WORLD", "ZONE", "USER", "NAME", "MUTED", "CONNECTED"],
-            rows("people").iter().map(|p| {
-                let muted = match (p["audio_muted"].as_bool() == Some(true), p["video_muted"].as_bool() == Some(true)) {
+            people.iter().map(|p| {
+                let muted = match (p.audio_muted, p.video_muted) {
                     (true, true) => "audio+video",
                     (true, false) => "audio",
                     (false, true) => "video",
                     (false, false) => "",
                 };
-                let connected = if p["connected"].as_bool() == Some(true) { "yes" } else { "no" };
-                vec![
-                    text(&p["world"]),
-                    text(&p["zone"]),
-                    text(&p["user"]),
-                    text(&p["name"]),
-                    muted.into(),
-                    connected.into(),
-                ]
+                let connected = if p.connected { "yes" } else { "no" };
+                vec![p.world.clone(), p.zone.clone(), p.user.clone(), p.name.clone(), muted.into(), connected.into()]
             }),
         ),
-        AdminCommand::ListBans => table(
+        AdminReply::Bans { bans } => table(
             &["USER", "REASON", "BY", "EXPIRES"],
-            rows("bans").iter().map(|b| {
-                let expires = b["expires_at"].as_i64().map_or("never".to_owned(), |t| t.to_string());
-                vec![text(&b["user_id"]), text(&b["reason"]), text(&b["created_by"]), expires]
+            bans.iter().map(|b| {
+                let expires = b.expires_at.map_or("never".to_owned(), |t| t.to_string());
+                vec![b.user_id.clone(), b.reason.clone(), b.created_by.clone(), expires]
             }),
         ),
-        AdminCommand::ListMutes => table(
+        AdminReply::Mutes { mutes } => table(
             &["USER", "AUDIO", "VIDEO", "REASON", "BY"],
-            rows("mutes").iter().map(|m| {
-                let flag = |v: &Value| if v.as_bool() == Some(true) { "muted" } else { "" }.to_owned();
-                vec![
-                    text(&m["user_id"]),
-                    flag(&m["audio"]),
-                    flag(&m["video"]),
-                    text(&m["reason"]),
-                    text(&m["created_by"]),
-                ]
+            mutes.iter().map(|m| {
+                let flag = |muted: bool| if muted { "muted" } else { "" }.to_owned();
+                vec![m.user_id.clone(), flag(m.audio), flag(m.video), m.reason.clone(), m.created_by.clone()]
             }),
         ),
-        AdminCommand::ListAdmins => rows("admins").iter().map(|a| format!("{}\n", text(a))).collect(),
-        AdminCommand::ListZones { .. } => table(
+        AdminReply::Admins { admins } => admins.iter().map(|a| format!("{a}\n")).collect(),
+        AdminReply::Zones { zones } => table(
             &["ZONE", "LOCKED", "CAPACITY", "BY"],
-            rows("zones").iter().map(|z| {
-                let locked = if z["locked"].as_bool() == Some(true) { "yes" } else { "no" };
-                let capacity = z["capacity"].as_u64().map_or("world file".to_owned(), |c| c.to_string());
-                vec![text(&z["zone"]), locked.into(), capacity, text(&z["updated_by"])]
+            zones.iter().map(|z| {
+                let locked = if z.locked { "yes" } else { "no" };
+                let capacity = z.capacity.map_or("world file".to_owned(), |c| c.to_string());
+                vec![z.zone.clone(), locked.into(), capacity, z.updated_by.clone()]
             }),
         ),
-        AdminCommand::ListAudit { .. } => table(
+        AdminReply::Audit { entries } => table(
             &["ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON", "DETAIL"],
-            rows("entries").iter().map(|e| {
+            entries.iter().map(|e| {
                 vec![
-                    e["id"].to_string(),
-                    e["created_at"].to_string(),
-                    text(&e["actor"]),
-                    text(&e["action"]),
-                    text(&e["target"]),
-                    text(&e["outcome"]),
-                    text(&e["reason"]),
-                    text(&e["detail"]),
+                    e.id.to_string(),
+                    e.created_at.to_string(),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.target.clone(),
+                    e.outcome.clone(),
+                    e.reason.clone(),
+                    e.detail.clone(),
                 ]
             }),
         ),
-        _ => format!("done: {} {}\n", command.name(), data),
+        done => format!("done: {} {}\n", command.name(), serde_json::to_string(done).unwrap_or_default()),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::admins::{ensure_workspace, lock_workspace, record_demotion, remove_ad
 use crate::{Metadata, MetadataError, Result, flag_from_sql, flag_to_sql};
 
 /// A user barred from a workspace.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ban {
     pub workspace: String,
     pub user_id: String,
@@ -24,7 +24,7 @@ pub struct Ban {
 }
 
 /// Media a moderator turned off for a user in a workspace.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mute {
     pub workspace: String,
     pub user_id: String,
@@ -53,7 +53,7 @@ pub struct ZoneSetting {
 }
 
 /// An audit log entry: who did what to whom, when, why, and what came of it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     /// Increasing within a database; 0 for an entry not yet recorded.
     pub id: i64,

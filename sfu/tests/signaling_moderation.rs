@@ -13,7 +13,7 @@ use isoplane_sfu::protocol::{ServerMessage as SfuMessage, Source};
 use isoplane_signaling::auth::{JoinClaims, Role, TokenKey};
 use isoplane_signaling::client::{Client, Event};
 use isoplane_signaling::config::Config;
-use isoplane_signaling::protocol::{AdminCommand, ClientMessage, ServerMessage, Topology};
+use isoplane_signaling::protocol::{AdminCommand, ClientMessage, MediaArgs, ServerMessage, Topology, UserArgs};
 use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,7 +90,7 @@ async fn an_admins_mute_and_kick_through_signaling_take_effect_at_the_sfu() {
         .expect("media flows through the SFU");
 
     // Muted by an admin: Bob's client keeps sending, the SFU forwards none of it.
-    let mute = AdminCommand::Mute { user: "bob".into(), audio: true, video: false, reason: "echo".into() };
+    let mute = AdminCommand::Mute(MediaArgs { user: "bob".into(), audio: true, video: false, reason: "echo".into() });
     admin(&mut ada, 1, mute).await;
     ada_media
         .wait_for("Bob's microphone listed as muted", TIMEOUT, |p| {
@@ -107,7 +107,7 @@ async fn an_admins_mute_and_kick_through_signaling_take_effect_at_the_sfu() {
     assert!(ada_media.received(bob_avatar, Kind::Video).packets > before + 10, "his video goes on");
 
     // Kicked: signaling ends Bob's SFU session; Ada's stream from him stops.
-    admin(&mut ada, 2, AdminCommand::Kick { user: "bob".into(), reason: "spam".into() }).await;
+    admin(&mut ada, 2, AdminCommand::Kick(UserArgs::new("bob", "spam"))).await;
     bob_media
         .wait_for("the SFU removing Bob", TIMEOUT, |p| {
             p.problems().iter().any(|m| matches!(m, SfuMessage::Removed { .. }))

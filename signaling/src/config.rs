@@ -1,8 +1,9 @@
 //! The signaling server's configuration: a TOML file, every field with a default that
-//! suits a laptop, checked as a whole before any socket is bound.
+//! suits a laptop, checked as a whole before any socket is bound. The binaries read it
+//! with [`Config::load`]: the file, then `ISOPLANE_SIGNALING_*` environment overrides.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -269,6 +270,64 @@ impl Config {
     pub fn tick_interval(&self) -> Duration {
         Duration::from_secs(1) / self.presence.tick_hz.max(1)
     }
+
+    /// Reads a configuration file for the binaries: TOML (the defaults without a file),
+    /// then the `ISOPLANE_SIGNALING_*` environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
+                Config::from_toml(&text)?
+            }
+            None => Config::default(),
+        };
+        config.apply_environment()?;
+        Ok(config)
+    }
+
+    /// `ISOPLANE_SIGNALING_*` environment overrides for the settings operators change
+    /// most; every unknown or unreadable variable is reported.
+    fn apply_environment(&mut self) -> Result<(), ConfigError> {
+        let config = self;
+        let mut problems = Vec::new();
+        for (key, value) in std::env::vars() {
+            let Some(name) = key.strip_prefix("ISOPLANE_SIGNALING_") else { continue };
+            match name {
+                "LISTEN" => match value.parse() {
+                    Ok(address) => config.listen = address,
+                    Err(_) => problems.push(format!("{key}: not an address such as 0.0.0.0:8080")),
+                },
+                "WORKSPACE" => config.workspace = value,
+                "TOKEN_SECRET" => config.token_secret = value,
+                "WORLDS_DIRECTORY" => config.worlds.directory = Some(value.into()),
+                "ASSET_SERVER" => config.worlds.asset_server = Some(value),
+                "TURN_SECRET" => config.media.turn_secret = Some(value),
+                "TURN_URLS" => config.media.turn_urls = split_list(&value),
+                "STUN_URLS" => config.media.stun_urls = split_list(&value),
+                "SFU_SECRET" => config.media.sfu_secret = Some(value),
+                "SFU_URL" => config.media.sfu_url = Some(value),
+                "SFU_CONTROL_URL" => config.media.sfu_control_url = Some(value),
+                "SFU_POOL" => config.media.sfu_pool.get_or_insert_with(Default::default).pool = value,
+                "SFU_POOL_REDIS_URL" => config.media.sfu_pool.get_or_insert_with(Default::default).redis_url = value,
+                "DATABASE_URL" => config.database_url = Some(value),
+                "CLUSTER_REDIS_URL" => config.cluster.get_or_insert_with(Default::default).redis_url = value,
+                "CLUSTER_ADVERTISE_URL" => config.cluster.get_or_insert_with(Default::default).advertise_url = value,
+                "CLUSTER_NODE_ID" => config.cluster.get_or_insert_with(Default::default).node_id = Some(value),
+                "OPEN_SFU_THRESHOLD" => match value.parse() {
+                    Ok(people) => config.policy.open_sfu_threshold = people,
+                    Err(_) => problems.push(format!("{key}: not a number of people")),
+                },
+                _ => problems.push(format!("{key}: unknown setting")),
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+}
+
+/// A comma-separated list from an environment variable.
+fn split_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     isoplane_service::init_logging();
     let path = isoplane_service::config_path_from_process()?;
-    let config = server::load_config(path.as_deref())?;
+    let config = isoplane_signaling::config::Config::load(path.as_deref())?;
     let bound = server::bind(config).await?;
     let address = bound.local_addr().context("reading the bound address")?;
     tracing::info!(

@@ -11,7 +11,8 @@ use common::*;
 use isoplane_signaling::auth::Role;
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::protocol::{
-    AdminCommand, AdminErrorCode, ClientMessage, CorrectionReason, ErrorCode, MediaPlan, ModeratedAction, ServerMessage,
+    AdminCommand, AdminErrorCode, ClientMessage, CorrectionReason, ErrorCode, MediaArgs, MediaPlan, ModeratedAction,
+    ServerMessage, UserArgs, ZoneArgs,
 };
 use isoplane_signaling::server::unix_now;
 use serde_json::Value;
@@ -55,7 +56,7 @@ async fn command_seeing(
             continue;
         }
         let result = match (ok, error, data) {
-            (true, None, Some(data)) => Ok(data.clone()),
+            (true, None, Some(data)) => Ok(serde_json::to_value(data).unwrap()),
             (false, Some(error), None) => Err(error.code),
             other => panic!("a malformed admin result: {other:?}"),
         };
@@ -86,7 +87,7 @@ fn plan(event: &Event) -> Option<&MediaPlan> {
 }
 
 fn kick(user: &str, reason: &str) -> AdminCommand {
-    AdminCommand::Kick { user: user.into(), reason: reason.into() }
+    AdminCommand::Kick(UserArgs::new(user, reason))
 }
 
 async fn audit(client: &mut Client, id: u32) -> Vec<Value> {
@@ -204,7 +205,7 @@ async fn a_mute_reaches_the_target_and_every_peer_and_holds_across_a_reconnect()
         plan(e).is_some_and(|p| p.peers.iter().any(|l| l.avatar == bob.avatar()))
     })
     .await;
-    let mute = AdminCommand::Mute { user: "bob".into(), audio: true, video: false, reason: "echo".into() };
+    let mute = AdminCommand::Mute(MediaArgs { user: "bob".into(), audio: true, video: false, reason: "echo".into() });
     let data = command(&mut ada, 1, mute).await.unwrap();
     assert_eq!((data["audio_muted"].as_bool(), data["video_muted"].as_bool()), (Some(true), Some(false)));
     let bob_avatar = bob.avatar();
@@ -233,7 +234,8 @@ async fn a_mute_reaches_the_target_and_every_peer_and_holds_across_a_reconnect()
     let listed = command(&mut ada, 2, AdminCommand::ListMutes).await.unwrap();
     assert_eq!(listed["mutes"][0]["user_id"], "bob");
 
-    let unmute = AdminCommand::Unmute { user: "bob".into(), audio: true, video: false, reason: String::new() };
+    let unmute =
+        AdminCommand::Unmute(MediaArgs { user: "bob".into(), audio: true, video: false, reason: String::new() });
     command(&mut ada, 3, unmute).await.unwrap();
     expect_event(&mut bob, "unmuted", |e| moderated(e) == Some(ModeratedAction::Unmuted)).await;
     expect_event(&mut ada, "bob audible again", |e| {
@@ -263,9 +265,9 @@ async fn bans_locks_roles_and_the_audit_log_survive_a_restart() {
         matches!(e, Event::Message(ServerMessage::Error { code: ErrorCode::Banned, .. }))
     })
     .await;
-    let lock = AdminCommand::LockZone { world: "test".into(), zone: "room".into(), reason: "board meeting".into() };
+    let lock = AdminCommand::LockZone(ZoneArgs::new("test", "room", "board meeting"));
     command(&mut ada, 2, lock).await.unwrap();
-    let promote = AdminCommand::Promote { user: "carol".into(), reason: String::new() };
+    let promote = AdminCommand::Promote(UserArgs::new("carol", ""));
     command(&mut ada, 3, promote).await.unwrap();
     let refused = Client::join(&server.url(), &token("bob", "acme", unix_now() + 600), "test").await;
     assert!(matches!(refused, Err(ClientError::Refused { code: ErrorCode::Banned, .. })), "{refused:?}");
@@ -301,7 +303,7 @@ async fn bans_locks_roles_and_the_audit_log_survive_a_restart() {
         serde_json::json!([{"zone": "room", "locked": true, "capacity": null, "updated_by": "ada"}])
     );
     // Lifted: bob is back.
-    let unban = AdminCommand::Unban { user: "bob".into(), reason: "apologised".into() };
+    let unban = AdminCommand::Unban(UserArgs::new("bob", "apologised"));
     assert_eq!(command(&mut carol, 3, unban).await.unwrap()["lifted"], true);
     server.join("bob").await;
 }
@@ -311,7 +313,7 @@ async fn the_last_admin_stays_and_a_demotion_sticks_against_admin_tokens() {
     let database = tempfile::tempdir().unwrap();
     let server = start_with_database(&database).await;
     let mut ada = join_admin(&server, "ada").await;
-    let demote_ada = AdminCommand::Demote { user: "ada".into(), reason: String::new() };
+    let demote_ada = AdminCommand::Demote(UserArgs::new("ada", ""));
     assert_eq!(command(&mut ada, 1, demote_ada.clone()).await, Err(AdminErrorCode::LastAdmin));
     let ban_ada = AdminCommand::Ban { user: "ada".into(), reason: String::new(), duration_seconds: None };
     let (status, answer) = post(&server, &admin_token("ada"), &serde_json::to_string(&ban_ada).unwrap()).await;
@@ -319,7 +321,7 @@ async fn the_last_admin_stays_and_a_demotion_sticks_against_admin_tokens() {
     // Zoe's token says admin: she is one from her first use of it.
     let mut zoe = join_admin(&server, "zoe").await;
     assert!(command(&mut zoe, 1, AdminCommand::ListAdmins).await.is_ok());
-    let demote_zoe = AdminCommand::Demote { user: "zoe".into(), reason: "left the team".into() };
+    let demote_zoe = AdminCommand::Demote(UserArgs::new("zoe", "left the team"));
     command(&mut ada, 2, demote_zoe).await.unwrap();
     expect_event(&mut zoe, "role_changed", |e| {
         matches!(e, Event::Message(ServerMessage::RoleChanged { admin: false }))
@@ -339,7 +341,7 @@ async fn the_last_admin_stays_and_a_demotion_sticks_against_admin_tokens() {
     let bans = command(&mut ada, 31, AdminCommand::ListBans).await.unwrap();
     assert_eq!(bans["bans"][0]["user_id"], "zed", "still banned");
     // With a second admin, the first may step down.
-    command(&mut ada, 4, AdminCommand::Promote { user: "zoe".into(), reason: String::new() }).await.unwrap();
+    command(&mut ada, 4, AdminCommand::Promote(UserArgs::new("zoe", ""))).await.unwrap();
     command(&mut ada, 5, demote_ada).await.unwrap();
     assert_eq!(command(&mut ada, 6, AdminCommand::ListAdmins).await, Err(AdminErrorCode::Forbidden));
 }
@@ -373,9 +375,9 @@ async fn locks_capacity_moves_notices_and_ending_a_meeting_as_people_see_them() 
     walk(&mut dan, &mut dan_seq, (3.5, 3.5), (5.5, 2.5)).await;
     walk(&mut dan, &mut dan_seq, (5.5, 2.5), (6.5, 2.5)).await;
     expect_event(&mut dan, "zone_full", |e| correction(e) == Some(CorrectionReason::ZoneFull)).await;
-    let unknown = AdminCommand::LockZone { world: "test".into(), zone: "attic".into(), reason: String::new() };
+    let unknown = AdminCommand::LockZone(ZoneArgs::new("test", "attic", ""));
     assert_eq!(command(&mut ada, 3, unknown).await, Err(AdminErrorCode::UnknownZone));
-    let unknown = AdminCommand::LockZone { world: "nowhere".into(), zone: "room".into(), reason: String::new() };
+    let unknown = AdminCommand::LockZone(ZoneArgs::new("nowhere", "room", ""));
     assert_eq!(command(&mut ada, 4, unknown).await, Err(AdminErrorCode::UnknownWorld));
 
     // A notice to the room reaches bob and carol, not dan in the lobby.

@@ -7,11 +7,26 @@
 
 import { Connection } from './net.js';
 
+// What each command answers (`data` of `admin_result`): the server's `AdminReply`
+// (signaling/src/protocol/admin.rs), documented in docs/moderation.md. The panel knows
+// which command it sent, so it reads the reply of that command.
 /**
  * @typedef {{world: string, avatar: number, user: string, name: string, zone: string,
  *   audio_muted: boolean, video_muted: boolean, connected: boolean}} Person
- * @typedef {{id: number, actor: string, action: string, target: string, reason: string,
+ * @typedef {{id: number, workspace: string, actor: string, action: string, target: string, reason: string,
  *   detail: string, outcome: string, created_at: number}} AuditEntry
+ * @typedef {{zone: string, locked: boolean, capacity: number | null, updated_by: string}} ZoneSetting
+ * @typedef {{worlds: number, nodes_unanswered: number}} Reach `kick`
+ * @typedef {Reach & {audio_muted: boolean, video_muted: boolean}} MutedReply `mute`, `unmute`
+ * @typedef {Reach & {expires_at: number | null}} BannedReply `ban`
+ * @typedef {{lifted: boolean}} LiftedReply `unban`
+ * @typedef {{changed: boolean}} RoleChangedReply `promote`, `demote`
+ * @typedef {{locked: boolean, capacity: number | null, inside: number}} ZoneSetReply `lock_zone`, `unlock_zone`, `set_zone_capacity`
+ * @typedef {{moved: number}} MovedReply `move_user`, `end_meeting`
+ * @typedef {{reached: number}} NoticeReply `notice`
+ * @typedef {{people: Person[]}} PeopleReply `list_people`
+ * @typedef {{zones: ZoneSetting[]}} ZonesReply `list_zones`
+ * @typedef {{entries: AuditEntry[]}} AuditReply `list_audit`
  * @typedef {{locked: boolean, capacity: number | null, inside: number | null}} ZoneState
  * @typedef {'people' | 'zones' | 'notice' | 'audit'} Tab
  * @typedef {{world: import('./world.js').WorldFile | null, worldName: string, user: string}} Context
@@ -138,7 +153,8 @@ export class AdminPanel {
       this.setResult(false, `${result.error.code}: ${result.error.message}`);
       return;
     }
-    for (const zone of result.data.zones ?? []) {
+    const { zones } = /** @type {ZonesReply} */ (result.data);
+    for (const zone of zones ?? []) {
       const known = this.zones.get(zone.zone);
       this.zones.set(zone.zone, { locked: Boolean(zone.locked), capacity: zone.capacity ?? null, inside: known?.inside ?? null });
     }
@@ -182,8 +198,7 @@ export class AdminPanel {
       this.setResult(false, `${result.error.code}: ${result.error.message}`);
       return;
     }
-    /** @type {Person[]} */
-    const people = result.data.people ?? [];
+    const people = /** @type {PeopleReply} */ (result.data).people ?? [];
     people.sort((a, b) => a.name.localeCompare(b.name) || a.user.localeCompare(b.user));
     const key = JSON.stringify(people);
     if (key === this.peopleKey) return;
@@ -200,8 +215,7 @@ export class AdminPanel {
       this.setResult(false, `${result.error.code}: ${result.error.message}`);
       return;
     }
-    /** @type {AuditEntry[]} */
-    const entries = result.data.entries ?? [];
+    const entries = /** @type {AuditReply} */ (result.data).entries ?? [];
     this.audit = older ? [...this.audit, ...entries] : entries;
     this.auditMore = entries.length === AUDIT_PAGE;
     if (this.tab === 'audit') this.render();
@@ -299,7 +313,7 @@ export class AdminPanel {
       if (known && known.inside !== null) facts.push(`${known.inside} inside`);
       const capacity = h('input', { type: 'number', min: 0, max: 10000, placeholder: own === null ? 'none' : String(own), 'aria-label': `Capacity of ${zone.name}`, 'data-field': 'capacity' });
       const where = { world: worldName, zone: zone.id };
-      const remember = (/** @type {any} */ data) => {
+      const remember = (/** @type {ZoneSetReply} */ data) => {
         this.zones.set(zone.id, { locked: Boolean(data.locked), capacity: data.capacity ?? null, inside: data.inside ?? 0 });
         if (this.tab === 'zones') this.render();
       };
@@ -323,7 +337,7 @@ export class AdminPanel {
           h('button', {
             type: 'button', class: 'danger', 'data-action': 'end-meeting',
             onclick: () => this.run({ action: 'end_meeting', ...where, spawn: spawn.value, ...this.takeReason() },
-              (d) => `Ended the meeting in ${zone.name}: ${d.moved ?? 0} moved to ${spawn.value}`),
+              (/** @type {MovedReply} */ d) => `Ended the meeting in ${zone.name}: ${d.moved ?? 0} moved to ${spawn.value}`),
           }, 'End meeting')));
     });
     return h('section', { 'data-section': 'zones' },
@@ -340,7 +354,7 @@ export class AdminPanel {
     const send = () => {
       const message = text.value.trim();
       if (!message) return this.setResult(false, 'Write the notice first.');
-      this.run({ action: 'notice', world: worldName, text: message, ...(target.value ? { zone: target.value } : {}) }, (d) => {
+      this.run({ action: 'notice', world: worldName, text: message, ...(target.value ? { zone: target.value } : {}) }, (/** @type {NoticeReply} */ d) => {
         text.value = '';
         return `Notice shown to ${d.reached === 1 ? '1 person' : `${d.reached ?? 0} people`}`;
       });

@@ -17,7 +17,7 @@ use crate::protocol::{
 };
 
 /// One moderation action on this world, already authorized.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Moderation {
     /// Removes the user's avatar now; `banned` says which reason it is told.
     Remove { user: String, banned: bool, by: String, reason: String },
@@ -39,7 +39,7 @@ pub enum Moderation {
 }
 
 /// Why a moderation action could not be carried out in this world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ModerationError {
     #[error("this world has no zone with this ID")]
     UnknownZone,

@@ -6,7 +6,7 @@
 use isoplane_world_format::Facing;
 use serde::{Deserialize, Serialize};
 
-use super::admin::{AdminCommand, AdminError, ModeratedAction};
+use super::admin::{AdminCommand, AdminError, AdminReply, ModeratedAction};
 use super::errors::ErrorCode;
 
 /// Identifies an avatar within one world for the life of its session (resumes keep it).
@@ -209,7 +209,7 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<AdminError>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        data: Option<serde_json::Value>,
+        data: Option<AdminReply>,
     },
     /// An admin's notice to the world (`zone` absent) or to your zone.
     Notice {

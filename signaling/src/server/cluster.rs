@@ -9,7 +9,10 @@
 //!   finds it lost a lease stops serving that world at once (its clients reconnect).
 //! - Messages between nodes: requests on the `rpc` channel (to everyone, or to one node),
 //!   answers on each node's `reply:{id}` channel. Admin commands use them to reach users
-//!   wherever their world is served.
+//!   wherever their world is served. They travel as versioned wire types of their own
+//!   (`cluster/wire.rs`), so nodes of two releases can share a cluster; a message of a
+//!   version this node does not speak is logged and ignored (its sender counts this node
+//!   as not answering).
 //!
 //! Every key lives under `isoplane:{workspace}:`, so workspaces (and test runs) never see
 //! each other's. Nothing here is needed without a configured Redis: a single node owns
@@ -22,13 +25,15 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
 use crate::engine::{Moderation, ModerationError};
 use crate::protocol::PersonInfo;
+use wire::{ClusterMessage, WireError};
+
+mod wire;
 
 /// How long a node waits for the others' answers.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -57,8 +62,8 @@ pub enum Route {
     Unavailable,
 }
 
-/// What one node asks of others.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What one node asks of others (sent as a [`wire::WireRequest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterRequest {
     /// Carry out a moderation action in one world (if served there) or in every world.
     Moderate { world: Option<String>, action: Moderation },
@@ -66,27 +71,12 @@ pub enum ClusterRequest {
     People,
 }
 
-/// What a node answers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a node answers (sent as a [`wire::WireReply`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterReply {
     /// For one world: avatars reached. For every world: worlds where someone was reached.
     Moderated(Result<usize, ModerationError>),
     People(Vec<PersonInfo>),
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
-    id: u64,
-    from: String,
-    /// One node, or everyone but the sender.
-    to: Option<String>,
-    request: ClusterRequest,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ReplyEnvelope {
-    id: u64,
-    reply: ClusterReply,
 }
 
 /// What the other nodes answered.
@@ -240,8 +230,9 @@ impl Cluster {
         if let Ok(mut waiting) = self.waiting.lock() {
             waiting.insert(id, replies);
         }
-        let envelope = Envelope { id, from: self.node.clone(), to: to.map(str::to_owned), request };
-        let text = serde_json::to_string(&envelope).unwrap_or_default();
+        let message =
+            ClusterMessage::Request { id, from: self.node.clone(), to: to.map(str::to_owned), request: request.into() };
+        let text = wire::encode(&message);
         let mut redis = self.redis.clone();
         let receivers: usize = match redis::cmd("PUBLISH").arg(self.key("rpc")).arg(text).query_async(&mut redis).await
         {
@@ -396,44 +387,52 @@ impl Cluster {
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 let Ok(payload) = message.get_payload::<String>() else { continue };
-                if message.get_channel_name() == replies {
-                    self.deliver_reply(&payload);
-                } else {
-                    self.answer(&payload, &incoming);
+                match (wire::decode(&payload), message.get_channel_name() == replies) {
+                    (Ok(ClusterMessage::Reply { id, reply }), true) => self.deliver_reply(id, reply.into()),
+                    (Ok(ClusterMessage::Request { id, from, to, request }), false) => {
+                        self.answer(id, from, to, request.into(), &incoming);
+                    }
+                    (Ok(_), _) => tracing::warn!("a cluster message on the wrong channel; ignored"),
+                    // Another version: a node of a newer or older release during an upgrade.
+                    (Err(error @ WireError::UnknownVersion(_)), _) => {
+                        tracing::warn!(%error, "a cluster message this node cannot read; ignored");
+                    }
+                    (Err(error), _) => tracing::warn!(%error, "an unreadable message on the cluster's channels"),
                 }
             }
             tracing::warn!("the cluster's channels closed; subscribing again");
         }
     }
 
-    fn deliver_reply(&self, payload: &str) {
-        let Ok(envelope) = serde_json::from_str::<ReplyEnvelope>(payload) else { return };
-        let waiting = self.waiting.lock().ok().and_then(|waiting| waiting.get(&envelope.id).cloned());
+    fn deliver_reply(&self, id: u64, reply: ClusterReply) {
+        let waiting = self.waiting.lock().ok().and_then(|waiting| waiting.get(&id).cloned());
         if let Some(waiting) = waiting {
-            let _ = waiting.try_send(envelope.reply);
+            let _ = waiting.try_send(reply);
         }
     }
 
     /// Runs another node's request here (through the server) and sends the answer back.
-    fn answer(&self, payload: &str, incoming: &mpsc::Sender<Incoming>) {
-        let Ok(envelope) = serde_json::from_str::<Envelope>(payload) else {
-            tracing::warn!("an unreadable message on the cluster's channel");
-            return;
-        };
-        if envelope.from == self.node || envelope.to.as_ref().is_some_and(|to| *to != self.node) {
+    fn answer(
+        &self,
+        id: u64,
+        from: String,
+        to: Option<String>,
+        request: ClusterRequest,
+        incoming: &mpsc::Sender<Incoming>,
+    ) {
+        if from == self.node || to.as_ref().is_some_and(|to| *to != self.node) {
             return;
         }
         let (reply, answer) = oneshot::channel();
-        if incoming.try_send((envelope.request, reply)).is_err() {
+        if incoming.try_send((request, reply)).is_err() {
             tracing::warn!("too many cluster requests at once; one was dropped");
             return;
         }
         let mut redis = self.redis.clone();
-        let channel = self.key(&format!("reply:{}", envelope.from));
-        let id = envelope.id;
+        let channel = self.key(&format!("reply:{from}"));
         tokio::spawn(async move {
             let Ok(reply) = answer.await else { return };
-            let text = serde_json::to_string(&ReplyEnvelope { id, reply }).unwrap_or_default();
+            let text = wire::encode(&ClusterMessage::Reply { id, reply: reply.into() });
             let _: Result<i64, _> = redis::cmd("PUBLISH").arg(channel).arg(text).query_async(&mut redis).await;
         });
     }

@@ -26,7 +26,7 @@ use super::world_task::{Kill, Outbound, WorldCommand, unix_now};
 use crate::auth::{JoinClaims, TokenError};
 use crate::engine::{ConnId, JoinUser};
 use crate::protocol::binary::{self, Frame};
-use crate::protocol::{AdminCommand, ClientMessage, ErrorCode, ServerMessage, parse_client_message};
+use crate::protocol::{AdminAnswer, AdminCommand, ClientMessage, ErrorCode, ServerMessage, parse_client_message};
 
 /// WebSocket close codes: 1000 normal, 1008 policy violation, 1009 too big, 1011
 /// server error, 1012 service restart.
@@ -276,10 +276,8 @@ struct Admin {
 
 impl Admin {
     async fn answer(self, state: Arc<AppState>, id: u32, command: AdminCommand) {
-        let message = match state.moderator.execute(&self.actor, command).await {
-            Ok(data) => ServerMessage::AdminResult { id, ok: true, error: None, data: Some(data) },
-            Err(error) => ServerMessage::AdminResult { id, ok: false, error: Some(error), data: None },
-        };
+        let AdminAnswer { ok, data, error } = AdminAnswer::of(state.moderator.execute(&self.actor, command).await);
+        let message = ServerMessage::AdminResult { id, ok, error, data };
         let text = serde_json::to_string(&message).unwrap_or_default();
         // A closed queue means the connection is ending.
         let _ = self.replies.send(Outbound::Text(text)).await;
