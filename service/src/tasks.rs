@@ -47,6 +47,12 @@ impl Tasks {
         self.tracker.spawn(async move { shutdown.run_until_cancelled(task).await })
     }
 
+    /// Counts `future` among the tasks while it runs somewhere else (e.g. a connection
+    /// that axum drives after an upgrade).
+    pub fn track_future<F: Future>(&self, future: F) -> impl Future<Output = F::Output> + use<F> {
+        self.tracker.track_future(future)
+    }
+
     /// Tasks still running.
     pub fn running(&self) -> usize {
         self.tracker.len()

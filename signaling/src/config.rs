@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use isoplane_service::config::{EnvKind, EnvSetting, ServiceConfig};
 use serde::Deserialize;
+
+pub use isoplane_service::config::ConfigError;
 
 use crate::policy::PolicyConfig;
 
@@ -192,19 +195,55 @@ impl Default for Config {
     }
 }
 
-/// What is wrong with a configuration, all at once.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid signaling configuration:\n  {}", .0.join("\n  "))]
-pub struct ConfigError(pub Vec<String>);
-
 impl Config {
-    /// Reads a TOML configuration.
+    /// Reads a TOML configuration (without the checks across fields).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError(vec![e.to_string()]))
+        isoplane_service::config::from_toml_unchecked(text, "the configuration")
     }
 
-    /// Checks the settings that cannot be checked field by field.
+    /// Checks the settings that cannot be checked field by field, all at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        isoplane_service::config::validate(self)
+    }
+
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_secs(1) / self.presence.tick_hz.max(1)
+    }
+
+    /// Reads a configuration file for the binaries: TOML (the defaults without a file),
+    /// then the `ISOPLANE_SIGNALING_*` environment overrides; [`Config::validate`] checks
+    /// the result when the server binds.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        isoplane_service::config::load_unchecked(path, std::env::vars())
+    }
+}
+
+impl ServiceConfig for Config {
+    const SERVICE: &'static str = "SIGNALING";
+    const NAME: &'static str = "signaling";
+    /// The settings operators change most.
+    const ENVIRONMENT: &'static [EnvSetting] = &[
+        EnvSetting::new("LISTEN", "listen", EnvKind::Text),
+        EnvSetting::new("WORKSPACE", "workspace", EnvKind::Text),
+        EnvSetting::new("TOKEN_SECRET", "token_secret", EnvKind::Text),
+        EnvSetting::new("WORLDS_DIRECTORY", "worlds.directory", EnvKind::Text),
+        EnvSetting::new("ASSET_SERVER", "worlds.asset_server", EnvKind::Text),
+        EnvSetting::new("TURN_SECRET", "media.turn_secret", EnvKind::Text),
+        EnvSetting::new("TURN_URLS", "media.turn_urls", EnvKind::List),
+        EnvSetting::new("STUN_URLS", "media.stun_urls", EnvKind::List),
+        EnvSetting::new("SFU_SECRET", "media.sfu_secret", EnvKind::Text),
+        EnvSetting::new("SFU_URL", "media.sfu_url", EnvKind::Text),
+        EnvSetting::new("SFU_CONTROL_URL", "media.sfu_control_url", EnvKind::Text),
+        EnvSetting::new("SFU_POOL", "media.sfu_pool.pool", EnvKind::Text),
+        EnvSetting::new("SFU_POOL_REDIS_URL", "media.sfu_pool.redis_url", EnvKind::Text),
+        EnvSetting::new("DATABASE_URL", "database_url", EnvKind::Text),
+        EnvSetting::new("CLUSTER_REDIS_URL", "cluster.redis_url", EnvKind::Text),
+        EnvSetting::new("CLUSTER_ADVERTISE_URL", "cluster.advertise_url", EnvKind::Text),
+        EnvSetting::new("CLUSTER_NODE_ID", "cluster.node_id", EnvKind::Text),
+        EnvSetting::new("OPEN_SFU_THRESHOLD", "policy.open_sfu_threshold", EnvKind::Number),
+    ];
+
+    fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.token_secret.len() < 16 {
             problems.push("token_secret: set a secret of at least 16 characters".to_owned());
@@ -264,70 +303,8 @@ impl Config {
         if self.limits.outbound_queue == 0 || self.limits.messages_per_second == 0 {
             problems.push("limits: outbound_queue and messages_per_second must be above 0".to_owned());
         }
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+        problems
     }
-
-    pub fn tick_interval(&self) -> Duration {
-        Duration::from_secs(1) / self.presence.tick_hz.max(1)
-    }
-
-    /// Reads a configuration file for the binaries: TOML (the defaults without a file),
-    /// then the `ISOPLANE_SIGNALING_*` environment overrides.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut config = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
-                Config::from_toml(&text)?
-            }
-            None => Config::default(),
-        };
-        config.apply_environment()?;
-        Ok(config)
-    }
-
-    /// `ISOPLANE_SIGNALING_*` environment overrides for the settings operators change
-    /// most; every unknown or unreadable variable is reported.
-    fn apply_environment(&mut self) -> Result<(), ConfigError> {
-        let config = self;
-        let mut problems = Vec::new();
-        for (key, value) in std::env::vars() {
-            let Some(name) = key.strip_prefix("ISOPLANE_SIGNALING_") else { continue };
-            match name {
-                "LISTEN" => match value.parse() {
-                    Ok(address) => config.listen = address,
-                    Err(_) => problems.push(format!("{key}: not an address such as 0.0.0.0:8080")),
-                },
-                "WORKSPACE" => config.workspace = value,
-                "TOKEN_SECRET" => config.token_secret = value,
-                "WORLDS_DIRECTORY" => config.worlds.directory = Some(value.into()),
-                "ASSET_SERVER" => config.worlds.asset_server = Some(value),
-                "TURN_SECRET" => config.media.turn_secret = Some(value),
-                "TURN_URLS" => config.media.turn_urls = split_list(&value),
-                "STUN_URLS" => config.media.stun_urls = split_list(&value),
-                "SFU_SECRET" => config.media.sfu_secret = Some(value),
-                "SFU_URL" => config.media.sfu_url = Some(value),
-                "SFU_CONTROL_URL" => config.media.sfu_control_url = Some(value),
-                "SFU_POOL" => config.media.sfu_pool.get_or_insert_with(Default::default).pool = value,
-                "SFU_POOL_REDIS_URL" => config.media.sfu_pool.get_or_insert_with(Default::default).redis_url = value,
-                "DATABASE_URL" => config.database_url = Some(value),
-                "CLUSTER_REDIS_URL" => config.cluster.get_or_insert_with(Default::default).redis_url = value,
-                "CLUSTER_ADVERTISE_URL" => config.cluster.get_or_insert_with(Default::default).advertise_url = value,
-                "CLUSTER_NODE_ID" => config.cluster.get_or_insert_with(Default::default).node_id = Some(value),
-                "OPEN_SFU_THRESHOLD" => match value.parse() {
-                    Ok(people) => config.policy.open_sfu_threshold = people,
-                    Err(_) => problems.push(format!("{key}: not a number of people")),
-                },
-                _ => problems.push(format!("{key}: unknown setting")),
-            }
-        }
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
-    }
-}
-
-/// A comma-separated list from an environment variable.
-fn split_list(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]
@@ -344,7 +321,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported() {
         let config = Config::from_toml("[media]\nturn_urls = [\"turn:x\"]\n[presence]\ntick_hz = 60\n").unwrap();
-        let Err(ConfigError(problems)) = config.validate() else { panic!("expected errors") };
+        let Err(ConfigError { problems, .. }) = config.validate() else { panic!("expected errors") };
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(Config::from_toml("typo = 1").is_err());
     }
@@ -352,7 +329,9 @@ mod tests {
     #[test]
     fn a_cluster_needs_a_shared_database_and_a_reachable_address() {
         let text = "token_secret = \"0123456789abcdef\"\nlisten = \"0.0.0.0:8080\"\n[worlds]\ndemo = true\n[cluster]\n";
-        let Err(ConfigError(problems)) = Config::from_toml(text).unwrap().validate() else { panic!("expected errors") };
+        let Err(ConfigError { problems, .. }) = Config::from_toml(text).unwrap().validate() else {
+            panic!("expected errors")
+        };
         assert!(problems.iter().any(|p| p.starts_with("cluster: set database_url")), "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("cluster.advertise_url")), "{problems:?}");
         let fine = format!("{text}advertise_url = \"http://10.0.0.5:8080\"\n");

@@ -6,7 +6,6 @@
 
 use anyhow::Context;
 use isoplane_signaling::server;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,13 +17,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         "signaling listening on http://{address} (WebSocket ws://{address}/v1/ws, /healthz, /readyz, /metrics)"
     );
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        isoplane_service::shutdown_signal().await;
-        tracing::info!("shutting down: telling clients to reconnect");
-        signal.cancel();
-    });
+    let shutdown = isoplane_service::stop_on_signal(|| tracing::info!("shutting down: telling clients to reconnect"));
     bound.run(shutdown).await.context("serving")?;
     Ok(())
 }

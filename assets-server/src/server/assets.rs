@@ -24,7 +24,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use isoplane_world_format::ContentId;
 
-use super::{Access, AppState, Metrics, authorize, internal, refusal, refusal_with, unix_now};
+use super::{Access, AppState, authorize, internal, refusal, refusal_with, unix_now};
 use crate::cache::CachedAsset;
 use crate::metadata::AssetRecord;
 use crate::rules::{self, RangeRequest};
@@ -57,7 +57,7 @@ pub(super) async fn upload(State(state): State<Arc<AppState>>, headers: HeaderMa
     let media_type = match rules::media_type_essence(declared_type) {
         Some(essence) if state.config.limits.allowed_media_types.contains(&essence) => essence,
         _ => {
-            Metrics::inc(&state.metrics.rejected_media_type);
+            state.metrics.rejected_media_type.inc();
             let allowed = state.config.limits.allowed_media_types.iter().map(|t| t.as_str().into()).collect();
             let mut extra = serde_json::Map::new();
             extra.insert("allowed".into(), serde_json::Value::Array(allowed));
@@ -89,17 +89,17 @@ pub(super) async fn upload(State(state): State<Arc<AppState>>, headers: HeaderMa
     };
     match outcome {
         UploadOutcome::Created(record) => {
-            Metrics::inc(&state.metrics.uploads_created);
-            Metrics::add(&state.metrics.upload_bytes, record.size);
+            state.metrics.uploads_created.inc();
+            state.metrics.upload_bytes.inc_by(record.size);
             uploaded(StatusCode::CREATED, &record)
         }
         UploadOutcome::Duplicate(record) => {
-            Metrics::inc(&state.metrics.uploads_duplicate);
+            state.metrics.uploads_duplicate.inc();
             uploaded(StatusCode::OK, &record)
         }
         UploadOutcome::TooLarge(limit) => too_large(&state, limit),
         UploadOutcome::Interrupted => {
-            Metrics::inc(&state.metrics.rejected_interrupted);
+            state.metrics.rejected_interrupted.inc();
             refusal(StatusCode::BAD_REQUEST, "upload_interrupted", "the body ended before it was complete")
         }
         UploadOutcome::Failed(error) => internal("storing an upload", &error),
@@ -107,7 +107,7 @@ pub(super) async fn upload(State(state): State<Arc<AppState>>, headers: HeaderMa
 }
 
 fn too_large(state: &AppState, limit: u64) -> Response {
-    Metrics::inc(&state.metrics.rejected_too_large);
+    state.metrics.rejected_too_large.inc();
     let mut extra = serde_json::Map::new();
     extra.insert("limit_bytes".into(), limit.into());
     let mut response =
@@ -227,11 +227,11 @@ pub(super) async fn deliver(
     };
     let asset = match state.cache.get(&id) {
         Some(asset) => {
-            Metrics::inc(&state.metrics.cache_hits);
+            state.metrics.cache_hits.inc();
             asset
         }
         None => {
-            Metrics::inc(&state.metrics.cache_misses);
+            state.metrics.cache_misses.inc();
             match state.metadata.asset(&id).await {
                 Ok(Some(record)) => {
                     let content_type = HeaderValue::from_str(&record.media_type)
@@ -261,7 +261,7 @@ pub(super) async fn deliver(
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     response_headers.insert(header::ETAG, asset.etag.clone());
     if header_text(header::IF_NONE_MATCH).is_some_and(|value| rules::if_none_match_matches(value, etag)) {
-        Metrics::inc(&state.metrics.not_modified);
+        state.metrics.not_modified.inc();
         return (StatusCode::NOT_MODIFIED, response_headers).into_response();
     }
     response_headers.insert(header::CONTENT_TYPE, asset.content_type.clone());
@@ -289,7 +289,7 @@ pub(super) async fn deliver(
         }
     };
     if status == StatusCode::PARTIAL_CONTENT {
-        Metrics::inc(&state.metrics.partial_responses);
+        state.metrics.partial_responses.inc();
         let content_range = format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1));
         if let Ok(value) = HeaderValue::from_str(&content_range) {
             response_headers.insert(header::CONTENT_RANGE, value);
@@ -308,7 +308,7 @@ pub(super) async fn deliver(
         }
         Err(response) => return response,
     };
-    Metrics::add(&state.metrics.bytes_served, length);
+    state.metrics.bytes_served.inc_by(length);
     (status, response_headers, body).into_response()
 }
 

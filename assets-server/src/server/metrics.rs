@@ -50,14 +50,6 @@ isoplane_service::service_metrics! {
 }
 
 impl Metrics {
-    pub fn inc(counter: &Counter) {
-        counter.inc();
-    }
-
-    pub fn add(counter: &Counter, value: u64) {
-        counter.inc_by(value);
-    }
-
     /// Counts one answered request.
     pub fn request(&self, route: Option<&str>, status: u16) {
         const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

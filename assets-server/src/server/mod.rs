@@ -237,7 +237,7 @@ pub(crate) async fn authorize(
     access: Access,
 ) -> Result<JoinClaims, ApiError> {
     let refuse = |status, code, message: &str| {
-        Metrics::inc(&state.metrics.auth_failures);
+        state.metrics.auth_failures.inc();
         Err(ApiError::new(status, code, message))
     };
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {

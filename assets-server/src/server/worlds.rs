@@ -15,9 +15,7 @@ use axum::response::{IntoResponse, Response};
 use isoplane_world_format::{World, is_valid_id};
 use serde::Deserialize;
 
-use super::{
-    Access, ApiError, AppState, Metrics, authorize, check_workspace, internal, refusal, refusal_with, unix_now,
-};
+use super::{Access, ApiError, AppState, authorize, check_workspace, internal, refusal, refusal_with, unix_now};
 use crate::metadata::{AssetRecord, AuditEntry, MetadataError, NewVersion};
 use crate::rules;
 
@@ -60,7 +58,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn conflict(state: &AppState, current: i64) -> Response {
-    Metrics::inc(&state.metrics.world_conflicts);
+    state.metrics.world_conflicts.inc();
     let mut extra = serde_json::Map::new();
     extra.insert("current_version".into(), current.into());
     refusal_with(
@@ -128,7 +126,7 @@ pub(super) async fn publish(
     let world = match World::from_json(&request.world.to_string()) {
         Ok(world) => world,
         Err(errors) => {
-            Metrics::inc(&state.metrics.world_rejections);
+            state.metrics.world_rejections.inc();
             let list =
                 errors.errors.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect();
             let mut extra = serde_json::Map::new();
@@ -140,7 +138,7 @@ pub(super) async fn publish(
     match state.metadata.missing_assets(&images).await {
         Ok(missing) if missing.is_empty() => {}
         Ok(missing) => {
-            Metrics::inc(&state.metrics.world_rejections);
+            state.metrics.world_rejections.inc();
             let list = missing.iter().map(|id| id.to_string().into()).collect();
             let mut extra = serde_json::Map::new();
             extra.insert("missing".into(), serde_json::Value::Array(list));
@@ -181,7 +179,7 @@ pub(super) async fn publish(
     };
     match state.metadata.publish_version(&new).await {
         Ok(version) => {
-            Metrics::inc(&state.metrics.world_publishes);
+            state.metrics.world_publishes.inc();
             let target = format!("world:{name}@{}", version.version);
             audit(&state, &workspace, &claims.sub, "world.publish", target, request.reason).await;
             json(

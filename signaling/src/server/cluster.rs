@@ -18,6 +18,7 @@
 //! each other's. Nothing here is needed without a configured Redis: a single node owns
 //! every world it loads.
 
+use isoplane_service::redis_retry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -368,21 +369,15 @@ impl Cluster {
     async fn listen(self: std::sync::Arc<Self>, incoming: mpsc::Sender<Incoming>, shutdown: CancellationToken) {
         let (rpc, replies) = (self.key("rpc"), self.key(&format!("reply:{}", self.node)));
         loop {
-            let subscribed = async {
+            let subscribe = || async {
                 let mut pubsub = self.client.get_async_pubsub().await?;
                 pubsub.subscribe(&rpc).await?;
                 pubsub.subscribe(&replies).await?;
                 Ok::<_, redis::RedisError>(pubsub)
             };
-            let pubsub = match subscribed.await {
-                Ok(pubsub) => pubsub,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot subscribe to the cluster's channels; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(self.heartbeat) => continue,
-                    }
-                }
+            let what = "subscribe to the cluster's channels";
+            let Some(pubsub) = redis_retry::until_ready(what, self.heartbeat, &shutdown, subscribe).await else {
+                return;
             };
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {

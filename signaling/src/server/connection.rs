@@ -19,7 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::AppState;
 use super::cluster::Route;
 use super::limits::{RateLimit, Slot};
-use super::metrics::Metrics;
 use super::moderation::Actor;
 use super::proxy;
 use super::world_task::{Kill, Outbound, WorldCommand, unix_now};
@@ -86,14 +85,14 @@ enum Admission {
 pub async fn run(socket: WebSocket, state: Arc<AppState>, ip_slot: Slot<IpAddr>, origin: Origin) {
     let conn: ConnId = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
-    state.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-    Metrics::inc(&state.metrics.connections_total);
+    state.metrics.connections_open.inc();
+    state.metrics.connections_total.inc();
     match join(&state, conn, &mut stream, origin).await {
         Ok(Admission::Joined(joined)) => serve(state.clone(), conn, sink, stream, joined).await,
         Ok(Admission::Elsewhere { url, join }) => {
             match proxy::connect(&url, join, origin.ip, &state.token_key, unix_now()).await {
                 Ok(upstream) => {
-                    Metrics::inc(&state.metrics.forwarded_connections);
+                    state.metrics.forwarded_connections.inc();
                     proxy::pipe(sink, stream, upstream).await;
                 }
                 Err(error) => {
@@ -105,7 +104,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, ip_slot: Slot<IpAddr>,
         }
         Err(code) => refuse(&mut sink, code).await,
     }
-    state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    state.metrics.connections_open.dec();
     drop(ip_slot);
 }
 
@@ -122,19 +121,19 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origi
         Some(Err(_)) => return Err(ErrorCode::FrameTooLarge),
         _ => return Err(ErrorCode::JoinFirst),
     };
-    Metrics::inc(&state.metrics.messages_in);
+    state.metrics.messages_in.inc();
     let Ok(ClientMessage::Join { token, world, spawn }) = parse_client_message(&text) else {
         return Err(ErrorCode::JoinFirst);
     };
     let claims: JoinClaims = state.token_key.verify(&token, unix_now()).map_err(|error| {
-        Metrics::inc(&state.metrics.auth_failures);
+        state.metrics.auth_failures.inc();
         match error {
             TokenError::Expired => ErrorCode::ExpiredToken,
             _ => ErrorCode::InvalidToken,
         }
     })?;
     if claims.workspace != state.config.workspace {
-        Metrics::inc(&state.metrics.auth_failures);
+        state.metrics.auth_failures.inc();
         return Err(ErrorCode::Forbidden);
     }
     let entry = state.worlds.get(&world).ok_or(ErrorCode::UnknownWorld)?;
@@ -142,7 +141,7 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origi
         match cluster.route(&world).await {
             Ok(Route::Local { acquired }) => {
                 if acquired {
-                    Metrics::inc(&state.metrics.worlds_taken_over);
+                    state.metrics.worlds_taken_over.inc();
                     state.moderator.refresh_zones(&world).await;
                 }
             }
@@ -224,15 +223,15 @@ async fn read(
             Message::Close(_) => return false,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        Metrics::inc(&state.metrics.messages_in);
-        Metrics::add(&state.metrics.bytes_in, bytes as u64);
+        state.metrics.messages_in.inc();
+        state.metrics.bytes_in.inc_by(bytes as u64);
         if bytes > limits.max_frame_bytes {
             kill.kill(ErrorCode::FrameTooLarge);
             return false;
         }
         let now = Instant::now();
         if !rate.allow(now) {
-            Metrics::inc(&state.metrics.rate_limited);
+            state.metrics.rate_limited.inc();
             if last_rate_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
                 last_rate_warning = Some(now);
                 let _ = world.send(WorldCommand::Notify { conn, code: ErrorCode::RateLimited }).await;
@@ -244,12 +243,12 @@ async fn read(
             Ok(Incoming::Admin { id, command }) => {
                 // In a task of its own: moves keep flowing while it waits on the database or
                 // other nodes, and it finishes even if the connection ends.
-                tokio::spawn(admin.clone().answer(state.clone(), id, command));
+                state.tasks.spawn(admin.clone().answer(state.clone(), id, command));
                 continue;
             }
             Ok(Incoming::Leave) => return true,
             Err(code) => {
-                Metrics::inc(&state.metrics.malformed);
+                state.metrics.malformed.inc();
                 WorldCommand::Notify { conn, code }
             }
         };
@@ -332,8 +331,8 @@ async fn write(state: Arc<AppState>, mut sink: Sink, mut outbound: mpsc::Receive
         };
         match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
             Ok(Ok(())) => {
-                Metrics::inc(&state.metrics.messages_out);
-                Metrics::add(&state.metrics.bytes_out, bytes as u64);
+                state.metrics.messages_out.inc();
+                state.metrics.bytes_out.inc_by(bytes as u64);
             }
             _ => {
                 kill.kill(ErrorCode::TooSlow);

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::world_task::WorldCommand;
+use isoplane_service::redis_retry;
+use isoplane_service::tasks::Tasks;
+
 use super::{AppState, sfu_control};
 use crate::auth::TokenKey;
 use crate::config::Config;
@@ -37,26 +40,17 @@ fn static_sfu_node(url: &str, control_url: Option<&str>) -> SfuNode {
 }
 
 /// How signaling reaches SFU control APIs, when SFUs are configured.
-pub(super) fn sfu_control(config: &Config) -> Option<sfu_control::SfuControl> {
+pub(super) fn sfu_control(config: &Config, tasks: &Tasks) -> Option<sfu_control::SfuControl> {
     let secret = config.media.sfu_secret.as_ref()?;
-    Some(sfu_control::SfuControl::new(TokenKey::new(secret.as_bytes())))
+    Some(sfu_control::SfuControl::new(TokenKey::new(secret.as_bytes()), tasks.clone()))
 }
 
 /// Reads the SFU pool's directory every second and hands the live nodes to every world.
 pub(super) async fn follow_sfu_directory(state: Arc<AppState>, pool: crate::config::SfuPoolSettings) {
-    let mut redis = loop {
-        let connected = async { redis::Client::open(pool.redis_url.as_str())?.get_connection_manager().await };
-        match connected.await {
-            Ok(redis) => break redis,
-            Err(error) => {
-                tracing::warn!(%error, "cannot reach the SFU directory's Redis; retrying");
-                tokio::select! {
-                    () = state.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(SFU_DIRECTORY_INTERVAL) => {}
-                }
-            }
-        }
-    };
+    let reach = "reach the SFU directory's Redis";
+    let connected =
+        redis_retry::connection_manager(&pool.redis_url, reach, SFU_DIRECTORY_INTERVAL, &state.shutdown).await;
+    let Some(mut redis) = connected else { return };
     let mut ticker = tokio::time::interval(SFU_DIRECTORY_INTERVAL);
     let mut known: Vec<String> = Vec::new();
     loop {

@@ -35,11 +35,11 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use isoplane_service::tasks::Tasks;
 use isoplane_world_format::{ContentId, World};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenKey;
 use crate::config::{Config, ConfigError};
@@ -81,7 +81,8 @@ pub(crate) struct AppState {
     limits: ConnectionLimits,
     shutdown: CancellationToken,
     next_conn: AtomicU64,
-    tasks: TaskTracker,
+    /// Every background task; stops with `shutdown`, which it carries.
+    tasks: Tasks,
     moderator: moderation::Moderator,
     /// The other signaling nodes, when this one is part of a cluster.
     cluster: Option<Arc<cluster::Cluster>>,
@@ -181,6 +182,7 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
     };
     let senders = worlds.iter().map(|(name, entry)| (name.clone(), entry.commands.clone())).collect();
     let moderator = moderation::Moderator::new(metadata, config.workspace.clone(), senders, cluster.clone());
+    let shutdown = CancellationToken::new();
     let state = Arc::new(AppState {
         moderator,
         cluster,
@@ -189,9 +191,9 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         worlds,
         metrics: Arc::new(Metrics::default()),
         limits,
-        shutdown: CancellationToken::new(),
+        shutdown: shutdown.clone(),
         next_conn: AtomicU64::new(1),
-        tasks: TaskTracker::new(),
+        tasks: Tasks::new(shutdown),
     });
     Ok(BoundServer { listener, state, engines })
 }
@@ -205,7 +207,7 @@ impl BoundServer {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let BoundServer { listener, state, engines } = self;
         let slow_client = Duration::from_secs(state.config.limits.slow_client_seconds);
-        let sfu = media::sfu_control(&state.config);
+        let sfu = media::sfu_control(&state.config, &state.tasks);
         for (engine, receiver) in engines {
             let (metrics, stop) = (state.metrics.clone(), state.shutdown.clone());
             state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, sfu.clone(), stop));
@@ -220,16 +222,13 @@ impl BoundServer {
             state.tasks.spawn(answer_nodes(state.clone(), requests));
             state.tasks.spawn(evacuate_lost(state.clone(), lost_worlds));
         }
-        let inner = state.shutdown.clone();
         let tasks = state.tasks.clone();
         let app = routes::router(state);
         let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { shutdown.cancelled().await });
         let result = serving.await;
         // Connections and worlds follow the same signal, then the server waits for them.
-        inner.cancel();
-        tasks.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+        tasks.stop(Duration::from_secs(5)).await;
         result
     }
 }
@@ -237,8 +236,9 @@ impl BoundServer {
 /// Carries out other nodes' requests in this node's worlds.
 async fn answer_nodes(state: Arc<AppState>, mut requests: mpsc::Receiver<cluster::Incoming>) {
     while let Some((request, reply)) = requests.recv().await {
-        let state = state.clone();
-        tokio::spawn(async move {
+        let worker = state.clone();
+        state.tasks.spawn(async move {
+            let state = worker;
             let answer = match request {
                 cluster::ClusterRequest::Moderate { world: Some(world), action } => {
                     cluster::ClusterReply::Moderated(state.moderator.local_in_world(&world, action).await)

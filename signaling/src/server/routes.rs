@@ -4,6 +4,7 @@
 //! `serve_web`, the browser client at `/` and `/web/…` (web.rs); with the demo world,
 //! its images at `/assets/{id}`. Refusals are JSON `{"error": {"code", "message"}}`.
 
+use isoplane_service::http::HttpError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 
-use super::{AppState, connection, metrics, moderation, proxy, unix_now, web};
+use super::{AppState, connection, moderation, proxy, unix_now, web};
 use crate::auth::{JoinClaims, Role};
 use crate::protocol::{AdminAnswer, AdminCommand, AdminError, AdminErrorCode};
 
@@ -38,9 +39,8 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A JSON error body for HTTP refusals.
-fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+fn refusal(status: StatusCode, code: &'static str, message: &str) -> Response {
+    HttpError::new(status, code, message).into_response()
 }
 
 /// Read buffer of one WebSocket, in bytes.
@@ -64,16 +64,16 @@ async fn websocket(
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = &state.config.allowed_origins;
         if !allowed.is_empty() && !allowed.iter().any(|a| origin.as_bytes() == a.as_bytes()) {
-            metrics::Metrics::inc(&state.metrics.refused_connections);
+            state.metrics.refused_connections.inc();
             return refusal(StatusCode::FORBIDDEN, "origin_not_allowed", "this origin may not connect");
         }
     }
     let Some(total) = state.limits.total.acquire(()) else {
-        metrics::Metrics::inc(&state.metrics.refused_connections);
+        state.metrics.refused_connections.inc();
         return refusal(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", "the server is full");
     };
     let Some(ip_slot) = state.limits.per_ip.acquire(origin.ip) else {
-        metrics::Metrics::inc(&state.metrics.refused_connections);
+        state.metrics.refused_connections.inc();
         return refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_connections",
@@ -113,7 +113,7 @@ async fn admin_command(State(state): State<Arc<AppState>>, headers: HeaderMap, b
     let claims: JoinClaims = match state.token_key.verify(token, unix_now()) {
         Ok(claims) => claims,
         Err(error) => {
-            metrics::Metrics::inc(&state.metrics.auth_failures);
+            state.metrics.auth_failures.inc();
             let message = format!("send `Authorization: Bearer <join token>`: {error}");
             return refusal(StatusCode::UNAUTHORIZED, "invalid_token", &message);
         }
@@ -130,7 +130,7 @@ async fn admin_command(State(state): State<Arc<AppState>>, headers: HeaderMap, b
     // Carried out to the end even if the caller hangs up: records and fan-out go together.
     let actor = moderation::Actor::from_claims(&claims);
     let running = state.clone();
-    let outcome = tokio::spawn(async move { running.moderator.execute(&actor, command).await }).await;
+    let outcome = state.tasks.spawn(async move { running.moderator.execute(&actor, command).await }).await;
     let outcome = outcome.unwrap_or_else(|_| {
         Err(AdminError::new(AdminErrorCode::Internal, "the server failed to carry this out; try again"))
     });
@@ -197,5 +197,5 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    isoplane_service::http::metrics_response(state.metrics.render())
 }

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use isoplane_service::tasks::Tasks;
+
 use crate::auth::{SfuControlClaims, TokenKey};
 use crate::engine::Mute;
 use crate::protocol::AvatarId;
@@ -19,11 +21,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SfuControl {
     client: reqwest::Client,
     key: TokenKey,
+    /// The requests in flight stop with the server.
+    tasks: Tasks,
 }
 
 impl SfuControl {
-    pub fn new(key: TokenKey) -> SfuControl {
-        SfuControl { client: reqwest::Client::new(), key }
+    pub fn new(key: TokenKey, tasks: Tasks) -> SfuControl {
+        SfuControl { client: reqwest::Client::new(), key, tasks }
     }
 
     /// Ends `avatar`'s session in `room`, in the background. A failure is logged: the
@@ -49,7 +53,7 @@ impl SfuControl {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let token = self.key.sign(&SfuControlClaims::new(unix + TOKEN_SECONDS));
         let request = request.bearer_auth(token).timeout(REQUEST_TIMEOUT);
-        tokio::spawn(async move {
+        self.tasks.spawn_until_shutdown(async move {
             match request.send().await {
                 // 404: the session had ended already.
                 Ok(response) if response.status().is_success() || response.status().as_u16() == 404 => {}

@@ -9,7 +9,6 @@
 
 use super::sfu_control::SfuControl;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +20,7 @@ use super::metrics::Metrics;
 use crate::engine::{ConnId, EngineStats, JoinUser, Moderation, ModerationError, Output, WorldEngine};
 use crate::protocol::binary::MoveIntent;
 use crate::protocol::{AvatarId, ErrorCode, IceOutcome, PersonInfo, ServerMessage, SignalKind};
+use isoplane_service::metrics::Counter;
 
 /// What a connection sends its world.
 #[derive(Debug)]
@@ -140,7 +140,7 @@ impl Connections {
         match connection.outbound.try_send(message) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                Metrics::inc(&metrics.queue_drops);
+                metrics.queue_drops.inc();
                 connection.lagging_since.get_or_insert_with(Instant::now);
                 self.lagging.insert(conn);
                 false
@@ -298,7 +298,7 @@ fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metri
             connection.lagging_since = None;
             connections.lagging.remove(&conn);
         } else if now.duration_since(since) >= slow_client {
-            Metrics::inc(&metrics.slow_disconnects);
+            metrics.slow_disconnects.inc();
             connection.kill.kill(ErrorCode::TooSlow);
             connections.remove(conn);
             // Its avatar waits for a resume like any dropped client's.
@@ -332,7 +332,7 @@ impl Default for Reported {
 impl Reported {
     fn publish(&mut self, engine: &WorldEngine, metrics: &Metrics) {
         let stats = engine.stats();
-        let pairs: [(&AtomicU64, u64, u64); 7] = [
+        let pairs: [(&Counter, u64, u64); 7] = [
             (&metrics.moves_accepted, stats.moves_accepted, self.stats.moves_accepted),
             (&metrics.corrections, stats.corrections, self.stats.corrections),
             (&metrics.presence_frames, stats.presence_frames, self.stats.presence_frames),
@@ -342,21 +342,21 @@ impl Reported {
             (&metrics.signals_relayed, stats.signals_relayed, self.stats.signals_relayed),
         ];
         for (counter, now, before) in pairs {
-            counter.fetch_add(now - before, Ordering::Relaxed);
+            counter.inc_by(now - before);
         }
         self.stats = stats;
         let avatars = engine.population() as i64;
         let zones = engine.occupied_zones() as i64;
-        metrics.avatars.fetch_add(avatars - self.avatars, Ordering::Relaxed);
-        metrics.zones_occupied.fetch_add(zones - self.zones_occupied, Ordering::Relaxed);
+        metrics.avatars.inc_by(avatars - self.avatars);
+        metrics.zones_occupied.inc_by(zones - self.zones_occupied);
         self.avatars = avatars;
         self.zones_occupied = zones;
         self.at = Instant::now();
     }
 
     fn withdraw(&self, metrics: &Metrics) {
-        metrics.avatars.fetch_sub(self.avatars, Ordering::Relaxed);
-        metrics.zones_occupied.fetch_sub(self.zones_occupied, Ordering::Relaxed);
+        metrics.avatars.dec_by(self.avatars);
+        metrics.zones_occupied.dec_by(self.zones_occupied);
     }
 }
 
@@ -424,8 +424,8 @@ mod tests {
         // The stuck one was cut off for being too slow.
         tokio::time::timeout(Duration::from_secs(2), stuck.killed()).await.unwrap();
         assert_eq!(stuck.reason(), Some(ErrorCode::TooSlow));
-        assert!(metrics.queue_drops.load(Ordering::Relaxed) > 0);
-        assert_eq!(metrics.slow_disconnects.load(Ordering::Relaxed), 1);
+        assert!(metrics.queue_drops.get() > 0);
+        assert_eq!(metrics.slow_disconnects.get(), 1);
         shutdown.cancel();
         task.await.unwrap();
     }
