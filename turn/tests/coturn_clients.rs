@@ -4,8 +4,10 @@
 //! our server on 127.0.0.1 ephemeral ports. Every run must report 0 lost packets and
 //! every message sent received.
 //!
-//! The tools come from Debian's `coturn` package (CI installs it); if one is missing the
-//! test fails saying so. All traffic stays on 127.0.0.1, which is why these servers use
+//! The tools come from Debian's `coturn` and `openssl` packages (`./test.sh` installs
+//! them). If one is missing, `coturn_clients_and_openssl_are_installed` fails with one line
+//! naming what to install, and every other test here returns at once rather than fail the
+//! same way again. All traffic stays on 127.0.0.1, which is why these servers use
 //! the development allow-list for 127.0.0.1/32 (the last test shows the default refuses).
 
 // Test harness code: a failed unwrap is a failed test.
@@ -21,15 +23,43 @@ use std::time::Duration;
 const MESSAGES: u32 = 40;
 const CLIENTS: u32 = 4;
 
-fn tool(name: &str) -> PathBuf {
-    let found = std::env::var_os("PATH")
+/// The programs these tests run.
+const TOOLS: [&str; 4] = ["turnutils_stunclient", "turnutils_uclient", "turnutils_peer", "openssl"];
+
+/// `name` on the PATH, if it is there.
+fn find(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    found.unwrap_or_else(|| {
-        panic!("coturn's `{name}` is not installed: run `apt-get install coturn` (CI's .ci/run installs it)")
-    })
+        .find(|p| p.is_file())
+}
+
+fn missing_tools() -> Vec<&'static str> {
+    TOOLS.into_iter().filter(|name| find(name).is_none()).collect()
+}
+
+/// Whether the tests can run; when they cannot, only the test below says so.
+fn tools_installed() -> bool {
+    let missing = missing_tools();
+    if !missing.is_empty() {
+        eprintln!("not run: {} missing (see coturn_clients_and_openssl_are_installed)", missing.join(", "));
+    }
+    missing.is_empty()
+}
+
+fn tool(name: &str) -> PathBuf {
+    find(name).unwrap_or_else(|| panic!("`{name}` is not installed: install Debian's coturn (`./test.sh` installs it)"))
+}
+
+#[test]
+fn coturn_clients_and_openssl_are_installed() {
+    let missing = missing_tools();
+    assert!(
+        missing.is_empty(),
+        "{} not installed: install Debian's coturn and openssl packages (`./test.sh` installs them)",
+        missing.join(", ")
+    );
 }
 
 /// A free UDP port on 127.0.0.1 for turnutils_peer (bound then released).
@@ -150,6 +180,9 @@ async fn relay_scenario(server: &TestServer, via: Via, flags: &str, to_peer: boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stunclient_learns_its_reflexive_address() {
+    if !tools_installed() {
+        return;
+    }
     let server = start(loopback_config(true)).await;
     let port = server.udp.port().to_string();
     let out = tokio::task::spawn_blocking(move || {
@@ -164,6 +197,9 @@ async fn stunclient_learns_its_reflexive_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_channels_to_peer_with_rest_secret() {
+    if !tools_installed() {
+        return;
+    }
     let server = start(loopback_config(true)).await;
     relay_scenario(&server, Via::Udp, &format!("-c -W {SECRET} -u alice"), true).await;
     server.stop().await;
@@ -171,6 +207,9 @@ async fn udp_channels_to_peer_with_rest_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_send_indications_to_peer_with_static_user() {
+    if !tools_installed() {
+        return;
+    }
     let server = start(loopback_config(true)).await;
     relay_scenario(&server, Via::Udp, "-c -s -u dev -w devpass", true).await;
     server.stop().await;
@@ -178,6 +217,9 @@ async fn udp_send_indications_to_peer_with_static_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_to_client_channels_with_static_user() {
+    if !tools_installed() {
+        return;
+    }
     let server = start(loopback_config(true)).await;
     relay_scenario(&server, Via::Udp, "-c -y -u dev -w devpass", false).await;
     server.stop().await;
@@ -185,6 +227,9 @@ async fn udp_client_to_client_channels_with_static_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_to_client_send_indications_with_rest_secret() {
+    if !tools_installed() {
+        return;
+    }
     let server = start(loopback_config(true)).await;
     relay_scenario(&server, Via::Udp, &format!("-c -y -s -W {SECRET} -u bob"), false).await;
     server.stop().await;
@@ -192,6 +237,9 @@ async fn udp_client_to_client_send_indications_with_rest_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_channels_to_peer_with_rest_secret() {
+    if !tools_installed() {
+        return;
+    }
     let server = start(loopback_config(true)).await;
     relay_scenario(&server, Via::Tcp, &format!("-t -c -W {SECRET} -u carol"), true).await;
     server.stop().await;
@@ -199,6 +247,9 @@ async fn tcp_channels_to_peer_with_rest_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_send_indications_to_peer_with_static_user() {
+    if !tools_installed() {
+        return;
+    }
     let server = start(loopback_config(true)).await;
     relay_scenario(&server, Via::Tcp, "-t -c -s -u dev -w devpass", true).await;
     server.stop().await;
@@ -206,6 +257,9 @@ async fn tcp_send_indications_to_peer_with_static_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_client_to_client_channels_with_rest_secret() {
+    if !tools_installed() {
+        return;
+    }
     let server = start(loopback_config(true)).await;
     relay_scenario(&server, Via::Tcp, &format!("-t -c -y -W {SECRET} -u dave"), false).await;
     server.stop().await;
@@ -213,6 +267,9 @@ async fn tcp_client_to_client_channels_with_rest_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
+    if !tools_installed() {
+        return;
+    }
     // Without -c, uclient allocates an RTP relay with EVEN-PORT (R bit) and an RTCP one
     // with the RESERVATION-TOKEN it got back.
     let server = start(loopback_config(true)).await;
@@ -223,6 +280,9 @@ async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_to_client_channels_with_static_user() {
+    if !tools_installed() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed_cert(dir.path());
     let server = start(with_tls(loopback_config(true), cert, key)).await;
@@ -232,6 +292,9 @@ async fn tls_client_to_client_channels_with_static_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_send_indications_to_peer_with_rest_secret() {
+    if !tools_installed() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed_cert(dir.path());
     let server = start(with_tls(loopback_config(true), cert, key)).await;
@@ -241,6 +304,9 @@ async fn tls_send_indications_to_peer_with_rest_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_policy_refuses_loopback_peer_for_uclient() {
+    if !tools_installed() {
+        return;
+    }
     // Without the development allow-list, relaying to 127.0.0.1 is refused with 403, so
     // uclient gets nothing through (and nothing is sent by the relay).
     let server = start(loopback_config(false)).await;
