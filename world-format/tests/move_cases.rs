@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 
 mod common;
 
+/// How many cases of each outcome ("accepted", a refusal reason, "slid").
+type Outcomes = BTreeMap<&'static str, usize>;
+
 /// Cases of each kind per world.
 const CASES_PER_KIND: usize = 250;
 
@@ -98,7 +101,7 @@ fn moves(world: &World, seed: u64) -> Vec<(Position, Position)> {
     for _ in 0..CASES_PER_KIND {
         let tile = |dice: &mut Dice, side: i32| dice.between(0, side / SUBTILE - 1) * SUBTILE;
         let from = Position::new(tile(&mut dice, extent.x) + SUBTILE / 2, tile(&mut dice, extent.y) + SUBTILE / 2);
-        let corner = dice.next() % 2 == 0;
+        let corner = dice.next().is_multiple_of(2);
         let offset = if corner { 0 } else { SUBTILE / 2 };
         let (dx, dy) = (dice.between(-2, 2) * SUBTILE, dice.between(-2, 2) * SUBTILE);
         out.push((from, Position::new(on_line(from.x + dx) + offset, on_line(from.y + dy) + offset)));
@@ -117,7 +120,7 @@ fn moves(world: &World, seed: u64) -> Vec<(Position, Position)> {
 }
 
 /// One world's cases as JSON lines, and how many of each outcome they hold.
-fn world_cases(world: &World, seed: u64) -> (Vec<String>, BTreeMap<&'static str, usize>) {
+fn world_cases(world: &World, seed: u64) -> (Vec<String>, Outcomes) {
     let mut counts = BTreeMap::new();
     let lines = moves(world, seed)
         .into_iter()
@@ -135,7 +138,7 @@ fn world_cases(world: &World, seed: u64) -> (Vec<String>, BTreeMap<&'static str,
 }
 
 /// The whole file, one case per line so a change reads as a diff of cases.
-fn generate() -> (String, Vec<(&'static str, BTreeMap<&'static str, usize>)>) {
+fn generate() -> (String, Vec<(&'static str, Outcomes)>) {
     let demo = World::from_json(DEMO_WORLD).unwrap_or_else(|e| panic!("the demo world: {e}"));
     let moves_world = common::moves_world();
     // The demo as the server serves it; the hand-drawn world with its defaults filled in,
