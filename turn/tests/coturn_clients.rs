@@ -16,6 +16,7 @@
 mod common;
 
 use common::{SECRET, TestServer, http_get, loopback_config, metric, self_signed_cert, start, with_tls};
+use isoplane_turn::Config;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -39,13 +40,31 @@ fn missing_tools() -> Vec<&'static str> {
     TOOLS.into_iter().filter(|name| find(name).is_none()).collect()
 }
 
-/// Whether the tests can run; when they cannot, only the test below says so.
-fn tools_installed() -> bool {
+/// Whether the tools are here; when they are not, a conformance test returns at once and
+/// only `coturn_clients_and_openssl_are_installed` fails, saying what to install.
+fn tools_ready() -> bool {
     let missing = missing_tools();
     if !missing.is_empty() {
         eprintln!("not run: {} missing (see coturn_clients_and_openssl_are_installed)", missing.join(", "));
     }
     missing.is_empty()
+}
+
+/// Starts our server for a conformance test, or None when a tool is missing.
+async fn start_if_tools(config: Config) -> Option<TestServer> {
+    if !tools_ready() {
+        return None;
+    }
+    Some(start(config).await)
+}
+
+/// The same with a TURNS listener on a self-signed certificate made in `dir`.
+async fn start_tls_if_tools(dir: &std::path::Path) -> Option<TestServer> {
+    if !tools_ready() {
+        return None;
+    }
+    let (cert, key) = self_signed_cert(dir);
+    Some(start(with_tls(loopback_config(true), cert, key)).await)
 }
 
 fn tool(name: &str) -> PathBuf {
@@ -180,10 +199,7 @@ async fn relay_scenario(server: &TestServer, via: Via, flags: &str, to_peer: boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stunclient_learns_its_reflexive_address() {
-    if !tools_installed() {
-        return;
-    }
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     let port = server.udp.port().to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(tool("turnutils_stunclient")).args(["-p", &port, "127.0.0.1"]).output().expect("stunclient")
@@ -197,82 +213,58 @@ async fn stunclient_learns_its_reflexive_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_channels_to_peer_with_rest_secret() {
-    if !tools_installed() {
-        return;
-    }
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Udp, &format!("-c -W {SECRET} -u alice"), true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_send_indications_to_peer_with_static_user() {
-    if !tools_installed() {
-        return;
-    }
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Udp, "-c -s -u dev -w devpass", true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_to_client_channels_with_static_user() {
-    if !tools_installed() {
-        return;
-    }
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Udp, "-c -y -u dev -w devpass", false).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_to_client_send_indications_with_rest_secret() {
-    if !tools_installed() {
-        return;
-    }
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Udp, &format!("-c -y -s -W {SECRET} -u bob"), false).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_channels_to_peer_with_rest_secret() {
-    if !tools_installed() {
-        return;
-    }
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Tcp, &format!("-t -c -W {SECRET} -u carol"), true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_send_indications_to_peer_with_static_user() {
-    if !tools_installed() {
-        return;
-    }
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Tcp, "-t -c -s -u dev -w devpass", true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_client_to_client_channels_with_rest_secret() {
-    if !tools_installed() {
-        return;
-    }
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Tcp, &format!("-t -c -y -W {SECRET} -u dave"), false).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
-    if !tools_installed() {
-        return;
-    }
     // Without -c, uclient allocates an RTP relay with EVEN-PORT (R bit) and an RTCP one
     // with the RESERVATION-TOKEN it got back.
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     // (Before reservations existed, the RTCP Allocate got 508 and nothing was relayed.)
     relay_scenario(&server, Via::Udp, &format!("-W {SECRET} -u grace"), true).await;
     server.stop().await;
@@ -280,36 +272,25 @@ async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_to_client_channels_with_static_user() {
-    if !tools_installed() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_cert(dir.path());
-    let server = start(with_tls(loopback_config(true), cert, key)).await;
+    let Some(server) = start_tls_if_tools(dir.path()).await else { return };
     relay_scenario(&server, Via::Tls, "-t -S -c -y -u dev -w devpass", false).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_send_indications_to_peer_with_rest_secret() {
-    if !tools_installed() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_cert(dir.path());
-    let server = start(with_tls(loopback_config(true), cert, key)).await;
+    let Some(server) = start_tls_if_tools(dir.path()).await else { return };
     relay_scenario(&server, Via::Tls, &format!("-t -S -c -s -W {SECRET} -u frank"), true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_policy_refuses_loopback_peer_for_uclient() {
-    if !tools_installed() {
-        return;
-    }
     // Without the development allow-list, relaying to 127.0.0.1 is refused with 403, so
     // uclient gets nothing through (and nothing is sent by the relay).
-    let server = start(loopback_config(false)).await;
+    let Some(server) = start_if_tools(loopback_config(false)).await else { return };
     let peer = Peer::start();
     let args = uclient_args(server.udp.port(), &format!("-c -W {SECRET} -u eve"), Some(&peer));
     let report = tokio::task::spawn_blocking(move || run_uclient(&args)).await.unwrap();
