@@ -4,8 +4,10 @@
 //! our server on 127.0.0.1 ephemeral ports. Every run must report 0 lost packets and
 //! every message sent received.
 //!
-//! The tools come from Debian's `coturn` package (CI installs it); if one is missing the
-//! test fails saying so. All traffic stays on 127.0.0.1, which is why these servers use
+//! The tools come from Debian's `coturn` and `openssl` packages (`./test.sh` installs
+//! them). If one is missing, `coturn_clients_and_openssl_are_installed` fails with one line
+//! naming what to install, and every other test here returns at once rather than fail the
+//! same way again. All traffic stays on 127.0.0.1, which is why these servers use
 //! the development allow-list for 127.0.0.1/32 (the last test shows the default refuses).
 
 // Test harness code: a failed unwrap is a failed test.
@@ -14,6 +16,7 @@
 mod common;
 
 use common::{SECRET, TestServer, http_get, loopback_config, metric, self_signed_cert, start, with_tls};
+use isoplane_turn::Config;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -21,15 +24,61 @@ use std::time::Duration;
 const MESSAGES: u32 = 40;
 const CLIENTS: u32 = 4;
 
-fn tool(name: &str) -> PathBuf {
-    let found = std::env::var_os("PATH")
+/// The programs these tests run.
+const TOOLS: [&str; 4] = ["turnutils_stunclient", "turnutils_uclient", "turnutils_peer", "openssl"];
+
+/// `name` on the PATH, if it is there.
+fn find(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    found.unwrap_or_else(|| {
-        panic!("coturn's `{name}` is not installed: run `apt-get install coturn` (CI's .ci/run installs it)")
-    })
+        .find(|p| p.is_file())
+}
+
+fn missing_tools() -> Vec<&'static str> {
+    TOOLS.into_iter().filter(|name| find(name).is_none()).collect()
+}
+
+/// Whether the tools are here; when they are not, a conformance test returns at once and
+/// only `coturn_clients_and_openssl_are_installed` fails, saying what to install.
+fn tools_ready() -> bool {
+    let missing = missing_tools();
+    if !missing.is_empty() {
+        eprintln!("not run: {} missing (see coturn_clients_and_openssl_are_installed)", missing.join(", "));
+    }
+    missing.is_empty()
+}
+
+/// Starts our server for a conformance test, or None when a tool is missing.
+async fn start_if_tools(config: Config) -> Option<TestServer> {
+    if !tools_ready() {
+        return None;
+    }
+    Some(start(config).await)
+}
+
+/// The same with a TURNS listener on a self-signed certificate made in `dir`.
+async fn start_tls_if_tools(dir: &std::path::Path) -> Option<TestServer> {
+    if !tools_ready() {
+        return None;
+    }
+    let (cert, key) = self_signed_cert(dir);
+    Some(start(with_tls(loopback_config(true), cert, key)).await)
+}
+
+fn tool(name: &str) -> PathBuf {
+    find(name).unwrap_or_else(|| panic!("`{name}` is not installed: install Debian's coturn (`./test.sh` installs it)"))
+}
+
+#[test]
+fn coturn_clients_and_openssl_are_installed() {
+    let missing = missing_tools();
+    assert!(
+        missing.is_empty(),
+        "{} not installed: install Debian's coturn and openssl packages (`./test.sh` installs them)",
+        missing.join(", ")
+    );
 }
 
 /// A free UDP port on 127.0.0.1 for turnutils_peer (bound then released).
@@ -150,7 +199,7 @@ async fn relay_scenario(server: &TestServer, via: Via, flags: &str, to_peer: boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stunclient_learns_its_reflexive_address() {
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     let port = server.udp.port().to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(tool("turnutils_stunclient")).args(["-p", &port, "127.0.0.1"]).output().expect("stunclient")
@@ -164,49 +213,49 @@ async fn stunclient_learns_its_reflexive_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_channels_to_peer_with_rest_secret() {
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Udp, &format!("-c -W {SECRET} -u alice"), true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_send_indications_to_peer_with_static_user() {
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Udp, "-c -s -u dev -w devpass", true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_to_client_channels_with_static_user() {
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Udp, "-c -y -u dev -w devpass", false).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_to_client_send_indications_with_rest_secret() {
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Udp, &format!("-c -y -s -W {SECRET} -u bob"), false).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_channels_to_peer_with_rest_secret() {
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Tcp, &format!("-t -c -W {SECRET} -u carol"), true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_send_indications_to_peer_with_static_user() {
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Tcp, "-t -c -s -u dev -w devpass", true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_client_to_client_channels_with_rest_secret() {
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     relay_scenario(&server, Via::Tcp, &format!("-t -c -y -W {SECRET} -u dave"), false).await;
     server.stop().await;
 }
@@ -215,7 +264,7 @@ async fn tcp_client_to_client_channels_with_rest_secret() {
 async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
     // Without -c, uclient allocates an RTP relay with EVEN-PORT (R bit) and an RTCP one
     // with the RESERVATION-TOKEN it got back.
-    let server = start(loopback_config(true)).await;
+    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
     // (Before reservations existed, the RTCP Allocate got 508 and nothing was relayed.)
     relay_scenario(&server, Via::Udp, &format!("-W {SECRET} -u grace"), true).await;
     server.stop().await;
@@ -224,8 +273,7 @@ async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_to_client_channels_with_static_user() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_cert(dir.path());
-    let server = start(with_tls(loopback_config(true), cert, key)).await;
+    let Some(server) = start_tls_if_tools(dir.path()).await else { return };
     relay_scenario(&server, Via::Tls, "-t -S -c -y -u dev -w devpass", false).await;
     server.stop().await;
 }
@@ -233,8 +281,7 @@ async fn tls_client_to_client_channels_with_static_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_send_indications_to_peer_with_rest_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_cert(dir.path());
-    let server = start(with_tls(loopback_config(true), cert, key)).await;
+    let Some(server) = start_tls_if_tools(dir.path()).await else { return };
     relay_scenario(&server, Via::Tls, &format!("-t -S -c -s -W {SECRET} -u frank"), true).await;
     server.stop().await;
 }
@@ -243,7 +290,7 @@ async fn tls_send_indications_to_peer_with_rest_secret() {
 async fn default_policy_refuses_loopback_peer_for_uclient() {
     // Without the development allow-list, relaying to 127.0.0.1 is refused with 403, so
     // uclient gets nothing through (and nothing is sent by the relay).
-    let server = start(loopback_config(false)).await;
+    let Some(server) = start_if_tools(loopback_config(false)).await else { return };
     let peer = Peer::start();
     let args = uclient_args(server.udp.port(), &format!("-c -W {SECRET} -u eve"), Some(&peer));
     let report = tokio::task::spawn_blocking(move || run_uclient(&args)).await.unwrap();

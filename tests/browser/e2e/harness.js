@@ -64,7 +64,8 @@ export async function launchBrowser() {
 
 /**
  * Opens the client as `name` and waits until it has joined and drawn the world. With
- * `{admin: true}` the page joins with an admin token from the development issuer.
+ * `{admin: true}` the page joins with an admin token from the development issuer. The page
+ * is opened with `debug=1`, which exposes the client's state as `window.isoplane`.
  */
 export async function openClient(browser, url, name, { admin = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 });
@@ -72,9 +73,9 @@ export async function openClient(browser, url, name, { admin = false } = {}) {
   page.on('pageerror', (error) => console.error(`[${name}] ${error.message}`));
   if (admin) {
     const { token } = await devToken(url, name, { admin: true });
-    await page.goto(`${url}/?token=${encodeURIComponent(token)}`);
+    await page.goto(`${url}/?debug=1&token=${encodeURIComponent(token)}`);
   } else {
-    await page.goto(`${url}/?name=${encodeURIComponent(name)}`);
+    await page.goto(`${url}/?debug=1&name=${encodeURIComponent(name)}`);
   }
   await page.waitForFunction(() => window.isoplane?.renderer && window.isoplane.joined, null, { timeout: 15000 });
   return page;

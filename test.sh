@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Isoplane's one test command. On a Debian machine (as root, with the apt and npm
+# registries reachable and PostgreSQL and Redis running) it installs what the tests need
+# if it is missing, then runs every test:
+#
+#   1. Debian's coturn (turnutils_* clients for the TURN conformance tests), openssl,
+#      chromium, iptables (the ICE-TCP test blocks UDP), iproute2 and util-linux
+#      (`ip`, `unshare`), and Node with npm; then `npm ci` in tests/browser
+#      (playwright-core and TypeScript, pinned by its package-lock.json);
+#   2. cargo test --workspace --locked;
+#   3. the web client's unit tests under Node (tests/browser/unit), its type check (tsc);
+#   4. builds the `isoplane` binary and runs the browser end-to-end tests in headless
+#      Chromium inside a fresh network namespace that has only loopback (`unshare -n`).
+#
+# Honours CARGO_TARGET_DIR (default ~/.cache/isoplane/target, kept outside the clone so
+# runs build incrementally), ISOPLANE_TEST_POSTGRES_URL and ISOPLANE_TEST_REDIS_URL.
+# Anything it cannot install stops it with one line saying what; it never skips a test.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/isoplane/target}"
+export ISOPLANE_TEST_POSTGRES_URL="${ISOPLANE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export ISOPLANE_TEST_REDIS_URL="${ISOPLANE_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+mkdir -p "$CARGO_TARGET_DIR"
+log="$CARGO_TARGET_DIR/test-sh-install.log"
+
+step() { printf '\n== %s ==\n' "$*"; }
+fail() {
+  printf 'test.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+step "tools the tests run"
+# command the tests run → the Debian package that has it
+declare -A package_of=(
+  [turnutils_uclient]=coturn [turnutils_peer]=coturn [turnutils_stunclient]=coturn
+  [openssl]=openssl [chromium]=chromium [iptables]=iptables [ip]=iproute2 [unshare]=util-linux
+  [node]=nodejs [npm]=npm
+)
+missing=()
+for command in "${!package_of[@]}"; do
+  command -v "$command" >/dev/null || missing+=("${package_of[$command]}")
+done
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  command -v apt-get >/dev/null || fail "missing ${missing[*]} and this machine has no apt-get: install these (Debian) packages yourself"
+  echo "installing Debian packages: ${missing[*]}"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >"$log" 2>&1 ||
+    fail "cannot install ${missing[*]} with apt-get (needs root and a reachable Debian mirror; see $log)"
+  for command in "${!package_of[@]}"; do
+    command -v "$command" >/dev/null || fail "installed ${package_of[$command]} but \`$command\` is still not on PATH"
+  done
+fi
+echo "coturn $(dpkg-query -W -f='${Version}' coturn 2>/dev/null || echo '?'), $(chromium --version 2>/dev/null || echo 'chromium ?'), node $(node --version)"
+
+step "Node packages of the browser tests (npm ci)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1 ||
+  fail "cannot install the browser tests' Node packages (npm ci in tests/browser; needs the npm registry; see $log)"
+
+step "PostgreSQL and Redis the tests use"
+# The machine's services: each test makes and drops its own schema, or uses keys of a
+# workspace of its own. A test that needs one fails on its own if it does not answer.
+if command -v pg_isready >/dev/null; then
+  pg_isready -d "$ISOPLANE_TEST_POSTGRES_URL" || echo "warning: PostgreSQL does not answer at $ISOPLANE_TEST_POSTGRES_URL"
+fi
+if command -v redis-cli >/dev/null; then
+  redis-cli -u "$ISOPLANE_TEST_REDIS_URL" ping || echo "warning: Redis does not answer at $ISOPLANE_TEST_REDIS_URL"
+fi
+
+step "Rust tests (cargo test --workspace)"
+cargo test --workspace --locked
+
+step "web client: unit tests under Node"
+(cd tests/browser && npm run --silent unit)
+
+step "web client: type check"
+(cd tests/browser && npx --no-install tsc -p ../../web/jsconfig.json)
+
+step "web client: end-to-end tests in headless Chromium"
+cargo build --quiet --locked -p isoplane
+# A fresh network namespace with only loopback: WebRTC can reach nothing but 127.0.0.1.
+unshare -n bash -c 'ip link set lo up && cd tests/browser && npm test'
+
+step "all tests passed"
