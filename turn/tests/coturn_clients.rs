@@ -5,9 +5,8 @@
 //! every message sent received.
 //!
 //! The tools come from Debian's `coturn` and `openssl` packages (`./test.sh` installs
-//! them). If one is missing, `coturn_clients_and_openssl_are_installed` fails with one line
-//! naming what to install, and every other test here returns at once rather than fail the
-//! same way again. All traffic stays on 127.0.0.1, which is why these servers use
+//! them). If one is missing, each test fails at once with one line naming what to install:
+//! none passes without having run. All traffic stays on 127.0.0.1, which is why these servers use
 //! the development allow-list for 127.0.0.1/32 (the last test shows the default refuses).
 
 // Test harness code: a failed unwrap is a failed test.
@@ -40,45 +39,31 @@ fn missing_tools() -> Vec<&'static str> {
     TOOLS.into_iter().filter(|name| find(name).is_none()).collect()
 }
 
-/// Whether the tools are here; when they are not, a conformance test returns at once and
-/// only `coturn_clients_and_openssl_are_installed` fails, saying what to install.
-fn tools_ready() -> bool {
-    let missing = missing_tools();
-    if !missing.is_empty() {
-        eprintln!("not run: {} missing (see coturn_clients_and_openssl_are_installed)", missing.join(", "));
-    }
-    missing.is_empty()
-}
-
-/// Starts our server for a conformance test, or None when a tool is missing.
-async fn start_if_tools(config: Config) -> Option<TestServer> {
-    if !tools_ready() {
-        return None;
-    }
-    Some(start(config).await)
-}
-
-/// The same with a TURNS listener on a self-signed certificate made in `dir`.
-async fn start_tls_if_tools(dir: &std::path::Path) -> Option<TestServer> {
-    if !tools_ready() {
-        return None;
-    }
-    let (cert, key) = self_signed_cert(dir);
-    Some(start(with_tls(loopback_config(true), cert, key)).await)
-}
-
-fn tool(name: &str) -> PathBuf {
-    find(name).unwrap_or_else(|| panic!("`{name}` is not installed: install Debian's coturn (`./test.sh` installs it)"))
-}
-
-#[test]
-fn coturn_clients_and_openssl_are_installed() {
+/// Fails the test in one line when a tool is missing.
+fn require_tools() {
     let missing = missing_tools();
     assert!(
         missing.is_empty(),
         "{} not installed: install Debian's coturn and openssl packages (`./test.sh` installs them)",
         missing.join(", ")
     );
+}
+
+/// Starts our server for a conformance test, once the tools are known to be here.
+async fn start_with_tools(config: Config) -> TestServer {
+    require_tools();
+    start(config).await
+}
+
+/// The same with a TURNS listener on a self-signed certificate made in `dir`.
+async fn start_tls_with_tools(dir: &std::path::Path) -> TestServer {
+    require_tools();
+    let (cert, key) = self_signed_cert(dir);
+    start(with_tls(loopback_config(true), cert, key)).await
+}
+
+fn tool(name: &str) -> PathBuf {
+    find(name).unwrap_or_else(|| panic!("`{name}` is not installed: install Debian's coturn (`./test.sh` installs it)"))
 }
 
 /// A free UDP port on 127.0.0.1 for turnutils_peer (bound then released).
@@ -199,7 +184,7 @@ async fn relay_scenario(server: &TestServer, via: Via, flags: &str, to_peer: boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stunclient_learns_its_reflexive_address() {
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     let port = server.udp.port().to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(tool("turnutils_stunclient")).args(["-p", &port, "127.0.0.1"]).output().expect("stunclient")
@@ -213,49 +198,49 @@ async fn stunclient_learns_its_reflexive_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_channels_to_peer_with_rest_secret() {
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     relay_scenario(&server, Via::Udp, &format!("-c -W {SECRET} -u alice"), true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_send_indications_to_peer_with_static_user() {
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     relay_scenario(&server, Via::Udp, "-c -s -u dev -w devpass", true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_to_client_channels_with_static_user() {
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     relay_scenario(&server, Via::Udp, "-c -y -u dev -w devpass", false).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_to_client_send_indications_with_rest_secret() {
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     relay_scenario(&server, Via::Udp, &format!("-c -y -s -W {SECRET} -u bob"), false).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_channels_to_peer_with_rest_secret() {
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     relay_scenario(&server, Via::Tcp, &format!("-t -c -W {SECRET} -u carol"), true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_send_indications_to_peer_with_static_user() {
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     relay_scenario(&server, Via::Tcp, "-t -c -s -u dev -w devpass", true).await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_client_to_client_channels_with_rest_secret() {
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     relay_scenario(&server, Via::Tcp, &format!("-t -c -y -W {SECRET} -u dave"), false).await;
     server.stop().await;
 }
@@ -264,7 +249,7 @@ async fn tcp_client_to_client_channels_with_rest_secret() {
 async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
     // Without -c, uclient allocates an RTP relay with EVEN-PORT (R bit) and an RTCP one
     // with the RESERVATION-TOKEN it got back.
-    let Some(server) = start_if_tools(loopback_config(true)).await else { return };
+    let server = start_with_tools(loopback_config(true)).await;
     // (Before reservations existed, the RTCP Allocate got 508 and nothing was relayed.)
     relay_scenario(&server, Via::Udp, &format!("-W {SECRET} -u grace"), true).await;
     server.stop().await;
@@ -273,7 +258,7 @@ async fn udp_rtp_and_rtcp_pairs_with_even_port_reservations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_to_client_channels_with_static_user() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(server) = start_tls_if_tools(dir.path()).await else { return };
+    let server = start_tls_with_tools(dir.path()).await;
     relay_scenario(&server, Via::Tls, "-t -S -c -y -u dev -w devpass", false).await;
     server.stop().await;
 }
@@ -281,7 +266,7 @@ async fn tls_client_to_client_channels_with_static_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_send_indications_to_peer_with_rest_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(server) = start_tls_if_tools(dir.path()).await else { return };
+    let server = start_tls_with_tools(dir.path()).await;
     relay_scenario(&server, Via::Tls, &format!("-t -S -c -s -W {SECRET} -u frank"), true).await;
     server.stop().await;
 }
@@ -290,7 +275,7 @@ async fn tls_send_indications_to_peer_with_rest_secret() {
 async fn default_policy_refuses_loopback_peer_for_uclient() {
     // Without the development allow-list, relaying to 127.0.0.1 is refused with 403, so
     // uclient gets nothing through (and nothing is sent by the relay).
-    let Some(server) = start_if_tools(loopback_config(false)).await else { return };
+    let server = start_with_tools(loopback_config(false)).await;
     let peer = Peer::start();
     let args = uclient_args(server.udp.port(), &format!("-c -W {SECRET} -u eve"), Some(&peer));
     let report = tokio::task::spawn_blocking(move || run_uclient(&args)).await.unwrap();
