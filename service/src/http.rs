@@ -21,9 +21,9 @@ impl HttpError {
         HttpError { status, code, message: message.into(), details: serde_json::Map::new() }
     }
 
-    /// The same error with `details` added to its body.
-    pub fn with_details(mut self, details: serde_json::Map<String, serde_json::Value>) -> HttpError {
-        self.details.extend(details);
+    /// The same error with `key` added to its body.
+    pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> HttpError {
+        self.details.insert(key.to_owned(), value.into());
         self
     }
 
@@ -83,9 +83,7 @@ mod tests {
 
     #[test]
     fn details_go_beside_the_code_and_message() {
-        let mut details = serde_json::Map::new();
-        details.insert("current".into(), 3.into());
-        let error = HttpError::new(StatusCode::CONFLICT, "stale", "reload").with_details(details);
+        let error = HttpError::new(StatusCode::CONFLICT, "stale", "reload").with_detail("current", 3);
         assert_eq!(error.body(), serde_json::json!({"error": {"code": "stale", "message": "reload", "current": 3}}));
     }
 

@@ -180,6 +180,18 @@ fn api_error(status: StatusCode, code: &'static str, message: &str) -> HttpError
     HttpError::new(status, code, message)
 }
 
+/// The opening of every per-room control call: the caller's token, the room's name, and
+/// the worker that owns the room.
+fn room_worker(state: &AppState, headers: &HeaderMap, room: &str) -> Result<usize, HttpError> {
+    authorize(state, headers)?;
+    check_room(room)?;
+    Ok(state.shared.worker_for_room(room))
+}
+
+fn no_participant(who: &str) -> HttpError {
+    api_error(StatusCode::NOT_FOUND, "no_participant", &format!("that {who} is not in that room"))
+}
+
 fn check_room(room: &str) -> Result<(), HttpError> {
     if room.is_empty() || room.len() > MAX_ROOM_NAME || room.chars().any(char::is_control) {
         return Err(api_error(StatusCode::BAD_REQUEST, "bad_room", "a room name is 1 to 200 printable characters"));
@@ -214,9 +226,7 @@ async fn room_stats(
     headers: HeaderMap,
     Path(room): Path<String>,
 ) -> Result<Json<RoomStats>, HttpError> {
-    authorize(&state, &headers)?;
-    check_room(&room)?;
-    let worker = state.shared.worker_for_room(&room);
+    let worker = room_worker(&state, &headers, &room)?;
     match ask(&state, worker, |reply| Command::Stats { room, reply }).await? {
         Some(stats) => Ok(Json(stats)),
         None => Err(api_error(StatusCode::NOT_FOUND, "no_room", "no such room is open")),
@@ -229,10 +239,8 @@ async fn create_room(
     Path(room): Path<String>,
     body: Option<Json<RoomSettings>>,
 ) -> Result<StatusCode, HttpError> {
-    authorize(&state, &headers)?;
-    check_room(&room)?;
+    let worker = room_worker(&state, &headers, &room)?;
     let settings = body.map(|Json(settings)| settings).unwrap_or_default();
-    let worker = state.shared.worker_for_room(&room);
     ask(&state, worker, |reply| Command::CreateRoom { room, settings, reply }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -242,9 +250,7 @@ async fn close_room(
     headers: HeaderMap,
     Path(room): Path<String>,
 ) -> Result<StatusCode, HttpError> {
-    authorize(&state, &headers)?;
-    check_room(&room)?;
-    let worker = state.shared.worker_for_room(&room);
+    let worker = room_worker(&state, &headers, &room)?;
     ask(&state, worker, |reply| Command::CloseRoom { room, reply }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -255,13 +261,11 @@ async fn update_participant(
     Path((room, sub)): Path<(String, String)>,
     Json(update): Json<ParticipantUpdate>,
 ) -> Result<StatusCode, HttpError> {
-    authorize(&state, &headers)?;
-    check_room(&room)?;
-    let worker = state.shared.worker_for_room(&room);
+    let worker = room_worker(&state, &headers, &room)?;
     if ask(&state, worker, |reply| Command::Update { room, sub, update, reply }).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(api_error(StatusCode::NOT_FOUND, "no_participant", "that user is not in that room"))
+        Err(no_participant("user"))
     }
 }
 
@@ -270,14 +274,12 @@ async fn remove_participant(
     headers: HeaderMap,
     Path((room, sub)): Path<(String, String)>,
 ) -> Result<StatusCode, HttpError> {
-    authorize(&state, &headers)?;
-    check_room(&room)?;
-    let worker = state.shared.worker_for_room(&room);
+    let worker = room_worker(&state, &headers, &room)?;
     let who = Who::User(sub);
     if ask(&state, worker, |reply| Command::Remove { room, who, reason: "removed by a moderator", reply }).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(api_error(StatusCode::NOT_FOUND, "no_participant", "that user is not in that room"))
+        Err(no_participant("user"))
     }
 }
 
@@ -288,13 +290,11 @@ async fn remove_avatar(
     headers: HeaderMap,
     Path((room, avatar)): Path<(String, AvatarId)>,
 ) -> Result<StatusCode, HttpError> {
-    authorize(&state, &headers)?;
-    check_room(&room)?;
-    let worker = state.shared.worker_for_room(&room);
+    let worker = room_worker(&state, &headers, &room)?;
     let who = Who::Avatar(avatar);
     if ask(&state, worker, |reply| Command::Remove { room, who, reason: "no longer in this room", reply }).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(api_error(StatusCode::NOT_FOUND, "no_participant", "that avatar is not in that room"))
+        Err(no_participant("avatar"))
     }
 }

@@ -59,13 +59,12 @@ pub(super) async fn upload(State(state): State<Arc<AppState>>, headers: HeaderMa
         _ => {
             state.metrics.rejected_media_type.inc();
             let allowed = state.config.limits.allowed_media_types.iter().map(|t| t.as_str().into()).collect();
-            let mut extra = serde_json::Map::new();
-            extra.insert("allowed".into(), serde_json::Value::Array(allowed));
             return refusal_with(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "declare one of the allowed media types in Content-Type",
-                extra,
+                "allowed",
+                serde_json::Value::Array(allowed),
             );
         }
     };
@@ -108,10 +107,13 @@ pub(super) async fn upload(State(state): State<Arc<AppState>>, headers: HeaderMa
 
 fn too_large(state: &AppState, limit: u64) -> Response {
     state.metrics.rejected_too_large.inc();
-    let mut extra = serde_json::Map::new();
-    extra.insert("limit_bytes".into(), limit.into());
-    let mut response =
-        refusal_with(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &format!("uploads are at most {limit} bytes"), extra);
+    let mut response = refusal_with(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        &format!("uploads are at most {limit} bytes"),
+        "limit_bytes",
+        limit,
+    );
     // The rest of the body is not read: the connection cannot be reused.
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response

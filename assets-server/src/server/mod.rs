@@ -201,14 +201,15 @@ pub(crate) fn refusal(status: StatusCode, code: &'static str, message: &str) -> 
     ApiError::new(status, code, message).into_response()
 }
 
-/// A JSON error body with extra fields beside `code` and `message`.
+/// A JSON error body with one more field beside `code` and `message`.
 pub(crate) fn refusal_with(
     status: StatusCode,
     code: &'static str,
     message: &str,
-    extra: serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    value: impl Into<serde_json::Value>,
 ) -> Response {
-    ApiError::new(status, code, message).with_details(extra).into_response()
+    ApiError::new(status, code, message).with_detail(key, value).into_response()
 }
 
 /// A refusal carried through `Result`s until a handler turns it into its response.

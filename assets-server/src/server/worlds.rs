@@ -59,13 +59,12 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 
 fn conflict(state: &AppState, current: i64) -> Response {
     state.metrics.world_conflicts.inc();
-    let mut extra = serde_json::Map::new();
-    extra.insert("current_version".into(), current.into());
     refusal_with(
         StatusCode::CONFLICT,
         "version_conflict",
         "the world changed since your base version; reload it and apply your change again",
-        extra,
+        "current_version",
+        current,
     )
 }
 
@@ -129,9 +128,13 @@ pub(super) async fn publish(
             state.metrics.world_rejections.inc();
             let list =
                 errors.errors.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect();
-            let mut extra = serde_json::Map::new();
-            extra.insert("errors".into(), serde_json::Value::Array(list));
-            return refusal_with(StatusCode::UNPROCESSABLE_ENTITY, "invalid_world", &errors.to_string(), extra);
+            return refusal_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_world",
+                &errors.to_string(),
+                "errors",
+                serde_json::Value::Array(list),
+            );
         }
     };
     let images: Vec<_> = world.file().tilesets.iter().map(|tileset| tileset.image.clone()).collect();
@@ -140,13 +143,12 @@ pub(super) async fn publish(
         Ok(missing) => {
             state.metrics.world_rejections.inc();
             let list = missing.iter().map(|id| id.to_string().into()).collect();
-            let mut extra = serde_json::Map::new();
-            extra.insert("missing".into(), serde_json::Value::Array(list));
             return refusal_with(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "missing_assets",
                 "the world references assets that are not uploaded; upload them first",
-                extra,
+                "missing",
+                serde_json::Value::Array(list),
             );
         }
         Err(error) => return internal("checking a world's assets", &error),
