@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod redis_retry;
 pub mod sfu_directory;
 pub mod tasks;
+pub mod testing;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;

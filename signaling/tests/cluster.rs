@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
+use isoplane_service::testing::OwnRuntime;
 use isoplane_signaling::auth::Role;
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::config::{ClusterConfig, Config};
@@ -24,15 +25,11 @@ fn redis_url() -> String {
     std::env::var("ISOPLANE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// One signaling node on its own thread and runtime.
-struct Node {
-    address: SocketAddr,
-    runtime: Option<tokio::runtime::Runtime>,
-}
+/// One signaling node on its own runtime, so killing it is a crash.
+struct Node(OwnRuntime<SocketAddr>);
 
 impl Node {
     fn start(workspace: &str, name: &str, worlds: &std::path::Path, database: &std::path::Path) -> Node {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             workspace: workspace.into(),
@@ -46,36 +43,23 @@ impl Node {
             ..Config::default()
         };
         config.worlds.directory = Some(worlds.to_owned());
-        // Started from a plain thread: a runtime cannot be entered from the test's own.
         let name = name.to_owned();
-        std::thread::spawn(move || {
-            let bound = runtime
-                .block_on(server::bind(config))
+        Node(OwnRuntime::start(2, move || async move {
+            let bound = server::bind(config)
+                .await
                 .unwrap_or_else(|e| panic!("node {name} starts (is Redis at {} up?): {e}", redis_url()));
-            let address = bound.local_addr().unwrap();
-            runtime.spawn(bound.run(tokio_util::sync::CancellationToken::new()));
-            Node { address, runtime: Some(runtime) }
-        })
-        .join()
-        .unwrap()
+            (bound.local_addr().unwrap(), bound.run(tokio_util::sync::CancellationToken::new()))
+        }))
     }
 
     fn url(&self) -> String {
-        format!("ws://{}/v1/ws", self.address)
+        format!("ws://{}/v1/ws", self.0.handle)
     }
 
     /// Stops the node as a crash would: every task and socket gone at once, nothing
     /// handed over.
     fn kill(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.kill();
     }
 }
 
@@ -211,7 +195,7 @@ async fn killing_the_node_serving_a_world_moves_it_and_its_clients_come_back() {
     // One of the surviving nodes took the world over, and says so in its metrics.
     let mut taken_over = 0;
     for node in &cluster.nodes[1..] {
-        let (_, metrics) = http_get(node.address, "/metrics", &[]).await;
+        let (_, metrics) = http_get(node.0.handle, "/metrics", &[]).await;
         taken_over += metric(&metrics, "isoplane_signaling_worlds_taken_over_total");
     }
     assert_eq!(taken_over, 1, "exactly one node serves the world now");
@@ -230,7 +214,7 @@ async fn an_admin_command_on_one_node_reaches_a_user_on_another() {
     let admin_token = cluster.token("root", Role::Admin);
     let post = |body: &'static str| {
         let bearer = format!("Bearer {admin_token}");
-        let address = cluster.nodes[2].address;
+        let address = cluster.nodes[2].0.handle;
         async move {
             let (status, response) =
                 http(address, "POST", "/v1/admin/commands", &[("Authorization", bearer.as_str())], body).await;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use isoplane_auth::{JoinClaims, Role, TokenKey};
+use isoplane_service::testing::OwnRuntime;
 use isoplane_sfu::protocol::{ClientMessage as SfuClientMessage, ServerMessage as SfuServerMessage};
 use isoplane_signaling::client::{Client, Event};
 use isoplane_signaling::config::{Config, SfuPoolSettings};
@@ -32,7 +33,7 @@ fn redis_url() -> String {
 /// An SFU node reporting to the pool, on a runtime of its own so it can die at once.
 struct SfuNode {
     url: String,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: OwnRuntime<String>,
     stop: CancellationToken,
 }
 
@@ -48,30 +49,23 @@ impl SfuNode {
         });
         let stop = CancellationToken::new();
         let serving = stop.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-            let bound = runtime.block_on(isoplane_sfu::bind(config)).unwrap();
-            let url = format!("ws://{}/v1/sfu", bound.http_addr());
-            runtime.spawn(bound.run(serving));
-            SfuNode { url, runtime: Some(runtime), stop }
-        })
-        .join()
-        .unwrap()
+        let server = OwnRuntime::start(1, move || async move {
+            let bound = isoplane_sfu::bind(config).await.unwrap();
+            (format!("ws://{}/v1/sfu", bound.http_addr()), bound.run(serving))
+        });
+        SfuNode { url: server.handle.clone(), server, stop }
     }
 
     /// As a crash: its reports stop and its HTTP side is gone; the directory forgets it
     /// when its last report expires.
     fn kill(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.server.kill();
     }
 }
 
 impl Drop for SfuNode {
     fn drop(&mut self) {
         self.stop.cancel();
-        self.kill();
     }
 }
 
@@ -157,7 +151,7 @@ fn rand_u64() -> u64 {
 /// at once.
 struct SignalingNode {
     url: String,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: OwnRuntime<String>,
 }
 
 impl SignalingNode {
@@ -178,27 +172,15 @@ impl SignalingNode {
         config.policy.open_sfu_threshold = 1;
         config.media.sfu_secret = Some(SFU_SECRET.into());
         config.media.sfu_pool = Some(SfuPoolSettings { redis_url: redis_url(), pool: pool.into() });
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-            let bound = runtime.block_on(server::bind(config)).unwrap();
-            let url = format!("ws://{}/v1/ws", bound.local_addr().unwrap());
-            runtime.spawn(bound.run(CancellationToken::new()));
-            SignalingNode { url, runtime: Some(runtime) }
-        })
-        .join()
-        .unwrap()
+        let node = OwnRuntime::start(1, move || async move {
+            let bound = server::bind(config).await.unwrap();
+            (format!("ws://{}/v1/ws", bound.local_addr().unwrap()), bound.run(CancellationToken::new()))
+        });
+        SignalingNode { url: node.handle.clone(), server: node }
     }
 
     fn kill(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl Drop for SignalingNode {
-    fn drop(&mut self) {
-        self.kill();
+        self.server.kill();
     }
 }
 
