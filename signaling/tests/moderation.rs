@@ -114,16 +114,8 @@ async fn only_admins_may_act_and_every_refusal_is_audited() {
     assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
     let (status, _) = post(&server, "not.a.token", body).await;
     assert_eq!(status, 401);
-    let forged =
-        isoplane_signaling::auth::TokenKey::new("someone-elses-secret").sign(&isoplane_signaling::auth::JoinClaims {
-            sub: "bob".into(),
-            name: "Bob".into(),
-            workspace: "acme".into(),
-            role: Role::Admin,
-            exp: unix_now() + 600,
-            iat: None,
-            nbf: None,
-        });
+    let forged = isoplane_signaling::auth::TokenKey::new("someone-elses-secret")
+        .sign(&isoplane_signaling::auth::JoinClaims::new("bob", "Bob", "acme", Role::Admin, unix_now() + 600));
     assert_eq!(post(&server, &forged, body).await.0, 401);
     let (status, answer) =
         post(&server, &token_with_role("eve", "elsewhere", unix_now() + 600, Role::Admin), body).await;

@@ -160,15 +160,7 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
         other => panic!("expected a refusal, got {other:?}"),
     };
     let forged = {
-        let claims = JoinClaims {
-            sub: "x".into(),
-            name: "X".into(),
-            workspace: "acme".into(),
-            role: Role::Admin,
-            exp: unix_now() + 60,
-            iat: None,
-            nbf: None,
-        };
+        let claims = JoinClaims::new("x", "X", "acme", Role::Admin, unix_now() + 60);
         TokenKey::new("not-the-secret").sign(&claims)
     };
     assert_eq!(refused(Client::join(&server.url(), &forged, "test").await), ErrorCode::InvalidToken);

@@ -214,15 +214,8 @@ async fn main() {
     println!("joining {} clients in {zones} {} zones of {}…", options.clients, options.zone_type, options.zone_size);
     let mut clients = Vec::new();
     for i in 0..options.clients {
-        let claims = JoinClaims {
-            sub: format!("user-{i}"),
-            name: format!("User {i}"),
-            workspace: workspace.clone(),
-            role: Role::Member,
-            exp: unix_now() + 3600,
-            iat: None,
-            nbf: None,
-        };
+        let claims =
+            JoinClaims::new(&format!("user-{i}"), &format!("User {i}"), &workspace, Role::Member, unix_now() + 3600);
         // Zone z is zone z / worlds of world z % worlds; clients go to the nodes in turn.
         let zone = i / options.zone_size;
         let (world, spawn) = (format!("load{}", zone % worlds), format!("s{}", zone / worlds));

@@ -88,15 +88,7 @@ pub fn token(user: &str, workspace: &str, exp: u64) -> String {
 }
 
 pub fn token_with_role(user: &str, workspace: &str, exp: u64, role: Role) -> String {
-    let claims = JoinClaims {
-        sub: user.into(),
-        name: user.to_uppercase(),
-        workspace: workspace.into(),
-        role,
-        exp,
-        iat: None,
-        nbf: None,
-    };
+    let claims = JoinClaims::new(user, &user.to_uppercase(), workspace, role, exp);
     TokenKey::new(SECRET).sign(&claims)
 }
 
