@@ -19,6 +19,7 @@
 //! every world it loads.
 
 use isoplane_service::redis_retry;
+use isoplane_service::tasks::Tasks;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
 use crate::engine::{Moderation, ModerationError};
@@ -268,14 +268,16 @@ impl Cluster {
 
     /// Keeps this node's membership and leases alive, answers other nodes' requests
     /// (through `incoming`) and reports lost worlds (through `lost`), until shutdown; then
-    /// gives every lease up so other nodes take the worlds over at once.
+    /// gives every lease up so other nodes take the worlds over at once. Its own tasks
+    /// (hearing the channels, sending answers) go through `tasks`.
     pub async fn run(
         self: std::sync::Arc<Self>,
         incoming: mpsc::Sender<Incoming>,
         lost: mpsc::Sender<String>,
-        shutdown: CancellationToken,
+        tasks: Tasks,
     ) {
-        let listener = tokio::spawn(self.clone().listen(incoming, shutdown.clone()));
+        let shutdown = tasks.shutdown().clone();
+        tasks.spawn_until_shutdown(self.clone().listen(incoming, tasks.clone()));
         let mut ticker = tokio::time::interval(self.heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -292,7 +294,6 @@ impl Cluster {
             }
         }
         self.release_all().await;
-        listener.abort();
     }
 
     fn confirm(&self, world: &str) {
@@ -366,7 +367,8 @@ impl Cluster {
     }
 
     /// Hears the `rpc` channel and this node's `reply:` channel.
-    async fn listen(self: std::sync::Arc<Self>, incoming: mpsc::Sender<Incoming>, shutdown: CancellationToken) {
+    async fn listen(self: std::sync::Arc<Self>, incoming: mpsc::Sender<Incoming>, tasks: Tasks) {
+        let shutdown = tasks.shutdown();
         let (rpc, replies) = (self.key("rpc"), self.key(&format!("reply:{}", self.node)));
         loop {
             let subscribe = || async {
@@ -376,7 +378,7 @@ impl Cluster {
                 Ok::<_, redis::RedisError>(pubsub)
             };
             let what = "subscribe to the cluster's channels";
-            let Some(pubsub) = redis_retry::until_ready(what, self.heartbeat, &shutdown, subscribe).await else {
+            let Some(pubsub) = redis_retry::until_ready(what, self.heartbeat, shutdown, subscribe).await else {
                 return;
             };
             let mut messages = pubsub.into_on_message();
@@ -385,7 +387,7 @@ impl Cluster {
                 match (wire::decode(&payload), message.get_channel_name() == replies) {
                     (Ok(ClusterMessage::Reply { id, reply }), true) => self.deliver_reply(id, reply.into()),
                     (Ok(ClusterMessage::Request { id, from, to, request }), false) => {
-                        self.answer(id, from, to, request.into(), &incoming);
+                        self.answer(id, from, to, request.into(), &incoming, &tasks);
                     }
                     (Ok(_), _) => tracing::warn!("a cluster message on the wrong channel; ignored"),
                     // Another version: a node of a newer or older release during an upgrade.
@@ -414,6 +416,7 @@ impl Cluster {
         to: Option<String>,
         request: ClusterRequest,
         incoming: &mpsc::Sender<Incoming>,
+        tasks: &Tasks,
     ) {
         if from == self.node || to.as_ref().is_some_and(|to| *to != self.node) {
             return;
@@ -425,7 +428,7 @@ impl Cluster {
         }
         let mut redis = self.redis.clone();
         let channel = self.key(&format!("reply:{from}"));
-        tokio::spawn(async move {
+        tasks.spawn_until_shutdown(async move {
             let Ok(reply) = answer.await else { return };
             let text = wire::encode(&ClusterMessage::Reply { id, reply: reply.into() });
             let _: Result<i64, _> = redis::cmd("PUBLISH").arg(channel).arg(text).query_async(&mut redis).await;

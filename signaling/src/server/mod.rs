@@ -218,7 +218,7 @@ impl BoundServer {
         if let Some(cluster) = state.cluster.clone() {
             let (incoming, requests) = mpsc::channel(256);
             let (lost, lost_worlds) = mpsc::channel(64);
-            state.tasks.spawn(cluster.run(incoming, lost, state.shutdown.clone()));
+            state.tasks.spawn(cluster.run(incoming, lost, state.tasks.clone()));
             state.tasks.spawn(answer_nodes(state.clone(), requests));
             state.tasks.spawn(evacuate_lost(state.clone(), lost_worlds));
         }
