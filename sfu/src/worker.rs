@@ -528,6 +528,8 @@ impl Worker {
         let (mut reader, mut writer) = stream.into_split();
         let (frames_out, mut to_write) = mpsc::channel::<Vec<u8>>(256);
         self.tcp_writers.insert(peer, frames_out);
+        // Both tasks run on this worker's own runtime, which ends (and drops them) when the
+        // worker stops: they cannot outlive the SFU.
         tokio::spawn(async move {
             while let Some(frame) = to_write.recv().await {
                 let Ok(length) = u16::try_from(frame.len()) else { continue };
