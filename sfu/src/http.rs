@@ -188,8 +188,13 @@ fn room_worker(state: &AppState, headers: &HeaderMap, room: &str) -> Result<usiz
     Ok(state.shared.worker_for_room(room))
 }
 
-fn no_participant(who: &str) -> HttpError {
-    api_error(StatusCode::NOT_FOUND, "no_participant", &format!("that {who} is not in that room"))
+/// 204 when the participant was there; 404 `no_participant` when not.
+fn done_if_found(found: bool, who: &str) -> Result<StatusCode, HttpError> {
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(api_error(StatusCode::NOT_FOUND, "no_participant", &format!("that {who} is not in that room")))
+    }
 }
 
 fn check_room(room: &str) -> Result<(), HttpError> {
@@ -262,11 +267,8 @@ async fn update_participant(
     Json(update): Json<ParticipantUpdate>,
 ) -> Result<StatusCode, HttpError> {
     let worker = room_worker(&state, &headers, &room)?;
-    if ask(&state, worker, |reply| Command::Update { room, sub, update, reply }).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(no_participant("user"))
-    }
+    let found = ask(&state, worker, |reply| Command::Update { room, sub, update, reply }).await?;
+    done_if_found(found, "user")
 }
 
 async fn remove_participant(
@@ -274,13 +276,7 @@ async fn remove_participant(
     headers: HeaderMap,
     Path((room, sub)): Path<(String, String)>,
 ) -> Result<StatusCode, HttpError> {
-    let worker = room_worker(&state, &headers, &room)?;
-    let who = Who::User(sub);
-    if ask(&state, worker, |reply| Command::Remove { room, who, reason: "removed by a moderator", reply }).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(no_participant("user"))
-    }
+    remove(&state, &headers, room, Who::User(sub), "removed by a moderator").await
 }
 
 /// Signaling takes an avatar out of a room its plan no longer includes (it walked out
@@ -290,11 +286,19 @@ async fn remove_avatar(
     headers: HeaderMap,
     Path((room, avatar)): Path<(String, AvatarId)>,
 ) -> Result<StatusCode, HttpError> {
-    let worker = room_worker(&state, &headers, &room)?;
-    let who = Who::Avatar(avatar);
-    if ask(&state, worker, |reply| Command::Remove { room, who, reason: "no longer in this room", reply }).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(no_participant("avatar"))
-    }
+    remove(&state, &headers, room, Who::Avatar(avatar), "no longer in this room").await
+}
+
+/// Ends `who`'s session in `room`, telling its client `reason`.
+async fn remove(
+    state: &AppState,
+    headers: &HeaderMap,
+    room: String,
+    who: Who,
+    reason: &'static str,
+) -> Result<StatusCode, HttpError> {
+    let worker = room_worker(state, headers, &room)?;
+    let kind = if matches!(who, Who::Avatar(_)) { "avatar" } else { "user" };
+    let found = ask(state, worker, |reply| Command::Remove { room, who, reason, reply }).await?;
+    done_if_found(found, kind)
 }
