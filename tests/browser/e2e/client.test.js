@@ -181,3 +181,29 @@ test('when a client reports that direct connections fail, media comes through Is
     own.stop();
   }
 });
+
+test('a page opened as people open it (no debug hook) joins, walks and is seen walking', async () => {
+  // Every other test reads the client through `?debug=1`; this one checks the page that
+  // everyone else gets: no hook, no page errors, and it works.
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const plain = await context.newPage();
+  const errors = [];
+  plain.on('pageerror', (error) => errors.push(error.message));
+  await plain.goto(`${server.url}/?name=Plain`);
+  await plain.waitForFunction(() => document.getElementById('status')?.dataset.status === 'connected', null, { timeout: 15000 });
+  assert.equal(await plain.evaluate(() => typeof window.isoplane), 'undefined', 'the debug hook stays out of normal pages');
+
+  const watcher = await openClient(browser, server.url, 'Watcher');
+  const plainId = await until(watcher, () => [...window.isoplane.others.values()].find((o) => o.name === 'Plain')?.avatar);
+  const start = await watcher.evaluate((id) => ({ ...window.isoplane.others.get(id).target }), plainId);
+  await plain.keyboard.down('ArrowDown');
+  await plain.waitForTimeout(700);
+  await plain.keyboard.up('ArrowDown');
+  await until(watcher, ([id, x, y]) => {
+    const other = window.isoplane.others.get(id);
+    return other && other.target.x > x + 128 && other.target.y > y + 128;
+  }, [plainId, start.x, start.y]);
+  assert.deepEqual(errors, []);
+  await context.close();
+  await watcher.context().close();
+});
