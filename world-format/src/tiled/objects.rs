@@ -232,7 +232,8 @@ impl Reader<'_> {
             }
             "meeting_room" => {
                 let sfu_threshold = self.number("sfu_threshold", defaults::SFU_THRESHOLD, MAX_CAPACITY);
-                let capacity = self.props().has("capacity").then(|| self.number("capacity", 1, MAX_CAPACITY));
+                self.used.push("capacity");
+                let capacity = self.has_capacity().then(|| self.number("capacity", 1, MAX_CAPACITY));
                 ZoneKind::MeetingRoom { sfu_threshold, capacity }
             }
             "stage" => ZoneKind::Stage {
@@ -241,10 +242,13 @@ impl Reader<'_> {
             },
             "silent" => ZoneKind::Silent,
             "private" => {
-                if !self.props().has("capacity") {
+                self.used.push("capacity");
+                let capacity = if self.has_capacity() {
+                    self.number("capacity", PRIVATE_CAPACITY, MAX_CAPACITY)
+                } else {
                     self.ignored.push(format!("(no `capacity` on a private zone; used {PRIVATE_CAPACITY})"));
-                }
-                let capacity = self.number("capacity", PRIVATE_CAPACITY, MAX_CAPACITY);
+                    PRIVATE_CAPACITY
+                };
                 self.used.push("lockable");
                 let lockable = self.props().get("lockable").is_none_or(read::value_is_true);
                 ZoneKind::Private { capacity, lockable }
@@ -262,11 +266,18 @@ impl Reader<'_> {
         Some(Meaning::Zone { name: self.source.name.clone(), kind, entry_via })
     }
 
+    /// Whether a zone's `capacity` is given: 0 (the Tiled project's default) means "not
+    /// set", since Tiled does not write a property left at its class's default.
+    fn has_capacity(&self) -> bool {
+        self.props().has("capacity") && !matches!(self.props().whole("capacity"), Some(Ok(0)))
+    }
+
     fn object(&mut self, kind: ObjectKind) -> Meaning {
         let capacity = self.number("capacity", defaults::OBJECT_CAPACITY, MAX_CAPACITY);
         let requires = self.list("requires");
         self.used.push("facing");
-        let facing_text = self.props().text("facing");
+        // `any` (the Tiled project's default for seats) and blank mean no facing.
+        let facing_text = self.props().text("facing").filter(|t| !matches!(t.trim(), "" | "any"));
         let facing = facing_text.as_deref().and_then(facing);
         if let Some(text) = &facing_text {
             if facing.is_none() {
