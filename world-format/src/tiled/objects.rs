@@ -536,7 +536,9 @@ mod tests {
         for zone_type in ZONE_TYPES {
             let mut notes = Notes::default();
             let (short, _) = interpret(&source(zone_type, json!({"capacity": 4})), &mut notes);
-            assert!(notes.lines.iter().any(|l| l.contains(&format!("read as class \"zone\" with zoneType {zone_type}"))));
+            assert!(
+                notes.lines.iter().any(|l| l.contains(&format!("read as class \"zone\" with zoneType {zone_type}")))
+            );
             let (full, _) =
                 interpret(&source("zone", json!({"zoneType": zone_type, "capacity": 4})), &mut Notes::default());
             assert_eq!(short, full, "{zone_type}");
@@ -544,6 +546,10 @@ mod tests {
         let mut notes = Notes::default();
         let (stage, _) = interpret(&source("Stage", json!({"zoneType": "silent"})), &mut notes);
         assert!(matches!(&stage[..], [Meaning::Zone { kind: ZoneKind::Stage { .. }, .. }]), "{stage:?}");
-        assert!(notes.lines.iter().any(|l| l.contains("zoneType \"silent\" (the class says stage)")), "{:?}", notes.lines);
+        assert!(
+            notes.lines.iter().any(|l| l.contains("zoneType \"silent\" (the class says stage)")),
+            "{:?}",
+            notes.lines
+        );
     }
 }
