@@ -185,3 +185,19 @@ fn shorthand_classes_import_to_the_same_world_as_the_full_ones() {
     let spawn = world_of(&map_with("spawn", &json!({"facing": "east"})));
     assert_eq!(start, spawn);
 }
+
+#[test]
+fn the_example_map_of_the_guide_imports_with_nothing_ignored() {
+    let folder = Path::new(TOOLS).join("example");
+    let text =
+        std::fs::read_to_string(folder.join("office.tmj")).unwrap_or_else(|e| panic!("reading the example: {e}"));
+    let read_file = |path: &str| std::fs::read(folder.join(path)).ok();
+    let imported = import_tiled(&text, &ImportOptions::default(), &read_file)
+        .unwrap_or_else(|e| panic!("the example did not import: {e}"));
+    let notes = &imported.report.notes;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].contains("\"Quiet corner\" (#5): class \"silent\" read as class \"zone\""), "{notes:?}");
+    assert!(notes[1].contains("2 zones, 3 exclusive objects, 1 exit, 1 spawn point"), "{notes:?}");
+    assert_eq!(imported.world.file().name, "Example office");
+    assert_eq!(imported.assets.len(), 1);
+}
