@@ -1,12 +1,14 @@
 //! `isoplane`: the all-in-one binary and its admin subcommands.
 //!
-//! Subcommands live in their own modules (`world_cli` for world files, `admin_cli` for
+//! Subcommands live in their own modules (`world_cli` for world files, `world_watch` for
+//! the edit loop with Tiled, `admin_cli` for
 //! moderation through a running server); `main` only
 //! parses arguments and maps results to an exit code.
 
 mod admin_cli;
 mod serve;
 mod world_cli;
+mod world_watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use isoplane_world_format::tiled::{ImportOptions, import_tiled};
+use isoplane_world_format::tiled::{ImportError, ImportOptions, Imported, import_tiled};
 use isoplane_world_format::{DEMO_WORLD, Problem, World, limits, locate};
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +42,9 @@ pub enum WorldCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Re-import a Tiled JSON map on every save, and publish each good import to an
+    /// asset server (docs/maps.md).
+    Watch(crate::world_watch::WatchArgs),
 }
 
 pub fn run(command: WorldCommand) -> Result<ExitCode> {
@@ -49,6 +52,7 @@ pub fn run(command: WorldCommand) -> Result<ExitCode> {
         WorldCommand::Validate { file, assets } => validate(&file, assets.as_deref()),
         WorldCommand::Fmt { file, check } => format(&file, check),
         WorldCommand::ImportTiled { map, output, assets, name } => import(&map, &output, assets.as_deref(), name),
+        WorldCommand::Watch(args) => crate::world_watch::run(args),
     }
 }
 
@@ -59,7 +63,7 @@ pub fn describe_demo() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn summary(world: &World) -> String {
+pub(crate) fn summary(world: &World) -> String {
     let file = world.file();
     format!(
         "\"{}\", {}×{} {} tiles, {} zones, {} exclusive objects, {} spawn points, {} exits",
@@ -91,7 +95,7 @@ fn read_limited(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn read_text(path: &Path) -> Result<String> {
+pub(crate) fn read_text(path: &Path) -> Result<String> {
     String::from_utf8(read_limited(path)?).with_context(|| format!("{} is not UTF-8 text", path.display()))
 }
 
@@ -185,12 +189,18 @@ fn format(file: &Path, check: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn import(map: &Path, output: &Path, assets: Option<&Path>, name: Option<String>) -> Result<ExitCode> {
+/// Imports a Tiled map file, reading the files it references next to it. The outer error
+/// is a file that cannot be read; the inner one, a map that cannot be imported.
+pub(crate) fn import_map(map: &Path, name: Option<String>) -> Result<Result<Imported, ImportError>> {
     let text = read_text(map)?;
     let base = map.parent().map(Path::to_path_buf).unwrap_or_default();
     // Tiled projects reference files relative to the map, often in sibling folders.
     let read_file = |relative: &str| read_limited(&base.join(relative)).ok();
-    let imported = match import_tiled(&text, &ImportOptions { name }, &read_file) {
+    Ok(import_tiled(&text, &ImportOptions { name }, &read_file))
+}
+
+fn import(map: &Path, output: &Path, assets: Option<&Path>, name: Option<String>) -> Result<ExitCode> {
+    let imported = match import_map(map, name)? {
         Ok(imported) => imported,
         Err(error) => {
             eprintln!("{}: error: {error}", map.display());

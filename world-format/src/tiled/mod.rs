@@ -78,15 +78,21 @@
 //! Skipped (reported): rotated objects, tile objects (Isoplane has no free sprites),
 //! text, polylines, objects from templates.
 //!
-//! The class is read from `class` (Tiled 1.9+) or `type`. Isoplane classes:
+//! The class is read from `class` (Tiled 1.9+) or `type`. Isoplane classes
+//! ([`ISOPLANE_CLASSES`]; `tools/tiled/isoplane.tiled-project` offers them in Tiled's UI,
+//! and docs/maps.md is the map maker's guide):
 //!
 //! | class | becomes | properties |
 //! |---|---|---|
-//! | `zone` | a zone | `zoneType` (`open` (default), `meeting_room`, `stage`, `silent`, `private`), `talk_radius`, `sfu_threshold`, `capacity`, `max_speakers`, `lockable` (private zones; default true), `entry_via` (comma-separated names of doors or passages) |
+//! | `zone` | a zone | `zoneType` (`open` (default), `meeting_room`, `stage`, `silent`, `private`), `talk_radius`, `sfu_threshold`, `capacity` (0 or absent: none for meeting rooms, 8 for private zones), `max_speakers`, `lockable` (private zones; default true), `entry_via` (comma-separated names of doors or passages) |
 //! | `podium` | the podium of the `stage` zone holding (most of) its tiles; a stage without one becomes a `meeting_room` | |
-//! | `door`, `seat` (or `chair`), `passage` | an exclusive object | `capacity` (default 1), `facing` (seats), `requires` (comma-separated object names) |
+//! | `door`, `seat` (or `chair`), `passage` | an exclusive object | `capacity` (default 1), `facing` (seats; `any` or absent: none), `requires` (comma-separated object names) |
 //! | `exit` | an exit | `world` (required), `spawn` |
 //! | `spawn`, `start` | a spawn point named after the object | `facing` |
+//!
+//! Shorthands: an area whose class is a ZoneType name (`open`, `meeting_room`, `stage`,
+//! `silent`, `private`) is a `zone` of that type (reported; a `zoneType` property that
+//! says otherwise is ignored, reported).
 //!
 //! A private zone without `capacity` gets capacity 8 (reported). Numbers out of range are
 //! clamped (reported). Objects are referenced by their Tiled name (or their Isoplane ID).
@@ -140,6 +146,8 @@ use crate::model::{Collision, FORMAT_NAME, FORMAT_VERSION, Facing, Grid, Movemen
 use crate::problem::WorldErrors;
 use crate::world::World;
 use read::{Notes, Properties};
+
+pub use objects::ISOPLANE_CLASSES;
 
 /// Choices the caller makes about the import.
 #[derive(Debug, Clone, Default)]

@@ -124,6 +124,20 @@ fn shape_of(object: &Value, space: &ObjectSpace) -> Shape {
     if read::flag(object, "ellipse", false) { Shape::Ellipse { x0, y0, x1, y1 } } else { Shape::Box { x0, y0, x1, y1 } }
 }
 
+/// The Isoplane classes an object (or an area layer) can have, with every property each
+/// one reads (a zone reads some only for some `zoneType`s). `tools/tiled/isoplane.tiled-project`
+/// declares the same classes for Tiled's UI; tests keep the two equal. Aliases (`chair`,
+/// `start`, and the ZoneType names as shorthands for a zone) are read too but not offered.
+pub const ISOPLANE_CLASSES: [(&str, &[&str]); 7] = [
+    ("zone", &["zoneType", "talk_radius", "sfu_threshold", "capacity", "max_speakers", "lockable", "entry_via"]),
+    ("door", &["capacity", "requires"]),
+    ("seat", &["capacity", "facing", "requires"]),
+    ("passage", &["capacity", "requires"]),
+    ("podium", &[]),
+    ("spawn", &["facing"]),
+    ("exit", &["world", "spawn"]),
+];
+
 /// Property names a layer or map understands by itself; on an area they mean nothing.
 pub(super) const LAYER_PROPERTIES: [&str; 3] = ["depth", "collides", "startLayer"];
 
@@ -134,7 +148,16 @@ pub(super) fn interpret(source: &Source, notes: &mut Notes) -> (Vec<Meaning>, bo
     let mut out = Vec::new();
     let class = source.class.to_ascii_lowercase();
     match class.as_str() {
-        "zone" => out.extend(reader.zone()),
+        "zone" => out.extend(reader.zone(None)),
+        // The obvious guess: an area whose class is a ZoneType name is such a zone.
+        shorthand if ZONE_TYPES.contains(&shorthand) => {
+            notes.add(format!(
+                "{}: class {} read as class \"zone\" with zoneType {shorthand}",
+                source.label,
+                quoted(&source.class)
+            ));
+            out.extend(reader.zone(Some(shorthand)));
+        }
         "door" => out.push(reader.object(ObjectKind::Door)),
         "seat" | "chair" => out.push(reader.object(ObjectKind::Seat)),
         "passage" => out.push(reader.object(ObjectKind::Passage)),
@@ -191,15 +214,26 @@ impl Reader<'_> {
         self.source.properties.list(name)
     }
 
-    fn zone(&mut self) -> Option<Meaning> {
-        let zone_type = self.take("zoneType").and_then(Value::as_str).map(|s| s.trim().to_ascii_lowercase());
+    /// A zone of the `zoneType` property's type, or of `shorthand` (the class named the
+    /// type; a `zoneType` that says otherwise is reported and not used).
+    fn zone(&mut self, shorthand: Option<&str>) -> Option<Meaning> {
+        let property = self.take("zoneType").and_then(Value::as_str).map(|s| s.trim().to_ascii_lowercase());
+        let zone_type = match (shorthand, property) {
+            (Some(class), Some(other)) if other != class => {
+                self.ignored.push(format!("zoneType {} (the class says {class})", quoted(&other)));
+                Some(class.to_owned())
+            }
+            (Some(class), _) => Some(class.to_owned()),
+            (None, property) => property,
+        };
         let kind = match zone_type.as_deref().unwrap_or("open") {
             "open" => {
                 ZoneKind::Open { talk_radius: self.number("talk_radius", defaults::TALK_RADIUS, MAX_TALK_RADIUS) }
             }
             "meeting_room" => {
                 let sfu_threshold = self.number("sfu_threshold", defaults::SFU_THRESHOLD, MAX_CAPACITY);
-                let capacity = self.props().has("capacity").then(|| self.number("capacity", 1, MAX_CAPACITY));
+                self.used.push("capacity");
+                let capacity = self.has_capacity().then(|| self.number("capacity", 1, MAX_CAPACITY));
                 ZoneKind::MeetingRoom { sfu_threshold, capacity }
             }
             "stage" => ZoneKind::Stage {
@@ -208,10 +242,13 @@ impl Reader<'_> {
             },
             "silent" => ZoneKind::Silent,
             "private" => {
-                if !self.props().has("capacity") {
+                self.used.push("capacity");
+                let capacity = if self.has_capacity() {
+                    self.number("capacity", PRIVATE_CAPACITY, MAX_CAPACITY)
+                } else {
                     self.ignored.push(format!("(no `capacity` on a private zone; used {PRIVATE_CAPACITY})"));
-                }
-                let capacity = self.number("capacity", PRIVATE_CAPACITY, MAX_CAPACITY);
+                    PRIVATE_CAPACITY
+                };
                 self.used.push("lockable");
                 let lockable = self.props().get("lockable").is_none_or(read::value_is_true);
                 ZoneKind::Private { capacity, lockable }
@@ -229,11 +266,18 @@ impl Reader<'_> {
         Some(Meaning::Zone { name: self.source.name.clone(), kind, entry_via })
     }
 
+    /// Whether a zone's `capacity` is given: 0 (the Tiled project's default) means "not
+    /// set", since Tiled does not write a property left at its class's default.
+    fn has_capacity(&self) -> bool {
+        self.props().has("capacity") && !matches!(self.props().whole("capacity"), Some(Ok(0)))
+    }
+
     fn object(&mut self, kind: ObjectKind) -> Meaning {
         let capacity = self.number("capacity", defaults::OBJECT_CAPACITY, MAX_CAPACITY);
         let requires = self.list("requires");
         self.used.push("facing");
-        let facing_text = self.props().text("facing");
+        // `any` (the Tiled project's default for seats) and blank mean no facing.
+        let facing_text = self.props().text("facing").filter(|t| !matches!(t.trim(), "" | "any"));
         let facing = facing_text.as_deref().and_then(facing);
         if let Some(text) = &facing_text {
             if facing.is_none() {
@@ -444,5 +488,68 @@ mod tests {
         assert!(notes.lines.iter().any(|l| l.contains("capacity = 99999")), "{:?}", notes.lines);
         let (none, meaningless) = interpret(&source("", json!({})), &mut notes);
         assert!(none.is_empty() && meaningless);
+    }
+
+    /// A value each Isoplane property accepts, so that a property is reported only when
+    /// the class does not read it.
+    fn valid_value(property: &str) -> Value {
+        match property {
+            "lockable" => json!(true),
+            "facing" => json!("south"),
+            "world" => json!("elsewhere"),
+            "requires" | "entry_via" | "spawn" => json!("somewhere"),
+            _ => json!(2),
+        }
+    }
+
+    #[test]
+    fn the_class_table_lists_exactly_the_properties_each_class_reads() {
+        let every: Vec<&str> = ISOPLANE_CLASSES.iter().flat_map(|(_, props)| props.iter().copied()).collect();
+        for (class, declared) in ISOPLANE_CLASSES {
+            let variants: Vec<Option<&str>> =
+                if class == "zone" { ZONE_TYPES.iter().copied().map(Some).collect() } else { vec![None] };
+            let mut understood: Vec<&str> = Vec::new();
+            for zone_type in variants {
+                let mut properties = serde_json::Map::new();
+                for property in &every {
+                    properties.insert((*property).to_owned(), valid_value(property));
+                }
+                if let Some(zone_type) = zone_type {
+                    properties.insert("zoneType".into(), json!(zone_type));
+                }
+                let mut notes = Notes::default();
+                let (meanings, _) = interpret(&source(class, Value::Object(properties)), &mut notes);
+                assert_eq!(meanings.len(), 1, "{class} {zone_type:?}: {meanings:?} {:?}", notes.lines);
+                let report = notes.lines.join("\n");
+                understood.extend(every.iter().filter(|p| !report.contains(&format!(" {p} ("))));
+            }
+            understood.sort_unstable();
+            understood.dedup();
+            let mut declared = declared.to_vec();
+            declared.sort_unstable();
+            assert_eq!(understood, declared, "class {class}");
+        }
+    }
+
+    #[test]
+    fn a_zone_type_name_as_class_is_that_zone() {
+        for zone_type in ZONE_TYPES {
+            let mut notes = Notes::default();
+            let (short, _) = interpret(&source(zone_type, json!({"capacity": 4})), &mut notes);
+            assert!(
+                notes.lines.iter().any(|l| l.contains(&format!("read as class \"zone\" with zoneType {zone_type}")))
+            );
+            let (full, _) =
+                interpret(&source("zone", json!({"zoneType": zone_type, "capacity": 4})), &mut Notes::default());
+            assert_eq!(short, full, "{zone_type}");
+        }
+        let mut notes = Notes::default();
+        let (stage, _) = interpret(&source("Stage", json!({"zoneType": "silent"})), &mut notes);
+        assert!(matches!(&stage[..], [Meaning::Zone { kind: ZoneKind::Stage { .. }, .. }]), "{stage:?}");
+        assert!(
+            notes.lines.iter().any(|l| l.contains("zoneType \"silent\" (the class says stage)")),
+            "{:?}",
+            notes.lines
+        );
     }
 }
