@@ -36,6 +36,11 @@ use crate::room::{AdmitError, Outbox, Room, Who};
 
 /// Messages queued towards one client; a client this far behind is dropped.
 pub const CLIENT_QUEUE: usize = 256;
+/// Commands queued towards one worker. Datagrams handed over by another worker are
+/// dropped (and counted in `handoffs_dropped`) when it is full, as the kernel would drop
+/// them; every other command waits for room, so a join, a signal or a control call is
+/// never lost, only slowed.
+pub const COMMAND_QUEUE: usize = 4096;
 /// Longest ICE-TCP frame (RFC 4571 allows 65535; media never needs more than this).
 const MAX_TCP_FRAME: usize = 4096;
 /// How often rooms get their periodic work (speakers, meters, layer choices).
@@ -105,7 +110,7 @@ pub enum Command {
 
 /// What every worker shares: how to reach the others, and process-wide counters.
 pub struct Shared {
-    pub workers: Vec<mpsc::UnboundedSender<Command>>,
+    pub workers: Vec<mpsc::Sender<Command>>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
     pub candidates: Candidates,
@@ -181,7 +186,7 @@ impl Worker {
     }
 
     /// Runs until shutdown; every session in this worker's rooms is ended on the way out.
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, shutdown: CancellationToken) {
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         let mut buffer = vec![0u8; 2048];
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -395,12 +400,11 @@ impl Worker {
             },
         };
         if owner != self.index {
-            let _ = self.shared.workers[owner].send(Command::Datagram {
-                proto,
-                source,
-                destination,
-                contents: contents.to_vec(),
-            });
+            // Never wait here: two workers handing datagrams to each other would deadlock.
+            let handoff = Command::Datagram { proto, source, destination, contents: contents.to_vec() };
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.shared.workers[owner].try_send(handoff) {
+                out.handoffs_dropped += 1;
+            }
             return;
         }
         let participant = match demux::stun_local_ufrag(contents).and_then(|ufrag| self.ufrags.get(ufrag)) {
@@ -458,6 +462,7 @@ impl Worker {
         metrics.packets_in.inc_by(out.datagrams_in);
         metrics.bytes_in.inc_by(out.bytes_in);
         metrics.dropped_unknown.inc_by(out.dropped_unknown);
+        metrics.handoffs_dropped.inc_by(out.handoffs_dropped);
         metrics.packets_out.inc_by(out.transmits.len() as u64);
         let bytes_out: usize = out.transmits.iter().map(|t| t.contents.len()).sum();
         metrics.bytes_out.inc_by(bytes_out as u64);
