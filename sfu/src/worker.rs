@@ -567,3 +567,53 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> std::io::Res
     reader.read_exact(&mut frame).await?;
     Ok(frame)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A STUN binding request whose USERNAME names `local` as the SFU's ufrag.
+    fn binding_request(local: &str) -> Vec<u8> {
+        let username = format!("{local}:remote");
+        let padded = (username.len() + 3) & !3;
+        let mut request = vec![0x00, 0x01];
+        request.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+        request.extend_from_slice(&0x2112_A442_u32.to_be_bytes());
+        request.extend_from_slice(&[7; 12]);
+        request.extend_from_slice(&0x0006_u16.to_be_bytes());
+        request.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        request.extend_from_slice(username.as_bytes());
+        request.resize(20 + 4 + padded, 0);
+        request
+    }
+
+    #[tokio::test]
+    async fn a_datagram_for_a_worker_whose_queue_is_full_is_dropped_and_counted_not_waited_for() {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let certificate = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().unwrap();
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let local = socket.local_addr().unwrap();
+        // Worker 1's queue holds one command, and nobody reads it.
+        let (to_first, _first) = mpsc::channel(COMMAND_QUEUE);
+        let (to_second, mut second) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            workers: vec![to_first, to_second],
+            metrics: Arc::new(Metrics::default()),
+            limits: Arc::new(Limits::default()),
+            candidates: Candidates { udp: str0m::Candidate::host(local, "udp").unwrap(), tcp: None },
+            certificate,
+            next_participant: AtomicU64::new(1),
+        });
+        let mut worker = Worker::new(0, shared.clone(), socket).unwrap();
+        let request = binding_request(&demux::new_ufrag(1));
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut out = Outbox::default();
+        worker.on_datagram(Protocol::Udp, peer, local, &request, &mut out);
+        worker.on_datagram(Protocol::Udp, peer, local, &request, &mut out);
+        assert_eq!(out.handoffs_dropped, 1, "the second did not fit");
+        worker.flush(out);
+        assert_eq!(shared.metrics.handoffs_dropped.get(), 1);
+        let Ok(Command::Datagram { contents, .. }) = second.try_recv() else { panic!("the first was handed over") };
+        assert_eq!(contents, request);
+    }
+}
