@@ -106,7 +106,7 @@ async fn run_session(state: AppState, mut socket: WebSocket) {
     let worker = state.shared.worker_for_room(&claims.room);
     let (link, mut messages) = mpsc::channel(CLIENT_QUEUE);
     let (reply, joined) = oneshot::channel();
-    if state.shared.workers[worker].send(Command::Join { claims, link, reply }).is_err() {
+    if state.shared.workers[worker].send(Command::Join { claims, link, reply }).await.is_err() {
         send(&mut socket, &refusal(ErrorCode::Overloaded, "the SFU is shutting down")).await;
         return;
     }
@@ -142,7 +142,7 @@ async fn run_session(state: AppState, mut socket: WebSocket) {
                     }
                     Ok(message) => {
                         let leaving = message == ClientMessage::Leave;
-                        if to_worker.send(Command::Signal { participant, message }).is_err() || leaving {
+                        if to_worker.send(Command::Signal { participant, message }).await.is_err() || leaving {
                             break;
                         }
                     }
@@ -154,7 +154,7 @@ async fn run_session(state: AppState, mut socket: WebSocket) {
             }
         }
     }
-    let _ = to_worker.send(Command::Leave { participant });
+    let _ = to_worker.send(Command::Leave { participant }).await;
     let _ = socket.close().await;
 }
 
@@ -212,7 +212,7 @@ async fn ask<T>(
 ) -> Result<T, HttpError> {
     let (reply, answer) = oneshot::channel();
     let unavailable = || api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the SFU is shutting down");
-    state.shared.workers[worker].send(command(reply)).map_err(|_| unavailable())?;
+    state.shared.workers[worker].send(command(reply)).await.map_err(|_| unavailable())?;
     answer.await.map_err(|_| unavailable())
 }
 

@@ -70,7 +70,7 @@ pub struct BoundSfu {
     udp: Vec<std::net::UdpSocket>,
     tcp: Option<TcpListener>,
     shared: Arc<Shared>,
-    receivers: Vec<mpsc::UnboundedReceiver<Command>>,
+    receivers: Vec<mpsc::Receiver<Command>>,
 }
 
 /// Binds every socket (so the ports are known and errors come early).
@@ -120,7 +120,7 @@ pub async fn bind(config: Config) -> Result<BoundSfu, StartError> {
     };
     let certificate =
         str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().ok_or(StartError::Certificate)?;
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::channel(worker::COMMAND_QUEUE)).unzip();
     let shared = Arc::new(Shared {
         workers: senders,
         metrics: Arc::new(Metrics::default()),
@@ -274,7 +274,9 @@ async fn accept_ice_tcp(listener: TcpListener, shared: Arc<Shared>, tasks: Tasks
             let Ok(Ok(first_frame)) = first else { return };
             let Some(owner) = demux::stun_worker(&first_frame).filter(|w| *w < shared.workers.len()) else { return };
             let Ok(stream) = stream.into_std() else { return };
-            let _ = shared.workers[owner].send(Command::TcpConnection { stream, first_frame });
+            // Waits for room: a connection is as precious as a join (an error means the
+            // worker is gone and the connection is closed with it).
+            let _ = shared.workers[owner].send(Command::TcpConnection { stream, first_frame }).await;
         });
     }
 }

@@ -46,6 +46,8 @@ pub struct Outbox {
     pub datagrams_in: u64,
     pub bytes_in: u64,
     pub dropped_unknown: u64,
+    /// Datagrams for another worker dropped because its command queue was full.
+    pub handoffs_dropped: u64,
 }
 
 /// Whom a control request names: every session of a user (a moderator's kick), or one

@@ -36,6 +36,11 @@ use crate::room::{AdmitError, Outbox, Room, Who};
 
 /// Messages queued towards one client; a client this far behind is dropped.
 pub const CLIENT_QUEUE: usize = 256;
+/// Commands queued towards one worker. Datagrams handed over by another worker are
+/// dropped (and counted in `handoffs_dropped`) when it is full, as the kernel would drop
+/// them; every other command waits for room, so a join, a signal or a control call is
+/// never lost, only slowed.
+pub const COMMAND_QUEUE: usize = 4096;
 /// Longest ICE-TCP frame (RFC 4571 allows 65535; media never needs more than this).
 const MAX_TCP_FRAME: usize = 4096;
 /// How often rooms get their periodic work (speakers, meters, layer choices).
@@ -105,7 +110,7 @@ pub enum Command {
 
 /// What every worker shares: how to reach the others, and process-wide counters.
 pub struct Shared {
-    pub workers: Vec<mpsc::UnboundedSender<Command>>,
+    pub workers: Vec<mpsc::Sender<Command>>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
     pub candidates: Candidates,
@@ -181,7 +186,7 @@ impl Worker {
     }
 
     /// Runs until shutdown; every session in this worker's rooms is ended on the way out.
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, shutdown: CancellationToken) {
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         let mut buffer = vec![0u8; 2048];
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -395,12 +400,11 @@ impl Worker {
             },
         };
         if owner != self.index {
-            let _ = self.shared.workers[owner].send(Command::Datagram {
-                proto,
-                source,
-                destination,
-                contents: contents.to_vec(),
-            });
+            // Never wait here: two workers handing datagrams to each other would deadlock.
+            let handoff = Command::Datagram { proto, source, destination, contents: contents.to_vec() };
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.shared.workers[owner].try_send(handoff) {
+                out.handoffs_dropped += 1;
+            }
             return;
         }
         let participant = match demux::stun_local_ufrag(contents).and_then(|ufrag| self.ufrags.get(ufrag)) {
@@ -458,6 +462,7 @@ impl Worker {
         metrics.packets_in.inc_by(out.datagrams_in);
         metrics.bytes_in.inc_by(out.bytes_in);
         metrics.dropped_unknown.inc_by(out.dropped_unknown);
+        metrics.handoffs_dropped.inc_by(out.handoffs_dropped);
         metrics.packets_out.inc_by(out.transmits.len() as u64);
         let bytes_out: usize = out.transmits.iter().map(|t| t.contents.len()).sum();
         metrics.bytes_out.inc_by(bytes_out as u64);
@@ -561,4 +566,54 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> std::io::Res
     let mut frame = vec![0u8; length];
     reader.read_exact(&mut frame).await?;
     Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A STUN binding request whose USERNAME names `local` as the SFU's ufrag.
+    fn binding_request(local: &str) -> Vec<u8> {
+        let username = format!("{local}:remote");
+        let padded = (username.len() + 3) & !3;
+        let mut request = vec![0x00, 0x01];
+        request.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+        request.extend_from_slice(&0x2112_A442_u32.to_be_bytes());
+        request.extend_from_slice(&[7; 12]);
+        request.extend_from_slice(&0x0006_u16.to_be_bytes());
+        request.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        request.extend_from_slice(username.as_bytes());
+        request.resize(20 + 4 + padded, 0);
+        request
+    }
+
+    #[tokio::test]
+    async fn a_datagram_for_a_worker_whose_queue_is_full_is_dropped_and_counted_not_waited_for() {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let certificate = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().unwrap();
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let local = socket.local_addr().unwrap();
+        // Worker 1's queue holds one command, and nobody reads it.
+        let (to_first, _first) = mpsc::channel(COMMAND_QUEUE);
+        let (to_second, mut second) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            workers: vec![to_first, to_second],
+            metrics: Arc::new(Metrics::default()),
+            limits: Arc::new(Limits::default()),
+            candidates: Candidates { udp: str0m::Candidate::host(local, "udp").unwrap(), tcp: None },
+            certificate,
+            next_participant: AtomicU64::new(1),
+        });
+        let mut worker = Worker::new(0, shared.clone(), socket).unwrap();
+        let request = binding_request(&demux::new_ufrag(1));
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut out = Outbox::default();
+        worker.on_datagram(Protocol::Udp, peer, local, &request, &mut out);
+        worker.on_datagram(Protocol::Udp, peer, local, &request, &mut out);
+        assert_eq!(out.handoffs_dropped, 1, "the second did not fit");
+        worker.flush(out);
+        assert_eq!(shared.metrics.handoffs_dropped.get(), 1);
+        let Ok(Command::Datagram { contents, .. }) = second.try_recv() else { panic!("the first was handed over") };
+        assert_eq!(contents, request);
+    }
 }

@@ -37,6 +37,7 @@ pub struct Config {
     pub worlds: WorldsConfig,
     pub limits: Limits,
     pub presence: PresenceConfig,
+    pub moderation: ModerationConfig,
     pub policy: PolicyConfig,
     pub media: MediaSettings,
     /// Several nodes serving one workspace through Redis; a single node when absent.
@@ -139,6 +140,29 @@ impl Default for PresenceConfig {
     }
 }
 
+/// How moderation records reach users already connected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModerationConfig {
+    /// Seconds between two passes that remove, from this node's worlds, every user an
+    /// active ban names. A ban normally takes effect at once (the command reaches every
+    /// node); this pass bounds how late it can be when a node missed that message (the
+    /// cluster's messages are at-most-once) or the ban was written by another process.
+    pub recheck_seconds: u64,
+}
+
+impl Default for ModerationConfig {
+    fn default() -> ModerationConfig {
+        ModerationConfig { recheck_seconds: 30 }
+    }
+}
+
+impl ModerationConfig {
+    pub fn recheck_interval(&self) -> Duration {
+        Duration::from_secs(self.recheck_seconds)
+    }
+}
+
 /// STUN, TURN and SFU as handed to clients.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -188,6 +212,7 @@ impl Default for Config {
             worlds: WorldsConfig::default(),
             limits: Limits::default(),
             presence: PresenceConfig::default(),
+            moderation: ModerationConfig::default(),
             policy: PolicyConfig::default(),
             media: MediaSettings::default(),
             cluster: None,
@@ -286,6 +311,9 @@ impl ServiceConfig for Config {
             if cluster.heartbeat_ms == 0 || cluster.lease_ms < cluster.heartbeat_ms * 2 {
                 problems.push("cluster: lease_ms must be at least twice heartbeat_ms (above 0)".to_owned());
             }
+        }
+        if self.moderation.recheck_seconds == 0 {
+            problems.push("moderation.recheck_seconds: at least 1".to_owned());
         }
         if !(1..=15).contains(&self.presence.tick_hz) {
             problems.push("presence.tick_hz: from 1 to 15".to_owned());

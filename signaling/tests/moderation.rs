@@ -188,6 +188,56 @@ async fn a_kick_removes_the_user_everywhere_tells_them_why_and_bystanders_see_th
 }
 
 #[tokio::test]
+async fn a_ban_no_command_announced_removes_the_connected_user_within_the_recheck_interval() {
+    let database = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", database.path().join("isoplane.db").display());
+    let server_url = url.clone();
+    let server = TestServer::start(move |config| {
+        config.database_url = Some(server_url);
+        config.moderation.recheck_seconds = 1;
+    })
+    .await;
+    let mut carol = server.join("carol").await;
+    let mut bob = server.join("bob").await;
+    let bob_avatar = bob.avatar();
+    expect_event(&mut carol, "bob entering", |e| matches!(e, Event::Message(ServerMessage::AvatarEntered { .. })))
+        .await;
+
+    // Written straight to the shared database, as another process would, or as a node
+    // sees it when the ban command's cluster message never reached it.
+    let records = isoplane_metadata::Metadata::connect(&url, 1).await.unwrap();
+    let ban = isoplane_metadata::Ban {
+        workspace: "acme".into(),
+        user_id: "bob".into(),
+        reason: "abuse".into(),
+        created_by: "ada".into(),
+        created_at: unix_now() as i64,
+        expires_at: None,
+    };
+    let written = std::time::Instant::now();
+    records.ban_user(&ban).await.unwrap();
+
+    let told = expect_event(&mut bob, "moderated", |e| moderated(e).is_some()).await;
+    let Event::Message(ServerMessage::Moderated { action, reason, .. }) = told else { unreachable!() };
+    assert_eq!((action, reason.as_str()), (ModeratedAction::Banned, "abuse"));
+    expect_event(&mut bob, "the banned error", |e| {
+        matches!(e, Event::Message(ServerMessage::Error { code: ErrorCode::Banned, .. }))
+    })
+    .await;
+    // One interval, plus a margin for a loaded machine.
+    assert!(written.elapsed() < Duration::from_secs(3), "removed after {:?}", written.elapsed());
+    expect_event(
+        &mut carol,
+        "bob leaving",
+        |e| matches!(e, Event::Message(ServerMessage::AvatarLeft { avatar }) if *avatar == bob_avatar),
+    )
+    .await;
+    // Bob alone was removed: carol, not banned, stays.
+    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
+    assert!(metrics.contains("isoplane_signaling_bans_enforced_late_total 1\n"), "{metrics}");
+}
+
+#[tokio::test]
 async fn a_mute_reaches_the_target_and_every_peer_and_holds_across_a_reconnect() {
     let server = TestServer::start(|_| {}).await;
     let mut ada = join_admin(&server, "ada").await;

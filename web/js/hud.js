@@ -38,7 +38,9 @@ export class Hud {
 
   /** The connection's state. @param {string} status @param {string} [detail] */
   status(status, detail) {
-    $('status').textContent = detail ? `${status} (${detail})` : status;
+    // "reconnecting… (attempt 3)": still trying, and for how long already.
+    const label = status === 'reconnecting' ? 'reconnecting…' : status;
+    $('status').textContent = detail ? `${label} (${detail})` : label;
     $('status').dataset.status = status;
   }
 

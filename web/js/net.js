@@ -1,12 +1,15 @@
 // The connection to the signaling server: join, messages in and out, and reconnection.
 //
-// A dropped connection is retried with backoff (0.5 s doubling to 5 s) and joins again
-// with the same token, which resumes the session on the server (same avatar and seat,
-// no flap for others). `replaced`, refused joins, and an admin's kick or ban are final.
+// A dropped connection is retried with jittered exponential backoff (backoff.js: a random
+// wait up to 0.5 s, or the server's `reconnect.after_ms`, doubling per attempt up to 30 s)
+// and joins again with the same token, which resumes the session on the server (same
+// avatar and seat, no flap for others). `replaced`, refused joins, and an admin's kick or
+// ban are final.
 //
 // Admin commands are requests: `admin()` sends one with a fresh id and resolves with the
 // `admin_result` that carries the same id.
 
+import { DEFAULT_BASE_MS, baseFromHint, reconnectDelay } from './backoff.js';
 import { decodePresence, encodeMoveIntent } from './protocol.js';
 
 const FINAL_ERRORS = new Set([
@@ -27,7 +30,10 @@ export class Connection extends EventTarget {
     this.world = world;
     /** @type {WebSocket | null} */
     this.socket = null;
-    this.delay = 500;
+    /** Reconnection attempts since the last successful join (0: none, or the first connection). */
+    this.attempt = 0;
+    /** The backoff's base: the server's last `reconnect.after_ms`, until a join succeeds. */
+    this.baseMs = DEFAULT_BASE_MS;
     this.stopped = false;
     this.seq = 0;
     this.adminId = 0;
@@ -54,7 +60,8 @@ export class Connection extends EventTarget {
     const socket = new WebSocket(this.url);
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
-    this.status(this.delay > 500 ? 'reconnecting' : 'connecting');
+    if (this.attempt > 0) this.status('reconnecting', `attempt ${this.attempt}`);
+    else this.status('connecting');
     socket.onopen = () => {
       socket.send(JSON.stringify({ type: 'join', token: this.token, world: this.world }));
     };
@@ -62,7 +69,8 @@ export class Connection extends EventTarget {
       if (typeof event.data === 'string') {
         const message = JSON.parse(event.data);
         if (message.type === 'welcome') {
-          this.delay = 500;
+          this.attempt = 0;
+          this.baseMs = DEFAULT_BASE_MS;
           this.status('connected', message.resumed ? 'resumed' : '');
         }
         if (message.type === 'error' && FINAL_ERRORS.has(message.code)) this.stopped = true;
@@ -73,7 +81,7 @@ export class Connection extends EventTarget {
           this.pending.delete(message.id);
           resolve?.(message.ok ? { ok: true, data: message.data ?? {} } : { ok: false, error: message.error });
         }
-        if (message.type === 'reconnect') this.delay = Math.max(500, message.after_ms);
+        if (message.type === 'reconnect') this.baseMs = baseFromHint(message.after_ms);
         this.dispatchEvent(new CustomEvent('message', { detail: message }));
       } else {
         const presence = decodePresence(event.data);
@@ -88,9 +96,11 @@ export class Connection extends EventTarget {
         this.status('disconnected');
         return;
       }
-      this.status('reconnecting', `retrying in ${(this.delay / 1000).toFixed(1)} s`);
-      setTimeout(() => this.open(), this.delay);
-      this.delay = Math.min(this.delay * 2, 5000);
+      this.attempt += 1;
+      this.status('reconnecting', `attempt ${this.attempt}`);
+      setTimeout(() => {
+        if (!this.stopped) this.open();
+      }, reconnectDelay(this.attempt, this.baseMs));
     };
   }
 

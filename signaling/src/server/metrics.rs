@@ -32,5 +32,7 @@ isoplane_service::service_metrics! {
         pub forwarded_connections: Counter =
             "forwarded_connections", "clients forwarded to the node serving their world";
         pub worlds_taken_over: Counter = "worlds_taken_over", "worlds this node started serving (cluster)";
+        pub bans_enforced_late: Counter =
+            "bans_enforced_late", "banned users removed by the periodic re-check, not by the ban command";
     }
 }

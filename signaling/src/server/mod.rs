@@ -212,6 +212,7 @@ impl BoundServer {
             let (metrics, stop) = (state.metrics.clone(), state.shutdown.clone());
             state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, sfu.clone(), stop));
         }
+        state.tasks.spawn_until_shutdown(recheck_bans(state.clone()));
         if let Some(pool) = state.config.media.sfu_pool.clone() {
             state.tasks.spawn(media::follow_sfu_directory(state.clone(), pool));
         }
@@ -230,6 +231,27 @@ impl BoundServer {
         // Connections and worlds follow the same signal, then the server waits for them.
         tasks.stop(Duration::from_secs(5)).await;
         result
+    }
+}
+
+/// Every `moderation.recheck_seconds`, removes the banned users still in this node's
+/// worlds: a ban takes effect within that bound even when its command never reached
+/// this node.
+async fn recheck_bans(state: Arc<AppState>) {
+    let mut ticker = tokio::time::interval(state.config.moderation.recheck_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate; every join was just checked against the bans anyway.
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        match state.moderator.enforce_bans().await {
+            Ok(0) => {}
+            Ok(removed) => {
+                state.metrics.bans_enforced_late.inc_by(removed as u64);
+                tracing::warn!(removed, "removed banned users the ban command had not reached on this node");
+            }
+            Err(error) => tracing::error!(%error, "cannot re-check connected users against the bans"),
+        }
     }
 }
 

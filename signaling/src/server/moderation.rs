@@ -278,6 +278,27 @@ impl Moderator {
         Ok(reached)
     }
 
+    /// Removes from this node's worlds everyone an active ban names; returns how many
+    /// avatars it removed. A ban command removes its user at once everywhere it reaches;
+    /// this pass, run periodically, catches the nodes it did not reach (cluster messages
+    /// are at-most-once) and bans written by another process sharing the database.
+    pub async fn enforce_bans(&self) -> Result<usize, MetadataError> {
+        let people = self.local_people().await;
+        if people.is_empty() {
+            return Ok(0);
+        }
+        let bans = self.metadata.active_bans(&self.workspace, unix_now() as i64).await?;
+        let reasons: HashMap<&str, &str> = bans.iter().map(|b| (b.user_id.as_str(), b.reason.as_str())).collect();
+        let mut removed = 0;
+        for person in people {
+            let Some(reason) = reasons.get(person.user.as_str()) else { continue };
+            let (by, reason) = ("an admin".to_owned(), (*reason).to_owned());
+            let action = Moderation::Remove { user: person.user, banned: true, by, reason };
+            removed += self.local_in_world(&person.world, action).await.unwrap_or(0);
+        }
+        Ok(removed)
+    }
+
     /// Everyone in this node's worlds.
     pub async fn local_people(&self) -> Vec<PersonInfo> {
         let mut people = Vec::new();

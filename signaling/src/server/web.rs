@@ -11,6 +11,7 @@ pub const WEB_FILES: &[(&str, &str, &[u8])] = &[
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../../web/style.css")),
     ("js/admin.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/admin.js")),
     ("js/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/app.js")),
+    ("js/backoff.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/backoff.js")),
     ("js/debug.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/debug.js")),
     ("js/hud.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/hud.js")),
     ("js/media.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/media.js")),

@@ -7,7 +7,9 @@
 //! (RFC 8656 §12), but it carries no data during that time.
 //!
 //! [`Allocation::admit`] is the one admission rule for relayed data, whichever way it goes:
-//! a live permission for the peer's IP, then room in that direction's bandwidth bucket.
+//! the allocation itself still live (the sweep that removes it runs on a timer, so it may
+//! lag), a live permission for the peer's IP, then room in that direction's bandwidth
+//! bucket.
 
 use super::ClientAddr;
 use super::metrics::Refusal;
@@ -117,10 +119,20 @@ impl Allocation {
         self.permissions.get(&ip).is_some_and(|expires| *expires > now)
     }
 
-    /// Admits `bytes` of data exchanged with `peer` in `direction`: the peer's IP needs a
-    /// live permission, then the direction's bucket must have room. Only an admitted
-    /// packet is charged to the bucket, so refused traffic costs the client nothing.
+    /// Whether the allocation's lifetime has run out (whether or not it was removed yet).
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires <= now
+    }
+
+    /// Admits `bytes` of data exchanged with `peer` in `direction`: the allocation must not
+    /// have expired, the peer's IP needs a live permission, then the direction's bucket
+    /// must have room. Only an admitted packet is charged to the bucket, so refused traffic
+    /// costs the client nothing.
     pub fn admit(&mut self, direction: Direction, peer: IpAddr, bytes: usize, now: Instant) -> Admission {
+        if self.is_expired(now) {
+            // Gone as far as the client is concerned, even before the sweep removes it.
+            return Admission::Refused(Refusal::NoAllocationOrChannel);
+        }
         if !self.has_permission(peer, now) {
             return Admission::Refused(Refusal::NoPermission);
         }
@@ -234,6 +246,20 @@ mod tests {
         assert_eq!(a.admit(Direction::ToPeer, peer, 1000, t0), Admission::Admitted);
         let later = t0 + PERMISSION_LIFETIME;
         assert_eq!(a.admit(Direction::ToClient, peer, 1, later), Admission::Refused(Refusal::NoPermission));
+    }
+
+    #[test]
+    fn an_expired_allocation_admits_nothing_even_with_live_permissions() {
+        let t0 = Instant::now();
+        let mut a = allocation(0, t0);
+        let peer: IpAddr = "198.51.100.7".parse().unwrap();
+        a.expires = t0 + Duration::from_secs(60);
+        a.install_permission(peer, t0);
+        let just_before = a.expires - Duration::from_millis(1);
+        assert_eq!(a.admit(Direction::ToPeer, peer, 1, just_before), Admission::Admitted);
+        for direction in [Direction::ToPeer, Direction::ToClient] {
+            assert_eq!(a.admit(direction, peer, 1, a.expires), Admission::Refused(Refusal::NoAllocationOrChannel));
+        }
     }
 
     #[test]

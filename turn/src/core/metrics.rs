@@ -16,8 +16,9 @@ pub enum Refusal {
     Bandwidth,
     /// Data to or from a peer without a permission (dropped).
     NoPermission,
-    /// ChannelData or a Send indication from a client with no allocation, or on a
-    /// channel that is not bound (dropped).
+    /// ChannelData or a Send indication from a client with no allocation (or one whose
+    /// lifetime ran out, even before the sweep removed it), or on a channel that is not
+    /// bound (dropped).
     NoAllocationOrChannel,
     /// Bytes that are neither STUN nor ChannelData, or a bad FINGERPRINT (dropped).
     Malformed,

@@ -231,7 +231,9 @@ impl TurnCore {
     /// A datagram that arrived on an allocation's relay socket from `peer`.
     pub fn handle_peer(&mut self, now: Instant, allocation: AllocationId, peer: SocketAddr, data: &[u8]) {
         let Some(a) = self.allocations.get_mut(&allocation) else { return };
-        if a.expires <= now {
+        // A peer's packet to an allocation the sweep has not removed yet: dropped like one
+        // to a closed port, uncounted (the refusal counters are about clients).
+        if a.is_expired(now) {
             return;
         }
         if let Admission::Refused(why) = a.admit(Direction::ToClient, peer.ip(), data.len(), now) {
@@ -381,7 +383,8 @@ impl TurnCore {
     }
 
     /// Sends a client's data (from ChannelData or a Send indication) to `peer` if the
-    /// allocation admits it; a refusal is counted and the data dropped.
+    /// allocation admits it (which an expired one never does, whether or not the timer has
+    /// swept it yet); a refusal is counted and the data dropped.
     fn relay_to_peer(&mut self, now: Instant, id: AllocationId, peer: SocketAddr, data: &[u8]) {
         let Some(a) = self.allocations.get_mut(&id) else { return };
         if let Admission::Refused(why) = a.admit(Direction::ToPeer, peer.ip(), data.len(), now) {

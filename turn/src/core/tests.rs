@@ -160,6 +160,16 @@ impl Harness {
         })
     }
 
+    fn client_sends_indication(&mut self, peer: &str, data: &[u8]) -> Vec<Output> {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let bytes = self.build(Method::Send, Class::Indication, false, |b| {
+            b.xor_address(attr::XOR_PEER_ADDRESS, peer);
+            b.attr(attr::DATA, data);
+        });
+        self.core.handle_client(self.now, self.client, &bytes);
+        self.outputs()
+    }
+
     fn client_sends_channel_data(&mut self, channel: u16, data: &[u8]) -> Vec<Output> {
         let mut frame = Vec::new();
         ChannelData::encode(channel, data, false, &mut frame);
@@ -300,20 +310,52 @@ fn permission_lets_data_through_and_expires_after_five_minutes() {
 fn send_indication_needs_a_permission() {
     let mut h = Harness::new(config());
     assert_eq!(h.allocate(), 0);
-    let send = |h: &mut Harness| {
-        let bytes = h.build(Method::Send, Class::Indication, false, |b| {
-            b.xor_address(attr::XOR_PEER_ADDRESS, "8.8.8.8:9".parse().unwrap());
-            b.attr(attr::DATA, b"payload");
-        });
-        h.core.handle_client(h.now, h.client, &bytes);
-        h.outputs()
-    };
-    assert!(send(&mut h).is_empty());
+    assert!(h.client_sends_indication("8.8.8.8:9", b"payload").is_empty());
     assert_eq!(h.create_permission("8.8.8.8:9"), 0);
-    let out = send(&mut h);
+    let out = h.client_sends_indication("8.8.8.8:9", b"payload");
     assert!(
         matches!(&out[..], [Output::ToPeer { peer, data, .. }] if *peer == "8.8.8.8:9".parse().unwrap() && data == b"payload")
     );
+}
+
+/// Moves the virtual clock without running the core's timer, as when a packet arrives
+/// between an allocation's expiry and the sweep that removes it.
+fn skip_the_timer(h: &mut Harness, secs: u64) {
+    h.now += Duration::from_secs(secs);
+}
+
+#[test]
+fn send_indication_to_an_allocation_expired_but_not_yet_swept_is_refused() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    assert_eq!(h.create_permission("8.8.8.8:9"), 0);
+    assert_eq!(h.refresh(60), 0);
+    skip_the_timer(&mut h, 59);
+    assert_eq!(h.client_sends_indication("8.8.8.8:9", b"payload").len(), 1, "still live a second before expiry");
+    skip_the_timer(&mut h, 1);
+    assert_eq!(h.core.allocation_count(), 1, "the timer has not removed it");
+    assert!(
+        h.client_sends_indication("8.8.8.8:9", b"payload").is_empty(),
+        "expired: nothing is relayed though the permission lives on"
+    );
+    assert_eq!(h.core.metrics().refusals(Refusal::NoAllocationOrChannel), 1);
+    assert_eq!(h.core.metrics().packets_to_peers, 1);
+}
+
+#[test]
+fn channel_data_to_an_allocation_expired_but_not_yet_swept_is_refused() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.allocate(), 0);
+    assert_eq!(h.channel_bind(0x4000, "8.8.8.8:1000"), 0);
+    assert_eq!(h.refresh(60), 0);
+    skip_the_timer(&mut h, 59);
+    assert_eq!(h.client_sends_channel_data(0x4000, b"up").len(), 1, "still live a second before expiry");
+    skip_the_timer(&mut h, 1);
+    assert_eq!(h.core.allocation_count(), 1, "the timer has not removed it");
+    assert!(h.client_sends_channel_data(0x4000, b"late").is_empty(), "expired: the channel carries nothing");
+    assert_eq!(h.core.metrics().refusals(Refusal::NoAllocationOrChannel), 1);
+    assert_eq!(h.core.metrics().packets_to_peers, 1);
+    assert_eq!(h.peer_sends("8.8.8.8:1000", b"down"), None, "nor does the peer path");
 }
 
 #[test]
