@@ -56,6 +56,8 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         (Some(url), Some(_)) => format!("\n  sfu: {url}  (control API and metrics on the same host)"),
         _ => String::new(),
     };
+    // No proxy in front: signaling's origin serves the published worlds' images too.
+    config.worlds.images_from = Some(format!("http://{assets_address}"));
     let bound = server::bind_with_worlds(config, stored).await?;
     let address = bound.local_addr().context("reading the bound address")?;
     // A closed stdout (`isoplane | head`) must not stop the server: ignore write errors.

@@ -85,6 +85,17 @@ pub struct WorldsConfig {
     /// Base URL of the asset server (e.g. `http://assets:8090`): serve the current version
     /// of every world of the workspace published there, read at start.
     pub asset_server: Option<String>,
+    /// Where `/assets/{id}` requests that reach signaling are fetched from (the asset
+    /// server's base URL), for setups with no proxy in front that sends `/assets/*` to the
+    /// asset server (the all-in-one `isoplane`). By default `asset_server`.
+    pub images_from: Option<String>,
+}
+
+impl WorldsConfig {
+    /// The asset server that `/assets/{id}` is fetched from, if any.
+    pub fn images_from(&self) -> Option<&str> {
+        self.images_from.as_deref().or(self.asset_server.as_deref())
+    }
 }
 
 /// Limits on what clients may do; everything from outside has one.
@@ -253,6 +264,7 @@ impl ServiceConfig for Config {
         EnvSetting::new("TOKEN_SECRET", "token_secret", EnvKind::Text),
         EnvSetting::new("WORLDS_DIRECTORY", "worlds.directory", EnvKind::Text),
         EnvSetting::new("ASSET_SERVER", "worlds.asset_server", EnvKind::Text),
+        EnvSetting::new("IMAGES_FROM", "worlds.images_from", EnvKind::Text),
         EnvSetting::new("TURN_SECRET", "media.turn_secret", EnvKind::Text),
         EnvSetting::new("TURN_URLS", "media.turn_urls", EnvKind::List),
         EnvSetting::new("STUN_URLS", "media.stun_urls", EnvKind::List),
@@ -275,6 +287,12 @@ impl ServiceConfig for Config {
         }
         if self.worlds.directory.is_none() && !self.worlds.demo && self.worlds.asset_server.is_none() {
             problems.push("worlds: set worlds.directory, worlds.asset_server, or worlds.demo = true".to_owned());
+        }
+        if let Some(url) = &self.worlds.images_from
+            && !url.starts_with("http://")
+            && !url.starts_with("https://")
+        {
+            problems.push(format!("worlds.images_from: `{url}` is not an http:// or https:// URL"));
         }
         if let Some(url) = &self.worlds.asset_server
             && !url.starts_with("http://")

@@ -82,6 +82,54 @@ async fn signaling_serves_and_lets_people_join_a_world_published_to_the_asset_se
         404,
         "only what the asset server holds is served"
     );
+
+    // Images reach the browser through signaling's own origin too (no proxy in front).
+    let picture = br#"<svg xmlns="http://www.w3.org/2000/svg" width="2" height="1"><rect width="2" height="1" fill="green"/></svg>"#;
+    let uploaded = http
+        .post(format!("{assets_url}/v1/assets"))
+        .header("Authorization", &admin)
+        .header("Content-Type", "image/svg+xml")
+        .body(picture.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let id = isoplane_world_format::ContentId::of_bytes(picture).to_string();
+    let through_signaling = http.get(format!("http://{address}/assets/{id}")).send().await.unwrap();
+    assert_eq!(through_signaling.status(), 200);
+    assert_eq!(through_signaling.headers()["content-type"], "image/svg+xml");
+    let etag = through_signaling.headers()["etag"].clone();
+    assert_eq!(&through_signaling.bytes().await.unwrap()[..], picture);
+    let again = http.get(format!("http://{address}/assets/{id}")).header("If-None-Match", etag).send().await.unwrap();
+    assert_eq!(again.status(), 304, "the browser's cached copy is still good");
+    let unknown = isoplane_world_format::ContentId::of_bytes(b"never uploaded").to_string();
+    assert_eq!(http.get(format!("http://{address}/assets/{unknown}")).send().await.unwrap().status(), 404);
+    let sneaky = http.get(format!("http://{address}/assets/..%2Fv1%2Fworkspaces%2Facme%2Fworlds")).send().await.unwrap();
+    assert_eq!(sneaky.status(), 404, "only content IDs are fetched");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn an_image_from_an_asset_server_that_does_not_answer_is_a_clear_bad_gateway() {
+    let shutdown = CancellationToken::new();
+    let mut config = isoplane_signaling::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workspace: "acme".into(),
+        token_secret: SECRET.into(),
+        ..isoplane_signaling::config::Config::default()
+    };
+    config.worlds.demo = true;
+    // A port nothing listens on (bound and released at once).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    config.worlds.images_from = Some(format!("http://127.0.0.1:{port}"));
+    let signaling = isoplane_signaling::server::bind(config).await.unwrap();
+    let address = signaling.local_addr().unwrap();
+    tokio::spawn(signaling.run(shutdown.clone()));
+    let id = isoplane_world_format::ContentId::of_bytes(b"elsewhere").to_string();
+    let answer = reqwest::get(format!("http://{address}/assets/{id}")).await.unwrap();
+    assert_eq!(answer.status(), 502);
+    let body: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "asset_server_unavailable");
     shutdown.cancel();
 }
 

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 
-use super::{AppState, connection, moderation, proxy, unix_now, web};
+use super::{AppState, asset_images, connection, moderation, proxy, unix_now, web};
 use crate::auth::{JoinClaims, Role};
 use crate::protocol::{AdminAnswer, AdminCommand, AdminError, AdminErrorCode};
 
@@ -24,8 +24,8 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
     if state.config.serve_web {
         router = router.route("/", get(web::index)).route("/web/{*path}", get(web::web_file));
     }
-    if state.config.worlds.demo {
-        router = router.route("/assets/{id}", get(web::demo_asset));
+    if state.config.worlds.demo || state.config.worlds.images_from().is_some() {
+        router = router.route("/assets/{id}", get(asset_images::image));
     }
     router
         .route("/v1/ws", get(websocket))

@@ -58,12 +58,11 @@ pub async fn web_file(Path(path): Path<String>) -> Response {
     }
 }
 
-pub async fn demo_asset(Path(id): Path<String>) -> Response {
-    match DEMO_ASSETS.iter().find(|(asset, _, _)| *asset == id) {
-        // Content-addressed: the bytes behind an ID never change.
-        Some((_, content_type, bytes)) => file(content_type, bytes, "public, max-age=31536000, immutable"),
-        None => not_found(),
-    }
+/// One of the demo world's images, if `id` names one.
+pub fn demo_image(id: &str) -> Option<Response> {
+    let (_, content_type, bytes) = DEMO_ASSETS.iter().find(|(asset, _, _)| *asset == id)?;
+    // Content-addressed: the bytes behind an ID never change.
+    Some(file(content_type, bytes, "public, max-age=31536000, immutable"))
 }
 
 #[cfg(test)]
