@@ -104,7 +104,8 @@ async fn signaling_serves_and_lets_people_join_a_world_published_to_the_asset_se
     assert_eq!(again.status(), 304, "the browser's cached copy is still good");
     let unknown = isoplane_world_format::ContentId::of_bytes(b"never uploaded").to_string();
     assert_eq!(http.get(format!("http://{address}/assets/{unknown}")).send().await.unwrap().status(), 404);
-    let sneaky = http.get(format!("http://{address}/assets/..%2Fv1%2Fworkspaces%2Facme%2Fworlds")).send().await.unwrap();
+    let sneaky =
+        http.get(format!("http://{address}/assets/..%2Fv1%2Fworkspaces%2Facme%2Fworlds")).send().await.unwrap();
     assert_eq!(sneaky.status(), 404, "only content IDs are fetched");
     shutdown.cancel();
 }

@@ -25,6 +25,33 @@ pub(super) struct Placed {
     pub spawns: Vec<Spawn>,
     /// Collision after the tiles under exclusive objects were made walkable.
     pub blocked: Vec<bool>,
+    /// Where in the map each zone, object and exit came from (`layer "areas", object
+    /// "Meeting room" (#3)`), by index: a world error about one names its place in Tiled.
+    pub origins: Origins,
+}
+
+/// The Tiled source of each placed zone, exclusive object and exit, by index.
+#[derive(Debug, Default)]
+pub(super) struct Origins {
+    pub zones: Vec<String>,
+    pub objects: Vec<String>,
+    pub exits: Vec<String>,
+}
+
+impl Origins {
+    /// The place in the map behind a world error's JSON path (`$.zones[2].entry_via[0]`).
+    pub fn of_path(&self, path: &str) -> Option<&str> {
+        let rest = path.strip_prefix("$.")?;
+        let (list, rest) = rest.split_once('[')?;
+        let index: usize = rest.split_once(']')?.0.parse().ok()?;
+        let labels = match list {
+            "zones" => &self.zones,
+            "objects" => &self.objects,
+            "exits" => &self.exits,
+            _ => return None,
+        };
+        labels.get(index).map(String::as_str)
+    }
 }
 
 pub(super) fn assemble(
@@ -69,6 +96,8 @@ pub(super) fn assemble(
     a.resolve_requires();
     a.place_exits(meanings);
     a.place_spawns(meanings);
+    a.placed.origins.zones = a.zone_labels;
+    a.placed.origins.objects = a.object_labels;
     a.placed
 }
 
@@ -382,6 +411,7 @@ impl Assembler<'_> {
                 let id = ids.claim(&src.name, &self.fallback_id(*source, "exit"));
                 let area = to_rects(&src.footprint.tiles);
                 self.placed.exits.push(Exit { id, area, world: world.clone(), spawn: spawn.clone() });
+                self.placed.origins.exits.push(src.label.clone());
             }
         }
     }
@@ -520,5 +550,28 @@ impl Assembler<'_> {
             }
         }
         seen
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::Origins;
+
+    #[test]
+    fn a_world_error_path_leads_back_to_its_place_in_the_map() {
+        let origins = Origins {
+            zones: vec![
+                "layer \"areas\", object \"Lobby\" (#1)".into(),
+                "layer \"areas\", object \"Room\" (#4)".into(),
+            ],
+            objects: vec!["layer \"things\", object \"Door\" (#7)".into()],
+            exits: vec!["layer \"areas\", object \"Out\" (#9)".into()],
+        };
+        assert_eq!(origins.of_path("$.zones[1].entry_via[0]"), Some("layer \"areas\", object \"Room\" (#4)"));
+        assert_eq!(origins.of_path("$.objects[0].capacity"), Some("layer \"things\", object \"Door\" (#7)"));
+        assert_eq!(origins.of_path("$.exits[0]"), Some("layer \"areas\", object \"Out\" (#9)"));
+        assert_eq!(origins.of_path("$.zones[2].area"), None, "no such zone");
+        assert_eq!(origins.of_path("$.spawns[0].x"), None, "spawns are moved and dropped by the importer itself");
+        assert_eq!(origins.of_path("$.grid.width"), None);
     }
 }

@@ -252,6 +252,7 @@ pub fn import_tiled(
         read::count(placed.exits.len(), "exit"),
         read::count(placed.spawns.len(), "spawn point")
     ));
+    let origins = placed.origins;
     let file = WorldFile {
         tilesets: tilesets.kept(),
         layers: converted.layers,
@@ -271,8 +272,21 @@ pub fn import_tiled(
             notes.lines.extend(world.warnings().iter().map(|w| format!("world check: {w}")));
             Ok(Imported { world, assets: tilesets.assets, report: ImportReport { notes: notes.lines } })
         }
-        Err(errors) => Err(ImportError::Invalid { errors, report: ImportReport { notes: notes.lines } }),
+        Err(errors) => Err(ImportError::Invalid {
+            errors: placed_in_map(errors, &origins),
+            report: ImportReport { notes: notes.lines },
+        }),
     }
+}
+
+/// Each world error about a zone, object or exit also names where it is in the map.
+fn placed_in_map(mut errors: WorldErrors, origins: &assemble::Origins) -> WorldErrors {
+    for problem in &mut errors.errors {
+        if let Some(origin) = origins.of_path(&problem.path) {
+            problem.message = format!("{} (in Tiled: {origin})", problem.message);
+        }
+    }
+    errors
 }
 
 /// The world name, and a report line for each map property the importer does not use.
