@@ -189,9 +189,23 @@ fn format(file: &Path, check: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Refuses what is not a Tiled JSON map by its name, saying what to do with a `.tmx`.
+pub(crate) fn check_map_kind(map: &Path) -> Result<()> {
+    let extension = map.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match extension.as_str() {
+        "tmj" | "json" => Ok(()),
+        "tmx" => bail!(
+            "{}: Isoplane reads Tiled's JSON maps: in Tiled, File → Save As… and choose \"JSON map files (*.tmj *.json)\", then use that file",
+            map.display()
+        ),
+        _ => bail!("{}: expected a Tiled JSON map (.tmj or .json)", map.display()),
+    }
+}
+
 /// Imports a Tiled map file, reading the files it references next to it. The outer error
 /// is a file that cannot be read; the inner one, a map that cannot be imported.
 pub(crate) fn import_map(map: &Path, name: Option<String>) -> Result<Result<Imported, ImportError>> {
+    check_map_kind(map)?;
     let text = read_text(map)?;
     let base = map.parent().map(Path::to_path_buf).unwrap_or_default();
     // Tiled projects reference files relative to the map, often in sibling folders.

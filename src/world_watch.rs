@@ -53,15 +53,7 @@ pub struct WatchArgs {
 type Stamp = (SystemTime, u64);
 
 pub fn run(args: WatchArgs) -> Result<ExitCode> {
-    let extension = args.map.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    match extension.as_str() {
-        "tmj" | "json" => {}
-        "tmx" => bail!(
-            "{}: Isoplane reads Tiled's JSON maps: in Tiled, File → Save As… and choose \"JSON map files (*.tmj *.json)\", then watch that file",
-            args.map.display()
-        ),
-        _ => bail!("{}: expected a Tiled JSON map (.tmj or .json)", args.map.display()),
-    }
+    crate::world_cli::check_map_kind(&args.map)?;
     let mut publisher = match &args.publish {
         Some(url) => Some(Publisher::new(url, &args)?),
         None => None,

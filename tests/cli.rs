@@ -151,6 +151,14 @@ fn import_tiled_refuses_what_it_cannot_convert() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("staggered"), "{}", text(&out.stderr));
     assert!(!output.exists(), "nothing is written when the import fails");
+
+    // Tiled's XML map: the answer says how to save it as JSON.
+    let xml = dir.path().join("office.tmx");
+    std::fs::write(&xml, "<?xml version=\"1.0\"?><map/>").unwrap();
+    let out = isoplane(&["world", "import-tiled", path_str(&xml), "-o", path_str(&output)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("JSON map files (*.tmj *.json)"), "{}", text(&out.stderr));
+    assert!(!output.exists());
 }
 
 /// One HTTP/1.1 request over a raw socket (the binary's tests need no HTTP client).

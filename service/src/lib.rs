@@ -59,9 +59,28 @@ pub fn config_path(
     Ok(path.filter(|p| !p.is_empty()).map(PathBuf::from))
 }
 
-/// [`config_path`] of this process.
+/// [`config_path`] of this process; `--help` (or `-h`) prints the usage and exits.
 pub fn config_path_from_process() -> Result<Option<PathBuf>, UsageError> {
-    config_path(std::env::args_os().skip(1), std::env::var_os("ISOPLANE_CONFIG"))
+    let mut args = std::env::args_os();
+    let program = args.next().map(|p| PathBuf::from(p).file_name().map(|n| n.to_string_lossy().into_owned()));
+    let args: Vec<OsString> = args.collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        let program = program.flatten().unwrap_or_else(|| "isoplane-SERVICE".into());
+        println!("{}", usage(&program));
+        std::process::exit(0);
+    }
+    config_path(args, std::env::var_os("ISOPLANE_CONFIG"))
+}
+
+/// What `--help` prints for a service binary.
+fn usage(program: &str) -> String {
+    let service = program.strip_prefix("isoplane-").unwrap_or(program).to_uppercase();
+    format!(
+        "usage: {program} [--config FILE.toml]\n\n\
+         Runs the service with the TOML file given (or named by ISOPLANE_CONFIG), else its defaults;\n\
+         ISOPLANE_{service}_* variables override the file (see docs/operations.md). Logs go to stdout,\n\
+         filtered by ISOPLANE_LOG; SIGTERM or ctrl-c stops it gracefully."
+    )
 }
 
 /// Starts logging to stdout with the filter of `ISOPLANE_LOG` (else `RUST_LOG`, else
