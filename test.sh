@@ -3,7 +3,8 @@
 # registries reachable and PostgreSQL and Redis running) it installs what the tests need
 # if it is missing, then runs every test:
 #
-#   1. Debian's coturn (turnutils_* clients for the TURN conformance tests), openssl,
+#   1. Debian's coturn (turnutils_* clients for the TURN conformance tests), tiled (its
+#      example maps and `tiled --export-map` check the .tmx reader), openssl,
 #      chromium, iptables (the ICE-TCP test blocks UDP), iproute2 and util-linux
 #      (`ip`, `unshare`), and Node with npm; then `npm ci` in tests/browser
 #      (playwright-core and TypeScript, pinned by its package-lock.json);
@@ -35,7 +36,7 @@ step "tools the tests run"
 declare -A package_of=(
   [turnutils_uclient]=coturn [turnutils_peer]=coturn [turnutils_stunclient]=coturn
   [openssl]=openssl [chromium]=chromium [iptables]=iptables [ip]=iproute2 [unshare]=util-linux
-  [node]=nodejs [npm]=npm
+  [node]=nodejs [npm]=npm [tiled]=tiled
 )
 missing=()
 for command in "${!package_of[@]}"; do

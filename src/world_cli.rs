@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use isoplane_world_format::tiled::{ImportError, ImportOptions, Imported, import_tiled};
+use isoplane_world_format::tiled::{ImportError, ImportOptions, Imported, import_tiled, import_tiled_tmx};
 use isoplane_world_format::{DEMO_WORLD, Problem, World, limits, locate};
 
 #[derive(Debug, Subcommand)]
@@ -29,7 +29,7 @@ pub enum WorldCommand {
         #[arg(long)]
         check: bool,
     },
-    /// Convert a Tiled JSON map (.tmj) into an Isoplane world file.
+    /// Convert a Tiled map (.tmx, or JSON: .tmj) into an Isoplane world file.
     ImportTiled {
         map: PathBuf,
         /// Where to write the world file.
@@ -42,7 +42,7 @@ pub enum WorldCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Re-import a Tiled JSON map on every save, and publish each good import to an
+    /// Re-import a Tiled map on every save, and publish each good import to an
     /// asset server (docs/maps.md).
     Watch(crate::world_watch::WatchArgs),
 }
@@ -189,28 +189,38 @@ fn format(file: &Path, check: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses what is not a Tiled JSON map by its name, saying what to do with a `.tmx`.
-pub(crate) fn check_map_kind(map: &Path) -> Result<()> {
+/// How a Tiled map is saved, told by its file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MapKind {
+    /// `.tmj` or `.json`.
+    Json,
+    /// `.tmx`.
+    Xml,
+}
+
+/// The kind of Tiled map the file is, refusing any other file by its name.
+pub(crate) fn check_map_kind(map: &Path) -> Result<MapKind> {
     let extension = map.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match extension.as_str() {
-        "tmj" | "json" => Ok(()),
-        "tmx" => bail!(
-            "{}: Isoplane reads Tiled's JSON maps: in Tiled, File → Save As… and choose \"JSON map files (*.tmj *.json)\", then use that file",
-            map.display()
-        ),
-        _ => bail!("{}: expected a Tiled JSON map (.tmj or .json)", map.display()),
+        "tmj" | "json" => Ok(MapKind::Json),
+        "tmx" => Ok(MapKind::Xml),
+        _ => bail!("{}: expected a Tiled map (.tmx, .tmj or .json)", map.display()),
     }
 }
 
 /// Imports a Tiled map file, reading the files it references next to it. The outer error
 /// is a file that cannot be read; the inner one, a map that cannot be imported.
 pub(crate) fn import_map(map: &Path, name: Option<String>) -> Result<Result<Imported, ImportError>> {
-    check_map_kind(map)?;
+    let kind = check_map_kind(map)?;
     let text = read_text(map)?;
     let base = map.parent().map(Path::to_path_buf).unwrap_or_default();
     // Tiled projects reference files relative to the map, often in sibling folders.
     let read_file = |relative: &str| read_limited(&base.join(relative)).ok();
-    Ok(import_tiled(&text, &ImportOptions { name }, &read_file))
+    let options = ImportOptions { name };
+    Ok(match kind {
+        MapKind::Json => import_tiled(&text, &options, &read_file),
+        MapKind::Xml => import_tiled_tmx(&text, &options, &read_file),
+    })
 }
 
 fn import(map: &Path, output: &Path, assets: Option<&Path>, name: Option<String>) -> Result<ExitCode> {

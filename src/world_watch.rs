@@ -1,4 +1,4 @@
-//! `isoplane world watch MAP.tmj`: the edit loop with Tiled. The map is re-imported on
+//! `isoplane world watch MAP.tmj` (or `.tmx`): the edit loop with Tiled. The map is re-imported on
 //! every save (the file's modification time and size are polled; no file-watching
 //! dependency), checked, and with `--publish URL` published to the asset server as the
 //! world's next version, so signaling's live reload shows it to everyone in the world.
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// The Tiled map, saved as JSON (.tmj or .json).
+    /// The Tiled map: XML (.tmx) or JSON (.tmj or .json).
     map: PathBuf,
     /// Publish each good import to the asset server at this base URL.
     #[arg(long, value_name = "URL")]

@@ -108,26 +108,25 @@ fn fmt_rewrites_to_the_canonical_layout_and_check_reports_it() {
     assert!(isoplane(&["world", "fmt", "--check", path_str(&file)]).status.success());
 }
 
+/// Imports a map of the repository into `dir` (world file and `assets/`), asserting that
+/// the import succeeds and its world validates with its assets; gives the import's output.
+fn import_and_validate(map: &str, dir: &Path) -> (Output, PathBuf) {
+    let output = dir.join("imported.world.json");
+    let assets = dir.join("assets");
+    let out = isoplane(&["world", "import-tiled", map, "-o", path_str(&output), "--assets", path_str(&assets)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let validated = isoplane(&["world", "validate", path_str(&output), "--assets", path_str(&assets)]);
+    assert!(validated.status.success(), "{}", text(&validated.stderr));
+    (out, assets)
+}
+
 #[test]
 fn import_tiled_writes_a_valid_world_and_its_assets_named_by_content_id() {
     let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("office.world.json");
-    let assets = dir.path().join("assets");
-    let out = isoplane(&[
-        "world",
-        "import-tiled",
-        "world-format/tests/data/tiled/office.tmj",
-        "-o",
-        path_str(&output),
-        "--assets",
-        path_str(&assets),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (out, assets) = import_and_validate("world-format/tests/data/tiled/office.tmj", dir.path());
     // What was skipped is reported, naming the object.
     assert!(text(&out.stderr).contains("note: layer \"floorLayer\", object \"Website\""), "{}", text(&out.stderr));
 
-    let out = isoplane(&["world", "validate", path_str(&output), "--assets", path_str(&assets)]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     for entry in std::fs::read_dir(&assets).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
@@ -152,13 +151,29 @@ fn import_tiled_refuses_what_it_cannot_convert() {
     assert!(text(&out.stderr).contains("staggered"), "{}", text(&out.stderr));
     assert!(!output.exists(), "nothing is written when the import fails");
 
-    // Tiled's XML map: the answer says how to save it as JSON.
+    // A broken Tiled XML map: the error names the file and what is wrong with it.
     let xml = dir.path().join("office.tmx");
-    std::fs::write(&xml, "<?xml version=\"1.0\"?><map/>").unwrap();
+    std::fs::write(&xml, "<?xml version=\"1.0\"?><map orientation=\"orthogonal\"><layer>").unwrap();
     let out = isoplane(&["world", "import-tiled", path_str(&xml), "-o", path_str(&output)]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("JSON map files (*.tmj *.json)"), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("office.tmx: error: the map is not readable Tiled XML"), "{stderr}");
     assert!(!output.exists());
+
+    // Neither JSON nor XML by its name: the answer says which files are read.
+    let other = dir.path().join("office.txt");
+    std::fs::write(&other, "{}").unwrap();
+    let out = isoplane(&["world", "import-tiled", path_str(&other), "-o", path_str(&output)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("(.tmx, .tmj or .json)"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn import_tiled_reads_tileds_xml_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, assets) = import_and_validate("tools/tiled/example/office.tmx", dir.path());
+    assert!(text(&out.stdout).contains("1 image asset(s)"), "{}", text(&out.stdout));
+    assert_eq!(std::fs::read_dir(&assets).unwrap().count(), 1);
 }
 
 /// One HTTP/1.1 request over a raw socket (the binary's tests need no HTTP client).

@@ -170,9 +170,40 @@ fn each_save_publishes_a_version_and_a_broken_edit_publishes_nothing() {
 }
 
 #[test]
-fn a_tmx_map_is_answered_with_how_to_save_it_as_json() {
-    let out = Command::new(BINARY).args(["world", "watch", "office.tmx"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("JSON map files (*.tmj *.json)"), "{stderr}");
+fn a_tmx_map_is_watched_and_a_broken_one_is_named_with_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let map_path = dir.path().join("office.tmx");
+    std::fs::copy(TILES, dir.path().join("tiles.png")).unwrap();
+    let tmx = |floor: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<map version="1.8" orientation="orthogonal" width="2" height="2" tilewidth="32" tileheight="32" infinite="0">
+ <tileset firstgid="1" name="office" tilewidth="32" tileheight="32" tilecount="8" columns="4">
+  <image source="tiles.png" width="128" height="64"/>
+ </tileset>
+ <layer id="1" name="floor" width="2" height="2"><data encoding="csv">{floor}</data></layer>
+</map>"#
+        )
+    };
+    save(&map_path, &tmx("1,1,1,1"));
+    let mut child = Command::new(BINARY)
+        .args(["world", "watch", map_path.to_str().unwrap(), "--interval-ms", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let seen = wait_for(&lines, "valid:");
+    assert!(seen.last().unwrap().contains("office.tmx"), "{seen:?}");
+
+    // A broken save names the file and what is wrong with its XML, then a fix is valid again.
+    save(&map_path, &tmx("1,1,1,1</layer>"));
+    let seen = wait_for(&lines, "not published");
+    let error = seen.iter().find(|l| l.contains("error:")).unwrap_or_else(|| panic!("{seen:?}"));
+    assert!(error.contains("office.tmx") && error.contains("not readable Tiled XML"), "{error}");
+    save(&map_path, &tmx("1,2,2,1"));
+    wait_for(&lines, "valid:");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -38,7 +38,7 @@ impl Header {
         let orientation = match read::text(map, "orientation") {
             "orthogonal" => Orientation::Orthogonal,
             "isometric" => Orientation::Isometric,
-            "" => return not_a_map("it has no `orientation`; is it a Tiled map saved as JSON?"),
+            "" => return not_a_map("it has no `orientation`; is it a Tiled map?"),
             kind @ ("staggered" | "hexagonal") => {
                 return Err(ImportError::Unsupported(format!(
                     "{kind} maps cannot be imported: Isoplane grids are orthogonal or isometric (diamond); redraw the map on an isometric or orthogonal grid"

@@ -1,11 +1,14 @@
-//! Import of Tiled JSON maps (`.tmj`) into Isoplane worlds.
+//! Import of Tiled maps, JSON (`.tmj`) or XML (`.tmx`), into Isoplane worlds.
 //!
-//! [`import_tiled`] converts a map to a validated [`World`], the tileset images it needs
-//! ([`ImportedAsset`]s, named by content ID) and an [`ImportReport`] with one line per
-//! thing that was skipped, approximated or changed, each naming the layer or object so
-//! the author can act on it. The importer does no I/O: files the map references
-//! (external tilesets, tileset images) come from the caller's `read_file`, asked for by
-//! path relative to the map's folder.
+//! [`import_tiled`] converts a JSON map, [`import_tiled_tmx`] an XML one (read by
+//! `tmx.rs` into the JSON map's shape, so everything below applies to both alike; the
+//! `.tmx` reader and the `.tsx` one share the small XML reader in `xml.rs`). Either
+//! gives a validated [`World`], the tileset images it needs ([`ImportedAsset`]s, named
+//! by content ID) and an [`ImportReport`] with one line per thing that was skipped,
+//! approximated or changed, each naming the layer or object so the author can act on it.
+//! The importer does no I/O: files the map references (external tilesets, tileset
+//! images) come from the caller's `read_file`, asked for by path relative to the map's
+//! folder.
 //!
 //! This is the reference for what a map becomes.
 //!
@@ -22,9 +25,9 @@
 //!   `mapName` (WorkAdventure), else "Imported map". Other map properties are reported.
 //!
 //! # Tilesets
-//! - Embedded, or external by `source`: `.tsj`/`.json` (JSON) and `.tsx` (Tiled's XML;
-//!   the image, tile size and count, columns, margin, spacing, tile offset and tile
-//!   properties are read).
+//! - Embedded (in a `.tmx`, read like a `.tsx`), or external by `source`: `.tsj`/`.json`
+//!   (JSON) and `.tsx` (Tiled's XML; the image, tile size and count, columns, margin,
+//!   spacing, tile offset and tile properties are read).
 //! - The tileset image is read from its path relative to the tileset's file (the map's
 //!   folder for embedded tilesets); its bytes become an asset with ID
 //!   `ContentId::of_bytes`, listed once however many tilesets share it.
@@ -43,9 +46,10 @@
 //! Group layers are flattened: names become "group/layer", opacities multiply,
 //! visibility is the AND of the group's and the layer's, and a group's `depth` property
 //! applies to the layers inside. Data may be a JSON array or base64, uncompressed, zlib
-//! or gzip; zstd layers are skipped (reported). Image layers are skipped (reported).
-//! Layer pixel offsets are ignored (reported). A world draws at most
-//! [`crate::limits::MAX_LAYERS`] layers; later ones are skipped (reported).
+//! or gzip (in a `.tmx` also CSV or `<tile>` elements); zstd layers are skipped
+//! (reported). Image layers are skipped (reported). Layer pixel offsets are ignored
+//! (reported). A world draws at most [`crate::limits::MAX_LAYERS`] layers; later ones
+//! are skipped (reported).
 //!
 //! - A layer named `collisions` or `collision` (any case) is not drawn: every non-empty
 //!   tile of it is blocked.
@@ -133,7 +137,9 @@ mod objects;
 mod read;
 mod shapes;
 mod tilesets;
+mod tmx;
 mod tsx;
+mod xml;
 
 use std::fmt;
 
@@ -195,6 +201,9 @@ pub struct Imported {
 pub enum ImportError {
     #[error("the map is not valid JSON: {0}")]
     NotJson(String),
+    /// A `.tmx` map whose XML cannot be read.
+    #[error("the map is not readable Tiled XML: {0}")]
+    NotXml(String),
     #[error("this is not a Tiled map: {0}")]
     NotAMap(String),
     #[error("this map cannot be imported: {0}")]
@@ -205,7 +214,7 @@ pub enum ImportError {
     Invalid { errors: WorldErrors, report: ImportReport },
 }
 
-/// Converts a Tiled JSON map into a world.
+/// Converts a Tiled JSON map (`.tmj`) into a world.
 ///
 /// `read_file` returns the bytes of a file the map references, by its path relative to
 /// the map's folder (as written in the map, joined with the folder of the external
@@ -216,11 +225,30 @@ pub fn import_tiled(
     read_file: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<Imported, ImportError> {
     let map: Value = serde_json::from_str(map_json).map_err(|e| ImportError::NotJson(e.to_string()))?;
-    let header = convert::Header::read(&map)?;
+    import_map(&map, options, read_file)
+}
+
+/// Converts a Tiled XML map (`.tmx`) into a world: the same import as
+/// [`import_tiled`], from the map read into the JSON map's shape.
+pub fn import_tiled_tmx(
+    map_xml: &str,
+    options: &ImportOptions,
+    read_file: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Imported, ImportError> {
+    let map = tmx::map_from_tmx(map_xml).map_err(ImportError::NotXml)?;
+    import_map(&map, options, read_file)
+}
+
+fn import_map(
+    map: &Value,
+    options: &ImportOptions,
+    read_file: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Imported, ImportError> {
+    let header = convert::Header::read(map)?;
     let mut notes = Notes::default();
-    let name = world_name(&map, options, &mut notes);
-    let tilesets = tilesets::load(&map, read_file, &mut notes);
-    let layers = layers::flatten(&map, (header.width, header.height), &mut notes);
+    let name = world_name(map, options, &mut notes);
+    let tilesets = tilesets::load(map, read_file, &mut notes);
+    let layers = layers::flatten(map, (header.width, header.height), &mut notes);
     let extent = convert::extent(&header, &layers, &mut notes)?;
     let side = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
     let grid = Grid {

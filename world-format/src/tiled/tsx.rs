@@ -5,210 +5,90 @@
 //! spacing), its `<image>` (source, width, height), `<tileoffset>`, and per `<tile>` its
 //! id, `<image>` (image collections), `<animation>`, `<objectgroup>` (collision shapes)
 //! and `<properties>`. Everything else (wang sets, terrain, transformations) is skipped.
-//! This is tag scanning, not a general XML parser: it handles comments, processing
-//! instructions, CDATA, both quote styles and the standard entities, which is all Tiled
-//! writes.
+//! The XML itself is read by [`super::xml`]; the `.tmx` map reader reuses
+//! [`tileset_json`] for tilesets embedded in maps.
 
 use serde_json::{Map, Value, json};
 
-/// One start or end tag.
-struct Tag<'t> {
-    name: &'t str,
-    attributes: Vec<(&'t str, String)>,
-    closing: bool,
-    self_closing: bool,
-}
-
-impl Tag<'_> {
-    fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
-    }
-}
+use super::xml::{self, Element};
 
 /// The tileset as `.tsj`-shaped JSON, or why the text is not a Tiled tileset.
 pub(super) fn tileset_from_tsx(text: &str) -> Result<Value, String> {
-    let mut open: Vec<&str> = Vec::new();
+    let root = xml::parse(text)?;
+    if root.name != "tileset" {
+        return Err(format!("the root element is <{}>, not <tileset>", root.name));
+    }
+    Ok(Value::Object(tileset_json(&root)))
+}
+
+/// A `<tileset>` element (a `.tsx` file's root, or embedded in a `.tmx` map) as
+/// `.tsj`-shaped JSON.
+pub(super) fn tileset_json(element: &Element) -> Map<String, Value> {
     let mut tileset = Map::new();
-    let mut tiles: Vec<Value> = Vec::new();
-    let mut rest = text;
-    let mut seen_root = false;
-    while let Some(start) = rest.find('<') {
-        rest = &rest[start..];
-        let (tag, after) = next_tag(rest)?;
-        rest = after;
-        let Some(tag) = tag else { continue };
-        if tag.closing {
-            open.pop();
-            continue;
-        }
-        if !seen_root {
-            if tag.name != "tileset" {
-                return Err(format!("the root element is <{}>, not <tileset>", tag.name));
-            }
-            seen_root = true;
-        }
-        let parent = open.last().copied();
-        let grandparent = open.len().checked_sub(2).and_then(|i| open.get(i)).copied();
-        match (grandparent, parent, tag.name) {
-            (_, None, "tileset") => copy_numbers(
-                &tag,
-                &mut tileset,
-                &["tilewidth", "tileheight", "tilecount", "columns", "margin", "spacing"],
-                &["name"],
-            ),
-            (_, Some("tileset"), "image") => {
-                put_text(&mut tileset, "image", tag.attribute("source"));
-                put_number(&mut tileset, "imagewidth", tag.attribute("width"));
-                put_number(&mut tileset, "imageheight", tag.attribute("height"));
-            }
-            (_, Some("tileset"), "tileoffset") => {
-                let mut offset = Map::new();
-                put_number(&mut offset, "x", tag.attribute("x"));
-                put_number(&mut offset, "y", tag.attribute("y"));
-                tileset.insert("tileoffset".into(), Value::Object(offset));
-            }
-            (_, Some("tileset"), "tile") => {
-                let mut tile = Map::new();
-                put_number(&mut tile, "id", tag.attribute("id"));
-                tiles.push(Value::Object(tile));
-            }
-            (Some("tileset"), Some("tile"), "image") => {
-                set_on_last_tile(&mut tiles, "image", tag.attribute("source").unwrap_or("").into())
-            }
-            (Some("tileset"), Some("tile"), "animation") => set_on_last_tile(&mut tiles, "animation", json!([{}])),
-            (Some("tileset"), Some("tile"), "objectgroup") => {
-                set_on_last_tile(&mut tiles, "objectgroup", json!({"objects": [{}]}))
-            }
-            (Some("tile"), Some("properties"), "property") if open.len() == 3 => push_property(&mut tiles, &tag),
-            (Some("tileset"), Some("properties"), "property") if open.len() == 2 => {
-                push_to(&mut tileset, "properties", property_json(&tag));
-            }
-            _ => {}
-        }
-        if !tag.self_closing {
-            open.push(tag.name);
-        }
+    copy_attributes(
+        element,
+        &mut tileset,
+        &["tilewidth", "tileheight", "tilecount", "columns", "margin", "spacing"],
+        &["name", "class"],
+    );
+    if let Some(image) = element.child("image") {
+        put_text(&mut tileset, "image", image.attribute("source"));
+        put_number(&mut tileset, "imagewidth", image.attribute("width"));
+        put_number(&mut tileset, "imageheight", image.attribute("height"));
     }
-    if !seen_root {
-        return Err("no <tileset> element found".into());
+    if let Some(offset) = element.child("tileoffset") {
+        let mut json = Map::new();
+        put_number(&mut json, "x", offset.attribute("x"));
+        put_number(&mut json, "y", offset.attribute("y"));
+        tileset.insert("tileoffset".into(), Value::Object(json));
     }
+    put_properties(element, &mut tileset);
+    let tiles = element.children_named("tile").map(tile_json).collect();
     tileset.insert("tiles".into(), Value::Array(tiles));
-    Ok(Value::Object(tileset))
+    tileset
 }
 
-/// Reads the tag at the start of `text` (which starts with `<`). Comments, declarations
-/// and CDATA give `None`.
-fn next_tag(text: &str) -> Result<(Option<Tag<'_>>, &str), String> {
-    for (opening, closing) in [("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>"), ("<!", ">")] {
-        if text.starts_with(opening) {
-            let end = text.find(closing).ok_or_else(|| format!("unterminated {opening}"))?;
-            return Ok((None, &text[end + closing.len()..]));
-        }
+/// One `<tile>`: its id, image (image collections), properties, and markers for an
+/// animation or collision shapes, which the importer only reports.
+fn tile_json(element: &Element) -> Value {
+    let mut tile = Map::new();
+    put_number(&mut tile, "id", element.attribute("id"));
+    copy_attributes(element, &mut tile, &[], &["type", "class"]);
+    if let Some(image) = element.child("image") {
+        tile.insert("image".into(), image.attribute("source").unwrap_or("").into());
     }
-    let end = tag_end(text).ok_or("an unterminated tag")?;
-    let inner = &text[1..end];
-    let after = &text[end + 1..];
-    if let Some(name) = inner.strip_prefix('/') {
-        return Ok((
-            Some(Tag { name: name.trim(), attributes: Vec::new(), closing: true, self_closing: false }),
-            after,
-        ));
+    if element.child("animation").is_some() {
+        tile.insert("animation".into(), json!([{}]));
     }
-    let self_closing = inner.ends_with('/');
-    let inner = inner.strip_suffix('/').unwrap_or(inner);
-    let name_end = inner.find(|c: char| c.is_ascii_whitespace()).unwrap_or(inner.len());
-    let tag =
-        Tag { name: &inner[..name_end], attributes: attributes(&inner[name_end..])?, closing: false, self_closing };
-    Ok((Some(tag), after))
-}
-
-/// The index of the `>` that ends the tag, skipping any `>` inside quoted values.
-fn tag_end(text: &str) -> Option<usize> {
-    let mut quote = None;
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), _) if c == q => quote = None,
-            (None, '>') => return Some(i),
-            _ => {}
-        }
+    if element.child("objectgroup").is_some() {
+        tile.insert("objectgroup".into(), json!({"objects": [{}]}));
     }
-    None
+    put_properties(element, &mut tile);
+    Value::Object(tile)
 }
 
-fn attributes(mut text: &str) -> Result<Vec<(&str, String)>, String> {
-    let mut out = Vec::new();
-    loop {
-        text = text.trim_start();
-        if text.is_empty() {
-            return Ok(out);
-        }
-        let eq = text.find('=').ok_or_else(|| format!("attribute without a value near `{}`", head(text)))?;
-        let name = text[..eq].trim();
-        let value_text = text[eq + 1..].trim_start();
-        let quote = value_text
-            .chars()
-            .next()
-            .filter(|c| *c == '"' || *c == '\'')
-            .ok_or_else(|| format!("unquoted attribute `{name}`"))?;
-        let close = value_text[1..].find(quote).ok_or_else(|| format!("unterminated attribute `{name}`"))?;
-        out.push((name, unescape(&value_text[1..=close])));
-        text = &value_text[close + 2..];
-    }
-}
-
-fn head(text: &str) -> String {
-    text.chars().take(20).collect()
-}
-
-/// Replaces XML's entities and character references.
-fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let Some(semi) = rest.find(';') else { break };
-        let entity = &rest[1..semi];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .map(|hex| u32::from_str_radix(hex, 16).ok())
-                .unwrap_or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn copy_numbers(tag: &Tag<'_>, into: &mut Map<String, Value>, numbers: &[&str], texts: &[&str]) {
+/// Copies attributes as numbers (whole when they are, else fractional) and as text.
+pub(super) fn copy_attributes(element: &Element, into: &mut Map<String, Value>, numbers: &[&str], texts: &[&str]) {
     for key in numbers {
-        put_number(into, key, tag.attribute(key));
+        put_number(into, key, element.attribute(key));
     }
     for key in texts {
-        put_text(into, key, tag.attribute(key));
+        put_text(into, key, element.attribute(key));
     }
 }
 
-fn put_number(into: &mut Map<String, Value>, key: &str, value: Option<&str>) {
-    if let Some(n) = value.and_then(|v| v.trim().parse::<i64>().ok()) {
-        into.insert(key.into(), n.into());
+/// A number as Tiled's JSON writes it: whole numbers as integers.
+pub(super) fn number(text: &str) -> Option<Value> {
+    let text = text.trim();
+    text.parse::<i64>()
+        .map(Value::from)
+        .ok()
+        .or_else(|| text.parse::<f64>().ok().filter(|n| n.is_finite()).map(Value::from))
+}
+
+pub(super) fn put_number(into: &mut Map<String, Value>, key: &str, value: Option<&str>) {
+    if let Some(n) = value.and_then(number) {
+        into.insert(key.into(), n);
     }
 }
 
@@ -218,35 +98,38 @@ fn put_text(into: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     }
 }
 
-fn set_on_last_tile(tiles: &mut [Value], key: &str, value: Value) {
-    if let Some(Value::Object(tile)) = tiles.last_mut() {
-        tile.insert(key.into(), value);
+/// The element's own `<properties>` (not those of its children), as Tiled's JSON array.
+pub(super) fn put_properties(element: &Element, into: &mut Map<String, Value>) {
+    if let Some(properties) = element.child("properties") {
+        let list = properties.children_named("property").map(property_json).collect();
+        into.insert("properties".into(), Value::Array(list));
     }
 }
 
-fn push_to(into: &mut Map<String, Value>, key: &str, item: Value) {
-    if let Value::Array(list) = into.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
-        list.push(item);
-    }
-}
-
-fn push_property(tiles: &mut [Value], tag: &Tag<'_>) {
-    if let Some(Value::Object(tile)) = tiles.last_mut() {
-        push_to(tile, "properties", property_json(tag));
-    }
-}
-
-/// A `<property>` as Tiled's JSON writes it: the value typed by its `type` attribute.
-fn property_json(tag: &Tag<'_>) -> Value {
-    let kind = tag.attribute("type").unwrap_or("string");
-    let raw = tag.attribute("value").unwrap_or("");
+/// A `<property>` as Tiled's JSON writes it: the value typed by its `type` attribute;
+/// a multi-line value is the element's text, a class value its member properties.
+fn property_json(element: &Element) -> Value {
+    let kind = element.attribute("type").unwrap_or("string");
+    let raw = element.attribute("value").unwrap_or(&element.text);
     let value = match kind {
         "bool" => Value::Bool(raw == "true"),
-        "int" => raw.parse::<i64>().map_or_else(|_| raw.into(), Value::from),
-        "float" => raw.parse::<f64>().map_or_else(|_| raw.into(), Value::from),
+        "int" | "object" => raw.trim().parse::<i64>().map_or_else(|_| raw.into(), Value::from),
+        "float" => number(raw).unwrap_or_else(|| raw.into()),
+        "class" => {
+            let mut members = Map::new();
+            for member in element.child("properties").iter().flat_map(|p| p.children_named("property")) {
+                let name = member.attribute("name").unwrap_or("").to_owned();
+                members.insert(name, property_json(member)["value"].take());
+            }
+            Value::Object(members)
+        }
         _ => raw.into(),
     };
-    json!({"name": tag.attribute("name").unwrap_or(""), "type": kind, "value": value})
+    let mut json = json!({"name": element.attribute("name").unwrap_or(""), "type": kind, "value": value});
+    if let Some(class) = element.attribute("propertytype") {
+        json["propertytype"] = class.into();
+    }
+    json
 }
 
 #[cfg(test)]
