@@ -128,6 +128,9 @@ struct Publisher {
     token: String,
     /// The version this loop last published (or found current at its first publish).
     base: Option<u64>,
+    /// The world file this loop last published: a save that changes nothing in it (say,
+    /// the same map saved again) publishes no new version.
+    last_published: Option<String>,
 }
 
 impl Publisher {
@@ -148,11 +151,18 @@ impl Publisher {
             versions_url: format!("{url}/v1/workspaces/{}/worlds/{world}/versions", args.workspace),
             token,
             base: None,
+            last_published: None,
         })
     }
 
     /// Uploads the images and publishes the world; the line to print.
     async fn publish(&mut self, imported: &Imported) -> Result<String> {
+        let text = imported.world.to_json_pretty();
+        if let (Some(version), Some(last)) = (self.base, &self.last_published)
+            && *last == text
+        {
+            return Ok(format!("unchanged: version {version} is already this world; nothing published"));
+        }
         for asset in &imported.assets {
             self.upload(asset).await?;
         }
@@ -160,7 +170,7 @@ impl Publisher {
             Some(base) => base,
             None => self.current_version().await?,
         };
-        let world: Value = serde_json::from_str(&imported.world.to_json_pretty()).context("encoding the world")?;
+        let world: Value = serde_json::from_str(&text).context("encoding the world")?;
         let (status, answer) = self.post_version(base, &world).await?;
         let (status, answer, note) = match (status, current_version_in(&answer)) {
             (409, Some(current)) => {
@@ -175,6 +185,7 @@ impl Publisher {
             201 => {
                 let version = answer.get("version").and_then(Value::as_u64).context("the answer names no version")?;
                 self.base = Some(version);
+                self.last_published = Some(text);
                 Ok(format!("published version {version}{note}"))
             }
             _ => bail!("{}: HTTP {status}: {}", self.versions_url, refusal(&answer)),

@@ -164,6 +164,11 @@ fn each_save_publishes_a_version_and_a_broken_edit_publishes_nothing() {
     save(&map_path, &map("Planning", false));
     wait_for(&lines, "published version 5");
 
+    // Saving the same map again changes nothing: no new version.
+    save(&map_path, &map("Planning", false));
+    wait_for(&lines, "unchanged: version 5 is already this world");
+    assert_eq!(get(versions_url.clone())["current_version"], 5);
+
     child.kill().unwrap();
     child.wait().unwrap();
     stop.cancel();
