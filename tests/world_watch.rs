@@ -78,6 +78,16 @@ fn wait_for(lines: &Receiver<String>, wanted: &str) -> Vec<String> {
 }
 
 /// Writes the map as Tiled does: a whole new file in place of the old one.
+/// Like [`wait_for`] for two lines, one on stdout and one on stderr: the two streams are
+/// read by two threads, so they may arrive in either order.
+fn wait_for_both(lines: &Receiver<String>, first: &str, second: &str) -> Vec<String> {
+    let mut seen = wait_for(lines, first);
+    if !seen.iter().any(|l| l.contains(second)) {
+        seen.extend(wait_for(lines, second));
+    }
+    seen
+}
+
 fn save(path: &Path, text: &str) {
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, text).unwrap();
@@ -131,7 +141,7 @@ fn each_save_publishes_a_version_and_a_broken_edit_publishes_nothing() {
 
     // The first look publishes version 1 (the world is named after the map file), with
     // the shorthand class reported.
-    let seen = wait_for(&lines, "published version 1");
+    let seen = wait_for_both(&lines, "published version 1", "read as class \"zone\"");
     assert!(seen.iter().any(|l| l.contains("class \"meeting_room\" read as class \"zone\"")), "{seen:?}");
     let current = get(format!("{url}/v1/workspaces/acme/worlds/office"));
     assert_eq!(current["zones"][0]["id"], "daily", "{current}");
@@ -156,7 +166,7 @@ fn each_save_publishes_a_version_and_a_broken_edit_publishes_nothing() {
 
     // A broken edit is reported and publishes nothing.
     save(&map_path, &map("Retro", true));
-    let seen = wait_for(&lines, "not published");
+    let seen = wait_for_both(&lines, "not published", "error:");
     assert!(seen.iter().any(|l| l.contains("error:")), "{seen:?}");
     assert_eq!(get(versions_url.clone())["current_version"], 4);
 
@@ -203,7 +213,7 @@ fn a_tmx_map_is_watched_and_a_broken_one_is_named_with_what_is_wrong() {
 
     // A broken save names the file and what is wrong with its XML, then a fix is valid again.
     save(&map_path, &tmx("1,1,1,1</layer>"));
-    let seen = wait_for(&lines, "not published");
+    let seen = wait_for_both(&lines, "not published", "error:");
     let error = seen.iter().find(|l| l.contains("error:")).unwrap_or_else(|| panic!("{seen:?}"));
     assert!(error.contains("office.tmx") && error.contains("not readable Tiled XML"), "{error}");
     save(&map_path, &tmx("1,2,2,1"));
