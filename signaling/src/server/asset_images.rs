@@ -30,9 +30,9 @@ pub(super) async fn image(State(state): State<Arc<AppState>>, Path(id): Path<Str
     if let Some(built_in) = web::demo_image(&id) {
         return built_in;
     }
-    let Some(base) = state.config.worlds.images_from() else { return not_found() };
+    let Some(base) = state.config.worlds.images_from() else { return web::not_found() };
     if id.parse::<ContentId>().is_err() {
-        return not_found();
+        return web::not_found();
     }
     match forward(base, &id, &headers).await {
         Ok(response) => response,
@@ -45,6 +45,7 @@ async fn forward(base: &str, id: &str, headers: &HeaderMap) -> Result<Response, 
         tracing::warn!(%cause, "cannot fetch an image from the asset server");
         HttpError::new(StatusCode::BAD_GATEWAY, "asset_server_unavailable", "the asset server does not answer")
     };
+    let too_large = || HttpError::new(StatusCode::BAD_GATEWAY, "asset_too_large", "this image is too large to forward");
     let client = client().ok_or_else(|| unavailable(&"no HTTP client"))?;
     let mut request = client.get(format!("{}/assets/{id}", base.trim_end_matches('/')));
     if let Some(tag) = headers.get(header::IF_NONE_MATCH) {
@@ -53,7 +54,7 @@ async fn forward(base: &str, id: &str, headers: &HeaderMap) -> Result<Response, 
     let answer = request.send().await.map_err(|e| unavailable(&e))?;
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     if status == StatusCode::NOT_FOUND {
-        return Ok(not_found());
+        return Ok(web::not_found());
     }
     let mut kept = HeaderMap::new();
     for name in [header::CONTENT_TYPE, header::CACHE_CONTROL, header::ETAG] {
@@ -63,16 +64,13 @@ async fn forward(base: &str, id: &str, headers: &HeaderMap) -> Result<Response, 
             kept.insert(name, value);
         }
     }
+    // The declared length refuses early; the body is checked too, since a length may be absent.
     if answer.content_length().is_some_and(|length| length > MAX_IMAGE_BYTES as u64) {
-        return Err(HttpError::new(StatusCode::BAD_GATEWAY, "asset_too_large", "this image is too large to forward"));
+        return Err(too_large());
     }
     let body = answer.bytes().await.map_err(|e| unavailable(&e))?;
     if body.len() > MAX_IMAGE_BYTES {
-        return Err(HttpError::new(StatusCode::BAD_GATEWAY, "asset_too_large", "this image is too large to forward"));
+        return Err(too_large());
     }
     Ok((status, kept, body).into_response())
-}
-
-fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found\n").into_response()
 }

@@ -259,9 +259,9 @@ async fn recheck_bans(state: Arc<AppState>) {
 /// Carries out other nodes' requests in this node's worlds.
 async fn answer_nodes(state: Arc<AppState>, mut requests: mpsc::Receiver<cluster::Incoming>) {
     while let Some((request, reply)) = requests.recv().await {
-        let worker = state.clone();
-        state.tasks.spawn(async move {
-            let state = worker;
+        let tasks = state.tasks.clone();
+        let state = state.clone();
+        tasks.spawn(async move {
             let answer = match request {
                 cluster::ClusterRequest::Moderate { world: Some(world), action } => {
                     cluster::ClusterReply::Moderated(state.moderator.local_in_world(&world, action).await)

@@ -42,7 +42,7 @@ fn file(content_type: &'static str, bytes: &'static [u8], cache: &'static str) -
     (headers, bytes).into_response()
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
