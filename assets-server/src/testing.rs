@@ -12,12 +12,38 @@ use tokio_util::sync::CancellationToken;
 /// Serves S3 on 127.0.0.1 (an ephemeral port) from `root`, with `bucket` created and one
 /// key pair, until `stop` is cancelled. Panics if it cannot start (a test cannot go on).
 pub async fn serve_s3(root: &Path, bucket: &str, key: &str, secret: &str, stop: CancellationToken) -> SocketAddr {
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    serve_s3_on(any_port, root, bucket, key, secret, stop).await
+}
+
+/// [`serve_s3`] on `address`. Cancelling `stop` also closes the open connections, as a
+/// stopped server would: a test can stop S3 and start it again on the same address with
+/// what it stored (retrying the bind for a few seconds while the old socket goes).
+pub async fn serve_s3_on(
+    address: SocketAddr,
+    root: &Path,
+    bucket: &str,
+    key: &str,
+    secret: &str,
+    stop: CancellationToken,
+) -> SocketAddr {
     std::fs::create_dir_all(root.join(bucket)).unwrap_or_else(|e| panic!("creating the bucket folder: {e}"));
     let filesystem = s3s_fs::FileSystem::new(root).unwrap_or_else(|e| panic!("s3s-fs on {}: {e:?}", root.display()));
     let mut builder = s3s::service::S3ServiceBuilder::new(filesystem);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(key, secret));
     let service = builder.build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("binding the S3 server: {e}"));
+    let mut attempts = 0;
+    let listener = loop {
+        match TcpListener::bind(address).await {
+            Ok(listener) => break listener,
+            Err(error) if attempts < 50 && address.port() != 0 => {
+                attempts += 1;
+                tracing::debug!(%error, "S3 address still taken; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("binding the S3 server on {address}: {error}"),
+        }
+    };
     let address = listener.local_addr().unwrap_or_else(|e| panic!("the S3 server's address: {e}"));
     tokio::spawn(async move {
         let http = Arc::new(hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()));
@@ -29,9 +55,12 @@ pub async fn serve_s3(root: &Path, bucket: &str, key: &str, secret: &str, stop: 
                 },
                 () = stop.cancelled() => break,
             };
-            let (http, service) = (http.clone(), service.clone());
+            let (http, service, stop) = (http.clone(), service.clone(), stop.clone());
             tokio::spawn(async move {
-                let _ = http.serve_connection(TokioIo::new(socket), service).await;
+                tokio::select! {
+                    _ = http.serve_connection(TokioIo::new(socket), service) => {}
+                    () = stop.cancelled() => {}
+                }
             });
         }
     });
