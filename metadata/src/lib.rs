@@ -107,6 +107,10 @@ pub struct Metadata {
     backend: Backend,
 }
 
+/// How long a call waits for a connection: while the database is down, calls fail after
+/// this with an error the services answer as "unavailable", rather than hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -124,7 +128,7 @@ impl Metadata {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(&url)
             .await
             .map_err(MetadataError::Connect)?;

@@ -70,11 +70,11 @@ pub struct Override {
     pub why: &'static str,
 }
 
-/// A line of a service's config file replaced, and why.
+/// The line of a service's config file that starts with `starting` replaced, and why.
 #[derive(Debug, Clone)]
 pub struct ConfigEdit {
     pub service: &'static str,
-    pub line: &'static str,
+    pub starting: &'static str,
     pub replacement: String,
     pub why: &'static str,
 }
@@ -295,16 +295,17 @@ impl Stack {
         for edit in &options.config_edits {
             let spec = specs.get_mut(edit.service).unwrap_or_else(|| panic!("no service {}", edit.service));
             let found = spec.configs.iter_mut().any(|(_, content)| {
-                let had = content.lines().any(|l| l.trim() == edit.line);
+                let chosen = |line: &str| line.trim_start().starts_with(edit.starting);
+                let had = content.lines().any(chosen);
                 *content = content
                     .lines()
-                    .map(|l| if l.trim() == edit.line { &edit.replacement } else { l })
+                    .map(|l| if chosen(l) { &edit.replacement } else { l })
                     .collect::<Vec<_>>()
                     .join("\n");
                 had
             });
-            assert!(found, "{}'s config no longer has the line `{}`", edit.service, edit.line);
-            println!("edit {} config `{}` → `{}`: {}", edit.service, edit.line, edit.replacement, edit.why);
+            assert!(found, "{}'s config no longer has a line starting `{}`", edit.service, edit.starting);
+            println!("edit {} config `{}…` → `{}`: {}", edit.service, edit.starting, edit.replacement, edit.why);
         }
 
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary folder: {e}"));
