@@ -157,7 +157,13 @@ impl SfuHealth {
     /// Records one probe; returns the new state when it changed.
     fn record(&mut self, ready: bool) -> Option<bool> {
         self.failures = if ready { 0 } else { self.failures.saturating_add(1) };
-        let up = if ready { true } else if self.failures >= SFU_FAILURES_TO_DOWN { false } else { self.up };
+        let up = if ready {
+            true
+        } else if self.failures >= SFU_FAILURES_TO_DOWN {
+            false
+        } else {
+            self.up
+        };
         (up != self.up).then(|| {
             self.up = up;
             up
