@@ -6,6 +6,13 @@
 // a relayed path. Zones the server puts on the SFU get one session with it instead
 // (sfu.js).
 //
+// Media comes back after a media server fails. A relayed link whose path is lost (the
+// TURN server restarted and its allocations are gone) is started over by its initiator
+// with an ICE restart, again and again with a growing jittered wait while it stays down,
+// so a new allocation is made soon after TURN answers again. An SFU session that drops
+// while the plan still says SFU is made again the same way; when signaling finds the SFU
+// gone, the plan moves the zone to peer-to-peer and the session is closed.
+//
 // An admin's mute arrives in the plan too. Muted here (`audio_muted` / `video_muted` on
 // the plan): that kind's senders carry no track until a plan lifts it, whatever the user
 // clicks. A peer muted (the flags on its link): its audio is not played and its video not
@@ -13,6 +20,7 @@
 
 import { Connection } from './net.js';
 import { SfuSession } from './sfu.js';
+import { reconnectDelay } from './backoff.js';
 
 /**
  * @typedef {{urls: string[], username?: string, credential?: string}} IceServer
@@ -21,6 +29,16 @@ import { SfuSession } from './sfu.js';
  *   sfu?: {url: string, room: string, token: string}, audio_muted?: boolean, video_muted?: boolean}} MediaPlan
  * @typedef {'audio' | 'video'} Kind
  */
+
+/** How long a relayed link may stay 'disconnected' before its initiator restarts ICE. */
+const RELAY_DISCONNECTED_MS = 3000;
+/** The least wait between ICE restarts (gathering a relay candidate takes a moment), and the backoff's base. */
+const ICE_RESTART_MS = 1000;
+/** The backoff's base for making a dropped SFU session again. */
+const SFU_RETRY_BASE_MS = 500;
+
+/** @param {RTCIceConnectionState} state */
+const iceUp = (state) => state === 'connected' || state === 'completed';
 
 /** A fresh ID for one negotiation session between two peers. */
 const newEpoch = () => Math.random().toString(36).slice(2, 10);
@@ -39,6 +57,12 @@ class Peer {
     this.epoch = link.initiator ? newEpoch() : null;
     /** @type {RTCIceCandidateInit[]} */
     this.pendingCandidates = [];
+    /** ICE restarts since the link was last connected (relayed links, initiator side). */
+    this.restarts = 0;
+    /** ICE restarts in this link's life, for tests and debugging. */
+    this.totalRestarts = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} the next ICE restart, when one is due */
+    this.restartTimer = null;
     this.pc = new RTCPeerConnection({
       iceServers: plan.ice_servers,
       iceTransportPolicy: link.relay ? 'relay' : 'all',
@@ -73,10 +97,56 @@ class Peer {
       if (event.candidate && this.epoch) media.signal(link.avatar, 'candidate', { epoch: this.epoch, candidate: event.candidate.toJSON() });
     };
     this.pc.oniceconnectionstatechange = () => {
-      if (this.pc.iceConnectionState === 'failed' && !link.relay) media.connection.send({ type: 'media_report', ice: 'failed' });
+      const state = this.pc.iceConnectionState;
+      // A direct link that fails asks the server for a relayed path; a relayed one has
+      // nothing better to ask for and is started over instead.
+      if (state === 'failed' && !this.link.relay) media.connection.send({ type: 'media_report', ice: 'failed' });
+      if (this.link.relay && this.link.initiator) this.watchRelay(state);
     };
     this.applyMute();
     if (link.initiator) this.offer();
+  }
+
+  /**
+   * The initiator of a relayed link restarts ICE when it failed, or stayed disconnected
+   * for a few seconds: its TURN allocation may be gone. @param {RTCIceConnectionState} state
+   */
+  watchRelay(state) {
+    if (iceUp(state) || state === 'closed') {
+      this.cancelRestart();
+      if (iceUp(state)) this.restarts = 0;
+    } else if (this.restartTimer === null && (state === 'failed' || state === 'disconnected')) {
+      this.scheduleRestart(state === 'failed' ? 0 : RELAY_DISCONNECTED_MS);
+    }
+  }
+
+  /** @param {number} delay */
+  scheduleRestart(delay) {
+    this.cancelRestart();
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.pc.signalingState === 'closed' || iceUp(this.pc.iceConnectionState)) return;
+      this.restartIce().catch((error) => console.warn('ICE restart failed', error));
+    }, delay);
+  }
+
+  cancelRestart() {
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+  }
+
+  /**
+   * New ICE credentials in a new offer of the same session (the epoch stays: the other
+   * side keeps its connection and answers). Until the link is up, another restart
+   * follows after a growing, jittered wait, so links that a TURN restart cut do not all
+   * come back at the same instant.
+   */
+  async restartIce() {
+    this.restarts += 1;
+    this.totalRestarts += 1;
+    this.scheduleRestart(ICE_RESTART_MS + reconnectDelay(this.restarts, ICE_RESTART_MS));
+    this.pc.restartIce();
+    await this.offer();
   }
 
   /** Plays and shows only what no admin muted on this link. */
@@ -159,6 +229,7 @@ class Peer {
   }
 
   close() {
+    this.cancelRestart();
     this.pc.close();
     this.tile.remove();
   }
@@ -181,6 +252,10 @@ export class Media {
     this.plan = null;
     /** @type {SfuSession | null} */
     this.sfu = null;
+    /** Attempts to make the SFU session again since it last connected. */
+    this.sfuAttempts = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} the next attempt, when one is due */
+    this.sfuRetry = null;
     /** @type {Set<number>} avatars heard speaking */
     this.speaking = new Set();
     /** @type {AudioContext | null} */
@@ -280,6 +355,7 @@ export class Media {
     this.peers.clear();
     this.sfu?.close();
     this.sfu = null;
+    this.cancelSfuRetry();
     this.plan = null;
     this.status = 'none';
     this.mutedSenders.clear();
@@ -301,7 +377,8 @@ export class Media {
       this.sfu.close();
       this.sfu = null;
     }
-    if (onSfu && !this.sfu) this.sfu = new SfuSession(this, plan);
+    if (!onSfu) this.cancelSfuRetry();
+    if (onSfu && !this.sfu) this.openSfu(plan);
     const wanted = new Map(plan.peers.map((p) => [p.avatar, p]));
     for (const [avatar, peer] of this.peers) {
       const link = wanted.get(avatar);
@@ -320,6 +397,43 @@ export class Media {
       if (!this.peers.has(link.avatar)) this.peers.set(link.avatar, new Peer(this, link, plan));
     }
     return this.applySelfMute();
+  }
+
+  /** @param {MediaPlan} plan a plan with `sfu` set */
+  openSfu(plan) {
+    this.cancelSfuRetry();
+    this.sfu = new SfuSession(this, plan);
+  }
+
+  /** The SFU session connected: the next drop starts the backoff over. @param {SfuSession} session */
+  sfuConnected(session) {
+    if (session === this.sfu) this.sfuAttempts = 0;
+  }
+
+  /**
+   * The SFU session dropped (its WebSocket closed or its connection failed) while this
+   * client still wanted it: a new one after a growing, jittered wait, if the plan still
+   * puts the zone on the SFU by then. A new plan in the meantime decides instead.
+   * @param {SfuSession} session
+   */
+  sfuLost(session) {
+    if (session !== this.sfu) return;
+    session.close();
+    this.sfu = null;
+    this.sfuAttempts += 1;
+    const delay = reconnectDelay(this.sfuAttempts, SFU_RETRY_BASE_MS);
+    console.warn(`the SFU session dropped; trying again in ${delay} ms`);
+    this.cancelSfuRetry();
+    this.sfuRetry = setTimeout(() => {
+      this.sfuRetry = null;
+      const plan = this.plan;
+      if (!this.sfu && plan?.topology === 'sfu' && plan.sfu) this.openSfu(plan);
+    }, delay);
+  }
+
+  cancelSfuRetry() {
+    if (this.sfuRetry !== null) clearTimeout(this.sfuRetry);
+    this.sfuRetry = null;
   }
 
   /** @param {number} from @param {string} kind @param {any} data */

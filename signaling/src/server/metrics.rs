@@ -32,6 +32,8 @@ isoplane_service::service_metrics! {
         pub forwarded_connections: Counter =
             "forwarded_connections", "clients forwarded to the node serving their world";
         pub worlds_taken_over: Counter = "worlds_taken_over", "worlds this node started serving (cluster)";
+        pub sfu_nodes_up: Gauge = "sfu_nodes_up",
+            "SFU nodes that may take rooms: the configured SFU while it answers its health check, or the pool's live nodes";
         pub bans_enforced_late: Counter =
             "bans_enforced_late", "banned users removed by the periodic re-check, not by the ban command";
     }

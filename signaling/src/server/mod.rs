@@ -216,6 +216,8 @@ impl BoundServer {
         state.tasks.spawn_until_shutdown(recheck_bans(state.clone()));
         if let Some(pool) = state.config.media.sfu_pool.clone() {
             state.tasks.spawn(media::follow_sfu_directory(state.clone(), pool));
+        } else if let Some(node) = media::static_sfu(&state.config) {
+            state.tasks.spawn(media::watch_static_sfu(state.clone(), node));
         }
         if let Some(cluster) = state.cluster.clone() {
             let (incoming, requests) = mpsc::channel(256);

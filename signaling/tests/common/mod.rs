@@ -38,10 +38,58 @@ pub const TEST_WORLD: &str = r#"{
   "objects": [{"id": "seat", "kind": "seat", "area": [{"x": 3, "y": 1}]}]
 }"#;
 
+pub const SFU_SECRET: &str = "sfu-secret-0123456789";
+
+/// A real SFU on loopback: the one SFU a [`TestServer`] is configured with, which
+/// signaling probes and hands crowded zones to while it answers.
+pub struct TestSfu {
+    pub http: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestSfu {
+    /// Starts an SFU whose HTTP side listens on `http` (port 0: any free port).
+    pub async fn start(http: SocketAddr) -> TestSfu {
+        let config = isoplane_sfu::Config {
+            listen_http: http,
+            listen_tcp: None,
+            workers: 1,
+            ..isoplane_sfu::Config::for_loopback(SFU_SECRET)
+        };
+        let bound = isoplane_sfu::bind(config).await.unwrap();
+        let http = bound.http_addr();
+        let shutdown = CancellationToken::new();
+        let task = Some(tokio::spawn(bound.run(shutdown.clone())));
+        TestSfu { http, shutdown, task }
+    }
+
+    /// Stops the SFU and waits until its sockets are closed.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Starts the SFU again on the same HTTP address.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        *self = TestSfu::start(self.http).await;
+    }
+}
+
+impl Drop for TestSfu {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 pub struct TestServer {
     pub address: SocketAddr,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub sfu: TestSfu,
     _worlds: tempfile::TempDir,
 }
 
@@ -58,16 +106,15 @@ impl TestServer {
         config.worlds.directory = Some(worlds.path().to_owned());
         config.worlds.demo = true;
         config.policy.hysteresis_hold = Duration::from_secs(1);
-        config.media.sfu_url = Some("wss://sfu.test/v1/sfu".into());
-        config.media.sfu_secret = Some("sfu-secret-0123456789".into());
-        // No SFU listens here: control calls (revocations, mutes) fail fast on loopback.
-        config.media.sfu_control_url = Some("http://127.0.0.1:9".into());
+        let sfu = TestSfu::start("127.0.0.1:0".parse().unwrap()).await;
+        config.media.sfu_url = Some(format!("ws://{}/v1/sfu", sfu.http));
+        config.media.sfu_secret = Some(SFU_SECRET.into());
         adjust(&mut config);
         let bound = server::bind(config).await.unwrap();
         let address = bound.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(bound.run(shutdown.clone()));
-        TestServer { address, shutdown, task, _worlds: worlds }
+        TestServer { address, shutdown, task, sfu, _worlds: worlds }
     }
 
     pub fn url(&self) -> String {
