@@ -4,3 +4,5 @@
 //! loopback ports, talking to each other over HTTP and WebSocket as deployed. The browser
 //! end-to-end tests are in `tests/browser/` (Node.js + Debian's Chromium), and the
 //! `isoplane` binary's own tests in `tests/cli.rs` (they belong to the root package).
+
+pub mod crowd;
