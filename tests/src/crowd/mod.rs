@@ -314,17 +314,7 @@ impl Crowd {
     /// Waits until at least `people` are joined at once; the stats when they are, or
     /// when `timeout` passed first (as the error).
     pub async fn wait_connected(&self, people: u64, timeout: Duration) -> Result<CrowdStats, Box<CrowdStats>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let stats = self.stats();
-            if stats.connected >= people {
-                return Ok(stats);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Box::new(stats));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_for(timeout, |stats| stats.connected >= people).await
     }
 
     /// Waits until every person is joined at once (meaningful without churn).
