@@ -8,9 +8,10 @@
 //! Support code shared by those tests: [`stack`] runs docker-compose.yml's services
 //! natively (each one a process a test may kill and restart), [`compose`] reads the
 //! compose file as Compose would, [`postgres`] gives a test a PostgreSQL server of its own,
-//! [`pages`] drives real browser pages (Chromium) from a Rust test.
+//! [`crowd`] simulates people, [`pages`] drives real browser pages (Chromium) from a Rust test.
 
 pub mod compose;
+pub mod crowd;
 pub mod pages;
 pub mod postgres;
 pub mod stack;

@@ -50,6 +50,8 @@ impl Pages {
         });
         let mut pages = Pages { child, stdin: Some(stdin), samples };
         pages.until("the pages to join", Duration::from_secs(90), |s| s.get("ready").is_some()).await;
+        let names: Vec<&str> = people.iter().map(|(name, _)| *name).collect();
+        pages.until("a first sample", Duration::from_secs(30), |s| names.iter().all(|n| s[n]["self"].is_u64())).await;
         pages
     }
 

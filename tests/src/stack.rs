@@ -561,6 +561,15 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // Services before their storage.
         self.services.clear();
+        if std::thread::panicking() {
+            // What each service said last, for the failed test's output.
+            for name in ["assets", "tools"].iter().chain(&SERVICES[1..]) {
+                let log = self.log(name);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- {name}'s log, last lines ----");
+                tail.iter().rev().for_each(|line| eprintln!("{line}"));
+            }
+        }
         self.s3.stop();
     }
 }
