@@ -355,6 +355,23 @@ impl Metadata {
         Ok(row.try_get("id")?)
     }
 
+    /// The entries of one action that took effect (outcome [`AuditEntry::DONE`]) at or after
+    /// `since`, oldest first: signaling re-reads recent kicks with it to re-apply those a
+    /// node missed.
+    pub async fn actions_since(&self, workspace: &str, action: &str, since: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, workspace, actor, action, target, reason, outcome, detail, created_at FROM audit_log \
+             WHERE workspace = $1 AND action = $2 AND created_at >= $3 AND outcome = $4 ORDER BY id",
+        )
+        .bind(workspace)
+        .bind(action)
+        .bind(since)
+        .bind(AuditEntry::DONE)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
     /// The newest audit entries of a workspace (at most `limit`), newest first, older
     /// than the entry `before` when given (for paging).
     pub async fn audit_log(&self, workspace: &str, before: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>> {

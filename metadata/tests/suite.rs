@@ -43,6 +43,7 @@ both_backends!(
     zone_settings_are_replaced_deleted_and_listed,
     malformed_values_read_back_are_reported,
     audit_entries_keep_outcome_and_detail_and_page,
+    recent_actions_of_one_kind_that_took_effect_are_found,
     everything_survives_closing_and_reopening,
     a_database_from_before_moderation_is_upgraded,
 );
@@ -311,6 +312,30 @@ async fn malformed_values_read_back_are_reported(backend: Backend) {
     sqlx::query("UPDATE mutes SET video = -1").execute(&mut raw).await.unwrap();
     let read = metadata.mute_of(WS, "bob").await;
     assert!(matches!(read, Err(MetadataError::Corrupt { table: "mutes", column: "video", .. })), "{read:?}");
+}
+
+async fn recent_actions_of_one_kind_that_took_effect_are_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    metadata.record_audit(&audit("kick", AuditEntry::DONE, "", 99)).await.unwrap();
+    let at_100 = metadata.record_audit(&audit("kick", AuditEntry::DONE, "", 100)).await.unwrap();
+    metadata.record_audit(&audit("kick", AuditEntry::REFUSED, "", 101)).await.unwrap();
+    metadata.record_audit(&audit("ban", AuditEntry::DONE, "", 102)).await.unwrap();
+    let at_103 = metadata.record_audit(&audit("kick", AuditEntry::DONE, "", 103)).await.unwrap();
+    metadata
+        .record_audit(&AuditEntry { workspace: "elsewhere".into(), ..audit("kick", AuditEntry::DONE, "", 104) })
+        .await
+        .unwrap();
+
+    let kicks = metadata.actions_since(WS, "kick", 100).await.unwrap();
+    assert_eq!(
+        kicks,
+        [
+            AuditEntry { id: at_100, ..audit("kick", "done", "", 100) },
+            AuditEntry { id: at_103, ..audit("kick", "done", "", 103) },
+        ]
+    );
+    assert!(metadata.actions_since(WS, "kick", 104).await.unwrap().is_empty());
 }
 
 async fn audit_entries_keep_outcome_and_detail_and_page(backend: Backend) {

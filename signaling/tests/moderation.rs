@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use isoplane_metadata::{AuditEntry, Metadata};
 use isoplane_signaling::auth::Role;
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::protocol::{
@@ -235,6 +236,139 @@ async fn a_ban_no_command_announced_removes_the_connected_user_within_the_rechec
     // Bob alone was removed: carol, not banned, stays.
     let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
     assert!(metrics.contains("isoplane_signaling_bans_enforced_late_total 1\n"), "{metrics}");
+}
+
+/// A server keeping its moderation records in a PostgreSQL schema of its own, re-checking
+/// them every second, and a second connection to those records (another node's view).
+async fn start_with_postgres(schema: &isoplane_metadata::testing::TestSchema) -> (TestServer, Metadata) {
+    let url = schema.url.clone();
+    let server = TestServer::start(move |config| {
+        config.database_url = Some(url);
+        config.moderation.recheck_seconds = 1;
+    })
+    .await;
+    let records = Metadata::connect(&schema.url, 1).await.unwrap();
+    (server, records)
+}
+
+/// A kick as the audit log keeps it once a kick command has been carried out.
+fn logged_kick(user: &str, reason: &str, at: u64) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        workspace: "acme".into(),
+        actor: "ada".into(),
+        action: "kick".into(),
+        target: user.into(),
+        reason: reason.into(),
+        outcome: AuditEntry::DONE.into(),
+        detail: String::new(),
+        created_at: at as i64,
+    }
+}
+
+/// Fails if, within `window`, the client is told of any moderation or its connection ends.
+async fn stays_unmoderated(client: &mut Client, who: &str, window: Duration) {
+    for event in events_within(client, window).await {
+        assert!(moderated(&event).is_none() && !matches!(event, Event::Closed(_)), "{who} got {event:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_kick_no_node_announced_removes_whoever_joined_before_it_within_the_recheck_interval() {
+    let schema = isoplane_metadata::testing::TestSchema::create("signaling_late_kick").await;
+    let (server, records) = start_with_postgres(&schema).await;
+    let mut carol = server.join("carol").await;
+    let mut bob = server.join("bob").await;
+    let bob_avatar = bob.avatar();
+    expect_event(&mut carol, "bob entering", |e| matches!(e, Event::Message(ServerMessage::AvatarEntered { .. })))
+        .await;
+    // The log keeps whole seconds: let the second bob joined in end, so his join is
+    // surely before the kick.
+    let joined = unix_now();
+    while unix_now() <= joined {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Logged as a kick command logs it, with no message to this node: as a node sees a
+    // kick whose cluster message never reached it.
+    let written = std::time::Instant::now();
+    records.record_audit(&logged_kick("bob", "spam", unix_now())).await.unwrap();
+    let told = expect_event(&mut bob, "moderated", |e| moderated(e).is_some()).await;
+    let Event::Message(ServerMessage::Moderated { action, by, reason }) = told else { unreachable!() };
+    assert_eq!((action, by.as_str(), reason.as_str()), (ModeratedAction::Kicked, "an admin", "spam"));
+    expect_event(&mut bob, "the kicked error", |e| {
+        matches!(e, Event::Message(ServerMessage::Error { code: ErrorCode::Kicked, .. }))
+    })
+    .await;
+    expect_event(&mut bob, "the close", |e| matches!(e, Event::Closed(_))).await;
+    // One interval, plus a margin for a loaded machine.
+    assert!(written.elapsed() < Duration::from_secs(3), "removed after {:?}", written.elapsed());
+    expect_event(
+        &mut carol,
+        "bob leaving",
+        |e| matches!(e, Event::Message(ServerMessage::AvatarLeft { avatar }) if *avatar == bob_avatar),
+    )
+    .await;
+
+    // A kick is not a ban: bob, back after it, stays through later re-checks, as does
+    // carol, whom it does not name.
+    let mut bob_again = server.join("bob").await;
+    assert_ne!(bob_again.avatar(), bob_avatar);
+    stays_unmoderated(&mut bob_again, "bob, back after the kick", Duration::from_millis(2500)).await;
+    stays_unmoderated(&mut carol, "carol", Duration::ZERO).await;
+    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
+    assert!(metrics.contains("isoplane_signaling_kicks_enforced_late_total 1\n"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_live_kick_still_acts_at_once_and_the_recheck_spares_the_user_who_comes_back() {
+    let schema = isoplane_metadata::testing::TestSchema::create("signaling_live_kick").await;
+    let (server, records) = start_with_postgres(&schema).await;
+    let mut bob = server.join("bob").await;
+
+    let (status, answer) =
+        post(&server, &admin_token("ada"), r#"{"action": "kick", "user": "bob", "reason": "spam"}"#).await;
+    assert_eq!((status, answer["ok"].as_bool()), (200, Some(true)), "{answer}");
+    let told = expect_event(&mut bob, "moderated", |e| moderated(e).is_some()).await;
+    let Event::Message(ServerMessage::Moderated { action, by, .. }) = told else { unreachable!() };
+    assert_eq!((action, by.as_str()), (ModeratedAction::Kicked, "ADA"));
+    expect_event(&mut bob, "the close", |e| matches!(e, Event::Closed(_))).await;
+    // The command logged the kick the re-check reads...
+    let since = unix_now() as i64 - 60;
+    let logged = records.actions_since("acme", "kick", since).await.unwrap();
+    assert_eq!(logged.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["bob"]);
+    // ...and bob, back at once (within the kick's second, most likely), stays.
+    let mut bob_again = server.join("bob").await;
+    stays_unmoderated(&mut bob_again, "bob, back after the kick", Duration::from_millis(2500)).await;
+    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
+    assert!(metrics.contains("isoplane_signaling_kicks_enforced_late_total 0\n"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_mute_no_node_announced_reaches_the_connected_user_within_the_recheck_interval() {
+    let schema = isoplane_metadata::testing::TestSchema::create("signaling_late_mute").await;
+    let (server, records) = start_with_postgres(&schema).await;
+    let mut bob = server.join("bob").await;
+
+    let mute = isoplane_metadata::Mute {
+        workspace: "acme".into(),
+        user_id: "bob".into(),
+        audio: true,
+        video: false,
+        reason: "echo".into(),
+        created_by: "ada".into(),
+        created_at: unix_now() as i64,
+    };
+    records.set_mute(&mute).await.unwrap();
+    let told = expect_event(&mut bob, "muted", |e| moderated(e).is_some()).await;
+    let Event::Message(ServerMessage::Moderated { action, reason, .. }) = told else { unreachable!() };
+    assert_eq!((action, reason.as_str()), (ModeratedAction::Muted, "echo"));
+    // Lifted the same way, it is lifted here too.
+    records.set_mute(&isoplane_metadata::Mute { audio: false, ..mute }).await.unwrap();
+    let told = expect_event(&mut bob, "unmuted", |e| moderated(e).is_some()).await;
+    assert_eq!(moderated(&told), Some(ModeratedAction::Unmuted));
+    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
+    assert!(metrics.contains("isoplane_signaling_mutes_enforced_late_total 2\n"), "{metrics}");
 }
 
 #[tokio::test]

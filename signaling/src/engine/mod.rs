@@ -38,7 +38,7 @@ use crate::turn_credentials;
 pub use isoplane_service::sfu_directory::SfuNode;
 pub use media::{Mute, SfuEndpoint};
 use media::{Participant, PlanKey, plan_zone};
-pub use moderation::{Moderation, ModerationError};
+pub use moderation::{LateKick, Moderation, ModerationError};
 
 /// Walking distance banks up for at most this long: after a pause, the next moves may
 /// cover at most `max_speed · 1 s + slack` in all.
@@ -108,6 +108,9 @@ pub struct JoinUser {
     pub role: Role,
     /// What an admin muted of this user, as recorded.
     pub mute: Mute,
+    /// When this join happened (milliseconds since the Unix epoch, the shell's clock): a
+    /// kick recorded later removes the avatar even if its command missed this node.
+    pub joined_at: i64,
 }
 
 /// An effect for the I/O shell to carry out.
@@ -150,6 +153,8 @@ struct Avatar {
     /// The sequence number of its last move intent, echoed in corrections.
     last_seq: u32,
     conn: Option<ConnId>,
+    /// When its current session joined (unix ms): the first join, or the latest takeover.
+    joined_at: i64,
     detached_since: Option<Instant>,
     position: Position,
     facing: Facing,
@@ -347,6 +352,7 @@ impl WorldEngine {
             mute: user.mute,
             last_seq: 0,
             conn: Some(conn),
+            joined_at: user.joined_at,
             detached_since: None,
             position,
             facing: spawn.facing,
@@ -389,6 +395,8 @@ impl WorldEngine {
         // Role and mute as recorded now: they may have changed while it was away.
         avatar.role = user.role;
         avatar.mute = user.mute;
+        // A session taken over after a kick was let in after it (a kick is not a ban).
+        avatar.joined_at = user.joined_at;
         let old = avatar.conn.replace(conn);
         avatar.detached_since = None;
         // Its media plan is re-sent in full to the new connection at the next tick; the

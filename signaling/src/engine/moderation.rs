@@ -6,6 +6,7 @@
 //! they drop that media) and the SFU's forwarding, and a moved avatar is simply put
 //! somewhere else, its later moves checked from there.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use isoplane_world_format::{World, ZoneIndex, ZoneKind};
@@ -38,6 +39,17 @@ pub enum Moderation {
     ClearZones,
 }
 
+/// A kick read back from the records, re-applied where its command did not reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateKick {
+    /// When it was done (milliseconds since the Unix epoch).
+    pub at: i64,
+    pub reason: String,
+}
+
+/// Who late removals name as their author (the records say who, the user need not know).
+const LATE_AUTHOR: &str = "an admin";
+
 /// Why a moderation action could not be carried out in this world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ModerationError {
@@ -53,20 +65,7 @@ impl WorldEngine {
     /// Carries out a moderation action; returns how many avatars it reached.
     pub fn moderate(&mut self, now: Instant, action: Moderation) -> Result<usize, ModerationError> {
         let reached = match action {
-            Moderation::Remove { user, banned, by, reason } => {
-                let Some(id) = self.by_user.get(&user).copied() else { return Ok(0) };
-                let (told, code) = if banned {
-                    (ModeratedAction::Banned, ErrorCode::Banned)
-                } else {
-                    (ModeratedAction::Kicked, ErrorCode::Kicked)
-                };
-                if let Some(conn) = self.avatars.get(&id).and_then(|a| a.conn) {
-                    self.send(conn, ServerMessage::Moderated { action: told, by, reason });
-                    self.outputs.push_back(Output::Close { conn, code });
-                }
-                self.remove_avatar(id);
-                1
-            }
+            Moderation::Remove { user, banned, by, reason } => self.remove_user(&user, banned, by, reason),
             Moderation::SetMute { user, mute, by, reason } => {
                 let Some(avatar) = self.by_user.get(&user).and_then(|id| self.avatars.get_mut(id)) else {
                     return Ok(0);
@@ -159,6 +158,42 @@ impl WorldEngine {
             }
         };
         Ok(reached)
+    }
+
+    /// When the earliest session still here joined (unix ms), if anyone is here: kicks
+    /// older than that cannot concern anyone in this world.
+    pub fn oldest_join(&self) -> Option<i64> {
+        self.avatars.values().map(|a| a.joined_at).min()
+    }
+
+    /// Removes, as a kick does, each avatar whose user `kicks` names (by user ID) with a
+    /// kick done after its current session joined; those who joined after the kick stay.
+    /// Detached avatars go too, so a resume cannot bring one back. Returns how many went.
+    pub fn enforce_kicks(&mut self, kicks: &HashMap<String, LateKick>) -> usize {
+        let due: Vec<(String, String)> = self
+            .avatars
+            .values()
+            .filter_map(|a| kicks.get(&a.user).filter(|kick| a.joined_at < kick.at).map(|kick| (a, kick)))
+            .map(|(a, kick)| (a.user.clone(), kick.reason.clone()))
+            .collect();
+        due.into_iter().map(|(user, reason)| self.remove_user(&user, false, LATE_AUTHOR.to_owned(), reason)).sum()
+    }
+
+    /// Removes the user's avatar, telling its client why (`banned` or kicked) before the
+    /// connection closes with that code; returns how many avatars went (0 or 1).
+    fn remove_user(&mut self, user: &str, banned: bool, by: String, reason: String) -> usize {
+        let Some(id) = self.by_user.get(user).copied() else { return 0 };
+        let (told, code) = if banned {
+            (ModeratedAction::Banned, ErrorCode::Banned)
+        } else {
+            (ModeratedAction::Kicked, ErrorCode::Kicked)
+        };
+        if let Some(conn) = self.avatars.get(&id).and_then(|a| a.conn) {
+            self.send(conn, ServerMessage::Moderated { action: told, by, reason });
+            self.outputs.push_back(Output::Close { conn, code });
+        }
+        self.remove_avatar(id);
+        1
     }
 
     /// Everyone in this world, for the admin panel.

@@ -85,8 +85,13 @@ impl Harness {
     }
 
     fn join(&mut self, conn: ConnId, user: &str) -> AvatarId {
-        let user =
-            JoinUser { id: user.into(), name: user.to_uppercase(), role: Role::Member, mute: Default::default() };
+        self.join_at(conn, user, 0)
+    }
+
+    /// Joins with the wall-clock time `joined_at` (unix ms) the shell would stamp.
+    fn join_at(&mut self, conn: ConnId, user: &str, joined_at: i64) -> AvatarId {
+        let (id, name) = (user.into(), user.to_uppercase());
+        let user = JoinUser { id, name, role: Role::Member, mute: Default::default(), joined_at };
         self.engine.join(self.now, conn, user, None).unwrap()
     }
 
@@ -606,7 +611,7 @@ mod invariants {
             for op in ops {
                 match op {
                     Op::Join { conn, user } => {
-                        let user = JoinUser { id: format!("u{user}"), name: "x".into(), role: Role::Member, mute: Default::default() };
+                        let user = JoinUser { id: format!("u{user}"), name: "x".into(), role: Role::Member, mute: Default::default(), joined_at: 0 };
                         let _ = h.engine.join(h.now, conn, user, None);
                     }
                     Op::Step { conn, dx, dy, sit } => {
@@ -685,6 +690,35 @@ fn a_kicked_avatar_is_gone_for_everyone_its_client_is_told_and_closed_and_it_may
 }
 
 #[test]
+fn a_recorded_kick_removes_sessions_that_joined_before_it_and_spares_later_ones() {
+    use crate::protocol::ModeratedAction;
+    let mut h = Harness::new(false);
+    h.join_at(1, "bob", 1_000);
+    h.join_at(2, "carol", 1_500);
+    h.join_at(3, "dave", 5_000);
+    // Dave's connection dropped; his avatar waits for a resume.
+    h.engine.disconnect(h.now, 3);
+    h.outputs();
+    assert_eq!(h.engine.oldest_join(), Some(1_000));
+    let kick = |at: i64| LateKick { at, reason: "spam".into() };
+    // Carol joined after her kick; Bob and the detached Dave before theirs.
+    let kicks: HashMap<String, LateKick> =
+        [("bob".to_owned(), kick(2_000)), ("carol".to_owned(), kick(1_000)), ("dave".to_owned(), kick(6_000))].into();
+    assert_eq!(h.engine.enforce_kicks(&kicks), 2);
+    let out = h.outputs();
+    assert_eq!(moderated(&out, 1), vec![ModeratedAction::Kicked]);
+    assert!(out.contains(&Output::Close { conn: 1, code: ErrorCode::Kicked }));
+    assert!(moderated(&out, 2).is_empty());
+    assert_eq!(h.engine.population(), 1);
+    assert_eq!(h.engine.oldest_join(), Some(1_500));
+    // Enforced again, nothing more goes; a session taken over after its kick stays too.
+    assert_eq!(h.engine.enforce_kicks(&kicks), 0);
+    h.join_at(4, "carol", 3_000);
+    assert_eq!(h.engine.enforce_kicks(&kicks), 0);
+    assert_eq!(h.engine.oldest_join(), Some(3_000));
+}
+
+#[test]
 fn a_ban_tells_the_target_banned() {
     use crate::protocol::ModeratedAction;
     let mut h = Harness::new(false);
@@ -751,8 +785,13 @@ fn a_mute_on_the_sfu_reaches_the_sfu_now_and_rides_in_every_later_room_token() {
     let claims: SfuClaims = TokenKey::new("sfu-secret").verify(&plan.sfu.unwrap().token, UNIX).unwrap();
     assert!(claims.video_muted && !claims.audio_muted);
     // Someone recorded as muted joins: muted from their first token on.
-    let user =
-        JoinUser { id: "d".into(), name: "D".into(), role: Role::Member, mute: Mute { audio: true, video: true } };
+    let user = JoinUser {
+        id: "d".into(),
+        name: "D".into(),
+        role: Role::Member,
+        mute: Mute { audio: true, video: true },
+        joined_at: 0,
+    };
     h.engine.join(h.now, 4, user, None).unwrap();
     h.walk_to(4, (3.5, 3.5), (5.5, 2.5));
     h.walk_to(4, (5.5, 2.5), (10.5, 1.5));
@@ -771,7 +810,8 @@ fn a_locked_zone_keeps_members_out_lets_admins_in_and_those_inside_stay() {
     let lock = Moderation::SetZone { zone: "room".into(), locked: true, capacity: None };
     assert_eq!(h.engine.moderate(h.now, lock), Ok(1), "one person inside");
     h.join(2, "bob");
-    let admin = JoinUser { id: "zoe".into(), name: "Zoe".into(), role: Role::Admin, mute: Mute::default() };
+    let admin =
+        JoinUser { id: "zoe".into(), name: "Zoe".into(), role: Role::Admin, mute: Mute::default(), joined_at: 0 };
     h.engine.join(h.now, 3, admin, None).unwrap();
     h.outputs();
     for conn in [2, 3] {

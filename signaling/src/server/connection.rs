@@ -21,7 +21,7 @@ use super::cluster::Route;
 use super::limits::{RateLimit, Slot};
 use super::moderation::Actor;
 use super::proxy;
-use super::world_task::{Kill, Outbound, WorldCommand, unix_now};
+use super::world_task::{Kill, Outbound, WorldCommand, unix_ms, unix_now};
 use crate::auth::{JoinClaims, TokenError};
 use crate::engine::{ConnId, JoinUser};
 use crate::protocol::binary::{self, Frame};
@@ -162,7 +162,13 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origi
     let kill = Kill::default();
     let (reply, answer) = oneshot::channel();
     let actor = Actor::from_claims(&claims);
-    let user = JoinUser { id: claims.sub.clone(), name: claims.name.clone(), role: standing.role, mute: standing.mute };
+    let user = JoinUser {
+        id: claims.sub.clone(),
+        name: claims.name.clone(),
+        role: standing.role,
+        mute: standing.mute,
+        joined_at: unix_ms(),
+    };
     let command = WorldCommand::Join { conn, user, spawn, outbound: outbound_tx.clone(), kill: kill.clone(), reply };
     entry.commands.send(command).await.map_err(|_| ErrorCode::ShuttingDown)?;
     answer.await.map_err(|_| ErrorCode::ShuttingDown)??;

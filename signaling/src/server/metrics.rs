@@ -36,5 +36,9 @@ isoplane_service::service_metrics! {
             "SFU nodes that may take rooms: the configured SFU while it answers its health check, or the pool's live nodes";
         pub bans_enforced_late: Counter =
             "bans_enforced_late", "banned users removed by the periodic re-check, not by the ban command";
+        pub kicks_enforced_late: Counter =
+            "kicks_enforced_late", "kicked users removed by the periodic re-check, not by the kick command";
+        pub mutes_enforced_late: Counter =
+            "mutes_enforced_late", "mutes and unmutes applied by the periodic re-check, not by their command";
     }
 }

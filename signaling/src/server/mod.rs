@@ -213,7 +213,7 @@ impl BoundServer {
             let (metrics, stop) = (state.metrics.clone(), state.shutdown.clone());
             state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, sfu.clone(), stop));
         }
-        state.tasks.spawn_until_shutdown(recheck_bans(state.clone()));
+        state.tasks.spawn_until_shutdown(recheck_moderation(state.clone()));
         if let Some(pool) = state.config.media.sfu_pool.clone() {
             state.tasks.spawn(media::follow_sfu_directory(state.clone(), pool));
         } else if let Some(node) = media::static_sfu(&state.config) {
@@ -237,10 +237,11 @@ impl BoundServer {
     }
 }
 
-/// Every `moderation.recheck_seconds`, removes the banned users still in this node's
-/// worlds: a ban takes effect within that bound even when its command never reached
-/// this node.
-async fn recheck_bans(state: Arc<AppState>) {
+/// Every `moderation.recheck_seconds`, re-applies to this node's worlds the moderation
+/// records its commands may have missed (cluster messages are at-most-once): banned
+/// users and users kicked since they joined are removed, recorded mutes applied. Each
+/// takes effect within that bound even when its command never reached this node.
+async fn recheck_moderation(state: Arc<AppState>) {
     let mut ticker = tokio::time::interval(state.config.moderation.recheck_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate; every join was just checked against the bans anyway.
@@ -254,6 +255,22 @@ async fn recheck_bans(state: Arc<AppState>) {
                 tracing::warn!(removed, "removed banned users the ban command had not reached on this node");
             }
             Err(error) => tracing::error!(%error, "cannot re-check connected users against the bans"),
+        }
+        match state.moderator.enforce_kicks().await {
+            Ok(0) => {}
+            Ok(removed) => {
+                state.metrics.kicks_enforced_late.inc_by(removed as u64);
+                tracing::warn!(removed, "removed kicked users the kick command had not reached on this node");
+            }
+            Err(error) => tracing::error!(%error, "cannot re-check connected users against the kicks"),
+        }
+        match state.moderator.enforce_mutes().await {
+            Ok(0) => {}
+            Ok(changed) => {
+                state.metrics.mutes_enforced_late.inc_by(changed as u64);
+                tracing::warn!(changed, "applied mutes their command had not reached on this node");
+            }
+            Err(error) => tracing::error!(%error, "cannot re-check connected users against the mutes"),
         }
     }
 }

@@ -21,7 +21,7 @@ use super::cluster::{Cluster, ClusterReply, ClusterRequest};
 use super::limits::RateLimit;
 use super::world_task::{WorldCommand, unix_now};
 use crate::auth::{JoinClaims, Role};
-use crate::engine::{Moderation, ModerationError, Mute};
+use crate::engine::{LateKick, Moderation, ModerationError, Mute};
 use crate::protocol::{AdminCommand, AdminError, AdminErrorCode, AdminReply, ErrorCode, PersonInfo, Reach};
 
 mod commands;
@@ -30,6 +30,10 @@ const COMMANDS_PER_SECOND: u32 = 5;
 const COMMAND_BURST: u32 = 20;
 /// Actors whose rate is tracked before the table is cleared.
 const MAX_TRACKED_ACTORS: usize = 10_000;
+/// The audit log's name for a kick (as `AdminCommand::name` spells it).
+const KICK: &str = "kick";
+/// Who late corrections name as their author (the audit log says who it was).
+const LATE_AUTHOR: &str = "an admin";
 
 /// Who sends a command, from their verified token.
 #[derive(Debug, Clone)]
@@ -292,11 +296,74 @@ impl Moderator {
         let mut removed = 0;
         for person in people {
             let Some(reason) = reasons.get(person.user.as_str()) else { continue };
-            let (by, reason) = ("an admin".to_owned(), (*reason).to_owned());
+            let (by, reason) = (LATE_AUTHOR.to_owned(), (*reason).to_owned());
             let action = Moderation::Remove { user: person.user, banned: true, by, reason };
             removed += self.local_in_world(&person.world, action).await.unwrap_or(0);
         }
         Ok(removed)
+    }
+
+    /// Removes from this node's worlds everyone a kick recorded in the audit log names and
+    /// whose session joined before that kick; returns how many avatars it removed. Like
+    /// [`Moderator::enforce_bans`], it catches the nodes a kick command did not reach.
+    /// Audit times are whole seconds: a kick logged at second T counts from T·1000 ms, so
+    /// a session that joined earlier within that second is not removed (nor is anyone
+    /// who came back after the kick).
+    pub async fn enforce_kicks(&self) -> Result<usize, MetadataError> {
+        let mut oldest: Option<i64> = None;
+        for commands in self.worlds.values() {
+            let (reply, answer) = oneshot::channel();
+            if commands.send(WorldCommand::OldestJoin { reply }).await.is_ok()
+                && let Ok(Some(joined)) = answer.await
+            {
+                oldest = Some(oldest.map_or(joined, |o| o.min(joined)));
+            }
+        }
+        // Kicks older than every session here concern nobody here.
+        let Some(oldest) = oldest else { return Ok(0) };
+        let entries = self.metadata.actions_since(&self.workspace, KICK, oldest.div_euclid(1000)).await?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        // Oldest first: a user's latest kick wins.
+        let kicks: HashMap<String, LateKick> = entries
+            .into_iter()
+            .map(|entry| (entry.target, LateKick { at: entry.created_at.saturating_mul(1000), reason: entry.reason }))
+            .collect();
+        let kicks = Arc::new(kicks);
+        let mut removed = 0;
+        for commands in self.worlds.values() {
+            let (reply, answer) = oneshot::channel();
+            if commands.send(WorldCommand::EnforceKicks { kicks: kicks.clone(), reply }).await.is_ok() {
+                removed += answer.await.unwrap_or(0);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Gives everyone in this node's worlds the mute recorded for them, where it differs
+    /// (a mute or unmute command that missed this node); returns how many avatars changed.
+    pub async fn enforce_mutes(&self) -> Result<usize, MetadataError> {
+        let people = self.local_people().await;
+        if people.is_empty() {
+            return Ok(0);
+        }
+        let records = self.metadata.mutes(&self.workspace).await?;
+        let recorded: HashMap<&str, (Mute, &str)> = records
+            .iter()
+            .map(|m| (m.user_id.as_str(), (Mute { audio: m.audio, video: m.video }, m.reason.as_str())))
+            .collect();
+        let mut changed = 0;
+        for person in people {
+            let (mute, reason) = recorded.get(person.user.as_str()).copied().unwrap_or_default();
+            if mute == (Mute { audio: person.audio_muted, video: person.video_muted }) {
+                continue;
+            }
+            let (by, reason) = (LATE_AUTHOR.to_owned(), reason.to_owned());
+            let action = Moderation::SetMute { user: person.user, mute, by, reason };
+            changed += self.local_in_world(&person.world, action).await.unwrap_or(0);
+        }
+        Ok(changed)
     }
 
     /// Everyone in this node's worlds.

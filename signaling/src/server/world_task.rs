@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use crate::engine::{ConnId, EngineStats, JoinUser, Moderation, ModerationError, Output, WorldEngine};
+use crate::engine::{ConnId, EngineStats, JoinUser, LateKick, Moderation, ModerationError, Output, WorldEngine};
 use crate::protocol::binary::MoveIntent;
 use crate::protocol::{AvatarId, ErrorCode, IceOutcome, PersonInfo, ServerMessage, SignalKind};
 use isoplane_service::metrics::Counter;
@@ -68,6 +68,15 @@ pub enum WorldCommand {
     /// Everyone in the world, for the admin panel.
     People {
         reply: oneshot::Sender<Vec<PersonInfo>>,
+    },
+    /// When the earliest session here joined (unix ms), if anyone is here.
+    OldestJoin {
+        reply: oneshot::Sender<Option<i64>>,
+    },
+    /// Recorded kicks by user ID: removes those who joined before theirs; the reply says how many.
+    EnforceKicks {
+        kicks: Arc<HashMap<String, LateKick>>,
+        reply: oneshot::Sender<usize>,
     },
     /// Another node serves this world now: everyone here reconnects (and reaches it).
     Evacuate,
@@ -156,6 +165,11 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Milliseconds since the Unix epoch, for when a session joined (compared with kicks).
+pub fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Runs one world until shutdown or until every sender is gone.
 pub async fn run(
     mut engine: WorldEngine,
@@ -227,6 +241,12 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         }
         WorldCommand::People { reply } => {
             let _ = reply.send(engine.people());
+        }
+        WorldCommand::OldestJoin { reply } => {
+            let _ = reply.send(engine.oldest_join());
+        }
+        WorldCommand::EnforceKicks { kicks, reply } => {
+            let _ = reply.send(engine.enforce_kicks(&kicks));
         }
         WorldCommand::SfuNodes(nodes) => engine.set_sfu_nodes(now, nodes),
         WorldCommand::Evacuate => {
@@ -381,7 +401,8 @@ mod tests {
         let (outbound, receiver) = mpsc::channel(queue);
         let kill = Kill::default();
         let (reply, answer) = oneshot::channel();
-        let user = JoinUser { id: user.into(), name: user.into(), role: Role::Member, mute: Default::default() };
+        let user =
+            JoinUser { id: user.into(), name: user.into(), role: Role::Member, mute: Default::default(), joined_at: 0 };
         let command = WorldCommand::Join { conn, user, spawn: None, outbound, kill: kill.clone(), reply };
         commands.send(command).await.unwrap();
         answer.await.unwrap().unwrap();
