@@ -50,7 +50,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub use admins::IDENTITY_PROVIDER;
 pub use assets::AssetRecord;
-pub use moderation::{AuditEntry, Ban, Mute, ZoneSetting};
+pub use moderation::{AuditEntry, Ban, Mute, UserStanding, ZoneSetting};
 pub use worlds::{NewVersion, WorldSummary, WorldVersion};
 
 /// The SQL engine behind a [`Metadata`].

@@ -37,6 +37,18 @@ pub struct Mute {
     pub created_at: i64,
 }
 
+/// A user's records as a join reads them ([`Metadata::standing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserStanding {
+    pub banned: bool,
+    /// In the admins table (promoted, or an identity provider's grant already stored).
+    pub listed_admin: bool,
+    /// Demoted inside Isoplane: a join token saying `admin` no longer grants it.
+    pub demoted: bool,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+}
+
 /// A zone's settings as changed inside Isoplane, over the world file's own.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ZoneSetting {
@@ -196,6 +208,38 @@ impl Metadata {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// What a join needs to know of a user, in one round trip: banned at `now`, listed
+    /// as an admin, demoted inside Isoplane, and what is muted. A reconnect storm after a
+    /// restart reads this for everyone at once.
+    pub async fn standing(&self, workspace: &str, user_id: &str, now: i64) -> Result<UserStanding> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM bans WHERE workspace = $1 AND user_id = $2 \
+                  AND (expires_at IS NULL OR expires_at > $3)) AS bans, \
+               (SELECT COUNT(*) FROM admins WHERE workspace = $1 AND user_id = $2) AS admins, \
+               (SELECT COUNT(*) FROM admin_demotions WHERE workspace = $1 AND user_id = $2) AS demotions, \
+               (SELECT audio FROM mutes WHERE workspace = $1 AND user_id = $2) AS audio, \
+               (SELECT video FROM mutes WHERE workspace = $1 AND user_id = $2) AS video",
+        )
+        .bind(workspace)
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |column: &str| row.try_get::<i64, _>(column).map(|n| n > 0);
+        let flag = |column: &'static str| -> Result<bool> {
+            let value: Option<i64> = row.try_get(column)?;
+            value.map_or(Ok(false), |v| flag_from_sql("mutes", column, v))
+        };
+        Ok(UserStanding {
+            banned: count("bans")?,
+            listed_admin: count("admins")?,
+            demoted: count("demotions")?,
+            audio_muted: flag("audio")?,
+            video_muted: flag("video")?,
+        })
     }
 
     /// The ban in force on a user at `now`, if any.

@@ -9,7 +9,7 @@
 mod common;
 
 use common::{Backend, TestDb};
-use isoplane_metadata::{AuditEntry, Ban, IDENTITY_PROVIDER, MetadataError, Mute, ZoneSetting};
+use isoplane_metadata::{AuditEntry, Ban, IDENTITY_PROVIDER, MetadataError, Mute, UserStanding, ZoneSetting};
 
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
@@ -46,6 +46,7 @@ both_backends!(
     recent_actions_of_one_kind_that_took_effect_are_found,
     everything_survives_closing_and_reopening,
     a_database_from_before_moderation_is_upgraded,
+    a_users_standing_is_read_in_one_go,
 );
 
 const WS: &str = "acme";
@@ -270,6 +271,26 @@ async fn mutes_are_replaced_deleted_and_listed(backend: Backend) {
     metadata.set_mute(&mute("nobody", false, false, "", 50)).await.unwrap();
     assert_eq!(metadata.mutes(WS).await.unwrap().len(), 1);
     assert!(metadata.mutes("elsewhere").await.unwrap().is_empty());
+}
+
+async fn a_users_standing_is_read_in_one_go(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    assert_eq!(metadata.standing(WS, "bob", 150).await.unwrap(), UserStanding::default(), "no records at all");
+    metadata.ensure_workspace(WS, 1).await.unwrap();
+    metadata.ban_user(&ban("bob", "ada", 100, Some(200))).await.unwrap();
+    metadata.set_mute(&mute("bob", false, true, "camera", 10)).await.unwrap();
+    metadata.promote(WS, "ada", "root", 10).await.unwrap();
+    metadata.promote(WS, "carol", "root", 10).await.unwrap();
+    metadata.demote(WS, "carol", "ada", 20).await.unwrap();
+    let bob = metadata.standing(WS, "bob", 150).await.unwrap();
+    // A ban also records a demotion (docs/moderation.md).
+    assert_eq!(bob, UserStanding { banned: true, demoted: true, video_muted: true, ..UserStanding::default() });
+    assert!(!metadata.standing(WS, "bob", 200).await.unwrap().banned, "the ban expired");
+    assert!(metadata.standing(WS, "ada", 150).await.unwrap().listed_admin);
+    let carol = metadata.standing(WS, "carol", 150).await.unwrap();
+    assert_eq!((carol.listed_admin, carol.demoted), (false, true));
+    assert_eq!(metadata.standing("elsewhere", "bob", 150).await.unwrap(), UserStanding::default());
 }
 
 async fn zone_settings_are_replaced_deleted_and_listed(backend: Backend) {

@@ -196,10 +196,14 @@ fn process_stats(pid: u32) -> Option<ProcessStats> {
 }
 
 /// Where a program of a compose `command` is here: a service binary in the target
-/// directory next to this test's executable, or an admin script in deploy/bin/.
+/// directory next to this test's executable (or in `ISOPLANE_SERVICE_BINARIES`, to run
+/// other builds), or an admin script in deploy/bin/.
 pub fn program(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    let target = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let target = match std::env::var_os("ISOPLANE_SERVICE_BINARIES") {
+        Some(folder) => PathBuf::from(folder),
+        None => exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default(),
+    };
     let built = target.join(name);
     if built.exists() {
         return built;

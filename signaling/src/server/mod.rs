@@ -103,11 +103,15 @@ impl std::fmt::Debug for BoundServer {
     }
 }
 
+/// Connections to the moderation database: every join reads the user's records (twice,
+/// one query each), and after a restart everyone joins at once.
+const DATABASE_CONNECTIONS: u32 = 16;
+
 /// The moderation database: the configured one, or one in memory (bans and the audit
 /// log then last only as long as the process, which the log says).
 async fn open_database(config: &Config) -> Result<isoplane_metadata::Metadata, StartError> {
     match &config.database_url {
-        Some(url) => Ok(isoplane_metadata::Metadata::connect(url, 4).await?),
+        Some(url) => Ok(isoplane_metadata::Metadata::connect(url, DATABASE_CONNECTIONS).await?),
         None => {
             tracing::warn!(
                 "no database_url: bans, mutes, admins and the audit log are kept in memory and lost on restart"

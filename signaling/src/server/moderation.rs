@@ -127,18 +127,21 @@ impl Moderator {
             tracing::error!(%error, "cannot read moderation records for a join");
             ErrorCode::Internal
         };
-        if self.metadata.active_ban(&self.workspace, &claims.sub, now).await.map_err(database)?.is_some() {
+        let records = self.metadata.standing(&self.workspace, &claims.sub, now).await.map_err(database)?;
+        if records.banned {
             return Err(ErrorCode::Banned);
         }
-        let admin = self
-            .metadata
-            .admin_status(&self.workspace, &claims.sub, claims.role == Role::Admin, now)
-            .await
-            .map_err(database)?;
-        let mute = self.metadata.mute_of(&self.workspace, &claims.sub).await.map_err(database)?;
+        // Only an admin token not yet stored as one needs the longer path, which stores
+        // the identity provider's grant.
+        let token_says_admin = claims.role == Role::Admin;
+        let admin = if records.listed_admin || !token_says_admin || records.demoted {
+            records.listed_admin
+        } else {
+            self.metadata.admin_status(&self.workspace, &claims.sub, true, now).await.map_err(database)?
+        };
         Ok(Standing {
             role: if admin { Role::Admin } else { Role::Member },
-            mute: mute.map_or(Mute::default(), |m| Mute { audio: m.audio, video: m.video }),
+            mute: Mute { audio: records.audio_muted, video: records.video_muted },
         })
     }
 

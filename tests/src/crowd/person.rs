@@ -151,10 +151,22 @@ pub(super) async fn run(index: usize, shared: Arc<Shared>) {
                         shared.count_error(code_name(code));
                         if is_final(code) { End::Final } else { End::Lost { hint: None } }
                     }
-                    _ => End::Lost { hint: None },
+                    other => {
+                        // Counted by kind (the server down, a reset, a timeout…) to tell
+                        // why joins failed.
+                        let kind = match other {
+                            ClientError::Socket(error) => format!("join:{}", socket_error_kind(&error)),
+                            ClientError::Unexpected(_) => "join:unexpected".to_owned(),
+                            ClientError::Timeout => "join:timeout".to_owned(),
+                            ClientError::Closed | ClientError::Refused { .. } => "join:closed".to_owned(),
+                        };
+                        shared.count_error(kind);
+                        End::Lost { hint: None }
+                    }
                 }
             }
             Err(_elapsed) => {
+                shared.count_error("join:no_answer".to_owned());
                 add(&shared.counters.join_failures);
                 End::Lost { hint: None }
             }
@@ -609,5 +621,17 @@ mod tests {
             visited.extend(layout.zone_at(walker.position));
         }
         assert_eq!(visited.len(), 4, "{visited:?}");
+    }
+}
+
+/// A short name for why a WebSocket connection failed.
+fn socket_error_kind(error: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    match error {
+        Error::Io(io) => format!("{:?}", io.kind()),
+        Error::Http(response) => format!("http_{}", response.status().as_u16()),
+        Error::ConnectionClosed | Error::AlreadyClosed => "closed".to_owned(),
+        Error::Protocol(_) => "protocol".to_owned(),
+        _ => "other".to_owned(),
     }
 }
