@@ -211,6 +211,9 @@ async fn read(
             () = state.shutdown.cancelled() => return false,
             message = stream.next() => message,
         };
+        // One message a turn: a client that floods (its frames already buffered) must not
+        // keep a runtime thread from the world tasks and the other connections.
+        tokio::task::yield_now().await;
         let message = match message {
             Some(Ok(message)) => message,
             Some(Err(_)) => {
