@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::AppState;
 use super::cluster::Route;
-use super::limits::{RateLimit, Slot};
+use super::limits::{NoticeThrottle, RateLimit, Slot};
 use super::moderation::Actor;
 use super::proxy;
 use super::world_task::{Kill, Outbound, WorldCommand, unix_ms, unix_now};
@@ -207,13 +207,19 @@ async fn read(
 ) -> bool {
     let limits = &state.config.limits;
     let mut rate = RateLimit::new(limits.messages_per_second, limits.message_burst, Instant::now());
-    let mut last_rate_warning: Option<Instant> = None;
+    // Malformed input and the rate limit are answered once a second per error code: the
+    // answers go through the world (in order with its replies), which must not spend its
+    // time telling a flooding client the same thing.
+    let mut notices = NoticeThrottle::new(Duration::from_secs(1));
     loop {
         let message = tokio::select! {
             () = kill.killed() => return false,
             () = state.shutdown.cancelled() => return false,
             message = stream.next() => message,
         };
+        // One message a turn: a client that floods (its frames already buffered) must not
+        // keep a runtime thread from the world tasks and the other connections.
+        tokio::task::yield_now().await;
         let message = match message {
             Some(Ok(message)) => message,
             Some(Err(_)) => {
@@ -238,8 +244,7 @@ async fn read(
         let now = Instant::now();
         if !rate.allow(now) {
             state.metrics.rate_limited.inc();
-            if last_rate_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-                last_rate_warning = Some(now);
+            if notices.allow(ErrorCode::RateLimited, now) {
                 let _ = world.send(WorldCommand::Notify { conn, code: ErrorCode::RateLimited }).await;
             }
             continue;
@@ -255,6 +260,9 @@ async fn read(
             Ok(Incoming::Leave) => return true,
             Err(code) => {
                 state.metrics.malformed.inc();
+                if !notices.allow(code, now) {
+                    continue;
+                }
                 WorldCommand::Notify { conn, code }
             }
         };

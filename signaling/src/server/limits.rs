@@ -1,11 +1,11 @@
-//! Connection limits (per address, per user, in total) and the per-connection message
-//! rate limit.
+//! Connection limits (per address, per user, in total), the per-connection message
+//! rate limit, and the throttle on the errors a connection is sent about its input.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Counts live connections by key; a [`Slot`] gives its place back when dropped.
 #[derive(Debug)]
@@ -88,10 +88,37 @@ impl RateLimit {
     }
 }
 
+/// At most one error of each kind a second: a client that floods garbage still learns
+/// what is wrong, without each bad message costing its world a reply.
+#[derive(Debug)]
+pub struct NoticeThrottle<K> {
+    interval: Duration,
+    last: Vec<(K, Instant)>,
+}
+
+impl<K: PartialEq> NoticeThrottle<K> {
+    pub fn new(interval: Duration) -> NoticeThrottle<K> {
+        NoticeThrottle { interval, last: Vec::new() }
+    }
+
+    /// Whether to send a notice of kind `key` at `now`.
+    pub fn allow(&mut self, key: K, now: Instant) -> bool {
+        match self.last.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, at)) if now.saturating_duration_since(*at) < self.interval => false,
+            Some((_, at)) => {
+                *at = now;
+                true
+            }
+            None => {
+                self.last.push((key, now));
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -114,5 +141,16 @@ mod tests {
         assert!(!limit.allow(t0));
         assert!(limit.allow(t0 + Duration::from_millis(100)));
         assert!(!limit.allow(t0 + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn notices_are_one_per_kind_per_interval() {
+        let t0 = Instant::now();
+        let mut throttle = NoticeThrottle::new(Duration::from_secs(1));
+        assert!(throttle.allow("malformed", t0));
+        assert!(!throttle.allow("malformed", t0 + Duration::from_millis(999)));
+        assert!(throttle.allow("frame", t0 + Duration::from_millis(10)), "another kind is told at once");
+        assert!(throttle.allow("malformed", t0 + Duration::from_secs(1)));
+        assert!(!throttle.allow("malformed", t0 + Duration::from_millis(1500)));
     }
 }

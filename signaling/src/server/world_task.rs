@@ -186,11 +186,13 @@ pub async fn run(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            // A due tick goes first: while commands keep coming (a flood of them, or
+            // more than the task can take), presence still goes out at the tick rate.
+            () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
             command = commands.recv() => match command {
                 Some(command) => handle(&mut engine, &mut connections, command, &metrics),
                 None => break,
             },
-            () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
         }
         route(&mut engine, &mut connections, &metrics, sfu.as_ref());
         resync_lagging(&mut engine, &mut connections, &metrics, slow_client);
