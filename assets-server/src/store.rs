@@ -115,7 +115,8 @@ impl AssetStore {
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
             .with_virtual_hosted_style_request(settings.virtual_hosted_style)
-            .with_allow_http(settings.allow_http);
+            .with_allow_http(settings.allow_http)
+            .with_retry(s3_retries());
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
@@ -288,5 +289,16 @@ impl Upload {
         let _ = writer.abort().await;
         // A local store may have created the temporary file already.
         let _ = store.delete(&temp).await;
+    }
+}
+
+/// Retries of a failed S3 request: a few, within seconds. The client's default retries
+/// for up to three minutes, which holds an upload (and its client) that long while the
+/// object store is down; the upload should fail fast with `store_unavailable` instead.
+fn s3_retries() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(5),
     }
 }

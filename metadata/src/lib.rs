@@ -98,6 +98,21 @@ pub enum MetadataError {
     LastAdmin,
 }
 
+impl MetadataError {
+    /// Whether the database could not be reached (down, restarting, out of connections),
+    /// as opposed to refusing or failing the request itself: the caller may try again.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            MetadataError::Connect(_) => true,
+            MetadataError::Database(error) => matches!(
+                error,
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, MetadataError>;
 
 /// The metadata database.

@@ -68,6 +68,8 @@ pub struct Override {
     pub variable: &'static str,
     pub value: String,
     pub why: &'static str,
+    /// A variable the compose file does not set (otherwise it must set it).
+    pub adds: bool,
 }
 
 /// The line of a service's config file that starts with `starting` replaced, and why.
@@ -100,7 +102,7 @@ pub struct StackOptions {
 pub fn overrides(a: &Addresses, database_url: &str) -> Vec<Override> {
     const LOOPBACK: &str = "tests send traffic to loopback only, on ephemeral ports (not the container's fixed ones)";
     const DNS: &str = "compose service names do not resolve outside Docker";
-    let o = |service, variable, value: String, why| Override { service, variable, value, why };
+    let o = |service, variable, value: String, why| Override { service, variable, value, why, adds: false };
     vec![
         o("assets", "ISOPLANE_ASSETS_LISTEN", a.assets.to_string(), LOOPBACK),
         o(
@@ -449,7 +451,7 @@ impl Stack {
             .body(body.to_string())
             .send()
             .await
-            .unwrap_or_else(|e| panic!("posting {body}: {e}"));
+            .unwrap_or_else(|e| panic!("posting {body}: {e:?}"));
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
@@ -477,7 +479,12 @@ impl Stack {
         let mut environment = spec.environment.clone();
         for o in self.overrides.iter().filter(|o| o.service == name) {
             let old = environment.insert(o.variable.to_owned(), o.value.clone());
-            assert!(old.is_some(), "{name}: the compose file no longer sets {}: update the overrides", o.variable);
+            assert!(
+                old.is_some() != o.adds,
+                "{name}: the compose file {} {}: update the overrides",
+                if o.adds { "now sets" } else { "no longer sets" },
+                o.variable
+            );
         }
         let mut args: Vec<String> = command[1..].to_vec();
         for (target, content) in &spec.configs {

@@ -44,7 +44,26 @@ enum UploadOutcome {
     Duplicate(AssetRecord),
     TooLarge(u64),
     Interrupted,
+    /// The object store or the database did not answer: nothing was recorded, and the
+    /// client may try again (503 with `code`; the cause is logged).
+    Unavailable {
+        code: &'static str,
+        message: &'static str,
+        cause: String,
+    },
     Failed(String),
+}
+
+impl UploadOutcome {
+    fn store_down(cause: impl std::fmt::Display) -> UploadOutcome {
+        let message = "the object store does not answer; nothing was stored, try again later";
+        UploadOutcome::Unavailable { code: "store_unavailable", message, cause: cause.to_string() }
+    }
+
+    fn database_down(cause: impl std::fmt::Display) -> UploadOutcome {
+        let message = "the database does not answer; nothing was stored, try again later";
+        UploadOutcome::Unavailable { code: "database_unavailable", message, cause: cause.to_string() }
+    }
 }
 
 pub(super) async fn upload(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -101,6 +120,10 @@ pub(super) async fn upload(State(state): State<Arc<AppState>>, headers: HeaderMa
             state.metrics.rejected_interrupted.inc();
             refusal(StatusCode::BAD_REQUEST, "upload_interrupted", "the body ended before it was complete")
         }
+        UploadOutcome::Unavailable { code, message, cause } => {
+            tracing::warn!(%cause, "an upload failed: {code}");
+            refusal(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
         UploadOutcome::Failed(error) => internal("storing an upload", &error),
     }
 }
@@ -147,7 +170,7 @@ async fn receive(
 ) -> UploadOutcome {
     let mut upload = match state.store.begin_upload(limit).await {
         Ok(upload) => upload,
-        Err(error) => return UploadOutcome::Failed(error.to_string()),
+        Err(error) => return UploadOutcome::store_down(error),
     };
     let mut stream = body.into_data_stream();
     loop {
@@ -167,7 +190,7 @@ async fn receive(
             }
             Err(UploadError::Store(error)) => {
                 upload.abort().await;
-                return UploadOutcome::Failed(error.to_string());
+                return UploadOutcome::store_down(error);
             }
         }
     }
@@ -180,12 +203,12 @@ async fn receive(
         Ok(None) => {}
         Err(error) => {
             upload.abort().await;
-            return UploadOutcome::Failed(error.to_string());
+            return UploadOutcome::database_down(error);
         }
     }
     let (id, size) = match upload.finish().await {
         Ok(done) => done,
-        Err(error) => return UploadOutcome::Failed(error.to_string()),
+        Err(error) => return UploadOutcome::store_down(error),
     };
     let record = AssetRecord {
         id,
@@ -204,9 +227,9 @@ async fn receive(
         Ok(false) => match state.metadata.asset(&record.id).await {
             Ok(Some(existing)) => UploadOutcome::Duplicate(existing),
             Ok(None) => UploadOutcome::Failed("an asset row vanished".into()),
-            Err(error) => UploadOutcome::Failed(error.to_string()),
+            Err(error) => UploadOutcome::database_down(error),
         },
-        Err(error) => UploadOutcome::Failed(error.to_string()),
+        Err(error) => UploadOutcome::database_down(error),
     }
 }
 

@@ -260,6 +260,8 @@ pub enum AdminErrorCode {
     LastAdmin,
     /// Too many commands from this admin; try again in a moment.
     RateLimited,
+    /// The database does not answer (down or restarting): nothing was changed.
+    DatabaseUnavailable,
     /// Something failed inside the server (the database, a world's task).
     Internal,
 }
@@ -276,6 +278,7 @@ impl AdminErrorCode {
             | AdminErrorCode::UnknownSpawn => 404,
             AdminErrorCode::LastAdmin => 409,
             AdminErrorCode::RateLimited => 429,
+            AdminErrorCode::DatabaseUnavailable => 503,
             AdminErrorCode::Internal => 500,
         }
     }

@@ -78,6 +78,19 @@ fn internal(error: impl std::fmt::Display) -> AdminError {
     AdminError::new(AdminErrorCode::Internal, "the server failed to carry this out; try again")
 }
 
+/// A moderation record could not be read or written: a database that does not answer
+/// is said so (the caller may retry), anything else is internal.
+fn database(error: MetadataError) -> AdminError {
+    if error.is_unavailable() {
+        tracing::warn!(%error, "an admin command failed: the database does not answer");
+        return AdminError::new(
+            AdminErrorCode::DatabaseUnavailable,
+            "the database does not answer: nothing was changed; try again later",
+        );
+    }
+    internal(error)
+}
+
 fn invalid(message: impl Into<String>) -> AdminError {
     AdminError::new(AdminErrorCode::InvalidCommand, message)
 }
@@ -187,13 +200,13 @@ impl Moderator {
         commands::check(&command)?;
         let now = unix_now() as i64;
         // A banned user acts as nobody, whatever their token says.
-        let banned = self.metadata.active_ban(&self.workspace, &actor.user, now).await.map_err(internal)?.is_some();
+        let banned = self.metadata.active_ban(&self.workspace, &actor.user, now).await.map_err(database)?.is_some();
         let admin = !banned
             && self
                 .metadata
                 .admin_status(&self.workspace, &actor.user, actor.token_says_admin, now)
                 .await
-                .map_err(internal)?;
+                .map_err(database)?;
         if !admin {
             tracing::warn!(actor = %actor.user, action = command.name(), "refused an admin command from a non-admin");
             self.audit(actor, &command, "refused", String::new(), now).await?;
@@ -225,7 +238,7 @@ impl Moderator {
             outcome: outcome.to_owned(),
             detail,
         };
-        self.metadata.record_audit(&entry).await.map_err(internal)?;
+        self.metadata.record_audit(&entry).await.map_err(database)?;
         Ok(())
     }
 

@@ -188,7 +188,16 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             // A due tick goes first: while commands keep coming (a flood of them, or
             // more than the task can take), presence still goes out at the tick rate.
-            () = sleep_until(deadline) => engine.handle_timeout(Instant::now()),
+            // Then the commands already waiting, up to a budget: a tick that is always
+            // due (a world heavier than the task can take) must not starve joins, moves
+            // and admin commands either.
+            () = sleep_until(deadline) => {
+                engine.handle_timeout(Instant::now());
+                for _ in 0..COMMANDS_AFTER_A_TICK {
+                    let Ok(command) = commands.try_recv() else { break };
+                    handle(&mut engine, &mut connections, command, &metrics);
+                }
+            }
             command = commands.recv() => match command {
                 Some(command) => handle(&mut engine, &mut connections, command, &metrics),
                 None => break,
@@ -203,6 +212,9 @@ pub async fn run(
     reported.publish(&engine, &metrics);
     reported.withdraw(&metrics);
 }
+
+/// Commands a world task takes after each tick before it looks at the clock again.
+const COMMANDS_AFTER_A_TICK: usize = 256;
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {

@@ -5,7 +5,7 @@
 
 use isoplane_metadata::{Ban, MetadataError, Mute as MuteRecord, ZoneSetting};
 
-use super::{Actor, Moderator, internal, invalid};
+use super::{Actor, Moderator, database, internal, invalid};
 use crate::auth::Role;
 use crate::engine::{Moderation, Mute};
 use crate::protocol::{
@@ -142,7 +142,7 @@ impl Moderator {
     async fn set_mute(&self, actor: &Actor, args: &MediaArgs, muting: bool, now: i64) -> Outcome {
         let MediaArgs { user, audio, video, reason } = args;
         let workspace = self.workspace.as_str();
-        let before = self.metadata.mute_of(workspace, user).await.map_err(internal)?;
+        let before = self.metadata.mute_of(workspace, user).await.map_err(database)?;
         let before = before.map_or(Mute::default(), |m| Mute { audio: m.audio, video: m.video });
         let mute = Mute {
             audio: if *audio { muting } else { before.audio },
@@ -157,7 +157,7 @@ impl Moderator {
             created_by: actor.user.clone(),
             created_at: now,
         };
-        self.metadata.set_mute(&record).await.map_err(internal)?;
+        self.metadata.set_mute(&record).await.map_err(database)?;
         let by = actor.name.clone();
         let set = || Moderation::SetMute { user: user.clone(), mute, by: by.clone(), reason: reason.clone() };
         let reach = self.everywhere(set).await?;
@@ -188,7 +188,7 @@ impl Moderator {
     }
 
     async fn unban(&self, user: &str) -> Outcome {
-        let lifted = self.metadata.lift_ban(&self.workspace, user).await.map_err(internal)?;
+        let lifted = self.metadata.lift_ban(&self.workspace, user).await.map_err(database)?;
         Ok(Done::new(AdminReply::Lifted { lifted }, if lifted { "" } else { "was not banned" }))
     }
 
@@ -196,7 +196,7 @@ impl Moderator {
     async fn set_role(&self, actor: &Actor, user: &str, role: Role, now: i64) -> Outcome {
         let (workspace, by) = (self.workspace.as_str(), actor.user.as_str());
         let changed = match role {
-            Role::Admin => self.metadata.promote(workspace, user, by, now).await.map_err(internal)?,
+            Role::Admin => self.metadata.promote(workspace, user, by, now).await.map_err(database)?,
             Role::Member => self.metadata.demote(workspace, user, by, now).await.map_err(refusing_last_admin)?,
         };
         self.everywhere(|| Moderation::SetRole { user: user.to_owned(), role }).await?;
@@ -214,7 +214,7 @@ impl Moderator {
         capacity: Option<Option<u32>>,
         now: i64,
     ) -> Outcome {
-        let recorded = self.metadata.zone_settings(&self.workspace, world).await.map_err(internal)?;
+        let recorded = self.metadata.zone_settings(&self.workspace, world).await.map_err(database)?;
         let current = recorded.iter().find(|s| s.zone == zone);
         let locked = locked.unwrap_or(current.is_some_and(|s| s.locked));
         let capacity = capacity.unwrap_or(current.and_then(|s| s.capacity));
@@ -232,7 +232,7 @@ impl Moderator {
             updated_by: actor.user.clone(),
             updated_at: now,
         };
-        self.metadata.set_zone_setting(&setting).await.map_err(internal)?;
+        self.metadata.set_zone_setting(&setting).await.map_err(database)?;
         let detail = format!(
             "{}, capacity {}",
             if locked { "locked" } else { "unlocked" },
@@ -287,17 +287,17 @@ impl Moderator {
     }
 
     async fn list_bans(&self, now: i64) -> Outcome {
-        let bans = self.metadata.active_bans(&self.workspace, now).await.map_err(internal)?;
+        let bans = self.metadata.active_bans(&self.workspace, now).await.map_err(database)?;
         Ok(Done::plain(AdminReply::Bans { bans }))
     }
 
     async fn list_mutes(&self) -> Outcome {
-        let mutes = self.metadata.mutes(&self.workspace).await.map_err(internal)?;
+        let mutes = self.metadata.mutes(&self.workspace).await.map_err(database)?;
         Ok(Done::plain(AdminReply::Mutes { mutes }))
     }
 
     async fn list_admins(&self) -> Outcome {
-        let admins = self.metadata.admins(&self.workspace).await.map_err(internal)?;
+        let admins = self.metadata.admins(&self.workspace).await.map_err(database)?;
         Ok(Done::plain(AdminReply::Admins { admins }))
     }
 
@@ -305,7 +305,7 @@ impl Moderator {
         if !self.worlds.contains_key(world) {
             return Err(AdminError::new(AdminErrorCode::UnknownWorld, "there is no world with this name"));
         }
-        let settings = self.metadata.zone_settings(&self.workspace, world).await.map_err(internal)?;
+        let settings = self.metadata.zone_settings(&self.workspace, world).await.map_err(database)?;
         let zones = settings
             .into_iter()
             .map(|s| ZoneSettingInfo { zone: s.zone, locked: s.locked, capacity: s.capacity, updated_by: s.updated_by })
@@ -315,7 +315,7 @@ impl Moderator {
 
     async fn list_audit(&self, before: Option<i64>, limit: Option<u32>) -> Outcome {
         let limit = limit.unwrap_or(DEFAULT_AUDIT_PAGE);
-        let entries = self.metadata.audit_log(&self.workspace, before, limit).await.map_err(internal)?;
+        let entries = self.metadata.audit_log(&self.workspace, before, limit).await.map_err(database)?;
         Ok(Done::plain(AdminReply::Audit { entries }))
     }
 }
@@ -327,6 +327,6 @@ fn refusing_last_admin(error: MetadataError) -> AdminError {
             AdminErrorCode::LastAdmin,
             "the last admin of a workspace can be neither demoted nor banned",
         ),
-        other => internal(other),
+        other => database(other),
     }
 }
