@@ -82,4 +82,16 @@ cargo build --quiet --locked -p isoplane
 # A fresh network namespace with only loopback: WebRTC can reach nothing but 127.0.0.1.
 unshare -n bash -c 'ip link set lo up && cd tests/browser && npm test'
 
+step "soak and faults: release builds of the services"
+# Load and recovery are measured on builds as deployed, not on debug ones.
+cargo build --release --locked -p isoplane-signaling -p isoplane-sfu -p isoplane-turn -p isoplane-assets --bins
+cargo test --release --locked --no-run -p isoplane-tests --test soak --test faults
+
+step "soak: 1,000 simulated people for 150 s against the compose stack"
+cargo test --release --locked --offline -p isoplane-tests --test soak -- --ignored --nocapture
+
+step "faults: each service killed and restarted under 200 simulated people and two Chromium pages"
+# Its own PostgreSQL server and S3 live inside the namespace with the services.
+unshare -n bash -c 'ip link set lo up && cargo test --release --locked --offline -p isoplane-tests --test faults -- --ignored --nocapture'
+
 step "all tests passed"

@@ -142,6 +142,12 @@ pub fn overrides(a: &Addresses, database_url: &str) -> Vec<Override> {
         o("turn", "ISOPLANE_TURN_LISTEN_HTTP", a.turn_http.to_string(), LOOPBACK),
         o(
             "turn",
+            "ISOPLANE_TURN_EXTERNAL_IP",
+            "127.0.0.1".into(),
+            "the .env.example address is not this machine's: relayed addresses must be reachable here",
+        ),
+        o(
+            "turn",
             "ISOPLANE_TURN_RELAY_IP",
             "127.0.0.1".into(),
             "the container's fixed address on the compose network does not exist here",

@@ -572,6 +572,18 @@ async fn close_sfu(sfu: &mut Option<SfuSession>) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
 }
 
+/// A short name for why a WebSocket connection failed.
+fn socket_error_kind(error: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    match error {
+        Error::Io(io) => format!("{:?}", io.kind()),
+        Error::Http(response) => format!("http_{}", response.status().as_u16()),
+        Error::ConnectionClosed | Error::AlreadyClosed => "closed".to_owned(),
+        Error::Protocol(_) => "protocol".to_owned(),
+        _ => "other".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,17 +633,5 @@ mod tests {
             visited.extend(layout.zone_at(walker.position));
         }
         assert_eq!(visited.len(), 4, "{visited:?}");
-    }
-}
-
-/// A short name for why a WebSocket connection failed.
-fn socket_error_kind(error: &tokio_tungstenite::tungstenite::Error) -> String {
-    use tokio_tungstenite::tungstenite::Error;
-    match error {
-        Error::Io(io) => format!("{:?}", io.kind()),
-        Error::Http(response) => format!("http_{}", response.status().as_u16()),
-        Error::ConnectionClosed | Error::AlreadyClosed => "closed".to_owned(),
-        Error::Protocol(_) => "protocol".to_owned(),
-        _ => "other".to_owned(),
     }
 }
