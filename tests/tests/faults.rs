@@ -94,11 +94,12 @@ async fn people_get_through_each_service_being_killed_and_restarted() {
 
     let people = [("ada", stack.token("ada", "Ada", Role::Member)), ("bob", stack.token("bob", "Bob", Role::Member))];
     let mut pages = Pages::open(&page_origin, &people).await;
-    let (ada, bob) = (pages.avatar("ada"), pages.avatar("bob"));
-    let took = pages.until_media_flows("ada", bob, &["sfu"], Duration::from_secs(30)).await;
+    let took = pages.until_media_flows("ada", pages.avatar("bob"), &["sfu"], Duration::from_secs(30)).await;
     println!("the pages talk through the SFU ({took:?})");
 
     signaling_killed(&mut stack, (&crowd, crowd_started), &mut pages).await;
+    // A restarted signaling server numbers avatars anew.
+    let (ada, bob) = (pages.avatar("ada"), pages.avatar("bob"));
     sfu_killed(&mut stack, &mut pages, (ada, bob)).await;
     postgres_restarted(&mut stack, &crowd).await;
     s3_stopped(&mut stack).await;
