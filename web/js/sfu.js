@@ -5,11 +5,6 @@
 // other people's tracks come and go. When both sides offer at once, the SFU gives way:
 // this side ignores the SFU's offer while its own is outstanding, and the SFU offers
 // again after answering. docs/protocol.md describes the messages.
-//
-// A session that ends without this client closing it (the SFU went away and its
-// WebSocket closed, the connection failed, the SFU removed it: most often because the
-// connection was lost) tells the Media, which makes a new one after a backoff if the plan
-// still says SFU by then. One the SFU refused (a fatal error: a bad token) is not retried.
 
 /**
  * @typedef {{mid: string, avatar: number, source: string, muted: boolean}} TrackInfo
@@ -66,14 +61,8 @@ export class SfuSession {
     this.addLocalTracks();
     this.pc.ontrack = (event) => this.onTrack(event);
     this.pc.onconnectionstatechange = () => {
-      if (this.pc.connectionState === 'connected') {
-        this.state = 'connected';
-        this.media.sfuConnected(this);
-      }
-      if (this.pc.connectionState === 'failed') {
-        this.state = 'failed';
-        this.dropped();
-      }
+      if (this.pc.connectionState === 'connected') this.state = 'connected';
+      if (this.pc.connectionState === 'failed') this.state = 'failed';
     };
     this.ws = new WebSocket(sfu.url);
     this.ws.onopen = () => this.send({ type: 'join', token: sfu.token });
@@ -83,15 +72,8 @@ export class SfuSession {
     this.queue = Promise.resolve();
     this.ws.onmessage = (event) => this.enqueue(() => this.onMessage(JSON.parse(event.data)));
     this.ws.onclose = () => {
-      if (this.closed || this.state === 'refused') return;
-      this.state = 'disconnected';
-      this.dropped();
+      if (!this.closed) this.state = 'disconnected';
     };
-  }
-
-  /** The session ended without this client closing it. */
-  dropped() {
-    if (!this.closed && this.state !== 'refused') this.media.sfuLost(this);
   }
 
   /** Runs `step` after every step queued before it. @param {() => Promise<void>} step */
@@ -139,7 +121,6 @@ export class SfuSession {
         break;
       case 'removed':
         this.state = 'removed';
-        this.dropped();
         this.close();
         break;
     }
