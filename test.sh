@@ -4,14 +4,17 @@
 # if it is missing, then runs every test:
 #
 #   1. Debian's coturn (turnutils_* clients for the TURN conformance tests), tiled (its
-#      example maps and `tiled --export-map` check the .tmx reader), openssl,
+#      example maps and `tiled --export-map` check the .tmx reader), postgresql (the
+#      fault suite runs a server of its own), openssl,
 #      chromium, iptables (the ICE-TCP test blocks UDP), iproute2 and util-linux
 #      (`ip`, `unshare`), and Node with npm; then `npm ci` in tests/browser
 #      (playwright-core and TypeScript, pinned by its package-lock.json);
 #   2. cargo test --workspace --locked;
 #   3. the web client's unit tests under Node (tests/browser/unit), its type check (tsc);
 #   4. builds the `isoplane` binary and runs the browser end-to-end tests in headless
-#      Chromium inside a fresh network namespace that has only loopback (`unshare -n`).
+#      Chromium inside a fresh network namespace that has only loopback (`unshare -n`);
+#   5. on release builds: the soak, the flood of bad connections (garbage_flood) and the
+#      fault suite (inside `unshare -n`).
 #
 # Honours CARGO_TARGET_DIR (default ~/.cache/isoplane/target, kept outside the clone so
 # runs build incrementally), ISOPLANE_TEST_POSTGRES_URL and ISOPLANE_TEST_REDIS_URL.
@@ -42,6 +45,8 @@ missing=()
 for command in "${!package_of[@]}"; do
   command -v "$command" >/dev/null || missing+=("${package_of[$command]}")
 done
+# The fault suite runs a PostgreSQL server of its own (Debian keeps initdb off PATH).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   command -v apt-get >/dev/null || fail "missing ${missing[*]} and this machine has no apt-get: install these (Debian) packages yourself"
@@ -51,6 +56,7 @@ if ((${#missing[@]})); then
   for command in "${!package_of[@]}"; do
     command -v "$command" >/dev/null || fail "installed ${package_of[$command]} but \`$command\` is still not on PATH"
   done
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || fail "installed postgresql but no /usr/lib/postgresql/*/bin/initdb"
 fi
 echo "coturn $(dpkg-query -W -f='${Version}' coturn 2>/dev/null || echo '?'), $(chromium --version 2>/dev/null || echo 'chromium ?'), node $(node --version)"
 
@@ -82,10 +88,14 @@ cargo build --quiet --locked -p isoplane
 # A fresh network namespace with only loopback: WebRTC can reach nothing but 127.0.0.1.
 unshare -n bash -c 'ip link set lo up && cd tests/browser && npm test'
 
-step "soak and faults: release builds of the services"
+step "soak, bad input and faults: release builds of the services"
 # Load and recovery are measured on builds as deployed, not on debug ones.
 cargo build --release --locked -p isoplane-signaling -p isoplane-sfu -p isoplane-turn -p isoplane-assets --bins
 cargo test --release --locked --no-run -p isoplane-tests --test soak --test faults
+cargo test --release --locked --no-run -p isoplane-signaling --test garbage_flood
+
+step "bad input at scale: 5,000 hostile connections while 20 people walk at 15 Hz"
+cargo test --release --locked --offline -p isoplane-signaling --test garbage_flood -- --ignored --nocapture
 
 step "soak: 1,000 simulated people for 150 s against the compose stack"
 cargo test --release --locked --offline -p isoplane-tests --test soak -- --ignored --nocapture

@@ -118,6 +118,8 @@ pub struct JoinUser {
 pub enum Output {
     /// A control message to one connection.
     Send { conn: ConnId, message: ServerMessage },
+    /// The same control message to each listed connection (encoded once by the shell).
+    SendMany { recipients: Vec<ConnId>, message: ServerMessage },
     /// One presence frame for every listed connection.
     Presence { recipients: Vec<ConnId>, frame: Bytes },
     /// Tell the connection why, then close it.
@@ -292,14 +294,14 @@ impl WorldEngine {
 
     /// Sends to every connected member of a zone except `except`.
     fn send_zone(&mut self, zone: ZoneIndex, except: AvatarId, message: &ServerMessage) {
-        let conns: Vec<ConnId> = self.zones[usize::from(zone.0)]
+        let recipients: Vec<ConnId> = self.zones[usize::from(zone.0)]
             .members
             .iter()
             .filter(|&&id| id != except)
             .filter_map(|id| self.avatars.get(id).and_then(|a| a.conn))
             .collect();
-        for conn in conns {
-            self.send(conn, message.clone());
+        if !recipients.is_empty() {
+            self.outputs.push_back(Output::SendMany { recipients, message: message.clone() });
         }
     }
 

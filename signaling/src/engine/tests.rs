@@ -106,7 +106,16 @@ impl Harness {
     }
 
     fn outputs(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.engine.poll_output()).collect()
+        // A message to many is read here as one to each: what each connection receives.
+        std::iter::from_fn(|| self.engine.poll_output())
+            .flat_map(|output| match output {
+                Output::SendMany { recipients, message } => recipients
+                    .into_iter()
+                    .map(|conn| Output::Send { conn, message: message.clone() })
+                    .collect::<Vec<_>>(),
+                output => vec![output],
+            })
+            .collect()
     }
 
     /// Moves `conn` to tile coordinates (x, y) after `ms` of walking.

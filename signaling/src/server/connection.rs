@@ -293,7 +293,7 @@ impl Admin {
         let message = ServerMessage::AdminResult { id, ok, error, data };
         let text = serde_json::to_string(&message).unwrap_or_default();
         // A closed queue means the connection is ending.
-        let _ = self.replies.send(Outbound::Text(text)).await;
+        let _ = self.replies.send(Outbound::Text(text.into())).await;
     }
 }
 
@@ -322,9 +322,12 @@ fn decode(conn: ConnId, message: Message) -> Result<Incoming, ErrorCode> {
 
 /// How long one write may take before the client counts as stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most queued messages written with one flush.
+const WRITE_BATCH: usize = 64;
 
 /// Drains the connection's queue to the socket; on kill or shutdown, says why and closes.
 async fn write(state: Arc<AppState>, mut sink: Sink, mut outbound: mpsc::Receiver<Outbound>, kill: Kill) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {
         let next = tokio::select! {
             biased;
@@ -332,20 +335,38 @@ async fn write(state: Arc<AppState>, mut sink: Sink, mut outbound: mpsc::Receive
             () = state.shutdown.cancelled() => break,
             next = outbound.recv() => next,
         };
-        let (message, close) = match next {
-            Some(Outbound::Text(text)) => (Message::Text(text.into()), None),
-            Some(Outbound::Binary(frame)) => (Message::Binary(frame), None),
-            Some(Outbound::Close(code)) => (Message::Text(error_message(code).into()), Some(code)),
-            None => break,
+        let Some(first) = next else { break };
+        // Whatever else is queued by now goes out with it in one flush: a zone's burst of
+        // presence and control messages costs one write to the socket, not one each.
+        batch.push(first);
+        while batch.len() < WRITE_BATCH && !matches!(batch.last(), Some(Outbound::Close(_))) {
+            let Ok(more) = outbound.try_recv() else { break };
+            batch.push(more);
+        }
+        let (mut messages, mut bytes, mut close) = (0, 0, None);
+        let written = async {
+            for item in batch.drain(..) {
+                let message = match item {
+                    Outbound::Text(text) => Message::Text(text),
+                    Outbound::Binary(frame) => Message::Binary(frame),
+                    Outbound::Close(code) => {
+                        close = Some(code);
+                        Message::Text(error_message(code).into())
+                    }
+                };
+                bytes += match &message {
+                    Message::Text(text) => text.len(),
+                    Message::Binary(data) => data.len(),
+                    _ => 0,
+                };
+                messages += 1;
+                sink.feed(message).await?;
+            }
+            sink.flush().await
         };
-        let bytes = match &message {
-            Message::Text(text) => text.len(),
-            Message::Binary(data) => data.len(),
-            _ => 0,
-        };
-        match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, written).await {
             Ok(Ok(())) => {
-                state.metrics.messages_out.inc();
+                state.metrics.messages_out.inc_by(messages);
                 state.metrics.bytes_out.inc_by(bytes as u64);
             }
             _ => {

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -84,10 +85,11 @@ pub enum WorldCommand {
     SfuNodes(Vec<crate::engine::SfuNode>),
 }
 
-/// What a world sends a connection's writer.
+/// What a world sends a connection's writer. Text and frames are shared, not copied,
+/// when one message goes to many.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    Text(String),
+    Text(Utf8Bytes),
     Binary(Bytes),
     /// Send this error, then close.
     Close(ErrorCode),
@@ -282,6 +284,12 @@ fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metr
             Output::Send { conn, message } => {
                 connections.offer(conn, Outbound::Text(to_json(&message)), metrics);
             }
+            Output::SendMany { recipients, message } => {
+                let text = to_json(&message);
+                for conn in recipients {
+                    connections.offer(conn, Outbound::Text(text.clone()), metrics);
+                }
+            }
             Output::Presence { recipients, frame } => {
                 for conn in recipients {
                     // Lagging clients get a snapshot instead, once they have room.
@@ -341,9 +349,9 @@ fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metri
     }
 }
 
-fn to_json(message: &ServerMessage) -> String {
+fn to_json(message: &ServerMessage) -> Utf8Bytes {
     // Server messages are plain data with string keys.
-    serde_json::to_string(message).unwrap_or_default()
+    serde_json::to_string(message).unwrap_or_default().into()
 }
 
 /// How often a world adds its counters to the global metrics.
