@@ -234,8 +234,7 @@ async fn a_ban_no_command_announced_removes_the_connected_user_within_the_rechec
     )
     .await;
     // Bob alone was removed: carol, not banned, stays.
-    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
-    assert!(metrics.contains("isoplane_signaling_bans_enforced_late_total 1\n"), "{metrics}");
+    assert_metric(&server, "isoplane_signaling_bans_enforced_late_total", 1).await;
 }
 
 /// A server keeping its moderation records in a PostgreSQL schema of its own, re-checking
@@ -271,6 +270,20 @@ async fn stays_unmoderated(client: &mut Client, who: &str, window: Duration) {
     for event in events_within(client, window).await {
         assert!(moderated(&event).is_none() && !matches!(event, Event::Closed(_)), "{who} got {event:?}");
     }
+}
+
+/// Bob joins again after a kick and stays through the re-checks that follow (a kick is
+/// not a ban).
+async fn back_after_the_kick(server: &TestServer) -> Client {
+    let mut bob = server.join("bob").await;
+    stays_unmoderated(&mut bob, "bob, back after the kick", Duration::from_millis(2500)).await;
+    bob
+}
+
+/// Asserts that `/metrics` has the line `name value`.
+async fn assert_metric(server: &TestServer, name: &str, value: u64) {
+    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
+    assert!(metrics.contains(&format!("{name} {value}\n")), "want {name} {value}: {metrics}");
 }
 
 #[tokio::test]
@@ -312,12 +325,10 @@ async fn a_kick_no_node_announced_removes_whoever_joined_before_it_within_the_re
 
     // A kick is not a ban: bob, back after it, stays through later re-checks, as does
     // carol, whom it does not name.
-    let mut bob_again = server.join("bob").await;
+    let bob_again = back_after_the_kick(&server).await;
     assert_ne!(bob_again.avatar(), bob_avatar);
-    stays_unmoderated(&mut bob_again, "bob, back after the kick", Duration::from_millis(2500)).await;
     stays_unmoderated(&mut carol, "carol", Duration::ZERO).await;
-    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
-    assert!(metrics.contains("isoplane_signaling_kicks_enforced_late_total 1\n"), "{metrics}");
+    assert_metric(&server, "isoplane_signaling_kicks_enforced_late_total", 1).await;
 }
 
 #[tokio::test]
@@ -338,10 +349,8 @@ async fn a_live_kick_still_acts_at_once_and_the_recheck_spares_the_user_who_come
     let logged = records.actions_since("acme", "kick", since).await.unwrap();
     assert_eq!(logged.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["bob"]);
     // ...and bob, back at once (within the kick's second, most likely), stays.
-    let mut bob_again = server.join("bob").await;
-    stays_unmoderated(&mut bob_again, "bob, back after the kick", Duration::from_millis(2500)).await;
-    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
-    assert!(metrics.contains("isoplane_signaling_kicks_enforced_late_total 0\n"), "{metrics}");
+    back_after_the_kick(&server).await;
+    assert_metric(&server, "isoplane_signaling_kicks_enforced_late_total", 0).await;
 }
 
 #[tokio::test]
@@ -367,8 +376,7 @@ async fn a_mute_no_node_announced_reaches_the_connected_user_within_the_recheck_
     records.set_mute(&isoplane_metadata::Mute { audio: false, ..mute }).await.unwrap();
     let told = expect_event(&mut bob, "unmuted", |e| moderated(e).is_some()).await;
     assert_eq!(moderated(&told), Some(ModeratedAction::Unmuted));
-    let (_, metrics) = http(server.address, "GET", "/metrics", &[], "").await;
-    assert!(metrics.contains("isoplane_signaling_mutes_enforced_late_total 2\n"), "{metrics}");
+    assert_metric(&server, "isoplane_signaling_mutes_enforced_late_total", 2).await;
 }
 
 #[tokio::test]
@@ -457,8 +465,7 @@ async fn bans_locks_roles_and_the_audit_log_survive_a_restart() {
     // The lock holds: a member walking in is corrected.
     let mut dan = server.join("dan").await;
     let mut seq = 0;
-    walk(&mut dan, &mut seq, (3.5, 3.5), (5.5, 2.5)).await;
-    walk(&mut dan, &mut seq, (5.5, 2.5), (6.5, 2.5)).await;
+    walk_into_the_room(&mut dan, &mut seq, 6.5).await;
     expect_event(&mut dan, "a zone_locked correction", |e| correction(e) == Some(CorrectionReason::ZoneLocked)).await;
     // Carol, promoted before the restart, acts with a member token; the log is all there.
     let mut carol = server.join("carol").await;
@@ -530,10 +537,8 @@ async fn locks_capacity_moves_notices_and_ending_a_meeting_as_people_see_them() 
     let mut bob = server.join("bob").await;
     let mut carol = server.join("carol").await;
     let (mut bob_seq, mut carol_seq) = (0, 0);
-    walk(&mut bob, &mut bob_seq, (3.5, 3.5), (5.5, 2.5)).await;
-    walk(&mut bob, &mut bob_seq, (5.5, 2.5), (7.5, 2.5)).await;
-    walk(&mut carol, &mut carol_seq, (3.5, 3.5), (5.5, 2.5)).await;
-    walk(&mut carol, &mut carol_seq, (5.5, 2.5), (8.5, 2.5)).await;
+    walk_into_the_room(&mut bob, &mut bob_seq, 7.5).await;
+    walk_into_the_room(&mut carol, &mut carol_seq, 8.5).await;
     let people = command(&mut ada, 1, AdminCommand::ListPeople).await.unwrap();
     let in_room = people["people"].as_array().unwrap().iter().filter(|p| p["zone"] == "room").count();
     assert_eq!(in_room, 2);
@@ -548,8 +553,7 @@ async fn locks_capacity_moves_notices_and_ending_a_meeting_as_people_see_them() 
     assert_eq!(command(&mut ada, 2, capacity).await.unwrap()["inside"], 2);
     let mut dan = server.join("dan").await;
     let mut dan_seq = 0;
-    walk(&mut dan, &mut dan_seq, (3.5, 3.5), (5.5, 2.5)).await;
-    walk(&mut dan, &mut dan_seq, (5.5, 2.5), (6.5, 2.5)).await;
+    walk_into_the_room(&mut dan, &mut dan_seq, 6.5).await;
     expect_event(&mut dan, "zone_full", |e| correction(e) == Some(CorrectionReason::ZoneFull)).await;
     let unknown = AdminCommand::LockZone(ZoneArgs::new("test", "attic", ""));
     assert_eq!(command(&mut ada, 3, unknown).await, Err(AdminErrorCode::UnknownZone));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, expect_event, walk};
+use common::{TestServer, expect_event, walk_into_the_room};
 use isoplane_signaling::client::{Client, Event};
 use isoplane_signaling::protocol::{ServerMessage, Topology};
 
@@ -41,8 +41,7 @@ async fn a_room_falls_back_to_peer_to_peer_when_its_sfu_dies_and_returns_when_it
     for user in ["a", "b", "c"] {
         let mut client = server.join(user).await;
         let mut seq = 0;
-        walk(&mut client, &mut seq, (3.5, 3.5), (5.5, 2.5)).await;
-        walk(&mut client, &mut seq, (5.5, 2.5), (7.5, 2.5)).await;
+        walk_into_the_room(&mut client, &mut seq, 7.5).await;
         clients.push(client);
     }
     for client in &mut clients {

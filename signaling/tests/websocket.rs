@@ -83,8 +83,7 @@ async fn a_zone_change_delivers_leave_enter_and_a_snapshot() {
     let mut bob = server.join("bob").await;
     let mut cy = server.join("cy").await;
     let (mut s1, mut s3) = (0, 0);
-    walk(&mut cy, &mut s3, (3.5, 3.5), (5.5, 2.5)).await;
-    walk(&mut cy, &mut s3, (5.5, 2.5), (8.5, 2.5)).await;
+    walk_into_the_room(&mut cy, &mut s3, 8.5).await;
     expect_event(
         &mut cy,
         "cy's room snapshot",
@@ -93,8 +92,7 @@ async fn a_zone_change_delivers_leave_enter_and_a_snapshot() {
     .await;
     events_within(&mut bob, Duration::from_millis(200)).await;
 
-    walk(&mut ada, &mut s1, (3.5, 3.5), (5.5, 2.5)).await;
-    walk(&mut ada, &mut s1, (5.5, 2.5), (6.5, 2.5)).await;
+    walk_into_the_room(&mut ada, &mut s1, 6.5).await;
     let a = ada.avatar();
     expect_event(
         &mut bob,
@@ -125,8 +123,7 @@ async fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
     for user in ["a", "b", "c"] {
         let mut client = server.join(user).await;
         let mut seq = 0;
-        walk(&mut client, &mut seq, (3.5, 3.5), (5.5, 2.5)).await;
-        walk(&mut client, &mut seq, (5.5, 2.5), (7.5, 2.5)).await;
+        walk_into_the_room(&mut client, &mut seq, 7.5).await;
         clients.push((client, seq));
     }
     let plan = expect_event(

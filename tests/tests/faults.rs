@@ -125,14 +125,13 @@ async fn signaling_killed(stack: &mut Stack, (crowd, crowd_started): (&Crowd, In
     println!("signaling: killed, ready again after {:?}", restarted - killed);
     let dropped = crowd.stats().unexpected_closes;
     assert!(dropped >= PEOPLE as u64 / 2, "the crash dropped the connections ({dropped} noticed so far)");
-    let (crowd_back, (_, pages_back)) = tokio::join!(
+    let (back, (_, pages_back)) = tokio::join!(
         async {
             crowd.wait_all_connected(Duration::from_secs(30)).await.expect("everyone back");
             restarted.elapsed()
         },
         pages.until("both pages to join again", Duration::from_secs(30), |s| joined(s, "ada") && joined(s, "bob")),
     );
-    let back = crowd_back;
     // Connection attempts per second of the crowd's clock, from the second of the crash on.
     let stats: CrowdStats = crowd.stats();
     let from = (killed - crowd_started).as_secs() as usize;

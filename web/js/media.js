@@ -34,8 +34,6 @@ import { reconnectDelay } from './backoff.js';
 const RELAY_DISCONNECTED_MS = 3000;
 /** The least wait between ICE restarts (gathering a relay candidate takes a moment), and the backoff's base. */
 const ICE_RESTART_MS = 1000;
-/** The backoff's base for making a dropped SFU session again. */
-const SFU_RETRY_BASE_MS = 500;
 
 /** @param {RTCIceConnectionState} state */
 const iceUp = (state) => state === 'connected' || state === 'completed';
@@ -252,10 +250,6 @@ export class Media {
     this.plan = null;
     /** @type {SfuSession | null} */
     this.sfu = null;
-    /** Attempts to make the SFU session again since it last connected. */
-    this.sfuAttempts = 0;
-    /** @type {ReturnType<typeof setTimeout> | null} the next attempt, when one is due */
-    this.sfuRetry = null;
     /** @type {Set<number>} avatars heard speaking */
     this.speaking = new Set();
     /** @type {AudioContext | null} */
@@ -355,7 +349,6 @@ export class Media {
     this.peers.clear();
     this.sfu?.close();
     this.sfu = null;
-    this.cancelSfuRetry();
     this.plan = null;
     this.status = 'none';
     this.mutedSenders.clear();
@@ -377,7 +370,6 @@ export class Media {
       this.sfu.close();
       this.sfu = null;
     }
-    if (!onSfu) this.cancelSfuRetry();
     if (onSfu && !this.sfu) this.openSfu(plan);
     const wanted = new Map(plan.peers.map((p) => [p.avatar, p]));
     for (const [avatar, peer] of this.peers) {
@@ -401,39 +393,7 @@ export class Media {
 
   /** @param {MediaPlan} plan a plan with `sfu` set */
   openSfu(plan) {
-    this.cancelSfuRetry();
     this.sfu = new SfuSession(this, plan);
-  }
-
-  /** The SFU session connected: the next drop starts the backoff over. @param {SfuSession} session */
-  sfuConnected(session) {
-    if (session === this.sfu) this.sfuAttempts = 0;
-  }
-
-  /**
-   * The SFU session dropped (its WebSocket closed or its connection failed) while this
-   * client still wanted it: a new one after a growing, jittered wait, if the plan still
-   * puts the zone on the SFU by then. A new plan in the meantime decides instead.
-   * @param {SfuSession} session
-   */
-  sfuLost(session) {
-    if (session !== this.sfu) return;
-    session.close();
-    this.sfu = null;
-    this.sfuAttempts += 1;
-    const delay = reconnectDelay(this.sfuAttempts, SFU_RETRY_BASE_MS);
-    console.warn(`the SFU session dropped; trying again in ${delay} ms`);
-    this.cancelSfuRetry();
-    this.sfuRetry = setTimeout(() => {
-      this.sfuRetry = null;
-      const plan = this.plan;
-      if (!this.sfu && plan?.topology === 'sfu' && plan.sfu) this.openSfu(plan);
-    }, delay);
-  }
-
-  cancelSfuRetry() {
-    if (this.sfuRetry !== null) clearTimeout(this.sfuRetry);
-    this.sfuRetry = null;
   }
 
   /** @param {number} from @param {string} kind @param {any} data */

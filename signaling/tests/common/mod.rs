@@ -196,6 +196,13 @@ pub async fn walk(client: &mut Client, seq: &mut u32, from: (f64, f64), to: (f64
     }
 }
 
+/// Walks a client from the lobby's spawn through the door into the meeting room, to
+/// `(x, 2.5)`; `seq` goes on from where it is.
+pub async fn walk_into_the_room(client: &mut Client, seq: &mut u32, x: f64) {
+    walk(client, seq, (3.5, 3.5), (5.5, 2.5)).await;
+    walk(client, seq, (5.5, 2.5), (x, 2.5)).await;
+}
+
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Reads events until one matches, failing after a few seconds.

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, openClient, screenshot, startIsoplane, until } from './harness.js';
+import { launchBrowser, openAdaAndBob, openClient, screenshot, startIsoplane, until } from './harness.js';
 
 /** @type {{url: string, stop: () => void}} */
 let server;
@@ -37,10 +37,7 @@ async function arrive(page, x, y) {
 }
 
 test('two pages join the demo world and each sees the other move', async () => {
-  const ada = await openClient(browser, server.url, 'Ada');
-  const bob = await openClient(browser, server.url, 'Bob');
-  const adaId = await ada.evaluate(() => window.isoplane.self);
-  const bobId = await bob.evaluate(() => window.isoplane.self);
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
   await until(bob, (id) => window.isoplane.others.has(id), adaId);
   await until(ada, (id) => window.isoplane.others.has(id), bobId);
 
@@ -95,10 +92,7 @@ test('a walk through a wall is corrected and the client snaps back', async () =>
 });
 
 test('two people in the meeting room receive each other’s video and audio over P2P', async () => {
-  const ada = await openClient(browser, server.url, 'Ada');
-  const bob = await openClient(browser, server.url, 'Bob');
-  const adaId = await ada.evaluate(() => window.isoplane.self);
-  const bobId = await bob.evaluate(() => window.isoplane.self);
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
   // Through the meeting room's door one at a time (it is held by one person at once).
   await arrive(ada, 1, 4);
   await arrive(bob, 6, 4);
@@ -154,10 +148,7 @@ test('when a client reports that direct connections fail, media comes through Is
   // 28-byte Allocate, which must still get its challenge.
   const own = await startIsoplane({ ISOPLANE_TURN_LISTEN_TCP: 'off' });
   try {
-    const ada = await openClient(browser, own.url, 'Ada');
-    const bob = await openClient(browser, own.url, 'Bob');
-    const adaId = await ada.evaluate(() => window.isoplane.self);
-    const bobId = await bob.evaluate(() => window.isoplane.self);
+    const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, own.url);
     // Both stand in the lobby within talking range: a P2P pair. Ada's side says ICE failed.
     await until(ada, (id) => window.isoplane.media.plan?.peers.some((p) => p.avatar === id), bobId);
     const servers = await ada.evaluate(() => window.isoplane.media.plan.ice_servers.flatMap((s) => s.urls));

@@ -81,6 +81,15 @@ export async function openClient(browser, url, name, { admin = false } = {}) {
   return page;
 }
 
+/** Ada and Bob, each in a page of their own, with their avatars' IDs. */
+export async function openAdaAndBob(browser, url) {
+  const ada = await openClient(browser, url, 'Ada');
+  const bob = await openClient(browser, url, 'Bob');
+  const adaId = await ada.evaluate(() => window.isoplane.self);
+  const bobId = await bob.evaluate(() => window.isoplane.self);
+  return { ada, bob, adaId, bobId };
+}
+
 /** A join token from the server's development issuer: `{token, user, workspace}`. */
 export async function devToken(url, name, { admin = false } = {}) {
   const response = await fetch(`${url}/v1/dev/token?name=${encodeURIComponent(name)}${admin ? '&admin=true' : ''}`);

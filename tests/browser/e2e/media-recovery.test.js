@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { launchBrowser, openClient, startIsoplane, until } from './harness.js';
+import { launchBrowser, openAdaAndBob, startIsoplane, until } from './harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -40,10 +40,7 @@ test('a relayed link that loses its TURN path restarts ICE and media flows again
   const rule = ['INPUT', '-p', 'udp', '--dport', String(turnPort), '-j', 'DROP'];
   let blocked = false;
   try {
-    const ada = await openClient(browser, own.url, 'Ada');
-    const bob = await openClient(browser, own.url, 'Bob');
-    const adaId = await ada.evaluate(() => window.isoplane.self);
-    const bobId = await bob.evaluate(() => window.isoplane.self);
+    const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, own.url);
     // A P2P pair in the lobby; Ada's side says direct ICE failed: the link is relayed.
     await until(ada, (id) => window.isoplane.media.plan?.peers.some((p) => p.avatar === id), bobId);
     await ada.evaluate(() => window.isoplane.connection.send({ type: 'media_report', ice: 'failed' }));
@@ -95,10 +92,7 @@ test('when the SFU stops answering, a crowded zone goes peer to peer, and back t
   const rule = ['INPUT', '-p', 'tcp', '--dport', sfuPort, '-j', 'REJECT', '--reject-with', 'tcp-reset'];
   let blocked = false;
   try {
-    const ada = await openClient(browser, own.url, 'Ada');
-    const bob = await openClient(browser, own.url, 'Bob');
-    const adaId = await ada.evaluate(() => window.isoplane.self);
-    const bobId = await bob.evaluate(() => window.isoplane.self);
+    const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, own.url);
     const pages = /** @type {const} */ ([[ada, bobId], [bob, adaId]]);
     /** Frames decoded from `peer` on the SFU session (`sfu`) or a peer connection. */
     const frames = (page, peer, sfu, least) =>

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { launchBrowser, openClient, screenshot, startIsoplane, until } from './harness.js';
+import { launchBrowser, openAdaAndBob, openClient, screenshot, startIsoplane, until } from './harness.js';
 
 /** @type {{url: string, sfu: string, stop: () => void}} */
 let server;
@@ -32,10 +32,7 @@ async function sfuMetric(name) {
 
 test('two people in a zone on the SFU see and hear each other through it', async () => {
   assert.ok(server.sfu, 'the all-in-one binary runs an SFU');
-  const ada = await openClient(browser, server.url, 'Ada');
-  const bob = await openClient(browser, server.url, 'Bob');
-  const adaId = await ada.evaluate(() => window.isoplane.self);
-  const bobId = await bob.evaluate(() => window.isoplane.self);
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
 
   for (const page of [ada, bob]) {
     await until(page, () => window.isoplane.media.plan?.topology === 'sfu' && window.isoplane.media.sfu?.state === 'connected', null, 20000);
