@@ -60,6 +60,8 @@ pub struct Client {
     reader: ClientReader,
     avatar: AvatarId,
     you: AvatarInfo,
+    /// Everyone else in the zone when the client joined.
+    others: Vec<AvatarInfo>,
     resumed: bool,
 }
 
@@ -94,11 +96,11 @@ impl Client {
             ServerMessage::Error { code, message } => return Err(ClientError::Refused { code, message }),
             other => return Err(ClientError::Unexpected(format!("{other:?}"))),
         };
-        let you = match reader.next_message().await? {
-            ServerMessage::Snapshot { you, .. } => you,
+        let (you, others) = match reader.next_message().await? {
+            ServerMessage::Snapshot { you, avatars, .. } => (you, avatars),
             other => return Err(ClientError::Unexpected(format!("{other:?}"))),
         };
-        Ok(Client { writer, reader, avatar, you, resumed })
+        Ok(Client { writer, reader, avatar, you, others, resumed })
     }
 
     pub fn avatar(&self) -> AvatarId {
@@ -112,6 +114,11 @@ impl Client {
     /// Where the server placed this avatar on joining.
     pub fn position(&self) -> Point {
         self.you.position
+    }
+
+    /// Everyone else in the zone on joining, as the snapshot gave them.
+    pub fn others_on_joining(&self) -> &[AvatarInfo] {
+        &self.others
     }
 
     pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {

@@ -12,7 +12,7 @@ use isoplane_metadata::{AuditEntry, Metadata};
 use isoplane_signaling::auth::Role;
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::protocol::{
-    AdminCommand, AdminErrorCode, ClientMessage, CorrectionReason, ErrorCode, MediaArgs, MediaPlan, ModeratedAction,
+    AdminCommand, AdminErrorCode, ClientMessage, CorrectionReason, ErrorCode, MediaArgs, ModeratedAction,
     ServerMessage, UserArgs, ZoneArgs,
 };
 use isoplane_signaling::server::unix_now;
@@ -76,13 +76,6 @@ async fn post(server: &TestServer, token: &str, body: &str) -> (u16, Value) {
 fn moderated(event: &Event) -> Option<ModeratedAction> {
     match event {
         Event::Message(ServerMessage::Moderated { action, .. }) => Some(*action),
-        _ => None,
-    }
-}
-
-fn plan(event: &Event) -> Option<&MediaPlan> {
-    match event {
-        Event::Message(ServerMessage::Media { plan }) => Some(plan),
         _ => None,
     }
 }

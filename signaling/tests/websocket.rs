@@ -6,7 +6,7 @@ use std::time::Duration;
 use isoplane_signaling::auth::{JoinClaims, Role, TokenKey};
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::protocol::{
-    AvatarState, ClientMessage, CorrectionReason, ErrorCode, ServerMessage, SignalKind, Topology,
+    AvatarState, ClientMessage, CorrectionReason, ErrorCode, ServerMessage, SignalKind, Status, Topology,
 };
 use isoplane_signaling::server::unix_now;
 use isoplane_world_format::Facing;
@@ -147,6 +147,50 @@ async fn the_room_escalates_to_the_sfu_and_comes_back_with_hysteresis() {
     )
     .await;
     assert!(started.elapsed() >= Duration::from_millis(700), "the hold keeps the SFU a while");
+}
+
+/// Whether an event tells that `avatar` set `status`.
+fn status_changed(event: &Event, avatar: u32, status: Status) -> bool {
+    matches!(event, Event::Message(ServerMessage::StatusChanged { avatar: a, status: s }) if (*a, *s) == (avatar, status))
+}
+
+#[tokio::test]
+async fn a_status_reaches_the_zone_and_do_not_disturb_ends_proximity_talk_in_the_open() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ada = server.join("ada").await;
+    let mut bob = server.join("bob").await;
+    let bob_avatar = bob.avatar();
+    // Side by side in the open lobby: paired peer to peer.
+    let paired_with_bob = |e: &Event| plan(e).is_some_and(|p| p.peers.iter().any(|l| l.avatar == bob_avatar));
+    expect_event(&mut ada, "a plan with bob", paired_with_bob).await;
+
+    let set = |status| ClientMessage::SetStatus { status };
+    bob.send(&set(Status::Busy)).await.unwrap();
+    expect_event(&mut ada, "bob busy", |e| status_changed(e, bob_avatar, Status::Busy)).await;
+    expect_event(&mut bob, "bob's own busy", |e| status_changed(e, bob_avatar, Status::Busy)).await;
+    // Busy is a label: the pair stands.
+    for event in events_within(&mut ada, Duration::from_millis(300)).await {
+        assert!(plan(&event).is_none(), "busy changed ada's plan: {event:?}");
+    }
+
+    bob.send(&set(Status::DoNotDisturb)).await.unwrap();
+    expect_event(&mut ada, "bob not to be disturbed", |e| status_changed(e, bob_avatar, Status::DoNotDisturb)).await;
+    expect_event(&mut ada, "a plan without bob", |e| plan(e).is_some_and(|p| p.peers.is_empty())).await;
+    expect_event(&mut bob, "no media for bob", |e| {
+        plan(e).is_some_and(|p| p.topology == Topology::None && p.peers.is_empty() && !p.publish)
+    })
+    .await;
+    // A newcomer sees the status in its snapshot, and is not paired with bob either.
+    let mut cy = server.join("cy").await;
+    let seen = cy.others_on_joining().iter().find(|a| a.avatar == bob_avatar).map(|a| a.status);
+    assert_eq!(seen, Some(Status::DoNotDisturb));
+    let cy_plan = expect_event(&mut cy, "cy's plan", |e| plan(e).is_some()).await;
+    let links: Vec<u32> = plan(&cy_plan).unwrap().peers.iter().map(|l| l.avatar).collect();
+    assert_eq!(links, [ada.avatar()], "cy talks with ada only");
+
+    // Back to available: paired again.
+    bob.send(&set(Status::Available)).await.unwrap();
+    expect_event(&mut ada, "a plan with bob again", paired_with_bob).await;
 }
 
 #[tokio::test]

@@ -6,13 +6,14 @@
 // because others would be refused, not to keep anything secret.
 
 import { Connection } from './net.js';
+import { STATUS_LABELS } from './status.js';
 
 // What each command answers (`data` of `admin_result`): the server's `AdminReply`
 // (signaling/src/protocol/admin.rs), documented in docs/moderation.md. The panel knows
 // which command it sent, so it reads the reply of that command.
 /**
  * @typedef {{world: string, avatar: number, user: string, name: string, zone: string,
- *   audio_muted: boolean, video_muted: boolean, connected: boolean}} Person
+ *   audio_muted: boolean, video_muted: boolean, connected: boolean, status?: string}} Person
  * @typedef {{id: number, workspace: string, actor: string, action: string, target: string, reason: string,
  *   detail: string, outcome: string, created_at: number}} AuditEntry
  * @typedef {{zone: string, locked: boolean, capacity: number | null, updated_by: string}} ZoneSetting
@@ -258,6 +259,9 @@ export class AdminPanel {
           h('strong', {}, name), you ? h('span', { class: 'tag' }, 'you') : null,
           h('code', { title: 'user ID' }, user),
           h('span', { class: 'where' }, `${person.world} · ${this.zoneName(person.world, person.zone)}`),
+          person.status && person.status !== 'available'
+            ? h('span', { class: 'tag', 'data-state': person.status }, STATUS_LABELS[/** @type {keyof STATUS_LABELS} */ (person.status)] ?? person.status)
+            : null,
           person.audio_muted ? h('span', { class: 'tag warn', 'data-state': 'audio-muted' }, 'mic muted') : null,
           person.video_muted ? h('span', { class: 'tag warn', 'data-state': 'video-muted' }, 'cam muted') : null,
           person.connected ? null : h('span', { class: 'tag' }, 'reconnecting')),

@@ -12,6 +12,7 @@ import { Connection } from './net.js';
 import { keyDirection, LocalAvatar } from './prediction.js';
 import { RemoteAvatars } from './remote.js';
 import { Renderer } from './render.js';
+import { Availability } from './status.js';
 import { SUBTILE, World } from './world.js';
 
 /** @typedef {import('./hud.js').Moderated} Moderated */
@@ -58,6 +59,10 @@ export class App {
     /** Set by a snapshot: until then our position is unknown and nothing is sent. */
     this.joined = false;
     this.media = new Media(this.connection, $('tiles'), (avatar) => this.others.name(avatar) ?? `#${avatar}`);
+    this.availability = new Availability(
+      (status) => this.connection.send({ type: 'set_status', status }),
+      /** @type {HTMLSelectElement} */ ($('my-status')),
+    );
     /** Whether we are an admin of the workspace. */
     this.admin = false;
     /** Kicked or banned: the page says why and does not reconnect. */
@@ -90,6 +95,7 @@ export class App {
   async start() {
     this.connection.start();
     this.bindInput();
+    this.availability.watch();
     this.media.start().then((ok) => {
       this.hud.mediaState(ok ? '' : 'no camera or microphone: you can still see and hear others');
       this.listDevices();
@@ -130,6 +136,7 @@ export class App {
         this.name = you.name;
         this.user = you.user;
         this.avatar.place({ x: you.position.x, y: you.position.y, facing: you.facing, state: you.state });
+        this.availability.confirmed(you.status ?? 'available');
         this.zone = message.zone;
         this.others.clear();
         for (const avatar of message.avatars) this.addOther(avatar);
@@ -141,6 +148,9 @@ export class App {
         break;
       case 'avatar_left':
         this.others.remove(message.avatar);
+        break;
+      case 'status_changed':
+        this.others.setStatus(message.avatar, message.status);
         break;
       case 'correction': {
         // Walk on from where the server says we are (once).
@@ -291,7 +301,10 @@ export class App {
     camera.x += (me.x - camera.x) * Math.min(1, dt * 8 + (camera.x ? 0 : 1));
     camera.y += (me.y - camera.y) * Math.min(1, dt * 8 + (camera.y ? 0 : 1));
     const drawn = this.others.toDraw(this.media.speaking);
-    drawn.push({ avatar: this.self, name: this.name, user: this.user, x: me.x, y: me.y, facing: avatar.facing, state: avatar.state, self: true, speaking: false });
+    drawn.push({
+      avatar: this.self, name: this.name, user: this.user, x: me.x, y: me.y, facing: avatar.facing, state: avatar.state,
+      status: this.availability.status, self: true, speaking: false,
+    });
     const path = avatar.path;
     const target = path.length ? { x: path[path.length - 1].x / SUBTILE, y: path[path.length - 1].y / SUBTILE } : null;
     this.renderer.draw(drawn, target);

@@ -30,6 +30,8 @@ class DebugView {
   /** Everyone else, by avatar number. */
   get others() { return this.app.others.byAvatar; }
   get notices() { return this.app.hud.notices; }
+  /** What we say we are, and whether "away" was set by itself. */
+  get availability() { return this.app.availability; }
   get lastModeration() { return this.app.hud.lastModeration; }
   /** Our predicted position; a test may set it to mispredict on purpose. */
   get position() { return this.app.avatar.position; }

@@ -7,7 +7,8 @@
 import { SUBTILE } from './world.js';
 
 /** @typedef {import('./world.js').Point} Point */
-/** @typedef {{avatar: number, user: string, name: string, position: Point, facing: string, state: string}} AvatarInfo */
+/** @typedef {import('./status.js').Status} Status */
+/** @typedef {{avatar: number, user: string, name: string, position: Point, facing: string, state: string, status?: Status}} AvatarInfo */
 /** @typedef {AvatarInfo & {drawn: Point, target: Point}} Remote */
 /** @typedef {import('./render.js').DrawnAvatar} DrawnAvatar */
 
@@ -39,6 +40,12 @@ export class RemoteAvatars {
     return this.byAvatar.get(avatar)?.name;
   }
 
+  /** @param {number} avatar @param {Status} status */
+  setStatus(avatar, status) {
+    const other = this.byAvatar.get(avatar);
+    if (other) other.status = status;
+  }
+
   /** New targets from a presence update; unknown avatars are ignored. @param {import('./protocol.js').PresenceEntry[]} entries */
   applyPresence(entries) {
     for (const entry of entries) {
@@ -63,7 +70,7 @@ export class RemoteAvatars {
   toDraw(speaking) {
     return [...this.byAvatar.values()].map((o) => ({
       avatar: o.avatar, name: o.name, user: o.user, x: o.drawn.x / SUBTILE, y: o.drawn.y / SUBTILE,
-      facing: o.facing, state: o.state, self: false, speaking: speaking.has(o.avatar),
+      facing: o.facing, state: o.state, status: o.status ?? 'available', self: false, speaking: speaking.has(o.avatar),
     }));
   }
 }

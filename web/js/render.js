@@ -13,7 +13,7 @@ const WALL_HEIGHT = 28;
 
 /**
  * @typedef {{avatar: number, name: string, user: string, x: number, y: number,
- *   facing: string, state: string, self: boolean, speaking?: boolean}} DrawnAvatar
+ *   facing: string, state: string, status?: string, self: boolean, speaking?: boolean}} DrawnAvatar
  */
 
 /** @param {string} text */
@@ -21,6 +21,29 @@ function hue(text) {
   let h = 0;
   for (const c of text) h = (h * 31 + c.charCodeAt(0)) % 360;
   return h;
+}
+
+/** The colour of each status's dot beside a name. */
+const STATUS_COLOURS = /** @type {Record<string, string>} */ ({
+  available: '#3ddc84', busy: '#ff9f43', away: '#ffcc4d', do_not_disturb: '#ff5c5c',
+});
+
+/**
+ * A status dot centred at (x, y); do-not-disturb carries a bar, so it does not rest on
+ * colour alone.
+ * @param {CanvasRenderingContext2D} ctx @param {string} status @param {number} x @param {number} y
+ */
+function drawStatus(ctx, status, x, y) {
+  ctx.beginPath();
+  ctx.arc(x, y, 4.5, 0, Math.PI * 2);
+  ctx.fillStyle = STATUS_COLOURS[status] ?? STATUS_COLOURS.available;
+  ctx.fill();
+  ctx.strokeStyle = 'rgba(20, 24, 36, 0.9)';
+  ctx.stroke();
+  if (status === 'do_not_disturb') {
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(x - 2.5, y - 0.75, 5, 1.5);
+  }
 }
 
 export class Renderer {
@@ -209,6 +232,7 @@ export class Renderer {
     ctx.fillStyle = '#fff';
     ctx.textAlign = 'center';
     ctx.fillText(avatar.name, x, y - body - 23.5);
+    drawStatus(ctx, avatar.status ?? 'available', x - width / 2 - 5, y - body - 27.5);
   }
 
   /**

@@ -21,6 +21,8 @@ pub struct Participant<'a> {
     pub peers: &'a BTreeSet<AvatarId>,
     /// What an admin muted; its peers are told to drop that media.
     pub mute: Mute,
+    /// In an open zone: no proximity talk, in either direction.
+    pub do_not_disturb: bool,
 }
 
 /// What an admin muted of one avatar.
@@ -78,17 +80,14 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
     let speakers = speakers(kind, people);
     let is_stage = matches!(kind, ZoneKind::Stage { .. });
     let may_publish = |avatar: AvatarId| !is_stage || speakers.contains(&avatar);
+    // Do-not-disturb in an open zone leaves the person out of its media, whether the
+    // zone pairs neighbours or (when crowded) puts everyone in one SFU room.
+    let left_out = |me: &Participant<'_>| matches!(kind, ZoneKind::Open { .. }) && me.do_not_disturb;
     people
         .iter()
         .map(|me| match mode {
-            ZoneMode::Silent => PlanKey {
-                topology: Topology::None,
-                peers: Vec::new(),
-                sfu_room: None,
-                publish: false,
-                mute: me.mute,
-                sfu_node: None,
-            },
+            ZoneMode::Silent => no_media(me),
+            _ if left_out(me) => no_media(me),
             ZoneMode::Sfu => PlanKey {
                 topology: Topology::Sfu,
                 peers: Vec::new(),
@@ -100,7 +99,7 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
             ZoneMode::Mesh => {
                 let peers: Vec<PeerLink> = people
                     .iter()
-                    .filter(|other| other.avatar != me.avatar && linked(kind, &speakers, me, other))
+                    .filter(|other| other.avatar != me.avatar && !left_out(other) && linked(kind, &speakers, me, other))
                     .map(|other| PeerLink {
                         avatar: other.avatar,
                         initiator: me.avatar < other.avatar,
@@ -121,6 +120,18 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
             }
         })
         .collect()
+}
+
+/// The plan of someone who sends and receives nothing here.
+fn no_media(me: &Participant<'_>) -> PlanKey {
+    PlanKey {
+        topology: Topology::None,
+        peers: Vec::new(),
+        sfu_room: None,
+        publish: false,
+        mute: me.mute,
+        sfu_node: None,
+    }
 }
 
 /// Whether two people of a mesh zone connect.
@@ -148,7 +159,29 @@ mod tests {
             relay_needed: false,
             peers,
             mute: Mute::default(),
+            do_not_disturb: false,
         }
+    }
+
+    #[test]
+    fn do_not_disturb_leaves_a_person_out_of_open_zones_only() {
+        let open = ZoneKind::Open { talk_radius: 3 };
+        let none = BTreeSet::new();
+        let mut people = vec![at(1, 1.0, &none), at(2, 2.0, &none), at(3, 3.0, &none)];
+        people[1].do_not_disturb = true;
+        for mode in [ZoneMode::Mesh, ZoneMode::Sfu] {
+            let plans = plan_zone(&open, mode, "w/open", &people);
+            assert_eq!((plans[1].topology, plans[1].sfu_room.as_deref()), (Topology::None, None), "{mode:?}");
+            assert!(plans[1].peers.is_empty() && !plans[1].publish, "{mode:?}");
+            assert!(plans.iter().all(|p| p.peers.iter().all(|l| l.avatar != 2)), "{mode:?}: nobody links to 2");
+        }
+        let plans = plan_zone(&open, ZoneMode::Mesh, "w/open", &people);
+        assert_eq!(plans[0].peers.iter().map(|l| l.avatar).collect::<Vec<_>>(), vec![3], "the others still talk");
+        // A meeting room is entered on purpose: the status changes nothing there.
+        let room = ZoneKind::MeetingRoom { sfu_threshold: 4, capacity: None };
+        let plans = plan_zone(&room, ZoneMode::Mesh, "w/room", &people);
+        assert_eq!(plans[1].peers.len(), 2);
+        assert!(plans[0].peers.iter().any(|l| l.avatar == 2));
     }
 
     #[test]

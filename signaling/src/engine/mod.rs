@@ -32,7 +32,7 @@ use crate::policy::{PolicyConfig, ZoneMode, ZonePolicy};
 use crate::protocol::binary::{MoveIntent, Pose, PresenceEntry, encode_presence};
 use crate::protocol::{
     AvatarId, AvatarInfo, AvatarState, CorrectionReason, ErrorCode, IceOutcome, IceServer, MediaPlan, PROTOCOL_VERSION,
-    Point, ServerMessage, SfuAccess, SignalKind, WorldRef, ZoneInfo,
+    Point, ServerMessage, SfuAccess, SignalKind, Status, WorldRef, ZoneInfo,
 };
 use crate::turn_credentials;
 pub use isoplane_service::sfu_directory::SfuNode;
@@ -161,6 +161,7 @@ struct Avatar {
     position: Position,
     facing: Facing,
     state: AvatarState,
+    status: Status,
     zone: ZoneIndex,
     /// Distance the avatar may still walk (sub-tile units), as of `budget_at`. It refills
     /// at the world's top speed up to one second's walk plus the slack, and each accepted
@@ -189,6 +190,7 @@ impl Avatar {
             position: Point { x: self.position.x, y: self.position.y },
             facing: self.facing,
             state: self.state,
+            status: self.status,
         }
     }
 }
@@ -292,12 +294,12 @@ impl WorldEngine {
         self.outputs.push_back(Output::Send { conn, message });
     }
 
-    /// Sends to every connected member of a zone except `except`.
-    fn send_zone(&mut self, zone: ZoneIndex, except: AvatarId, message: &ServerMessage) {
+    /// Sends to every connected member of a zone but `except`.
+    fn send_zone(&mut self, zone: ZoneIndex, except: Option<AvatarId>, message: &ServerMessage) {
         let recipients: Vec<ConnId> = self.zones[usize::from(zone.0)]
             .members
             .iter()
-            .filter(|&&id| id != except)
+            .filter(|&&id| Some(id) != except)
             .filter_map(|id| self.avatars.get(id).and_then(|a| a.conn))
             .collect();
         if !recipients.is_empty() {
@@ -359,6 +361,7 @@ impl WorldEngine {
             position,
             facing: spawn.facing,
             state: AvatarState::Idle,
+            status: Status::Available,
             zone,
             move_budget: self.budget_cap(),
             budget_at: now,
@@ -374,7 +377,7 @@ impl WorldEngine {
         self.avatars.insert(id, avatar);
         self.by_conn.insert(conn, id);
         self.by_user.insert(user.id, id);
-        self.send_zone(zone, id, &entered);
+        self.send_zone(zone, Some(id), &entered);
         let state = &mut self.zones[usize::from(zone.0)];
         state.members.insert(id);
         state.replan = true;
@@ -467,7 +470,7 @@ impl WorldEngine {
         zone.changed.remove(&id);
         zone.replan = true;
         self.unpair(avatar.zone, id);
-        self.send_zone(avatar.zone, id, &ServerMessage::AvatarLeft { avatar: id });
+        self.send_zone(avatar.zone, Some(id), &ServerMessage::AvatarLeft { avatar: id });
     }
 
     /// Forgets `id` as a media peer of everyone in `zone`, at once: no signal may reach it
@@ -637,8 +640,8 @@ impl WorldEngine {
         old.changed.remove(&id);
         old.replan = true;
         self.unpair(from, id);
-        self.send_zone(from, id, &ServerMessage::AvatarLeft { avatar: id });
-        self.send_zone(to, id, &ServerMessage::AvatarEntered { avatar: info });
+        self.send_zone(from, Some(id), &ServerMessage::AvatarLeft { avatar: id });
+        self.send_zone(to, Some(id), &ServerMessage::AvatarEntered { avatar: info });
         let new = &mut self.zones[usize::from(to.0)];
         new.members.insert(id);
         new.replan = true;
@@ -663,6 +666,23 @@ impl WorldEngine {
                 self.send(conn, ServerMessage::Error { code, message: code.text().to_owned() });
             }
         }
+    }
+
+    /// Someone says how available they are: their zone, them included, is told; turning
+    /// do-not-disturb on or off re-plans the zone's media at the next tick.
+    pub fn set_status(&mut self, now: Instant, conn: ConnId, status: Status) {
+        let Some(&id) = self.by_conn.get(&conn) else { return };
+        let Some(avatar) = self.avatars.get_mut(&id) else { return };
+        let before = std::mem::replace(&mut avatar.status, status);
+        if before == status {
+            return;
+        }
+        let zone = avatar.zone;
+        if (before == Status::DoNotDisturb) != (status == Status::DoNotDisturb) {
+            self.zones[usize::from(zone.0)].replan = true;
+            self.schedule_tick(now);
+        }
+        self.send_zone(zone, None, &ServerMessage::StatusChanged { avatar: id, status });
     }
 
     /// A client's view of its connectivity: a failure gets it relayed links from now on.
@@ -833,6 +853,7 @@ impl WorldEngine {
                         relay_needed: a.relay_needed,
                         peers: &a.peers,
                         mute: a.mute,
+                        do_not_disturb: a.status == Status::DoNotDisturb,
                     })
                     .collect();
                 plan_zone(kind, mode, &room, &people)

@@ -209,6 +209,7 @@ impl WorldEngine {
                 audio_muted: a.mute.audio,
                 video_muted: a.mute.video,
                 connected: a.conn.is_some(),
+                status: a.status,
             })
             .collect()
     }

@@ -9,7 +9,7 @@
 use isoplane_metadata::{AuditEntry, Ban, Mute as MuteRecord};
 use serde::{Deserialize, Serialize};
 
-use super::control::AvatarId;
+use super::control::{AvatarId, Status};
 
 /// Longest reason an admin may give, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -419,6 +419,8 @@ pub struct PersonInfo {
     pub video_muted: bool,
     /// False while the avatar waits for its client to come back.
     pub connected: bool,
+    #[serde(default)]
+    pub status: Status,
 }
 
 /// What happened to you, told by the server before it acts.

@@ -26,6 +26,19 @@ impl AvatarState {
     pub const ALL: [AvatarState; 3] = [AvatarState::Idle, AvatarState::Walking, AvatarState::Sitting];
 }
 
+/// How available someone says they are. Do-not-disturb is more than a label: in open
+/// zones the server pairs nobody with them (meeting rooms, private rooms and stages are
+/// entered on purpose and are unchanged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Available,
+    Busy,
+    Away,
+    DoNotDisturb,
+}
+
 /// A position in sub-tile units (256 per tile), as in the world format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Point {
@@ -42,6 +55,8 @@ pub struct AvatarInfo {
     pub position: Point,
     pub facing: Facing,
     pub state: AvatarState,
+    #[serde(default)]
+    pub status: Status,
 }
 
 /// A zone as clients need to know it.
@@ -75,6 +90,8 @@ pub enum ClientMessage {
     Leave,
     /// A moderation command (admins only); answered by `admin_result` with the same `id`.
     Admin { id: u32, command: AdminCommand },
+    /// How available I am; my zone (me included) hears `status_changed`.
+    SetStatus { status: Status },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +208,8 @@ pub enum ServerMessage {
     AvatarEntered { avatar: AvatarInfo },
     /// Someone left your zone (or the world).
     AvatarLeft { avatar: AvatarId },
+    /// Someone in your zone (or you) set a status.
+    StatusChanged { avatar: AvatarId, status: Status },
     /// Your last move was refused: go back here.
     Correction { seq: u32, position: Point, facing: Facing, state: AvatarState, reason: CorrectionReason },
     /// Your media plan changed.

@@ -311,6 +311,7 @@ fn decode(conn: ConnId, message: Message) -> Result<Incoming, ErrorCode> {
                 Ok(Incoming::World(WorldCommand::Signal { conn, to, kind, data }))
             }
             Ok(ClientMessage::MediaReport { ice }) => Ok(Incoming::World(WorldCommand::MediaReport { conn, ice })),
+            Ok(ClientMessage::SetStatus { status }) => Ok(Incoming::World(WorldCommand::SetStatus { conn, status })),
             Ok(ClientMessage::Admin { id, command }) => Ok(Incoming::Admin { id, command }),
             Ok(ClientMessage::Leave) => Ok(Incoming::Leave),
             Ok(ClientMessage::Join { .. }) => Err(ErrorCode::JoinFirst),

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::Metrics;
 use crate::engine::{ConnId, EngineStats, JoinUser, LateKick, Moderation, ModerationError, Output, WorldEngine};
 use crate::protocol::binary::MoveIntent;
-use crate::protocol::{AvatarId, ErrorCode, IceOutcome, PersonInfo, ServerMessage, SignalKind};
+use crate::protocol::{AvatarId, ErrorCode, IceOutcome, PersonInfo, ServerMessage, SignalKind, Status};
 use isoplane_service::metrics::Counter;
 
 /// What a connection sends its world.
@@ -49,6 +49,10 @@ pub enum WorldCommand {
     MediaReport {
         conn: ConnId,
         ice: IceOutcome,
+    },
+    SetStatus {
+        conn: ConnId,
+        status: Status,
     },
     Leave {
         conn: ConnId,
@@ -239,6 +243,7 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::Move { conn, intent, received } => engine.handle_move(received, conn, intent),
         WorldCommand::Signal { conn, to, kind, data } => engine.handle_signal(conn, to, kind, data),
         WorldCommand::MediaReport { conn, ice } => engine.handle_media_report(now, conn, ice),
+        WorldCommand::SetStatus { conn, status } => engine.set_status(now, conn, status),
         WorldCommand::Leave { conn } => {
             engine.leave(now, conn);
             connections.remove(conn);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use isoplane_signaling::auth::{JoinClaims, Role, TokenKey};
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::config::Config;
-use isoplane_signaling::protocol::{AvatarId, AvatarState, CorrectionReason, Point, ServerMessage};
+use isoplane_signaling::protocol::{AvatarId, AvatarState, CorrectionReason, MediaPlan, Point, ServerMessage};
 use isoplane_signaling::server::{self, unix_now};
 use isoplane_world_format::{Facing, Position};
 use tokio_util::sync::CancellationToken;
@@ -204,6 +204,14 @@ pub async fn walk_into_the_room(client: &mut Client, seq: &mut u32, x: f64) {
 }
 
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The media plan an event carries, if it is one.
+pub fn plan(event: &Event) -> Option<&MediaPlan> {
+    match event {
+        Event::Message(ServerMessage::Media { plan }) => Some(plan),
+        _ => None,
+    }
+}
 
 /// Reads events until one matches, failing after a few seconds.
 pub async fn expect_event(client: &mut Client, what: &str, mut matches: impl FnMut(&Event) -> bool) -> Event {

@@ -1,5 +1,6 @@
 // The browser client against a real Isoplane, in headless Chromium: presence, movement
-// correction and peer-to-peer media, as two people would use it.
+// correction, peer-to-peer media and what each says of their availability, as two people
+// would use it.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -197,4 +198,45 @@ test('a page opened as people open it (no debug hook) joins, walks and is seen w
   assert.deepEqual(errors, []);
   await context.close();
   await watcher.context().close();
+});
+
+/** Waits until `page` sees `avatar` with `status`. */
+const seesStatus = (page, avatar, status) =>
+  until(page, ([id, want]) => window.isoplane.others.get(id)?.status === want, [avatar, status]);
+
+/** Waits until `page` decodes more than `least` video frames from `peer` over a peer connection. */
+const framesFrom = (page, peer, least) =>
+  until(page, async ([id, more]) => {
+    const stats = (await window.isoplane.media.stats())[id];
+    return stats && stats.framesDecoded > more ? stats : false;
+  }, [peer, least], 20000);
+
+test('a status shows on the other page, and do-not-disturb ends proximity talk in the open until it is lifted', async () => {
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
+  // Side by side in the lobby: a peer-to-peer pair, with video.
+  await framesFrom(ada, bobId, 5);
+
+  // Busy is a label: the other page shows it, the call goes on.
+  await bob.selectOption('#my-status', 'busy');
+  await seesStatus(ada, bobId, 'busy');
+  const decoded = (await framesFrom(ada, bobId, 0)).framesDecoded;
+  await framesFrom(ada, bobId, decoded + 10);
+
+  // Do not disturb: neither side keeps a connection, and Bob's page sends nothing.
+  await bob.selectOption('#my-status', 'do_not_disturb');
+  await seesStatus(ada, bobId, 'do_not_disturb');
+  await until(ada, (id) => !window.isoplane.media.peers.has(id) && !window.isoplane.media.plan?.peers.some((p) => p.avatar === id), bobId);
+  await until(bob, () => window.isoplane.media.plan?.topology === 'none' && window.isoplane.media.peers.size === 0);
+  assert.equal(await bob.evaluate(() => window.isoplane.availability.status), 'do_not_disturb');
+  assert.equal(await bob.textContent('#topology'), 'none');
+  await screenshot(bob, 'status-do-not-disturb');
+
+  // Available again: paired again, and video flows.
+  await bob.selectOption('#my-status', 'available');
+  await seesStatus(ada, bobId, 'available');
+  await until(ada, (id) => window.isoplane.media.peers.has(id), bobId, 20000);
+  await framesFrom(ada, bobId, 5);
+  await framesFrom(bob, adaId, 5);
+  await ada.context().close();
+  await bob.context().close();
 });
