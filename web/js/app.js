@@ -18,6 +18,24 @@ import { SUBTILE, World } from './world.js';
 /** @typedef {import('./hud.js').Moderated} Moderated */
 /** @typedef {import('./remote.js').AvatarInfo} AvatarInfo */
 
+/**
+ * While nothing on screen changes, a frame is drawn this often at most (a few a second,
+ * so a still page costs little and anything missed shows soon).
+ */
+const STILL_FRAME_MS = 250;
+
+/**
+ * What a frame would show, as a string: the same string means the same picture (positions
+ * to a thousandth of a tile, well under a pixel).
+ * @param {import('./render.js').DrawnAvatar[]} drawn @param {{x: number, y: number}} camera
+ * @param {{x: number, y: number} | null} target @param {HTMLCanvasElement} canvas
+ */
+function sceneOf(drawn, camera, target, canvas) {
+  const avatars = drawn.map((a) => `${a.avatar}:${a.x.toFixed(3)},${a.y.toFixed(3)},${a.facing},${a.state},${a.status},${a.speaking}`);
+  const at = (/** @type {{x: number, y: number} | null} */ p) => (p ? `${p.x.toFixed(3)},${p.y.toFixed(3)}` : '-');
+  return `${canvas.width}x${canvas.height}|${at(camera)}|${at(target)}|${avatars.join(';')}`;
+}
+
 async function devToken(name) {
   const stored = sessionStorage.getItem('isoplane-token');
   if (stored) return stored;
@@ -67,6 +85,8 @@ export class App {
     this.admin = false;
     /** Kicked or banned: the page says why and does not reconnect. */
     this.ended = false;
+    /** The last frame drawn: what it showed and when (see STILL_FRAME_MS). */
+    this.lastFrame = { scene: '', at: 0 };
     this.panel = new AdminPanel(this.connection, $('admin-panel'), /** @type {HTMLButtonElement} */ ($('admin-toggle')), () => ({
       world: this.world?.file ?? null, worldName: this.connection.world, user: this.user,
     }));
@@ -307,7 +327,13 @@ export class App {
     });
     const path = avatar.path;
     const target = path.length ? { x: path[path.length - 1].x / SUBTILE, y: path[path.length - 1].y / SUBTILE } : null;
-    this.renderer.draw(drawn, target);
+    // The browser stops frames in a hidden tab by itself; a visible page where nothing
+    // moves is drawn a few times a second instead of at the display's rate.
+    const scene = sceneOf(drawn, camera, target, this.renderer.canvas);
+    if (scene !== this.lastFrame.scene || now - this.lastFrame.at >= STILL_FRAME_MS) {
+      this.renderer.draw(drawn, target);
+      this.lastFrame = { scene, at: now };
+    }
     const zone = this.world.zoneAt(avatar.position);
     this.hud.standingIn(zone ? `${zone.name}` : '');
   }

@@ -61,7 +61,9 @@ export class Hud {
 
   /** The zone under our feet, by name. @param {string} name */
   standingIn(name) {
-    $('here').textContent = name;
+    // Called every frame: touching the DOM only on a change keeps a still page still.
+    const here = $('here');
+    if (here.textContent !== name) here.textContent = name;
   }
 
   /** @param {string} text */
