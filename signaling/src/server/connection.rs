@@ -102,7 +102,10 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, ip_slot: Slot<IpAddr>,
                 }
             }
         }
-        Err(code) => refuse(&mut sink, code).await,
+        Err(code) => {
+            refuse(&mut sink, code).await;
+            finish_closing(&mut stream).await;
+        }
     }
     state.metrics.connections_open.dec();
     drop(ip_slot);
@@ -180,11 +183,29 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origi
     Ok(Admission::Joined(joined))
 }
 
+/// How long a connection the server closes waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The end of the closing handshake: reads (and drops) what the client still sends until
+/// its close frame, its end, or `CLOSE_GRACE`. A socket closed with unread data in it
+/// answers with a reset, and a reset can discard our last messages (the error saying why)
+/// before the client has read them.
+async fn finish_closing(stream: &mut Stream) {
+    let drained = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, drained).await;
+}
+
 /// Runs a joined connection until either side ends it.
-async fn serve(state: Arc<AppState>, conn: ConnId, sink: Sink, stream: Stream, joined: Joined) {
+async fn serve(state: Arc<AppState>, conn: ConnId, sink: Sink, mut stream: Stream, joined: Joined) {
     let Joined { world, outbound, replies, actor, kill, _user_slot } = joined;
     let writer = tokio::spawn(write(state.clone(), sink, outbound, kill.clone()));
-    let left = read(&state, conn, stream, &world, &kill, &Admin { actor, replies }).await;
+    let left = read(&state, conn, &mut stream, &world, &kill, &Admin { actor, replies }).await;
     // Whatever ended the reader, the writer stops and closes.
     if state.shutdown.is_cancelled() {
         kill.kill(ErrorCode::ShuttingDown);
@@ -194,13 +215,14 @@ async fn serve(state: Arc<AppState>, conn: ConnId, sink: Sink, stream: Stream, j
     let _ = writer.await;
     let command = if left { WorldCommand::Leave { conn } } else { WorldCommand::Disconnect { conn } };
     let _ = world.send(command).await;
+    finish_closing(&mut stream).await;
 }
 
 /// Reads client messages until the socket closes; returns whether the client left.
 async fn read(
     state: &Arc<AppState>,
     conn: ConnId,
-    mut stream: Stream,
+    stream: &mut Stream,
     world: &mpsc::Sender<WorldCommand>,
     kill: &Kill,
     admin: &Admin,
