@@ -133,6 +133,9 @@ export class App {
   async onMessage(message) {
     switch (message.type) {
       case 'welcome':
+        // A new session (not a resumed one) numbers avatars anew: connections and SFU
+        // sessions made under the old numbers mean nothing now; the next plan makes them again.
+        if (!message.resumed) this.media.stop();
         this.self = message.avatar;
         this.ended = false;
         this.setAdmin(Boolean(message.admin));
