@@ -5,6 +5,7 @@
 // only a face for the same commands the HTTP API and the CLI send; it is shown to admins
 // because others would be refused, not to keep anything secret.
 
+import { h } from './dom.js';
 import { Connection } from './net.js';
 import { STATUS_LABELS } from './status.js';
 
@@ -38,25 +39,6 @@ const REFRESH_MS = 3000;
 const AUDIT_PAGE = 50;
 const BAN_DURATIONS = [['', 'until lifted'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['2592000', '30 days']];
 const TABS = /** @type {[Tab, string][]} */ ([['people', 'People'], ['zones', 'Zones'], ['notice', 'Notice'], ['audit', 'Audit log']]);
-
-/**
- * A small element builder: h('button', {class: 'x', onclick}, 'text').
- * @template {keyof HTMLElementTagNameMap} K
- * @param {K} tag @param {Record<string, any>} props @param {...(Node | string | null | false | undefined)} children
- * @returns {HTMLElementTagNameMap[K]}
- */
-function h(tag, props = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith('on')) element.addEventListener(key.slice(2), value);
-    else if (key === 'class') element.className = value;
-    else if (key.startsWith('data-') || key.startsWith('aria-') || key === 'role' || key === 'for') element.setAttribute(key, String(value));
-    else /** @type {any} */ (element)[key] = value;
-  }
-  for (const child of children) if (child !== null && child !== undefined && child !== false) element.append(child);
-  return element;
-}
 
 /** @param {number} seconds since the Unix epoch */
 function formatTime(seconds) {

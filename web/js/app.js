@@ -6,34 +6,48 @@
 // (and curious people) read as `window.isoplane`; ordinary pages carry none of it.
 
 import { AdminPanel } from './admin.js';
+import { Announcer, describeSurroundings } from './announce.js';
+import { Follow } from './follow.js';
+import { Gestures } from './gestures.js';
 import { $, endedText, Hud } from './hud.js';
+import { Knocks } from './knock.js';
 import { Media } from './media.js';
 import { Connection } from './net.js';
+import { PeoplePanel } from './people.js';
 import { keyDirection, LocalAvatar } from './prediction.js';
 import { RemoteAvatars } from './remote.js';
 import { Renderer } from './render.js';
 import { Availability } from './status.js';
+import { findPath, zoneGoals } from './walk.js';
 import { SUBTILE, World } from './world.js';
 
 /** @typedef {import('./hud.js').Moderated} Moderated */
 /** @typedef {import('./remote.js').AvatarInfo} AvatarInfo */
+/** @typedef {import('./people.js').Person} Person */
+/** @typedef {import('./world.js').ZoneDef} ZoneDef */
 
 /**
- * While nothing on screen changes, a frame is drawn this often at most (a few a second,
- * so a still page costs little and anything missed shows soon).
+ * Frames are drawn only while something moves (the display's rate then); a still page
+ * draws nothing and looks again this often, in case something changed unannounced.
  */
-const STILL_FRAME_MS = 250;
+const STILL_CHECK_MS = 1000;
+/** The text alternative of the map is brought up to date at most this often. */
+const DESCRIBE_MS = 1000;
+/** How long a located person's way stays drawn. */
+const LOCATE_MS = 20000;
 
 /**
  * What a frame would show, as a string: the same string means the same picture (positions
  * to a thousandth of a tile, well under a pixel).
  * @param {import('./render.js').DrawnAvatar[]} drawn @param {{x: number, y: number}} camera
  * @param {{x: number, y: number} | null} target @param {HTMLCanvasElement} canvas
+ * @param {{zoom: number, pan: {x: number, y: number}}} view @param {number} route which located way is drawn (0: none)
  */
-function sceneOf(drawn, camera, target, canvas) {
+function sceneOf(drawn, camera, target, canvas, view, route) {
   const avatars = drawn.map((a) => `${a.avatar}:${a.x.toFixed(3)},${a.y.toFixed(3)},${a.facing},${a.state},${a.status},${a.speaking}`);
   const at = (/** @type {{x: number, y: number} | null} */ p) => (p ? `${p.x.toFixed(3)},${p.y.toFixed(3)}` : '-');
-  return `${canvas.width}x${canvas.height}|${at(camera)}|${at(target)}|${avatars.join(';')}`;
+  const zoom = `${view.zoom.toFixed(3)}@${at(view.pan)}`;
+  return `${canvas.width}x${canvas.height}|${zoom}|${at(camera)}|${at(target)}|${route}|${avatars.join(';')}`;
 }
 
 async function devToken(name) {
@@ -77,6 +91,7 @@ export class App {
     /** Set by a snapshot: until then our position is unknown and nothing is sent. */
     this.joined = false;
     this.media = new Media(this.connection, $('tiles'), (avatar) => this.others.name(avatar) ?? `#${avatar}`);
+    this.media.onChange = () => this.wake();
     this.availability = new Availability(
       (status) => this.connection.send({ type: 'set_status', status }),
       /** @type {HTMLSelectElement} */ ($('my-status')),
@@ -85,13 +100,54 @@ export class App {
     this.admin = false;
     /** Kicked or banned: the page says why and does not reconnect. */
     this.ended = false;
-    /** The last frame drawn: what it showed and when (see STILL_FRAME_MS). */
-    this.lastFrame = { scene: '', at: 0 };
+    /** The frame loop: whether a frame is asked for, the last one's time and what it showed. */
+    this.frame = { requested: false, at: 0, scene: '', running: false };
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.stillTimer = undefined;
+    this.describedAt = -Infinity;
+    this.reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
+    /** Whom we follow, if anyone. @type {Follow | null} */
+    this.follow = null;
+    /** A located person's way, drawn on the map until it expires (tile units). @type {{route: {x: number, y: number}[], until: number} | null} */
+    this.located = null;
+    /** Where a refused walk was headed: walked again once we are let in. @type {{x: number, y: number} | null} */
+    this.refusedGoal = null;
+    this.announcer = new Announcer($('announcer'), $('where'));
     this.panel = new AdminPanel(this.connection, $('admin-panel'), /** @type {HTMLButtonElement} */ ($('admin-toggle')), () => ({
       world: this.world?.file ?? null, worldName: this.connection.world, user: this.user,
     }));
-    this.connection.addEventListener('message', (e) => this.onMessage(/** @type {CustomEvent} */ (e).detail));
-    this.connection.addEventListener('presence', (e) => this.others.applyPresence(/** @type {CustomEvent} */ (e).detail.entries));
+    this.people = new PeoplePanel(this.connection, $('people-panel'), /** @type {HTMLButtonElement} */ ($('people-toggle')), {
+      self: () => this.self,
+      following: () => this.follow?.avatar ?? null,
+      zones: () => this.world?.zones ?? [],
+      locate: (person) => this.locate(person),
+      walkToPerson: (person) => this.walkToPerson(person),
+      follow: (person) => this.connection.send({ type: 'follow', avatar: person.avatar }),
+      unfollow: () => this.unfollow(),
+      walkToZone: (zone) => this.walkToZone(zone),
+    });
+    this.knocks = new Knocks(this.connection, $('knocks'), $('notice'), {
+      zoneName: (id) => this.zoneName(id),
+      announce: (text) => this.announcer.say(text),
+      admitted: () => {
+        const goal = this.refusedGoal;
+        this.refusedGoal = null;
+        // The notice says who let us in: walk without clearing it.
+        if (goal && this.world && this.joined) this.avatar.walkTo(this.world, goal.x, goal.y);
+        this.wake();
+      },
+    });
+    this.connection.addEventListener('message', (e) => {
+      this.onMessage(/** @type {CustomEvent} */ (e).detail);
+      this.wake();
+    });
+    this.connection.addEventListener('presence', (e) => {
+      const entries = /** @type {CustomEvent} */ (e).detail.entries;
+      this.others.applyPresence(entries);
+      const followed = this.follow && entries.find((/** @type {{avatar: number}} */ p) => p.avatar === this.follow?.avatar);
+      if (followed) this.follow?.moved(followed);
+      this.wake();
+    });
     this.connection.addEventListener('status', (e) => {
       const { status, detail } = /** @type {CustomEvent} */ (e).detail;
       this.hud.status(status, detail);
@@ -104,6 +160,7 @@ export class App {
         this.panel.setAdmin(false);
         this.hud.topology('none');
       }
+      this.wake();
     });
     $('rejoin').addEventListener('click', () => {
       this.hud.hideEnded();
@@ -120,13 +177,27 @@ export class App {
       this.hud.mediaState(ok ? '' : 'no camera or microphone: you can still see and hear others');
       this.listDevices();
     });
-    let last = performance.now();
-    const frame = (/** @type {number} */ now) => {
-      this.tick(Math.min(0.1, (now - last) / 1000), now);
-      last = now;
-      requestAnimationFrame(frame);
-    };
-    requestAnimationFrame(frame);
+    this.wake();
+  }
+
+  /**
+   * Asks for a frame, unless one is asked for already. Anything that may change the
+   * picture calls this: input, messages, presence, media. Hidden tabs get no frames.
+   */
+  wake() {
+    if (this.frame.requested) return;
+    this.frame.requested = true;
+    requestAnimationFrame((now) => {
+      this.frame.requested = false;
+      // A frame straight after another walks for the time between them; the first after
+      // a rest walks one display frame, not the whole rest.
+      const dt = this.frame.running ? Math.min(0.1, (now - this.frame.at) / 1000) : 1 / 60;
+      this.frame.at = now;
+      this.frame.running = this.tick(dt, now);
+      clearTimeout(this.stillTimer);
+      if (this.frame.running) this.wake();
+      else this.stillTimer = setTimeout(() => this.wake(), STILL_CHECK_MS);
+    });
   }
 
   /** @param {any} message */
@@ -135,7 +206,12 @@ export class App {
       case 'welcome':
         // A new session (not a resumed one) numbers avatars anew: connections and SFU
         // sessions made under the old numbers mean nothing now; the next plan makes them again.
-        if (!message.resumed) this.media.stop();
+        if (!message.resumed) {
+          this.media.stop();
+          this.endFollow('');
+          this.knocks.clear();
+          this.showFollowers([]);
+        }
         this.self = message.avatar;
         this.ended = false;
         this.setAdmin(Boolean(message.admin));
@@ -145,11 +221,9 @@ export class App {
         this.setAdmin(Boolean(message.admin));
         this.hud.moderationLine(message.admin ? 'You are now an admin of this workspace.' : 'You are no longer an admin of this workspace.');
         break;
-      case 'notice': {
-        const zone = message.zone && (this.world?.zones.find((z) => z.id === message.zone)?.name ?? message.zone);
-        this.hud.showNotice(message, zone);
+      case 'notice':
+        this.hud.showNotice(message, message.zone && this.zoneName(message.zone));
         break;
-      }
       case 'moderated':
         this.onModerated(message);
         break;
@@ -160,27 +234,36 @@ export class App {
         this.user = you.user;
         this.avatar.place({ x: you.position.x, y: you.position.y, facing: you.facing, state: you.state });
         this.availability.confirmed(you.status ?? 'available');
+        if (message.zone.id !== this.zone.id) this.announcer.say(`You are in ${message.zone.name}.`);
         this.zone = message.zone;
         this.others.clear();
         for (const avatar of message.avatars) this.addOther(avatar);
         this.hud.zone(message.zone);
+        this.conversationChanged();
         break;
       }
       case 'avatar_entered':
         this.addOther(message.avatar);
+        this.conversationChanged();
         break;
       case 'avatar_left':
         this.others.remove(message.avatar);
+        this.conversationChanged();
         break;
       case 'status_changed':
         this.others.setStatus(message.avatar, message.status);
         break;
       case 'correction': {
+        // Where the refused move was going: a locked or full room may be knocked on.
+        const refused = this.world?.zoneAt(this.avatar.position);
+        const walkingTo = this.avatar.goal;
         // Walk on from where the server says we are (once).
         const goal = this.avatar.correct(message, performance.now());
         if (goal) this.walkTo(goal.x, goal.y);
-        if (message.reason === 'zone_locked') this.hud.say('This room is locked.');
-        if (message.reason === 'zone_full') this.hud.say('This room is full.');
+        if ((message.reason === 'zone_locked' || message.reason === 'zone_full') && refused) {
+          this.refusedGoal = walkingTo;
+          this.knocks.offer(refused.id, message.reason === 'zone_locked' ? `${refused.name} is locked.` : `${refused.name} is full.`);
+        }
         break;
       }
       case 'media':
@@ -188,9 +271,38 @@ export class App {
         this.hud.muteButtons(this.media.adminMuted, this.media.userOff);
         this.hud.describeMute(this.media.adminMuted);
         this.hud.topology(message.plan.topology === 'sfu' ? (message.plan.sfu ? 'SFU' : 'SFU (this server has none)') : message.plan.topology);
+        this.conversationChanged();
         break;
       case 'signal':
         await this.media.onSignal(message.from, message.kind, message.data);
+        break;
+      case 'following':
+        this.follow = new Follow(message.avatar, message.name);
+        this.follow.moved(message.position, message.zone);
+        this.showFollowing();
+        this.announcer.say(`You are following ${message.name}.`);
+        break;
+      case 'followee_moved': {
+        const follow = this.follow;
+        if (follow && follow.avatar === message.avatar) follow.moved(message.position, message.zone);
+        break;
+      }
+      case 'follow_ended': {
+        const follow = this.follow;
+        if (follow && follow.avatar === message.avatar) this.endFollow(message.reason === 'left' ? `${follow.name} left the world: you stopped following.` : '');
+        break;
+      }
+      case 'followers':
+        this.showFollowers(message.followers);
+        break;
+      case 'knock':
+        this.knocks.ask(message);
+        break;
+      case 'knock_status':
+        this.knocks.status(message);
+        break;
+      case 'knock_closed':
+        this.knocks.closed(message);
         break;
       case 'error':
         if (message.code === 'kicked' || message.code === 'banned') {
@@ -204,6 +316,11 @@ export class App {
         this.hud.say('The server is restarting; reconnecting…');
         break;
     }
+  }
+
+  /** @param {string} id */
+  zoneName(id) {
+    return this.world?.zones.find((z) => z.id === id)?.name ?? id;
   }
 
   /** @param {boolean} admin */
@@ -238,6 +355,13 @@ export class App {
     if (avatar.avatar !== this.self) this.others.add(avatar);
   }
 
+  /** Whom we talk with now: our peers, or everyone in the zone when it is on the SFU. */
+  conversationChanged() {
+    const plan = this.media.plan;
+    const now = !plan ? [] : plan.topology === 'sfu' ? [...this.others.byAvatar.keys()] : plan.peers.map((p) => p.avatar);
+    this.announcer.conversationIs(new Set(now), (avatar) => this.others.name(avatar) ?? `someone (#${avatar})`);
+  }
+
   /** @param {string} url */
   async loadWorld(url) {
     const file = await (await fetch(url)).json();
@@ -253,25 +377,68 @@ export class App {
     }
     this.renderer = new Renderer(/** @type {HTMLCanvasElement} */ ($('world')), this.world, images);
     this.hud.worldName(file.name);
+    this.people.render();
   }
 
   bindInput() {
     const canvas = /** @type {HTMLCanvasElement} */ ($('world'));
-    window.addEventListener('resize', () => this.renderer?.resize());
-    window.addEventListener('keydown', (e) => {
-      if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement) return;
-      this.keys.add(e.key.toLowerCase());
-      if (e.key.toLowerCase() === 'e' && this.world) this.avatar.toggleSit(this.world);
+    window.addEventListener('resize', () => {
+      this.renderer?.resize();
+      this.wake();
     });
-    window.addEventListener('keyup', (e) => this.keys.delete(e.key.toLowerCase()));
-    canvas.addEventListener('click', (e) => {
-      if (!this.renderer || !this.world) return;
-      const rect = canvas.getBoundingClientRect();
-      const point = this.renderer.pick(e.clientX - rect.left, e.clientY - rect.top);
-      this.walkTo(Math.floor(point.x), Math.floor(point.y));
+    document.addEventListener('visibilitychange', () => this.wake());
+    window.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') this.escape();
+      const target = e.target;
+      if (target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement) return;
+      // Arrow keys scroll a focused list or press nothing else; on the map or the page they walk.
+      if (target instanceof HTMLElement && target !== canvas && target !== document.body && target.closest('.panel')) return;
+      const key = e.key.toLowerCase();
+      if (keyDirection(new Set([key]), false)) {
+        e.preventDefault();
+        this.walkedByHand();
+      }
+      this.keys.add(key);
+      if (key === 'e' && this.world) this.avatar.toggleSit(this.world);
+      this.wake();
+    });
+    window.addEventListener('keyup', (e) => {
+      this.keys.delete(e.key.toLowerCase());
+      this.wake();
+    });
+    // A lost focus (another window) releases every key: none stays held down.
+    window.addEventListener('blur', () => this.keys.clear());
+    new Gestures(canvas, {
+      tap: (x, y) => {
+        if (!this.renderer || !this.world) return;
+        const point = this.renderer.pick(x, y);
+        this.walkedByHand();
+        this.walkTo(Math.floor(point.x), Math.floor(point.y));
+      },
+      pan: (dx, dy) => {
+        this.renderer?.panBy(dx, dy);
+        this.wake();
+      },
+      zoom: (factor, x, y) => {
+        this.renderer?.zoomAt(factor, x, y);
+        this.wake();
+      },
     });
     $('mute-audio').addEventListener('click', (e) => this.toggle(/** @type {HTMLButtonElement} */ (e.target), 'audio'));
     $('mute-video').addEventListener('click', (e) => this.toggle(/** @type {HTMLButtonElement} */ (e.target), 'video'));
+    $('low-bandwidth').addEventListener('click', (e) => {
+      const button = /** @type {HTMLButtonElement} */ (e.target);
+      const on = button.getAttribute('aria-pressed') !== 'true';
+      button.setAttribute('aria-pressed', String(on));
+      this.media.setLowBandwidth(on);
+      this.announcer.say(on ? 'Low bandwidth: audio only.' : 'Video is back on.');
+    });
+    $('media-toggle').addEventListener('click', (e) => {
+      const button = /** @type {HTMLButtonElement} */ (e.target);
+      const open = button.getAttribute('aria-expanded') !== 'true';
+      button.setAttribute('aria-expanded', String(open));
+      document.querySelector('.media')?.classList.toggle('open', open);
+    });
     for (const id of ['audio-device', 'video-device']) {
       $(id).addEventListener('change', () =>
         this.media.start(/** @type {HTMLSelectElement} */ ($('audio-device')).value, /** @type {HTMLSelectElement} */ ($('video-device')).value),
@@ -279,12 +446,109 @@ export class App {
     }
   }
 
+  /** Escape: closes what is open, or stops following and forgets a located way. */
+  escape() {
+    if (this.people.open) this.people.setOpen(false);
+    else if (this.panel.open) this.panel.setOpen(false);
+    else {
+      this.unfollow();
+      this.located = null;
+    }
+    this.wake();
+  }
+
+  /** We walk by hand (keys or a tap): a follow ends and the view comes back to us. */
+  walkedByHand() {
+    if (this.follow) this.unfollow();
+    this.located = null;
+    this.renderer?.recentre();
+  }
+
   /** Walks to tile (x, y) around walls; false if there is no way. @param {number} x @param {number} y */
   walkTo(x, y) {
     if (!this.world || !this.joined) return false;
     const found = this.avatar.walkTo(this.world, x, y);
     this.hud.say(found ? '' : 'There is no way there.');
+    this.wake();
     return found;
+  }
+
+  /** @param {Person} person */
+  walkToPerson(person) {
+    this.walkedByHand();
+    const tile = { x: Math.floor(person.position.x / SUBTILE), y: Math.floor(person.position.y / SUBTILE) };
+    if (this.walkTo(tile.x, tile.y)) this.announcer.say(`Walking to ${person.name}.`);
+  }
+
+  /** @param {ZoneDef} zone */
+  walkToZone(zone) {
+    if (!this.world || !this.joined) return;
+    this.walkedByHand();
+    // The nearest-the-middle tiles first; a few tries find a way in through the door.
+    const goal = zoneGoals(this.world, zone).slice(0, 12).find((tile) => this.avatar.walkTo(/** @type {World} */ (this.world), tile.x, tile.y));
+    this.hud.say(goal ? '' : `There is no way to ${zone.name} from here.`);
+    if (goal) this.announcer.say(`Walking to ${zone.name}.`);
+    this.wake();
+  }
+
+  /** Draws the way to `person` and turns the view toward them. @param {Person} person */
+  locate(person) {
+    if (!this.world || !this.renderer) return;
+    const me = this.avatar.position;
+    const tile = { x: Math.floor(person.position.x / SUBTILE), y: Math.floor(person.position.y / SUBTILE) };
+    const path = findPath(this.world, me, tile);
+    const points = path ? [me, ...path] : [me, person.position];
+    this.located = { route: points.map((p) => ({ x: p.x / SUBTILE, y: p.y / SUBTILE })), until: performance.now() + LOCATE_MS };
+    // The view's middle between us and them, so both are on screen where the map allows.
+    const renderer = this.renderer;
+    renderer.recentre();
+    const mine = renderer.projection.toScreen(me.x / SUBTILE, me.y / SUBTILE);
+    const theirs = renderer.projection.toScreen(person.position.x / SUBTILE, person.position.y / SUBTILE);
+    renderer.pan = { x: ((mine.x - theirs.x) / 2) * renderer.zoom, y: ((mine.y - theirs.y) / 2) * renderer.zoom };
+    const where = this.zoneName(person.zone);
+    const text = path ? `${person.name} is in ${where}: the way is drawn on the map.` : `${person.name} is in ${where}; there is no way there from here.`;
+    this.hud.say(text);
+    this.announcer.say(text);
+    this.wake();
+  }
+
+  unfollow() {
+    if (!this.follow) return;
+    this.connection.send({ type: 'unfollow' });
+    this.endFollow('');
+  }
+
+  /** @param {string} why said when not empty */
+  endFollow(why) {
+    if (!this.follow) return;
+    this.follow = null;
+    this.avatar.stop();
+    this.showFollowing();
+    if (why) {
+      this.hud.say(why);
+      this.announcer.say(why);
+    }
+    this.people.render();
+  }
+
+  showFollowing() {
+    const line = $('following');
+    line.hidden = !this.follow;
+    if (!this.follow) return;
+    const stop = document.createElement('button');
+    stop.type = 'button';
+    stop.textContent = 'Stop following';
+    stop.addEventListener('click', () => this.unfollow());
+    line.replaceChildren(`Following ${this.follow.name} `, stop);
+    this.people.render();
+  }
+
+  /** Who follows us. @param {{avatar: number, name: string}[]} followers */
+  showFollowers(followers) {
+    const names = followers.map((f) => f.name);
+    const text = !names.length ? '' : names.length === 1 ? `${names[0]} is following you.` : `${names.slice(0, -1).join(', ')} and ${names.at(-1)} are following you.`;
+    const line = $('followers');
+    if (line.textContent !== text) line.textContent = text;
   }
 
   /** @param {HTMLButtonElement} button @param {'audio' | 'video'} kind */
@@ -306,11 +570,16 @@ export class App {
     }
   }
 
-  /** @param {number} dt seconds @param {number} now */
+  /**
+   * One frame: walk, send our move, draw if the picture changed. Returns whether
+   * something is still moving (another frame is needed at once).
+   * @param {number} dt seconds @param {number} now
+   */
   tick(dt, now) {
-    if (!this.world || !this.renderer) return;
+    if (!this.world || !this.renderer) return false;
     const avatar = this.avatar;
     if (this.joined && avatar.free(now)) {
+      this.followOn();
       avatar.walk(this.world, keyDirection(this.keys, this.world.file.grid.orientation === 'isometric'), dt);
       const move = avatar.takeMove(now);
       if (move) this.connection.sendMove(move.x, move.y, move.facing, move.state);
@@ -321,8 +590,9 @@ export class App {
     const drawnAt = avatar.drawn();
     const me = { x: drawnAt.x / SUBTILE, y: drawnAt.y / SUBTILE };
     const camera = this.renderer.camera;
-    camera.x += (me.x - camera.x) * Math.min(1, dt * 8 + (camera.x ? 0 : 1));
-    camera.y += (me.y - camera.y) * Math.min(1, dt * 8 + (camera.y ? 0 : 1));
+    const ease = this.reducedMotion.matches ? 1 : Math.min(1, dt * 8 + (camera.x ? 0 : 1));
+    camera.x += (me.x - camera.x) * ease;
+    camera.y += (me.y - camera.y) * ease;
     const drawn = this.others.toDraw(this.media.speaking);
     drawn.push({
       avatar: this.self, name: this.name, user: this.user, x: me.x, y: me.y, facing: avatar.facing, state: avatar.state,
@@ -330,15 +600,45 @@ export class App {
     });
     const path = avatar.path;
     const target = path.length ? { x: path[path.length - 1].x / SUBTILE, y: path[path.length - 1].y / SUBTILE } : null;
-    // The browser stops frames in a hidden tab by itself; a visible page where nothing
-    // moves is drawn a few times a second instead of at the display's rate.
-    const scene = sceneOf(drawn, camera, target, this.renderer.canvas);
-    if (scene !== this.lastFrame.scene || now - this.lastFrame.at >= STILL_FRAME_MS) {
-      this.renderer.draw(drawn, target);
-      this.lastFrame = { scene, at: now };
+    if (this.located && now > this.located.until) this.located = null;
+    const route = this.located?.route ?? [];
+    const renderer = this.renderer;
+    const scene = sceneOf(drawn, camera, target, renderer.canvas, renderer, this.located?.until ?? 0);
+    const changed = scene !== this.frame.scene;
+    if (changed) {
+      renderer.draw(drawn, target, route);
+      this.frame.scene = scene;
     }
     const zone = this.world.zoneAt(avatar.position);
     this.hud.standingIn(zone ? `${zone.name}` : '');
+    if (now - this.describedAt >= DESCRIBE_MS) {
+      this.describedAt = now;
+      this.announcer.describe(this.describe());
+    }
+    // A move not sent yet (they go out at most 15 times a second) needs another frame.
+    const sent = avatar.lastSent;
+    const unsent = sent.x !== avatar.position.x || sent.y !== avatar.position.y || sent.state !== avatar.state || sent.facing !== avatar.facing;
+    return changed || unsent || this.keys.size > 0 || path.length > 0;
+  }
+
+  /** Following someone: set off toward them when they are too far, stop once close. */
+  followOn() {
+    const follow = this.follow;
+    if (!follow || !this.world) return;
+    const walking = this.avatar.path.length > 0;
+    if (walking && follow.caughtUp(this.avatar.position)) {
+      this.avatar.stop();
+      return;
+    }
+    const goal = follow.next(this.avatar.position, walking);
+    if (goal && !this.avatar.walkTo(this.world, goal.x, goal.y)) this.hud.say(`There is no way to ${follow.name} from here.`);
+  }
+
+  /** The map in words: where we are and who is near. */
+  describe() {
+    if (!this.joined || !this.world) return 'Joining the world…';
+    const others = [...this.others.byAvatar.values()].map((o) => ({ avatar: o.avatar, name: o.name, position: o.target, status: o.status }));
+    return describeSurroundings(this.zone.id ? this.zone : null, this.avatar.position, others, this.world.file.grid.orientation === 'isometric');
   }
 }
 

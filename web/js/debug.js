@@ -33,6 +33,13 @@ class DebugView {
   /** What we say we are, and whether "away" was set by itself. */
   get availability() { return this.app.availability; }
   get lastModeration() { return this.app.hud.lastModeration; }
+  /** Whom we follow (`{avatar, name, at}`), if anyone. */
+  get follow() { return this.app.follow; }
+  /** The way to a located person, while it is drawn. */
+  get located() { return this.app.located; }
+  get knocks() { return this.app.knocks; }
+  /** How many frames have been drawn (the frame loop draws only what changed). */
+  get framesDrawn() { return this.app.renderer?.frames ?? 0; }
   /** Our predicted position; a test may set it to mispredict on purpose. */
   get position() { return this.app.avatar.position; }
   set position(/** @type {Point} */ at) { this.app.avatar.position = at; }
@@ -41,6 +48,14 @@ class DebugView {
   get lastSent() { return this.app.avatar.lastSent; }
   get corrections() { return this.app.avatar.corrections; }
   get lastCorrection() { return this.app.avatar.lastCorrection; }
+
+  /** Where the middle of tile (x, y) is on the page (CSS pixels). @param {number} x @param {number} y */
+  screenOf(x, y) {
+    const renderer = /** @type {import('./render.js').Renderer} */ (this.app.renderer);
+    const s = renderer.projection.toScreen(x + 0.5, y + 0.5);
+    const rect = renderer.canvas.getBoundingClientRect();
+    return { x: rect.left + (s.x + renderer.offset.x) * renderer.zoom, y: rect.top + (s.y + renderer.offset.y) * renderer.zoom };
+  }
 
   /** Click-to-walk to tile (x, y), as a click there would. @param {number} x @param {number} y */
   walkTo(x, y) {
@@ -95,6 +110,7 @@ class DebugView {
         entries.push({ avatar: CROWD_BASE + i, x: Math.round(centre.x + Math.cos(angle) * ring * SUBTILE), y: Math.round(centre.y + Math.sin(angle) * ring * SUBTILE), facing: 'east', state: 'walking' });
       }
       others.applyPresence(entries);
+      this.app.wake();
     };
     setInterval(step, SEND_INTERVAL_MS);
   }

@@ -102,6 +102,7 @@ class Peer {
       if (this.link.relay && this.link.initiator) this.watchRelay(state);
     };
     this.applyMute();
+    if (media.lowBandwidth) this.setVideoDirection(false);
     if (link.initiator) this.offer();
   }
 
@@ -174,6 +175,7 @@ class Peer {
       this.epoch = data.epoch;
       await this.pc.setRemoteDescription(data.description);
       await this.attachLocal();
+      if (this.media.lowBandwidth) this.setVideoDirection(false);
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
       this.media.signal(this.link.avatar, 'answer', { epoch: this.epoch, description: this.pc.localDescription?.toJSON() });
@@ -201,8 +203,8 @@ class Peer {
     if (!local || !this.media.plan?.publish) return false;
     let added = false;
     for (const track of local.getTracks()) {
-      // A kind an admin muted gets its sender when the mute is lifted.
-      if (this.media.adminMuted[/** @type {Kind} */ (track.kind)]) continue;
+      // A withheld kind gets its sender when the mute (or low bandwidth) is lifted.
+      if (this.media.withheld(/** @type {Kind} */ (track.kind))) continue;
       const transceiver = this.pc
         .getTransceivers()
         .find((t) => t.mid !== null && t.currentDirection !== 'stopped' && !t.sender.track && t.receiver.track.kind === track.kind);
@@ -218,6 +220,31 @@ class Peer {
   /** The camera and microphone became ready: send them, and renegotiate. */
   async sendLocal() {
     if (!this.epoch || !(await this.attachLocal())) return;
+    if (this.link.initiator) await this.offer();
+    else this.media.signal(this.link.avatar, 'renegotiate', { epoch: this.epoch });
+  }
+
+  /**
+   * Points the video transceivers at receiving video, or not (low bandwidth: the peer
+   * then sends none). Returns whether a direction changed.
+   * @param {boolean} wanted
+   */
+  setVideoDirection(wanted) {
+    let changed = false;
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (transceiver.currentDirection === 'stopped' || transceiver.receiver.track.kind !== 'video') continue;
+      const sending = Boolean(transceiver.sender.track) && !this.media.withheld('video');
+      const direction = wanted ? (sending ? 'sendrecv' : 'recvonly') : sending ? 'sendonly' : 'inactive';
+      if (transceiver.direction === direction) continue;
+      transceiver.direction = direction;
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Receives video from this peer again, or no more; the link renegotiates. @param {boolean} wanted */
+  async receiveVideo(wanted) {
+    if (!this.setVideoDirection(wanted) || !this.epoch) return;
     if (this.link.initiator) await this.offer();
     else this.media.signal(this.link.avatar, 'renegotiate', { epoch: this.epoch });
   }
@@ -261,8 +288,31 @@ export class Media {
     this.adminMuted = { audio: false, video: false };
     /** Senders emptied because of an admin's mute, with the kind they sent. @type {Map<RTCRtpSender, Kind>} */
     this.mutedSenders = new Map();
-    /** The admin mutes last carried out. */
+    /** The kinds withheld from every connection (admin mutes and low bandwidth) last carried out. */
     this.applied = { audio: false, video: false };
+    /** Audio only: we send no video and ask for none (peers renegotiate, the SFU is told). */
+    this.lowBandwidth = false;
+    /** Called when what is drawn of media changes (someone starts or stops speaking). */
+    this.onChange = () => {};
+  }
+
+  /** Whether `kind` is sent to nobody: an admin muted it, or low bandwidth leaves out video. @param {Kind} kind */
+  withheld(kind) {
+    return this.adminMuted[kind] || (kind === 'video' && this.lowBandwidth);
+  }
+
+  /**
+   * Audio only, or back to video: our camera stops going out and others' video stops
+   * coming in (P2P links renegotiate their video as inactive; the SFU is subscribed with
+   * video off), so the link carries audio alone.
+   * @param {boolean} on
+   */
+  async setLowBandwidth(on) {
+    this.lowBandwidth = on;
+    this.tiles.classList.toggle('low-bandwidth', on);
+    await this.applySelfMute();
+    for (const peer of this.peers.values()) await peer.receiveVideo(!on);
+    this.sfu?.wantVideo(!on);
   }
 
   /** Starts camera and microphone; without them this client still receives. */
@@ -309,7 +359,8 @@ export class Media {
 
   /**
    * Carries out the user's and the admins' mutes: a track is live only if neither turned
-   * it off, and a kind an admin muted is not sent at all (its senders carry no track).
+   * it off, and a withheld kind (an admin's mute, video in low bandwidth) is not sent at
+   * all (its senders carry no track).
    */
   async applySelfMute() {
     for (const track of this.local?.getTracks() ?? []) {
@@ -319,21 +370,21 @@ export class Media {
     for (const pc of this.connections()) {
       for (const sender of pc.getSenders()) {
         const kind = /** @type {Kind | undefined} */ (sender.track?.kind);
-        if (!kind || !this.adminMuted[kind]) continue;
+        if (!kind || !this.withheld(kind)) continue;
         this.mutedSenders.set(sender, kind);
         await sender.replaceTrack(null).catch((error) => console.warn('cannot stop a sender', error));
       }
     }
     for (const [sender, kind] of this.mutedSenders) {
-      if (this.adminMuted[kind]) continue;
+      if (this.withheld(kind)) continue;
       this.mutedSenders.delete(sender);
       const track = this.local?.getTracks().find((t) => t.kind === kind);
       if (track && sender.transport?.state !== 'closed') {
         await sender.replaceTrack(track).catch((error) => console.warn('cannot restart a sender', error));
       }
     }
-    const lifted = (this.applied.audio && !this.adminMuted.audio) || (this.applied.video && !this.adminMuted.video);
-    this.applied = { ...this.adminMuted };
+    const lifted = (this.applied.audio && !this.withheld('audio')) || (this.applied.video && !this.withheld('video'));
+    this.applied = { audio: this.withheld('audio'), video: this.withheld('video') };
     // Links made while muted have that kind still to attach (and to negotiate).
     if (lifted) for (const peer of this.peers.values()) await peer.sendLocal();
   }
@@ -427,8 +478,10 @@ export class Media {
       analyser.getByteTimeDomainData(samples);
       let peak = 0;
       for (const s of samples) peak = Math.max(peak, Math.abs(s - 128));
+      const was = this.speaking.has(avatar);
       if (peak > 12) this.speaking.add(avatar);
       else this.speaking.delete(avatar);
+      if (was !== this.speaking.has(avatar)) this.onChange();
       setTimeout(poll, 100);
     };
     poll();

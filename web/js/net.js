@@ -6,11 +6,15 @@
 // avatar and seat, no flap for others). `replaced`, refused joins, and an admin's kick or
 // ban are final.
 //
-// Admin commands are requests: `admin()` sends one with a fresh id and resolves with the
-// `admin_result` that carries the same id.
+// Some messages are requests: `request()` sends one with a fresh id and resolves with the
+// server's answer that carries the same id (`admin` → `admin_result`, `list_people` →
+// `people`).
 
 import { DEFAULT_BASE_MS, baseFromHint, reconnectDelay } from './backoff.js';
 import { decodePresence, encodeMoveIntent } from './protocol.js';
+
+/** Messages that answer a request, by its `id`. */
+const ANSWERS = new Set(['admin_result', 'people']);
 
 const FINAL_ERRORS = new Set([
   'replaced', 'invalid_token', 'expired_token', 'forbidden', 'unknown_world', 'unknown_spawn', 'too_many_connections',
@@ -36,8 +40,8 @@ export class Connection extends EventTarget {
     this.baseMs = DEFAULT_BASE_MS;
     this.stopped = false;
     this.seq = 0;
-    this.adminId = 0;
-    /** Admin commands awaiting their result, by id. @type {Map<number, (result: AdminResult) => void>} */
+    this.requestId = 0;
+    /** Requests awaiting their answer, by id (null: the connection closed first). @type {Map<number, (answer: any) => void>} */
     this.pending = new Map();
   }
 
@@ -76,10 +80,10 @@ export class Connection extends EventTarget {
         if (message.type === 'error' && FINAL_ERRORS.has(message.code)) this.stopped = true;
         // The server closes the connection right after: do not come back by ourselves.
         if (message.type === 'moderated' && (message.action === 'kicked' || message.action === 'banned')) this.stopped = true;
-        if (message.type === 'admin_result') {
+        if (ANSWERS.has(message.type) && typeof message.id === 'number') {
           const resolve = this.pending.get(message.id);
           this.pending.delete(message.id);
-          resolve?.(message.ok ? { ok: true, data: message.data ?? {} } : { ok: false, error: message.error });
+          resolve?.(message);
         }
         if (message.type === 'reconnect') this.baseMs = baseFromHint(message.after_ms);
         this.dispatchEvent(new CustomEvent('message', { detail: message }));
@@ -110,25 +114,32 @@ export class Connection extends EventTarget {
   }
 
   /**
-   * Sends an admin command (docs/moderation.md) and resolves with its result.
-   * @param {object} command @returns {Promise<AdminResult>}
+   * Sends `message` with a fresh `id` and resolves with the answer carrying it, or null if
+   * there is no connection or it closes before the answer.
+   * @param {object} message @returns {Promise<any>}
    */
-  admin(command) {
-    if (this.socket?.readyState !== WebSocket.OPEN) {
-      return Promise.resolve({ ok: false, error: { code: 'disconnected', message: 'not connected to the server' } });
-    }
-    const id = ++this.adminId;
+  request(message) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return Promise.resolve(null);
+    const id = ++this.requestId;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.send({ type: 'admin', id, command });
+      this.send({ ...message, id });
     });
   }
 
-  /** The connection closed: commands still waiting will get no answer. */
+  /**
+   * Sends an admin command (docs/moderation.md) and resolves with its result.
+   * @param {object} command @returns {Promise<AdminResult>}
+   */
+  async admin(command) {
+    const answer = await this.request({ type: 'admin', command });
+    if (!answer) return { ok: false, error: { code: 'disconnected', message: 'not connected to the server, or the connection closed before it answered' } };
+    return answer.ok ? { ok: true, data: answer.data ?? {} } : { ok: false, error: answer.error };
+  }
+
+  /** The connection closed: requests still waiting will get no answer. */
   failPending() {
-    for (const resolve of this.pending.values()) {
-      resolve({ ok: false, error: { code: 'disconnected', message: 'the connection closed before the server answered' } });
-    }
+    for (const resolve of this.pending.values()) resolve(null);
     this.pending.clear();
   }
 

@@ -10,6 +10,9 @@ const FLIP_H = 0x80000000;
 const FLIP_V = 0x40000000;
 const GID_MASK = 0x0fffffff;
 const WALL_HEIGHT = 28;
+/** How far the map zooms out and in. */
+const MIN_ZOOM = 0.5;
+const MAX_ZOOM = 2.5;
 
 /**
  * @typedef {{avatar: number, name: string, user: string, x: number, y: number,
@@ -61,6 +64,11 @@ export class Renderer {
     this.dpr = 1;
     this.offset = { x: 0, y: 0 };
     this.camera = { x: 0, y: 0 };
+    /** Scale of the map (pinch or wheel), and how far the view is dragged off the camera (CSS pixels). */
+    this.zoom = 1;
+    this.pan = { x: 0, y: 0 };
+    /** Frames drawn so far. */
+    this.frames = 0;
     this.margin = 96;
     /** Measured label widths: measuring text every frame is costly with a crowd. @type {Map<string, number>} */
     this.nameWidths = new Map();
@@ -236,24 +244,59 @@ export class Renderer {
   }
 
   /**
-   * Draws a frame centred on the camera (tile coordinates).
-   * @param {DrawnAvatar[]} avatars @param {{x: number, y: number} | null} target where a click-to-walk goes
+   * Zooms by `factor` keeping the map point under (x, y) (CSS pixels) where it is.
+   * @param {number} factor @param {number} x @param {number} y
    */
-  draw(avatars, target) {
+  zoomAt(factor, x, y) {
+    const zoom = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, this.zoom * factor));
+    const applied = zoom / this.zoom;
+    const cx = this.canvas.clientWidth / 2;
+    const cy = this.canvas.clientHeight / 2;
+    this.pan = { x: x - cx - applied * (x - cx - this.pan.x), y: y - cy - applied * (y - cy - this.pan.y) };
+    this.zoom = zoom;
+  }
+
+  /** @param {number} dx @param {number} dy CSS pixels */
+  panBy(dx, dy) {
+    this.pan = { x: this.pan.x + dx, y: this.pan.y + dy };
+  }
+
+  /**
+   * Ends a drag: the view's centre becomes the camera's position (tile units), from where
+   * the camera eases back onto our avatar.
+   */
+  recentre() {
+    if (!this.pan.x && !this.pan.y) return;
+    const origin = this.projection.toTile(0, 0);
+    const moved = this.projection.toTile(-this.pan.x / this.zoom, -this.pan.y / this.zoom);
+    this.camera = { x: this.camera.x + moved.x - origin.x, y: this.camera.y + moved.y - origin.y };
+    this.pan = { x: 0, y: 0 };
+  }
+
+  /**
+   * Draws a frame centred on the camera (tile coordinates), zoomed and panned.
+   * @param {DrawnAvatar[]} avatars @param {{x: number, y: number} | null} target where a click-to-walk goes
+   * @param {{x: number, y: number}[]} [route] a way to show (tile units), e.g. to a person located
+   */
+  draw(avatars, target, route = []) {
+    this.frames += 1;
     const ctx = this.ctx;
-    const width = this.canvas.width / this.dpr;
-    const height = this.canvas.height / this.dpr;
-    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    const scale = this.dpr * this.zoom;
+    const width = this.canvas.width / scale;
+    const height = this.canvas.height / scale;
+    ctx.setTransform(scale, 0, 0, scale, 0, 0);
     ctx.fillStyle = '#1b1f2a';
     ctx.fillRect(0, 0, width, height);
     const centre = this.projection.toScreen(this.camera.x, this.camera.y);
-    const dx = Math.round(width / 2 - centre.x);
-    const dy = Math.round(height / 2 - centre.y);
+    // Whole device pixels keep tiles crisp.
+    const dx = Math.round((width / 2 - centre.x + this.pan.x / this.zoom) * scale) / scale;
+    const dy = Math.round((height / 2 - centre.y + this.pan.y / this.zoom) * scale) / scale;
     this.offset = { x: dx, y: dy };
     if (this.floor) {
-      const { canvas, scale } = this.floor;
-      ctx.drawImage(canvas, dx - this.margin, dy - this.margin, canvas.width / scale, canvas.height / scale);
+      const { canvas, scale: floorScale } = this.floor;
+      ctx.drawImage(canvas, dx - this.margin, dy - this.margin, canvas.width / floorScale, canvas.height / floorScale);
     }
+    if (route.length > 1) this.drawRoute(ctx, route, dx, dy);
     if (target) {
       const t = this.projection.toScreen(target.x, target.y);
       ctx.strokeStyle = 'rgba(255, 255, 255, 0.7)';
@@ -272,9 +315,33 @@ export class Renderer {
     }
   }
 
+  /**
+   * A dashed line on the floor along `route`, ending in a ring.
+   * @param {CanvasRenderingContext2D} ctx @param {{x: number, y: number}[]} route @param {number} dx @param {number} dy
+   */
+  drawRoute(ctx, route, dx, dy) {
+    ctx.save();
+    ctx.strokeStyle = 'rgba(108, 140, 255, 0.9)';
+    ctx.lineWidth = 3;
+    ctx.setLineDash([8, 6]);
+    ctx.beginPath();
+    route.forEach((point, i) => {
+      const s = this.projection.toScreen(point.x, point.y);
+      if (i === 0) ctx.moveTo(s.x + dx, s.y + dy);
+      else ctx.lineTo(s.x + dx, s.y + dy);
+    });
+    ctx.stroke();
+    const end = this.projection.toScreen(route[route.length - 1].x, route[route.length - 1].y);
+    ctx.setLineDash([]);
+    ctx.beginPath();
+    ctx.ellipse(end.x + dx, end.y + dy, 14, 7, 0, 0, Math.PI * 2);
+    ctx.stroke();
+    ctx.restore();
+  }
+
   /** The tile point under a point of the canvas (CSS pixels). @param {number} cx @param {number} cy */
   pick(cx, cy) {
-    return this.projection.toTile(cx - this.offset.x, cy - this.offset.y);
+    return this.projection.toTile(cx / this.zoom - this.offset.x, cy / this.zoom - this.offset.y);
   }
 }
 

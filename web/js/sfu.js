@@ -56,6 +56,10 @@ export class SfuSession {
       }
     };
     this.joined = false;
+    /** Whether we receive others' video (not in low bandwidth). */
+    this.videoWanted = !media.lowBandwidth;
+    /** The avatars last subscribed to without video, as a key. */
+    this.subscribedWithoutVideo = '';
     /** Local tracks changed while an offer was outstanding: offer again after. */
     this.renegotiate = false;
     this.addLocalTracks();
@@ -92,6 +96,7 @@ export class SfuSession {
     switch (message.type) {
       case 'joined':
         this.joined = true;
+        if (!this.videoWanted) this.sendSubscription();
         await this.offer();
         break;
       case 'answer':
@@ -161,6 +166,7 @@ export class SfuSession {
   /** @param {TrackInfo[]} tracks */
   setTracks(tracks) {
     this.tracks = new Map(tracks.map((t) => [t.mid, t]));
+    if (!this.videoWanted) this.sendSubscription();
     for (const [avatar, shown] of this.avatars) {
       const muted = tracks.filter((t) => t.avatar === avatar).every((t) => t.muted);
       shown.tile.classList.toggle('muted', muted);
@@ -207,6 +213,26 @@ export class SfuSession {
   /** Sends a small text message to everyone in the room. @param {string} text */
   broadcast(text) {
     if (this.channel.readyState === 'open') this.channel.send(text);
+  }
+
+  /** Receives others' video, or only their audio (low bandwidth). @param {boolean} wanted */
+  wantVideo(wanted) {
+    this.videoWanted = wanted;
+    this.subscribedWithoutVideo = '';
+    if (wanted) this.subscribe(null);
+    else this.sendSubscription();
+  }
+
+  /**
+   * Without video: everyone whose tracks the SFU lists, audio only. Sent again when that
+   * list of people changes (a newcomer is not received until then).
+   */
+  sendSubscription() {
+    const avatars = [...new Set([...this.tracks.values()].map((t) => t.avatar))].sort((a, b) => a - b);
+    const key = avatars.join(',');
+    if (key === this.subscribedWithoutVideo && key) return;
+    this.subscribedWithoutVideo = key;
+    this.send({ type: 'subscribe', avatars: avatars.map((avatar) => ({ avatar, audio: true, video: 'off' })) });
   }
 
   /** Only these avatars are wanted (null: everyone). @param {number[] | null} avatars */

@@ -75,3 +75,31 @@ export function findPath(world, from, goal) {
   }
   return straight;
 }
+
+/**
+ * Walkable tiles of a zone to walk to, nearest its middle first (a zone without an area,
+ * the default one, has the world's first spawn point).
+ * @param {World} world @param {import('./world.js').ZoneDef} zone
+ * @returns {{x: number, y: number}[]}
+ */
+export function zoneGoals(world, zone) {
+  const area = zone.area ?? [];
+  if (!area.length) {
+    const spawn = world.file.spawns[0];
+    return spawn ? [{ x: spawn.x, y: spawn.y }] : [];
+  }
+  const zoneIndex = world.zones.indexOf(zone);
+  const middle = area[0];
+  const cx = middle.x + middle.w / 2 - 0.5;
+  const cy = middle.y + middle.h / 2 - 0.5;
+  /** @type {{x: number, y: number}[]} */
+  const tiles = [];
+  for (const rect of area) {
+    for (let y = rect.y; y < rect.y + rect.h; y++) {
+      for (let x = rect.x; x < rect.x + rect.w; x++) {
+        if (world.isWalkable(x, y) && world.zoneOf[y * world.width + x] === zoneIndex) tiles.push({ x, y });
+      }
+    }
+  }
+  return tiles.sort((a, b) => Math.hypot(a.x - cx, a.y - cy) - Math.hypot(b.x - cx, b.y - cy));
+}

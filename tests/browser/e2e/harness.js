@@ -62,13 +62,17 @@ export async function launchBrowser() {
   });
 }
 
+/** A phone, as Chromium's mobile emulation has it: a 390 × 844 touch screen. */
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
+
 /**
  * Opens the client as `name` and waits until it has joined and drawn the world. With
- * `{admin: true}` the page joins with an admin token from the development issuer. The page
- * is opened with `debug=1`, which exposes the client's state as `window.isoplane`.
+ * `{admin: true}` the page joins with an admin token from the development issuer; with
+ * `{device: PHONE}` it is a phone. The page is opened with `debug=1`, which exposes the
+ * client's state as `window.isoplane`.
  */
-export async function openClient(browser, url, name, { admin = false } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 });
+export async function openClient(browser, url, name, { admin = false, device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 } } = {}) {
+  const context = await browser.newContext(device);
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[${name}] ${error.message}`));
   if (admin) {
