@@ -31,6 +31,8 @@ import { SUBTILE, World } from './world.js';
  * draws nothing and looks again this often, in case something changed unannounced.
  */
 const STILL_CHECK_MS = 1000;
+/** While only others move, frames are drawn at most this often (about 30 a second). */
+const OTHERS_FRAME_MS = 30;
 /** The text alternative of the map is brought up to date at most this often. */
 const DESCRIBE_MS = 1000;
 /** How long a located person's way stays drawn. */
@@ -92,6 +94,7 @@ export class App {
     this.joined = false;
     this.media = new Media(this.connection, $('tiles'), (avatar) => this.others.name(avatar) ?? `#${avatar}`);
     this.media.onChange = () => this.wake();
+    this.media.onRest = (resting) => this.hud.mediaState(resting ? 'Camera and microphone are off while nobody is near.' : '');
     this.availability = new Availability(
       (status) => this.connection.send({ type: 'set_status', status }),
       /** @type {HTMLSelectElement} */ ($('my-status')),
@@ -101,7 +104,7 @@ export class App {
     /** Kicked or banned: the page says why and does not reconnect. */
     this.ended = false;
     /** The frame loop: whether a frame is asked for, the last one's time and what it showed. */
-    this.frame = { requested: false, at: 0, scene: '', running: false };
+    this.frame = { requested: false, at: 0, scene: '', running: false, drawnAt: 0 };
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.stillTimer = undefined;
     this.describedAt = -Infinity;
@@ -605,9 +608,13 @@ export class App {
     const renderer = this.renderer;
     const scene = sceneOf(drawn, camera, target, renderer.canvas, renderer, this.located?.until ?? 0);
     const changed = scene !== this.frame.scene;
-    if (changed) {
+    // Our own walk and the view get every display frame; others glide between updates that
+    // come 15 times a second, which half a display's rate shows smoothly for half the work.
+    const ownMotion = this.keys.size > 0 || path.length > 0 || Math.hypot(me.x - camera.x, me.y - camera.y) > 0.001;
+    if (changed && (ownMotion || now - this.frame.drawnAt >= OTHERS_FRAME_MS)) {
       renderer.draw(drawn, target, route);
       this.frame.scene = scene;
+      this.frame.drawnAt = now;
     }
     const zone = this.world.zoneAt(avatar.position);
     this.hud.standingIn(zone ? `${zone.name}` : '');

@@ -35,6 +35,12 @@ const RELAY_DISCONNECTED_MS = 3000;
 /** The least wait between ICE restarts (gathering a relay candidate takes a moment), and the backoff's base. */
 const ICE_RESTART_MS = 1000;
 
+/**
+ * Alone this long (no peer and no SFU session to send to), the camera and microphone are
+ * stopped; they start again as soon as a plan pairs us with someone.
+ */
+export const CAPTURE_REST_MS = 10000;
+
 /** @param {RTCIceConnectionState} state */
 const iceUp = (state) => state === 'connected' || state === 'completed';
 
@@ -294,6 +300,51 @@ export class Media {
     this.lowBandwidth = false;
     /** Called when what is drawn of media changes (someone starts or stops speaking). */
     this.onChange = () => {};
+    /** The devices picked last (empty: the browser's default). */
+    this.devices = { audio: '', video: '' };
+    /** Camera and microphone stopped because nobody would receive them. */
+    this.resting = false;
+    /** Called when they stop or start again for that reason. @type {(resting: boolean) => void} */
+    this.onRest = () => {};
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.restTimer = undefined;
+    /** Starting and stopping devices, one at a time. @type {Promise<unknown>} */
+    this.capture = Promise.resolve();
+  }
+
+  /** Whether anyone may receive what we capture: a peer, or the SFU. */
+  captureWanted() {
+    const plan = this.plan;
+    return Boolean(plan && plan.publish && (plan.peers.length > 0 || (plan.topology === 'sfu' && plan.sfu)));
+  }
+
+  /**
+   * Capture follows the plan: a camera that nobody receives costs the machine (and its
+   * light says it watches), so after a while alone it stops; a plan that pairs us with
+   * someone starts it again at once, and its tracks replace the stopped ones on every
+   * sender (as after a device change).
+   */
+  followCapture() {
+    clearTimeout(this.restTimer);
+    if (this.captureWanted()) {
+      if (this.resting) this.capture = this.capture.then(() => this.wakeCapture());
+      return;
+    }
+    if (!this.resting && this.local) this.restTimer = setTimeout(() => (this.capture = this.capture.then(() => this.restCapture())), CAPTURE_REST_MS);
+  }
+
+  async restCapture() {
+    if (this.resting || this.captureWanted() || !this.local) return;
+    this.resting = true;
+    this.local.getTracks().forEach((t) => t.stop());
+    this.onRest(true);
+  }
+
+  async wakeCapture() {
+    if (!this.resting) return;
+    this.resting = false;
+    await this.start(this.devices.audio, this.devices.video);
+    this.onRest(false);
   }
 
   /** Whether `kind` is sent to nobody: an admin muted it, or low bandwidth leaves out video. @param {Kind} kind */
@@ -317,6 +368,8 @@ export class Media {
 
   /** Starts camera and microphone; without them this client still receives. */
   async start(audioDevice = '', videoDevice = '') {
+    this.devices = { audio: audioDevice, video: videoDevice };
+    this.resting = false;
     try {
       this.local?.getTracks().forEach((t) => t.stop());
       this.local = await navigator.mediaDevices.getUserMedia({
@@ -337,6 +390,7 @@ export class Media {
       // Connections made before the camera was ready start sending now.
       for (const peer of this.peers.values()) await peer.sendLocal();
       await this.applySelfMute();
+      this.followCapture();
       return true;
     } catch (error) {
       console.warn('no camera or microphone', error);
@@ -396,6 +450,7 @@ export class Media {
 
   /** Ends every connection (the server closed ours for good). */
   stop() {
+    clearTimeout(this.restTimer);
     for (const peer of this.peers.values()) peer.close();
     this.peers.clear();
     this.sfu?.close();
@@ -439,6 +494,7 @@ export class Media {
     for (const link of plan.peers) {
       if (!this.peers.has(link.avatar)) this.peers.set(link.avatar, new Peer(this, link, plan));
     }
+    this.followCapture();
     return this.applySelfMute();
   }
 

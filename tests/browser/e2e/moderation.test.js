@@ -201,7 +201,10 @@ describe('moderation from the admin panel', () => {
 
     assert.equal(await bob.evaluate(() => window.isoplane.walkTo(3, 2)), true);
     await until(bob, () => window.isoplane.lastCorrection === 'zone_locked' && window.isoplane.path.length === 0, null, 30000);
-    assert.equal(await bob.locator('#notice').textContent(), 'This room is locked.');
+    assert.equal(await bob.locator('#notice').textContent(), 'Meeting room is locked. Knock on Meeting room');
+    // Nobody is inside to let him in.
+    await bob.getByRole('button', { name: 'Knock on Meeting room' }).click();
+    await until(bob, () => document.getElementById('notice').textContent.startsWith('Nobody is in Meeting room to answer.'));
     assert.equal(await bob.evaluate(() => window.isoplane.zone.id), 'lobby');
 
     // Another admin opening the panel later sees the lock, as the server recorded it.
