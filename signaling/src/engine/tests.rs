@@ -1,5 +1,6 @@
 //! The engine with a virtual clock: presence by zone, corrections, occupancy, zone
-//! changes, media policy with hysteresis, signaling relay and resume, without sockets.
+//! changes, media policy with hysteresis, signaling relay and resume, without sockets
+//! (people.rs beside this file: the list of everyone, follows and knocks).
 
 use super::*;
 use crate::protocol::binary::{Frame, decode};
@@ -533,6 +534,11 @@ mod invariants {
         Signal { conn: ConnId, to: AvatarId },
         Fail { conn: ConnId },
         Wait { ms: u64 },
+        Follow { conn: ConnId, avatar: AvatarId },
+        Unfollow { conn: ConnId },
+        Lock { locked: bool },
+        Knock { conn: ConnId },
+        Answer { conn: ConnId, knock: u32, admit: bool },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -549,8 +555,13 @@ mod invariants {
             conn.clone().prop_map(|conn| Op::Disconnect { conn }),
             conn.clone().prop_map(|conn| Op::Leave { conn }),
             (conn.clone(), 0..8u32).prop_map(|(conn, to)| Op::Signal { conn, to }),
-            conn.prop_map(|conn| Op::Fail { conn }),
+            conn.clone().prop_map(|conn| Op::Fail { conn }),
             (0..3000u64).prop_map(|ms| Op::Wait { ms }),
+            (conn.clone(), 0..8u32).prop_map(|(conn, avatar)| Op::Follow { conn, avatar }),
+            conn.clone().prop_map(|conn| Op::Unfollow { conn }),
+            any::<bool>().prop_map(|locked| Op::Lock { locked }),
+            conn.clone().prop_map(|conn| Op::Knock { conn }),
+            (conn, 1..10u32, any::<bool>()).prop_map(|(conn, knock, admit)| Op::Answer { conn, knock, admit }),
         ]
     }
 
@@ -586,6 +597,7 @@ mod invariants {
                 prop_assert_eq!(engine.avatars.get(holder).and_then(|a| a.held), Some(*object));
             }
         }
+        engine.people_invariants().map_err(TestCaseError::fail)?;
         for (index, zone) in engine.zones.iter().enumerate() {
             if let Some(capacity) = world.zone(ZoneIndex(index as u16)).kind.capacity() {
                 prop_assert!(zone.members.len() <= capacity as usize, "zone over capacity");
@@ -641,7 +653,19 @@ mod invariants {
                     Op::Leave { conn } => h.engine.leave(h.now, conn),
                     Op::Signal { conn, to } => h.engine.handle_signal(conn, to, SignalKind::Offer, serde_json::json!({})),
                     Op::Fail { conn } => h.engine.handle_media_report(h.now, conn, IceOutcome::Failed),
-                    Op::Wait { ms } => h.advance(ms),
+                    Op::Wait { ms } => {
+                        h.advance(ms);
+                        // Nothing due is left undone (a timer in the past would spin the world task).
+                        prop_assert!(h.engine.poll_timeout().is_none_or(|t| t > h.now), "a due timer was left");
+                    }
+                    Op::Follow { conn, avatar } => h.engine.follow(h.now, conn, avatar),
+                    Op::Unfollow { conn } => h.engine.unfollow(conn),
+                    Op::Lock { locked } => {
+                        let lock = Moderation::SetZone { zone: "room".into(), locked, capacity: None };
+                        h.engine.moderate(h.now, lock).unwrap();
+                    }
+                    Op::Knock { conn } => h.engine.knock(h.now, conn, "room"),
+                    Op::Answer { conn, knock, admit } => h.engine.answer_knock(h.now, conn, knock, admit),
                 }
                 let outputs = h.outputs();
                 check(&h.engine, &outputs)?;
@@ -999,3 +1023,5 @@ fn a_full_sfu_node_gets_no_new_rooms_and_with_every_node_full_rooms_stay_peer_to
     h.advance(100);
     assert_eq!(last_plan(&h.outputs(), 2).as_ref().and_then(sfu_url), Some("wss://sfu-c.example/v1/sfu"));
 }
+
+mod people;
