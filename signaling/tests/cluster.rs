@@ -1,7 +1,8 @@
 //! Three signaling nodes on loopback coordinated through this machine's Redis
 //! (`ISOPLANE_TEST_REDIS_URL`, by default redis://127.0.0.1:6379): clients on different
 //! nodes in one world see each other, killing the node that serves a world moves it and
-//! its clients recover, and an admin command on one node reaches a user on another.
+//! its clients recover, an admin command on one node reaches a user on another, and the
+//! people list and follows span the nodes.
 //!
 //! Each node runs on its own thread with its own runtime, so killing one drops every
 //! socket and task it had at once, as a crash would. Each test has a workspace of its
@@ -18,7 +19,7 @@ use isoplane_service::testing::OwnRuntime;
 use isoplane_signaling::auth::Role;
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::config::{ClusterConfig, Config};
-use isoplane_signaling::protocol::{ErrorCode, ModeratedAction, ServerMessage};
+use isoplane_signaling::protocol::{ClientMessage, ErrorCode, Follower, ModeratedAction, ServerMessage};
 use isoplane_signaling::server::{self, unix_now};
 
 fn redis_url() -> String {
@@ -248,4 +249,40 @@ async fn an_admin_command_on_one_node_reaches_a_user_on_another() {
     .await;
     let (status, missing) = post(r#"{"action": "kick", "user": "bob"}"#).await;
     assert_eq!((status, missing["error"]["code"].as_str()), (404, Some("user_not_present")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_on_two_nodes_list_each_other_and_one_follows_the_other_through_the_proxy() {
+    let cluster = Cluster::start();
+    // Node one serves the world (ada reached it first); bob's node forwards him there.
+    let mut ada = cluster.join(0, "ada").await;
+    let mut bob = cluster.join(1, "bob").await;
+    sees(&mut ada, bob.avatar(), "bob, who joined through node two").await;
+    for (client, id) in [(&mut ada, 1), (&mut bob, 2)] {
+        client.send(&ClientMessage::ListPeople { id }).await.unwrap();
+        let answer = expect_event(
+            client,
+            "the people list",
+            |e| matches!(e, Event::Message(ServerMessage::People { id: answered, .. }) if *answered == id),
+        )
+        .await;
+        let Event::Message(ServerMessage::People { people, .. }) = answer else { unreachable!() };
+        let users: Vec<&str> = people.iter().map(|p| p.user.as_str()).collect();
+        assert_eq!(users, ["ada", "bob"], "as seen through node {id}");
+    }
+
+    // Bob, forwarded, follows ada: what the owner tells him crosses the proxy.
+    bob.send(&ClientMessage::Follow { avatar: ada.avatar() }).await.unwrap();
+    expect_event(&mut bob, "following", |e| matches!(e, Event::Message(ServerMessage::Following { .. }))).await;
+    let told =
+        expect_event(&mut ada, "followers", |e| matches!(e, Event::Message(ServerMessage::Followers { .. }))).await;
+    let expected = vec![Follower { avatar: bob.avatar(), name: "BOB".into() }];
+    assert_eq!(told, Event::Message(ServerMessage::Followers { followers: expected }));
+    let mut seq = 0;
+    walk_into_the_room(&mut ada, &mut seq, 8.5).await;
+    let end = tiles(8.5, 2.5);
+    expect_event(&mut bob, "ada's last place, through the proxy", |e| {
+        matches!(e, Event::Message(ServerMessage::FolloweeMoved { zone, position, .. }) if zone == "room" && *position == end)
+    })
+    .await;
 }

@@ -12,12 +12,15 @@
 //! - An avatar holds at most one exclusive object, the one under its position, and the
 //!   holders of an object never exceed its capacity.
 //! - Presence leaves the engine once per zone per tick, as one encoded frame for all the
-//!   zone's connected members, holding only the avatars that changed; nothing crosses zones.
+//!   zone's connected members, holding only the avatars that changed; nothing crosses zones
+//!   but what people.rs lets through (the list of everyone, a followee's place to its
+//!   followers, knocks).
 //! - One avatar per user per world: joining again as the same user takes the session
 //!   over (a resume), and the connection it had, if any, is closed.
 
 mod media;
 mod moderation;
+mod people;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,6 +42,7 @@ pub use isoplane_service::sfu_directory::SfuNode;
 pub use media::{Mute, SfuEndpoint};
 use media::{Participant, PlanKey, plan_zone};
 pub use moderation::{LateKick, Moderation, ModerationError};
+pub use people::{FOLLOW_UPDATE_INTERVAL, KNOCK_AGAIN_AFTER, KNOCK_TIMEOUT, MAX_PENDING_KNOCKS_PER_ZONE, PASS_TTL};
 
 /// Walking distance banks up for at most this long: after a pause, the next moves may
 /// cover at most `max_speed · 1 s + slack` in all.
@@ -227,6 +231,10 @@ pub struct WorldEngine {
     sfu_nodes: Vec<SfuNode>,
     /// Which SFU node serves each zone on the SFU, by node ID.
     placements: HashMap<ZoneIndex, String>,
+    /// Who follows whom, by follower (people.rs).
+    follows: BTreeMap<AvatarId, people::Follow>,
+    /// Knocks on zones and the passes they led to (people.rs).
+    knocks: people::Knocks,
     next_avatar: AvatarId,
     tick: u32,
     next_tick: Option<Instant>,
@@ -260,6 +268,8 @@ impl WorldEngine {
             holders: HashMap::new(),
             sfu_nodes,
             placements: HashMap::new(),
+            follows: BTreeMap::new(),
+            knocks: people::Knocks::default(),
             next_avatar: 1,
             tick: 0,
             next_tick: None,
@@ -416,6 +426,7 @@ impl WorldEngine {
         self.zones[usize::from(zone.0)].replan = true;
         self.stats.resumes += 1;
         self.welcome(conn, id, true);
+        self.people_resumed(now, id);
         self.schedule_tick(now);
         id
     }
@@ -471,6 +482,7 @@ impl WorldEngine {
         zone.replan = true;
         self.unpair(avatar.zone, id);
         self.send_zone(avatar.zone, Some(id), &ServerMessage::AvatarLeft { avatar: id });
+        self.people_left(id);
     }
 
     /// Forgets `id` as a media peer of everyone in `zone`, at once: no signal may reach it
@@ -552,16 +564,15 @@ impl WorldEngine {
                 return self.correct(conn, intent.seq, id, CorrectionReason::ChainBroken);
             }
         }
-        if accepted.zone != avatar.zone {
-            let entered = &self.zones[usize::from(accepted.zone.0)];
-            if entered.locked && avatar.role != Role::Admin {
-                return self.correct(conn, intent.seq, id, CorrectionReason::ZoneLocked);
-            }
-            if let Some(capacity) = entered.capacity.or(self.world.zone(accepted.zone).kind.capacity())
-                && entered.members.len() >= capacity as usize
-            {
-                return self.correct(conn, intent.seq, id, CorrectionReason::ZoneFull);
-            }
+        let entering = accepted.zone != avatar.zone;
+        if entering
+            && let Some(refusal) = self.entry_refusal(avatar, accepted.zone)
+            && !self.knocks.pass_admits(id, accepted.zone, now)
+        {
+            return self.correct(conn, intent.seq, id, refusal);
+        }
+        if entering {
+            self.knocks.entered(id, accepted.zone);
         }
         let spent = (avatar.position.distance_squared(to) as f64).sqrt();
         if let Some(avatar) = self.avatars.get_mut(&id) {
@@ -580,6 +591,17 @@ impl WorldEngine {
             accepted.object,
             &accepted.touched,
         );
+    }
+
+    /// Why `avatar` may not walk into `zone` as things stand (an admin's lock, the zone's
+    /// capacity), if it may not. A pass from an admitted knock overrides this.
+    fn entry_refusal(&self, avatar: &Avatar, zone: ZoneIndex) -> Option<CorrectionReason> {
+        let state = &self.zones[usize::from(zone.0)];
+        if state.locked && avatar.role != Role::Admin {
+            return Some(CorrectionReason::ZoneLocked);
+        }
+        let capacity = state.capacity.or(self.world.zone(zone).kind.capacity())?;
+        (state.members.len() >= capacity as usize).then_some(CorrectionReason::ZoneFull)
     }
 
     #[allow(clippy::too_many_arguments)] // one accepted move's parts, kept apart for clarity
@@ -650,6 +672,7 @@ impl WorldEngine {
         {
             self.send(conn, snapshot);
         }
+        self.prompt_knocks(id);
     }
 
     /// A WebRTC payload for a peer: relayed only between avatars the server paired.
@@ -708,7 +731,7 @@ impl WorldEngine {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let expiries = self.avatars.values().filter_map(|a| a.detached_since).map(|t| t + self.config.resume_grace);
         let holds = self.zones.iter().filter_map(|z| z.policy.next_check(&self.config.policy));
-        self.next_tick.into_iter().chain(expiries).chain(holds).min()
+        self.next_tick.into_iter().chain(expiries).chain(holds).chain(self.people_deadline()).min()
     }
 
     /// The next effect to carry out.
@@ -732,6 +755,7 @@ impl WorldEngine {
             self.tick = self.tick.wrapping_add(1);
             self.flush_presence();
         }
+        self.people_timeout(now);
         self.plan_media(now);
         if self.zones.iter().any(|z| z.replan || !z.changed.is_empty()) {
             self.schedule_tick(now);

@@ -59,6 +59,72 @@ pub struct AvatarInfo {
     pub status: Status,
 }
 
+/// Identifies a knock on a zone within one world.
+pub type KnockId = u32;
+
+/// Someone in the world, wherever they are, as `people` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub avatar: AvatarId,
+    pub user: String,
+    pub name: String,
+    /// The ID of the zone they are in.
+    pub zone: String,
+    pub status: Status,
+    pub position: Point,
+    /// False while the session waits for its client to come back.
+    pub connected: bool,
+}
+
+/// Someone following you.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Follower {
+    pub avatar: AvatarId,
+    pub name: String,
+}
+
+/// Why a follow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowEndReason {
+    /// You sent `unfollow`.
+    Cancelled,
+    /// The person you followed left the world.
+    Left,
+}
+
+/// Where a knock of yours stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KnockState {
+    /// The people inside were asked (`knock` says which knock).
+    Waiting,
+    /// You may walk in as it is (or you are inside already).
+    NotNeeded,
+    /// Nobody connected is inside to answer.
+    NobodyInside,
+    /// Too many knocks: try again after `retry_after_ms`.
+    TooSoon,
+    /// Someone inside let you in: walk in within a minute.
+    Admitted,
+    /// Someone inside said no.
+    Declined,
+    /// Nobody answered in time.
+    Expired,
+}
+
+/// How a knock ended, as those inside hear it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KnockOutcome {
+    Admitted,
+    Declined,
+    /// Nobody answered in time.
+    Expired,
+    /// The knocker left the world.
+    Withdrawn,
+}
+
 /// A zone as clients need to know it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZoneInfo {
@@ -92,6 +158,16 @@ pub enum ClientMessage {
     Admin { id: u32, command: AdminCommand },
     /// How available I am; my zone (me included) hears `status_changed`.
     SetStatus { status: Status },
+    /// Who is in the world, in every zone; answered by `people` with the same `id`.
+    ListPeople { id: u32 },
+    /// Follow this avatar wherever it goes (instead of whoever I followed before).
+    Follow { avatar: AvatarId },
+    /// Stop following.
+    Unfollow,
+    /// Ask the people inside a locked or full zone to let me in.
+    Knock { zone: String },
+    /// Let a knocker in, or not (only from inside the zone knocked on).
+    AnswerKnock { knock: KnockId, admit: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,6 +316,43 @@ pub enum ServerMessage {
     },
     /// An admin acted on you.
     Moderated { action: ModeratedAction, by: String, reason: String },
+    /// The answer to your `list_people` with this `id`: everyone in the world, sorted by
+    /// name, then user.
+    People { id: u32, people: Vec<Person> },
+    /// You follow this avatar now; it is here.
+    Following { avatar: AvatarId, name: String, zone: String, position: Point },
+    /// The avatar you follow moved (at most four times a second; the last place always
+    /// arrives).
+    FolloweeMoved { avatar: AvatarId, zone: String, position: Point },
+    /// Everyone following you, sorted by name, whenever that changes (empty when the last
+    /// one stops).
+    Followers { followers: Vec<Follower> },
+    /// You no longer follow this avatar.
+    FollowEnded { avatar: AvatarId, reason: FollowEndReason },
+    /// Where your knock on `zone` stands.
+    KnockStatus {
+        zone: String,
+        state: KnockState,
+        /// The knock's ID, while `waiting`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        knock: Option<KnockId>,
+        /// With `too_soon`: when a knock may be accepted again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u32>,
+        /// With `admitted` and `declined`: who answered (their display name).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Someone knocks on your zone: answer with `answer_knock`.
+    Knock { knock: KnockId, avatar: AvatarId, name: String, zone: String },
+    /// A knock on your zone is settled: close its prompt.
+    KnockClosed {
+        knock: KnockId,
+        outcome: KnockOutcome,
+        /// With `admitted` and `declined`: who answered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
 }
 
 /// Which world a client joined, and where to fetch its file.
@@ -273,4 +386,95 @@ pub enum CorrectionReason {
     ZoneLocked,
     /// An admin put you somewhere else (see the `moderated` message before this).
     Moved,
+}
+
+#[cfg(test)]
+mod tests {
+    //! The people messages exactly as docs/protocol.md shows them: clients are written
+    //! against these field names.
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn server(message: &ServerMessage) -> serde_json::Value {
+        serde_json::to_value(message).unwrap()
+    }
+
+    #[test]
+    fn people_requests_parse_as_documented_and_unknown_fields_are_refused() {
+        let parse = |value: serde_json::Value| serde_json::from_value::<ClientMessage>(value);
+        assert_eq!(parse(json!({"type": "list_people", "id": 7})).unwrap(), ClientMessage::ListPeople { id: 7 });
+        assert_eq!(parse(json!({"type": "follow", "avatar": 3})).unwrap(), ClientMessage::Follow { avatar: 3 });
+        assert_eq!(parse(json!({"type": "unfollow"})).unwrap(), ClientMessage::Unfollow);
+        assert_eq!(
+            parse(json!({"type": "knock", "zone": "meeting-1"})).unwrap(),
+            ClientMessage::Knock { zone: "meeting-1".into() }
+        );
+        assert_eq!(
+            parse(json!({"type": "answer_knock", "knock": 12, "admit": true})).unwrap(),
+            ClientMessage::AnswerKnock { knock: 12, admit: true }
+        );
+        assert!(parse(json!({"type": "follow", "avatar": 3, "quietly": true})).is_err());
+    }
+
+    #[test]
+    fn people_answers_serialize_as_documented() {
+        let people = ServerMessage::People {
+            id: 7,
+            people: vec![Person {
+                avatar: 3,
+                user: "u-bob".into(),
+                name: "Bob".into(),
+                zone: "lobby".into(),
+                status: Status::Busy,
+                position: Point { x: 896, y: 640 },
+                connected: true,
+            }],
+        };
+        assert_eq!(
+            server(&people),
+            json!({"type": "people", "id": 7, "people": [{"avatar": 3, "user": "u-bob", "name": "Bob",
+                "zone": "lobby", "status": "busy", "position": {"x": 896, "y": 640}, "connected": true}]})
+        );
+        let waiting = ServerMessage::KnockStatus {
+            zone: "meeting-1".into(),
+            state: KnockState::Waiting,
+            knock: Some(12),
+            retry_after_ms: None,
+            by: None,
+        };
+        assert_eq!(
+            server(&waiting),
+            json!({"type": "knock_status", "zone": "meeting-1", "state": "waiting", "knock": 12})
+        );
+        let too_soon = ServerMessage::KnockStatus {
+            zone: "meeting-1".into(),
+            state: KnockState::TooSoon,
+            knock: None,
+            retry_after_ms: Some(9500),
+            by: None,
+        };
+        assert_eq!(
+            server(&too_soon),
+            json!({"type": "knock_status", "zone": "meeting-1", "state": "too_soon", "retry_after_ms": 9500})
+        );
+        let closed = ServerMessage::KnockClosed { knock: 12, outcome: KnockOutcome::Admitted, by: Some("Bob".into()) };
+        assert_eq!(server(&closed), json!({"type": "knock_closed", "knock": 12, "outcome": "admitted", "by": "Bob"}));
+        let ended = ServerMessage::FollowEnded { avatar: 3, reason: FollowEndReason::Left };
+        assert_eq!(server(&ended), json!({"type": "follow_ended", "avatar": 3, "reason": "left"}));
+        let moved = ServerMessage::FolloweeMoved { avatar: 3, zone: "lobby".into(), position: Point { x: 1, y: 2 } };
+        assert_eq!(
+            server(&moved),
+            json!({"type": "followee_moved", "avatar": 3, "zone": "lobby", "position": {"x": 1, "y": 2}})
+        );
+        let followers = ServerMessage::Followers { followers: vec![Follower { avatar: 5, name: "Ada".into() }] };
+        assert_eq!(server(&followers), json!({"type": "followers", "followers": [{"avatar": 5, "name": "Ada"}]}));
+        let knock = ServerMessage::Knock { knock: 12, avatar: 7, name: "Ada".into(), zone: "meeting-1".into() };
+        assert_eq!(
+            server(&knock),
+            json!({"type": "knock", "knock": 12, "avatar": 7, "name": "Ada", "zone": "meeting-1"})
+        );
+    }
 }

@@ -30,6 +30,11 @@ pub enum ErrorCode {
     TooManyConnections,
     /// A signaling message for someone you are not paired with.
     NotPaired,
+    /// `follow` named an avatar that is not in the world, or yourself. The connection
+    /// stays open.
+    UnknownAvatar,
+    /// `knock` named a zone this world does not have. The connection stays open.
+    UnknownZone,
     /// The client did not read its messages for too long.
     TooSlow,
     /// The join did not arrive in time.
@@ -64,6 +69,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "too many messages: some were dropped",
             ErrorCode::TooManyConnections => "too many connections from this user or address",
             ErrorCode::NotPaired => "you are not connected to this avatar",
+            ErrorCode::UnknownAvatar => "no one else in this world has this avatar number",
+            ErrorCode::UnknownZone => "this world has no zone with this ID",
             ErrorCode::TooSlow => "the connection did not keep up with its messages",
             ErrorCode::JoinTimeout => "no join arrived in time",
             ErrorCode::Replaced => "this session was taken over by a newer connection",
@@ -79,7 +86,12 @@ impl ErrorCode {
     pub fn closes_connection(self) -> bool {
         !matches!(
             self,
-            ErrorCode::MalformedMessage | ErrorCode::MalformedFrame | ErrorCode::RateLimited | ErrorCode::NotPaired
+            ErrorCode::MalformedMessage
+                | ErrorCode::MalformedFrame
+                | ErrorCode::RateLimited
+                | ErrorCode::NotPaired
+                | ErrorCode::UnknownAvatar
+                | ErrorCode::UnknownZone
         )
     }
 }

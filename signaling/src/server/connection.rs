@@ -334,6 +334,13 @@ fn decode(conn: ConnId, message: Message) -> Result<Incoming, ErrorCode> {
             }
             Ok(ClientMessage::MediaReport { ice }) => Ok(Incoming::World(WorldCommand::MediaReport { conn, ice })),
             Ok(ClientMessage::SetStatus { status }) => Ok(Incoming::World(WorldCommand::SetStatus { conn, status })),
+            Ok(ClientMessage::ListPeople { id }) => Ok(Incoming::World(WorldCommand::ListPeople { conn, id })),
+            Ok(ClientMessage::Follow { avatar }) => Ok(Incoming::World(WorldCommand::Follow { conn, avatar })),
+            Ok(ClientMessage::Unfollow) => Ok(Incoming::World(WorldCommand::Unfollow { conn })),
+            Ok(ClientMessage::Knock { zone }) => Ok(Incoming::World(WorldCommand::Knock { conn, zone })),
+            Ok(ClientMessage::AnswerKnock { knock, admit }) => {
+                Ok(Incoming::World(WorldCommand::AnswerKnock { conn, knock, admit }))
+            }
             Ok(ClientMessage::Admin { id, command }) => Ok(Incoming::Admin { id, command }),
             Ok(ClientMessage::Leave) => Ok(Incoming::Leave),
             Ok(ClientMessage::Join { .. }) => Err(ErrorCode::JoinFirst),

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::Metrics;
 use crate::engine::{ConnId, EngineStats, JoinUser, LateKick, Moderation, ModerationError, Output, WorldEngine};
 use crate::protocol::binary::MoveIntent;
-use crate::protocol::{AvatarId, ErrorCode, IceOutcome, PersonInfo, ServerMessage, SignalKind, Status};
+use crate::protocol::{AvatarId, ErrorCode, IceOutcome, KnockId, PersonInfo, ServerMessage, SignalKind, Status};
 use isoplane_service::metrics::Counter;
 
 /// What a connection sends its world.
@@ -53,6 +53,27 @@ pub enum WorldCommand {
     SetStatus {
         conn: ConnId,
         status: Status,
+    },
+    /// `list_people`: answered to the connection by the engine.
+    ListPeople {
+        conn: ConnId,
+        id: u32,
+    },
+    Follow {
+        conn: ConnId,
+        avatar: AvatarId,
+    },
+    Unfollow {
+        conn: ConnId,
+    },
+    Knock {
+        conn: ConnId,
+        zone: String,
+    },
+    AnswerKnock {
+        conn: ConnId,
+        knock: KnockId,
+        admit: bool,
     },
     Leave {
         conn: ConnId,
@@ -244,6 +265,11 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::Signal { conn, to, kind, data } => engine.handle_signal(conn, to, kind, data),
         WorldCommand::MediaReport { conn, ice } => engine.handle_media_report(now, conn, ice),
         WorldCommand::SetStatus { conn, status } => engine.set_status(now, conn, status),
+        WorldCommand::ListPeople { conn, id } => engine.list_people(conn, id),
+        WorldCommand::Follow { conn, avatar } => engine.follow(now, conn, avatar),
+        WorldCommand::Unfollow { conn } => engine.unfollow(conn),
+        WorldCommand::Knock { conn, zone } => engine.knock(now, conn, &zone),
+        WorldCommand::AnswerKnock { conn, knock, admit } => engine.answer_knock(now, conn, knock, admit),
         WorldCommand::Leave { conn } => {
             engine.leave(now, conn);
             connections.remove(conn);
