@@ -79,6 +79,8 @@ export class LocalAvatar {
     this.state = 'idle';
     /** Waypoints of a click-to-walk. @type {Point[]} */
     this.path = [];
+    /** Where a click-to-walk is on its line, unrounded (the position is this, rounded). @type {Point | null} */
+    this.exact = null;
     /** @type {{x: number, y: number} | null} where a click-to-walk is headed */
     this.goal = null;
     /** The last move sent, and when (ms). */
@@ -165,14 +167,27 @@ export class LocalAvatar {
       const dy = next.y - this.position.y;
       const distance = Math.hypot(dx, dy);
       if (distance >= 2) {
-        const direction = { x: dx / distance, y: dy / distance };
-        const step = Math.min(distance, SPEED * SUBTILE * dt);
-        const target = { x: Math.round(this.position.x + direction.x * step), y: Math.round(this.position.y + direction.y * step) };
+        // Walk the exact line and round each point, so rounding never adds up: steps of the
+        // same size rounded the same way would drift off the line the path was checked on.
+        const exact = this.exact && Math.round(this.exact.x) === this.position.x && Math.round(this.exact.y) === this.position.y ? this.exact : this.position;
+        const ex = next.x - exact.x;
+        const ey = next.y - exact.y;
+        const length = Math.hypot(ex, ey);
+        const direction = { x: ex / length, y: ey / length };
+        const step = Math.min(length, SPEED * SUBTILE * dt);
+        const along = { x: exact.x + direction.x * step, y: exact.y + direction.y * step };
+        const target = { x: Math.round(along.x), y: Math.round(along.y) };
         // A path was planned with the move check: a refused step means the world changed.
-        if (world.checkPath(this.position, target) === null) this.stepTo(target, direction);
-        else this.stop();
+        if (world.checkPath(this.position, target) === null) {
+          this.stepTo(target, direction);
+          this.exact = along;
+        } else {
+          this.stop();
+        }
         return;
       }
+      // The last unit or two onto the waypoint itself, where the next leg was checked from.
+      if (distance > 0 && world.checkPath(this.position, next) === null) this.position = { ...next };
       this.path.shift();
       if (!this.path.length) this.goal = null;
     }

@@ -13,6 +13,20 @@ const NEIGHBOURS = [
   [1, 1], [1, -1], [-1, 1], [-1, -1],
 ];
 
+/** One sub-tile unit each way: the steps of a walk are rounded to whole units. */
+const SHIFTS = [[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]];
+
+/**
+ * Whether a straight walk from `a` to `b` passes the move check even with its steps
+ * rounded to whole units: the line itself and the line shifted one unit each way are
+ * clear. A line that grazes a wall's end or a blocked corner by less than a unit would
+ * pass as a line and then be refused step by step.
+ * @param {World} world @param {Point} a @param {Point} b
+ */
+function clearLine(world, a, b) {
+  return SHIFTS.every(([dx, dy]) => world.checkPath({ x: a.x + dx, y: a.y + dy }, { x: b.x + dx, y: b.y + dy }) === null);
+}
+
 /**
  * Waypoints (sub-tile units) from `from` to the centre of tile `goal`, or null.
  * @param {World} world @param {Point} from @param {{x: number, y: number}} goal
@@ -68,7 +82,7 @@ export function findPath(world, from, goal) {
   let i = 0;
   while (i < path.length) {
     let j = path.length - 1;
-    while (j > i && world.checkPath(current, path[j]) !== null) j--;
+    while (j > i && !clearLine(world, current, path[j])) j--;
     straight.push(path[j]);
     current = path[j];
     i = j + 1;

@@ -100,3 +100,29 @@ test('walking to a zone goes to a walkable tile inside it, reachable from the lo
   // Its middle row is the table (blocked): the nearest free tile beside it comes first.
   assert.deepEqual(zoneGoals(world, meeting)[0], { x: 3, y: 2 }, 'the meeting room: nearest its middle first');
 });
+
+test('walks planned from just off a tile centre, past blocked corners, are walked to the end at any frame rate', async () => {
+  const { LocalAvatar } = await import('../../../web/js/prediction.js');
+  const world = demo();
+  let walks = 0;
+  // Around the library's shelves ((21, 3) and (21, 4) are blocked) and the meeting room's table.
+  for (const [sx, sy] of [[21, 2], [20, 2], [22, 5], [3, 2], [6, 4]]) {
+    for (let off = -6; off <= 6; off++) {
+      for (const dt of [1 / 60, 1 / 30, 1 / 24, 0.05, 0.1]) {
+        for (const goal of [{ x: 15, y: 11 }, { x: 3, y: 11 }, { x: 21, y: 5 }, { x: 2, y: 5 }]) {
+          const avatar = new LocalAvatar();
+          avatar.place({ x: sx * 256 + 128 + off, y: sy * 256 + 128 - off, facing: 'south', state: 'idle' });
+          if (!avatar.walkTo(world, goal.x, goal.y)) continue;
+          walks++;
+          for (let frame = 0; frame < 5000 && avatar.path.length; frame++) {
+            const before = { ...avatar.position };
+            avatar.walk(world, null, dt);
+            assert.equal(world.checkPath(before, avatar.position), null, 'every step passes the move check');
+          }
+          assert.deepEqual(world.tileOf(avatar.position), goal, `from (${sx}, ${sy}) ${off} units off, ${dt} s frames: arrived`);
+        }
+      }
+    }
+  }
+  assert.ok(walks > 1000, `${walks} walks`);
+});
