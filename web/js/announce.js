@@ -65,8 +65,10 @@ export class Announcer {
   constructor(region, description) {
     this.region = region;
     this.description = description;
-    /** The avatars we talk with, as last announced. @type {Set<number>} */
+    /** The avatars we talk with, as last announced, and their names. @type {Set<number>} */
     this.conversation = new Set();
+    /** @type {Map<number, string>} */
+    this.names = new Map();
   }
 
   /** Says `text` once, politely. @param {string} text */
@@ -78,14 +80,18 @@ export class Announcer {
   }
 
   /**
-   * Announces who joined or left our conversation.
+   * Announces who joined or left our conversation. Names are kept from when someone
+   * joined: by the time a plan drops them they may have left the zone, and its list.
    * @param {Set<number>} now @param {(avatar: number) => string} nameOf
    */
   conversationIs(now, nameOf) {
     const { joined, left } = conversationChanges(this.conversation, now);
+    for (const avatar of joined) this.names.set(avatar, nameOf(avatar));
+    const named = (/** @type {number[]} */ avatars) => avatars.map((a) => this.names.get(a) ?? nameOf(a)).join(', ');
+    if (joined.length) this.say(`${named(joined)} joined your conversation.`);
+    if (left.length) this.say(`${named(left)} left your conversation.`);
+    for (const avatar of left) this.names.delete(avatar);
     this.conversation = new Set(now);
-    if (joined.length) this.say(`${joined.map(nameOf).join(', ')} joined your conversation.`);
-    if (left.length) this.say(`${left.map(nameOf).join(', ')} left your conversation.`);
   }
 
   /** Sets the canvas's text alternative (touching the DOM only on a change). @param {string} text */

@@ -11,6 +11,7 @@ import { Follow } from './follow.js';
 import { Gestures } from './gestures.js';
 import { $, endedText, Hud } from './hud.js';
 import { Knocks } from './knock.js';
+import { TileLayout } from './layout.js';
 import { Media } from './media.js';
 import { Connection } from './net.js';
 import { PeoplePanel } from './people.js';
@@ -35,6 +36,8 @@ const STILL_CHECK_MS = 1000;
 const OTHERS_FRAME_MS = 30;
 /** The text alternative of the map is brought up to date at most this often. */
 const DESCRIBE_MS = 1000;
+/** An open zone's talk radius when its file gives none (as in world-format). */
+const DEFAULT_TALK_RADIUS = 3;
 /** How long a located person's way stays drawn. */
 const LOCATE_MS = 20000;
 
@@ -93,7 +96,12 @@ export class App {
     /** Set by a snapshot: until then our position is unknown and nothing is sent. */
     this.joined = false;
     this.media = new Media(this.connection, $('tiles'), (avatar) => this.others.name(avatar) ?? `#${avatar}`);
-    this.media.onChange = () => this.wake();
+    this.layout = new TileLayout(/** @type {HTMLElement} */ (document.querySelector('.media')), $('tiles'), (avatar) => this.others.name(avatar) ?? `#${avatar}`);
+    this.media.onChange = () => {
+      this.layout.speakers(this.media.speaking);
+      this.wake();
+    };
+    this.media.onLocal = () => this.layout.self(this.media.local, !this.media.lowBandwidth && !this.media.resting && !this.media.userOff.video);
     this.media.onRest = (resting) => this.hud.mediaState(resting ? 'Camera and microphone are off while nobody is near.' : '');
     this.availability = new Availability(
       (status) => this.connection.send({ type: 'set_status', status }),
@@ -242,6 +250,7 @@ export class App {
         this.others.clear();
         for (const avatar of message.avatars) this.addOther(avatar);
         this.hud.zone(message.zone);
+        this.layout.setZone(message.zone.type, this.media.plan?.topology ?? 'none');
         this.conversationChanged();
         break;
       }
@@ -274,6 +283,7 @@ export class App {
         this.hud.muteButtons(this.media.adminMuted, this.media.userOff);
         this.hud.describeMute(this.media.adminMuted);
         this.hud.topology(message.plan.topology === 'sfu' ? (message.plan.sfu ? 'SFU' : 'SFU (this server has none)') : message.plan.topology);
+        this.layout.setZone(this.zone.type, message.plan.topology);
         this.conversationChanged();
         break;
       case 'signal':
@@ -436,6 +446,16 @@ export class App {
       this.media.setLowBandwidth(on);
       this.announcer.say(on ? 'Low bandwidth: audio only.' : 'Video is back on.');
     });
+    $('distance-audio').addEventListener('click', (e) => {
+      const button = /** @type {HTMLButtonElement} */ (e.target);
+      const on = button.getAttribute('aria-pressed') !== 'true';
+      button.setAttribute('aria-pressed', String(on));
+      this.media.spatial.enabled = on;
+      this.wake();
+    });
+    // Browsers start audio contexts only after a gesture: the first tap or key lets
+    // distance audio take over from the media elements.
+    for (const event of ['pointerdown', 'keydown']) window.addEventListener(event, () => this.media.audio?.resume(), { capture: true });
     $('media-toggle').addEventListener('click', (e) => {
       const button = /** @type {HTMLButtonElement} */ (e.target);
       const open = button.getAttribute('aria-expanded') !== 'true';
@@ -561,6 +581,7 @@ export class App {
     const off = !this.media.userOff[kind];
     button.setAttribute('aria-pressed', String(off));
     this.media.setEnabled(kind, !off);
+    this.media.onLocal();
   }
 
   async listDevices() {
@@ -616,6 +637,7 @@ export class App {
       this.frame.scene = scene;
       this.frame.drawnAt = now;
     }
+    this.placeVoices(me);
     const zone = this.world.zoneAt(avatar.position);
     this.hud.standingIn(zone ? `${zone.name}` : '');
     if (now - this.describedAt >= DESCRIBE_MS) {
@@ -626,6 +648,26 @@ export class App {
     const sent = avatar.lastSent;
     const unsent = sent.x !== avatar.position.x || sent.y !== avatar.position.y || sent.state !== avatar.state || sent.facing !== avatar.facing;
     return changed || unsent || this.keys.size > 0 || path.length > 0;
+  }
+
+  /**
+   * Distance audio: each voice as loud as its person is near, from their side of the
+   * screen, in open zones (elsewhere flat).
+   * @param {{x: number, y: number}} me where we are drawn (tile units)
+   */
+  placeVoices(me) {
+    if (!this.media.spatial.voices.size || !this.renderer || !this.world) return;
+    const zone = this.world.zones.find((z) => z.id === this.zone.id);
+    const radius = zone?.type === 'open' ? Number(zone.talk_radius ?? DEFAULT_TALK_RADIUS) : null;
+    const projection = this.renderer.projection;
+    const mine = projection.toScreen(me.x, me.y);
+    this.media.spatial.update((avatar) => {
+      const other = this.others.byAvatar.get(avatar);
+      if (!other) return null;
+      const at = { x: other.drawn.x / SUBTILE, y: other.drawn.y / SUBTILE };
+      const theirs = projection.toScreen(at.x, at.y);
+      return { distance: Math.hypot(at.x - me.x, at.y - me.y), screenDx: (theirs.x - mine.x) / projection.tw };
+    }, radius);
   }
 
   /** Following someone: set off toward them when they are too far, stop once close. */

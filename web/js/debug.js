@@ -80,6 +80,11 @@ class DebugView {
     return tracks.length > 0 && tracks.every((t) => !t.enabled) && peer.video.muted;
   }
 
+  /** The peak level we play of `avatar`'s voice now, after distance audio (0–128), or null. @param {number} avatar */
+  playedLevel(avatar) {
+    return this.app.media.spatial.playedLevel(avatar);
+  }
+
   /** Whether we show none of `avatar`'s video. @param {number} avatar */
   peerVideoHidden(avatar) {
     const peer = this.app.media.peers.get(avatar);

@@ -20,6 +20,7 @@
 
 import { Connection } from './net.js';
 import { SfuSession } from './sfu.js';
+import { SpatialAudio } from './spatial.js';
 import { reconnectDelay } from './backoff.js';
 
 /**
@@ -96,6 +97,7 @@ class Peer {
       this.video.srcObject = event.streams[0] ?? new MediaStream([event.track]);
       this.applyMute();
       media.watchSpeaking(link.avatar, /** @type {MediaStream} */ (this.video.srcObject));
+      media.spatial.attach(link.avatar, /** @type {MediaStream} */ (this.video.srcObject), this.video);
     };
     this.pc.onicecandidate = (event) => {
       if (event.candidate && this.epoch) media.signal(link.avatar, 'candidate', { epoch: this.epoch, candidate: event.candidate.toJSON() });
@@ -162,7 +164,9 @@ class Peer {
       if (receiver.track.kind === 'audio') receiver.track.enabled = !audioMuted;
       if (receiver.track.kind === 'video') receiver.track.enabled = !videoMuted;
     }
-    this.video.muted = audioMuted;
+    // WebAudio plays the voice when distance audio routes it; the element then stays silent.
+    this.video.dataset.adminMuted = String(audioMuted);
+    this.video.muted = audioMuted || this.video.dataset.spatial === 'true';
     this.tile.classList.toggle('audio-muted', audioMuted);
     this.tile.classList.toggle('video-muted', videoMuted);
     const muted = [audioMuted && 'audio', videoMuted && 'video'].filter(Boolean).join(' and ');
@@ -263,6 +267,7 @@ class Peer {
     this.cancelRestart();
     this.pc.close();
     this.tile.remove();
+    this.media.spatial.detach(this.link.avatar);
   }
 }
 
@@ -287,6 +292,8 @@ export class Media {
     this.speaking = new Set();
     /** @type {AudioContext | null} */
     this.audio = null;
+    /** Voices by distance in open zones. */
+    this.spatial = new SpatialAudio(() => (this.audio ??= new AudioContext()));
     this.status = 'none';
     /** Kinds the user turned off with the buttons. */
     this.userOff = { audio: false, video: false };
@@ -306,6 +313,8 @@ export class Media {
     this.resting = false;
     /** Called when they stop or start again for that reason. @type {(resting: boolean) => void} */
     this.onRest = () => {};
+    /** Called when our own camera's stream changes (started, changed device, at rest). */
+    this.onLocal = () => {};
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.restTimer = undefined;
     /** Starting and stopping devices, one at a time. @type {Promise<unknown>} */
@@ -338,6 +347,7 @@ export class Media {
     this.resting = true;
     this.local.getTracks().forEach((t) => t.stop());
     this.onRest(true);
+    this.onLocal();
   }
 
   async wakeCapture() {
@@ -361,6 +371,7 @@ export class Media {
   async setLowBandwidth(on) {
     this.lowBandwidth = on;
     this.tiles.classList.toggle('low-bandwidth', on);
+    this.onLocal();
     await this.applySelfMute();
     for (const peer of this.peers.values()) await peer.receiveVideo(!on);
     this.sfu?.wantVideo(!on);
@@ -391,6 +402,7 @@ export class Media {
       for (const peer of this.peers.values()) await peer.sendLocal();
       await this.applySelfMute();
       this.followCapture();
+      this.onLocal();
       return true;
     } catch (error) {
       console.warn('no camera or microphone', error);

@@ -197,7 +197,10 @@ export class SfuSession {
       this.avatars.set(avatar, shown);
     }
     shown.stream.addTrack(event.track);
-    if (event.track.kind === 'audio') this.media.watchSpeaking(avatar, shown.stream);
+    if (event.track.kind === 'audio') {
+      this.media.watchSpeaking(avatar, shown.stream);
+      this.media.spatial.attach(avatar, shown.stream, shown.video);
+    }
   }
 
   /** Takes away tiles whose tracks the SFU stopped sending. */
@@ -207,6 +210,7 @@ export class SfuSession {
       if (present.has(avatar)) continue;
       shown.tile.remove();
       this.avatars.delete(avatar);
+      this.media.spatial.detach(avatar);
     }
   }
 
@@ -273,7 +277,10 @@ export class SfuSession {
     this.send({ type: 'leave' });
     this.ws.close();
     this.pc.close();
-    for (const shown of this.avatars.values()) shown.tile.remove();
+    for (const [avatar, shown] of this.avatars) {
+      shown.tile.remove();
+      this.media.spatial.detach(avatar);
+    }
     this.avatars.clear();
   }
 }

@@ -5,25 +5,12 @@
 
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { after, before, test } from 'node:test';
-import { PHONE, launchBrowser, openAdaAndBob, openClient, screenshot, startIsoplane, until } from './harness.js';
+import { test } from 'node:test';
+import { openAdaAndBob, openClient, PHONE, screenshot, until, useIsoplane } from './harness.js';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
-/** @type {{url: string, stop: () => void}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startIsoplane();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const live = useIsoplane();
 
 /** Waits until the view rests on the avatar (the camera eases after a walk). */
 const settled = (page) => until(page, () => {
@@ -68,7 +55,7 @@ async function touch(page) {
 }
 
 test('on a phone: tap to walk, drag to look around, pinch to zoom, media folded away', async () => {
-  const phone = await openClient(browser, server.url, 'Phone', { device: PHONE });
+  const phone = await openClient(live.browser, live.server.url, 'Phone', { device: PHONE });
   assert.deepEqual(await phone.evaluate(() => [innerWidth, innerHeight, navigator.maxTouchPoints > 0]), [390, 844, true]);
   // Narrow: the hint is gone, the video strip is folded behind its button.
   assert.equal(await phone.locator('.hud .hint').isVisible(), false);
@@ -126,7 +113,7 @@ test('on a phone: tap to walk, drag to look around, pinch to zoom, media folded 
 });
 
 test('by keyboard alone: reach the map, walk, open the places list, walk there, unmute', async () => {
-  const page = await openClient(browser, server.url, 'Keys');
+  const page = await openClient(live.browser, live.server.url, 'Keys');
   /** Presses Tab until the element with `id` has the focus (or gives up). */
   const tabTo = async (id) => {
     for (let i = 0; i < 40; i++) {
@@ -175,7 +162,7 @@ test('by keyboard alone: reach the map, walk, open the places list, walk there, 
 });
 
 test('an accessibility audit of the desktop page, with the people panel open, finds nothing serious', async () => {
-  const { ada, bob, bobId } = await openAdaAndBob(browser, server.url);
+  const { ada, bob, bobId } = await openAdaAndBob(live.browser, live.server.url);
   await until(ada, (id) => window.isoplane.others.has(id), bobId);
   assert.deepEqual(await audit(ada), [], 'the page as it opens');
   await ada.click('#people-toggle');
@@ -185,14 +172,18 @@ test('an accessibility audit of the desktop page, with the people panel open, fi
   assert.equal(await ada.getAttribute('#world', 'aria-describedby'), 'where');
   await until(ada, () => /Bob/.test(document.getElementById('where').textContent));
   await screenshot(ada, 'desktop-people');
-  await ada.context().close();
+  // The live region says who joins and leaves the conversation (a peer link in the lobby).
+  await until(ada, () => document.getElementById('announcer').textContent.includes('Bob joined your conversation.'), null, 20000);
+  await bob.evaluate(() => window.isoplane.connection.send({ type: 'leave' }));
+  await until(ada, () => document.getElementById('announcer').textContent.includes('Bob left your conversation.'));
   await bob.context().close();
+  await ada.context().close();
 });
 
 test('reduced motion: the view jumps to the avatar instead of gliding', async () => {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 700 }, reducedMotion: 'reduce' });
+  const context = await live.browser.newContext({ viewport: { width: 1100, height: 700 }, reducedMotion: 'reduce' });
   const page = await context.newPage();
-  await page.goto(`${server.url}/?debug=1&name=Still`);
+  await page.goto(`${live.server.url}/?debug=1&name=Still`);
   await page.waitForFunction(() => window.isoplane?.renderer && window.isoplane.joined);
   await page.evaluate(() => window.isoplane.walkTo(14, 8));
   // Every frame, the camera is exactly on the avatar.
@@ -212,7 +203,7 @@ test('reduced motion: the view jumps to the avatar instead of gliding', async ()
 });
 
 test('low bandwidth: audio only both ways on a peer link, and video again after', async () => {
-  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, live.server.url);
   // Both in the lobby (open) near the entrance: a peer-to-peer link.
   await until(ada, (id) => window.isoplane.media.peers.get(id)?.pc.iceConnectionState === 'connected', bobId, 20000);
   const framesFrom = (page, id) => page.evaluate(async (avatar) => (await window.isoplane.media.stats())[avatar]?.framesDecoded ?? 0, id);

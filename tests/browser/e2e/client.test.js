@@ -3,23 +3,10 @@
 // would use it.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openAdaAndBob, openClient, screenshot, startIsoplane, until } from './harness.js';
+import { test } from 'node:test';
+import { openAdaAndBob, openClient, screenshot, startIsoplane, until, useIsoplane } from './harness.js';
 
-/** @type {{url: string, stop: () => void}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startIsoplane();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const live = useIsoplane();
 
 const SUBTILE = 256;
 
@@ -38,7 +25,7 @@ async function arrive(page, x, y) {
 }
 
 test('two pages join the demo world and each sees the other move', async () => {
-  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, live.server.url);
   await until(bob, (id) => window.isoplane.others.has(id), adaId);
   await until(ada, (id) => window.isoplane.others.has(id), bobId);
 
@@ -73,7 +60,7 @@ test('two pages join the demo world and each sees the other move', async () => {
 });
 
 test('a walk through a wall is corrected and the client snaps back', async () => {
-  const ada = await openClient(browser, server.url, 'Walker');
+  const ada = await openClient(live.browser, live.server.url, 'Walker');
   // Stand north of the booth's thin wall (y = 10, x 12..15).
   await arrive(ada, 13, 9);
   // Until the server has our final position (moves go out at most 15 times a second).
@@ -93,7 +80,7 @@ test('a walk through a wall is corrected and the client snaps back', async () =>
 });
 
 test('two people in the meeting room receive each other’s video and audio over P2P', async () => {
-  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, live.server.url);
   // Through the meeting room's door one at a time (it is held by one person at once).
   await arrive(ada, 1, 4);
   await arrive(bob, 6, 4);
@@ -120,7 +107,7 @@ test('the client reconnects by itself after a drop and after a server restart, a
   const secret = 'restart-test-secret-0123456789';
   const first = await startIsoplane({ ISOPLANE_SIGNALING_TOKEN_SECRET: secret });
   const port = new URL(first.url).port;
-  const page = await openClient(browser, first.url, 'Phoenix');
+  const page = await openClient(live.browser, first.url, 'Phoenix');
   const avatar = await page.evaluate(() => window.isoplane.self);
 
   // A network drop: the session resumes (same avatar), and the page said it was reconnecting.
@@ -149,7 +136,7 @@ test('when a client reports that direct connections fail, media comes through Is
   // 28-byte Allocate, which must still get its challenge.
   const own = await startIsoplane({ ISOPLANE_TURN_LISTEN_TCP: 'off' });
   try {
-    const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, own.url);
+    const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, own.url);
     // Both stand in the lobby within talking range: a P2P pair. Ada's side says ICE failed.
     await until(ada, (id) => window.isoplane.media.plan?.peers.some((p) => p.avatar === id), bobId);
     const servers = await ada.evaluate(() => window.isoplane.media.plan.ice_servers.flatMap((s) => s.urls));
@@ -177,15 +164,15 @@ test('when a client reports that direct connections fail, media comes through Is
 test('a page opened as people open it (no debug hook) joins, walks and is seen walking', async () => {
   // Every other test reads the client through `?debug=1`; this one checks the page that
   // everyone else gets: no hook, no page errors, and it works.
-  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const context = await live.browser.newContext({ viewport: { width: 1100, height: 700 } });
   const plain = await context.newPage();
   const errors = [];
   plain.on('pageerror', (error) => errors.push(error.message));
-  await plain.goto(`${server.url}/?name=Plain`);
+  await plain.goto(`${live.server.url}/?name=Plain`);
   await plain.waitForFunction(() => document.getElementById('status')?.dataset.status === 'connected', null, { timeout: 15000 });
   assert.equal(await plain.evaluate(() => typeof window.isoplane), 'undefined', 'the debug hook stays out of normal pages');
 
-  const watcher = await openClient(browser, server.url, 'Watcher');
+  const watcher = await openClient(live.browser, live.server.url, 'Watcher');
   const plainId = await until(watcher, () => [...window.isoplane.others.values()].find((o) => o.name === 'Plain')?.avatar);
   const start = await watcher.evaluate((id) => ({ ...window.isoplane.others.get(id).target }), plainId);
   await plain.keyboard.down('ArrowDown');
@@ -212,7 +199,7 @@ const framesFrom = (page, peer, least) =>
   }, [peer, least], 20000);
 
 test('a status shows on the other page, and do-not-disturb ends proximity talk in the open until it is lifted', async () => {
-  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, live.server.url);
   // Side by side in the lobby: a peer-to-peer pair, with video.
   await framesFrom(ada, bobId, 5);
 

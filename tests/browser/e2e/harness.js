@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const target = process.env.CARGO_TARGET_DIR ?? join(process.env.HOME ?? '', '.cache/isoplane/target');
@@ -47,6 +48,26 @@ export function startIsoplane(env = {}) {
     });
     child.on('exit', (code) => reject(new Error(`isoplane exited with ${code} before listening`)));
   });
+}
+
+/**
+ * One Isoplane (started with `env`) and one Chromium for the tests of a file: started
+ * before the first test, stopped after the last. Read them as `live.server` and
+ * `live.browser` inside tests.
+ * @param {Record<string, string>} [env]
+ */
+export function useIsoplane(env = {}) {
+  /** @type {{server: {url: string, sfu: string, stop: () => void, child: import('node:child_process').ChildProcess}, browser: import('playwright-core').Browser}} */
+  const live = /** @type {any} */ ({});
+  before(async () => {
+    live.server = await startIsoplane(env);
+    live.browser = await launchBrowser();
+  });
+  after(async () => {
+    await live.browser?.close();
+    live.server?.stop();
+  });
+  return live;
 }
 
 /** Headless Debian Chromium with fake camera and microphone (Playwright gives it a fresh profile). */

@@ -3,23 +3,10 @@
 // knocking on a full room to be let in (or not).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openAdaAndBob, openClient, screenshot, startIsoplane, until } from './harness.js';
+import { test } from 'node:test';
+import { openAdaAndBob, openClient, screenshot, until, useIsoplane } from './harness.js';
 
-/** @type {{url: string, stop: () => void}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startIsoplane();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const live = useIsoplane();
 
 /** Walks the page into a zone with the places list, as a person would, and waits until it is there. */
 async function walkInto(page, zoneName, zoneId) {
@@ -33,7 +20,7 @@ async function walkInto(page, zoneName, zoneId) {
 const tilesFrom = (page, at) => page.evaluate((p) => Math.hypot(window.isoplane.position.x - p.x, window.isoplane.position.y - p.y) / 256, at);
 
 test('the people list shows everyone in the world; locate draws the way; walk to walks there', async () => {
-  const { ada, bob, bobId } = await openAdaAndBob(browser, server.url);
+  const { ada, bob, bobId } = await openAdaAndBob(live.browser, live.server.url);
   await walkInto(bob, 'Cafe', 'cafe');
   await bob.selectOption('#my-status', 'busy');
 
@@ -67,7 +54,7 @@ test('the people list shows everyone in the world; locate draws the way; walk to
 });
 
 test('following someone walks behind them across zones until stopped; they see who follows', async () => {
-  const { ada, bob, bobId } = await openAdaAndBob(browser, server.url);
+  const { ada, bob, bobId } = await openAdaAndBob(live.browser, live.server.url);
   await ada.click('#people-toggle');
   await ada.locator(`#people-panel li[data-avatar="${bobId}"]`).getByRole('button', { name: 'Follow Bob' }).click();
   await until(ada, () => window.isoplane.follow?.name === 'Bob');
@@ -107,9 +94,9 @@ test('following someone walks behind them across zones until stopped; they see w
 });
 
 test('knocking on a full room: someone inside lets one in, or declines; knocking again at once is refused', async () => {
-  const { ada, bob } = await openAdaAndBob(browser, server.url);
-  const cy = await openClient(browser, server.url, 'Cy');
-  const dan = await openClient(browser, server.url, 'Dan');
+  const { ada, bob } = await openAdaAndBob(live.browser, live.server.url);
+  const cy = await openClient(live.browser, live.server.url, 'Cy');
+  const dan = await openClient(live.browser, live.server.url, 'Dan');
   // The phone booth holds two.
   await walkInto(bob, 'Phone booth', 'booth');
   await walkInto(cy, 'Phone booth', 'booth');

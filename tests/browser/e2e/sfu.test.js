@@ -4,35 +4,22 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openAdaAndBob, openClient, screenshot, startIsoplane, until } from './harness.js';
+import { test } from 'node:test';
+import { openAdaAndBob, openClient, screenshot, startIsoplane, until, useIsoplane } from './harness.js';
 
-/** @type {{url: string, sfu: string, stop: () => void}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  // The lobby (an open zone) goes to the SFU above one person.
-  server = await startIsoplane({ ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '1' });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+// The lobby (an open zone) goes to the SFU above one person.
+const live = useIsoplane({ ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '1' });
 
 /** The SFU's counter `name` from its /metrics. */
 async function sfuMetric(name) {
-  const text = await (await fetch(`${server.sfu}/metrics`)).text();
+  const text = await (await fetch(`${live.server.sfu}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`isoplane_${name} `));
   return Number(line?.split(' ')[1] ?? NaN);
 }
 
 test('two people in a zone on the SFU see and hear each other through it', async () => {
-  assert.ok(server.sfu, 'the all-in-one binary runs an SFU');
-  const { ada, bob, adaId, bobId } = await openAdaAndBob(browser, server.url);
+  assert.ok(live.server.sfu, 'the all-in-one binary runs an SFU');
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, live.server.url);
 
   for (const page of [ada, bob]) {
     await until(page, () => window.isoplane.media.plan?.topology === 'sfu' && window.isoplane.media.sfu?.state === 'connected', null, 20000);
@@ -90,8 +77,8 @@ async function untilVideo(page, avatar, check, timeout = 30000) {
 }
 
 test('a subscriber that asks for low quality gets the low simulcast layer, and can stop receiving', async () => {
-  const ada = await openClient(browser, server.url, 'Ada');
-  const bob = await openClient(browser, server.url, 'Bob');
+  const ada = await openClient(live.browser, live.server.url, 'Ada');
+  const bob = await openClient(live.browser, live.server.url, 'Bob');
   const adaId = await ada.evaluate(() => window.isoplane.self);
   await until(bob, () => window.isoplane.media.sfu?.state === 'connected', null, 20000);
   // Full size first: the camera is 640x360, its low layer half that.
@@ -113,11 +100,43 @@ test('a subscriber that asks for low quality gets the low simulcast layer, and c
   await bob.context().close();
 });
 
+test('low bandwidth on the SFU: the page stops sending its camera and asks for audio only, and a newcomer is heard, not seen', async () => {
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, live.server.url);
+  for (const page of [ada, bob]) await until(page, () => window.isoplane.media.sfu?.state === 'connected', null, 20000);
+  await untilVideo(bob, adaId, (v) => v.framesDecoded > 10);
+  await untilVideo(ada, bobId, (v) => v.framesDecoded > 10);
+
+  await bob.click('#low-bandwidth');
+  // Frames already under way are decoded still; then none come, either way.
+  await bob.waitForTimeout(1500);
+  const framesOf = async () => [(await video(bob, adaId)).framesDecoded, (await video(ada, bobId)).framesDecoded];
+  const [bobGot, adaGot] = await framesOf();
+  await bob.waitForTimeout(2000);
+  const [bobLater, adaLater] = await framesOf();
+  assert.ok(bobLater - bobGot <= 1, `Bob receives no video (${bobGot} → ${bobLater})`);
+  assert.ok(adaLater - adaGot <= 1, `Bob sends no video (Ada decodes ${adaGot} → ${adaLater})`);
+  const audioFrom = (page, avatar) => page.evaluate(async (a) => (await window.isoplane.media.stats())[a]?.audioSamples ?? 0, avatar);
+  const heard = await audioFrom(bob, adaId);
+  await until(bob, ([a, was]) => window.isoplane.media.stats().then((s) => (s[a]?.audioSamples ?? 0) > was + 24000), [adaId, heard]);
+
+  // Someone new arrives: Bob hears them, sees nothing.
+  const cy = await openClient(live.browser, live.server.url, 'Cy');
+  const cyId = await cy.evaluate(() => window.isoplane.self);
+  await until(bob, (a) => window.isoplane.media.stats().then((s) => (s[a]?.audioSamples ?? 0) > 24000), cyId, 30000);
+  assert.equal((await video(bob, cyId)).framesDecoded, 0, 'no video from the newcomer');
+
+  // Video again: both ways.
+  await bob.click('#low-bandwidth');
+  await untilVideo(bob, adaId, (v) => v.framesDecoded > bobLater + 10);
+  await untilVideo(ada, bobId, (v) => v.framesDecoded > adaLater + 10);
+  for (const page of [ada, bob, cy]) await page.context().close();
+});
+
 test('a zone that fills up moves from peer-to-peer to the SFU without anyone doing anything', async () => {
   const own = await startIsoplane({ ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '2' });
   try {
-    const ada = await openClient(browser, own.url, 'Ada');
-    const bob = await openClient(browser, own.url, 'Bob');
+    const ada = await openClient(live.browser, own.url, 'Ada');
+    const bob = await openClient(live.browser, own.url, 'Bob');
     const bobId = await bob.evaluate(() => window.isoplane.self);
     // Two people: peer to peer, and Ada decodes Bob's video over that connection.
     await until(ada, (avatar) => window.isoplane.media.plan?.topology === 'p2p' && window.isoplane.media.peers.has(avatar), bobId);
@@ -125,7 +144,7 @@ test('a zone that fills up moves from peer-to-peer to the SFU without anyone doi
 
     // A third person arrives: the zone goes to the SFU, the peer connection closes, and
     // Bob's video now reaches Ada through the SFU.
-    const cy = await openClient(browser, own.url, 'Cy');
+    const cy = await openClient(live.browser, own.url, 'Cy');
     await until(ada, () => window.isoplane.media.plan?.topology === 'sfu' && window.isoplane.media.peers.size === 0, null, 20000);
     await untilVideo(ada, bobId, (v) => v.framesDecoded > 10);
     for (const page of [ada, bob, cy]) await page.context().close();
@@ -155,8 +174,8 @@ test('where UDP is blocked, the SFU session runs over ICE-TCP', async () => {
     ISOPLANE_SFU_LISTEN_UDP: `127.0.0.1:${udpPort}`,
   });
   try {
-    const ada = await openClient(browser, own.url, 'Ada');
-    const bob = await openClient(browser, own.url, 'Bob');
+    const ada = await openClient(live.browser, own.url, 'Ada');
+    const bob = await openClient(live.browser, own.url, 'Bob');
     const bobId = await bob.evaluate(() => window.isoplane.self);
     await until(ada, () => window.isoplane.media.sfu?.state === 'connected', null, 30000);
     assert.equal(await sfuTransport(ada), 'tcp');
