@@ -1,7 +1,7 @@
 // Distance audio in open zones: each person's voice is as loud as they are near, and
 // comes from their side of the screen, so conversations overlap as they do in a room.
 //
-// The curve (docs/protocol.md, "Distance audio"): full volume within the near radius
+// The curve (docs/architecture.md, "Distance audio"): full volume within the near radius
 // (40% of the zone's talk radius), then a cosine fade to silence at the talk radius.
 // The server pairs people within the talk radius and keeps a pair until one tile beyond
 // it, so someone fading out stays silent, not cut off, while the link still stands.
