@@ -162,7 +162,8 @@ impl Room {
     ) {
         let limit = self.limits.tracks_per_participant as usize;
         let Some(participant) = self.participants.get_mut(&id) else { return };
-        let sending = sending_sections(sdp);
+        let sending_mids = sending_sections(sdp);
+        let sending = sending_mids.len();
         if sending > limit {
             out.messages
                 .push((id, error(ErrorCode::TooManyTracks, format!("{sending} sending tracks; at most {limit}"))));
@@ -187,10 +188,15 @@ impl Room {
             }
         }
         participant.sources.extend(sources);
+        let mut unpublished_from = Vec::new();
         match participant.rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
                 participant.negotiated = true;
                 out.messages.push((id, ServerMessage::Answer { id: offer_id, sdp: answer.to_sdp_string() }));
+                // A track the client no longer sends (it stopped sharing its screen, say)
+                // is taken from everyone who receives it.
+                let still: Vec<String> = sending_mids.into_iter().flatten().collect();
+                unpublished_from = self.unpublish_stopped(id, &still);
             }
             Err(e) => {
                 out.messages.push((id, error(ErrorCode::BadSdp, format!("the offer was refused: {e}"))));
@@ -199,6 +205,9 @@ impl Room {
         self.mark_dirty(id);
         self.drive(now, out);
         self.offer_if_needed(id, out);
+        for other in unpublished_from {
+            self.offer_if_needed(other, out);
+        }
     }
 
     /// The client's answer to our offer `offer_id`; a stale answer (to an offer rolled
@@ -340,6 +349,47 @@ impl Room {
             self.request_wanted_keyframes(now, id, out);
         }
         self.drive(now, out);
+    }
+
+    /// Takes away from everyone the tracks `id` published on sections it no longer sends
+    /// on; returns who received them (they need a new offer).
+    fn unpublish_stopped(&mut self, id: ParticipantId, sending: &[String]) -> Vec<ParticipantId> {
+        let Some(participant) = self.participants.get_mut(&id) else { return Vec::new() };
+        let stopped: Vec<Mid> = participant
+            .published
+            .iter()
+            .map(|t| t.mid)
+            .filter(|mid| !sending.iter().any(|s| *s == mid.to_string()))
+            .collect();
+        if stopped.is_empty() {
+            return Vec::new();
+        }
+        participant.published.retain(|t| !stopped.contains(&t.mid));
+        for mid in &stopped {
+            participant.sources.remove(&mid.to_string());
+        }
+        let mut affected = Vec::new();
+        for other in self.participants.values_mut() {
+            let mut changed = false;
+            for received in &mut other.received {
+                if received.publisher != id || !stopped.contains(&received.publisher_mid) {
+                    continue;
+                }
+                changed = true;
+                received.state = match received.state {
+                    OutState::Open(mid) | OutState::Negotiating(mid) => OutState::ToStop(mid),
+                    state => state,
+                };
+            }
+            other
+                .received
+                .retain(|r| !(r.publisher == id && stopped.contains(&r.publisher_mid) && r.state == OutState::ToOpen));
+            if changed {
+                self.dirty.push(other.id);
+                affected.push(other.id);
+            }
+        }
+        affected
     }
 
     /// Ends a participant's session and takes its tracks away from everyone.
@@ -892,30 +942,37 @@ fn error(code: ErrorCode, message: String) -> ServerMessage {
     ServerMessage::Error { code, message, fatal: false }
 }
 
-/// How many media sections of an SDP offer send media (are not rejected, and are
-/// `sendrecv` or `sendonly`, the default being `sendrecv`).
-fn sending_sections(sdp: &str) -> usize {
-    let mut count = 0;
-    let mut in_media = false;
-    let mut sends = true;
+/// The audio and video sections of an SDP offer that send media (are not rejected, and
+/// are `sendrecv` or `sendonly`, the default being `sendrecv`), by their `a=mid` (None if
+/// a section has none).
+fn sending_sections(sdp: &str) -> Vec<Option<String>> {
+    let mut sending = Vec::new();
+    // The section being read: whether it is audio or video and not rejected, whether it
+    // sends, and its mid.
+    let mut section: Option<(bool, Option<String>)> = None;
+    let mut finish = |section: Option<(bool, Option<String>)>| {
+        if let Some((true, mid)) = section {
+            sending.push(mid);
+        }
+    };
     for line in sdp.lines().map(str::trim) {
         if let Some(media) = line.strip_prefix("m=") {
-            if in_media && sends {
-                count += 1;
-            }
+            finish(section.take());
             let mut fields = media.split(' ');
             let kind = fields.next().unwrap_or("");
             let port = fields.next().unwrap_or("0");
-            in_media = (kind == "audio" || kind == "video") && port != "0";
-            sends = true;
-        } else if in_media && (line == "a=recvonly" || line == "a=inactive") {
-            sends = false;
+            let in_media = (kind == "audio" || kind == "video") && port != "0";
+            section = in_media.then_some((true, None));
+        } else if let Some((sends, mid)) = section.as_mut() {
+            if line == "a=recvonly" || line == "a=inactive" {
+                *sends = false;
+            } else if let Some(value) = line.strip_prefix("a=mid:") {
+                *mid = Some(value.to_owned());
+            }
         }
     }
-    if in_media && sends {
-        count += 1;
-    }
-    count
+    finish(section);
+    sending
 }
 
 #[cfg(test)]
@@ -926,6 +983,13 @@ mod tests {
     fn sending_sections_are_counted() {
         let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n\
                    m=video 0 UDP/TLS/RTP/SAVPF 96\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nm=video 9 X 96\r\n";
-        assert_eq!(sending_sections(sdp), 2, "audio sendrecv and the last video; not recvonly, rejected or data");
+        assert_eq!(sending_sections(sdp).len(), 2, "audio sendrecv and the last video; not recvonly, rejected or data");
+        let sdp = "v=0\r\nm=audio 9 X 111\r\na=mid:0\r\na=sendonly\r\nm=video 9 X 96\r\na=mid:1\r\na=inactive\r\n\
+                   m=video 9 X 96\r\na=mid:2\r\nm=video 0 X 96\r\na=mid:3\r\n";
+        assert_eq!(
+            sending_sections(sdp),
+            [Some("0".to_owned()), Some("2".to_owned())],
+            "by mid: not inactive (1), not rejected (3)"
+        );
     }
 }

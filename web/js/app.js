@@ -101,6 +101,12 @@ export class App {
       this.layout.speakers(this.media.speaking);
       this.wake();
     };
+    this.media.onScreen = () => {
+      const button = $('share-screen');
+      button.setAttribute('aria-pressed', String(Boolean(this.media.screen)));
+      button.textContent = this.media.screen ? 'Stop sharing' : 'Share screen';
+      this.announcer.say(this.media.screen ? 'You are sharing your screen.' : 'You stopped sharing your screen.');
+    };
     this.media.onLocal = () => this.layout.self(this.media.local, !this.media.lowBandwidth && !this.media.resting && !this.media.userOff.video);
     this.media.onRest = (resting) => this.hud.mediaState(resting ? 'Camera and microphone are off while nobody is near.' : '');
     this.availability = new Availability(
@@ -284,6 +290,7 @@ export class App {
         this.hud.describeMute(this.media.adminMuted);
         this.hud.topology(message.plan.topology === 'sfu' ? (message.plan.sfu ? 'SFU' : 'SFU (this server has none)') : message.plan.topology);
         this.layout.setZone(this.zone.type, message.plan.topology);
+        /** @type {HTMLButtonElement} */ ($('share-screen')).disabled = !this.media.canShareScreen() && !this.media.screen;
         this.conversationChanged();
         break;
       case 'signal':
@@ -439,6 +446,10 @@ export class App {
     });
     $('mute-audio').addEventListener('click', (e) => this.toggle(/** @type {HTMLButtonElement} */ (e.target), 'audio'));
     $('mute-video').addEventListener('click', (e) => this.toggle(/** @type {HTMLButtonElement} */ (e.target), 'video'));
+    $('share-screen').addEventListener('click', async () => {
+      if (this.media.screen) this.media.stopScreen();
+      else this.hud.say(await this.media.shareScreen());
+    });
     $('low-bandwidth').addEventListener('click', (e) => {
       const button = /** @type {HTMLButtonElement} */ (e.target);
       const on = button.getAttribute('aria-pressed') !== 'true';

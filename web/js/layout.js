@@ -2,7 +2,8 @@
 // choice) they fill a grid over the map that resizes to the number of people, a page at
 // a time with buttons between pages; in open zones they stay a compact strip beside the
 // map. A person may pin one tile (shown large above the rest), the people speaking are
-// highlighted, and a self view shows our own camera among the others.
+// highlighted, and a self view shows our own camera among the others. A shared screen
+// turns the strip into the grid and is pinned by itself.
 //
 // media.js and sfu.js add and remove the tiles (`figure.tile` holding a `video` with
 // `data-avatar`); this module only arranges what is there, whenever that changes.
@@ -51,6 +52,8 @@ export class TileLayout {
     this.pinned = null;
     /** @type {Set<number>} */
     this.speaking = new Set();
+    /** Screens the person unpinned: not pinned again by themselves. @type {WeakSet<HTMLElement>} */
+    this.unpinned = new WeakSet();
     this.selfVideo = h('video', { autoplay: true, playsInline: true, muted: true, 'data-self': 'true' });
     this.selfTile = h('figure', { class: 'tile self' }, this.selfVideo, h('figcaption', {}, 'You'));
     this.selfTile.hidden = true;
@@ -108,6 +111,7 @@ export class TileLayout {
 
   /** @param {HTMLElement} tile */
   togglePin(tile) {
+    if (this.pinned === tile) this.unpinned.add(tile);
     this.pinned = this.pinned === tile ? null : tile;
     this.page = 0;
     this.arrange();
@@ -117,6 +121,10 @@ export class TileLayout {
   arrange() {
     const others = this.others();
     if (this.pinned && !others.includes(this.pinned)) this.pinned = null;
+    // A screen shared is shown large: pinned, unless the person pinned something else
+    // (or took the pin off this very screen).
+    const screens = others.filter((t) => t.classList.contains('screen'));
+    if (!this.pinned && screens.length && !this.unpinned.has(screens[0])) this.pinned = screens[0];
     this.selfTile.hidden = !this.selfShowing || others.length === 0;
     const all = this.selfTile.hidden ? others : [this.selfTile, ...others];
     const narrow = window.innerWidth <= 700;
@@ -126,7 +134,7 @@ export class TileLayout {
     for (const tile of all) tile.hidden = !shown.includes(tile);
     for (const tile of others) this.pinButton(tile);
     const { columns, rows } = gridShape(this.pinned ? Math.max(1, shown.length - 1) : shown.length);
-    this.aside.classList.toggle('grid', this.mode === 'grid' && others.length > 0);
+    this.aside.classList.toggle('grid', (this.mode === 'grid' && others.length > 0) || screens.length > 0);
     this.aside.classList.toggle('pinned', Boolean(this.pinned));
     this.tiles.style.setProperty('--columns', String(columns));
     this.tiles.style.setProperty('--rows', String(this.pinned ? rows + 2 : rows));

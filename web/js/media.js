@@ -68,6 +68,14 @@ class Peer {
     this.totalRestarts = 0;
     /** @type {ReturnType<typeof setTimeout> | null} the next ICE restart, when one is due */
     this.restartTimer = null;
+    /** The transceivers that carry (or carried) our screen share on this link. @type {Set<RTCRtpTransceiver>} */
+    this.screenTransceivers = new Set();
+    /** The stream ID of the peer's screen share, as its last offer or answer said. @type {string | null} */
+    this.remoteScreen = null;
+    /** The tile showing the peer's screen. @type {HTMLElement | null} */
+    this.screenTile = null;
+    /** The share we last asked the initiator to make room for. @type {string | null} */
+    this.askedRoomFor = null;
     this.pc = new RTCPeerConnection({
       iceServers: plan.ice_servers,
       iceTransportPolicy: link.relay ? 'relay' : 'all',
@@ -87,6 +95,7 @@ class Peer {
     media.tiles.append(this.tile);
     if (plan.publish && media.local) {
       for (const track of media.local.getTracks()) this.pc.addTrack(track, media.local);
+      if (media.screen && link.initiator) this.addScreen(media.screen);
     } else if (link.initiator) {
       // The offer needs m-lines to receive on; the answering side gets its transceivers
       // from the offer (ones added here would never be negotiated).
@@ -94,6 +103,10 @@ class Peer {
       this.pc.addTransceiver('video', { direction: 'recvonly' });
     }
     this.pc.ontrack = (event) => {
+      if (event.streams[0] && event.streams[0].id === this.remoteScreen) {
+        this.showScreen(event.streams[0]);
+        return;
+      }
       this.video.srcObject = event.streams[0] ?? new MediaStream([event.track]);
       this.applyMute();
       media.watchSpeaking(link.avatar, /** @type {MediaStream} */ (this.video.srcObject));
@@ -176,31 +189,143 @@ class Peer {
   async offer() {
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
-    this.media.signal(this.link.avatar, 'offer', { epoch: this.epoch, description: this.pc.localDescription?.toJSON() });
+    this.media.signal(this.link.avatar, 'offer', { epoch: this.epoch, description: this.pc.localDescription?.toJSON(), screen: this.sharing() });
   }
 
   /** @param {string} kind @param {any} data */
   async receive(kind, data) {
     if (kind === 'offer') {
       this.epoch = data.epoch;
+      this.peerScreen(data.screen);
       await this.pc.setRemoteDescription(data.description);
       await this.attachLocal();
+      const screenWaits = !(await this.attachScreen());
       if (this.media.lowBandwidth) this.setVideoDirection(false);
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
-      this.media.signal(this.link.avatar, 'answer', { epoch: this.epoch, description: this.pc.localDescription?.toJSON() });
+      this.media.signal(this.link.avatar, 'answer', { epoch: this.epoch, description: this.pc.localDescription?.toJSON(), screen: this.sharing() });
       await this.flushCandidates();
+      // Our screen found no place in this offer: ask for one.
+      if (screenWaits) this.askForScreenRoom();
     } else if (data.epoch !== this.epoch) {
       // An answer or candidate of an older session: not for this connection.
     } else if (kind === 'answer') {
+      this.peerScreen(data.screen);
       await this.pc.setRemoteDescription(data.description);
       await this.flushCandidates();
     } else if (kind === 'candidate') {
       if (this.pc.remoteDescription) await this.pc.addIceCandidate(data.candidate);
       else this.pendingCandidates.push(data.candidate);
     } else if (kind === 'renegotiate' && this.link.initiator) {
-      // The other side has tracks to add; only the initiator offers.
+      // The other side has tracks to add; only the initiator offers, with room for a
+      // screen share when it asks (transceivers that only receive, for it to send on).
+      for (const [trackKind, count] of Object.entries(data.room ?? {})) {
+        for (let i = 0; i < Math.min(2, Number(count) || 0); i++) this.pc.addTransceiver(trackKind, { direction: 'recvonly' });
+      }
       await this.offer();
+    }
+  }
+
+  /** The stream ID of the screen we share on this link, or null. */
+  sharing() {
+    return this.media.plan?.publish && this.media.screen ? this.media.screen.id : null;
+  }
+
+  /** The peer says which of its streams is a screen share (or none): a share that ended goes. @param {string | null | undefined} id */
+  peerScreen(id) {
+    const screen = id ?? null;
+    if (screen === this.remoteScreen) return;
+    this.remoteScreen = screen;
+    this.screenTile?.remove();
+    this.screenTile = null;
+  }
+
+  /** The peer's screen share, in a tile of its own. @param {MediaStream} stream */
+  showScreen(stream) {
+    if (!this.screenTile) {
+      const video = document.createElement('video');
+      video.autoplay = true;
+      video.playsInline = true;
+      video.dataset.avatar = String(this.link.avatar);
+      video.dataset.screen = 'true';
+      const caption = document.createElement('figcaption');
+      caption.textContent = `${this.media.nameOf(this.link.avatar)}'s screen`;
+      this.screenTile = document.createElement('figure');
+      this.screenTile.className = 'tile screen';
+      this.screenTile.append(video, caption);
+      this.media.tiles.append(this.screenTile);
+    }
+    const video = /** @type {HTMLVideoElement} */ (this.screenTile.querySelector('video'));
+    if (video.srcObject !== stream) video.srcObject = stream;
+  }
+
+  /** The initiator adds the screen's tracks as new transceivers. @param {MediaStream} stream */
+  addScreen(stream) {
+    for (const track of stream.getTracks()) {
+      const sender = this.pc.addTrack(track, stream);
+      const transceiver = this.pc.getTransceivers().find((t) => t.sender === sender);
+      if (transceiver) this.screenTransceivers.add(transceiver);
+    }
+  }
+
+  /**
+   * The answering side puts the screen's tracks on free transceivers of the offer.
+   * Returns false if some track found none (it must ask for room).
+   */
+  async attachScreen() {
+    const stream = this.media.plan?.publish ? this.media.screen : null;
+    if (!stream) return true;
+    let placed = true;
+    for (const track of stream.getTracks()) {
+      if (this.pc.getSenders().some((s) => s.track === track)) continue;
+      const transceiver = this.pc
+        .getTransceivers()
+        .find((t) => t.mid !== null && t.currentDirection !== 'stopped' && !t.sender.track && t.receiver.track.kind === track.kind
+          && (this.screenTransceivers.has(t) || !this.cameraTransceiver(t)));
+      if (!transceiver) {
+        placed = false;
+        continue;
+      }
+      await transceiver.sender.replaceTrack(track);
+      transceiver.sender.setStreams(stream);
+      transceiver.direction = 'sendrecv';
+      this.screenTransceivers.add(transceiver);
+    }
+    return placed;
+  }
+
+  /** Whether a transceiver is the camera's or microphone's: the first of its kind. @param {RTCRtpTransceiver} transceiver */
+  cameraTransceiver(transceiver) {
+    const kind = transceiver.receiver.track.kind;
+    return this.pc.getTransceivers().find((t) => t.receiver.track.kind === kind && !this.screenTransceivers.has(t)) === transceiver;
+  }
+
+  askForScreenRoom() {
+    const stream = this.media.screen;
+    // Once per share: a peer that cannot make room is not asked again and again.
+    if (!stream || !this.epoch || this.askedRoomFor === stream.id) return;
+    this.askedRoomFor = stream.id;
+    const room = { video: stream.getVideoTracks().length, audio: stream.getAudioTracks().length };
+    this.media.signal(this.link.avatar, 'renegotiate', { epoch: this.epoch, room });
+  }
+
+  /** Our screen share started or stopped: this link carries it, or no more, and renegotiates. */
+  async sendScreen() {
+    const stream = this.media.plan?.publish ? this.media.screen : null;
+    for (const transceiver of this.screenTransceivers) {
+      const track = transceiver.sender.track;
+      if (!track || (stream && stream.getTracks().includes(track))) continue;
+      await transceiver.sender.replaceTrack(null);
+      transceiver.direction = 'recvonly';
+    }
+    if (!this.epoch) return;
+    if (this.link.initiator) {
+      if (stream) this.addScreen(stream);
+      await this.offer();
+    } else if (!(await this.attachScreen())) {
+      this.askForScreenRoom();
+    } else {
+      this.media.signal(this.link.avatar, 'renegotiate', { epoch: this.epoch });
     }
   }
 
@@ -215,9 +340,11 @@ class Peer {
     for (const track of local.getTracks()) {
       // A withheld kind gets its sender when the mute (or low bandwidth) is lifted.
       if (this.media.withheld(/** @type {Kind} */ (track.kind))) continue;
+      if (this.pc.getSenders().some((s) => s.track === track)) continue;
       const transceiver = this.pc
         .getTransceivers()
-        .find((t) => t.mid !== null && t.currentDirection !== 'stopped' && !t.sender.track && t.receiver.track.kind === track.kind);
+        .find((t) => t.mid !== null && t.currentDirection !== 'stopped' && !t.sender.track && t.receiver.track.kind === track.kind
+          && !this.screenTransceivers.has(t));
       if (!transceiver) continue;
       await transceiver.sender.replaceTrack(track);
       transceiver.sender.setStreams(local);
@@ -267,6 +394,7 @@ class Peer {
     this.cancelRestart();
     this.pc.close();
     this.tile.remove();
+    this.screenTile?.remove();
     this.media.spatial.detach(this.link.avatar);
   }
 }
@@ -315,6 +443,10 @@ export class Media {
     this.onRest = () => {};
     /** Called when our own camera's stream changes (started, changed device, at rest). */
     this.onLocal = () => {};
+    /** Our screen share, if any. @type {MediaStream | null} */
+    this.screen = null;
+    /** Called when our screen share starts or ends. */
+    this.onScreen = () => {};
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.restTimer = undefined;
     /** Starting and stopping devices, one at a time. @type {Promise<unknown>} */
@@ -410,6 +542,49 @@ export class Media {
     }
   }
 
+  /** Whether we may share a screen now: allowed to publish, video not muted by an admin. */
+  canShareScreen() {
+    return Boolean(this.plan?.publish) && !this.adminMuted.video;
+  }
+
+  /**
+   * Shares a screen, a window or a tab (the browser asks which), with its sound where the
+   * browser offers it, on every link: peers renegotiate, the SFU gets tracks of source
+   * `screen`. The browser's own "stop sharing" ends it everywhere. Resolves to an error
+   * text, or '' when sharing.
+   */
+  async shareScreen() {
+    if (!this.canShareScreen()) return 'You may not share here: only people who may speak can share, and not while an admin muted your video.';
+    let stream;
+    try {
+      // Text stays sharp: full resolution at a low frame rate.
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 15 } }, audio: true });
+    } catch (error) {
+      return `Not sharing: ${/** @type {Error} */ (error).message}`;
+    }
+    this.stopScreen();
+    for (const track of stream.getVideoTracks()) {
+      track.contentHint = 'detail';
+      track.addEventListener('ended', () => this.screen === stream && this.stopScreen());
+    }
+    this.screen = stream;
+    this.onScreen();
+    for (const peer of this.peers.values()) await peer.sendScreen();
+    await this.sfu?.shareScreen(stream);
+    return '';
+  }
+
+  /** Ends our screen share everywhere. */
+  stopScreen() {
+    const stream = this.screen;
+    if (!stream) return;
+    this.screen = null;
+    stream.getTracks().forEach((t) => t.stop());
+    this.onScreen();
+    for (const peer of this.peers.values()) peer.sendScreen().catch((error) => console.warn('cannot stop sharing on a link', error));
+    this.sfu?.shareScreen(null);
+  }
+
   /** The user's own mute button. @param {Kind} kind @param {boolean} enabled */
   setEnabled(kind, enabled) {
     this.userOff[kind] = !enabled;
@@ -467,6 +642,8 @@ export class Media {
     this.peers.clear();
     this.sfu?.close();
     this.sfu = null;
+    // With every link gone, this only ends the capture.
+    this.stopScreen();
     this.plan = null;
     this.status = 'none';
     this.mutedSenders.clear();
@@ -507,6 +684,8 @@ export class Media {
       if (!this.peers.has(link.avatar)) this.peers.set(link.avatar, new Peer(this, link, plan));
     }
     this.followCapture();
+    // A stage listener, or an admin's mute of video, ends a share (the SFU would refuse it).
+    if (this.screen && !this.canShareScreen()) this.stopScreen();
     return this.applySelfMute();
   }
 

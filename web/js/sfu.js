@@ -11,6 +11,9 @@
  * @typedef {{tile: HTMLElement, video: HTMLVideoElement, stream: MediaStream}} AvatarTile
  */
 
+/** A screen share: one layer, enough bits for text at a low frame rate. */
+const SCREEN_LAYER = [{ maxBitrate: 1_500_000, maxFramerate: 15 }];
+
 /** Simulcast layers of the camera, lowest first (the SFU picks one per receiver). */
 const CAMERA_LAYERS = [
   { rid: 'q', scaleResolutionDownBy: 2, maxBitrate: 200_000 },
@@ -56,6 +59,10 @@ export class SfuSession {
       }
     };
     this.joined = false;
+    /** The transceivers that carry (or carried) our screen share. @type {RTCRtpTransceiver[]} */
+    this.screenTransceivers = [];
+    /** Others' screen shares shown, by avatar. @type {Map<number, AvatarTile>} */
+    this.screens = new Map();
     /** Whether we receive others' video (not in low bandwidth). */
     this.videoWanted = !media.lowBandwidth;
     /** The avatars last subscribed to without video, as a key. */
@@ -63,6 +70,7 @@ export class SfuSession {
     /** Local tracks changed while an offer was outstanding: offer again after. */
     this.renegotiate = false;
     this.addLocalTracks();
+    if (this.publish && media.screen) this.addScreenTracks(media.screen);
     this.pc.ontrack = (event) => this.onTrack(event);
     this.pc.onconnectionstatechange = () => {
       if (this.pc.connectionState === 'connected') this.state = 'connected';
@@ -156,17 +164,54 @@ export class SfuSession {
     });
   }
 
+  /** @param {MediaStream} stream */
+  addScreenTracks(stream) {
+    for (const track of stream.getTracks()) {
+      const sendEncodings = track.kind === 'video' ? SCREEN_LAYER : undefined;
+      this.screenTransceivers.push(this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings }));
+    }
+  }
+
+  /** Our screen share starts (a stream) or ends (null): its tracks come or go, and we offer again. @param {MediaStream | null} stream */
+  shareScreen(stream) {
+    return this.enqueue(async () => {
+      for (const transceiver of this.screenTransceivers) {
+        if (!transceiver.sender.track) continue;
+        await transceiver.sender.replaceTrack(null);
+        transceiver.direction = 'inactive';
+      }
+      if (stream && this.publish) this.addScreenTracks(stream);
+      if (!this.joined) return;
+      if (this.outstanding !== null) this.renegotiate = true;
+      else await this.offer();
+    });
+  }
+
   async offer() {
     this.renegotiate = false;
     this.outstanding = ++this.offerId;
     await this.pc.setLocalDescription(await this.pc.createOffer());
-    this.send({ type: 'offer', id: this.outstanding, sdp: this.pc.localDescription?.sdp, sources: {} });
+    // What our screen's sending sections carry; the rest are camera and microphone.
+    /** @type {Record<string, string>} */
+    const sources = {};
+    for (const transceiver of this.screenTransceivers) {
+      const track = transceiver.sender.track;
+      if (track && transceiver.mid !== null) sources[transceiver.mid] = track.kind === 'video' ? 'screen' : 'screen_audio';
+    }
+    this.send({ type: 'offer', id: this.outstanding, sdp: this.pc.localDescription?.sdp, sources });
   }
 
   /** @param {TrackInfo[]} tracks */
   setTracks(tracks) {
     this.tracks = new Map(tracks.map((t) => [t.mid, t]));
     if (!this.videoWanted) this.sendSubscription();
+    // A share whose track the SFU no longer lists (or lists as muted) has ended.
+    const sharing = new Set([...this.tracks.values()].filter((t) => t.source === 'screen' && !t.muted).map((t) => t.avatar));
+    for (const [avatar, shown] of this.screens) {
+      if (sharing.has(avatar)) continue;
+      shown.tile.remove();
+      this.screens.delete(avatar);
+    }
     for (const [avatar, shown] of this.avatars) {
       const muted = tracks.filter((t) => t.avatar === avatar).every((t) => t.muted);
       shown.tile.classList.toggle('muted', muted);
@@ -179,6 +224,11 @@ export class SfuSession {
     const fromStream = Number(event.streams[0]?.id.replace(/^a/, ''));
     const avatar = this.tracks.get(mid)?.avatar ?? fromStream;
     if (!Number.isFinite(avatar)) return;
+    const source = this.tracks.get(mid)?.source ?? '';
+    if (source === 'screen' || source === 'screen_audio') {
+      this.showScreen(avatar, event.track);
+      return;
+    }
     let shown = this.avatars.get(avatar);
     if (!shown) {
       const video = document.createElement('video');
@@ -201,6 +251,29 @@ export class SfuSession {
       this.media.watchSpeaking(avatar, shown.stream);
       this.media.spatial.attach(avatar, shown.stream, shown.video);
     }
+  }
+
+  /** Someone's screen share, in a tile of its own. @param {number} avatar @param {MediaStreamTrack} track */
+  showScreen(avatar, track) {
+    let shown = this.screens.get(avatar);
+    if (!shown) {
+      const video = document.createElement('video');
+      video.autoplay = true;
+      video.playsInline = true;
+      video.dataset.avatar = String(avatar);
+      video.dataset.screen = 'true';
+      const tile = document.createElement('figure');
+      tile.className = 'tile screen';
+      const caption = document.createElement('figcaption');
+      caption.textContent = `${this.media.nameOf(avatar)}'s screen`;
+      tile.append(video, caption);
+      this.media.tiles.append(tile);
+      const stream = new MediaStream();
+      video.srcObject = stream;
+      shown = { tile, video, stream };
+      this.screens.set(avatar, shown);
+    }
+    shown.stream.addTrack(track);
   }
 
   /** Takes away tiles whose tracks the SFU stopped sending. */
@@ -282,5 +355,7 @@ export class SfuSession {
       this.media.spatial.detach(avatar);
     }
     this.avatars.clear();
+    for (const shown of this.screens.values()) shown.tile.remove();
+    this.screens.clear();
   }
 }

@@ -1,9 +1,10 @@
-// Working together, in headless Chromium against a real Isoplane: voices fade with
-// distance in open zones, and a meeting's video fits the window as a grid.
+// Working together, in headless Chromium against a real Isoplane: sharing screens (peer to
+// peer and through the SFU), voices that fade with distance in open zones, and a
+// meeting's video that fits the window as a grid.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openAdaAndBob, openClient, screenshot, until, useIsoplane } from './harness.js';
+import { openAdaAndBob, openClient, screenshot, startIsoplane, until, useIsoplane } from './harness.js';
 
 const live = useIsoplane();
 
@@ -98,4 +99,85 @@ test('four people in the meeting room: every tile fits the window, the speaker i
   await ada.getByRole('button', { name: 'Unpin Bob' }).click();
   assert.equal(await ada.locator('#tiles .tile.pinned').count(), 0);
   for (const page of pages) await page.context().close();
+});
+
+/** The screen `page` shows of `avatar`: size, caption and frames so far, or null. */
+const screenOf = (page, avatar) => page.evaluate((a) => {
+  const video = document.querySelector(`#tiles video[data-screen="true"][data-avatar="${a}"]`);
+  if (!video) return null;
+  return {
+    width: video.videoWidth, height: video.videoHeight, frames: video.getVideoPlaybackQuality().totalVideoFrames,
+    caption: video.closest('figure').querySelector('figcaption').firstChild.textContent, pinned: video.closest('figure').classList.contains('pinned'),
+  };
+}, avatar);
+
+/** Waits until `page` shows `avatar`'s screen at full size with frames coming. */
+async function seesScreen(page, avatar) {
+  const first = await until(page, (a) => {
+    const video = document.querySelector(`#tiles video[data-screen="true"][data-avatar="${a}"]`);
+    return video && video.videoWidth > 640 && video.getVideoPlaybackQuality().totalVideoFrames > 0;
+  }, avatar, 30000).then(() => screenOf(page, avatar));
+  await until(page, ([a, was]) => {
+    const video = document.querySelector(`#tiles video[data-screen="true"][data-avatar="${a}"]`);
+    return video && video.getVideoPlaybackQuality().totalVideoFrames > was + 5;
+  }, [avatar, first.frames], 20000);
+  return first;
+}
+
+test('sharing a screen peer to peer: both ways at once, shown large with whose it is, gone everywhere when stopped', async () => {
+  const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, live.server.url);
+  await until(ada, (id) => window.isoplane.media.peers.get(id)?.pc.iceConnectionState === 'connected', bobId, 20000);
+  await ada.click('#share-screen');
+  await until(ada, () => document.getElementById('share-screen').textContent === 'Stop sharing');
+  const seen = await seesScreen(bob, adaId);
+  // The fake screen is 1280 × 720: its own resolution, not the camera's 640 × 360.
+  assert.ok(seen.width > 640 && Math.abs(seen.width / seen.height - 16 / 9) < 0.05, `Ada's screen at ${seen.width} × ${seen.height}`);
+  assert.equal(seen.caption, "Ada's screen");
+  assert.equal(seen.pinned, true, 'a shared screen is shown large');
+  // Bob's camera tile of Ada is still there beside it.
+  assert.ok(await bob.evaluate((a) => document.querySelector(`#tiles video[data-avatar="${a}"]:not([data-screen])`) !== null, adaId));
+
+  // Bob shares too: two shares at once, listed on both pages.
+  await bob.click('#share-screen');
+  await seesScreen(ada, bobId);
+  assert.ok(await screenOf(bob, adaId), "Bob still sees Ada's share");
+  await screenshot(bob, 'screen-share');
+
+  // Ada ends hers from the browser's own bar (its track ends): gone on Bob's page; Bob's stays.
+  await ada.evaluate(() => window.isoplane.media.screen.getVideoTracks()[0].dispatchEvent(new Event('ended')));
+  await until(bob, (a) => !document.querySelector(`#tiles video[data-screen="true"][data-avatar="${a}"]`), adaId, 20000);
+  assert.equal(await ada.locator('#share-screen').textContent(), 'Share screen');
+  await seesScreen(ada, bobId);
+  // And Bob stops his with the button.
+  await bob.click('#share-screen');
+  await until(ada, (a) => !document.querySelector(`#tiles video[data-screen="true"][data-avatar="${a}"]`), bobId, 20000);
+  await ada.context().close();
+  await bob.context().close();
+});
+
+test('sharing a screen through the SFU, and not from a stage listener', async () => {
+  const own = await startIsoplane({ ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '1' });
+  try {
+    const { ada, bob, adaId } = await openAdaAndBob(live.browser, own.url);
+    for (const page of [ada, bob]) await until(page, () => window.isoplane.media.sfu?.state === 'connected', null, 20000);
+    await ada.click('#share-screen');
+    const seen = await seesScreen(bob, adaId);
+    assert.ok(seen.width > 640, `through the SFU at ${seen.width} × ${seen.height}`);
+    assert.equal(seen.caption, "Ada's screen");
+    assert.ok(await bob.evaluate(() => [...window.isoplane.media.sfu.tracks.values()].some((t) => t.source === 'screen')), 'the SFU lists it as a screen');
+    await ada.click('#share-screen');
+    await until(bob, (a) => !document.querySelector(`#tiles video[data-screen="true"][data-avatar="${a}"]`), adaId, 20000);
+
+    // On the stage, away from the podium, Ada only listens: she may not share.
+    await ada.evaluate(() => window.isoplane.walkTo(10, 4));
+    await until(ada, () => window.isoplane.zone.id === 'stage' && window.isoplane.media.plan?.publish === false, null, 30000);
+    assert.equal(await ada.locator('#share-screen').isDisabled(), true);
+    const refusal = await ada.evaluate(() => window.isoplane.media.shareScreen());
+    assert.match(refusal, /may not share/);
+    assert.equal(await ada.evaluate(() => window.isoplane.media.screen), null);
+    await ada.context().close();
+    await bob.context().close();
+  } finally {
+    own.stop();
+  }
 });
