@@ -198,17 +198,22 @@ impl Participant {
         }
     }
 
-    /// The quality this participant wants of an avatar's `kind`, if any.
-    pub fn wants(&self, avatar: AvatarId, kind: MediaKind) -> Option<Quality> {
+    /// The quality this participant wants of an avatar's `source`, if any: its camera as
+    /// `video` says, its screen (picture and sound) as `screen` says, so a subscriber may
+    /// take screens and not cameras, or the other way round.
+    pub fn wants(&self, avatar: AvatarId, source: Source) -> Option<Quality> {
         if !self.permissions.subscribe {
             return None;
         }
         let Some(wanted) = &self.wanted else { return Some(Quality::High) };
         let entry = wanted.iter().find(|w| w.avatar == avatar)?;
-        match kind {
-            MediaKind::Audio => entry.audio.then_some(Quality::High),
-            MediaKind::Video => (entry.video != Quality::Off).then_some(entry.video),
-        }
+        let quality = match source {
+            Source::Microphone => return entry.audio.then_some(Quality::High),
+            Source::Camera => entry.video,
+            Source::Screen => entry.screen,
+            Source::ScreenAudio => return (entry.screen != Quality::Off).then_some(Quality::High),
+        };
+        (quality != Quality::Off).then_some(quality)
     }
 
     /// Whether a published source may be forwarded now.
@@ -278,5 +283,32 @@ pub fn same_codec(a: &CodecSpec, b: &CodecSpec) -> bool {
                 && a.format.packetization_mode == b.format.packetization_mode
         }
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscriber_takes_cameras_and_screens_apart() {
+        let now = Instant::now();
+        let rtc = Rtc::builder().build(now);
+        let mut subscriber = Participant::new(1, "u".into(), 5, Permissions::from_token(true), rtc, now);
+        let every = [Source::Microphone, Source::Camera, Source::Screen, Source::ScreenAudio];
+        assert!(every.iter().all(|&s| subscriber.wants(7, s) == Some(Quality::High)), "no subscription: everything");
+        // Screens, not cameras.
+        subscriber.wanted = Some(vec![Wanted { avatar: 7, audio: true, video: Quality::Off, screen: Quality::High }]);
+        assert_eq!(subscriber.wants(7, Source::Camera), None);
+        assert_eq!(subscriber.wants(7, Source::Screen), Some(Quality::High));
+        assert_eq!(subscriber.wants(7, Source::ScreenAudio), Some(Quality::High));
+        assert_eq!(subscriber.wants(7, Source::Microphone), Some(Quality::High));
+        // Cameras at low, no screens (their sound neither).
+        subscriber.wanted = Some(vec![Wanted { avatar: 7, audio: false, video: Quality::Low, screen: Quality::Off }]);
+        assert_eq!(subscriber.wants(7, Source::Camera), Some(Quality::Low));
+        assert_eq!(subscriber.wants(7, Source::Screen), None);
+        assert_eq!(subscriber.wants(7, Source::ScreenAudio), None);
+        assert_eq!(subscriber.wants(7, Source::Microphone), None);
+        assert_eq!(subscriber.wants(8, Source::Camera), None, "someone not listed: nothing");
     }
 }

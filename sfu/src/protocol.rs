@@ -44,8 +44,12 @@ pub struct Wanted {
     pub avatar: AvatarId,
     #[serde(default = "yes")]
     pub audio: bool,
+    /// The camera.
     #[serde(default)]
     pub video: Quality,
+    /// A screen share (its picture, and its sound unless `off`).
+    #[serde(default)]
+    pub screen: Quality,
 }
 
 fn yes() -> bool {

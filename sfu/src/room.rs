@@ -714,7 +714,7 @@ impl Room {
             if *other == from {
                 continue;
             }
-            let Some(_quality) = subscriber.wants(avatar, kind) else { continue };
+            let Some(_quality) = subscriber.wants(avatar, source) else { continue };
             let Some(received) = subscriber.received.iter_mut().find(|r| r.publisher == from && r.publisher_mid == mid)
             else {
                 continue;
@@ -781,7 +781,7 @@ impl Room {
         let video_tracks = subscriber
             .received
             .iter()
-            .filter(|r| r.kind == MediaKind::Video && subscriber.wants(r.avatar, r.kind).is_some())
+            .filter(|r| r.kind == MediaKind::Video && subscriber.wants(r.avatar, r.source).is_some())
             .count()
             .max(1) as u64;
         // Leave room for audio and overhead; split the rest evenly between videos.
@@ -791,7 +791,7 @@ impl Room {
             if received.kind != MediaKind::Video {
                 continue;
             }
-            let Some(quality) = subscriber.wants(received.avatar, received.kind) else { continue };
+            let Some(quality) = subscriber.wants(received.avatar, received.source) else { continue };
             let Some(publisher) = self.participants.get(&received.publisher) else { continue };
             let Some(track) = publisher.published.iter().find(|t| t.mid == received.publisher_mid) else { continue };
             // Until the publisher's layers are measured, the first layer stays the target.
@@ -819,7 +819,7 @@ impl Room {
             .received
             .iter()
             .filter(|r| r.wants_keyframe && matches!(r.state, OutState::Open(_)))
-            .filter(|r| subscriber.wants(r.avatar, r.kind).is_some())
+            .filter(|r| subscriber.wants(r.avatar, r.source).is_some())
             .map(|r| (r.publisher, r.publisher_mid, r.forwarder.target()))
             .collect();
         for (publisher_id, mid, rid) in requests {

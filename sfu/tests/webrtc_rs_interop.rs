@@ -238,7 +238,8 @@ async fn a_subscriber_receives_only_what_it_subscribed_to() {
         // Everyone at first, so the subscription below demonstrably stops something.
         wait_for_media(&c, &[A, B], &[Kind::Audio, Kind::Video]).await;
 
-        c.subscribe(Some(vec![Wanted { avatar: A, audio: true, video: Quality::Off }])).expect("send subscribe");
+        c.subscribe(Some(vec![Wanted { avatar: A, audio: true, video: Quality::Off, screen: Quality::Off }]))
+            .expect("send subscribe");
         // The SFU acknowledges nothing (it may keep the m-lines and only stop forwarding):
         // let half a second of A's audio (25 packets) arrive as settle time, so the
         // subscription is in force and packets forwarded before it have landed.
