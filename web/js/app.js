@@ -7,6 +7,7 @@
 
 import { AdminPanel } from './admin.js';
 import { Announcer, describeSurroundings } from './announce.js';
+import { Chat } from './chat.js';
 import { Follow } from './follow.js';
 import { Gestures } from './gestures.js';
 import { $, endedText, Hud } from './hud.js';
@@ -36,6 +37,8 @@ const STILL_CHECK_MS = 1000;
 const OTHERS_FRAME_MS = 30;
 /** The text alternative of the map is brought up to date at most this often. */
 const DESCRIBE_MS = 1000;
+/** Errors that refuse a chat message: the chat panel says them too. */
+const CHAT_ERRORS = new Set(['chat_invalid', 'chat_muted', 'unknown_user', 'rate_limited']);
 /** An open zone's talk radius when its file gives none (as in world-format). */
 const DEFAULT_TALK_RADIUS = 3;
 /** How long a located person's way stays drawn. */
@@ -142,6 +145,15 @@ export class App {
       follow: (person) => this.connection.send({ type: 'follow', avatar: person.avatar }),
       unfollow: () => this.unfollow(),
       walkToZone: (zone) => this.walkToZone(zone),
+      message: (person) => this.chat.writeTo({ user: person.user, name: person.name }),
+    });
+    this.chat = new Chat(this.connection, $('chat-panel'), /** @type {HTMLButtonElement} */ ($('chat-toggle')), {
+      me: () => this.user,
+      admin: () => this.admin,
+      world: () => this.connection.world,
+      zoneName: (id) => this.zoneName(id),
+      people: async () => ((await this.connection.request({ type: 'list_people' }))?.people ?? []).map((/** @type {Person} */ p) => ({ user: p.user, name: p.name })),
+      announce: (text) => this.announcer.say(text),
     });
     this.knocks = new Knocks(this.connection, $('knocks'), $('notice'), {
       zoneName: (id) => this.zoneName(id),
@@ -324,7 +336,17 @@ export class App {
       case 'knock_closed':
         this.knocks.closed(message);
         break;
+      case 'chat':
+        this.chat.received(message.message);
+        break;
+      case 'chat_history':
+        this.chat.history(message.scope, message.messages);
+        break;
+      case 'chat_deleted':
+        this.chat.deleted(message.id);
+        break;
       case 'error':
+        if (CHAT_ERRORS.has(message.code)) this.chat.refused(message.message);
         if (message.code === 'kicked' || message.code === 'banned') {
           // Said already if a `moderated` came first; a refused join (banned) says it here.
           if (!this.ended) this.end(message.code, message.message);
@@ -482,7 +504,8 @@ export class App {
 
   /** Escape: closes what is open, or stops following and forgets a located way. */
   escape() {
-    if (this.people.open) this.people.setOpen(false);
+    if (this.chat.open) this.chat.setOpen(false);
+    else if (this.people.open) this.people.setOpen(false);
     else if (this.panel.open) this.panel.setOpen(false);
     else {
       this.unfollow();

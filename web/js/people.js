@@ -16,6 +16,7 @@ import { STATUS_LABELS } from './status.js';
  *   self: () => number, following: () => number | null, zones: () => ZoneDef[],
  *   locate: (person: Person) => void, walkToPerson: (person: Person) => void,
  *   follow: (person: Person) => void, unfollow: () => void, walkToZone: (zone: ZoneDef) => void,
+ *   message: (person: Person) => void,
  * }} PeopleActions
  */
 
@@ -137,6 +138,7 @@ export class PeoplePanel {
       self ? null : h('span', { class: 'actions' },
         button('Locate', 'locate', () => this.actions.locate(person)),
         button('Walk to', 'walk', () => this.actions.walkToPerson(person)),
-        followed ? button('Stop following', 'unfollow', () => this.actions.unfollow()) : button('Follow', 'follow', () => this.actions.follow(person))));
+        followed ? button('Stop following', 'unfollow', () => this.actions.unfollow()) : button('Follow', 'follow', () => this.actions.follow(person)),
+        button('Message', 'message', () => this.actions.message(person))));
   }
 }

@@ -13,6 +13,7 @@ pub const WEB_FILES: &[(&str, &str, &[u8])] = &[
     ("js/announce.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/announce.js")),
     ("js/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/app.js")),
     ("js/backoff.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/backoff.js")),
+    ("js/chat.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/chat.js")),
     ("js/debug.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/debug.js")),
     ("js/dom.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/dom.js")),
     ("js/follow.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/follow.js")),
