@@ -44,6 +44,17 @@ async fn list_people(client: &mut Client, id: u32) -> Vec<Person> {
 }
 
 /// Waits until the client's snapshot says it is in `zone`.
+/// Bob walks into the room, then an admin locks it behind him.
+async fn bob_in_the_locked_room(server: &TestServer) -> Client {
+    let mut admin = join_admin(server, "root").await;
+    let mut bob = server.join("bob").await;
+    let mut seq = 0;
+    walk_into_the_room(&mut bob, &mut seq, 8.5).await;
+    arrives_in(&mut bob, "room").await;
+    lock_the_room(&mut admin).await;
+    bob
+}
+
 async fn arrives_in(client: &mut Client, zone: &str) {
     expect_event(
         client,
@@ -224,12 +235,7 @@ async fn the_followed_sees_a_follower_who_leaves_go_from_the_list() {
 #[tokio::test]
 async fn an_admitted_knocker_walks_into_the_locked_room_while_others_are_still_kept_out() {
     let server = TestServer::start(|_| {}).await;
-    let mut admin = join_admin(&server, "root").await;
-    let mut bob = server.join("bob").await;
-    let mut seq = 0;
-    walk_into_the_room(&mut bob, &mut seq, 8.5).await;
-    arrives_in(&mut bob, "room").await;
-    lock_the_room(&mut admin).await;
+    let mut bob = bob_in_the_locked_room(&server).await;
     let mut cy = server.join("cy").await;
     let mut dan = server.join("dan").await;
 
@@ -279,12 +285,7 @@ async fn an_admitted_knocker_walks_into_the_locked_room_while_others_are_still_k
 #[tokio::test]
 async fn a_declined_knocker_hears_who_declined_and_may_not_knock_again_at_once() {
     let server = TestServer::start(|_| {}).await;
-    let mut admin = join_admin(&server, "root").await;
-    let mut bob = server.join("bob").await;
-    let mut seq = 0;
-    walk_into_the_room(&mut bob, &mut seq, 8.5).await;
-    arrives_in(&mut bob, "room").await;
-    lock_the_room(&mut admin).await;
+    let mut bob = bob_in_the_locked_room(&server).await;
     let mut cy = server.join("cy").await;
 
     // An unknown zone is an error that keeps the connection open.
