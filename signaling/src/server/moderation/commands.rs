@@ -143,6 +143,7 @@ impl Moderator {
         let MediaArgs { user, audio, video, reason } = args;
         let workspace = self.workspace.as_str();
         let before = self.metadata.mute_of(workspace, user).await.map_err(database)?;
+        let chat = before.as_ref().is_some_and(|m| m.chat);
         let before = before.map_or(Mute::default(), |m| Mute { audio: m.audio, video: m.video });
         let mute = Mute {
             audio: if *audio { muting } else { before.audio },
@@ -153,6 +154,7 @@ impl Moderator {
             user_id: user.clone(),
             audio: mute.audio,
             video: mute.video,
+            chat,
             reason: reason.clone(),
             created_by: actor.user.clone(),
             created_at: now,
