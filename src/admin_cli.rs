@@ -360,3 +360,39 @@ fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The subcommands alone, as `isoplane admin` reads them after its own options.
+    #[derive(Debug, Parser)]
+    struct Subcommands {
+        #[command(subcommand)]
+        action: AdminAction,
+    }
+
+    fn command(args: &[&str]) -> AdminCommand {
+        let parsed = Subcommands::try_parse_from(std::iter::once("admin").chain(args.iter().copied())).unwrap();
+        command_of(parsed.action).unwrap()
+    }
+
+    #[test]
+    fn chat_commands_are_built_as_the_server_reads_them() {
+        assert_eq!(
+            command(&["mute-chat", "u-ada", "--reason", "spam"]),
+            AdminCommand::MuteChat(UserArgs::new("u-ada", "spam"))
+        );
+        assert_eq!(command(&["unmute-chat", "u-ada"]), AdminCommand::UnmuteChat(UserArgs::new("u-ada", "")));
+        assert_eq!(
+            command(&["delete-chat", "demo", "c-1764770000123-5f0e3a9c0001", "--reason", "spam"]),
+            AdminCommand::DeleteChat {
+                world: "demo".into(),
+                id: "c-1764770000123-5f0e3a9c0001".into(),
+                reason: "spam".into()
+            }
+        );
+    }
+}

@@ -182,3 +182,34 @@ async fn flush(metadata: &Metadata, stores: &mut Vec<ChatRecord>, metrics: &Metr
     }
     stores.clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_message_comes_back_from_its_record_unchanged() {
+        let ada = ChatParty { user: "u-ada".into(), name: "Ada".into() };
+        let zone = ChatMessage {
+            id: "c-1764770000123-000000010000".into(),
+            scope: ChatScope::Zone,
+            zone: Some("cafe".into()),
+            from: ada.clone(),
+            to: None,
+            text: "<b>verbatim</b> & \"quoted\"".into(),
+            at: 1_764_770_000_123,
+        };
+        let world = ChatMessage { scope: ChatScope::World, zone: None, ..zone.clone() };
+        let direct = ChatMessage {
+            scope: ChatScope::Direct,
+            zone: None,
+            to: Some(ChatParty { user: "u-bob".into(), name: "Bob".into() }),
+            ..zone.clone()
+        };
+        for sent in [zone, world, direct] {
+            let stored = record("acme", "demo", sent.clone());
+            assert_eq!((stored.workspace.as_str(), stored.world.as_str()), ("acme", "demo"));
+            assert_eq!(message(stored), sent);
+        }
+    }
+}
