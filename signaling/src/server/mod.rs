@@ -175,9 +175,13 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         }
         // Chat IDs made here differ from those of any other engine this world had.
         engine.tag_chat_ids(rand::random());
-        // So does what was said (within the history's bounds).
-        let history = chat::load(&metadata, &config.workspace, &name, unix_ms()).await?;
-        engine.load_chat(history, unix_ms());
+        // What was said is read back (within the history's bounds). Chat history is not a
+        // record that must hold, like a ban: a world whose history cannot be read starts
+        // without it.
+        match chat::load(&metadata, &config.workspace, &name, unix_ms()).await {
+            Ok(history) => engine.load_chat(history, unix_ms()),
+            Err(error) => tracing::error!(%error, world = %name, "cannot read the chat history: starting without it"),
+        }
         // Locks and capacities admins set stay in force across restarts.
         for setting in metadata.zone_settings(&config.workspace, &name).await? {
             let zone = setting.zone.clone();
