@@ -202,7 +202,9 @@ fn command_of(action: AdminAction) -> Result<AdminCommand> {
         }
         AdminAction::MuteChat { user, reason } => AdminCommand::MuteChat(UserArgs { user, reason: reason.reason }),
         AdminAction::UnmuteChat { user, reason } => AdminCommand::UnmuteChat(UserArgs { user, reason: reason.reason }),
-        AdminAction::DeleteChat { world, id, reason } => AdminCommand::DeleteChat { world, id, reason: reason.reason },
+        AdminAction::DeleteChat { world, id, reason } => {
+            AdminCommand::DeleteChat { world, message: id, reason: reason.reason }
+        }
         AdminAction::Ban { user, duration, reason } => {
             AdminCommand::Ban { user, reason: reason.reason, duration_seconds: duration }
         }
@@ -390,7 +392,7 @@ mod tests {
             command(&["delete-chat", "demo", "c-1764770000123-5f0e3a9c0001", "--reason", "spam"]),
             AdminCommand::DeleteChat {
                 world: "demo".into(),
-                id: "c-1764770000123-5f0e3a9c0001".into(),
+                message: "c-1764770000123-5f0e3a9c0001".into(),
                 reason: "spam".into()
             }
         );

@@ -225,10 +225,10 @@ async fn an_admin_mutes_a_chat_and_deletes_a_message_everyone_stops_seeing() {
     let reply = admin(
         &mut zoe,
         1,
-        AdminCommand::DeleteChat { world: "test".into(), id: spam.id.clone(), reason: "spam".into() },
+        AdminCommand::DeleteChat { world: "test".into(), message: spam.id.clone(), reason: "spam".into() },
     )
     .await;
-    assert_eq!(reply, AdminReply::ChatDeleted { id: spam.id.clone(), author: "ada".into(), reached: 3 });
+    assert_eq!(reply, AdminReply::ChatDeleted { message: spam.id.clone(), author: "ada".into(), reached: 3 });
     for (page, who) in [(&mut ada, "ada"), (&mut bob, "bob")] {
         expect_event(
             page,

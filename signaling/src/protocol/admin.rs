@@ -89,7 +89,8 @@ pub enum AdminCommand {
     /// see it is told to stop showing it.
     DeleteChat {
         world: String,
-        id: String,
+        /// The message's ID (`c-…`), as `chat` gave it.
+        message: String,
         #[serde(default)]
         reason: String,
     },
@@ -367,9 +368,10 @@ pub enum AdminReply {
     },
     /// `move_user`, `end_meeting`: how many people were moved.
     Moved { moved: usize },
-    /// `delete_chat`: the message deleted, its author's user ID, and how many connected
-    /// people were told to stop showing it. (Before `NoticeShown`, whose field it has.)
-    ChatDeleted { id: String, author: String, reached: usize },
+    /// `delete_chat`: the message deleted (its ID), its author's user ID, and how many
+    /// connected people were told to stop showing it. (Before `NoticeShown`, whose field
+    /// it has.)
+    ChatDeleted { message: String, author: String, reached: usize },
     /// `notice`: how many people it was shown to.
     NoticeShown { reached: usize },
     /// `list_people`: everyone in the workspace's worlds.
@@ -516,8 +518,8 @@ mod tests {
         round_trip(AdminReply::Moved { moved: 3 }, json!({"moved": 3}));
         round_trip(AdminReply::NoticeShown { reached: 4 }, json!({"reached": 4}));
         round_trip(
-            AdminReply::ChatDeleted { id: "c-1".into(), author: "ada".into(), reached: 2 },
-            json!({"id": "c-1", "author": "ada", "reached": 2}),
+            AdminReply::ChatDeleted { message: "c-1".into(), author: "ada".into(), reached: 2 },
+            json!({"message": "c-1", "author": "ada", "reached": 2}),
         );
         round_trip(AdminReply::Admins { admins: vec!["ada".into()] }, json!({"admins": ["ada"]}));
         round_trip(AdminReply::People { people: Vec::new() }, json!({"people": []}));
@@ -557,6 +559,16 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<AdminCommand>(lock.clone()).unwrap(),
             AdminCommand::LockZone(ZoneArgs::new("demo", "meeting", ""))
+        );
+        let delete = json!({"action": "delete_chat", "world": "demo", "message": "c-1", "reason": "spam"});
+        assert_eq!(
+            serde_json::from_value::<AdminCommand>(delete).unwrap(),
+            AdminCommand::DeleteChat { world: "demo".into(), message: "c-1".into(), reason: "spam".into() }
+        );
+        let mute_chat = json!({"action": "mute_chat", "user": "bob"});
+        assert_eq!(
+            serde_json::from_value::<AdminCommand>(mute_chat).unwrap(),
+            AdminCommand::MuteChat(UserArgs::new("bob", ""))
         );
         // Unknown fields are refused, as before the arguments were shared.
         let typo = json!({"action": "kick", "user": "bob", "resaon": "spam"});

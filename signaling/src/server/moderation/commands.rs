@@ -103,7 +103,9 @@ pub(super) fn check(command: &AdminCommand) -> Result<(), AdminError> {
         | AdminCommand::Unmute(MediaArgs { audio: false, video: false, .. }) => {
             Err(invalid("say which to change: audio, video or both"))
         }
-        AdminCommand::DeleteChat { id, .. } if id.is_empty() || id.chars().count() > MAX_CHAT_ID_CHARS => {
+        AdminCommand::DeleteChat { message, .. }
+            if message.is_empty() || message.chars().count() > MAX_CHAT_ID_CHARS =>
+        {
             Err(invalid(format!("name a chat message ID of 1 to {MAX_CHAT_ID_CHARS} characters")))
         }
         _ => Ok(()),
@@ -145,7 +147,7 @@ impl Moderator {
             AdminCommand::EndMeeting { world, zone, spawn, reason } => {
                 self.end_meeting(actor, world, zone, spawn.clone(), reason).await
             }
-            AdminCommand::DeleteChat { world, id, .. } => self.delete_chat(world, id).await,
+            AdminCommand::DeleteChat { world, message, .. } => self.delete_chat(world, message).await,
             AdminCommand::ListPeople => self.list_people().await,
             AdminCommand::ListBans => self.list_bans(now).await,
             AdminCommand::ListMutes => self.list_mutes().await,
@@ -253,7 +255,7 @@ impl Moderator {
             }
             None => (String::new(), format!("{id} in {world} (not yet stored: author and text unknown)")),
         };
-        let reply = AdminReply::ChatDeleted { id: id.to_owned(), author: author.clone(), reached };
+        let reply = AdminReply::ChatDeleted { message: id.to_owned(), author: author.clone(), reached };
         Ok(Done { reply, detail, target: Some(author).filter(|a| !a.is_empty()) })
     }
 
