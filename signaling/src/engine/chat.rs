@@ -27,6 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use isoplane_world_format::ZoneIndex;
 
 use super::{ConnId, Output, WorldEngine};
@@ -54,11 +55,23 @@ enum Shelf<'a> {
     Direct(&'a str),
 }
 
+/// A zone's `chat_history` message as sent, kept until the zone's history changes: a
+/// zone change costs a copy of it, not an encoding of up to 200 long messages (walking
+/// back and forth across a zone's edge must not make the world task work for each step).
+#[derive(Debug)]
+struct Encoded {
+    json: Bytes,
+    /// When its oldest message was sent: once that is too old, it is encoded again.
+    oldest_at: Option<i64>,
+}
+
 /// The chat of one world: every history, and how IDs are made.
 #[derive(Debug, Default)]
 pub(super) struct ChatLog {
     /// By zone index.
     zones: HashMap<ZoneIndex, VecDeque<Arc<ChatMessage>>>,
+    /// Each zone's history as last encoded, while it holds.
+    encoded: HashMap<ZoneIndex, Encoded>,
     world: VecDeque<Arc<ChatMessage>>,
     /// By user ID: the messages they sent or received.
     direct: HashMap<String, VecDeque<Arc<ChatMessage>>>,
@@ -92,6 +105,9 @@ impl ChatLog {
     }
 
     fn put(&mut self, shelf: Shelf<'_>, message: Arc<ChatMessage>) {
+        if let Shelf::Zone(zone) = shelf {
+            self.encoded.remove(&zone);
+        }
         let clock = self.clock;
         let shelf = self.shelf(shelf);
         shelf.push_back(message);
@@ -116,6 +132,7 @@ impl ChatLog {
             return;
         }
         self.swept_at = self.clock;
+        self.encoded.clear();
         let clock = self.clock;
         self.zones.values_mut().chain(std::iter::once(&mut self.world)).for_each(|s| trim(s, clock));
         self.direct.retain(|_, shelf| {
@@ -132,6 +149,7 @@ impl ChatLog {
 
     /// Removes a message from every history holding it; returns it if it was there.
     fn remove(&mut self, id: &str) -> Option<Arc<ChatMessage>> {
+        self.encoded.clear();
         let mut found = None;
         let shelves = self.zones.values_mut().chain(std::iter::once(&mut self.world)).chain(self.direct.values_mut());
         for shelf in shelves {
@@ -141,6 +159,12 @@ impl ChatLog {
         }
         found
     }
+}
+
+/// A server message as sent on the wire.
+fn encode(message: &ServerMessage) -> Bytes {
+    // Plain data with string keys: serialising it cannot fail.
+    Bytes::from(serde_json::to_vec(message).unwrap_or_default())
 }
 
 /// Why a `chat_send` is refused before anything is sent, with the text to say so.
@@ -271,25 +295,36 @@ impl WorldEngine {
             .collect()
     }
 
-    /// The zone's history, as sent after each snapshot.
-    pub(super) fn zone_chat_history(&self, zone: ZoneIndex) -> ServerMessage {
+    /// The zone's history as sent after each snapshot, encoded once for everyone who
+    /// enters until it changes.
+    pub(super) fn zone_chat_history(&mut self, zone: ZoneIndex) -> Bytes {
+        let clock = self.chat.clock;
+        if let Some(encoded) = self.chat.encoded.get(&zone)
+            && encoded.oldest_at.is_none_or(|at| at >= clock.saturating_sub(AGE_MS))
+        {
+            return encoded.json.clone();
+        }
         let messages = self.chat.read(Shelf::Zone(zone));
-        ServerMessage::ChatHistory { scope: ChatScope::Zone, zone: Some(self.zone_id(zone)), messages }
+        let oldest_at = messages.first().map(|m| m.at);
+        let history = ServerMessage::ChatHistory { scope: ChatScope::Zone, zone: Some(self.zone_id(zone)), messages };
+        let json = encode(&history);
+        self.chat.encoded.insert(zone, Encoded { json: json.clone(), oldest_at });
+        json
     }
 
-    /// Every history `conn` may read: its zone's, the world's, and its direct messages
-    /// (after joining, and for a client that fell behind).
-    pub fn chat_histories_for(&self, conn: ConnId) -> Vec<ServerMessage> {
+    /// Every history `conn` may read, encoded: its zone's, the world's, and its direct
+    /// messages (after joining, and for a client that fell behind).
+    pub fn chat_histories_for(&mut self, conn: ConnId) -> Vec<Bytes> {
         let Some(avatar) = self.by_conn.get(&conn).and_then(|id| self.avatars.get(id)) else { return Vec::new() };
-        vec![
-            self.zone_chat_history(avatar.zone),
-            ServerMessage::ChatHistory { scope: ChatScope::World, zone: None, messages: self.chat.read(Shelf::World) },
-            ServerMessage::ChatHistory {
-                scope: ChatScope::Direct,
-                zone: None,
-                messages: self.chat.read(Shelf::Direct(&avatar.user)),
-            },
-        ]
+        let (zone, user) = (avatar.zone, avatar.user.clone());
+        let world =
+            ServerMessage::ChatHistory { scope: ChatScope::World, zone: None, messages: self.chat.read(Shelf::World) };
+        let direct = ServerMessage::ChatHistory {
+            scope: ChatScope::Direct,
+            zone: None,
+            messages: self.chat.read(Shelf::Direct(&user)),
+        };
+        vec![self.zone_chat_history(zone), encode(&world), encode(&direct)]
     }
 
     /// An admin deleted message `id`: it leaves every history, and everyone connected who

@@ -130,6 +130,8 @@ pub enum Output {
     Send { conn: ConnId, message: ServerMessage },
     /// The same control message to each listed connection (encoded once by the shell).
     SendMany { recipients: Vec<ConnId>, message: ServerMessage },
+    /// A control message already encoded as JSON (chat histories, encoded once and shared).
+    SendJson { conn: ConnId, json: Bytes },
     /// One presence frame for every listed connection.
     Presence { recipients: Vec<ConnId>, frame: Bytes },
     /// Tell the connection why, then close it.
@@ -432,8 +434,8 @@ impl WorldEngine {
         if let Some(snapshot) = self.snapshot_for(conn) {
             self.send(conn, snapshot);
         }
-        for history in self.chat_histories_for(conn) {
-            self.send(conn, history);
+        for json in self.chat_histories_for(conn) {
+            self.outputs.push_back(Output::SendJson { conn, json });
         }
     }
 
@@ -704,8 +706,8 @@ impl WorldEngine {
             && let Some(snapshot) = self.snapshot_for(conn)
         {
             self.send(conn, snapshot);
-            let history = self.zone_chat_history(to);
-            self.send(conn, history);
+            let json = self.zone_chat_history(to);
+            self.outputs.push_back(Output::SendJson { conn, json });
         }
         self.prompt_knocks(id);
     }

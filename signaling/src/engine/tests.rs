@@ -114,6 +114,10 @@ impl Harness {
                     .into_iter()
                     .map(|conn| Output::Send { conn, message: message.clone() })
                     .collect::<Vec<_>>(),
+                // Read back as the client would.
+                Output::SendJson { conn, json } => {
+                    vec![Output::Send { conn, message: serde_json::from_slice(&json).unwrap() }]
+                }
                 output => vec![output],
             })
             .collect()

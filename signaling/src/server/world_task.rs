@@ -340,6 +340,12 @@ fn route(
             Output::Send { conn, message } => {
                 connections.offer(conn, Outbound::Text(to_json(&message)), metrics);
             }
+            Output::SendJson { conn, json } => match Utf8Bytes::try_from(json) {
+                Ok(text) => {
+                    connections.offer(conn, Outbound::Text(text), metrics);
+                }
+                Err(error) => tracing::error!(%error, "the engine encoded a message that is not UTF-8"),
+            },
             Output::SendMany { recipients, message } => {
                 let text = to_json(&message);
                 for conn in recipients {
@@ -378,6 +384,10 @@ fn route(
     }
 }
 
+/// The chat histories a client that fell behind gets after its snapshot: its zone's, the
+/// world's and its direct messages.
+const RESYNC_CHAT_HISTORIES: usize = 3;
+
 /// Sends lagging clients a fresh snapshot once they have room; cuts off the stuck ones.
 fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metrics, slow_client: Duration) {
     if connections.lagging.is_empty() {
@@ -391,12 +401,16 @@ fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metri
             continue;
         };
         let since = connection.lagging_since.unwrap_or(now);
-        // The snapshot and every chat history: chat dropped while it lagged is in them.
-        let histories = engine.chat_histories_for(conn);
-        if connection.outbound.capacity() > histories.len()
+        // The snapshot and every chat history (chat dropped while it lagged is in them),
+        // read only once there is room for all of them.
+        if connection.outbound.capacity() > RESYNC_CHAT_HISTORIES
             && let Some(snapshot) = engine.snapshot_for(conn)
             && connection.outbound.try_send(Outbound::Text(to_json(&snapshot))).is_ok()
-            && histories.iter().all(|history| connection.outbound.try_send(Outbound::Text(to_json(history))).is_ok())
+            && engine
+                .chat_histories_for(conn)
+                .into_iter()
+                .filter_map(|json| Utf8Bytes::try_from(json).ok())
+                .all(|history| connection.outbound.try_send(Outbound::Text(history)).is_ok())
         {
             connection.lagging_since = None;
             connections.lagging.remove(&conn);

@@ -375,3 +375,34 @@ fn ids_are_unique_within_a_millisecond_and_sort_by_time() {
     assert!(ids[1] < ids[2], "{ids:?}");
     assert!(ids[0].contains("0000abcd"), "{ids:?}");
 }
+
+/// Walks `conn` from the room back to the lobby and returns the lobby history it reads.
+fn back_in_the_lobby(h: &mut Harness, conn: ConnId) -> Vec<String> {
+    into_the_room(h, conn);
+    h.walk_to(conn, (8.5, 2.5), (5.5, 2.5));
+    h.walk_to(conn, (5.5, 2.5), (3.5, 3.5));
+    let histories = histories_to(&h.outputs(), conn);
+    let lobby = histories.into_iter().rev().find(|(_, zone, _)| zone.as_deref() == Some("lobby"));
+    lobby.expect("the lobby's history after its snapshot").2
+}
+
+#[test]
+fn a_zone_history_read_again_is_the_current_one_after_messages_deletions_and_a_day() {
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.join(2, "bob");
+    say(&mut h, 1, T0, ChatScope::Zone, None, "one");
+    let one = chats_to(&h.outputs(), 1)[0].id.clone();
+    assert_eq!(back_in_the_lobby(&mut h, 2), ["one"]);
+    assert_eq!(back_in_the_lobby(&mut h, 2), ["one"], "unchanged: the same history");
+    say(&mut h, 1, T0 + 1, ChatScope::Zone, None, "two");
+    h.outputs();
+    assert_eq!(back_in_the_lobby(&mut h, 2), ["one", "two"], "a new message");
+    h.engine.moderate(h.now, Moderation::DeleteChat { id: one }).unwrap();
+    h.outputs();
+    assert_eq!(back_in_the_lobby(&mut h, 2), ["two"], "a deletion");
+    // A day after "two": the shell's clock reaches the engine with a message elsewhere.
+    say(&mut h, 1, T0 + 1 + DAY_MS + 1, ChatScope::Direct, Some("ada"), "note to self");
+    h.outputs();
+    assert!(back_in_the_lobby(&mut h, 2).is_empty(), "too old");
+}
