@@ -150,6 +150,26 @@ enum AdminAction {
         #[command(flatten)]
         reason: Reason,
     },
+    /// Stop a user's chat: nothing they write is sent.
+    MuteChat {
+        user: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Let a user chat again.
+    UnmuteChat {
+        user: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Delete a chat message from a world's history (and from everyone's screen).
+    DeleteChat {
+        world: String,
+        /// The message's ID (`c-…`).
+        id: String,
+        #[command(flatten)]
+        reason: Reason,
+    },
     /// The bans in force.
     Bans,
     /// The mutes in force.
@@ -179,6 +199,11 @@ fn command_of(action: AdminAction) -> Result<AdminCommand> {
         AdminAction::Unmute { user, kinds, reason } => {
             let (audio, video) = kinds.chosen();
             AdminCommand::Unmute(MediaArgs { user, audio, video, reason: reason.reason })
+        }
+        AdminAction::MuteChat { user, reason } => AdminCommand::MuteChat(UserArgs { user, reason: reason.reason }),
+        AdminAction::UnmuteChat { user, reason } => AdminCommand::UnmuteChat(UserArgs { user, reason: reason.reason }),
+        AdminAction::DeleteChat { world, id, reason } => {
+            AdminCommand::DeleteChat { world, message: id, reason: reason.reason }
         }
         AdminAction::Ban { user, duration, reason } => {
             AdminCommand::Ban { user, reason: reason.reason, duration_seconds: duration }
@@ -267,14 +292,11 @@ fn describe(command: &AdminCommand, reply: &AdminReply) -> String {
         AdminReply::People { people } => table(
             &["WORLD", "ZONE", "USER", "NAME", "MUTED", "CONNECTED"],
             people.iter().map(|p| {
-                let muted = match (p.audio_muted, p.video_muted) {
-                    (true, true) => "audio+video",
-                    (true, false) => "audio",
-                    (false, true) => "video",
-                    (false, false) => "",
-                };
+                let kinds = [(p.audio_muted, "audio"), (p.video_muted, "video"), (p.chat_muted, "chat")];
+                let muted =
+                    kinds.iter().filter(|(muted, _)| *muted).map(|(_, kind)| *kind).collect::<Vec<_>>().join("+");
                 let connected = if p.connected { "yes" } else { "no" };
-                vec![p.world.clone(), p.zone.clone(), p.user.clone(), p.name.clone(), muted.into(), connected.into()]
+                vec![p.world.clone(), p.zone.clone(), p.user.clone(), p.name.clone(), muted, connected.into()]
             }),
         ),
         AdminReply::Bans { bans } => table(
@@ -285,10 +307,17 @@ fn describe(command: &AdminCommand, reply: &AdminReply) -> String {
             }),
         ),
         AdminReply::Mutes { mutes } => table(
-            &["USER", "AUDIO", "VIDEO", "REASON", "BY"],
+            &["USER", "AUDIO", "VIDEO", "CHAT", "REASON", "BY"],
             mutes.iter().map(|m| {
                 let flag = |muted: bool| if muted { "muted" } else { "" }.to_owned();
-                vec![m.user_id.clone(), flag(m.audio), flag(m.video), m.reason.clone(), m.created_by.clone()]
+                vec![
+                    m.user_id.clone(),
+                    flag(m.audio),
+                    flag(m.video),
+                    flag(m.chat),
+                    m.reason.clone(),
+                    m.created_by.clone(),
+                ]
             }),
         ),
         AdminReply::Admins { admins } => admins.iter().map(|a| format!("{a}\n")).collect(),
@@ -332,4 +361,40 @@ fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The subcommands alone, as `isoplane admin` reads them after its own options.
+    #[derive(Debug, Parser)]
+    struct Subcommands {
+        #[command(subcommand)]
+        action: AdminAction,
+    }
+
+    fn command(args: &[&str]) -> AdminCommand {
+        let parsed = Subcommands::try_parse_from(std::iter::once("admin").chain(args.iter().copied())).unwrap();
+        command_of(parsed.action).unwrap()
+    }
+
+    #[test]
+    fn chat_commands_are_built_as_the_server_reads_them() {
+        assert_eq!(
+            command(&["mute-chat", "u-ada", "--reason", "spam"]),
+            AdminCommand::MuteChat(UserArgs::new("u-ada", "spam"))
+        );
+        assert_eq!(command(&["unmute-chat", "u-ada"]), AdminCommand::UnmuteChat(UserArgs::new("u-ada", "")));
+        assert_eq!(
+            command(&["delete-chat", "demo", "c-1764770000123-5f0e3a9c0001", "--reason", "spam"]),
+            AdminCommand::DeleteChat {
+                world: "demo".into(),
+                message: "c-1764770000123-5f0e3a9c0001".into(),
+                reason: "spam".into()
+            }
+        );
+    }
 }

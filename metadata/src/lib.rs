@@ -1,5 +1,6 @@
 //! Isoplane's metadata in SQL: assets, worlds and their versions, workspaces and their
-//! admins, and moderation records (bans, demotions, mutes, zone settings, the audit log).
+//! admins, moderation records (bans, demotions, mutes, zone settings, the audit log) and
+//! the chat history.
 //! The asset server and the signaling server share it, so both read the same admins and
 //! the same moderation decisions; neither depends on the other for it.
 //!
@@ -18,6 +19,7 @@
 //! - `admins.rs`: workspaces, admins, and who counts as one: [`Metadata::admin_status`],
 //!   [`Metadata::promote`], [`Metadata::demote`].
 //! - `moderation.rs`: [`Ban`], [`Mute`], [`ZoneSetting`], [`AuditEntry`].
+//! - `chat.rs`: [`ChatRecord`], the chat history of the last day (times in milliseconds).
 //!
 //! # Invariants
 //! - Callers pass the time (`now`, seconds since the Unix epoch); nothing here reads a clock.
@@ -37,6 +39,7 @@
 
 mod admins;
 mod assets;
+mod chat;
 mod moderation;
 mod worlds;
 
@@ -50,6 +53,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub use admins::IDENTITY_PROVIDER;
 pub use assets::AssetRecord;
+pub use chat::{ChatAudience, ChatRecord};
 pub use moderation::{AuditEntry, Ban, Mute, UserStanding, ZoneSetting};
 pub use worlds::{NewVersion, WorldSummary, WorldVersion};
 

@@ -23,7 +23,7 @@ pub struct Ban {
     pub expires_at: Option<i64>,
 }
 
-/// Media a moderator turned off for a user in a workspace.
+/// Media (and chat) a moderator turned off for a user in a workspace.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mute {
     pub workspace: String,
@@ -32,6 +32,9 @@ pub struct Mute {
     pub audio: bool,
     /// The camera is muted.
     pub video: bool,
+    /// Nothing the user writes in the chat is sent.
+    #[serde(default)]
+    pub chat: bool,
     pub reason: String,
     pub created_by: String,
     pub created_at: i64,
@@ -47,6 +50,7 @@ pub struct UserStanding {
     pub demoted: bool,
     pub audio_muted: bool,
     pub video_muted: bool,
+    pub chat_muted: bool,
 }
 
 /// A zone's settings as changed inside Isoplane, over the world file's own.
@@ -107,6 +111,7 @@ fn mute_from_row(row: &AnyRow) -> Result<Mute> {
         user_id: row.try_get("user_id")?,
         audio: flag_from_sql("mutes", "audio", row.try_get("audio")?)?,
         video: flag_from_sql("mutes", "video", row.try_get("video")?)?,
+        chat: flag_from_sql("mutes", "chat", row.try_get("chat")?)?,
         reason: row.try_get("reason")?,
         created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
@@ -221,7 +226,8 @@ impl Metadata {
                (SELECT COUNT(*) FROM admins WHERE workspace = $1 AND user_id = $2) AS admins, \
                (SELECT COUNT(*) FROM admin_demotions WHERE workspace = $1 AND user_id = $2) AS demotions, \
                (SELECT audio FROM mutes WHERE workspace = $1 AND user_id = $2) AS audio, \
-               (SELECT video FROM mutes WHERE workspace = $1 AND user_id = $2) AS video",
+               (SELECT video FROM mutes WHERE workspace = $1 AND user_id = $2) AS video, \
+               (SELECT chat FROM mutes WHERE workspace = $1 AND user_id = $2) AS chat",
         )
         .bind(workspace)
         .bind(user_id)
@@ -239,6 +245,7 @@ impl Metadata {
             demoted: count("demotions")?,
             audio_muted: flag("audio")?,
             video_muted: flag("video")?,
+            chat_muted: flag("chat")?,
         })
     }
 
@@ -271,10 +278,10 @@ impl Metadata {
 
     // ---- mutes ----
 
-    /// Records what is muted for a user, replacing the earlier record; with neither
-    /// audio nor video muted, deletes it. The workspace row is created if needed.
+    /// Records what is muted for a user, replacing the earlier record; with nothing
+    /// muted (audio, video, chat), deletes it. The workspace row is created if needed.
     pub async fn set_mute(&self, mute: &Mute) -> Result<()> {
-        if !mute.audio && !mute.video {
+        if !mute.audio && !mute.video && !mute.chat {
             sqlx::query("DELETE FROM mutes WHERE workspace = $1 AND user_id = $2")
                 .bind(mute.workspace.as_str())
                 .bind(mute.user_id.as_str())
@@ -285,15 +292,16 @@ impl Metadata {
         let mut transaction = self.pool.begin().await?;
         ensure_workspace(&mut transaction, &mute.workspace, mute.created_at).await?;
         sqlx::query(
-            "INSERT INTO mutes (workspace, user_id, audio, video, reason, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO mutes (workspace, user_id, audio, video, chat, reason, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (workspace, user_id) DO UPDATE SET audio = excluded.audio, video = excluded.video, \
-             reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at",
+             chat = excluded.chat, reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at",
         )
         .bind(mute.workspace.as_str())
         .bind(mute.user_id.as_str())
         .bind(flag_to_sql(mute.audio))
         .bind(flag_to_sql(mute.video))
+        .bind(flag_to_sql(mute.chat))
         .bind(mute.reason.as_str())
         .bind(mute.created_by.as_str())
         .bind(mute.created_at)
@@ -306,7 +314,7 @@ impl Metadata {
     /// What is muted for a user, if anything.
     pub async fn mute_of(&self, workspace: &str, user_id: &str) -> Result<Option<Mute>> {
         let row = sqlx::query(
-            "SELECT workspace, user_id, audio, video, reason, created_by, created_at FROM mutes \
+            "SELECT workspace, user_id, audio, video, chat, reason, created_by, created_at FROM mutes \
              WHERE workspace = $1 AND user_id = $2",
         )
         .bind(workspace)
@@ -319,7 +327,7 @@ impl Metadata {
     /// Every mute in a workspace, by user ID.
     pub async fn mutes(&self, workspace: &str) -> Result<Vec<Mute>> {
         let rows = sqlx::query(
-            "SELECT workspace, user_id, audio, video, reason, created_by, created_at FROM mutes \
+            "SELECT workspace, user_id, audio, video, chat, reason, created_by, created_at FROM mutes \
              WHERE workspace = $1 ORDER BY user_id",
         )
         .bind(workspace)

@@ -9,7 +9,9 @@
 mod common;
 
 use common::{Backend, TestDb};
-use isoplane_metadata::{AuditEntry, Ban, IDENTITY_PROVIDER, MetadataError, Mute, UserStanding, ZoneSetting};
+use isoplane_metadata::{
+    AuditEntry, Ban, ChatAudience, ChatRecord, IDENTITY_PROVIDER, MetadataError, Mute, UserStanding, ZoneSetting,
+};
 
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
@@ -47,6 +49,11 @@ both_backends!(
     everything_survives_closing_and_reopening,
     a_database_from_before_moderation_is_upgraded,
     a_users_standing_is_read_in_one_go,
+    a_chat_mute_is_recorded_beside_media_mutes,
+    chat_history_keeps_the_last_200_of_each_zone_and_of_the_world_within_a_day,
+    direct_history_holds_both_directions_and_the_last_200_of_each_user,
+    deleted_chat_messages_are_not_returned_and_a_late_write_does_not_bring_them_back,
+    chat_history_is_per_workspace_and_world_and_old_messages_are_pruned,
 );
 
 const WS: &str = "acme";
@@ -68,6 +75,7 @@ fn mute(user: &str, audio: bool, video: bool, reason: &str, at: i64) -> Mute {
         user_id: user.into(),
         audio,
         video,
+        chat: false,
         reason: reason.into(),
         created_by: "ada".into(),
         created_at: at,
@@ -480,4 +488,135 @@ async fn an_in_memory_database_works_while_it_lives() {
     let other = isoplane_metadata::Metadata::connect_in_memory().await.unwrap();
     assert!(other.admins(WS).await.unwrap().is_empty());
     assert!(other.mutes(WS).await.unwrap().is_empty());
+}
+
+// ---- chat ----
+
+/// A minute, in the milliseconds chat times are kept in.
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+/// "Now" for the chat tests: some day in 2026, in milliseconds.
+const NOW_MS: i64 = 1_780_000_000_000;
+
+fn chat(id: &str, audience: ChatAudience, from: &str, at: i64) -> ChatRecord {
+    ChatRecord {
+        workspace: WS.into(),
+        world: "lobby".into(),
+        id: id.into(),
+        audience,
+        from_user: from.into(),
+        from_name: from.to_uppercase(),
+        text: format!("{from} says <b>hi</b> & \"bye\" in {id}"),
+        sent_at: at,
+    }
+}
+
+fn in_zone(zone: &str) -> ChatAudience {
+    ChatAudience::Zone { zone: zone.into() }
+}
+
+fn to_user(user: &str) -> ChatAudience {
+    ChatAudience::Direct { user: user.into(), name: user.to_uppercase() }
+}
+
+fn ids(records: &[ChatRecord]) -> Vec<String> {
+    records.iter().map(|r| r.id.clone()).collect()
+}
+
+async fn a_chat_mute_is_recorded_beside_media_mutes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    let chat_only = Mute { chat: true, ..mute("bob", false, false, "spam", 10) };
+    metadata.set_mute(&chat_only).await.unwrap();
+    assert_eq!(metadata.mute_of(WS, "bob").await.unwrap(), Some(chat_only.clone()), "kept though no media is muted");
+    let standing = metadata.standing(WS, "bob", 11).await.unwrap();
+    assert_eq!(standing, UserStanding { chat_muted: true, ..UserStanding::default() });
+    metadata.set_mute(&mute("bob", false, false, "forgiven", 12)).await.unwrap();
+    assert_eq!(metadata.mute_of(WS, "bob").await.unwrap(), None, "nothing muted: no row");
+    assert!(!metadata.standing(WS, "bob", 13).await.unwrap().chat_muted);
+}
+
+async fn chat_history_keeps_the_last_200_of_each_zone_and_of_the_world_within_a_day(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    let since = NOW_MS - DAY_MS;
+    let mut written = Vec::new();
+    // A day and a minute ago: too old for any history.
+    written.push(chat("c-old", in_zone("cafe"), "ada", since - MINUTE_MS));
+    for n in 0..205 {
+        written.push(chat(&format!("c-cafe-{n:03}"), in_zone("cafe"), "ada", since + n));
+        written.push(chat(&format!("c-world-{n:03}"), ChatAudience::World, "bob", since + 1000 + n));
+    }
+    written.push(chat("c-garden", in_zone("garden"), "cy", since + 10));
+    metadata.store_chat(&written).await.unwrap();
+    let recent = metadata.recent_chat(WS, "lobby", since, 200).await.unwrap();
+    let of = |want: &ChatAudience| recent.iter().filter(|r| &r.audience == want).cloned().collect::<Vec<_>>();
+    let cafe = of(&in_zone("cafe"));
+    assert_eq!(
+        ids(&cafe),
+        (5..205).map(|n| format!("c-cafe-{n:03}")).collect::<Vec<_>>(),
+        "the last 200, oldest first"
+    );
+    assert_eq!(cafe[0], written[11], "read back as written, text verbatim");
+    let world = of(&ChatAudience::World);
+    assert_eq!(ids(&world), (5..205).map(|n| format!("c-world-{n:03}")).collect::<Vec<_>>());
+    assert_eq!(ids(&of(&in_zone("garden"))), ["c-garden"], "each zone has its own bound");
+    assert_eq!(recent.len(), 401);
+    assert!(recent.windows(2).all(|w| w[0].sent_at <= w[1].sent_at), "oldest first overall");
+}
+
+async fn direct_history_holds_both_directions_and_the_last_200_of_each_user(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    let since = NOW_MS - DAY_MS;
+    let mut written = Vec::new();
+    // 250 from ada to bob, then 5 from bob to ada, then one from cy to dan.
+    for n in 0..250 {
+        written.push(chat(&format!("c-ab-{n:03}"), to_user("bob"), "ada", since + n));
+    }
+    for n in 0..5 {
+        written.push(chat(&format!("c-ba-{n}"), to_user("ada"), "bob", since + 1000 + n));
+    }
+    written.push(chat("c-cd", to_user("dan"), "cy", since + 2000));
+    metadata.store_chat(&written).await.unwrap();
+    let recent = metadata.recent_chat(WS, "lobby", since, 200).await.unwrap();
+    let of_ada: Vec<&ChatRecord> =
+        recent.iter().filter(|r| r.from_user == "ada" || r.audience == to_user("ada")).collect();
+    assert_eq!(of_ada.len(), 200, "ada's last 200, sent and received");
+    assert_eq!(of_ada[0].id, "c-ab-055");
+    assert_eq!(
+        of_ada[195..].iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["c-ba-0", "c-ba-1", "c-ba-2", "c-ba-3", "c-ba-4"],
+        "what bob sent her is in her history too"
+    );
+    assert_eq!(of_ada[0].audience, to_user("bob"));
+    assert!(recent.iter().any(|r| r.id == "c-cd"), "cy and dan have their own bound");
+    assert_eq!(recent.len(), 201, "each message once");
+}
+
+async fn deleted_chat_messages_are_not_returned_and_a_late_write_does_not_bring_them_back(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    let (a, b) = (chat("c-1", in_zone("cafe"), "ada", NOW_MS), chat("c-2", ChatAudience::World, "bob", NOW_MS + 1));
+    metadata.store_chat(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(metadata.delete_chat(WS, "lobby", "c-1", NOW_MS + 5).await.unwrap(), Some(a.clone()));
+    assert_eq!(metadata.delete_chat(WS, "lobby", "c-1", NOW_MS + 6).await.unwrap(), None, "deleted already");
+    assert_eq!(metadata.delete_chat(WS, "lobby", "c-none", NOW_MS + 6).await.unwrap(), None);
+    assert_eq!(metadata.delete_chat(WS, "garden", "c-2", NOW_MS + 6).await.unwrap(), None, "another world's");
+    // The same message written again (a retry that comes late) stays deleted.
+    metadata.store_chat(&[a]).await.unwrap();
+    assert_eq!(metadata.recent_chat(WS, "lobby", NOW_MS - DAY_MS, 200).await.unwrap(), [b]);
+}
+
+async fn chat_history_is_per_workspace_and_world_and_old_messages_are_pruned(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    let here = chat("c-1", ChatAudience::World, "ada", NOW_MS);
+    let other_world = ChatRecord { world: "garden".into(), ..chat("c-1", ChatAudience::World, "bob", NOW_MS) };
+    let other_workspace = ChatRecord { workspace: "globex".into(), ..here.clone() };
+    let old = chat("c-0", ChatAudience::World, "ada", NOW_MS - 2 * DAY_MS);
+    metadata.store_chat(&[here.clone(), other_world.clone(), other_workspace, old]).await.unwrap();
+    assert_eq!(metadata.recent_chat(WS, "garden", NOW_MS - DAY_MS, 200).await.unwrap(), [other_world]);
+    assert_eq!(metadata.prune_chat(NOW_MS - DAY_MS).await.unwrap(), 1, "only the message older than a day");
+    assert_eq!(metadata.recent_chat(WS, "lobby", 0, 200).await.unwrap(), [here]);
 }

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::binary::{self, Frame, MoveIntent, Pose, PresenceEntry};
-use crate::protocol::{AvatarId, AvatarInfo, AvatarState, ClientMessage, ErrorCode, Point, ServerMessage};
+use crate::protocol::{AvatarId, AvatarInfo, AvatarState, ChatScope, ClientMessage, ErrorCode, Point, ServerMessage};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -135,6 +135,11 @@ impl Client {
         self.writer.send_move(seq, position, facing, state).await
     }
 
+    /// Sends a chat message to the zone, the world, or (`to`, a user ID) one user.
+    pub async fn send_chat(&mut self, scope: ChatScope, to: Option<&str>, text: &str) -> Result<(), ClientError> {
+        self.writer.send_chat(scope, to, text).await
+    }
+
     /// Sends raw bytes or text, for tests of malformed input.
     pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
         self.writer.sink.send(message).await.map_err(Into::into)
@@ -174,6 +179,10 @@ impl ClientWriter {
     ) -> Result<(), ClientError> {
         let frame = binary::encode_move_intent(&MoveIntent { seq, position, pose: Pose { facing, state } });
         self.sink.send(Message::Binary(frame.into())).await.map_err(Into::into)
+    }
+
+    pub async fn send_chat(&mut self, scope: ChatScope, to: Option<&str>, text: &str) -> Result<(), ClientError> {
+        self.send(&ClientMessage::ChatSend { scope, to: to.map(Into::into), text: text.into() }).await
     }
 
     pub async fn close(&mut self) {

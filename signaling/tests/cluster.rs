@@ -1,8 +1,8 @@
 //! Three signaling nodes on loopback coordinated through this machine's Redis
 //! (`ISOPLANE_TEST_REDIS_URL`, by default redis://127.0.0.1:6379): clients on different
 //! nodes in one world see each other, killing the node that serves a world moves it and
-//! its clients recover, an admin command on one node reaches a user on another, and the
-//! people list and follows span the nodes.
+//! its clients recover, an admin command on one node reaches a user on another, the
+//! people list and follows span the nodes, and so do direct chat messages.
 //!
 //! Each node runs on its own thread with its own runtime, so killing one drops every
 //! socket and task it had at once, as a crash would. Each test has a workspace of its
@@ -19,7 +19,7 @@ use isoplane_service::testing::OwnRuntime;
 use isoplane_signaling::auth::Role;
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::config::{ClusterConfig, Config};
-use isoplane_signaling::protocol::{ClientMessage, ErrorCode, Follower, ModeratedAction, ServerMessage};
+use isoplane_signaling::protocol::{ChatScope, ClientMessage, ErrorCode, Follower, ModeratedAction, ServerMessage};
 use isoplane_signaling::server::{self, unix_now};
 
 fn redis_url() -> String {
@@ -285,4 +285,33 @@ async fn people_on_two_nodes_list_each_other_and_one_follows_the_other_through_t
         matches!(e, Event::Message(ServerMessage::FolloweeMoved { zone, position, .. }) if zone == "room" && *position == end)
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_from_a_client_on_one_node_reaches_a_client_on_another() {
+    let cluster = Cluster::start();
+    let mut ada = cluster.join(0, "ada").await;
+    let mut bob = cluster.join(1, "bob").await;
+    sees(&mut ada, bob.avatar(), "bob, who joined through node two").await;
+    let chat = |e: &Event| matches!(e, Event::Message(ServerMessage::Chat { .. }));
+
+    ada.send_chat(ChatScope::Direct, Some("bob"), "hello from node one").await.unwrap();
+    let Event::Message(ServerMessage::Chat { message }) = expect_event(&mut bob, "ada's message", chat).await else {
+        unreachable!()
+    };
+    assert_eq!(
+        (message.scope, message.from.user.as_str(), message.text.as_str()),
+        (ChatScope::Direct, "ada", "hello from node one")
+    );
+    bob.send_chat(ChatScope::Direct, Some("ada"), "and back from node two").await.unwrap();
+    let texts = |e: &Event| match e {
+        Event::Message(ServerMessage::Chat { message }) => Some(message.text.clone()),
+        _ => None,
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = expect_event(&mut ada, "both messages on ada's side", chat).await;
+        seen.extend(texts(&event));
+    }
+    assert_eq!(seen, ["hello from node one", "and back from node two"]);
 }

@@ -357,6 +357,7 @@ async fn a_mute_no_node_announced_reaches_the_connected_user_within_the_recheck_
         user_id: "bob".into(),
         audio: true,
         video: false,
+        chat: false,
         reason: "echo".into(),
         created_by: "ada".into(),
         created_at: unix_now() as i64,

@@ -17,7 +17,10 @@
 //!   followers, knocks).
 //! - One avatar per user per world: joining again as the same user takes the session
 //!   over (a resume), and the connection it had, if any, is closed.
+//! - Chat (chat.rs) follows the same state: a zone's history goes out right after each
+//!   snapshot, so a message is either in it or delivered after it.
 
+mod chat;
 mod media;
 mod moderation;
 mod people;
@@ -34,10 +37,11 @@ use crate::auth::{Role, TokenKey};
 use crate::policy::{PolicyConfig, ZoneMode, ZonePolicy};
 use crate::protocol::binary::{MoveIntent, Pose, PresenceEntry, encode_presence};
 use crate::protocol::{
-    AvatarId, AvatarInfo, AvatarState, CorrectionReason, ErrorCode, IceOutcome, IceServer, MediaPlan, PROTOCOL_VERSION,
-    Point, ServerMessage, SfuAccess, SignalKind, Status, WorldRef, ZoneInfo,
+    AvatarId, AvatarInfo, AvatarState, ChatMessage, CorrectionReason, ErrorCode, IceOutcome, IceServer, MediaPlan,
+    PROTOCOL_VERSION, Point, ServerMessage, SfuAccess, SignalKind, Status, WorldRef, ZoneInfo,
 };
 use crate::turn_credentials;
+pub use chat::{CHAT_HISTORY_AGE, CHAT_HISTORY_LEN};
 pub use isoplane_service::sfu_directory::SfuNode;
 pub use media::{Mute, SfuEndpoint};
 use media::{Participant, PlanKey, plan_zone};
@@ -112,6 +116,8 @@ pub struct JoinUser {
     pub role: Role,
     /// What an admin muted of this user, as recorded.
     pub mute: Mute,
+    /// An admin muted this user's chat, as recorded.
+    pub chat_muted: bool,
     /// When this join happened (milliseconds since the Unix epoch, the shell's clock): a
     /// kick recorded later removes the avatar even if its command missed this node.
     pub joined_at: i64,
@@ -124,6 +130,8 @@ pub enum Output {
     Send { conn: ConnId, message: ServerMessage },
     /// The same control message to each listed connection (encoded once by the shell).
     SendMany { recipients: Vec<ConnId>, message: ServerMessage },
+    /// A control message already encoded as JSON (chat histories, encoded once and shared).
+    SendJson { conn: ConnId, json: Bytes },
     /// One presence frame for every listed connection.
     Presence { recipients: Vec<ConnId>, frame: Bytes },
     /// Tell the connection why, then close it.
@@ -135,6 +143,10 @@ pub enum Output {
     /// An admin changed the user's mute while it is in this SFU room: the SFU must apply
     /// it now (new rooms get it in the token).
     SfuMute { room: String, user: String, mute: Mute, control_url: String },
+    /// A chat message was delivered: keep it in the world's stored history.
+    StoreChat { message: ChatMessage },
+    /// An admin deleted this chat message: take it out of the stored history.
+    EraseChat { id: String },
 }
 
 /// Counters for `/metrics`.
@@ -147,6 +159,7 @@ pub struct EngineStats {
     pub zone_changes: u64,
     pub resumes: u64,
     pub signals_relayed: u64,
+    pub chat_messages: u64,
 }
 
 #[derive(Debug)]
@@ -156,6 +169,7 @@ struct Avatar {
     name: String,
     role: Role,
     mute: Mute,
+    chat_muted: bool,
     /// The sequence number of its last move intent, echoed in corrections.
     last_seq: u32,
     conn: Option<ConnId>,
@@ -235,6 +249,8 @@ pub struct WorldEngine {
     follows: BTreeMap<AvatarId, people::Follow>,
     /// Knocks on zones and the passes they led to (people.rs).
     knocks: people::Knocks,
+    /// Every chat history of the world (chat.rs).
+    chat: chat::ChatLog,
     next_avatar: AvatarId,
     tick: u32,
     next_tick: Option<Instant>,
@@ -270,6 +286,7 @@ impl WorldEngine {
             placements: HashMap::new(),
             follows: BTreeMap::new(),
             knocks: people::Knocks::default(),
+            chat: chat::ChatLog::default(),
             next_avatar: 1,
             tick: 0,
             next_tick: None,
@@ -280,6 +297,11 @@ impl WorldEngine {
 
     pub fn world(&self) -> &World {
         &self.world
+    }
+
+    /// The world's name in the workspace.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -298,6 +320,13 @@ impl WorldEngine {
 
     fn unix(&self, now: Instant) -> u64 {
         self.unix_at_start + now.saturating_duration_since(self.started).as_secs()
+    }
+
+    /// Unix milliseconds at `now`, as near as the start's whole seconds tell (for chat
+    /// expiries, which the shell's own times then correct).
+    fn unix_ms(&self, now: Instant) -> i64 {
+        let elapsed = i64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(i64::MAX);
+        i64::try_from(self.unix_at_start).unwrap_or(i64::MAX).saturating_mul(1000).saturating_add(elapsed)
     }
 
     fn send(&mut self, conn: ConnId, message: ServerMessage) {
@@ -347,6 +376,7 @@ impl WorldEngine {
             // One join per connection.
             return Err(ErrorCode::JoinFirst);
         }
+        self.observe_unix_ms(user.joined_at);
         if let Some(&id) = self.by_user.get(&user.id) {
             return Ok(self.resume(now, conn, id, &user));
         }
@@ -364,6 +394,7 @@ impl WorldEngine {
             name: user.name,
             role: user.role,
             mute: user.mute,
+            chat_muted: user.chat_muted,
             last_seq: 0,
             conn: Some(conn),
             joined_at: user.joined_at,
@@ -403,6 +434,9 @@ impl WorldEngine {
         if let Some(snapshot) = self.snapshot_for(conn) {
             self.send(conn, snapshot);
         }
+        for json in self.chat_histories_for(conn) {
+            self.outputs.push_back(Output::SendJson { conn, json });
+        }
     }
 
     fn resume(&mut self, now: Instant, conn: ConnId, id: AvatarId, user: &JoinUser) -> AvatarId {
@@ -410,6 +444,7 @@ impl WorldEngine {
         // Role and mute as recorded now: they may have changed while it was away.
         avatar.role = user.role;
         avatar.mute = user.mute;
+        avatar.chat_muted = user.chat_muted;
         // A session taken over after a kick was let in after it (a kick is not a ban).
         avatar.joined_at = user.joined_at;
         let old = avatar.conn.replace(conn);
@@ -671,6 +706,8 @@ impl WorldEngine {
             && let Some(snapshot) = self.snapshot_for(conn)
         {
             self.send(conn, snapshot);
+            let json = self.zone_chat_history(to);
+            self.outputs.push_back(Output::SendJson { conn, json });
         }
         self.prompt_knocks(id);
     }
@@ -741,6 +778,7 @@ impl WorldEngine {
 
     /// Runs what is due at `now`: the presence tick, media plans, expired sessions.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.observe_unix_ms(self.unix_ms(now));
         let expired: Vec<AvatarId> = self
             .avatars
             .values()

@@ -37,6 +37,10 @@ pub enum Moderation {
     /// Every zone back to the world file's settings (before the recorded ones are applied
     /// to a world this node takes over).
     ClearZones,
+    /// The user's chat mute from now on, as recorded.
+    SetChatMute { user: String, muted: bool, by: String, reason: String },
+    /// Deletes a chat message from the world's history and tells those who could read it.
+    DeleteChat { id: String },
 }
 
 /// A kick read back from the records, re-applied where its command did not reach.
@@ -59,6 +63,8 @@ pub enum ModerationError {
     UnknownSpawn,
     #[error("the spawn point is inside the zone being emptied")]
     SpawnInZone,
+    #[error("this world's chat history has no message with this ID")]
+    UnknownMessage,
 }
 
 impl WorldEngine {
@@ -149,6 +155,8 @@ impl WorldEngine {
                 }
                 0
             }
+            Moderation::SetChatMute { user, muted, by, reason } => self.set_chat_mute(&user, muted, by, reason),
+            Moderation::DeleteChat { id } => self.delete_chat(&id).ok_or(ModerationError::UnknownMessage)?,
             Moderation::SetZone { zone, locked, capacity } => {
                 let index = self.zone_index(&zone)?;
                 let state = &mut self.zones[usize::from(index.0)];
@@ -208,6 +216,7 @@ impl WorldEngine {
                 zone: self.world.zone(a.zone).id.to_owned(),
                 audio_muted: a.mute.audio,
                 video_muted: a.mute.video,
+                chat_muted: a.chat_muted,
                 connected: a.conn.is_some(),
                 status: a.status,
             })

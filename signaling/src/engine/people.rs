@@ -131,7 +131,7 @@ fn millis_ceil(duration: Duration) -> u32 {
 }
 
 impl WorldEngine {
-    fn zone_id(&self, zone: ZoneIndex) -> String {
+    pub(super) fn zone_id(&self, zone: ZoneIndex) -> String {
         self.world.zone(zone).id.to_owned()
     }
 
@@ -157,7 +157,7 @@ impl WorldEngine {
         self.send(conn, ServerMessage::People { id, people });
     }
 
-    fn error(&mut self, conn: ConnId, code: ErrorCode) {
+    pub(super) fn error(&mut self, conn: ConnId, code: ErrorCode) {
         self.send(conn, ServerMessage::Error { code, message: code.text().to_owned() });
     }
 

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::protocol::binary::{Frame, decode};
-use crate::protocol::{PeerLink, Topology};
+use crate::protocol::{ChatScope, PeerLink, Topology};
 
 /// ```text
 ///    x: 0 1 2 3 4 5 | 6 7 8 9 10 11
@@ -92,7 +92,7 @@ impl Harness {
     /// Joins with the wall-clock time `joined_at` (unix ms) the shell would stamp.
     fn join_at(&mut self, conn: ConnId, user: &str, joined_at: i64) -> AvatarId {
         let (id, name) = (user.into(), user.to_uppercase());
-        let user = JoinUser { id, name, role: Role::Member, mute: Default::default(), joined_at };
+        let user = JoinUser { id, name, role: Role::Member, mute: Default::default(), chat_muted: false, joined_at };
         self.engine.join(self.now, conn, user, None).unwrap()
     }
 
@@ -114,6 +114,10 @@ impl Harness {
                     .into_iter()
                     .map(|conn| Output::Send { conn, message: message.clone() })
                     .collect::<Vec<_>>(),
+                // Read back as the client would.
+                Output::SendJson { conn, json } => {
+                    vec![Output::Send { conn, message: serde_json::from_slice(&json).unwrap() }]
+                }
                 output => vec![output],
             })
             .collect()
@@ -581,6 +585,11 @@ mod invariants {
             knock: u32,
             admit: bool,
         },
+        Chat {
+            conn: ConnId,
+            scope: u8,
+            to: u8,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -605,7 +614,8 @@ mod invariants {
             3 => any::<bool>().prop_map(|locked| Op::Lock { locked }),
             3 => (conn.clone(), 6..12u8).prop_map(|(conn, x)| Op::WalkIn { conn, x }),
             3 => conn.clone().prop_map(|conn| Op::Knock { conn }),
-            3 => (conn, 1..4u32, any::<bool>()).prop_map(|(conn, knock, admit)| Op::Answer { conn, knock, admit }),
+            3 => (conn.clone(), 1..4u32, any::<bool>()).prop_map(|(conn, knock, admit)| Op::Answer { conn, knock, admit }),
+            2 => (conn, 0..3u8, 0..6u8).prop_map(|(conn, scope, to)| Op::Chat { conn, scope, to }),
         ]
     }
 
@@ -642,6 +652,25 @@ mod invariants {
             }
         }
         engine.people_invariants().map_err(TestCaseError::fail)?;
+        engine.chat_invariants().map_err(TestCaseError::fail)?;
+        // Chat reaches only its audience: its zone, or its two parties.
+        for output in outputs {
+            let Output::Send { conn, message: ServerMessage::Chat { message } } = output else { continue };
+            let Some(recipient) = engine.by_conn.get(conn).and_then(|id| engine.avatars.get(id)) else { continue };
+            match message.scope {
+                ChatScope::Zone => prop_assert_eq!(
+                    message.zone.as_deref(),
+                    Some(world.zone(recipient.zone).id),
+                    "zone chat crossed zones"
+                ),
+                ChatScope::World => {}
+                ChatScope::Direct => prop_assert!(
+                    recipient.user == message.from.user
+                        || message.to.as_ref().is_some_and(|to| to.user == recipient.user),
+                    "a direct message reached a third party"
+                ),
+            }
+        }
         for (index, zone) in engine.zones.iter().enumerate() {
             if let Some(capacity) = world.zone(ZoneIndex(index as u16)).kind.capacity() {
                 prop_assert!(zone.members.len() <= capacity as usize, "zone over capacity");
@@ -676,7 +705,7 @@ mod invariants {
             for op in ops {
                 match op {
                     Op::Join { conn, user } => {
-                        let user = JoinUser { id: format!("u{user}"), name: "x".into(), role: Role::Member, mute: Default::default(), joined_at: 0 };
+                        let user = JoinUser { id: format!("u{user}"), name: "x".into(), role: Role::Member, mute: Default::default(), chat_muted: false, joined_at: 0 };
                         let _ = h.engine.join(h.now, conn, user, None);
                     }
                     Op::Step { conn, dx, dy, sit } => {
@@ -728,6 +757,11 @@ mod invariants {
                     }
                     Op::Knock { conn } => h.engine.knock(h.now, conn, "room"),
                     Op::Answer { conn, knock, admit } => h.engine.answer_knock(h.now, conn, knock, admit),
+                    Op::Chat { conn, scope, to } => {
+                        let scope = [ChatScope::Zone, ChatScope::World, ChatScope::Direct][usize::from(scope)];
+                        let to = (scope == ChatScope::Direct).then(|| format!("u{to}"));
+                        h.engine.send_chat(conn, (UNIX as i64) * 1000, scope, to, "hi".into());
+                    }
                 }
                 let outputs = h.outputs();
                 check(&h.engine, &outputs)?;
@@ -885,6 +919,7 @@ fn a_mute_on_the_sfu_reaches_the_sfu_now_and_rides_in_every_later_room_token() {
         name: "D".into(),
         role: Role::Member,
         mute: Mute { audio: true, video: true },
+        chat_muted: false,
         joined_at: 0,
     };
     h.engine.join(h.now, 4, user, None).unwrap();
@@ -905,8 +940,14 @@ fn a_locked_zone_keeps_members_out_lets_admins_in_and_those_inside_stay() {
     let lock = Moderation::SetZone { zone: "room".into(), locked: true, capacity: None };
     assert_eq!(h.engine.moderate(h.now, lock), Ok(1), "one person inside");
     h.join(2, "bob");
-    let admin =
-        JoinUser { id: "zoe".into(), name: "Zoe".into(), role: Role::Admin, mute: Mute::default(), joined_at: 0 };
+    let admin = JoinUser {
+        id: "zoe".into(),
+        name: "Zoe".into(),
+        role: Role::Admin,
+        mute: Mute::default(),
+        chat_muted: false,
+        joined_at: 0,
+    };
     h.engine.join(h.now, 3, admin, None).unwrap();
     h.outputs();
     for conn in [2, 3] {
@@ -1086,4 +1127,5 @@ fn a_full_sfu_node_gets_no_new_rooms_and_with_every_node_full_rooms_stay_peer_to
     assert_eq!(last_plan(&h.outputs(), 2).as_ref().and_then(sfu_url), Some("wss://sfu-c.example/v1/sfu"));
 }
 
+mod chat;
 mod people;

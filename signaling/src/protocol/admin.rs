@@ -31,6 +31,10 @@ pub enum AdminCommand {
     Mute(MediaArgs),
     /// Lifts a mute of audio and/or video.
     Unmute(MediaArgs),
+    /// Stops the user's chat: nothing they write is sent (they are told `chat_muted`).
+    /// Recorded with their media mute, so it holds when they come back.
+    MuteChat(UserArgs),
+    UnmuteChat(UserArgs),
     /// Bars the user from the workspace (for `duration_seconds`, or until lifted) and
     /// removes them from every world now.
     Ban {
@@ -81,6 +85,15 @@ pub enum AdminCommand {
         #[serde(default)]
         reason: String,
     },
+    /// Deletes a chat message from the world's history; everyone connected who could
+    /// see it is told to stop showing it.
+    DeleteChat {
+        world: String,
+        /// The message's ID (`c-…`), as `chat` gave it.
+        message: String,
+        #[serde(default)]
+        reason: String,
+    },
     /// Who is in the workspace's worlds now.
     ListPeople,
     ListBans,
@@ -100,7 +113,7 @@ pub enum AdminCommand {
     },
 }
 
-/// A command on one user: `kick`, `unban`, `promote`, `demote`.
+/// A command on one user: `kick`, `unban`, `promote`, `demote`, `mute_chat`, `unmute_chat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserArgs {
@@ -151,6 +164,8 @@ impl AdminCommand {
             AdminCommand::Kick(_) => "kick",
             AdminCommand::Mute(_) => "mute",
             AdminCommand::Unmute(_) => "unmute",
+            AdminCommand::MuteChat(_) => "mute_chat",
+            AdminCommand::UnmuteChat(_) => "unmute_chat",
             AdminCommand::Ban { .. } => "ban",
             AdminCommand::Unban(_) => "unban",
             AdminCommand::Promote(_) => "promote",
@@ -161,6 +176,7 @@ impl AdminCommand {
             AdminCommand::MoveUser { .. } => "move_user",
             AdminCommand::Notice { .. } => "notice",
             AdminCommand::EndMeeting { .. } => "end_meeting",
+            AdminCommand::DeleteChat { .. } => "delete_chat",
             AdminCommand::ListPeople => "list_people",
             AdminCommand::ListBans => "list_bans",
             AdminCommand::ListMutes => "list_mutes",
@@ -186,9 +202,12 @@ impl AdminCommand {
     /// The user the command acts on, if it acts on one.
     pub fn user(&self) -> Option<&str> {
         match self {
-            AdminCommand::Kick(on) | AdminCommand::Unban(on) | AdminCommand::Promote(on) | AdminCommand::Demote(on) => {
-                Some(&on.user)
-            }
+            AdminCommand::Kick(on)
+            | AdminCommand::Unban(on)
+            | AdminCommand::Promote(on)
+            | AdminCommand::Demote(on)
+            | AdminCommand::MuteChat(on)
+            | AdminCommand::UnmuteChat(on) => Some(&on.user),
             AdminCommand::Mute(media) | AdminCommand::Unmute(media) => Some(&media.user),
             AdminCommand::Ban { user, .. } | AdminCommand::MoveUser { user, .. } => Some(user),
             _ => None,
@@ -204,7 +223,9 @@ impl AdminCommand {
             | AdminCommand::SetZoneCapacity { world, zone, .. }
             | AdminCommand::EndMeeting { world, zone, .. } => Some((world, Some(zone))),
             AdminCommand::Notice { world, zone, .. } => Some((world, zone.as_deref())),
-            AdminCommand::MoveUser { world, .. } | AdminCommand::ListZones { world } => Some((world, None)),
+            AdminCommand::MoveUser { world, .. }
+            | AdminCommand::ListZones { world }
+            | AdminCommand::DeleteChat { world, .. } => Some((world, None)),
             _ => None,
         }
     }
@@ -223,15 +244,19 @@ impl AdminCommand {
     /// Why, as the admin gave it (a notice's text), or nothing for listings.
     pub fn reason(&self) -> &str {
         match self {
-            AdminCommand::Kick(on) | AdminCommand::Unban(on) | AdminCommand::Promote(on) | AdminCommand::Demote(on) => {
-                &on.reason
-            }
+            AdminCommand::Kick(on)
+            | AdminCommand::Unban(on)
+            | AdminCommand::Promote(on)
+            | AdminCommand::Demote(on)
+            | AdminCommand::MuteChat(on)
+            | AdminCommand::UnmuteChat(on) => &on.reason,
             AdminCommand::Mute(media) | AdminCommand::Unmute(media) => &media.reason,
             AdminCommand::LockZone(zone) | AdminCommand::UnlockZone(zone) => &zone.reason,
             AdminCommand::Ban { reason, .. }
             | AdminCommand::SetZoneCapacity { reason, .. }
             | AdminCommand::MoveUser { reason, .. }
-            | AdminCommand::EndMeeting { reason, .. } => reason,
+            | AdminCommand::EndMeeting { reason, .. }
+            | AdminCommand::DeleteChat { reason, .. } => reason,
             AdminCommand::Notice { text, .. } => text,
             AdminCommand::ListPeople
             | AdminCommand::ListBans
@@ -253,6 +278,9 @@ pub enum AdminErrorCode {
     InvalidCommand,
     /// The user is in none of the workspace's worlds.
     UserNotPresent,
+    /// The world's chat history has no message with this ID (deleted already, or older
+    /// than the history keeps).
+    UnknownMessage,
     UnknownWorld,
     UnknownZone,
     UnknownSpawn,
@@ -273,6 +301,7 @@ impl AdminErrorCode {
             AdminErrorCode::Forbidden => 403,
             AdminErrorCode::InvalidCommand => 400,
             AdminErrorCode::UserNotPresent
+            | AdminErrorCode::UnknownMessage
             | AdminErrorCode::UnknownWorld
             | AdminErrorCode::UnknownZone
             | AdminErrorCode::UnknownSpawn => 404,
@@ -306,10 +335,13 @@ impl AdminError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AdminReply {
-    /// `mute`, `unmute`: the user's mute as recorded now, and where it reached them.
+    /// `mute`, `unmute`, `mute_chat`, `unmute_chat`: the user's mute as recorded now, and
+    /// where it reached them.
     Muted {
         audio_muted: bool,
         video_muted: bool,
+        #[serde(default)]
+        chat_muted: bool,
         #[serde(flatten)]
         reach: Reach,
     },
@@ -336,6 +368,10 @@ pub enum AdminReply {
     },
     /// `move_user`, `end_meeting`: how many people were moved.
     Moved { moved: usize },
+    /// `delete_chat`: the message deleted (its ID), its author's user ID, and how many
+    /// connected people were told to stop showing it. (Before `NoticeShown`, whose field
+    /// it has.)
+    ChatDeleted { message: String, author: String, reached: usize },
     /// `notice`: how many people it was shown to.
     NoticeShown { reached: usize },
     /// `list_people`: everyone in the workspace's worlds.
@@ -417,6 +453,8 @@ pub struct PersonInfo {
     pub zone: String,
     pub audio_muted: bool,
     pub video_muted: bool,
+    #[serde(default)]
+    pub chat_muted: bool,
     /// False while the avatar waits for its client to come back.
     pub connected: bool,
     #[serde(default)]
@@ -434,6 +472,9 @@ pub enum ModeratedAction {
     /// Your audio and/or video were muted; the media plan says which.
     Muted,
     Unmuted,
+    /// Your chat was muted: what you write is not sent (`chat_muted` errors say so).
+    ChatMuted,
+    ChatUnmuted,
     /// You were put on a spawn point.
     Moved,
     /// The meeting you were in was ended: you were put on a spawn point.
@@ -457,8 +498,8 @@ mod tests {
         let reach = Reach { worlds: 1, nodes_unanswered: 0 };
         round_trip(AdminReply::Removed(reach), json!({"worlds": 1, "nodes_unanswered": 0}));
         round_trip(
-            AdminReply::Muted { audio_muted: true, video_muted: false, reach },
-            json!({"audio_muted": true, "video_muted": false, "worlds": 1, "nodes_unanswered": 0}),
+            AdminReply::Muted { audio_muted: true, video_muted: false, chat_muted: false, reach },
+            json!({"audio_muted": true, "video_muted": false, "chat_muted": false, "worlds": 1, "nodes_unanswered": 0}),
         );
         round_trip(
             AdminReply::Banned { expires_at: None, reach },
@@ -476,6 +517,10 @@ mod tests {
         );
         round_trip(AdminReply::Moved { moved: 3 }, json!({"moved": 3}));
         round_trip(AdminReply::NoticeShown { reached: 4 }, json!({"reached": 4}));
+        round_trip(
+            AdminReply::ChatDeleted { message: "c-1".into(), author: "ada".into(), reached: 2 },
+            json!({"message": "c-1", "author": "ada", "reached": 2}),
+        );
         round_trip(AdminReply::Admins { admins: vec!["ada".into()] }, json!({"admins": ["ada"]}));
         round_trip(AdminReply::People { people: Vec::new() }, json!({"people": []}));
         let zone = ZoneSettingInfo { zone: "lobby".into(), locked: false, capacity: Some(4), updated_by: "ada".into() };
@@ -514,6 +559,16 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<AdminCommand>(lock.clone()).unwrap(),
             AdminCommand::LockZone(ZoneArgs::new("demo", "meeting", ""))
+        );
+        let delete = json!({"action": "delete_chat", "world": "demo", "message": "c-1", "reason": "spam"});
+        assert_eq!(
+            serde_json::from_value::<AdminCommand>(delete).unwrap(),
+            AdminCommand::DeleteChat { world: "demo".into(), message: "c-1".into(), reason: "spam".into() }
+        );
+        let mute_chat = json!({"action": "mute_chat", "user": "bob"});
+        assert_eq!(
+            serde_json::from_value::<AdminCommand>(mute_chat).unwrap(),
+            AdminCommand::MuteChat(UserArgs::new("bob", ""))
         );
         // Unknown fields are refused, as before the arguments were shared.
         let typo = json!({"action": "kick", "user": "bob", "resaon": "spam"});

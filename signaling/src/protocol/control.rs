@@ -7,6 +7,7 @@ use isoplane_world_format::Facing;
 use serde::{Deserialize, Serialize};
 
 use super::admin::{AdminCommand, AdminError, AdminReply, ModeratedAction};
+use super::chat::{ChatMessage, ChatScope};
 use super::errors::ErrorCode;
 
 /// Identifies an avatar within one world for the life of its session (resumes keep it).
@@ -168,6 +169,14 @@ pub enum ClientMessage {
     Knock { zone: String },
     /// Let a knocker in, or not (only from inside the zone knocked on).
     AnswerKnock { knock: KnockId, admit: bool },
+    /// A chat message to my zone, the world, or one user (`to`, a user ID, for `direct`
+    /// only). Everyone it reaches, me included, gets it as `chat`.
+    ChatSend {
+        scope: ChatScope,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,6 +362,19 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
     },
+    /// A chat message for you (yours included: it carries the server's ID and time).
+    Chat { message: ChatMessage },
+    /// Recent messages of one history, oldest first: your zone's after every `snapshot`;
+    /// the world's and your direct messages once after joining (and resuming).
+    ChatHistory {
+        scope: ChatScope,
+        /// The zone's ID, for the `zone` history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
+        messages: Vec<ChatMessage>,
+    },
+    /// An admin deleted this message: stop showing it.
+    ChatDeleted { id: String },
 }
 
 /// Which world a client joined, and where to fetch its file.
@@ -397,6 +419,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::protocol::ChatParty;
 
     fn server(message: &ServerMessage) -> serde_json::Value {
         serde_json::to_value(message).unwrap()
@@ -476,5 +499,55 @@ mod tests {
             server(&knock),
             json!({"type": "knock", "knock": 12, "avatar": 7, "name": "Ada", "zone": "meeting-1"})
         );
+    }
+
+    #[test]
+    fn chat_messages_parse_and_serialize_as_documented() {
+        let parse = |value: serde_json::Value| serde_json::from_value::<ClientMessage>(value);
+        assert_eq!(
+            parse(json!({"type": "chat_send", "scope": "zone", "text": "hello"})).unwrap(),
+            ClientMessage::ChatSend { scope: ChatScope::Zone, to: None, text: "hello".into() }
+        );
+        assert_eq!(
+            parse(json!({"type": "chat_send", "scope": "direct", "to": "u-bob", "text": "hello"})).unwrap(),
+            ClientMessage::ChatSend { scope: ChatScope::Direct, to: Some("u-bob".into()), text: "hello".into() }
+        );
+        assert!(parse(json!({"type": "chat_send", "scope": "room", "text": "hello"})).is_err());
+        assert!(parse(json!({"type": "chat_send", "scope": "zone", "text": "hi", "html": true})).is_err());
+
+        let ada = ChatParty { user: "u-ada".into(), name: "Ada".into() };
+        let in_cafe = ChatMessage {
+            id: "c-1764770000123-0000000a0001".into(),
+            scope: ChatScope::Zone,
+            zone: Some("cafe".into()),
+            from: ada.clone(),
+            to: None,
+            text: "hello".into(),
+            at: 1_764_770_000_123,
+        };
+        let wire = json!({"id": "c-1764770000123-0000000a0001", "scope": "zone", "zone": "cafe",
+            "from": {"user": "u-ada", "name": "Ada"}, "text": "hello", "at": 1_764_770_000_123_i64});
+        assert_eq!(server(&ServerMessage::Chat { message: in_cafe.clone() }), json!({"type": "chat", "message": wire}));
+        let direct = ChatMessage {
+            scope: ChatScope::Direct,
+            zone: None,
+            to: Some(ChatParty { user: "u-bob".into(), name: "Bob".into() }),
+            ..in_cafe.clone()
+        };
+        assert_eq!(
+            server(&ServerMessage::Chat { message: direct })["message"],
+            json!({"id": "c-1764770000123-0000000a0001", "scope": "direct", "from": {"user": "u-ada", "name": "Ada"},
+                "to": {"user": "u-bob", "name": "Bob"}, "text": "hello", "at": 1_764_770_000_123_i64})
+        );
+        let history =
+            ServerMessage::ChatHistory { scope: ChatScope::Zone, zone: Some("cafe".into()), messages: vec![in_cafe] };
+        assert_eq!(
+            server(&history),
+            json!({"type": "chat_history", "scope": "zone", "zone": "cafe", "messages": [wire]})
+        );
+        let world = ServerMessage::ChatHistory { scope: ChatScope::World, zone: None, messages: Vec::new() };
+        assert_eq!(server(&world), json!({"type": "chat_history", "scope": "world", "messages": []}));
+        let deleted = ServerMessage::ChatDeleted { id: "c-1".into() };
+        assert_eq!(server(&deleted), json!({"type": "chat_deleted", "id": "c-1"}));
     }
 }

@@ -35,6 +35,13 @@ pub enum ErrorCode {
     UnknownAvatar,
     /// `knock` named a zone this world does not have. The connection stays open.
     UnknownZone,
+    /// A `chat_send` was empty, too long or badly addressed; nothing was sent. The
+    /// connection stays open.
+    ChatInvalid,
+    /// An admin muted your chat: nothing you write is sent. The connection stays open.
+    ChatMuted,
+    /// A direct message named a user who is not in this world. The connection stays open.
+    UnknownUser,
     /// The client did not read its messages for too long.
     TooSlow,
     /// The join did not arrive in time.
@@ -71,6 +78,11 @@ impl ErrorCode {
             ErrorCode::NotPaired => "you are not connected to this avatar",
             ErrorCode::UnknownAvatar => "no one else in this world has this avatar number",
             ErrorCode::UnknownZone => "this world has no zone with this ID",
+            ErrorCode::ChatInvalid => {
+                "a chat message is 1 to 2000 characters of text, and `to` is for direct messages only"
+            }
+            ErrorCode::ChatMuted => "an admin muted your chat: your message was not sent",
+            ErrorCode::UnknownUser => "no user with this ID is in this world",
             ErrorCode::TooSlow => "the connection did not keep up with its messages",
             ErrorCode::JoinTimeout => "no join arrived in time",
             ErrorCode::Replaced => "this session was taken over by a newer connection",
@@ -92,6 +104,9 @@ impl ErrorCode {
                 | ErrorCode::NotPaired
                 | ErrorCode::UnknownAvatar
                 | ErrorCode::UnknownZone
+                | ErrorCode::ChatInvalid
+                | ErrorCode::ChatMuted
+                | ErrorCode::UnknownUser
         )
     }
 }

@@ -6,10 +6,12 @@
 
 mod admin;
 pub mod binary;
+mod chat;
 mod control;
 mod errors;
 
 pub use admin::*;
+pub use chat::*;
 pub use control::*;
 pub use errors::ErrorCode;
 

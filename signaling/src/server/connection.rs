@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::AppState;
 use super::cluster::Route;
-use super::limits::{NoticeThrottle, RateLimit, Slot};
+use super::limits::{CHAT_BURST, CHAT_PER_SECOND, NoticeThrottle, RateLimit, Slot};
 use super::moderation::Actor;
 use super::proxy;
 use super::world_task::{Kill, Outbound, WorldCommand, unix_ms, unix_now};
@@ -146,6 +146,7 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origi
                 if acquired {
                     state.metrics.worlds_taken_over.inc();
                     state.moderator.refresh_zones(&world).await;
+                    super::chat::refresh(&state.metadata, &state.config.workspace, &world, &entry.commands).await;
                 }
             }
             // A forwarded client goes no further: the world moved meanwhile.
@@ -170,6 +171,7 @@ async fn join(state: &AppState, conn: ConnId, stream: &mut Stream, origin: Origi
         name: claims.name.clone(),
         role: standing.role,
         mute: standing.mute,
+        chat_muted: standing.chat_muted,
         joined_at: unix_ms(),
     };
     let command = WorldCommand::Join { conn, user, spawn, outbound: outbound_tx.clone(), kill: kill.clone(), reply };
@@ -229,6 +231,7 @@ async fn read(
 ) -> bool {
     let limits = &state.config.limits;
     let mut rate = RateLimit::new(limits.messages_per_second, limits.message_burst, Instant::now());
+    let mut chat_rate = RateLimit::new(CHAT_PER_SECOND, CHAT_BURST, Instant::now());
     // Malformed input and the rate limit are answered once a second per error code: the
     // answers go through the world (in order with its replies), which must not spend its
     // time telling a flooding client the same thing.
@@ -272,6 +275,14 @@ async fn read(
             continue;
         }
         let command = match decode(conn, message) {
+            // Chat has a rate of its own; a message over it is dropped, like any over the rate.
+            Ok(Incoming::World(WorldCommand::ChatSend { .. })) if !chat_rate.allow(now) => {
+                state.metrics.rate_limited.inc();
+                if notices.allow(ErrorCode::RateLimited, now) {
+                    let _ = world.send(WorldCommand::Notify { conn, code: ErrorCode::RateLimited }).await;
+                }
+                continue;
+            }
             Ok(Incoming::World(command)) => command,
             Ok(Incoming::Admin { id, command }) => {
                 // In a task of its own: moves keep flowing while it waits on the database or
@@ -340,6 +351,9 @@ fn decode(conn: ConnId, message: Message) -> Result<Incoming, ErrorCode> {
             Ok(ClientMessage::Knock { zone }) => Ok(Incoming::World(WorldCommand::Knock { conn, zone })),
             Ok(ClientMessage::AnswerKnock { knock, admit }) => {
                 Ok(Incoming::World(WorldCommand::AnswerKnock { conn, knock, admit }))
+            }
+            Ok(ClientMessage::ChatSend { scope, to, text }) => {
+                Ok(Incoming::World(WorldCommand::ChatSend { conn, at: unix_ms(), scope, to, text }))
             }
             Ok(ClientMessage::Admin { id, command }) => Ok(Incoming::Admin { id, command }),
             Ok(ClientMessage::Leave) => Ok(Incoming::Leave),

@@ -60,6 +60,14 @@ pub struct ConnectionLimits {
     pub per_user: Arc<Counter<String>>,
 }
 
+/// Chat messages one connection may send at once: a few lines typed in quick succession
+/// go through. Each chat message reaches a whole zone or world and is stored, so it has
+/// a limit of its own, well under the general message rate (which moves share).
+pub const CHAT_BURST: u32 = 5;
+/// Chat messages per second a connection may keep sending after its burst: faster than
+/// people type whole lines, slower than any script flooding a zone.
+pub const CHAT_PER_SECOND: u32 = 1;
+
 /// A token bucket: `burst` messages at once, refilled at `rate` per second.
 #[derive(Debug)]
 pub struct RateLimit {
@@ -141,6 +149,18 @@ mod tests {
         assert!(!limit.allow(t0));
         assert!(limit.allow(t0 + Duration::from_millis(100)));
         assert!(!limit.allow(t0 + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn chat_allows_five_lines_at_once_then_one_a_second() {
+        let t0 = Instant::now();
+        let mut chat = RateLimit::new(CHAT_PER_SECOND, CHAT_BURST, t0);
+        assert!((0..5).all(|_| chat.allow(t0)));
+        assert!(!chat.allow(t0), "the sixth at once is refused");
+        assert!(!chat.allow(t0 + Duration::from_millis(900)));
+        assert!(chat.allow(t0 + Duration::from_millis(1000)));
+        assert!(!chat.allow(t0 + Duration::from_millis(1500)));
+        assert!((0..5).all(|_| chat.allow(t0 + Duration::from_secs(10))), "a pause gives the burst back");
     }
 
     #[test]

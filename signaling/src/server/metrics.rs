@@ -38,6 +38,11 @@ isoplane_service::service_metrics! {
             "bans_enforced_late", "banned users removed by the periodic re-check, not by the ban command";
         pub kicks_enforced_late: Counter =
             "kicks_enforced_late", "kicked users removed by the periodic re-check, not by the kick command";
+        pub chat_messages: Counter = "chat_messages", "chat messages sent (each once, however many it reached)";
+        pub chat_writes_dropped: Counter =
+            "chat_writes_dropped", "chat history writes dropped because the database's queue was full";
+        pub chat_write_failures: Counter =
+            "chat_write_failures", "chat history writes the database refused or did not answer";
         pub mutes_enforced_late: Counter =
             "mutes_enforced_late", "mutes and unmutes applied by the periodic re-check, not by their command";
     }

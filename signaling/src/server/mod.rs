@@ -11,10 +11,12 @@
 //! - `routes.rs`: the HTTP routes (WebSocket upgrade, world files, admin commands, dev
 //!   tokens, health and metrics); `web.rs`: the embedded browser client.
 //! - `media.rs`: the engines' media settings and the SFU pool's directory.
+//! - `chat.rs`: the chat history's queue to the database, and reading it back.
 //! - `connection.rs`, `world_task.rs`, `moderation.rs`, `cluster.rs`, `proxy.rs`,
 //!   `sfu_control.rs`, `limits.rs`, `metrics.rs`: see docs/architecture.md.
 
 mod asset_images;
+mod chat;
 pub mod cluster;
 mod connection;
 mod limits;
@@ -49,6 +51,7 @@ use crate::protocol::WorldRef;
 use limits::{ConnectionLimits, Counter};
 pub use metrics::Metrics;
 use world_task::WorldCommand;
+use world_task::unix_ms;
 pub use world_task::unix_now;
 
 /// Why the server could not start.
@@ -85,6 +88,8 @@ pub(crate) struct AppState {
     /// Every background task; stops with `shutdown`, which it carries.
     tasks: Tasks,
     moderator: moderation::Moderator,
+    /// The workspace's database (moderation records, chat history).
+    metadata: isoplane_metadata::Metadata,
     /// The other signaling nodes, when this one is part of a cluster.
     cluster: Option<Arc<cluster::Cluster>>,
 }
@@ -168,6 +173,15 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
             // sessions: each node numbers avatars from its own random start.
             engine.number_avatars_from(rand::random_range(1..1 << 30));
         }
+        // Chat IDs made here differ from those of any other engine this world had.
+        engine.tag_chat_ids(rand::random());
+        // What was said is read back (within the history's bounds). Chat history is not a
+        // record that must hold, like a ban: a world whose history cannot be read starts
+        // without it.
+        match chat::load(&metadata, &config.workspace, &name, unix_ms()).await {
+            Ok(history) => engine.load_chat(history, unix_ms()),
+            Err(error) => tracing::error!(%error, world = %name, "cannot read the chat history: starting without it"),
+        }
         // Locks and capacities admins set stay in force across restarts.
         for setting in metadata.zone_settings(&config.workspace, &name).await? {
             let zone = setting.zone.clone();
@@ -186,10 +200,11 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         per_user: Counter::new(config.limits.connections_per_user),
     };
     let senders = worlds.iter().map(|(name, entry)| (name.clone(), entry.commands.clone())).collect();
-    let moderator = moderation::Moderator::new(metadata, config.workspace.clone(), senders, cluster.clone());
+    let moderator = moderation::Moderator::new(metadata.clone(), config.workspace.clone(), senders, cluster.clone());
     let shutdown = CancellationToken::new();
     let state = Arc::new(AppState {
         moderator,
+        metadata,
         cluster,
         token_key: TokenKey::new(config.token_secret.as_bytes()),
         config,
@@ -213,10 +228,17 @@ impl BoundServer {
         let BoundServer { listener, state, engines } = self;
         let slow_client = Duration::from_secs(state.config.limits.slow_client_seconds);
         let sfu = media::sfu_control(&state.config, &state.tasks);
+        // The chat writer drains its queue until the last world task (its last sender)
+        // has stopped, so what was said before a shutdown is stored.
+        let (chat_writes, chat_queue) = mpsc::channel(chat::CHAT_WRITE_QUEUE);
+        state.tasks.spawn(chat::run_writer(state.metadata.clone(), chat_queue, state.metrics.clone()));
         for (engine, receiver) in engines {
             let (metrics, stop) = (state.metrics.clone(), state.shutdown.clone());
-            state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, sfu.clone(), stop));
+            let chat =
+                chat::ChatWriter::new(chat_writes.clone(), &state.config.workspace, engine.name(), metrics.clone());
+            state.tasks.spawn(world_task::run(engine, receiver, metrics, slow_client, sfu.clone(), chat, stop));
         }
+        drop(chat_writes);
         state.tasks.spawn_until_shutdown(recheck_moderation(state.clone()));
         if let Some(pool) = state.config.media.sfu_pool.clone() {
             state.tasks.spawn(media::follow_sfu_directory(state.clone(), pool));

@@ -55,6 +55,7 @@ impl Actor {
 pub struct Standing {
     pub role: Role,
     pub mute: Mute,
+    pub chat_muted: bool,
 }
 
 /// Carries out admin commands for one workspace across this server's worlds.
@@ -100,6 +101,7 @@ fn from_engine(error: ModerationError) -> AdminError {
         ModerationError::UnknownZone => AdminErrorCode::UnknownZone,
         ModerationError::UnknownSpawn => AdminErrorCode::UnknownSpawn,
         ModerationError::SpawnInZone => AdminErrorCode::InvalidCommand,
+        ModerationError::UnknownMessage => AdminErrorCode::UnknownMessage,
     };
     AdminError::new(code, error.to_string())
 }
@@ -155,6 +157,7 @@ impl Moderator {
         Ok(Standing {
             role: if admin { Role::Admin } else { Role::Member },
             mute: Mute { audio: records.audio_muted, video: records.video_muted },
+            chat_muted: records.chat_muted,
         })
     }
 
@@ -171,7 +174,13 @@ impl Moderator {
             }
         };
         if now.mute != before.mute {
-            let action = Moderation::SetMute { user: user.clone(), mute: now.mute, by, reason: String::new() };
+            let action =
+                Moderation::SetMute { user: user.clone(), mute: now.mute, by: by.clone(), reason: String::new() };
+            let _ = self.local_in_world(world, action).await;
+        }
+        if now.chat_muted != before.chat_muted {
+            let action =
+                Moderation::SetChatMute { user: user.clone(), muted: now.chat_muted, by, reason: String::new() };
             let _ = self.local_in_world(world, action).await;
         }
         if now.role != before.role {
@@ -209,12 +218,13 @@ impl Moderator {
                 .map_err(database)?;
         if !admin {
             tracing::warn!(actor = %actor.user, action = command.name(), "refused an admin command from a non-admin");
-            self.audit(actor, &command, "refused", String::new(), now).await?;
+            self.audit(actor, &command, "refused", command.target(), String::new(), now).await?;
             return Err(AdminError::new(AdminErrorCode::Forbidden, "only admins of this workspace may do this"));
         }
         let done = self.carry_out(actor, &command, now).await?;
         if !command.is_query() {
-            self.audit(actor, &command, "done", done.detail, now).await?;
+            let target = done.target.unwrap_or_else(|| command.target());
+            self.audit(actor, &command, "done", target, done.detail, now).await?;
         }
         Ok(done.reply)
     }
@@ -224,6 +234,7 @@ impl Moderator {
         actor: &Actor,
         command: &AdminCommand,
         outcome: &str,
+        target: String,
         detail: String,
         now: i64,
     ) -> Result<(), AdminError> {
@@ -232,7 +243,7 @@ impl Moderator {
             workspace: self.workspace.clone(),
             actor: actor.user.clone(),
             action: command.name().to_owned(),
-            target: command.target(),
+            target,
             reason: command.reason().to_owned(),
             created_at: now,
             outcome: outcome.to_owned(),
@@ -365,13 +376,18 @@ impl Moderator {
             return Ok(0);
         }
         let records = self.metadata.mutes(&self.workspace).await?;
-        let recorded: HashMap<&str, (Mute, &str)> = records
+        let recorded: HashMap<&str, (Mute, bool, &str)> = records
             .iter()
-            .map(|m| (m.user_id.as_str(), (Mute { audio: m.audio, video: m.video }, m.reason.as_str())))
+            .map(|m| (m.user_id.as_str(), (Mute { audio: m.audio, video: m.video }, m.chat, m.reason.as_str())))
             .collect();
         let mut changed = 0;
         for person in people {
-            let (mute, reason) = recorded.get(person.user.as_str()).copied().unwrap_or_default();
+            let (mute, chat_muted, reason) = recorded.get(person.user.as_str()).copied().unwrap_or_default();
+            if chat_muted != person.chat_muted {
+                let (by, reason) = (LATE_AUTHOR.to_owned(), reason.to_owned());
+                let action = Moderation::SetChatMute { user: person.user.clone(), muted: chat_muted, by, reason };
+                changed += self.local_in_world(&person.world, action).await.unwrap_or(0);
+            }
             if mute == (Mute { audio: person.audio_muted, video: person.video_muted }) {
                 continue;
             }

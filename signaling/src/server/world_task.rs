@@ -7,6 +7,7 @@
 //! zone (presence coalesced into one message), and if it stays stuck for
 //! `slow_client_seconds` it is disconnected with `too_slow`.
 
+use super::chat::ChatWriter;
 use super::sfu_control::SfuControl;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::Metrics;
 use crate::engine::{ConnId, EngineStats, JoinUser, LateKick, Moderation, ModerationError, Output, WorldEngine};
 use crate::protocol::binary::MoveIntent;
-use crate::protocol::{AvatarId, ErrorCode, IceOutcome, KnockId, PersonInfo, ServerMessage, SignalKind, Status};
+use crate::protocol::{
+    AvatarId, ChatMessage, ChatScope, ErrorCode, IceOutcome, KnockId, PersonInfo, ServerMessage, SignalKind, Status,
+};
 use isoplane_service::metrics::Counter;
 
 /// What a connection sends its world.
@@ -74,6 +77,19 @@ pub enum WorldCommand {
         conn: ConnId,
         knock: KnockId,
         admit: bool,
+    },
+    /// `chat_send`; `at`: when the frame arrived (Unix ms), the message's time.
+    ChatSend {
+        conn: ConnId,
+        at: i64,
+        scope: ChatScope,
+        to: Option<String>,
+        text: String,
+    },
+    /// The history read back from the database, instead of what the world holds (when
+    /// this node takes the world over).
+    LoadChat {
+        messages: Vec<ChatMessage>,
     },
     Leave {
         conn: ConnId,
@@ -204,6 +220,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     slow_client: Duration,
     sfu: Option<SfuControl>,
+    chat: ChatWriter,
     shutdown: CancellationToken,
 ) {
     let mut connections = Connections::default();
@@ -230,7 +247,7 @@ pub async fn run(
                 None => break,
             },
         }
-        route(&mut engine, &mut connections, &metrics, sfu.as_ref());
+        route(&mut engine, &mut connections, &metrics, sfu.as_ref(), &chat);
         resync_lagging(&mut engine, &mut connections, &metrics, slow_client);
         if reported.at.elapsed() >= METRICS_INTERVAL {
             reported.publish(&engine, &metrics);
@@ -270,6 +287,8 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::Unfollow { conn } => engine.unfollow(conn),
         WorldCommand::Knock { conn, zone } => engine.knock(now, conn, &zone),
         WorldCommand::AnswerKnock { conn, knock, admit } => engine.answer_knock(now, conn, knock, admit),
+        WorldCommand::ChatSend { conn, at, scope, to, text } => engine.send_chat(conn, at, scope, to, text),
+        WorldCommand::LoadChat { messages } => engine.load_chat(messages, unix_ms()),
         WorldCommand::Leave { conn } => {
             engine.leave(now, conn);
             connections.remove(conn);
@@ -309,12 +328,24 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
     }
 }
 
-fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metrics, sfu: Option<&SfuControl>) {
+fn route(
+    engine: &mut WorldEngine,
+    connections: &mut Connections,
+    metrics: &Metrics,
+    sfu: Option<&SfuControl>,
+    chat: &ChatWriter,
+) {
     while let Some(output) = engine.poll_output() {
         match output {
             Output::Send { conn, message } => {
                 connections.offer(conn, Outbound::Text(to_json(&message)), metrics);
             }
+            Output::SendJson { conn, json } => match Utf8Bytes::try_from(json) {
+                Ok(text) => {
+                    connections.offer(conn, Outbound::Text(text), metrics);
+                }
+                Err(error) => tracing::error!(%error, "the engine encoded a message that is not UTF-8"),
+            },
             Output::SendMany { recipients, message } => {
                 let text = to_json(&message);
                 for conn in recipients {
@@ -347,9 +378,15 @@ fn route(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metr
                     sfu.set_mute(&control_url, &room, &user, mute);
                 }
             }
+            Output::StoreChat { message } => chat.store(message),
+            Output::EraseChat { id } => chat.erase(id),
         }
     }
 }
+
+/// The chat histories a client that fell behind gets after its snapshot: its zone's, the
+/// world's and its direct messages.
+const RESYNC_CHAT_HISTORIES: usize = 3;
 
 /// Sends lagging clients a fresh snapshot once they have room; cuts off the stuck ones.
 fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metrics: &Metrics, slow_client: Duration) {
@@ -364,9 +401,16 @@ fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metri
             continue;
         };
         let since = connection.lagging_since.unwrap_or(now);
-        if connection.outbound.capacity() > 0
+        // The snapshot and every chat history (chat dropped while it lagged is in them),
+        // read only once there is room for all of them.
+        if connection.outbound.capacity() > RESYNC_CHAT_HISTORIES
             && let Some(snapshot) = engine.snapshot_for(conn)
             && connection.outbound.try_send(Outbound::Text(to_json(&snapshot))).is_ok()
+            && engine
+                .chat_histories_for(conn)
+                .into_iter()
+                .filter_map(|json| Utf8Bytes::try_from(json).ok())
+                .all(|history| connection.outbound.try_send(Outbound::Text(history)).is_ok())
         {
             connection.lagging_since = None;
             connections.lagging.remove(&conn);
@@ -405,7 +449,7 @@ impl Default for Reported {
 impl Reported {
     fn publish(&mut self, engine: &WorldEngine, metrics: &Metrics) {
         let stats = engine.stats();
-        let pairs: [(&Counter, u64, u64); 7] = [
+        let pairs: [(&Counter, u64, u64); 8] = [
             (&metrics.moves_accepted, stats.moves_accepted, self.stats.moves_accepted),
             (&metrics.corrections, stats.corrections, self.stats.corrections),
             (&metrics.presence_frames, stats.presence_frames, self.stats.presence_frames),
@@ -413,6 +457,7 @@ impl Reported {
             (&metrics.zone_changes, stats.zone_changes, self.stats.zone_changes),
             (&metrics.resumes, stats.resumes, self.stats.resumes),
             (&metrics.signals_relayed, stats.signals_relayed, self.stats.signals_relayed),
+            (&metrics.chat_messages, stats.chat_messages, self.stats.chat_messages),
         ];
         for (counter, now, before) in pairs {
             counter.inc_by(now - before);
@@ -454,8 +499,14 @@ mod tests {
         let (outbound, receiver) = mpsc::channel(queue);
         let kill = Kill::default();
         let (reply, answer) = oneshot::channel();
-        let user =
-            JoinUser { id: user.into(), name: user.into(), role: Role::Member, mute: Default::default(), joined_at: 0 };
+        let user = JoinUser {
+            id: user.into(),
+            name: user.into(),
+            role: Role::Member,
+            mute: Default::default(),
+            chat_muted: false,
+            joined_at: 0,
+        };
         let command = WorldCommand::Join { conn, user, spawn: None, outbound, kill: kill.clone(), reply };
         commands.send(command).await.unwrap();
         answer.await.unwrap().unwrap();
@@ -472,8 +523,10 @@ mod tests {
         let (commands, receiver) = mpsc::channel(64);
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
-        let task =
-            tokio::spawn(run(engine, receiver, metrics.clone(), Duration::from_millis(500), None, shutdown.clone()));
+        let (writes, _unwritten) = mpsc::channel(16);
+        let chat = ChatWriter::new(writes, "acme", "demo", metrics.clone());
+        let slow = Duration::from_millis(500);
+        let task = tokio::spawn(run(engine, receiver, metrics.clone(), slow, None, chat, shutdown.clone()));
 
         let (_stuck_queue, stuck) = join(&commands, 1, "stuck", 2).await;
         let (mut live_queue, _live) = join(&commands, 2, "live", 1024).await;

@@ -65,20 +65,67 @@ pub enum WireRefusal {
     UnknownZone,
     UnknownSpawn,
     SpawnInZone,
+    UnknownMessage,
 }
 
 /// A moderation action, as the engine's [`Moderation`] has it in this version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WireAction {
-    Remove { user: String, banned: bool, by: String, reason: String },
-    SetMute { user: String, audio: bool, video: bool, by: String, reason: String },
-    SetRole { user: String, admin: bool },
-    MoveToSpawn { user: String, spawn: Option<String>, by: String, reason: String },
-    Notice { zone: Option<String>, text: String, by: String },
-    EndMeeting { zone: String, spawn: Option<String>, except: Option<String>, by: String, reason: String },
-    SetZone { zone: String, locked: bool, capacity: Option<u32> },
+    Remove {
+        user: String,
+        banned: bool,
+        by: String,
+        reason: String,
+    },
+    SetMute {
+        user: String,
+        audio: bool,
+        video: bool,
+        by: String,
+        reason: String,
+    },
+    SetRole {
+        user: String,
+        admin: bool,
+    },
+    MoveToSpawn {
+        user: String,
+        spawn: Option<String>,
+        by: String,
+        reason: String,
+    },
+    Notice {
+        zone: Option<String>,
+        text: String,
+        by: String,
+    },
+    EndMeeting {
+        zone: String,
+        spawn: Option<String>,
+        except: Option<String>,
+        by: String,
+        reason: String,
+    },
+    SetZone {
+        zone: String,
+        locked: bool,
+        capacity: Option<u32>,
+    },
     ClearZones,
+    /// Added within version 1: a node that does not know it cannot read the request and
+    /// ignores it (the periodic mute re-check applies the recorded chat mute later).
+    SetChatMute {
+        user: String,
+        muted: bool,
+        by: String,
+        reason: String,
+    },
+    /// Added within version 1: a node that does not know it ignores the request, and the
+    /// admin hears that the world did not answer.
+    DeleteChat {
+        id: String,
+    },
 }
 
 /// Why a message from another node cannot be read.
@@ -167,6 +214,7 @@ impl From<ModerationError> for WireRefusal {
             ModerationError::UnknownZone => WireRefusal::UnknownZone,
             ModerationError::UnknownSpawn => WireRefusal::UnknownSpawn,
             ModerationError::SpawnInZone => WireRefusal::SpawnInZone,
+            ModerationError::UnknownMessage => WireRefusal::UnknownMessage,
         }
     }
 }
@@ -177,6 +225,7 @@ impl From<WireRefusal> for ModerationError {
             WireRefusal::UnknownZone => ModerationError::UnknownZone,
             WireRefusal::UnknownSpawn => ModerationError::UnknownSpawn,
             WireRefusal::SpawnInZone => ModerationError::SpawnInZone,
+            WireRefusal::UnknownMessage => ModerationError::UnknownMessage,
         }
     }
 }
@@ -196,6 +245,8 @@ impl From<Moderation> for WireAction {
             }
             Moderation::SetZone { zone, locked, capacity } => WireAction::SetZone { zone, locked, capacity },
             Moderation::ClearZones => WireAction::ClearZones,
+            Moderation::SetChatMute { user, muted, by, reason } => WireAction::SetChatMute { user, muted, by, reason },
+            Moderation::DeleteChat { id } => WireAction::DeleteChat { id },
         }
     }
 }
@@ -217,6 +268,8 @@ impl From<WireAction> for Moderation {
             }
             WireAction::SetZone { zone, locked, capacity } => Moderation::SetZone { zone, locked, capacity },
             WireAction::ClearZones => Moderation::ClearZones,
+            WireAction::SetChatMute { user, muted, by, reason } => Moderation::SetChatMute { user, muted, by, reason },
+            WireAction::DeleteChat { id } => Moderation::DeleteChat { id },
         }
     }
 }
@@ -253,6 +306,8 @@ mod tests {
             },
             Moderation::SetZone { zone: "room".into(), locked: true, capacity: Some(4) },
             Moderation::ClearZones,
+            Moderation::SetChatMute { user: "bob".into(), muted: true, by: by(), reason: "spam".into() },
+            Moderation::DeleteChat { id: "c-1764770000123-0000000a0001".into() },
         ];
         for action in actions {
             let request = ClusterRequest::Moderate { world: Some("demo".into()), action: action.clone() };
@@ -272,6 +327,7 @@ mod tests {
         let replies = [
             ClusterReply::Moderated(Ok(3)),
             ClusterReply::Moderated(Err(ModerationError::UnknownSpawn)),
+            ClusterReply::Moderated(Err(ModerationError::UnknownMessage)),
             ClusterReply::People(Vec::new()),
         ];
         for reply in replies {

@@ -3,7 +3,7 @@
 //! reply and the audit entry's detail. [`check`] reads the arguments before anything
 //! else happens.
 
-use isoplane_metadata::{Ban, MetadataError, Mute as MuteRecord, ZoneSetting};
+use isoplane_metadata::{Ban, ChatAudience, MetadataError, Mute as MuteRecord, ZoneSetting};
 
 use super::{Actor, Moderator, database, internal, invalid};
 use crate::auth::Role;
@@ -23,17 +23,35 @@ const DEFAULT_AUDIT_PAGE: u32 = 100;
 pub(super) struct Done {
     pub reply: AdminReply,
     pub detail: String,
+    /// Who or what it acted on, when only carrying it out told (else the command's own
+    /// [`AdminCommand::target`]).
+    pub target: Option<String>,
 }
 
 impl Done {
     fn new(reply: AdminReply, detail: impl Into<String>) -> Done {
-        Done { reply, detail: detail.into() }
+        Done { reply, detail: detail.into(), target: None }
     }
 
     /// A reply with nothing more to audit.
     fn plain(reply: AdminReply) -> Done {
-        Done { reply, detail: String::new() }
+        Done { reply, detail: String::new(), target: None }
     }
+}
+
+/// Characters of a deleted chat message the audit log keeps.
+const AUDIT_EXCERPT_CHARS: usize = 200;
+
+/// Longest chat message ID a command may name (IDs the server makes are 28).
+const MAX_CHAT_ID_CHARS: usize = 64;
+
+/// The start of `text`, marked when cut.
+fn excerpt(text: &str) -> String {
+    let mut excerpt: String = text.chars().take(AUDIT_EXCERPT_CHARS).collect();
+    if excerpt.len() < text.len() {
+        excerpt.push('…');
+    }
+    excerpt
 }
 
 type Outcome = Result<Done, AdminError>;
@@ -85,6 +103,11 @@ pub(super) fn check(command: &AdminCommand) -> Result<(), AdminError> {
         | AdminCommand::Unmute(MediaArgs { audio: false, video: false, .. }) => {
             Err(invalid("say which to change: audio, video or both"))
         }
+        AdminCommand::DeleteChat { message, .. }
+            if message.is_empty() || message.chars().count() > MAX_CHAT_ID_CHARS =>
+        {
+            Err(invalid(format!("name a chat message ID of 1 to {MAX_CHAT_ID_CHARS} characters")))
+        }
         _ => Ok(()),
     }
 }
@@ -96,6 +119,12 @@ impl Moderator {
             AdminCommand::Kick(args) => self.kick(actor, args).await,
             AdminCommand::Mute(args) => self.set_mute(actor, args, true, now).await,
             AdminCommand::Unmute(args) => self.set_mute(actor, args, false, now).await,
+            AdminCommand::MuteChat(UserArgs { user, reason }) => {
+                self.set_chat_mute(actor, user, reason, true, now).await
+            }
+            AdminCommand::UnmuteChat(UserArgs { user, reason }) => {
+                self.set_chat_mute(actor, user, reason, false, now).await
+            }
             AdminCommand::Ban { user, reason, duration_seconds } => {
                 self.ban(actor, user, reason, *duration_seconds, now).await
             }
@@ -118,6 +147,7 @@ impl Moderator {
             AdminCommand::EndMeeting { world, zone, spawn, reason } => {
                 self.end_meeting(actor, world, zone, spawn.clone(), reason).await
             }
+            AdminCommand::DeleteChat { world, message, .. } => self.delete_chat(world, message).await,
             AdminCommand::ListPeople => self.list_people().await,
             AdminCommand::ListBans => self.list_bans(now).await,
             AdminCommand::ListMutes => self.list_mutes().await,
@@ -143,6 +173,7 @@ impl Moderator {
         let MediaArgs { user, audio, video, reason } = args;
         let workspace = self.workspace.as_str();
         let before = self.metadata.mute_of(workspace, user).await.map_err(database)?;
+        let chat = before.as_ref().is_some_and(|m| m.chat);
         let before = before.map_or(Mute::default(), |m| Mute { audio: m.audio, video: m.video });
         let mute = Mute {
             audio: if *audio { muting } else { before.audio },
@@ -153,6 +184,7 @@ impl Moderator {
             user_id: user.clone(),
             audio: mute.audio,
             video: mute.video,
+            chat,
             reason: reason.clone(),
             created_by: actor.user.clone(),
             created_at: now,
@@ -166,7 +198,65 @@ impl Moderator {
             (true, false) => "audio",
             _ => "video",
         };
-        Ok(Done::new(AdminReply::Muted { audio_muted: mute.audio, video_muted: mute.video, reach }, kinds))
+        let reply = AdminReply::Muted { audio_muted: mute.audio, video_muted: mute.video, chat_muted: chat, reach };
+        Ok(Done::new(reply, kinds))
+    }
+
+    /// Mutes (`muting`) or unmutes the user's chat, recorded beside their media mute.
+    async fn set_chat_mute(&self, actor: &Actor, user: &str, reason: &str, muting: bool, now: i64) -> Outcome {
+        let workspace = self.workspace.as_str();
+        let before = self.metadata.mute_of(workspace, user).await.map_err(database)?;
+        let mute = before.as_ref().map_or(Mute::default(), |m| Mute { audio: m.audio, video: m.video });
+        let record = MuteRecord {
+            workspace: workspace.to_owned(),
+            user_id: user.to_owned(),
+            audio: mute.audio,
+            video: mute.video,
+            chat: muting,
+            reason: reason.to_owned(),
+            created_by: actor.user.clone(),
+            created_at: now,
+        };
+        self.metadata.set_mute(&record).await.map_err(database)?;
+        let (user, by, reason) = (user.to_owned(), actor.name.clone(), reason.to_owned());
+        let set =
+            || Moderation::SetChatMute { user: user.clone(), muted: muting, by: by.clone(), reason: reason.clone() };
+        let reach = self.everywhere(set).await?;
+        let reply = AdminReply::Muted { audio_muted: mute.audio, video_muted: mute.video, chat_muted: muting, reach };
+        Ok(Done::plain(reply))
+    }
+
+    /// Deletes a chat message: from the stored history first (which also says whose it
+    /// was), then from the world that serves it, which tells those who could read it.
+    async fn delete_chat(&self, world: &str, id: &str) -> Outcome {
+        if !self.worlds.contains_key(world) {
+            return Err(AdminError::new(AdminErrorCode::UnknownWorld, "there is no world with this name"));
+        }
+        let at = crate::server::world_task::unix_ms();
+        let stored = self.metadata.delete_chat(&self.workspace, world, id, at).await.map_err(database)?;
+        let reached = match self.in_world(world, Moderation::DeleteChat { id: id.to_owned() }).await {
+            Ok(reached) => reached,
+            // Stored but no longer in the world's history (it aged out there first): the
+            // deletion stands, nobody had it to be told.
+            Err(error) if error.code == AdminErrorCode::UnknownMessage && stored.is_some() => 0,
+            Err(error) => return Err(error),
+        };
+        // The world held it but the writer had not stored it yet: the world's deletion,
+        // queued after the message's write, removes it from the database too.
+        let (author, detail) = match stored {
+            Some(message) => {
+                let place = match &message.audience {
+                    ChatAudience::Zone { zone } => format!("zone {zone}"),
+                    ChatAudience::World => "the world".to_owned(),
+                    ChatAudience::Direct { user, .. } => format!("a direct message to {user}"),
+                };
+                let detail = format!("{id} in {world}, {place}: \"{}\"", excerpt(&message.text));
+                (message.from_user, detail)
+            }
+            None => (String::new(), format!("{id} in {world} (not yet stored: author and text unknown)")),
+        };
+        let reply = AdminReply::ChatDeleted { message: id.to_owned(), author: author.clone(), reached };
+        Ok(Done { reply, detail, target: Some(author).filter(|a| !a.is_empty()) })
     }
 
     async fn ban(&self, actor: &Actor, user: &str, reason: &str, duration_seconds: Option<u64>, now: i64) -> Outcome {
