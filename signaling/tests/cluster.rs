@@ -259,14 +259,7 @@ async fn people_on_two_nodes_list_each_other_and_one_follows_the_other_through_t
     let mut bob = cluster.join(1, "bob").await;
     sees(&mut ada, bob.avatar(), "bob, who joined through node two").await;
     for (client, id) in [(&mut ada, 1), (&mut bob, 2)] {
-        client.send(&ClientMessage::ListPeople { id }).await.unwrap();
-        let answer = expect_event(
-            client,
-            "the people list",
-            |e| matches!(e, Event::Message(ServerMessage::People { id: answered, .. }) if *answered == id),
-        )
-        .await;
-        let Event::Message(ServerMessage::People { people, .. }) = answer else { unreachable!() };
+        let people = list_people(client, id).await;
         let users: Vec<&str> = people.iter().map(|p| p.user.as_str()).collect();
         assert_eq!(users, ["ada", "bob"], "as seen through node {id}");
     }

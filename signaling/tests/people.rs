@@ -30,19 +30,6 @@ async fn lock_the_room(admin: &mut Client) {
     .await;
 }
 
-/// Asks for the list of everyone and waits for the answer.
-async fn list_people(client: &mut Client, id: u32) -> Vec<Person> {
-    client.send(&ClientMessage::ListPeople { id }).await.unwrap();
-    let answer = expect_event(
-        client,
-        "the people list",
-        |e| matches!(e, Event::Message(ServerMessage::People { id: answered, .. }) if *answered == id),
-    )
-    .await;
-    let Event::Message(ServerMessage::People { people, .. }) = answer else { unreachable!() };
-    people
-}
-
 /// Waits until the client's snapshot says it is in `zone`.
 /// Bob walks into the room, then an admin locks it behind him.
 async fn bob_in_the_locked_room(server: &TestServer) -> Client {

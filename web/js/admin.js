@@ -14,7 +14,7 @@ import { STATUS_LABELS } from './status.js';
 // which command it sent, so it reads the reply of that command.
 /**
  * @typedef {{world: string, avatar: number, user: string, name: string, zone: string,
- *   audio_muted: boolean, video_muted: boolean, connected: boolean, status?: string}} Person
+ *   audio_muted: boolean, video_muted: boolean, chat_muted?: boolean, connected: boolean, status?: string}} Person
  * @typedef {{id: number, workspace: string, actor: string, action: string, target: string, reason: string,
  *   detail: string, outcome: string, created_at: number}} AuditEntry
  * @typedef {{zone: string, locked: boolean, capacity: number | null, updated_by: string}} ZoneSetting
@@ -246,6 +246,7 @@ export class AdminPanel {
             : null,
           person.audio_muted ? h('span', { class: 'tag warn', 'data-state': 'audio-muted' }, 'mic muted') : null,
           person.video_muted ? h('span', { class: 'tag warn', 'data-state': 'video-muted' }, 'cam muted') : null,
+          person.chat_muted ? h('span', { class: 'tag warn', 'data-state': 'chat-muted' }, 'chat muted') : null,
           person.connected ? null : h('span', { class: 'tag' }, 'reconnecting')),
         h('div', { class: 'actions' },
           button('mute-audio', 'Mute audio', () => mute(true, false), { disabled: person.audio_muted }),
@@ -253,6 +254,9 @@ export class AdminPanel {
           button('unmute', 'Unmute', () => this.run(
             { action: 'unmute', user, audio: person.audio_muted, video: person.video_muted, ...this.takeReason() },
             () => `Unmuted ${name}`), { disabled: !person.audio_muted && !person.video_muted }),
+          person.chat_muted
+            ? button('unmute-chat', 'Unmute chat', () => this.run({ action: 'unmute_chat', user, ...this.takeReason() }, () => `${name} may chat again`))
+            : button('mute-chat', 'Mute chat', () => this.run({ action: 'mute_chat', user, ...this.takeReason() }, () => `Muted ${name}’s chat`)),
           h('span', { class: 'group' },
             button('move', 'Move to', () => this.run(
               { action: 'move_user', user, world: person.world, spawn: spawnSelect.value, ...this.takeReason() },

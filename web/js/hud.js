@@ -102,6 +102,12 @@ export class Hud {
       case 'meeting_ended':
         this.moderationLine(`${by} ended the meeting${reason}`);
         break;
+      case 'chat_muted':
+        this.moderationLine(`${by} muted your chat: what you write is not sent${reason}`);
+        break;
+      case 'chat_unmuted':
+        this.moderationLine(`${by} let you chat again${reason}`);
+        break;
       default:
         this.moderationLine(`${by}: ${action}${reason}`);
     }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use isoplane_signaling::auth::{JoinClaims, Role, TokenKey};
 use isoplane_signaling::client::{Client, ClientError, Event};
 use isoplane_signaling::config::Config;
-use isoplane_signaling::protocol::{AvatarId, AvatarState, CorrectionReason, MediaPlan, Point, ServerMessage};
+use isoplane_signaling::protocol::{
+    AvatarId, AvatarState, ClientMessage, CorrectionReason, MediaPlan, Person, Point, ServerMessage,
+};
 use isoplane_signaling::server::{self, unix_now};
 use isoplane_world_format::{Facing, Position};
 use tokio_util::sync::CancellationToken;
@@ -257,4 +259,17 @@ pub fn correction(event: &Event) -> Option<CorrectionReason> {
         Event::Message(ServerMessage::Correction { reason, .. }) => Some(*reason),
         _ => None,
     }
+}
+
+/// Asks for the list of everyone and waits for the answer.
+pub async fn list_people(client: &mut Client, id: u32) -> Vec<Person> {
+    client.send(&ClientMessage::ListPeople { id }).await.unwrap();
+    let answer = expect_event(
+        client,
+        "the people list",
+        |e| matches!(e, Event::Message(ServerMessage::People { id: answered, .. }) if *answered == id),
+    )
+    .await;
+    let Event::Message(ServerMessage::People { people, .. }) = answer else { unreachable!() };
+    people
 }
