@@ -46,6 +46,9 @@ export class Gestures {
   down(e) {
     if (e.pointerType === 'mouse' && e.button !== 0) return;
     const { x, y } = this.at(e);
+    // The first finger of a new gesture: anything left of an earlier one (a lift the
+    // browser never reported) is forgotten, or this tap would count as a pinch.
+    if (e.isPrimary) this.pointers.clear();
     if (this.pointers.size === 0) this.moved = false;
     this.pointers.set(e.pointerId, { x, y, startX: x, startY: y });
     if (this.pointers.size > 1) this.moved = true;
