@@ -30,6 +30,10 @@ pub struct Config {
     /// Browser origins allowed to open `/v1/ws` (e.g. `https://office.example`). Empty:
     /// any origin. Clients that send no Origin header (non-browsers) are always allowed.
     pub allowed_origins: Vec<String>,
+    /// Origins (`https://board.example.com`) whose pages the browser client may embed
+    /// beside the map: a world's websites and pages people open for their meeting room.
+    /// Empty: none. Also sent as the client page's `Content-Security-Policy: frame-src`.
+    pub embed_origins: Vec<String>,
     /// The workspace's database (`sqlite://…` or `postgres://…`, shared with the asset
     /// server): bans, mutes, admins, zone locks and the audit log. In memory when absent.
     pub database_url: Option<String>,
@@ -219,6 +223,7 @@ impl Default for Config {
             dev_issuer: false,
             serve_web: false,
             allowed_origins: Vec::new(),
+            embed_origins: Vec::new(),
             database_url: None,
             worlds: WorldsConfig::default(),
             limits: Limits::default(),
@@ -262,6 +267,7 @@ impl ServiceConfig for Config {
         EnvSetting::new("LISTEN", "listen", EnvKind::Text),
         EnvSetting::new("WORKSPACE", "workspace", EnvKind::Text),
         EnvSetting::new("TOKEN_SECRET", "token_secret", EnvKind::Text),
+        EnvSetting::new("EMBED_ORIGINS", "embed_origins", EnvKind::List),
         EnvSetting::new("WORLDS_DIRECTORY", "worlds.directory", EnvKind::Text),
         EnvSetting::new("ASSET_SERVER", "worlds.asset_server", EnvKind::Text),
         EnvSetting::new("IMAGES_FROM", "worlds.images_from", EnvKind::Text),
@@ -287,6 +293,13 @@ impl ServiceConfig for Config {
         }
         if self.worlds.directory.is_none() && !self.worlds.demo && self.worlds.asset_server.is_none() {
             problems.push("worlds: set worlds.directory, worlds.asset_server, or worlds.demo = true".to_owned());
+        }
+        for origin in &self.embed_origins {
+            if !isoplane_world_format::is_web_origin(origin) {
+                let hint = isoplane_world_format::web_origin(origin)
+                    .map_or_else(|why| why.to_owned(), |exact| format!("write it as `{exact}`"));
+                problems.push(format!("embed_origins: `{origin}` is not an origin ({hint})"));
+            }
         }
         if let Some(url) = &self.worlds.images_from
             && !url.starts_with("http://")
@@ -383,5 +396,20 @@ mod tests {
         let fine = format!("{text}advertise_url = \"http://10.0.0.5:8080\"\n");
         let fine = fine.replacen("[worlds]", "database_url = \"sqlite://x.db\"\n[worlds]", 1);
         assert_eq!(Config::from_toml(&fine).unwrap().validate(), Ok(()));
+    }
+
+    #[test]
+    fn embed_origins_are_plain_origins() {
+        let text = "token_secret = \"0123456789abcdef\"\nembed_origins = [\"https://Board.example.com/r\", \"ftp://files.example\", \"https://docs.example.org\"]\n[worlds]\ndemo = true\n";
+        let Err(ConfigError { problems, .. }) = Config::from_toml(text).unwrap().validate() else {
+            panic!("expected errors")
+        };
+        assert_eq!(
+            problems,
+            vec![
+                "embed_origins: `https://Board.example.com/r` is not an origin (write it as `https://board.example.com`)",
+                "embed_origins: `ftp://files.example` is not an origin (only http:// and https:// pages can be embedded)",
+            ]
+        );
     }
 }

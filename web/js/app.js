@@ -21,6 +21,7 @@ import { RemoteAvatars } from './remote.js';
 import { Renderer } from './render.js';
 import { Availability } from './status.js';
 import { findPath, zoneGoals } from './walk.js';
+import { Websites, websitesAt } from './websites.js';
 import { SUBTILE, World } from './world.js';
 
 /** @typedef {import('./hud.js').Moderated} Moderated */
@@ -38,6 +39,8 @@ const OTHERS_FRAME_MS = 30;
 /** The text alternative of the map is brought up to date at most this often. */
 const DESCRIBE_MS = 1000;
 /** Errors that refuse a chat message: the chat panel says them too. */
+/** The narrowest part of the map worth centring our avatar in beside an open page (CSS pixels). */
+const MIN_FREE_MAP_PX = 200;
 const CHAT_ERRORS = new Set(['chat_invalid', 'chat_muted', 'unknown_user', 'rate_limited']);
 /** An open zone's talk radius when its file gives none (as in world-format). */
 const DEFAULT_TALK_RADIUS = 3;
@@ -49,12 +52,12 @@ const LOCATE_MS = 20000;
  * to a thousandth of a tile, well under a pixel).
  * @param {import('./render.js').DrawnAvatar[]} drawn @param {{x: number, y: number}} camera
  * @param {{x: number, y: number} | null} target @param {HTMLCanvasElement} canvas
- * @param {{zoom: number, pan: {x: number, y: number}}} view @param {number} route which located way is drawn (0: none)
+ * @param {{zoom: number, pan: {x: number, y: number}, shift: {x: number, y: number}}} view @param {number} route which located way is drawn (0: none)
  */
 function sceneOf(drawn, camera, target, canvas, view, route) {
   const avatars = drawn.map((a) => `${a.avatar}:${a.x.toFixed(3)},${a.y.toFixed(3)},${a.facing},${a.state},${a.status},${a.speaking}`);
   const at = (/** @type {{x: number, y: number} | null} */ p) => (p ? `${p.x.toFixed(3)},${p.y.toFixed(3)}` : '-');
-  const zoom = `${view.zoom.toFixed(3)}@${at(view.pan)}`;
+  const zoom = `${view.zoom.toFixed(3)}@${at(view.pan)}+${at(view.shift)}`;
   return `${canvas.width}x${canvas.height}|${zoom}|${at(camera)}|${at(target)}|${route}|${avatars.join(';')}`;
 }
 
@@ -166,6 +169,16 @@ export class App {
         this.wake();
       },
     });
+    this.websites = new Websites($('website-panel'), $('website-offer'), {
+      share: (url) => this.connection.send({ type: 'share_page', url }),
+      canShare: () => this.zone.type !== 'open' && this.zone.type !== '' && (this.zone.type !== 'stage' || Boolean(this.media.plan?.publish)),
+      announce: (text) => this.announcer.say(text),
+      changed: () => {
+        this.layout.setPageOpen(Boolean(this.websites.page));
+        this.centreBesidePage();
+        this.wake();
+      },
+    });
     this.connection.addEventListener('message', (e) => {
       this.onMessage(/** @type {CustomEvent} */ (e).detail);
       this.wake();
@@ -244,6 +257,7 @@ export class App {
         this.self = message.avatar;
         this.ended = false;
         this.setAdmin(Boolean(message.admin));
+        this.websites.setAllowed(message.embed_origins ?? []);
         if (!this.world) await this.loadWorld(message.world.url);
         break;
       case 'role_changed':
@@ -269,9 +283,13 @@ export class App {
         for (const avatar of message.avatars) this.addOther(avatar);
         this.hud.zone(message.zone);
         this.layout.setZone(message.zone.type, this.media.plan?.topology ?? 'none');
+        this.websites.shared(message.zone.page ?? null);
         this.conversationChanged();
         break;
       }
+      case 'page_shared':
+        this.websites.shared(message.page);
+        break;
       case 'avatar_entered':
         this.addOther(message.avatar);
         this.conversationChanged();
@@ -303,6 +321,7 @@ export class App {
         this.hud.topology(message.plan.topology === 'sfu' ? (message.plan.sfu ? 'SFU' : 'SFU (this server has none)') : message.plan.topology);
         this.layout.setZone(this.zone.type, message.plan.topology);
         /** @type {HTMLButtonElement} */ ($('share-screen')).disabled = !this.media.canShareScreen() && !this.media.screen;
+        this.websites.showButtons();
         this.conversationChanged();
         break;
       case 'signal':
@@ -418,6 +437,7 @@ export class App {
       }
     }
     this.renderer = new Renderer(/** @type {HTMLCanvasElement} */ ($('world')), this.world, images);
+    this.websites.sites = file.websites ?? [];
     this.hud.worldName(file.name);
     this.people.render();
   }
@@ -426,6 +446,7 @@ export class App {
     const canvas = /** @type {HTMLCanvasElement} */ ($('world'));
     window.addEventListener('resize', () => {
       this.renderer?.resize();
+      this.centreBesidePage();
       this.wake();
     });
     document.addEventListener('visibilitychange', () => this.wake());
@@ -442,6 +463,8 @@ export class App {
       }
       this.keys.add(key);
       if (key === 'e' && this.world) this.avatar.toggleSit(this.world);
+      // Space on a focused button presses it; on the map it opens the page offered here.
+      if (key === ' ' && (target === canvas || target === document.body) && this.websites.action()) e.preventDefault();
       this.wake();
     });
     window.addEventListener('keyup', (e) => {
@@ -507,6 +530,7 @@ export class App {
     if (this.chat.open) this.chat.setOpen(false);
     else if (this.people.open) this.people.setOpen(false);
     else if (this.panel.open) this.panel.setOpen(false);
+    else if (this.websites.page) this.websites.close();
     else {
       this.unfollow();
       this.located = null;
@@ -674,6 +698,8 @@ export class App {
     this.placeVoices(me);
     const zone = this.world.zoneAt(avatar.position);
     this.hud.standingIn(zone ? `${zone.name}` : '');
+    const tile = this.world.tileOf(avatar.position);
+    this.websites.standingOn(websitesAt(this.websites.sites, tile.x, tile.y));
     if (now - this.describedAt >= DESCRIBE_MS) {
       this.describedAt = now;
       this.announcer.describe(this.describe());
@@ -702,6 +728,25 @@ export class App {
       const theirs = projection.toScreen(at.x, at.y);
       return { distance: Math.hypot(at.x - me.x, at.y - me.y), screenDx: (theirs.x - mine.x) / projection.tw };
     }, radius);
+  }
+
+  /**
+   * Keeps our avatar in view beside an open page: the camera moves to the middle of the
+   * map's part the page leaves free (between the page and the video column), when that
+   * part is wide enough to be worth it.
+   */
+  centreBesidePage() {
+    if (!this.renderer) return;
+    const panel = $('website-panel');
+    const media = document.querySelector('.media');
+    let shift = 0;
+    if (this.websites.page && !panel.hidden) {
+      const covered = panel.getBoundingClientRect().right;
+      const mediaLeft = media ? media.getBoundingClientRect().left : window.innerWidth;
+      const right = mediaLeft > covered + MIN_FREE_MAP_PX ? mediaLeft : window.innerWidth;
+      if (right - covered >= MIN_FREE_MAP_PX) shift = (covered + right) / 2 - window.innerWidth / 2;
+    }
+    this.renderer.shift = { x: shift, y: 0 };
   }
 
   /** Following someone: set off toward them when they are too far, stop once close. */

@@ -38,6 +38,8 @@ class DebugView {
   /** The way to a located person, while it is drawn. */
   get located() { return this.app.located; }
   get knocks() { return this.app.knocks; }
+  /** Pages beside the map (websites.js). */
+  get websites() { return this.app.websites; }
   /** How many frames have been drawn (the frame loop draws only what changed). */
   get framesDrawn() { return this.app.renderer?.frames ?? 0; }
   /** Our predicted position; a test may set it to mispredict on purpose. */

@@ -3,7 +3,8 @@
 // a time with buttons between pages; in open zones they stay a compact strip beside the
 // map. A person may pin one tile (shown large above the rest), the people speaking are
 // highlighted, and a self view shows our own camera among the others. A shared screen
-// turns the strip into the grid and is pinned by itself.
+// turns the strip into the grid and is pinned by itself. While a web page is open beside
+// the map (websites.js), the tiles stay a strip so the page is not covered.
 //
 // media.js and sfu.js add and remove the tiles (`figure.tile` holding a `video` with
 // `data-avatar`); this module only arranges what is there, whenever that changes.
@@ -66,6 +67,8 @@ export class TileLayout {
     tiles.prepend(this.selfTile);
     /** Whether the self view is worth showing (a live camera, video not turned off). */
     this.selfShowing = false;
+    /** A web page is open beside the map: the tiles make way for it, as a strip. */
+    this.pageOpen = false;
     // Tiles come and go as media.js and sfu.js see fit (arranging only hides and shows them).
     new MutationObserver(() => this.arrange()).observe(tiles, { childList: true });
     window.addEventListener('resize', () => this.arrange());
@@ -76,6 +79,14 @@ export class TileLayout {
     const mode = topology !== 'none' && zoneType !== 'open' && zoneType !== 'silent' ? 'grid' : 'strip';
     if (mode === this.mode) return;
     this.mode = mode;
+    this.page = 0;
+    this.arrange();
+  }
+
+  /** A web page opened or closed beside the map. @param {boolean} open */
+  setPageOpen(open) {
+    if (open === this.pageOpen) return;
+    this.pageOpen = open;
     this.page = 0;
     this.arrange();
   }
@@ -128,13 +139,14 @@ export class TileLayout {
     this.selfTile.hidden = !this.selfShowing || others.length === 0;
     const all = this.selfTile.hidden ? others : [this.selfTile, ...others];
     const narrow = window.innerWidth <= 700;
-    const size = this.mode === 'grid' ? (narrow ? NARROW_PAGE : GRID_PAGE) : all.length || 1;
+    const grid = !this.pageOpen && ((this.mode === 'grid' && others.length > 0) || screens.length > 0);
+    const size = this.mode === 'grid' && !this.pageOpen ? (narrow ? NARROW_PAGE : GRID_PAGE) : all.length || 1;
     const { shown, page, pages } = pageOf(all, this.pinned, this.page, size);
     this.page = page;
     for (const tile of all) tile.hidden = !shown.includes(tile);
     for (const tile of others) this.pinButton(tile);
     const { columns, rows } = gridShape(this.pinned ? Math.max(1, shown.length - 1) : shown.length);
-    this.aside.classList.toggle('grid', (this.mode === 'grid' && others.length > 0) || screens.length > 0);
+    this.aside.classList.toggle('grid', grid);
     this.aside.classList.toggle('pinned', Boolean(this.pinned));
     this.tiles.style.setProperty('--columns', String(columns));
     this.tiles.style.setProperty('--rows', String(this.pinned ? rows + 2 : rows));
@@ -153,8 +165,11 @@ export class TileLayout {
       tile.querySelector('figcaption')?.append(button);
     }
     const pinned = this.pinned === tile;
+    const who = this.nameOf(this.avatarOf(tile));
+    const action = pinned ? 'Unpin' : 'Pin';
     button.setAttribute('aria-pressed', String(pinned));
-    button.setAttribute('aria-label', `${pinned ? 'Unpin' : 'Pin'} ${this.nameOf(this.avatarOf(tile))}`);
+    if (button.textContent !== action) button.textContent = action;
+    button.setAttribute('aria-label', `${action} ${tile.classList.contains('screen') ? `${who}'s screen` : who}`);
     tile.classList.toggle('pinned', pinned);
   }
 }

@@ -16,7 +16,9 @@
 // An admin's mute arrives in the plan too. Muted here (`audio_muted` / `video_muted` on
 // the plan): that kind's senders carry no track until a plan lifts it, whatever the user
 // clicks. A peer muted (the flags on its link): its audio is not played and its video not
-// shown, though the peer's own client should have stopped sending them anyway.
+// shown, though the peer's own client should have stopped sending them anyway. A peer
+// that may not publish here (`listen_only`: a stage's audience) has nothing it sends
+// played at all, screens included.
 
 import { Connection } from './net.js';
 import { SfuSession } from './sfu.js';
@@ -25,7 +27,7 @@ import { reconnectDelay } from './backoff.js';
 
 /**
  * @typedef {{urls: string[], username?: string, credential?: string}} IceServer
- * @typedef {{avatar: number, initiator: boolean, relay: boolean, audio_muted?: boolean, video_muted?: boolean}} PeerLink
+ * @typedef {{avatar: number, initiator: boolean, relay: boolean, audio_muted?: boolean, video_muted?: boolean, listen_only?: boolean}} PeerLink
  * @typedef {{topology: string, ice_servers: IceServer[], peers: PeerLink[], publish: boolean,
  *   sfu?: {url: string, room: string, token: string}, audio_muted?: boolean, video_muted?: boolean}} MediaPlan
  * @typedef {'audio' | 'video'} Kind
@@ -103,6 +105,8 @@ class Peer {
       this.pc.addTransceiver('video', { direction: 'recvonly' });
     }
     this.pc.ontrack = (event) => {
+      // A stage's audience may not publish: whatever such a peer sends is not played.
+      if (this.link.listen_only) return;
       if (event.streams[0] && event.streams[0].id === this.remoteScreen) {
         this.showScreen(event.streams[0]);
         return;
@@ -669,8 +673,8 @@ export class Media {
     const wanted = new Map(plan.peers.map((p) => [p.avatar, p]));
     for (const [avatar, peer] of this.peers) {
       const link = wanted.get(avatar);
-      // A link whose relay flag or publish right changed is rebuilt.
-      if (!link || link.relay !== peer.link.relay || previous?.publish !== plan.publish) {
+      // A link whose relay flag or either side's publish right changed is rebuilt.
+      if (!link || link.relay !== peer.link.relay || previous?.publish !== plan.publish || Boolean(link.listen_only) !== Boolean(peer.link.listen_only)) {
         peer.close();
         this.peers.delete(avatar);
       } else {

@@ -67,6 +67,8 @@ export class Renderer {
     /** Scale of the map (pinch or wheel), and how far the view is dragged off the camera (CSS pixels). */
     this.zoom = 1;
     this.pan = { x: 0, y: 0 };
+    /** Where the camera sits off the canvas's centre (CSS pixels): the middle of the part a page beside the map leaves free. */
+    this.shift = { x: 0, y: 0 };
     /** Frames drawn so far. */
     this.frames = 0;
     this.margin = 96;
@@ -289,8 +291,8 @@ export class Renderer {
     ctx.fillRect(0, 0, width, height);
     const centre = this.projection.toScreen(this.camera.x, this.camera.y);
     // Whole device pixels keep tiles crisp.
-    const dx = Math.round((width / 2 - centre.x + this.pan.x / this.zoom) * scale) / scale;
-    const dy = Math.round((height / 2 - centre.y + this.pan.y / this.zoom) * scale) / scale;
+    const dx = Math.round((width / 2 - centre.x + (this.pan.x + this.shift.x) / this.zoom) * scale) / scale;
+    const dy = Math.round((height / 2 - centre.y + (this.pan.y + this.shift.y) / this.zoom) * scale) / scale;
     this.offset = { x: dx, y: dy };
     if (this.floor) {
       const { canvas, scale: floorScale } = this.floor;

@@ -46,6 +46,7 @@ mod problem;
 pub mod projection;
 pub mod tiled;
 mod validate;
+mod web_origin;
 mod world;
 
 pub use content_id::{ContentId, ContentIdError};
@@ -56,6 +57,7 @@ pub use movement::{AcceptedMove, MoveRejection, TouchedObjects};
 pub use problem::{Problem, WorldErrors};
 pub use projection::Projection;
 pub use validate::is_valid_id;
+pub use web_origin::{is_web_origin, web_origin};
 pub use world::{ObjectIndex, World, ZoneIndex, ZoneRef, to_json_pretty};
 
 /// The demo world shipped with Isoplane: every ZoneType and every kind of exclusive object.

@@ -65,6 +65,9 @@ pub struct WorldFile {
     pub zones: Vec<Zone>,
     pub objects: Vec<ExclusiveObject>,
     pub exits: Vec<Exit>,
+    /// Web pages that open beside the map (left out of the file when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub websites: Vec<Website>,
 }
 
 /// How tiles map to the screen.
@@ -448,5 +451,52 @@ record! {
         /// A spawn point of the target world; its default spawn when absent.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub spawn: Option<String> = None,
+    }
+}
+
+/// When a website's page opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebsiteTrigger {
+    /// As soon as someone steps onto its area.
+    Enter,
+    /// When someone on its area asks for it (a key or a button), as for a shared board
+    /// that should not pop up on everyone walking past.
+    Action,
+}
+
+impl WebsiteTrigger {
+    pub const ALL: [WebsiteTrigger; 2] = [WebsiteTrigger::Enter, WebsiteTrigger::Action];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebsiteTrigger::Enter => "enter",
+            WebsiteTrigger::Action => "action",
+        }
+    }
+}
+
+impl Named for WebsiteTrigger {
+    const NOUN: &'static str = "trigger";
+    const ALL: &'static [WebsiteTrigger] = &WebsiteTrigger::ALL;
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+record! {
+    /// A web page (a whiteboard, a document, a dashboard) that opens beside the map for
+    /// whoever stands on its area. Clients embed it only if its origin is on the
+    /// workspace's allow-list (docs/world-format.md, Websites).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct Website {
+        pub id: String,
+        /// What people see on the button and above the page.
+        pub name: String,
+        /// An `http:` or `https:` URL.
+        pub url: String,
+        pub area: Vec<Rect>,
+        pub trigger: WebsiteTrigger = WebsiteTrigger::Enter,
     }
 }

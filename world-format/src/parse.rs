@@ -94,6 +94,7 @@ pub(crate) fn read_world_file(value: &Value, problems: &mut Problems) -> Option<
     let (zones, all_zones) = unread.keep("zones", top.list::<Zone>("zones", false, problems));
     let (objects, all_objects) = unread.keep("objects", top.list::<ExclusiveObject>("objects", false, problems));
     let (exits, _) = unread.keep("exits", top.list::<Exit>("exits", false, problems));
+    let (websites, _) = unread.keep("websites", top.list::<Website>("websites", false, problems));
     top.finish(problems);
 
     unread.name = name.is_none();
@@ -116,6 +117,7 @@ pub(crate) fn read_world_file(value: &Value, problems: &mut Problems) -> Option<
         zones,
         objects,
         exits,
+        websites,
     };
     Some((file, unread))
 }

@@ -80,6 +80,7 @@ pub(crate) fn validate(file: &WorldFile, unread: Unread, p: &mut Problems) -> Op
     checker.resolve_chains(p);
     checker.check_spawns(p);
     checker.check_exits(p);
+    checker.check_websites(p);
     checker.warn_unreachable(p);
     Some(checker.into_index())
 }
@@ -767,6 +768,26 @@ impl<'f> Checker<'f> {
         }
     }
 
+    fn check_websites(&self, p: &mut Problems) {
+        let websites = &self.file.websites;
+        if !check_count(websites.len(), MAX_WEBSITES, "websites", "$.websites", p) {
+            return;
+        }
+        let mut ids = HashSet::new();
+        for (i, website) in websites.iter().enumerate() {
+            let path = self.unread.item_path("websites", i);
+            check_id(&website.id, format!("{path}.id"), p);
+            if !ids.insert(website.id.as_str()) {
+                p.error(format!("{path}.id"), format!("another website already has the ID \"{}\"", website.id));
+            }
+            check_name(&website.name, format!("{path}.name"), p);
+            if let Err(why) = crate::web_origin(&website.url) {
+                p.error(format!("{path}.url"), why);
+            }
+            self.check_area(&website.area, &format!("{path}.area"), p);
+        }
+    }
+
     /// Warnings for places nobody can get to from the default spawn point.
     fn warn_unreachable(&self, p: &mut Problems) {
         if self.reachable.is_empty() {
@@ -798,6 +819,14 @@ impl<'f> Checker<'f> {
                 p.warning(
                     self.unread.item_path("exits", i),
                     format!("nobody can reach exit \"{}\" from the default spawn point", exit.id),
+                );
+            }
+        }
+        for (i, website) in self.file.websites.iter().enumerate() {
+            if !reachable(&website.area) {
+                p.warning(
+                    self.unread.item_path("websites", i),
+                    format!("nobody can reach website \"{}\" from the default spawn point", website.id),
                 );
             }
         }

@@ -247,6 +247,11 @@ impl World {
         self.file.exits.iter().find(|exit| exit.area.iter().any(|r| r.contains(x, y)))
     }
 
+    /// The world's websites, in file order.
+    pub fn websites(&self) -> &[crate::model::Website] {
+        &self.file.websites
+    }
+
     /// Size of the grid in sub-tile units.
     pub fn extent(&self) -> Position {
         // Grid sides are at most MAX_GRID_SIDE, far inside i32 in sub-tile units.

@@ -204,6 +204,18 @@ fn world_strategy() -> impl Strategy<Value = WorldFile> {
                     default_zone: default_zone(),
                     zones,
                     objects: object_list,
+                    // A website beside each exit, so both kinds of area travel.
+                    websites: exits
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (area, _))| Website {
+                            id: format!("site-{i}"),
+                            name: format!("Site {i}"),
+                            url: format!("https://pages{i}.example:8443/board/{i}?view=1#top"),
+                            area: vec![*area],
+                            trigger: if i % 2 == 0 { WebsiteTrigger::Enter } else { WebsiteTrigger::Action },
+                        })
+                        .collect(),
                     exits: exits
                         .into_iter()
                         .enumerate()
@@ -274,6 +286,7 @@ fn obstacle_world_strategy() -> impl Strategy<Value = World> {
                 zones: Vec::new(),
                 objects: Vec::new(),
                 exits: Vec::new(),
+                websites: Vec::new(),
             };
             World::from_file(file).unwrap_or_else(|e| panic!("{e}"))
         })

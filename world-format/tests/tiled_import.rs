@@ -7,7 +7,7 @@ use std::path::Path;
 use isoplane_world_format::tiled::{ImportError, ImportOptions, Imported, import_tiled};
 use isoplane_world_format::{
     ContentId, Facing, GID_FLIP_DIAGONAL, GID_FLIP_HORIZONTAL, GID_FLIP_VERTICAL, LayerDepth, MoveRejection,
-    ObjectKind, Orientation, Position, Rect, World, ZoneKind,
+    ObjectKind, Orientation, Position, Rect, Website, WebsiteTrigger, World, ZoneKind,
 };
 use serde_json::json;
 
@@ -146,15 +146,27 @@ fn workadventure_office_imports_with_collision_zones_exits_and_spawns() {
     assert_eq!(file.spawns.len(), 2);
     assert!(file.objects.is_empty());
 
+    // openWebsite with an `onaction` trigger: a website offered on request.
+    let website = Website {
+        id: "website".into(),
+        name: "Website".into(),
+        url: "https://example.org".into(),
+        area: vec![Rect { x: 2, y: 2, w: 1, h: 1 }],
+        trigger: WebsiteTrigger::Action,
+    };
+    assert_eq!(world.websites(), [website]);
+
     // What was left out is in the report, by name.
     assert!(report_mentions(&imported, &["\"Meeting Room\"", "focusable", "camera"]), "{:#?}", imported.report.notes);
-    assert!(report_mentions(&imported, &["\"Website\"", "openWebsite", "openWebsiteTrigger"]));
     assert!(report_mentions(&imported, &["configuration", "variables", "\"doorOpen\""]));
     assert!(report_mentions(&imported, &["mapCopyright", "CC-BY-SA 3.0"]));
     assert!(report_mentions(&imported, &["script"]));
     assert!(report_mentions(&imported, &["3 start tiles", "(3, 7)"]));
     let summary = imported.report.notes.iter().rev().find(|n| n.starts_with("imported")).unwrap();
-    assert_eq!(summary, "imported 6 tile layers (4 drawn), 2 zones, 0 exclusive objects, 1 exit, 2 spawn points");
+    assert_eq!(
+        summary,
+        "imported 6 tile layers (4 drawn), 2 zones, 0 exclusive objects, 1 exit, 2 spawn points, 1 website"
+    );
 
     // The converted world is a normal world: it survives a JSON round trip.
     let reread = World::from_json(&world.to_json_pretty()).unwrap();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use isoplane_world_format::tiled::{ISOPLANE_CLASSES, ImportOptions, import_tiled};
-use isoplane_world_format::{Facing, ZONE_TYPES};
+use isoplane_world_format::{Facing, WebsiteTrigger, ZONE_TYPES};
 use serde_json::{Value, json};
 
 const TOOLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/tiled");
@@ -80,6 +80,7 @@ fn the_project_offers_exactly_the_classes_and_properties_the_importer_reads() {
     assert_eq!(enums["ZoneType"], ZONE_TYPES.map(str::to_owned).to_vec());
     assert_eq!(enums["Facing"], facings);
     assert_eq!(enums["SeatFacing"], [vec!["any".to_owned()], facings].concat());
+    assert_eq!(enums["WebsiteTrigger"], WebsiteTrigger::ALL.map(|t| t.as_str().to_owned()).to_vec());
     for (class, members) in &classes {
         for (name, (kind, enumeration, default)) in members {
             if let Some(enumeration) = enumeration {
@@ -153,13 +154,16 @@ fn properties_left_at_the_projects_defaults_change_nothing() {
         let zone_types: Vec<Option<&str>> =
             if class == "zone" { ZONE_TYPES.iter().copied().map(Some).collect() } else { vec![None] };
         for zone_type in zone_types {
-            // What a map maker must set: the zone's type, an exit's target world.
+            // What a map maker must set: the zone's type, an exit's target world, a website's URL.
             let mut chosen = serde_json::Map::new();
             if let Some(zone_type) = zone_type {
                 chosen.insert("zoneType".into(), json!(zone_type));
             }
             if class == "exit" {
                 chosen.insert("world".into(), json!("elsewhere"));
+            }
+            if class == "website" {
+                chosen.insert("url".into(), json!("https://board.example.com/"));
             }
             let mut defaults = chosen.clone();
             for (name, (_, _, default)) in members {

@@ -106,6 +106,7 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
                         relay: me.relay_needed || other.relay_needed,
                         audio_muted: other.mute.audio,
                         video_muted: other.mute.video,
+                        listen_only: !may_publish(other.avatar),
                     })
                     .collect();
                 let topology = if peers.iter().any(|p| p.relay) { Topology::Turn } else { Topology::P2p };
@@ -146,6 +147,12 @@ fn linked(kind: &ZoneKind, speakers: &BTreeSet<AvatarId>, a: &Participant<'_>, b
         ZoneKind::MeetingRoom { .. } | ZoneKind::Private { .. } => true,
         ZoneKind::Silent => false,
     }
+}
+
+/// A direct link with nothing muted, as tests expect most links to be.
+#[cfg(test)]
+pub(super) fn plain_link(avatar: AvatarId, initiator: bool) -> PeerLink {
+    PeerLink { avatar, initiator, relay: false, audio_muted: false, video_muted: false, listen_only: false }
 }
 
 #[cfg(test)]
@@ -191,8 +198,7 @@ mod tests {
         let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &none), at(2, 4.5, &none)]);
         assert!(plans[0].peers.is_empty(), "3.5 tiles apart: not yet in range");
         let plans = plan_zone(&open, ZoneMode::Mesh, "r", &[at(1, 1.0, &none), at(2, 3.9, &none)]);
-        let link =
-            |avatar, initiator| PeerLink { avatar, initiator, relay: false, audio_muted: false, video_muted: false };
+        let link = plain_link;
         assert_eq!(plans[0].peers, vec![link(2, true)]);
         assert_eq!(plans[1].peers, vec![link(1, false)]);
         // Once paired, 3.5 tiles keeps the link (breaks only beyond 4).
@@ -225,7 +231,10 @@ mod tests {
         // Avatar 1 is the one speaker allowed; 2 is on the podium but over the limit.
         assert!(plans[0].publish && !plans[1].publish && !plans[2].publish);
         assert_eq!(plans[0].peers.len(), 2);
+        // The speaker plays nothing its listeners might send; listeners play the speaker.
+        assert!(plans[0].peers.iter().all(|p| p.listen_only));
         assert_eq!(plans[1].peers.iter().map(|p| p.avatar).collect::<Vec<_>>(), vec![1]);
+        assert!(plans[1].peers.iter().all(|p| !p.listen_only));
         let sfu = plan_zone(&stage, ZoneMode::Sfu, "w/stage", &people);
         assert_eq!(sfu[2].sfu_room.as_deref(), Some("w/stage"));
         assert!(!sfu[2].publish);

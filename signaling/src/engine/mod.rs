@@ -23,6 +23,7 @@
 mod chat;
 mod media;
 mod moderation;
+mod pages;
 mod people;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -94,6 +95,9 @@ pub struct EngineConfig {
     pub resume_grace: Duration,
     pub policy: PolicyConfig,
     pub media: MediaConfig,
+    /// Origins whose pages clients may embed (the workspace's allow-list), told to each
+    /// client on joining and checked on shared pages (pages.rs).
+    pub embed_origins: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +107,7 @@ impl Default for EngineConfig {
             resume_grace: Duration::from_secs(20),
             policy: PolicyConfig::default(),
             media: MediaConfig::default(),
+            embed_origins: Vec::new(),
         }
     }
 }
@@ -225,6 +230,8 @@ struct ZoneState {
     locked: bool,
     /// An admin's limit on people in the zone, instead of the world file's.
     capacity: Option<u32>,
+    /// The page someone opened for everyone in the zone (pages.rs).
+    page: Option<crate::protocol::SharedPage>,
 }
 
 /// The presence and media state of one world.
@@ -346,9 +353,14 @@ impl WorldEngine {
         }
     }
 
-    fn zone_info(&self, zone: ZoneIndex) -> ZoneInfo {
-        let zone = self.world.zone(zone);
-        ZoneInfo { id: zone.id.to_owned(), name: zone.name.to_owned(), zone_type: zone.kind.type_name().to_owned() }
+    fn zone_info(&self, index: ZoneIndex) -> ZoneInfo {
+        let zone = self.world.zone(index);
+        ZoneInfo {
+            id: zone.id.to_owned(),
+            name: zone.name.to_owned(),
+            zone_type: zone.kind.type_name().to_owned(),
+            page: self.zones[usize::from(index.0)].page.clone(),
+        }
     }
 
     /// The snapshot of an avatar's zone, as sent on joining and on zone changes (and by
@@ -430,7 +442,10 @@ impl WorldEngine {
     fn welcome(&mut self, conn: ConnId, id: AvatarId, resumed: bool) {
         let admin = self.avatars.get(&id).is_some_and(|a| a.role == Role::Admin);
         let world = self.world_ref.clone();
-        self.send(conn, ServerMessage::Welcome { protocol: PROTOCOL_VERSION, avatar: id, world, resumed, admin });
+        let embed_origins = self.config.embed_origins.clone();
+        let welcome =
+            ServerMessage::Welcome { protocol: PROTOCOL_VERSION, avatar: id, world, resumed, admin, embed_origins };
+        self.send(conn, welcome);
         if let Some(snapshot) = self.snapshot_for(conn) {
             self.send(conn, snapshot);
         }
@@ -517,6 +532,7 @@ impl WorldEngine {
         zone.replan = true;
         self.unpair(avatar.zone, id);
         self.send_zone(avatar.zone, Some(id), &ServerMessage::AvatarLeft { avatar: id });
+        self.page_opener_left(avatar.zone, id);
         self.people_left(id);
     }
 
@@ -698,6 +714,7 @@ impl WorldEngine {
         old.replan = true;
         self.unpair(from, id);
         self.send_zone(from, Some(id), &ServerMessage::AvatarLeft { avatar: id });
+        self.page_opener_left(from, id);
         self.send_zone(to, Some(id), &ServerMessage::AvatarEntered { avatar: info });
         let new = &mut self.zones[usize::from(to.0)];
         new.members.insert(id);

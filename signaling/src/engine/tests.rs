@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::protocol::binary::{Frame, decode};
-use crate::protocol::{ChatScope, PeerLink, Topology};
+use crate::protocol::{ChatScope, Topology};
 
 /// ```text
 ///    x: 0 1 2 3 4 5 | 6 7 8 9 10 11
@@ -40,6 +40,8 @@ fn test_world() -> Arc<World> {
 }
 
 const UNIX: u64 = 1_800_000_000;
+/// The one origin whose pages the test workspace embeds.
+const BOARD_ORIGIN: &str = "https://board.example.com";
 const CONTROL_A: &str = "http://sfu-a.internal:7880";
 
 /// An SFU node `id` serving `participants` of `capacity`.
@@ -62,6 +64,7 @@ struct Harness {
 fn config(with_sfu: bool) -> EngineConfig {
     let mut config = EngineConfig::default();
     config.media.stun_urls = vec!["stun:turn.example:3478".into()];
+    config.embed_origins = vec![BOARD_ORIGIN.into()];
     config.media.turn = Some(TurnAccess {
         urls: vec!["turn:turn.example:3478?transport=udp".into()],
         secret: b"turn-secret".to_vec(),
@@ -144,6 +147,13 @@ impl Harness {
             self.walk(conn, from.0 + (to.0 - from.0) * t, from.1 + (to.1 - from.1) * t, 200);
         }
     }
+}
+
+/// Walks `conn` from the spawn point through the gap in the wall into the room, to
+/// `(x, 2.5)`.
+fn into_the_room(h: &mut Harness, conn: ConnId, x: f64) {
+    h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));
+    h.walk_to(conn, (5.5, 2.5), (x, 2.5));
 }
 
 fn messages_to(outputs: &[Output], conn: ConnId) -> Vec<&ServerMessage> {
@@ -406,7 +416,7 @@ fn silent_zones_get_no_media_and_open_zones_pair_by_proximity() {
     let out = h.outputs();
     let plan = last_plan(&out, 1).unwrap();
     assert_eq!(plan.topology, Topology::P2p);
-    let link = |avatar, initiator| PeerLink { avatar, initiator, relay: false, audio_muted: false, video_muted: false };
+    let link = media::plain_link;
     assert_eq!(plan.peers, vec![link(b, true)]);
     assert_eq!(last_plan(&out, 2).unwrap().peers, vec![link(a, false)]);
     // TURN credentials follow the REST scheme and expire after the TTL.
@@ -590,6 +600,11 @@ mod invariants {
             scope: u8,
             to: u8,
         },
+        /// 0: close, 1: an allowed page, 2: a page of another origin.
+        SharePage {
+            conn: ConnId,
+            page: u8,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -615,7 +630,8 @@ mod invariants {
             3 => (conn.clone(), 6..12u8).prop_map(|(conn, x)| Op::WalkIn { conn, x }),
             3 => conn.clone().prop_map(|conn| Op::Knock { conn }),
             3 => (conn.clone(), 1..4u32, any::<bool>()).prop_map(|(conn, knock, admit)| Op::Answer { conn, knock, admit }),
-            2 => (conn, 0..3u8, 0..6u8).prop_map(|(conn, scope, to)| Op::Chat { conn, scope, to }),
+            2 => (conn.clone(), 0..3u8, 0..6u8).prop_map(|(conn, scope, to)| Op::Chat { conn, scope, to }),
+            2 => (conn, 0..3u8).prop_map(|(conn, page)| Op::SharePage { conn, page }),
         ]
     }
 
@@ -653,6 +669,7 @@ mod invariants {
         }
         engine.people_invariants().map_err(TestCaseError::fail)?;
         engine.chat_invariants().map_err(TestCaseError::fail)?;
+        engine.pages_invariants().map_err(TestCaseError::fail)?;
         // Chat reaches only its audience: its zone, or its two parties.
         for output in outputs {
             let Output::Send { conn, message: ServerMessage::Chat { message } } = output else { continue };
@@ -761,6 +778,10 @@ mod invariants {
                         let scope = [ChatScope::Zone, ChatScope::World, ChatScope::Direct][usize::from(scope)];
                         let to = (scope == ChatScope::Direct).then(|| format!("u{to}"));
                         h.engine.send_chat(conn, (UNIX as i64) * 1000, scope, to, "hi".into());
+                    }
+                    Op::SharePage { conn, page } => {
+                        let url = [None, Some(format!("{BOARD_ORIGIN}/r/1")), Some("https://elsewhere.example/".into())];
+                        h.engine.share_page(conn, url[usize::from(page)].clone());
                     }
                 }
                 let outputs = h.outputs();
@@ -1128,4 +1149,5 @@ fn a_full_sfu_node_gets_no_new_rooms_and_with_every_node_full_rooms_stay_peer_to
 }
 
 mod chat;
+mod pages;
 mod people;

@@ -134,6 +134,18 @@ pub struct ZoneInfo {
     /// The ZoneType (`open`, `meeting_room`, `stage`, `silent`, `private`).
     #[serde(rename = "type")]
     pub zone_type: String,
+    /// The page someone opened for everyone in the zone, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<SharedPage>,
+}
+
+/// A web page someone opened for everyone in their zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedPage {
+    pub url: String,
+    /// Who opened it, and their display name.
+    pub by: AvatarId,
+    pub name: String,
 }
 
 /// Messages a client sends.
@@ -161,6 +173,10 @@ pub enum ClientMessage {
     SetStatus { status: Status },
     /// Who is in the world, in every zone; answered by `people` with the same `id`.
     ListPeople { id: u32 },
+    /// Open a page for everyone in your zone (replacing the one open), or close it (`url`
+    /// null). Only in zones that are not open space (on a stage, from the podium), and
+    /// only pages of the workspace's `embed_origins`.
+    SharePage { url: Option<String> },
     /// Follow this avatar wherever it goes (instead of whoever I followed before).
     Follow { avatar: AvatarId },
     /// Stop following.
@@ -236,6 +252,10 @@ pub struct PeerLink {
     /// An admin muted this peer's video: show none of it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub video_muted: bool,
+    /// This peer may not publish here (a stage's audience): play and show nothing it
+    /// sends, camera or screen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub listen_only: bool,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -284,6 +304,10 @@ pub enum ServerMessage {
         /// Whether you are an admin of the workspace (and may send `admin` messages).
         #[serde(default)]
         admin: bool,
+        /// The origins whose pages the client may embed beside the map (the workspace's
+        /// allow-list): a world's websites and shared pages of other origins are refused.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        embed_origins: Vec<String>,
     },
     /// An admin promoted or demoted you.
     RoleChanged { admin: bool },
@@ -295,6 +319,9 @@ pub enum ServerMessage {
     AvatarLeft { avatar: AvatarId },
     /// Someone in your zone (or you) set a status.
     StatusChanged { avatar: AvatarId, status: Status },
+    /// The page open for everyone in your zone changed: someone opened one (`page`), or
+    /// it was closed (`page` null: someone closed it, or its opener left the zone).
+    PageShared { page: Option<SharedPage> },
     /// Your last move was refused: go back here.
     Correction { seq: u32, position: Point, facing: Facing, state: AvatarState, reason: CorrectionReason },
     /// Your media plan changed.

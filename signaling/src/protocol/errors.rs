@@ -42,6 +42,12 @@ pub enum ErrorCode {
     ChatMuted,
     /// A direct message named a user who is not in this world. The connection stays open.
     UnknownUser,
+    /// `share_page` named a URL whose origin is not on the workspace's `embed_origins`
+    /// list, or no http(s) URL at all. The connection stays open.
+    PageRefused,
+    /// `share_page` where pages are not opened for everyone: in open space, or from a
+    /// stage's audience. The connection stays open.
+    PageNotHere,
     /// The client did not read its messages for too long.
     TooSlow,
     /// The join did not arrive in time.
@@ -83,6 +89,10 @@ impl ErrorCode {
             }
             ErrorCode::ChatMuted => "an admin muted your chat: your message was not sent",
             ErrorCode::UnknownUser => "no user with this ID is in this world",
+            ErrorCode::PageRefused => "this page's origin is not on the workspace's list of pages that may be embedded",
+            ErrorCode::PageNotHere => {
+                "pages are opened for everyone in meeting, private and silent rooms, and on a stage from its podium"
+            }
             ErrorCode::TooSlow => "the connection did not keep up with its messages",
             ErrorCode::JoinTimeout => "no join arrived in time",
             ErrorCode::Replaced => "this session was taken over by a newer connection",
@@ -107,6 +117,8 @@ impl ErrorCode {
                 | ErrorCode::ChatInvalid
                 | ErrorCode::ChatMuted
                 | ErrorCode::UnknownUser
+                | ErrorCode::PageRefused
+                | ErrorCode::PageNotHere
         )
     }
 }

@@ -346,6 +346,7 @@ fn decode(conn: ConnId, message: Message) -> Result<Incoming, ErrorCode> {
             Ok(ClientMessage::MediaReport { ice }) => Ok(Incoming::World(WorldCommand::MediaReport { conn, ice })),
             Ok(ClientMessage::SetStatus { status }) => Ok(Incoming::World(WorldCommand::SetStatus { conn, status })),
             Ok(ClientMessage::ListPeople { id }) => Ok(Incoming::World(WorldCommand::ListPeople { conn, id })),
+            Ok(ClientMessage::SharePage { url }) => Ok(Incoming::World(WorldCommand::SharePage { conn, url })),
             Ok(ClientMessage::Follow { avatar }) => Ok(Incoming::World(WorldCommand::Follow { conn, avatar })),
             Ok(ClientMessage::Unfollow) => Ok(Incoming::World(WorldCommand::Unfollow { conn })),
             Ok(ClientMessage::Knock { zone }) => Ok(Incoming::World(WorldCommand::Knock { conn, zone })),

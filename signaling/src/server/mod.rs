@@ -140,6 +140,7 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         resume_grace: Duration::from_secs(config.presence.resume_grace_seconds),
         policy: config.policy.clone(),
         media: media::media_config(&config),
+        embed_origins: config.embed_origins.clone(),
     };
     let (now, unix) = (Instant::now(), unix_now());
     let mut worlds = HashMap::new();

@@ -22,7 +22,9 @@ use crate::protocol::{AdminAnswer, AdminCommand, AdminError, AdminErrorCode};
 pub(super) fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new();
     if state.config.serve_web {
-        router = router.route("/", get(web::index)).route("/web/{*path}", get(web::web_file));
+        let frame_policy = web::frame_policy(&state.config.embed_origins);
+        router =
+            router.route("/", get(move || web::index(frame_policy.clone()))).route("/web/{*path}", get(web::web_file));
     }
     if state.config.worlds.demo || state.config.worlds.images_from().is_some() {
         router = router.route("/assets/{id}", get(asset_images::image));

@@ -32,6 +32,7 @@ pub const WEB_FILES: &[(&str, &str, &[u8])] = &[
     ("js/spatial.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/spatial.js")),
     ("js/status.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/status.js")),
     ("js/walk.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/walk.js")),
+    ("js/websites.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/websites.js")),
     ("js/world.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/world.js")),
 ];
 
@@ -56,8 +57,21 @@ pub(super) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-pub async fn index() -> Response {
-    web_file(Path("index.html".to_owned())).await
+/// The client page, with a `Content-Security-Policy` that lets it frame pages of the
+/// workspace's embed origins and nothing else (see [`frame_policy`]).
+pub async fn index(frame_policy: HeaderValue) -> Response {
+    let mut page = web_file(Path("index.html".to_owned())).await;
+    page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, frame_policy);
+    page
+}
+
+/// `frame-src` of the allowed origins (`'none'` without any): the browser itself refuses
+/// a frame of any other origin, whatever the client's script does. Only framing is
+/// restricted; the client's own scripts, styles and connections are untouched.
+pub fn frame_policy(embed_origins: &[String]) -> HeaderValue {
+    let sources = if embed_origins.is_empty() { "'none'".to_owned() } else { embed_origins.join(" ") };
+    // Configured origins are checked to be plain ASCII origins when the server starts.
+    HeaderValue::from_str(&format!("frame-src {sources}")).unwrap_or(HeaderValue::from_static("frame-src 'none'"))
 }
 
 pub async fn web_file(Path(path): Path<String>) -> Response {

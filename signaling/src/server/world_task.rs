@@ -62,6 +62,10 @@ pub enum WorldCommand {
         conn: ConnId,
         id: u32,
     },
+    SharePage {
+        conn: ConnId,
+        url: Option<String>,
+    },
     Follow {
         conn: ConnId,
         avatar: AvatarId,
@@ -283,6 +287,7 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::MediaReport { conn, ice } => engine.handle_media_report(now, conn, ice),
         WorldCommand::SetStatus { conn, status } => engine.set_status(now, conn, status),
         WorldCommand::ListPeople { conn, id } => engine.list_people(conn, id),
+        WorldCommand::SharePage { conn, url } => engine.share_page(conn, url),
         WorldCommand::Follow { conn, avatar } => engine.follow(now, conn, avatar),
         WorldCommand::Unfollow { conn } => engine.unfollow(conn),
         WorldCommand::Knock { conn, zone } => engine.knock(now, conn, &zone),

@@ -51,16 +51,17 @@ export function startIsoplane(env = {}) {
 }
 
 /**
- * One Isoplane (started with `env`) and one Chromium for the tests of a file: started
- * before the first test, stopped after the last. Read them as `live.server` and
- * `live.browser` inside tests.
- * @param {Record<string, string>} [env]
+ * One Isoplane (started with `env`, or with what `env()` resolves to when the settings
+ * are known only once something else is running) and one Chromium for the tests of a
+ * file: started before the first test, stopped after the last. Read them as
+ * `live.server` and `live.browser` inside tests.
+ * @param {Record<string, string> | (() => Promise<Record<string, string>>)} [env]
  */
 export function useIsoplane(env = {}) {
   /** @type {{server: {url: string, sfu: string, stop: () => void, child: import('node:child_process').ChildProcess}, browser: import('playwright-core').Browser}} */
   const live = /** @type {any} */ ({});
   before(async () => {
-    live.server = await startIsoplane(env);
+    live.server = await startIsoplane(typeof env === 'function' ? await env() : env);
     live.browser = await launchBrowser();
   });
   after(async () => {
@@ -92,15 +93,16 @@ export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor:
  * `{device: PHONE}` it is a phone. The page is opened with `debug=1`, which exposes the
  * client's state as `window.isoplane`.
  */
-export async function openClient(browser, url, name, { admin = false, device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 } } = {}) {
+export async function openClient(browser, url, name, { admin = false, world = 'demo', device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 } } = {}) {
   const context = await browser.newContext(device);
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[${name}] ${error.message}`));
+  const start = `${url}/?debug=1&world=${encodeURIComponent(world)}`;
   if (admin) {
     const { token } = await devToken(url, name, { admin: true });
-    await page.goto(`${url}/?debug=1&token=${encodeURIComponent(token)}`);
+    await page.goto(`${start}&token=${encodeURIComponent(token)}`);
   } else {
-    await page.goto(`${url}/?debug=1&name=${encodeURIComponent(name)}`);
+    await page.goto(`${start}&name=${encodeURIComponent(name)}`);
   }
   await page.waitForFunction(() => window.isoplane?.renderer && window.isoplane.joined, null, { timeout: 15000 });
   return page;
@@ -113,6 +115,15 @@ export async function openAdaAndBob(browser, url) {
   const adaId = await ada.evaluate(() => window.isoplane.self);
   const bobId = await bob.evaluate(() => window.isoplane.self);
   return { ada, bob, adaId, bobId };
+}
+
+/** Walks the page to tile (x, y) and waits until it stands there. */
+export async function standAt(page, x, y) {
+  await page.evaluate(([tx, ty]) => window.isoplane.walkTo(tx, ty), [x, y]);
+  await until(page, ([tx, ty]) => {
+    const p = window.isoplane.position;
+    return Math.floor(p.x / 256) === tx && Math.floor(p.y / 256) === ty && window.isoplane.path.length === 0;
+  }, [x, y], 30000);
 }
 
 /** A join token from the server's development issuer: `{token, user, workspace}`. */

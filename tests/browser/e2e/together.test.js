@@ -4,18 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openAdaAndBob, openClient, screenshot, startIsoplane, until, useIsoplane } from './harness.js';
+import { openAdaAndBob, openClient, screenshot, standAt, startIsoplane, until, useIsoplane } from './harness.js';
 
 const live = useIsoplane();
-
-/** Walks the page to tile (x, y) and waits until it stands there. */
-async function standAt(page, x, y) {
-  await page.evaluate(([tx, ty]) => window.isoplane.walkTo(tx, ty), [x, y]);
-  await until(page, ([tx, ty]) => {
-    const p = window.isoplane.position;
-    return Math.floor(p.x / 256) === tx && Math.floor(p.y / 256) === ty && window.isoplane.path.length === 0;
-  }, [x, y], 30000);
-}
 
 /** The loudest we play `avatar`'s voice over `ms` (the fake microphone beeps now and then). */
 const loudest = (page, avatar, ms = 3000) => page.evaluate(([a, span]) => new Promise((resolve) => {
@@ -134,6 +125,7 @@ test('sharing a screen peer to peer: both ways at once, shown large with whose i
   assert.ok(seen.width > 640 && Math.abs(seen.width / seen.height - 16 / 9) < 0.05, `Ada's screen at ${seen.width} × ${seen.height}`);
   assert.equal(seen.caption, "Ada's screen");
   assert.equal(seen.pinned, true, 'a shared screen is shown large');
+  assert.equal(await bob.getByRole('button', { name: "Unpin Ada's screen" }).textContent(), 'Unpin');
   // Bob's camera tile of Ada is still there beside it.
   assert.ok(await bob.evaluate((a) => document.querySelector(`#tiles video[data-avatar="${a}"]:not([data-screen])`) !== null, adaId));
 

@@ -14,7 +14,7 @@ use super::read::{Notes, count, quoted};
 use super::shapes::{Tile, to_rects};
 use crate::limits::MAX_NAME_CHARS;
 use crate::model::defaults;
-use crate::model::{ExclusiveObject, Exit, Facing, ObjectKind, Spawn, Zone, ZoneKind};
+use crate::model::{ExclusiveObject, Exit, Facing, ObjectKind, Spawn, Website, Zone, ZoneKind};
 
 /// Everything placed on the grid, ready for the world file.
 #[derive(Debug, Default)]
@@ -23,6 +23,7 @@ pub(super) struct Placed {
     pub objects: Vec<ExclusiveObject>,
     pub exits: Vec<Exit>,
     pub spawns: Vec<Spawn>,
+    pub websites: Vec<Website>,
     /// Collision after the tiles under exclusive objects were made walkable.
     pub blocked: Vec<bool>,
     /// Where in the map each zone, object and exit came from (`layer "areas", object
@@ -36,6 +37,7 @@ pub(super) struct Origins {
     pub zones: Vec<String>,
     pub objects: Vec<String>,
     pub exits: Vec<String>,
+    pub websites: Vec<String>,
 }
 
 impl Origins {
@@ -48,6 +50,7 @@ impl Origins {
             "zones" => &self.zones,
             "objects" => &self.objects,
             "exits" => &self.exits,
+            "websites" => &self.websites,
             _ => return None,
         };
         labels.get(index).map(String::as_str)
@@ -95,6 +98,7 @@ pub(super) fn assemble(
     a.resolve_entries();
     a.resolve_requires();
     a.place_exits(meanings);
+    a.place_websites(meanings);
     a.place_spawns(meanings);
     a.placed.origins.zones = a.zone_labels;
     a.placed.origins.objects = a.object_labels;
@@ -416,6 +420,21 @@ impl Assembler<'_> {
         }
     }
 
+    /// Websites may lie over anything: they only open a page.
+    fn place_websites(&mut self, meanings: &[(usize, Meaning)]) {
+        let mut ids = IdSpace::default();
+        for (source, meaning) in meanings {
+            if let Meaning::Website { name, url, trigger } = meaning {
+                let src = &self.sources[*source];
+                let id = ids.claim(&src.name, &self.fallback_id(*source, "website"));
+                let area = to_rects(&src.footprint.tiles);
+                let name = name.chars().take(MAX_NAME_CHARS).collect();
+                self.placed.websites.push(Website { id, name, url: url.clone(), area, trigger: *trigger });
+                self.placed.origins.websites.push(src.label.clone());
+            }
+        }
+    }
+
     fn usable(&self, tile: (u32, u32)) -> bool {
         let cell = self.cell(tile);
         !self.placed.blocked[cell] && self.object_at[cell].is_none()
@@ -566,9 +585,11 @@ mod origin_tests {
             ],
             objects: vec!["layer \"things\", object \"Door\" (#7)".into()],
             exits: vec!["layer \"areas\", object \"Out\" (#9)".into()],
+            websites: vec!["layer \"floorLayer\", object \"Board\" (#12)".into()],
         };
         assert_eq!(origins.of_path("$.zones[1].entry_via[0]"), Some("layer \"areas\", object \"Room\" (#4)"));
         assert_eq!(origins.of_path("$.objects[0].capacity"), Some("layer \"things\", object \"Door\" (#7)"));
+        assert_eq!(origins.of_path("$.websites[0].url"), Some("layer \"floorLayer\", object \"Board\" (#12)"));
         assert_eq!(origins.of_path("$.exits[0]"), Some("layer \"areas\", object \"Out\" (#9)"));
         assert_eq!(origins.of_path("$.zones[2].area"), None, "no such zone");
         assert_eq!(origins.of_path("$.spawns[0].x"), None, "spawns are moved and dropped by the importer itself");

@@ -92,6 +92,7 @@
 //! | `podium` | the podium of the `stage` zone holding (most of) its tiles; a stage without one becomes a `meeting_room` | |
 //! | `door`, `seat` (or `chair`), `passage` | an exclusive object | `capacity` (default 1), `facing` (seats; `any` or absent: none), `requires` (comma-separated object names) |
 //! | `exit` | an exit | `world` (required), `spawn` |
+//! | `website` | a website named after the object | `url` (a full `http(s)://` URL), `trigger` (`enter` (default) or `action`) |
 //! | `spawn`, `start` | a spawn point named after the object | `facing` |
 //!
 //! Shorthands: an area whose class is a ZoneType name (`open`, `meeting_room`, `stage`,
@@ -108,7 +109,10 @@
 //! - `exitUrl` (or `exitSceneUrl`) → an exit to the world named by the target map's
 //!   file name ("../Floor1/floor1.tmj#hall" → world `floor1`, spawn point `hall`).
 //! - `start` = true, or a name → a spawn point named by the text, else by the object.
-//! - Reported as unsupported: `focusable`/`zoomMargin`, `openWebsite*`/`openTab`,
+//! - `openWebsite` (a full `http(s)://` URL) → a website named by the object; with
+//!   `openWebsiteTrigger` `onaction` or `onicon` it opens when asked, else on entering.
+//!   Relative URLs are skipped (reported); the page's other options are reported.
+//! - Reported as unsupported: `focusable`/`zoomMargin`, `openTab`,
 //!   `playAudio*`, meeting options (`jitsiTrigger`, `jitsiConfig`, …), megaphones, and
 //!   any other property.
 //!
@@ -272,13 +276,14 @@ fn import_map(
         &mut notes,
     );
     notes.add(format!(
-        "imported {} ({} drawn), {}, {}, {}, {}",
+        "imported {} ({} drawn), {}, {}, {}, {}, {}",
         read::count(converted.tile_layers, "tile layer"),
         converted.layers.len(),
         read::count(placed.zones.len(), "zone"),
         read::count(placed.objects.len(), "exclusive object"),
         read::count(placed.exits.len(), "exit"),
-        read::count(placed.spawns.len(), "spawn point")
+        read::count(placed.spawns.len(), "spawn point"),
+        read::count(placed.websites.len(), "website")
     ));
     let origins = placed.origins;
     let file = WorldFile {
@@ -293,6 +298,7 @@ fn import_map(
         zones: placed.zones,
         objects: placed.objects,
         exits: placed.exits,
+        websites: placed.websites,
         ..skeleton(name, grid)
     };
     match World::from_file(file) {
@@ -354,6 +360,7 @@ fn skeleton(name: String, grid: Grid) -> WorldFile {
         zones: Vec::new(),
         objects: Vec::new(),
         exits: Vec::new(),
+        websites: Vec::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use super::read::{self, Notes, Properties, quoted};
 use super::shapes::{Footprint, ObjectSpace, Shape, footprint};
 use crate::limits::{MAX_CAPACITY, MAX_TALK_RADIUS};
 use crate::model::defaults;
-use crate::model::{Facing, ObjectKind, ZONE_TYPES, ZoneKind};
+use crate::model::{Facing, ObjectKind, WebsiteTrigger, ZONE_TYPES, ZoneKind};
 
 /// Something that covers tiles and carries properties.
 #[derive(Debug, Clone)]
@@ -52,6 +52,13 @@ pub(super) enum Meaning {
         name: String,
         facing: Facing,
         first: bool,
+    },
+    /// A web page that opens for whoever stands on the area (WorkAdventure's
+    /// `openWebsite`).
+    Website {
+        name: String,
+        url: String,
+        trigger: WebsiteTrigger,
     },
 }
 
@@ -128,7 +135,7 @@ fn shape_of(object: &Value, space: &ObjectSpace) -> Shape {
 /// one reads (a zone reads some only for some `zoneType`s). `tools/tiled/isoplane.tiled-project`
 /// declares the same classes for Tiled's UI; tests keep the two equal. Aliases (`chair`,
 /// `start`, and the ZoneType names as shorthands for a zone) are read too but not offered.
-pub const ISOPLANE_CLASSES: [(&str, &[&str]); 7] = [
+pub const ISOPLANE_CLASSES: [(&str, &[&str]); 8] = [
     ("zone", &["zoneType", "talk_radius", "sfu_threshold", "capacity", "max_speakers", "lockable", "entry_via"]),
     ("door", &["capacity", "requires"]),
     ("seat", &["capacity", "facing", "requires"]),
@@ -136,6 +143,7 @@ pub const ISOPLANE_CLASSES: [(&str, &[&str]); 7] = [
     ("podium", &[]),
     ("spawn", &["facing"]),
     ("exit", &["world", "spawn"]),
+    ("website", &["url", "trigger"]),
 ];
 
 /// Property names a layer or map understands by itself; on an area they mean nothing.
@@ -163,6 +171,7 @@ pub(super) fn interpret(source: &Source, notes: &mut Notes) -> (Vec<Meaning>, bo
         "passage" => out.push(reader.object(ObjectKind::Passage)),
         "podium" => out.push(Meaning::Podium),
         "exit" => out.extend(reader.exit()),
+        "website" => out.extend(reader.website()),
         "spawn" | "start" => out.push(reader.spawn(None)),
         "" | "area" => {}
         other => reader.ignored.push(format!("class {} (not an Isoplane or WorkAdventure class)", quoted(other))),
@@ -350,6 +359,7 @@ impl Reader<'_> {
             (None, false) => {}
         }
         self.wa_exit(out);
+        self.wa_website(out);
         let start = self.take("start").cloned();
         let start_name = match &start {
             Some(Value::String(s)) if !s.trim().is_empty() && !s.trim().eq_ignore_ascii_case("true") => {
@@ -378,6 +388,57 @@ impl Reader<'_> {
         }
     }
 
+    /// An Isoplane `website`: `url`, and `trigger` (`enter`, the default, or `action`).
+    fn website(&mut self) -> Option<Meaning> {
+        self.used.extend(["url", "trigger"]);
+        let url = self.props().text("url").map(|u| u.trim().to_owned()).unwrap_or_default();
+        let trigger = match self.props().text("trigger").map(|t| t.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("" | "enter") => WebsiteTrigger::Enter,
+            Some("action") => WebsiteTrigger::Action,
+            Some(other) => {
+                self.ignored.push(format!("trigger {} (expected enter or action)", quoted(other)));
+                WebsiteTrigger::Enter
+            }
+        };
+        self.website_at(&url, trigger, "url")
+    }
+
+    /// WorkAdventure's `openWebsite` (with `openWebsiteTrigger`: `onaction` or `onicon`
+    /// ask first; absent, the page opens on entering). Options that only WorkAdventure's
+    /// own frame understands are reported.
+    fn wa_website(&mut self, out: &mut Vec<Meaning>) {
+        let Some(url) = self.take("openWebsite").and_then(Value::as_str).map(|u| u.trim().to_owned()) else { return };
+        self.used.push("openWebsiteTrigger");
+        let trigger = match self.props().text("openWebsiteTrigger").map(|t| t.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") => WebsiteTrigger::Enter,
+            Some("onaction" | "onicon") => WebsiteTrigger::Action,
+            Some(other) => {
+                self.ignored.push(format!("openWebsiteTrigger {} (expected onaction or onicon)", quoted(other)));
+                WebsiteTrigger::Enter
+            }
+        };
+        if out.iter().any(|m| matches!(m, Meaning::Website { .. })) {
+            self.ignored.push("openWebsite (the area already is a website)".into());
+        } else {
+            out.extend(self.website_at(&url, trigger, "openWebsite"));
+        }
+    }
+
+    /// A website of the source's name (its URL's host when it has none) opening `url`, if
+    /// `url` may be embedded at all; else the reason, reported under `property`.
+    fn website_at(&mut self, url: &str, trigger: WebsiteTrigger, property: &str) -> Option<Meaning> {
+        if let Err(why) = crate::web_origin(url) {
+            let hint = if url.contains("://") { "" } else { ": a page beside the map needs a full https:// URL" };
+            self.ignored.push(format!("{property} {} ({why}{hint}; the website is skipped)", quoted(url)));
+            return None;
+        }
+        let name = match self.source.name.as_str() {
+            "" => url.split("://").nth(1).and_then(|rest| rest.split(['/', '?', '#']).next()).unwrap_or(url).to_owned(),
+            name => name.to_owned(),
+        };
+        Some(Meaning::Website { name, url: url.to_owned(), trigger })
+    }
+
     /// One report line for everything the source carried that Isoplane does not use.
     fn report_rest(mut self, notes: &mut Notes) {
         for name in self.source.properties.names() {
@@ -397,8 +458,10 @@ fn why_unsupported(name: &str) -> &'static str {
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| name.starts_with(p));
     if matches!(name, "focusable" | "zoom_margin" | "zoomMargin") {
         "Isoplane has no camera focus"
-    } else if starts(&["openWebsite", "openTab", "website", "openUrl", "allowApi", "policy", "openCoWebsite"]) {
-        "opening websites is not supported"
+    } else if starts(&["openWebsite", "openCoWebsite"]) {
+        "Isoplane embeds the page in its own sandboxed frame, with the workspace's allow-list"
+    } else if starts(&["openTab", "website", "openUrl", "allowApi", "policy"]) {
+        "Isoplane opens pages beside the map only (openWebsite)"
     } else if starts(&["playAudio", "audio"]) {
         "audio areas are not supported"
     } else if starts(&["jitsi", "bbb", "livekit"]) {
@@ -433,7 +496,9 @@ mod tests {
         let mut notes = Notes::default();
         let area = source(
             "area",
-            json!({"jitsiRoom": "Daily", "silent": true, "exitUrl": "b.tmj#door", "start": true, "focusable": true, "openWebsite": "https://x"}),
+            json!({"jitsiRoom": "Daily", "silent": true, "exitUrl": "b.tmj#door", "start": true, "focusable": true,
+                "openWebsite": "https://board.example.com/r/1", "openWebsiteTrigger": "onaction",
+                "openWebsiteTriggerMessage": "Press SPACE"}),
         );
         let (meanings, _) = interpret(&area, &mut notes);
         assert_eq!(
@@ -445,6 +510,11 @@ mod tests {
                     entry_via: vec![]
                 },
                 Meaning::Exit { world: "b".into(), spawn: Some("door".into()) },
+                Meaning::Website {
+                    name: "Big Room".into(),
+                    url: "https://board.example.com/r/1".into(),
+                    trigger: WebsiteTrigger::Action
+                },
                 Meaning::Spawn { name: "Big Room".into(), facing: Facing::South, first: false },
             ]
         );
@@ -452,8 +522,48 @@ mod tests {
         assert!(
             line.contains("silent (the area is a meeting room)")
                 && line.contains("focusable")
-                && line.contains("openWebsite"),
+                && line.contains("openWebsiteTriggerMessage")
+                && !line.contains("openWebsite ("),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn the_website_class_reads_its_url_and_trigger() {
+        let mut notes = Notes::default();
+        let (meanings, _) = interpret(
+            &source("website", json!({"url": "https://board.example.com/r/1", "trigger": "action"})),
+            &mut notes,
+        );
+        let board = Meaning::Website {
+            name: "Big Room".into(),
+            url: "https://board.example.com/r/1".into(),
+            trigger: WebsiteTrigger::Action,
+        };
+        assert_eq!(meanings, vec![board]);
+        assert!(notes.lines.is_empty(), "{:?}", notes.lines);
+        let (meanings, _) = interpret(&source("website", json!({"url": "", "trigger": "sometimes"})), &mut notes);
+        assert_eq!(meanings, vec![]);
+        assert!(notes.lines[0].contains("trigger \"sometimes\"") && notes.lines[0].contains("url \"\""), "{notes:?}");
+    }
+
+    #[test]
+    fn a_website_needs_a_full_http_url() {
+        let mut notes = Notes::default();
+        for url in ["./board/index.html", "javascript:alert(1)", "https://user@evil.example/"] {
+            let (meanings, _) = interpret(&source("area", json!({ "openWebsite": url })), &mut notes);
+            assert_eq!(meanings, vec![], "{url}");
+        }
+        assert!(notes.lines[0].contains("needs a full https:// URL"), "{:?}", notes.lines);
+        assert!(notes.lines.iter().all(|line| line.contains("the website is skipped")), "{:?}", notes.lines);
+        let (meanings, _) = interpret(&source("", json!({ "openWebsite": "https://pad.example.org/p/x" })), &mut notes);
+        assert_eq!(
+            meanings,
+            vec![Meaning::Website {
+                name: "Big Room".into(),
+                url: "https://pad.example.org/p/x".into(),
+                trigger: WebsiteTrigger::Enter
+            }]
         );
     }
 
@@ -498,6 +608,8 @@ mod tests {
             "facing" => json!("south"),
             "world" => json!("elsewhere"),
             "requires" | "entry_via" | "spawn" => json!("somewhere"),
+            "url" => json!("https://board.example.com/"),
+            "trigger" => json!("action"),
             _ => json!(2),
         }
     }

@@ -3,13 +3,6 @@
 use super::*;
 use crate::protocol::{FollowEndReason, Follower, KnockId, KnockOutcome, KnockState, Person};
 
-/// Walks `conn` from the spawn point through the gap in the wall into the room, to
-/// `(x, 2.5)`.
-fn into_the_room(h: &mut Harness, conn: ConnId, x: f64) {
-    h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));
-    h.walk_to(conn, (5.5, 2.5), (x, 2.5));
-}
-
 fn lock_the_room(h: &mut Harness) {
     let lock = Moderation::SetZone { zone: "room".into(), locked: true, capacity: None };
     h.engine.moderate(h.now, lock).unwrap();
