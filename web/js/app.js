@@ -8,6 +8,7 @@
 import { AdminPanel } from './admin.js';
 import { Announcer, describeSurroundings } from './announce.js';
 import { Chat } from './chat.js';
+import { ConnectionTest } from './connectivity.js';
 import { Follow } from './follow.js';
 import { Gestures } from './gestures.js';
 import { $, endedText, Hud } from './hud.js';
@@ -168,6 +169,11 @@ export class App {
         if (goal && this.world && this.joined) this.avatar.walkTo(this.world, goal.x, goal.y);
         this.wake();
       },
+    });
+    this.connectionTest = new ConnectionTest($('connection-panel'), /** @type {HTMLButtonElement} */ ($('connection-toggle')), {
+      iceServers: () => this.media.plan?.ice_servers ?? [],
+      sfu: () => (this.media.sfu ? `in use where you stand (${this.media.sfu.state})` : 'not used where you stand; crowded rooms use it'),
+      announce: (text) => this.announcer.say(text),
     });
     this.websites = new Websites($('website-panel'), $('website-offer'), {
       share: (url) => this.connection.send({ type: 'share_page', url }),
@@ -530,6 +536,7 @@ export class App {
     if (this.chat.open) this.chat.setOpen(false);
     else if (this.people.open) this.people.setOpen(false);
     else if (this.panel.open) this.panel.setOpen(false);
+    else if (this.connectionTest.open) this.connectionTest.setOpen(false);
     else if (this.websites.page) this.websites.close();
     else {
       this.unfollow();

@@ -38,6 +38,8 @@ class DebugView {
   /** The way to a located person, while it is drawn. */
   get located() { return this.app.located; }
   get knocks() { return this.app.knocks; }
+  /** The connection test (connectivity.js). */
+  get connectionTest() { return this.app.connectionTest; }
   /** Pages beside the map (websites.js). */
   get websites() { return this.app.websites; }
   /** How many frames have been drawn (the frame loop draws only what changed). */

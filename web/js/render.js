@@ -252,8 +252,9 @@ export class Renderer {
   zoomAt(factor, x, y) {
     const zoom = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, this.zoom * factor));
     const applied = zoom / this.zoom;
-    const cx = this.canvas.clientWidth / 2;
-    const cy = this.canvas.clientHeight / 2;
+    // Where the camera is drawn: the canvas's centre, moved aside for a page beside the map.
+    const cx = this.canvas.clientWidth / 2 + this.shift.x;
+    const cy = this.canvas.clientHeight / 2 + this.shift.y;
     this.pan = { x: x - cx - applied * (x - cx - this.pan.x), y: y - cy - applied * (y - cy - this.pan.y) };
     this.zoom = zoom;
   }

@@ -100,7 +100,10 @@ export class Websites {
       h('div', { class: 'bar' }, this.source, h('span', { class: 'group' }, this.shareButton, this.stopButton)),
       this.body);
     root.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape') this.close();
+      if (e.key !== 'Escape') return;
+      // Closing the page is all Escape does here.
+      e.stopPropagation();
+      this.close();
     });
   }
 
@@ -129,7 +132,8 @@ export class Websites {
   /** Space on the map: open the website offered here, if any. Returns whether it did. */
   action() {
     const site = this.offered[0];
-    if (!site) return false;
+    // Offered only while no page is open: Space never replaces a page on screen.
+    if (!site || this.page) return false;
     this.openWebsite(site);
     return true;
   }
@@ -153,6 +157,8 @@ export class Websites {
       this.on.announce(`${page.name} opened a page for everyone here.`);
     } else if (!page && this.page?.shared) {
       this.close(false);
+      // A website we stand on opens again at the next look at where we are.
+      this.here = '';
       if (before) this.on.announce('The page opened for everyone here was closed.');
     }
     this.showButtons();

@@ -15,7 +15,7 @@ pub const MAX_OBJECTS: usize = 16_384;
 pub const MAX_SPAWNS: usize = 256;
 pub const MAX_EXITS: usize = 256;
 pub const MAX_WEBSITES: usize = 256;
-/// Characters in a website's URL.
+/// Bytes in a website's URL.
 pub const MAX_URL_CHARS: usize = 2_048;
 /// Rectangles in one area (a zone, an object, an exit or a podium).
 pub const MAX_RECTS_PER_AREA: usize = 1_024;

@@ -23,6 +23,17 @@ impl WorldEngine {
         let Some(&id) = self.by_conn.get(&conn) else { return };
         let Some(avatar) = self.avatars.get(&id) else { return };
         let zone = avatar.zone;
+        let open_now = &self.zones[usize::from(zone.0)].page;
+        let Some(url) = url else {
+            // Anyone in the zone may close its page (a speaker who left the podium too).
+            if open_now.is_some() {
+                self.set_zone_page(zone, None);
+            }
+            return;
+        };
+        if open_now.as_ref().is_some_and(|page| page.by == id && page.url == url) {
+            return; // already open, by the same person: nothing to tell anyone
+        }
         let may_share = match &self.world.zone(zone).kind {
             ZoneKind::Open { .. } => false,
             // On a stage the speakers present; the audience does not.
@@ -32,18 +43,11 @@ impl WorldEngine {
         if !may_share {
             return self.error(conn, ErrorCode::PageNotHere);
         }
-        let page = match url {
-            Some(url) => {
-                let allowed = web_origin(&url).is_ok_and(|origin| self.config.embed_origins.contains(&origin));
-                if !allowed {
-                    return self.error(conn, ErrorCode::PageRefused);
-                }
-                Some(SharedPage { url, by: id, name: avatar.name.clone() })
-            }
-            None if self.zones[usize::from(zone.0)].page.is_none() => return,
-            None => None,
-        };
-        self.set_zone_page(zone, page);
+        if !web_origin(&url).is_ok_and(|origin| self.config.embed_origins.contains(&origin)) {
+            return self.error(conn, ErrorCode::PageRefused);
+        }
+        let page = SharedPage { url, by: id, name: avatar.name.clone() };
+        self.set_zone_page(zone, Some(page));
     }
 
     /// `id` left `zone` (for another zone or the world): a page it opened there closes.

@@ -275,8 +275,11 @@ async fn read(
             continue;
         }
         let command = match decode(conn, message) {
-            // Chat has a rate of its own; a message over it is dropped, like any over the rate.
-            Ok(Incoming::World(WorldCommand::ChatSend { .. })) if !chat_rate.allow(now) => {
+            // Chat, and pages opened for a zone, reach many people: they have a rate of their
+            // own, and a message over it is dropped, like any over the rate.
+            Ok(Incoming::World(WorldCommand::ChatSend { .. } | WorldCommand::SharePage { .. }))
+                if !chat_rate.allow(now) =>
+            {
                 state.metrics.rate_limited.inc();
                 if notices.allow(ErrorCode::RateLimited, now) {
                     let _ = world.send(WorldCommand::Notify { conn, code: ErrorCode::RateLimited }).await;

@@ -23,8 +23,10 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new();
     if state.config.serve_web {
         let frame_policy = web::frame_policy(&state.config.embed_origins);
-        router =
-            router.route("/", get(move || web::index(frame_policy.clone()))).route("/web/{*path}", get(web::web_file));
+        let for_files = frame_policy.clone();
+        router = router
+            .route("/", get(move || web::index(frame_policy.clone())))
+            .route("/web/{*path}", get(move |path| web::web_file(path, for_files.clone())));
     }
     if state.config.worlds.demo || state.config.worlds.images_from().is_some() {
         router = router.route("/assets/{id}", get(asset_images::image));

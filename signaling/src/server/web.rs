@@ -14,6 +14,7 @@ pub const WEB_FILES: &[(&str, &str, &[u8])] = &[
     ("js/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/app.js")),
     ("js/backoff.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/backoff.js")),
     ("js/chat.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/chat.js")),
+    ("js/connectivity.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/connectivity.js")),
     ("js/debug.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/debug.js")),
     ("js/dom.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/dom.js")),
     ("js/follow.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/follow.js")),
@@ -57,12 +58,9 @@ pub(super) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-/// The client page, with a `Content-Security-Policy` that lets it frame pages of the
-/// workspace's embed origins and nothing else (see [`frame_policy`]).
+/// The client page at `/`; see [`web_file`].
 pub async fn index(frame_policy: HeaderValue) -> Response {
-    let mut page = web_file(Path("index.html".to_owned())).await;
-    page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, frame_policy);
-    page
+    web_file(Path("index.html".to_owned()), frame_policy).await
 }
 
 /// `frame-src` of the allowed origins (`'none'` without any): the browser itself refuses
@@ -74,10 +72,17 @@ pub fn frame_policy(embed_origins: &[String]) -> HeaderValue {
     HeaderValue::from_str(&format!("frame-src {sources}")).unwrap_or(HeaderValue::from_static("frame-src 'none'"))
 }
 
-pub async fn web_file(Path(path): Path<String>) -> Response {
+/// A file of the client, with a `Content-Security-Policy` that lets the page frame pages
+/// of the workspace's embed origins and nothing else (see [`frame_policy`]); on every
+/// file, so the page is covered whichever URL opened it (`/` or `/web/index.html`).
+pub async fn web_file(Path(path): Path<String>, frame_policy: HeaderValue) -> Response {
     match WEB_FILES.iter().find(|(name, _, _)| *name == path) {
-        // The client changes with each release: revalidate rather than cache for long.
-        Some((_, content_type, bytes)) => file(content_type, bytes, "no-cache"),
+        Some((_, content_type, bytes)) => {
+            // The client changes with each release: revalidate rather than cache for long.
+            let mut response = file(content_type, bytes, "no-cache");
+            response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, frame_policy);
+            response
+        }
         None => not_found(),
     }
 }

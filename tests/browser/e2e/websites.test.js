@@ -112,8 +112,10 @@ async function framedText(page, path) {
 
 test('the import keeps openWebsite areas as websites, and the client page only allows frames of the allow-list', async () => {
   assert.match(sites.importNotes, /3 websites/);
-  const response = await fetch(`${live.server.url}/`);
-  assert.equal(response.headers.get('content-security-policy'), `frame-src ${sites.allowed.origin}`);
+  for (const path of ['/', '/web/index.html', '/web/js/app.js']) {
+    const response = await fetch(`${live.server.url}${path}`);
+    assert.equal(response.headers.get('content-security-policy'), `frame-src ${sites.allowed.origin}`, path);
+  }
   const world = await (await fetch(`${live.server.url}/v1/worlds/websites`)).json();
   assert.deepEqual(world.websites.map((/** @type {any} */ w) => [w.id, w.trigger]), [['board', 'enter'], ['elsewhere', 'enter'], ['pad', 'action']]);
 });

@@ -60,6 +60,9 @@ fn a_page_opened_in_a_meeting_room_reaches_everyone_inside_and_whoever_comes_in(
     assert_eq!(pages_seen(&out, 1), vec![Some(page.clone())]);
     assert_eq!(pages_seen(&out, 2), vec![Some(page.clone())]);
     assert_eq!(pages_seen(&out, 3), vec![], "carol is outside the room");
+    // The same page again from the same person tells nobody anything.
+    h.engine.share_page(1, Some(page.url.clone()));
+    assert!(h.outputs().is_empty());
 
     into_the_room(&mut h, 3, 10.5);
     let out = h.outputs();
