@@ -40,6 +40,8 @@ const OTHERS_FRAME_MS = 30;
 /** The text alternative of the map is brought up to date at most this often. */
 const DESCRIBE_MS = 1000;
 /** Errors that refuse a chat message: the chat panel says them too. */
+/** How long the connection test waits for signaling's SFU probe token. */
+const SFU_PROBE_ANSWER_MS = 5000;
 /** The narrowest part of the map worth centring our avatar in beside an open page (CSS pixels). */
 const MIN_FREE_MAP_PX = 200;
 const CHAT_ERRORS = new Set(['chat_invalid', 'chat_muted', 'unknown_user', 'rate_limited']);
@@ -134,6 +136,8 @@ export class App {
     this.follow = null;
     /** A located person's way, drawn on the map until it expires (tile units). @type {{route: {x: number, y: number}[], until: number} | null} */
     this.located = null;
+    /** Who waits for the answer to our `probe_sfu`, if anyone. @type {((access: import('./connectivity.js').SfuAccess | null) => void) | null} */
+    this.sfuProbe = null;
     /** Where a refused walk was headed: walked again once we are let in. @type {{x: number, y: number} | null} */
     this.refusedGoal = null;
     this.announcer = new Announcer($('announcer'), $('where'));
@@ -172,7 +176,7 @@ export class App {
     });
     this.connectionTest = new ConnectionTest($('connection-panel'), /** @type {HTMLButtonElement} */ ($('connection-toggle')), {
       iceServers: () => this.media.plan?.ice_servers ?? [],
-      sfu: () => (this.media.sfu ? `in use where you stand (${this.media.sfu.state})` : 'not used where you stand; crowded rooms use it'),
+      probeSfu: () => this.probeSfu(),
       announce: (text) => this.announcer.say(text),
     });
     this.websites = new Websites($('website-panel'), $('website-offer'), {
@@ -295,6 +299,10 @@ export class App {
       }
       case 'page_shared':
         this.websites.shared(message.page);
+        break;
+      case 'sfu_probe':
+        this.sfuProbe?.(message.sfu ?? null);
+        this.sfuProbe = null;
         break;
       case 'avatar_entered':
         this.addOther(message.avatar);
@@ -735,6 +743,22 @@ export class App {
       const theirs = projection.toScreen(at.x, at.y);
       return { distance: Math.hypot(at.x - me.x, at.y - me.y), screenDx: (theirs.x - mine.x) / projection.tw };
     }, radius);
+  }
+
+  /**
+   * A token for the connection test's SFU probe, or null when there is no SFU (or no
+   * answer within a few seconds).
+   * @returns {Promise<import('./connectivity.js').SfuAccess | null>}
+   */
+  probeSfu() {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(null), SFU_PROBE_ANSWER_MS);
+      this.sfuProbe = (/** @type {import('./connectivity.js').SfuAccess | null} */ access) => {
+        clearTimeout(timer);
+        resolve(access);
+      };
+      this.connection.send({ type: 'probe_sfu' });
+    });
   }
 
   /**

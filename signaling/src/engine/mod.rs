@@ -21,6 +21,7 @@
 //!   snapshot, so a message is either in it or delivered after it.
 
 mod chat;
+mod connectivity;
 mod media;
 mod moderation;
 mod pages;
@@ -43,6 +44,7 @@ use crate::protocol::{
 };
 use crate::turn_credentials;
 pub use chat::{CHAT_HISTORY_AGE, CHAT_HISTORY_LEN};
+pub use connectivity::PROBE_TOKEN_SECONDS;
 pub use isoplane_service::sfu_directory::SfuNode;
 pub use media::{Mute, SfuEndpoint};
 use media::{Participant, PlanKey, plan_zone};

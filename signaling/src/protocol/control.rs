@@ -177,6 +177,8 @@ pub enum ClientMessage {
     /// null). Only in zones that are not open space (on a stage, from the podium), and
     /// only pages of the workspace's `embed_origins`.
     SharePage { url: Option<String> },
+    /// The connection test asks for an SFU to try: answered by `sfu_probe`.
+    ProbeSfu,
     /// Follow this avatar wherever it goes (instead of whoever I followed before).
     Follow { avatar: AvatarId },
     /// Stop following.
@@ -319,6 +321,9 @@ pub enum ServerMessage {
     AvatarLeft { avatar: AvatarId },
     /// Someone in your zone (or you) set a status.
     StatusChanged { avatar: AvatarId, status: Status },
+    /// The answer to `probe_sfu`: a token for a room of your own on the SFU node of your
+    /// zone, for the connection test; absent when there is no SFU to test.
+    SfuProbe { sfu: Option<SfuAccess> },
     /// The page open for everyone in your zone changed: someone opened one (`page`), or
     /// it was closed (`page` null: someone closed it, or its opener left the zone).
     PageShared { page: Option<SharedPage> },

@@ -275,11 +275,12 @@ async fn read(
             continue;
         }
         let command = match decode(conn, message) {
-            // Chat, and pages opened for a zone, reach many people: they have a rate of their
-            // own, and a message over it is dropped, like any over the rate.
-            Ok(Incoming::World(WorldCommand::ChatSend { .. } | WorldCommand::SharePage { .. }))
-                if !chat_rate.allow(now) =>
-            {
+            // Chat and pages opened for a zone reach many people, and an SFU probe another
+            // server: they have a rate of their own, and a message over it is dropped, like
+            // any over the rate.
+            Ok(Incoming::World(
+                WorldCommand::ChatSend { .. } | WorldCommand::SharePage { .. } | WorldCommand::ProbeSfu { .. },
+            )) if !chat_rate.allow(now) => {
                 state.metrics.rate_limited.inc();
                 if notices.allow(ErrorCode::RateLimited, now) {
                     let _ = world.send(WorldCommand::Notify { conn, code: ErrorCode::RateLimited }).await;
@@ -350,6 +351,7 @@ fn decode(conn: ConnId, message: Message) -> Result<Incoming, ErrorCode> {
             Ok(ClientMessage::SetStatus { status }) => Ok(Incoming::World(WorldCommand::SetStatus { conn, status })),
             Ok(ClientMessage::ListPeople { id }) => Ok(Incoming::World(WorldCommand::ListPeople { conn, id })),
             Ok(ClientMessage::SharePage { url }) => Ok(Incoming::World(WorldCommand::SharePage { conn, url })),
+            Ok(ClientMessage::ProbeSfu) => Ok(Incoming::World(WorldCommand::ProbeSfu { conn })),
             Ok(ClientMessage::Follow { avatar }) => Ok(Incoming::World(WorldCommand::Follow { conn, avatar })),
             Ok(ClientMessage::Unfollow) => Ok(Incoming::World(WorldCommand::Unfollow { conn })),
             Ok(ClientMessage::Knock { zone }) => Ok(Incoming::World(WorldCommand::Knock { conn, zone })),

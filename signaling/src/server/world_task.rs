@@ -66,6 +66,9 @@ pub enum WorldCommand {
         conn: ConnId,
         url: Option<String>,
     },
+    ProbeSfu {
+        conn: ConnId,
+    },
     Follow {
         conn: ConnId,
         avatar: AvatarId,
@@ -288,6 +291,7 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::SetStatus { conn, status } => engine.set_status(now, conn, status),
         WorldCommand::ListPeople { conn, id } => engine.list_people(conn, id),
         WorldCommand::SharePage { conn, url } => engine.share_page(conn, url),
+        WorldCommand::ProbeSfu { conn } => engine.probe_sfu(now, conn),
         WorldCommand::Follow { conn, avatar } => engine.follow(now, conn, avatar),
         WorldCommand::Unfollow { conn } => engine.unfollow(conn),
         WorldCommand::Knock { conn, zone } => engine.knock(now, conn, &zone),
