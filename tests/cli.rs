@@ -124,8 +124,10 @@ fn import_and_validate(map: &str, dir: &Path) -> (Output, PathBuf) {
 fn import_tiled_writes_a_valid_world_and_its_assets_named_by_content_id() {
     let dir = tempfile::tempdir().unwrap();
     let (out, assets) = import_and_validate("world-format/tests/data/tiled/office.tmj", dir.path());
-    // What was skipped is reported, naming the object.
-    assert!(text(&out.stderr).contains("note: layer \"floorLayer\", object \"Website\""), "{}", text(&out.stderr));
+    // What was skipped is reported, naming the object; the summary counts what was kept.
+    let report = text(&out.stderr);
+    assert!(report.contains("note: layer \"floorLayer\", object \"Meeting Room\" (#1): ignored focusable"), "{report}");
+    assert!(report.contains("2 spawn points, 1 website"), "{report}");
 
     for entry in std::fs::read_dir(&assets).unwrap() {
         let entry = entry.unwrap();
