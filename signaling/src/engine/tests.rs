@@ -99,6 +99,13 @@ impl Harness {
         self.engine.join(self.now, conn, user, None).unwrap()
     }
 
+    /// Joins `user` (shown as `name`) as an admin of the workspace.
+    fn join_admin(&mut self, conn: ConnId, user: &str, name: &str) -> AvatarId {
+        let (id, name) = (user.into(), name.into());
+        let user = JoinUser { id, name, role: Role::Admin, mute: Default::default(), chat_muted: false, joined_at: 0 };
+        self.engine.join(self.now, conn, user, None).unwrap()
+    }
+
     /// Advances time by `ms` and runs whatever timeouts fell due.
     fn advance(&mut self, ms: u64) {
         let end = self.now + Duration::from_millis(ms);
@@ -961,15 +968,7 @@ fn a_locked_zone_keeps_members_out_lets_admins_in_and_those_inside_stay() {
     let lock = Moderation::SetZone { zone: "room".into(), locked: true, capacity: None };
     assert_eq!(h.engine.moderate(h.now, lock), Ok(1), "one person inside");
     h.join(2, "bob");
-    let admin = JoinUser {
-        id: "zoe".into(),
-        name: "Zoe".into(),
-        role: Role::Admin,
-        mute: Mute::default(),
-        chat_muted: false,
-        joined_at: 0,
-    };
-    h.engine.join(h.now, 3, admin, None).unwrap();
+    h.join_admin(3, "zoe", "Zoe");
     h.outputs();
     for conn in [2, 3] {
         h.walk_to(conn, (3.5, 3.5), (5.5, 2.5));

@@ -424,15 +424,7 @@ fn knocks_are_limited_to_one_pending_per_person_one_per_zone_per_15_s_and_five_p
 #[test]
 fn a_knock_is_not_needed_where_the_way_is_open_and_an_unknown_zone_is_an_error() {
     let mut h = Harness::new(false);
-    let admin = JoinUser {
-        id: "zoe".into(),
-        name: "Zoe".into(),
-        role: Role::Admin,
-        mute: Mute::default(),
-        chat_muted: false,
-        joined_at: 0,
-    };
-    h.engine.join(h.now, 3, admin, None).unwrap();
+    h.join_admin(3, "zoe", "Zoe");
     h.join(1, "ada");
     h.outputs();
     // Open room, and the lobby ada stands in.
@@ -455,15 +447,7 @@ fn a_knock_is_not_needed_where_the_way_is_open_and_an_unknown_zone_is_an_error()
 fn someone_entering_a_zone_is_shown_the_knocks_waiting_there_and_may_answer() {
     let mut h = Harness::new(false);
     ada_inside_the_locked_room(&mut h);
-    let admin = JoinUser {
-        id: "zoe".into(),
-        name: "Zoe".into(),
-        role: Role::Admin,
-        mute: Mute::default(),
-        chat_muted: false,
-        joined_at: 0,
-    };
-    h.engine.join(h.now, 3, admin, None).unwrap();
+    h.join_admin(3, "zoe", "Zoe");
     let knock = bob_knocks(&mut h);
     into_the_room(&mut h, 3, 9.5);
     let out = h.outputs();
