@@ -7,7 +7,8 @@
 //! server's TOML) and `ISOPLANE_SIGNALING_*` / `ISOPLANE_ASSETS_*` / `ISOPLANE_TURN_*` /
 //! `ISOPLANE_SFU_*` variables override the defaults. Both services share the token secret and the workspace, and
 //! signaling serves the current version of every world published to the asset server
-//! (read at start), beside the demo. Both keep their records in the asset server's
+//! beside the demo, and follows it live (a publish or a rollback reaches everyone in the
+//! world without a restart). Both keep their records in the asset server's
 //! database (SQLite under `isoplane-data/` by default).
 
 use std::io::Write;
@@ -45,7 +46,6 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
     let mut assets_config = isoplane_assets::Config::load(None, std::env::vars())?;
     assets_config.token_secret.clone_from(&config.token_secret);
     assets_config.workspace.clone_from(&config.workspace);
-    let stored = stored_worlds(&assets_config).await?;
     // Moderation records (bans, mutes, admins, the audit log) live beside the assets'.
     if config.database_url.is_none() {
         config.database_url = Some(assets_config.database_url());
@@ -56,9 +56,15 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         (Some(url), Some(_)) => format!("\n  sfu: {url}  (control API and metrics on the same host)"),
         _ => String::new(),
     };
+    let shutdown = isoplane_service::stop_on_signal(|| {});
+    // The asset server runs first: signaling reads the published worlds from it, at
+    // start and whenever their current version moves (a publish or a rollback).
+    let assets = tokio::spawn(assets.run(shutdown.clone()));
+    let assets_url = format!("http://{assets_address}");
+    config.worlds.asset_server.get_or_insert_with(|| assets_url.clone());
     // No proxy in front: signaling's origin serves the published worlds' images too.
-    config.worlds.images_from = Some(format!("http://{assets_address}"));
-    let bound = server::bind_with_worlds(config, stored).await?;
+    config.worlds.images_from = Some(assets_url);
+    let bound = server::bind(config).await?;
     let address = bound.local_addr().context("reading the bound address")?;
     // A closed stdout (`isoplane | head`) must not stop the server: ignore write errors.
     let _ = writeln!(
@@ -69,12 +75,10 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
          assets: http://{assets_address}/ (uploads and world versions, docs/assets.md){sfu_line}\nPress Ctrl-C to stop.",
         env!("CARGO_PKG_VERSION")
     );
-    let shutdown = isoplane_service::stop_on_signal(|| {});
     let turn_task = turn.map(|turn| tokio::spawn(turn.run(shutdown.clone())));
     let sfu_task = sfu.map(|sfu| tokio::spawn(sfu.run(shutdown.clone())));
-    let (signaling, assets) = tokio::join!(bound.run(shutdown.clone()), assets.run(shutdown));
-    signaling.context("serving signaling")?;
-    assets.context("serving assets")?;
+    bound.run(shutdown).await.context("serving signaling")?;
+    assets.await.context("the asset server's task")?.context("serving assets")?;
     if let Some(task) = turn_task {
         task.await.context("the TURN server's task")?.context("serving TURN")?;
     }
@@ -82,21 +86,6 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
         task.await.context("the SFU's task")?.context("serving the SFU")?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The current version of every world published to the asset server, to serve them.
-async fn stored_worlds(config: &isoplane_assets::Config) -> Result<Vec<(String, String)>> {
-    let (metadata, store) = isoplane_assets::server::open_storage(config).await?;
-    let mut worlds = Vec::new();
-    for summary in metadata.worlds(&config.workspace).await? {
-        if let Some((_, bytes)) =
-            isoplane_assets::load_current_world(&metadata, &store, &config.workspace, &summary.name).await?
-        {
-            let text = String::from_utf8(bytes.to_vec()).context("a stored world file is not UTF-8")?;
-            worlds.push((summary.name, text));
-        }
-    }
-    Ok(worlds)
 }
 
 /// A TURN server on loopback for this run, sharing a fresh secret with signaling, which

@@ -93,9 +93,22 @@ pub struct WorldsConfig {
     /// server's base URL), for setups with no proxy in front that sends `/assets/*` to the
     /// asset server (the all-in-one `isoplane`). By default `asset_server`.
     pub images_from: Option<String>,
+    /// How often to ask the asset server whether a world's current version moved (a
+    /// publish or a rollback), in milliseconds; a new version is served at once, to
+    /// everyone in the world, without a restart. Default 1000; 0: never (the versions
+    /// read at start are served until a restart).
+    pub reload_interval_ms: Option<u64>,
 }
 
 impl WorldsConfig {
+    /// How often the asset server is asked for new world versions; `None`: never.
+    pub fn reload_interval(&self) -> Option<std::time::Duration> {
+        match self.reload_interval_ms {
+            Some(0) => None,
+            ms => Some(std::time::Duration::from_millis(ms.unwrap_or(1000))),
+        }
+    }
+
     /// The asset server that `/assets/{id}` is fetched from, if any.
     pub fn images_from(&self) -> Option<&str> {
         self.images_from.as_deref().or(self.asset_server.as_deref())
@@ -271,6 +284,7 @@ impl ServiceConfig for Config {
         EnvSetting::new("WORLDS_DIRECTORY", "worlds.directory", EnvKind::Text),
         EnvSetting::new("ASSET_SERVER", "worlds.asset_server", EnvKind::Text),
         EnvSetting::new("IMAGES_FROM", "worlds.images_from", EnvKind::Text),
+        EnvSetting::new("WORLDS_RELOAD_INTERVAL_MS", "worlds.reload_interval_ms", EnvKind::Number),
         EnvSetting::new("TURN_SECRET", "media.turn_secret", EnvKind::Text),
         EnvSetting::new("TURN_URLS", "media.turn_urls", EnvKind::List),
         EnvSetting::new("STUN_URLS", "media.stun_urls", EnvKind::List),

@@ -91,6 +91,10 @@ export class App {
     this.connection = new Connection(`${scheme}://${location.host}/v1/ws`, token, worldName);
     /** @type {World | null} */
     this.world = null;
+    /** The version of the world file loaded (its content ID), or being loaded. */
+    this.worldVersion = '';
+    /** Tileset images by content ID, kept across versions of the world (assets never change). @type {Map<string, HTMLImageElement>} */
+    this.images = new Map();
     /** @type {Renderer | null} */
     this.renderer = null;
     this.self = 0;
@@ -268,7 +272,14 @@ export class App {
         this.ended = false;
         this.setAdmin(Boolean(message.admin));
         this.websites.setAllowed(message.embed_origins ?? []);
-        if (!this.world) await this.loadWorld(message.world.url);
+        // A version published while we were away is loaded on resuming.
+        if (!this.world || this.worldVersion !== message.world.version) await this.loadWorld(message.world);
+        break;
+      case 'world_changed':
+        if (this.worldVersion !== message.world.version) {
+          await this.loadWorld(message.world);
+          this.announcer.say('The map was changed.');
+        }
         break;
       case 'role_changed':
         this.setAdmin(Boolean(message.admin));
@@ -322,6 +333,7 @@ export class App {
         // Walk on from where the server says we are (once).
         const goal = this.avatar.correct(message, performance.now());
         if (goal) this.walkTo(goal.x, goal.y);
+        if (message.reason === 'world_changed') this.hud.say('The map changed where you stood: you were moved to the nearest free place.');
         if ((message.reason === 'zone_locked' || message.reason === 'zone_full') && refused) {
           this.refusedGoal = walkingTo;
           this.knocks.offer(refused.id, message.reason === 'zone_locked' ? `${refused.name} is locked.` : `${refused.name} is full.`);
@@ -437,23 +449,31 @@ export class App {
     this.announcer.conversationIs(new Set(now), (avatar) => this.others.name(avatar) ?? `someone (#${avatar})`);
   }
 
-  /** @param {string} url */
-  async loadWorld(url) {
-    const file = await (await fetch(url)).json();
-    this.world = new World(file);
-    /** @type {Map<string, HTMLImageElement>} */
-    const images = new Map();
+  /**
+   * Loads a version of the world file and draws it; the view (zoom, pan, a page beside
+   * the map) stays as it was when a new version replaces the one shown.
+   * @param {{url: string, version: string}} ref
+   */
+  async loadWorld(ref) {
+    this.worldVersion = ref.version;
+    const file = await (await fetch(ref.url)).json();
+    const world = new World(file);
     for (const set of file.tilesets) {
+      if (this.images.has(set.image)) continue;
       try {
-        images.set(set.image, /** @type {HTMLImageElement} */ (await loadImage(`/assets/${set.image}`)));
+        this.images.set(set.image, /** @type {HTMLImageElement} */ (await loadImage(`/assets/${set.image}`)));
       } catch (error) {
         console.warn(error);
       }
     }
-    this.renderer = new Renderer(/** @type {HTMLCanvasElement} */ ($('world')), this.world, images);
+    const before = this.renderer;
+    this.world = world;
+    this.renderer = new Renderer(/** @type {HTMLCanvasElement} */ ($('world')), world, this.images);
+    if (before) this.renderer.keepView(before);
     this.websites.sites = file.websites ?? [];
     this.hud.worldName(file.name);
     this.people.render();
+    this.wake();
   }
 
   bindInput() {

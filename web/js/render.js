@@ -80,6 +80,14 @@ export class Renderer {
     this.resize();
   }
 
+  /** Takes the view of the renderer this one replaces (a new version of the world). @param {Renderer} before */
+  keepView(before) {
+    this.camera = { ...before.camera };
+    this.zoom = before.zoom;
+    this.pan = { ...before.pan };
+    this.shift = { ...before.shift };
+  }
+
   resize() {
     this.dpr = window.devicePixelRatio || 1;
     const { clientWidth, clientHeight } = this.canvas;

@@ -192,6 +192,49 @@ impl World {
     }
 }
 
+impl World {
+    /// Whether an avatar may stand at `position`: on the grid, on a walkable tile, not on a
+    /// wall (what a server checks of a place it did not choose, such as one a changed
+    /// world file left someone on).
+    pub fn can_stand(&self, position: Position) -> bool {
+        self.check_path(position, position).is_ok()
+    }
+
+    /// The tile centre nearest to `from` where an avatar may stand and `accept` agrees
+    /// (given the tile), searching outwards ring by ring; `None` when no tile qualifies.
+    /// Ties go to the tile found first (rows top to bottom).
+    pub fn nearest_place(&self, from: Position, mut accept: impl FnMut(u32, u32) -> bool) -> Option<Position> {
+        let (width, height) = (i64::from(self.width()), i64::from(self.height()));
+        let (from_x, from_y) = from.tile();
+        let (from_x, from_y) = (i64::from(from_x).clamp(0, width - 1), i64::from(from_y).clamp(0, height - 1));
+        let mut best: Option<(i64, Position)> = None;
+        for ring in 0..width.max(height) {
+            // Every tile of a later ring is at least (ring - 1/2) tiles away.
+            let nearest_possible = (ring * i64::from(SUBTILE) - i64::from(SUBTILE) / 2).max(0);
+            if best.is_some_and(|(distance, _)| distance < nearest_possible * nearest_possible) {
+                break;
+            }
+            for y in (from_y - ring)..=(from_y + ring) {
+                for x in (from_x - ring)..=(from_x + ring) {
+                    let on_ring = (y - from_y).abs() == ring || (x - from_x).abs() == ring;
+                    if !on_ring || x < 0 || y < 0 || x >= width || y >= height {
+                        continue;
+                    }
+                    // On the grid, so both fit in u32.
+                    let (tx, ty) = (x as u32, y as u32);
+                    let centre = Position::tile_center(tx, ty);
+                    let distance = centre.distance_squared(from);
+                    if best.is_some_and(|(d, _)| d <= distance) || !self.can_stand(centre) || !accept(tx, ty) {
+                        continue;
+                    }
+                    best = Some((distance, centre));
+                }
+            }
+        }
+        best.map(|(_, place)| place)
+    }
+}
+
 /// Whether the segment touches a wall on tile `(x, y)`'s north or west edge.
 fn touches_wall_of(from: Position, to: Position, x: i64, y: i64, flags: u8) -> bool {
     // Tiles reached here are on the grid, so their corners fit in i32.

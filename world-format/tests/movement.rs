@@ -128,3 +128,30 @@ fn a_standing_still_move_is_accepted() {
     let p = at(3.5, 3.5);
     assert!(w.check_move(p, p, Duration::ZERO).is_ok());
 }
+
+#[test]
+fn can_stand_refuses_blocked_tiles_walls_and_the_outside() {
+    let w = world();
+    assert!(w.can_stand(at(3.5, 3.5)));
+    assert!(!w.can_stand(at(2.5, 1.5)), "a blocked tile");
+    assert!(!w.can_stand(at(5.0, 3.0)), "on the wall's line");
+    assert!(!w.can_stand(at(8.5, 3.5)), "off the grid");
+    assert!(!w.can_stand(at(0.0, 3.5)), "on the grid's border");
+}
+
+#[test]
+fn nearest_place_finds_the_closest_standable_tile_the_caller_accepts() {
+    let w = world();
+    // From the blocked tile (2, 1): its neighbours (1, 1), (3, 1), (2, 0), (2, 2) are one
+    // tile away; (2, 0) is found first (rows top to bottom).
+    assert_eq!(w.nearest_place(at(2.5, 1.5), |_, _| true), Some(at(2.5, 0.5)));
+    // Off-centre, the nearest centre wins even on a farther ring's edge.
+    assert_eq!(w.nearest_place(at(2.9, 1.5), |_, _| true), Some(at(3.5, 1.5)));
+    // Standing where one may, the own tile's centre.
+    assert_eq!(w.nearest_place(at(3.2, 3.7), |_, _| true), Some(at(3.5, 3.5)));
+    // The caller's rule (say, a full zone) is honoured.
+    assert_eq!(w.nearest_place(at(3.5, 3.5), |x, _| x >= 6), Some(at(6.5, 3.5)));
+    // From off the grid, the nearest tile on it.
+    assert_eq!(w.nearest_place(Position::new(-SUBTILE * 3, SUBTILE / 2), |_, _| true), Some(at(0.5, 0.5)));
+    assert_eq!(w.nearest_place(at(3.5, 3.5), |_, _| false), None);
+}

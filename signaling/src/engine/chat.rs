@@ -104,6 +104,17 @@ impl ChatLog {
         }
     }
 
+    /// The world file changed: zone histories follow their zones' new indices (`zones`,
+    /// by old index); those of zones that are gone are dropped here (the database keeps
+    /// them, by zone ID, until they age out).
+    pub(super) fn remap_zones(&mut self, zones: &[Option<ZoneIndex>]) {
+        let new_index = |zone: &ZoneIndex| zones.get(usize::from(zone.0)).copied().flatten();
+        let histories = std::mem::take(&mut self.zones);
+        self.zones = histories.into_iter().filter_map(|(zone, shelf)| Some((new_index(&zone)?, shelf))).collect();
+        let encoded = std::mem::take(&mut self.encoded);
+        self.encoded = encoded.into_iter().filter_map(|(zone, json)| Some((new_index(&zone)?, json))).collect();
+    }
+
     fn put(&mut self, shelf: Shelf<'_>, message: Arc<ChatMessage>) {
         if let Shelf::Zone(zone) = shelf {
             self.encoded.remove(&zone);

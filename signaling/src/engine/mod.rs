@@ -26,6 +26,7 @@ mod media;
 mod moderation;
 mod pages;
 mod people;
+mod reload;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -306,6 +307,11 @@ impl WorldEngine {
 
     pub fn world(&self) -> &World {
         &self.world
+    }
+
+    /// The world file served now, as clients are told of it.
+    pub fn world_ref(&self) -> &WorldRef {
+        &self.world_ref
     }
 
     /// The world's name in the workspace.

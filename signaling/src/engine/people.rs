@@ -376,6 +376,34 @@ impl WorldEngine {
         self.knocks.passes.remove(&id);
     }
 
+    /// The world file changed (reload.rs): knocks and passes on zones it no longer has
+    /// end (knockers told their knock expired), the rest follow their zones' new indices.
+    /// Runs while the old world is still in place, so the ended ones are named.
+    pub(super) fn people_world_changed(&mut self, zones: &[Option<ZoneIndex>]) {
+        let new_index = |zone: ZoneIndex| zones.get(usize::from(zone.0)).copied().flatten();
+        let orphaned: Vec<KnockId> =
+            self.knocks.pending.iter().filter(|(_, k)| new_index(k.zone).is_none()).map(|(&id, _)| id).collect();
+        for knock in orphaned {
+            if let Some(pending) = self.knocks.pending.remove(&knock) {
+                self.settle(knock, pending, Some(KnockState::Expired), KnockOutcome::Expired, None);
+            }
+        }
+        for pending in self.knocks.pending.values_mut() {
+            pending.zone = new_index(pending.zone).unwrap_or(ZoneIndex::DEFAULT);
+        }
+        let last_sent = std::mem::take(&mut self.knocks.last_sent);
+        self.knocks.last_sent =
+            last_sent.into_iter().filter_map(|((user, zone), at)| Some(((user, new_index(zone)?), at))).collect();
+        self.knocks.passes.retain(|_, pass| new_index(pass.zone).is_some());
+        for pass in self.knocks.passes.values_mut() {
+            pass.zone = new_index(pass.zone).unwrap_or(ZoneIndex::DEFAULT);
+        }
+        for follow in self.follows.values_mut() {
+            // A zone that is gone reads as a move: the follower is told the place anew.
+            follow.told_zone = new_index(follow.told_zone).unwrap_or(ZoneIndex::DEFAULT);
+        }
+    }
+
     /// A new connection took `id`'s session over: it is told again what it follows, who
     /// follows it, its pending knock and the knocks on its zone.
     pub(super) fn people_resumed(&mut self, now: Instant, id: AvatarId) {

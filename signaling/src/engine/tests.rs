@@ -18,7 +18,12 @@ use crate::protocol::{ChatScope, Topology};
 /// y 7:  b b b . . . . q q q q q
 /// ```
 fn test_world() -> Arc<World> {
-    let json = serde_json::json!({
+    Arc::new(World::from_json(&test_world_json().to_string()).unwrap())
+}
+
+/// The test world's file, for tests that change it.
+fn test_world_json() -> serde_json::Value {
+    serde_json::json!({
         "format": "isoplane.world", "version": 1, "name": "engine test",
         "grid": {"orientation": "orthogonal", "width": 12, "height": 8, "tile_width": 32, "tile_height": 32},
         "movement": {"max_speed": 4.0, "slack": 0.5},
@@ -35,8 +40,7 @@ fn test_world() -> Arc<World> {
             {"id": "quiet", "name": "Quiet", "type": "silent", "area": [{"x": 7, "y": 5, "w": 5, "h": 3}]},
         ],
         "objects": [{"id": "seat", "kind": "seat", "area": [{"x": 3, "y": 1}]}],
-    });
-    Arc::new(World::from_json(&json.to_string()).unwrap())
+    })
 }
 
 const UNIX: u64 = 1_800_000_000;
@@ -612,6 +616,41 @@ mod invariants {
             conn: ConnId,
             page: u8,
         },
+        /// A new version of the world file (see `reloaded_world`).
+        Reload {
+            variant: u8,
+        },
+    }
+
+    /// The test world as a builder might change it: 0 as it is; 1 a wall of blocked tiles
+    /// down the lobby (column 4, rows 0-3), the seat moved to (2, 1); 2 without the room, the booth for two; 3 the
+    /// zones in another order, the room for two and the seat twice as wide.
+    fn reloaded_world(variant: u8) -> Arc<World> {
+        let mut file = test_world_json();
+        match variant {
+            1 => {
+                for row in file["collision"]["rows"].as_array_mut().unwrap().iter_mut().take(4) {
+                    let mut text = row.as_str().unwrap().to_owned();
+                    text.replace_range(4..5, "#");
+                    *row = text.into();
+                }
+                file["objects"][0]["area"] = serde_json::json!([{"x": 2, "y": 1}]);
+            }
+            2 => {
+                file["zones"].as_array_mut().unwrap().retain(|zone| zone["id"] != "room");
+                file["zones"][0]["capacity"] = 2.into();
+            }
+            3 => {
+                let room = file["zones"][0].as_object_mut().unwrap();
+                room.remove("sfu_threshold");
+                room.insert("type".into(), "private".into());
+                room.insert("capacity".into(), 2.into());
+                file["zones"].as_array_mut().unwrap().reverse();
+                file["objects"][0]["area"] = serde_json::json!([{"x": 2, "y": 1, "w": 2, "h": 1}]);
+            }
+            _ => {}
+        }
+        Arc::new(World::from_json(&file.to_string()).unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -639,6 +678,7 @@ mod invariants {
             3 => (conn.clone(), 1..4u32, any::<bool>()).prop_map(|(conn, knock, admit)| Op::Answer { conn, knock, admit }),
             2 => (conn.clone(), 0..3u8, 0..6u8).prop_map(|(conn, scope, to)| Op::Chat { conn, scope, to }),
             2 => (conn, 0..3u8).prop_map(|(conn, page)| Op::SharePage { conn, page }),
+            1 => (0..4u8).prop_map(|variant| Op::Reload { variant }),
         ]
     }
 
@@ -657,7 +697,7 @@ mod invariants {
             prop_assert_eq!(members, vec![usize::from(zone.0)], "avatar {} must be in exactly its zone", avatar.id);
             let (tx, ty) = avatar.position.tile();
             prop_assert_eq!(avatar.held, world.object_at(i64::from(tx), i64::from(ty)), "holds what it stands on");
-            prop_assert!(world.is_inside(avatar.position));
+            prop_assert!(world.can_stand(avatar.position), "avatar {} stands where it may not", avatar.id);
             if let Some(conn) = avatar.conn {
                 prop_assert_eq!(engine.by_conn.get(&conn), Some(&avatar.id));
             }
@@ -759,7 +799,8 @@ mod invariants {
                     Op::Unfollow { conn } => h.engine.unfollow(conn),
                     Op::Lock { locked } => {
                         let lock = Moderation::SetZone { zone: "room".into(), locked, capacity: None };
-                        h.engine.moderate(h.now, lock).unwrap();
+                        // A world without the room (a reload) refuses it.
+                        let _ = h.engine.moderate(h.now, lock);
                     }
                     Op::WalkIn { conn, x } => {
                         let Some(avatar) = h.engine.by_conn.get(&conn).and_then(|id| h.engine.avatars.get(id)) else { continue };
@@ -789,6 +830,10 @@ mod invariants {
                     Op::SharePage { conn, page } => {
                         let url = [None, Some(format!("{BOARD_ORIGIN}/r/1")), Some("https://elsewhere.example/".into())];
                         h.engine.share_page(conn, url[usize::from(page)].clone());
+                    }
+                    Op::Reload { variant } => {
+                        let world_ref = WorldRef { name: "test".into(), version: format!("v{variant}"), url: "/v1/worlds/test".into() };
+                        h.engine.replace_world(h.now, reloaded_world(variant), world_ref);
                     }
                 }
                 let outputs = h.outputs();
@@ -1151,3 +1196,4 @@ mod chat;
 mod connectivity;
 mod pages;
 mod people;
+mod reload;

@@ -327,6 +327,10 @@ pub enum ServerMessage {
     /// The page open for everyone in your zone changed: someone opened one (`page`), or
     /// it was closed (`page` null: someone closed it, or its opener left the zone).
     PageShared { page: Option<SharedPage> },
+    /// The world file changed (a new version was published, or an older one restored):
+    /// load `world.url` and draw it. A `correction` (reason `world_changed`) follows if
+    /// you had to be moved, then a snapshot of your zone as it is now.
+    WorldChanged { world: WorldRef },
     /// Your last move was refused: go back here.
     Correction { seq: u32, position: Point, facing: Facing, state: AvatarState, reason: CorrectionReason },
     /// Your media plan changed.
@@ -440,6 +444,9 @@ pub enum CorrectionReason {
     ZoneLocked,
     /// An admin put you somewhere else (see the `moderated` message before this).
     Moved,
+    /// The world changed under you (see `world_changed`): where you stood is not a
+    /// place to stand any more.
+    WorldChanged,
 }
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ isoplane_service::service_metrics! {
             "chat_writes_dropped", "chat history writes dropped because the database's queue was full";
         pub chat_write_failures: Counter =
             "chat_write_failures", "chat history writes the database refused or did not answer";
+        pub world_reloads: Counter =
+            "world_reloads", "new versions of world files taken while serving (publishes and rollbacks)";
+        pub world_reload_failures: Counter =
+            "world_reload_failures", "new world versions that could not be read or parsed (the old one stays)";
         pub mutes_enforced_late: Counter =
             "mutes_enforced_late", "mutes and unmutes applied by the periodic re-check, not by their command";
     }

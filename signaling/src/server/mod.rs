@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - this file: start (`bind`), run and drain, and the tasks that serve the cluster.
-//! - `worlds.rs`: the world files read at start (demo, folder, asset server).
+//! - `worlds.rs`: the world files read at start (demo, folder, asset server);
+//!   `world_updates.rs`: new versions published on the asset server, taken live.
 //! - `routes.rs`: the HTTP routes (WebSocket upgrade, world files, admin commands, dev
 //!   tokens, health and metrics); `web.rs`: the embedded browser client.
 //! - `media.rs`: the engines' media settings and the SFU pool's directory.
@@ -28,6 +29,7 @@ mod routes;
 pub mod sfu_control;
 mod web;
 mod world_task;
+mod world_updates;
 mod worlds;
 
 use std::collections::HashMap;
@@ -71,9 +73,24 @@ pub enum StartError {
 
 /// A loaded world: its file as served, and the queue of the task that owns it.
 struct WorldEntry {
-    json: Bytes,
-    version: String,
+    /// Replaced when a new version is published (world_updates.rs).
+    file: std::sync::RwLock<ServedFile>,
     commands: mpsc::Sender<WorldCommand>,
+}
+
+/// One version of a world file, as `GET /v1/worlds/{name}` serves it.
+#[derive(Clone)]
+struct ServedFile {
+    json: Bytes,
+    /// Its content ID, the ETag and the `version` in `welcome` and `world_changed`.
+    version: String,
+}
+
+impl WorldEntry {
+    fn served(&self) -> ServedFile {
+        // A panic elsewhere cannot leave the pair half-written: it is replaced whole.
+        self.file.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// What every handler shares.
@@ -193,7 +210,8 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         }
         let (commands, receiver) = mpsc::channel(4096);
         engines.push((engine, receiver));
-        worlds.insert(name, WorldEntry { json: Bytes::from(text), version, commands });
+        let file = std::sync::RwLock::new(ServedFile { json: Bytes::from(text), version });
+        worlds.insert(name, WorldEntry { file, commands });
     }
     let limits = ConnectionLimits {
         total: Counter::new(config.limits.max_connections),
@@ -245,6 +263,11 @@ impl BoundServer {
             state.tasks.spawn(media::follow_sfu_directory(state.clone(), pool));
         } else if let Some(node) = media::static_sfu(&state.config) {
             state.tasks.spawn(media::watch_static_sfu(state.clone(), node));
+        }
+        if let Some(asset_server) = state.config.worlds.asset_server.clone()
+            && let Some(interval) = state.config.worlds.reload_interval()
+        {
+            state.tasks.spawn_until_shutdown(world_updates::follow(state.clone(), asset_server, interval));
         }
         if let Some(cluster) = state.cluster.clone() {
             let (incoming, requests) = mpsc::channel(256);

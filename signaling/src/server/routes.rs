@@ -154,7 +154,8 @@ async fn world_file(
     let Some(entry) = state.worlds.get(&name) else {
         return refusal(StatusCode::NOT_FOUND, "unknown_world", "there is no world with this name");
     };
-    let etag = format!("\"{}\"", entry.version);
+    let file = entry.served();
+    let etag = format!("\"{}\"", file.version);
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
@@ -163,7 +164,7 @@ async fn world_file(
         (header::ETAG, HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""))),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
     ];
-    (headers, entry.json.clone()).into_response()
+    (headers, file.json).into_response()
 }
 
 #[derive(serde::Deserialize)]

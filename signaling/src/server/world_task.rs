@@ -131,6 +131,11 @@ pub enum WorldCommand {
     Evacuate,
     /// The SFU nodes that may take rooms, from the SFU directory.
     SfuNodes(Vec<crate::engine::SfuNode>),
+    /// A new version of the world file to serve from now on (world_updates.rs).
+    Replace {
+        world: Arc<isoplane_world_format::World>,
+        world_ref: crate::protocol::WorldRef,
+    },
 }
 
 /// What a world sends a connection's writer. Text and frames are shared, not copied,
@@ -324,6 +329,10 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
             let _ = reply.send(engine.enforce_kicks(&kicks));
         }
         WorldCommand::SfuNodes(nodes) => engine.set_sfu_nodes(now, nodes),
+        WorldCommand::Replace { world, world_ref } => {
+            metrics.world_reloads.inc();
+            engine.replace_world(now, world, world_ref);
+        }
         WorldCommand::Evacuate => {
             for (conn, connection) in connections.by_id.drain() {
                 if connection.outbound.try_send(Outbound::Close(ErrorCode::TryAgain)).is_err() {
@@ -412,8 +421,12 @@ fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metri
         let since = connection.lagging_since.unwrap_or(now);
         // The snapshot and every chat history (chat dropped while it lagged is in them),
         // read only once there is room for all of them.
-        if connection.outbound.capacity() > RESYNC_CHAT_HISTORIES
+        // The world's version first: a client that lagged through a `world_changed` loads
+        // the new file (one that has it ignores this).
+        let world = ServerMessage::WorldChanged { world: engine.world_ref().clone() };
+        if connection.outbound.capacity() > RESYNC_CHAT_HISTORIES + 1
             && let Some(snapshot) = engine.snapshot_for(conn)
+            && connection.outbound.try_send(Outbound::Text(to_json(&world))).is_ok()
             && connection.outbound.try_send(Outbound::Text(to_json(&snapshot))).is_ok()
             && engine
                 .chat_histories_for(conn)

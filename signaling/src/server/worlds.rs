@@ -26,46 +26,74 @@ pub(super) async fn gather(config: &Config, given: Vec<(String, String)>) -> Res
     Ok(named)
 }
 
-/// The current version of every world the asset server holds for our workspace. Asks
-/// with a member token signed with the shared secret, as any client would.
+/// The current version of every world the asset server holds for our workspace.
 async fn fetch_worlds(config: &Config, base: &str) -> Result<Vec<(String, String)>, StartError> {
     let error = |message: String| StartError::World { path: base.to_owned(), message };
-    let claims = JoinClaims {
-        sub: "isoplane-signaling".into(),
-        name: "signaling".into(),
-        workspace: config.workspace.clone(),
-        role: Role::Member,
-        exp: unix_now() + 300,
-        iat: Some(unix_now()),
-        nbf: None,
-    };
-    let bearer = format!("Bearer {}", TokenKey::new(config.token_secret.as_bytes()).sign(&claims));
-    let client =
-        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| error(e.to_string()))?;
-    let get = |path: String| {
-        let request = client.get(format!("{}{path}", base.trim_end_matches('/'))).header("Authorization", &bearer);
-        async move {
-            let response = request.send().await.map_err(|e| format!("cannot reach the asset server: {e}"))?;
-            let status = response.status();
-            let text = response.text().await.map_err(|e| e.to_string())?;
-            if status.is_success() { Ok(text) } else { Err(format!("{path}: HTTP {status}: {text}")) }
-        }
-    };
-    let workspace = &config.workspace;
-    let list: serde_json::Value =
-        serde_json::from_str(&get(format!("/v1/workspaces/{workspace}/worlds")).await.map_err(error)?)
-            .map_err(|e| error(format!("the world list is not JSON: {e}")))?;
+    let assets = AssetServer::new(config, base).map_err(error)?;
     let mut worlds = Vec::new();
-    for entry in list["worlds"].as_array().into_iter().flatten() {
-        let (Some(name), Some(current)) = (entry["name"].as_str(), entry["current_version"].as_i64()) else { continue };
-        if current > 0 {
-            worlds.push((
-                name.to_owned(),
-                get(format!("/v1/workspaces/{workspace}/worlds/{name}")).await.map_err(error)?,
-            ));
-        }
+    for (name, _) in assets.current_versions().await.map_err(error)? {
+        worlds.push((name.clone(), assets.world_file(&name).await.map_err(error)?));
     }
     Ok(worlds)
+}
+
+/// The asset server's world API, asked as a member of our workspace would, with a
+/// short-lived token signed with the shared secret (a fresh one per request, so a
+/// client kept for the server's lifetime never holds an expired one).
+pub(super) struct AssetServer {
+    client: reqwest::Client,
+    base: String,
+    key: TokenKey,
+    workspace: String,
+}
+
+impl AssetServer {
+    pub(super) fn new(config: &Config, base: &str) -> Result<AssetServer, String> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
+        Ok(AssetServer {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+            key: TokenKey::new(config.token_secret.as_bytes()),
+            workspace: config.workspace.clone(),
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<String, String> {
+        let claims = JoinClaims {
+            sub: "isoplane-signaling".into(),
+            name: "signaling".into(),
+            workspace: self.workspace.clone(),
+            role: Role::Member,
+            exp: unix_now() + 300,
+            iat: Some(unix_now()),
+            nbf: None,
+        };
+        let bearer = format!("Bearer {}", self.key.sign(&claims));
+        let request = self.client.get(format!("{}{path}", self.base)).header("Authorization", bearer);
+        let response = request.send().await.map_err(|e| format!("cannot reach the asset server: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if status.is_success() { Ok(text) } else { Err(format!("{path}: HTTP {status}: {text}")) }
+    }
+
+    /// Every world of the workspace that has a current version, with that version's number.
+    pub(super) async fn current_versions(&self) -> Result<Vec<(String, i64)>, String> {
+        let list: serde_json::Value =
+            serde_json::from_str(&self.get(&format!("/v1/workspaces/{}/worlds", self.workspace)).await?)
+                .map_err(|e| format!("the world list is not JSON: {e}"))?;
+        Ok(list["worlds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| Some((entry["name"].as_str()?.to_owned(), entry["current_version"].as_i64()?)))
+            .filter(|(_, current)| *current > 0)
+            .collect())
+    }
+
+    /// The current version's world file of world `name`.
+    pub(super) async fn world_file(&self, name: &str) -> Result<String, String> {
+        self.get(&format!("/v1/workspaces/{}/worlds/{name}", self.workspace)).await
+    }
 }
 
 /// The worlds a configuration names, as (name, file text) pairs.
