@@ -47,8 +47,9 @@ both_backends!(
     ranges_and_not_modified,
     large_assets_stream_from_the_store_with_ranges,
     traversal_and_malformed_ids_are_refused,
-    writes_need_an_admin_token,
+    writes_need_an_admin_or_builder_token,
     invalid_worlds_and_missing_assets_are_refused_whole,
+    a_world_is_checked_without_being_published,
     concurrent_publishes_on_one_base_one_wins,
     current_version_moves_only_from_the_expected_one,
     metadata_survives_a_restart,
@@ -346,7 +347,7 @@ async fn traversal_and_malformed_ids_are_refused(backend: Backend) {
     server.stop().await;
 }
 
-async fn writes_need_an_admin_token(backend: Backend) {
+async fn writes_need_an_admin_or_builder_token(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let server = env.start().await;
     let publish_url = server.url(&format!("/v1/workspaces/{WORKSPACE}/worlds/lobby/versions"));
@@ -396,6 +397,14 @@ async fn writes_need_an_admin_token(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(allowed.status(), 201);
+    // A builder (by its token) uploads a world's images and publishes it.
+    let builder = token("carl", WORKSPACE, Role::Builder);
+    let images = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../worlds/demo/assets");
+    let image = std::fs::read(std::fs::read_dir(images).unwrap().next().unwrap().unwrap().path()).unwrap();
+    let request = client().post(server.url("/v1/assets")).bearer_auth(&builder).header("content-type", "image/svg+xml");
+    assert_eq!(request.body(image).send().await.unwrap().status(), 201);
+    let published = client().post(&publish_url).bearer_auth(&builder).json(&publish).send().await.unwrap();
+    assert_eq!(published.status(), 201);
     // A banned admin may not.
     let metadata = env.metadata_view().await;
     let ban = Ban {
@@ -409,8 +418,50 @@ async fn writes_need_an_admin_token(backend: Backend) {
     metadata.ban(&ban).await.unwrap();
     let (status, answer) = upload(&server, vec![2u8; 10], "image/png").await;
     assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("banned")));
-    // Only the one permitted upload is stored.
-    assert_eq!(stored_state(&env).await.1, 1);
+    // Only the permitted uploads are stored: the listed member's, the builder's image
+    // and the world file it published.
+    assert_eq!(stored_state(&env).await.1, 3);
+    server.stop().await;
+}
+
+async fn a_world_is_checked_without_being_published(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let url = server.url(&format!("/v1/workspaces/{WORKSPACE}/worlds/lobby/check"));
+    let check = |world: serde_json::Value, bearer: String| {
+        client().post(&url).bearer_auth(bearer).json(&serde_json::json!({"world": world})).send()
+    };
+    let verdict = |world: serde_json::Value| async {
+        let response = check(world, token("carl", WORKSPACE, Role::Builder)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    // Its image not uploaded yet: named as missing.
+    let demo_id = ContentId::of_bytes(&common::demo_image()).to_string();
+    let answer = verdict(common::demo_world("Lobby")).await;
+    assert_eq!(answer, serde_json::json!({"errors": [], "missing": [demo_id], "warnings": []}));
+    assert_eq!(upload(&server, common::demo_image(), "image/svg+xml").await.0, 201);
+    let answer = verdict(common::demo_world("Lobby")).await;
+    assert_eq!(answer["errors"], serde_json::json!([]));
+    assert_eq!(answer["missing"], serde_json::json!([]));
+    // A door-only zone whose door is not there: the fault, where it is.
+    let mut broken = common::demo_world("Lobby");
+    broken["zones"][0]["entry_via"] = serde_json::json!(["no-such-door"]);
+    let answer = verdict(broken).await;
+    let errors = answer["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{answer}");
+    assert_eq!(errors[0]["path"], "$.zones[0].entry_via[0]");
+    assert!(errors[0]["message"].as_str().unwrap().contains("no-such-door"), "{answer}");
+    // Members may not (it is part of building); nothing was published either way.
+    let member = check(common::demo_world("Lobby"), token("bob", WORKSPACE, Role::Member)).await.unwrap();
+    assert_eq!(member.status(), 403);
+    let current = client()
+        .get(server.url(&format!("/v1/workspaces/{WORKSPACE}/worlds/lobby")))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status(), 404);
     server.stop().await;
 }
 

@@ -25,12 +25,16 @@ pub const LEEWAY_SECONDS: u64 = 30;
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
-/// A member of a workspace, or one of its admins.
+/// A member of a workspace, one who may also change its worlds (build mode), or one of
+/// its admins (who may do both, and moderate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Member,
     Admin,
+    /// Edits and publishes worlds (uploads, versions, rollbacks on the asset server);
+    /// otherwise a member.
+    Builder,
 }
 
 /// What a join token says about its bearer.

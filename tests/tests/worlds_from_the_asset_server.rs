@@ -152,11 +152,19 @@ async fn signaling_refuses_to_start_when_the_asset_server_is_unreachable() {
     assert!(error.contains("cannot reach the asset server"), "{error}");
 }
 
-/// Publishes `world` as world `name` of workspace acme, made from `base`; its version.
-async fn publish(http: &reqwest::Client, assets_url: &str, name: &str, base: i64, world: &serde_json::Value) -> i64 {
+/// Publishes `world` as world `name` of workspace acme, made from `base`, through the
+/// asset API at `api` with a token of `role`; its version.
+async fn publish(
+    http: &reqwest::Client,
+    api: &str,
+    role: Role,
+    name: &str,
+    base: i64,
+    world: &serde_json::Value,
+) -> i64 {
     let answer = http
-        .post(format!("{assets_url}/v1/workspaces/acme/worlds/{name}/versions"))
-        .header("Authorization", format!("Bearer {}", token(Role::Admin)))
+        .post(format!("{api}/v1/workspaces/acme/worlds/{name}/versions"))
+        .header("Authorization", format!("Bearer {}", token(role)))
         .header("Content-Type", "application/json")
         .body(serde_json::json!({"base_version": base, "world": world}).to_string())
         .send()
@@ -212,7 +220,7 @@ async fn a_publish_and_a_rollback_reach_the_people_in_the_world_without_a_restar
         .unwrap();
     assert_eq!(upload.status(), 201);
     let first: serde_json::Value = serde_json::from_str(isoplane_world_format::DEMO_WORLD).unwrap();
-    let v1 = publish(&http, &assets_url, "hq", 0, &first).await;
+    let v1 = publish(&http, &assets_url, Role::Admin, "hq", 0, &first).await;
 
     let mut config = isoplane_signaling::config::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -231,12 +239,13 @@ async fn a_publish_and_a_rollback_reach_the_people_in_the_world_without_a_restar
     let served_before = http.get(format!("http://{address}/v1/worlds/hq")).send().await.unwrap();
     let etag_before = served_before.headers()["etag"].to_str().unwrap().to_owned();
 
-    // A builder blocks the entrance tile (and moves the spawn point beside it).
+    // A builder blocks the entrance tile (and moves the spawn point beside it), publishing
+    // from the page's origin: signaling forwards the asset API when no proxy does.
     let mut second = first.clone();
     let row = second["collision"]["rows"][7].as_str().unwrap().to_owned();
     second["collision"]["rows"][7] = format!("{}#{}", &row[..10], &row[11..]).into();
     second["spawns"][0]["y"] = 8.into();
-    publish(&http, &assets_url, "hq", v1, &second).await;
+    publish(&http, &format!("http://{address}"), Role::Builder, "hq", v1, &second).await;
     // What came on joining first, then the change, in order: the new version, where she
     // was moved, her zone as it is now.
     let seen = messages_until(&mut ada, |m| matches!(m, ServerMessage::Snapshot { .. })).await;
@@ -264,7 +273,7 @@ async fn a_publish_and_a_rollback_reach_the_people_in_the_world_without_a_restar
 
     // Rolled back: the first version is served again, and the way is open.
     let rollback = http
-        .put(format!("{assets_url}/v1/workspaces/acme/worlds/hq/current"))
+        .put(format!("http://{address}/v1/workspaces/acme/worlds/hq/current"))
         .header("Authorization", format!("Bearer {}", token(Role::Admin)))
         .header("Content-Type", "application/json")
         .body(serde_json::json!({"expected_version": v1 + 1, "version": v1}).to_string())

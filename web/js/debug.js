@@ -25,6 +25,9 @@ class DebugView {
   get admin() { return this.app.admin; }
   get zone() { return this.app.zone; }
   get renderer() { return this.app.renderer; }
+  /** The world as loaded (world.js), and its version (the file's content ID). */
+  get world() { return this.app.world; }
+  get worldVersion() { return this.app.worldVersion; }
   get connection() { return this.app.connection; }
   get media() { return this.app.media; }
   /** Everyone else, by avatar number. */

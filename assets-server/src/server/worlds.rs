@@ -1,5 +1,5 @@
-//! World files: publish a version, list versions, move the current-version pointer,
-//! load the current version.
+//! World files: publish a version, check one without publishing it, list versions, move
+//! the current-version pointer, load the current version.
 //!
 //! Invariants: a version is recorded only for a world file that validated with
 //! `isoplane-world-format` and whose tileset images are all stored assets; the file is
@@ -110,6 +110,82 @@ async fn member_request(state: &AppState, workspace: &str, name: &str, headers: 
     Ok(())
 }
 
+/// Why a world file may not be published, or what stopped the checking.
+enum Verdict {
+    /// It has errors (JSONPath and message each).
+    Invalid(isoplane_world_format::WorldErrors),
+    /// It names tileset images that are not stored.
+    MissingAssets(Vec<String>),
+    /// The check itself failed (the database).
+    Refused(Response),
+}
+
+impl Verdict {
+    fn refusal(self) -> Response {
+        match self {
+            Verdict::Invalid(errors) => refusal_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_world",
+                &errors.to_string(),
+                "errors",
+                problems(&errors.errors),
+            ),
+            Verdict::MissingAssets(missing) => refusal_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "missing_assets",
+                "the world references assets that are not uploaded; upload them first",
+                "missing",
+                serde_json::Value::from(missing),
+            ),
+            Verdict::Refused(refused) => refused,
+        }
+    }
+}
+
+fn problems(problems: &[isoplane_world_format::Problem]) -> serde_json::Value {
+    problems.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect()
+}
+
+/// The world `value` describes, if it may be published: valid, its images all stored.
+async fn checked_world(state: &AppState, value: &serde_json::Value) -> Result<World, Verdict> {
+    let world = World::from_json(&value.to_string()).map_err(Verdict::Invalid)?;
+    let images: Vec<_> = world.file().tilesets.iter().map(|tileset| tileset.image.clone()).collect();
+    match state.metadata.missing_assets(&images).await {
+        Ok(missing) if missing.is_empty() => Ok(world),
+        Ok(missing) => Err(Verdict::MissingAssets(missing.iter().map(ToString::to_string).collect())),
+        Err(error) => Err(Verdict::Refused(internal("checking a world's assets", &error))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    world: serde_json::Value,
+}
+
+/// `POST …/worlds/{name}/check`: what publishing this world file would say of it, without
+/// publishing (build mode checks every edit): `{"errors", "missing", "warnings"}`, each a
+/// list, all empty for a file that may be published.
+pub(super) async fn check(
+    State(state): State<Arc<AppState>>,
+    UrlPath((workspace, name)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, request): (_, CheckRequest) =
+        match admin_request(&state, &workspace, &name, &headers, &body, "{\"world\": {…}}").await {
+            Ok(parsed) => parsed,
+            Err(refused) => return refused,
+        };
+    let (errors, missing, warnings) = match checked_world(&state, &request.world).await {
+        Ok(world) => (Vec::new(), Vec::new(), problems(world.warnings())),
+        Err(Verdict::Invalid(errors)) => (errors.errors, Vec::new(), serde_json::json!([])),
+        Err(Verdict::MissingAssets(missing)) => (Vec::new(), missing, serde_json::json!([])),
+        Err(Verdict::Refused(refused)) => return refused,
+    };
+    json(StatusCode::OK, serde_json::json!({"errors": problems(&errors), "missing": missing, "warnings": warnings}))
+}
+
 pub(super) async fn publish(
     State(state): State<Arc<AppState>>,
     UrlPath((workspace, name)): UrlPath<(String, String)>,
@@ -122,37 +198,14 @@ pub(super) async fn publish(
             Ok(parsed) => parsed,
             Err(refused) => return refused,
         };
-    let world = match World::from_json(&request.world.to_string()) {
+    let world = match checked_world(&state, &request.world).await {
         Ok(world) => world,
-        Err(errors) => {
+        Err(Verdict::Refused(refused)) => return refused,
+        Err(verdict) => {
             state.metrics.world_rejections.inc();
-            let list =
-                errors.errors.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect();
-            return refusal_with(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_world",
-                &errors.to_string(),
-                "errors",
-                serde_json::Value::Array(list),
-            );
+            return verdict.refusal();
         }
     };
-    let images: Vec<_> = world.file().tilesets.iter().map(|tileset| tileset.image.clone()).collect();
-    match state.metadata.missing_assets(&images).await {
-        Ok(missing) if missing.is_empty() => {}
-        Ok(missing) => {
-            state.metrics.world_rejections.inc();
-            let list = missing.iter().map(|id| id.to_string().into()).collect();
-            return refusal_with(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "missing_assets",
-                "the world references assets that are not uploaded; upload them first",
-                "missing",
-                serde_json::Value::Array(list),
-            );
-        }
-        Err(error) => return internal("checking a world's assets", &error),
-    }
     let canonical = Bytes::from(world.to_json_pretty());
     let size = canonical.len() as u64;
     let content_id = match state.store.put_bytes(canonical).await {

@@ -448,11 +448,19 @@ impl WorldEngine {
     }
 
     fn welcome(&mut self, conn: ConnId, id: AvatarId, resumed: bool) {
-        let admin = self.avatars.get(&id).is_some_and(|a| a.role == Role::Admin);
+        let role = self.avatars.get(&id).map(|a| a.role);
+        let (admin, builder) = (role == Some(Role::Admin), matches!(role, Some(Role::Admin | Role::Builder)));
         let world = self.world_ref.clone();
         let embed_origins = self.config.embed_origins.clone();
-        let welcome =
-            ServerMessage::Welcome { protocol: PROTOCOL_VERSION, avatar: id, world, resumed, admin, embed_origins };
+        let welcome = ServerMessage::Welcome {
+            protocol: PROTOCOL_VERSION,
+            avatar: id,
+            world,
+            resumed,
+            admin,
+            builder,
+            embed_origins,
+        };
         self.send(conn, welcome);
         if let Some(snapshot) = self.snapshot_for(conn) {
             self.send(conn, snapshot);

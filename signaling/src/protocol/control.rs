@@ -306,6 +306,10 @@ pub enum ServerMessage {
         /// Whether you are an admin of the workspace (and may send `admin` messages).
         #[serde(default)]
         admin: bool,
+        /// Whether you may change the workspace's worlds (an admin or a builder): build
+        /// mode publishes through the asset server, which checks the same token.
+        #[serde(default)]
+        builder: bool,
         /// The origins whose pages the client may embed beside the map (the workspace's
         /// allow-list): a world's websites and shared pages of other origins are refused.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]

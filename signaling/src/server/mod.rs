@@ -16,7 +16,7 @@
 //! - `connection.rs`, `world_task.rs`, `moderation.rs`, `cluster.rs`, `proxy.rs`,
 //!   `sfu_control.rs`, `limits.rs`, `metrics.rs`: see docs/architecture.md.
 
-mod asset_images;
+mod asset_proxy;
 mod chat;
 pub mod cluster;
 mod connection;

@@ -155,7 +155,14 @@ impl Moderator {
             self.metadata.admin_status(&self.workspace, &claims.sub, true, now).await.map_err(database)?
         };
         Ok(Standing {
-            role: if admin { Role::Admin } else { Role::Member },
+            // Building is the token's grant alone: the admins table does not record it.
+            role: if admin {
+                Role::Admin
+            } else if claims.role == Role::Builder {
+                Role::Builder
+            } else {
+                Role::Member
+            },
             mute: Mute { audio: records.audio_muted, video: records.video_muted },
             chat_muted: records.chat_muted,
         })

@@ -12,10 +12,10 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Path as UrlPath, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use bytes::Bytes;
 
-use super::{AppState, asset_images, connection, moderation, proxy, unix_now, web};
+use super::{AppState, asset_proxy, connection, moderation, proxy, unix_now, web};
 use crate::auth::{JoinClaims, Role};
 use crate::protocol::{AdminAnswer, AdminCommand, AdminError, AdminErrorCode};
 
@@ -29,7 +29,13 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
             .route("/web/{*path}", get(move |path| web::web_file(path, for_files.clone())));
     }
     if state.config.worlds.demo || state.config.worlds.images_from().is_some() {
-        router = router.route("/assets/{id}", get(asset_images::image));
+        router = router.route("/assets/{id}", get(asset_proxy::image));
+    }
+    if state.config.worlds.images_from().is_some() {
+        let limit = axum::extract::DefaultBodyLimit::max(asset_proxy::MAX_FORWARDED_BYTES);
+        router = router
+            .route("/v1/assets", post(asset_proxy::api).layer(limit))
+            .route("/v1/workspaces/{*rest}", any(asset_proxy::api).layer(limit));
     }
     router
         .route("/v1/ws", get(websocket))
@@ -171,6 +177,7 @@ async fn world_file(
 struct DevTokenQuery {
     name: Option<String>,
     admin: Option<bool>,
+    builder: Option<bool>,
 }
 
 /// Hands out a member token for a fresh user (development only).
@@ -184,7 +191,11 @@ async fn dev_token(State(state): State<Arc<AppState>>, Query(query): Query<DevTo
         sub: user.clone(),
         name,
         workspace: state.config.workspace.clone(),
-        role: if query.admin == Some(true) { Role::Admin } else { Role::Member },
+        role: match (query.admin, query.builder) {
+            (Some(true), _) => Role::Admin,
+            (_, Some(true)) => Role::Builder,
+            _ => Role::Member,
+        },
         exp: unix_now() + 12 * 3600,
         iat: Some(unix_now()),
         nbf: None,

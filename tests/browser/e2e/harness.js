@@ -38,12 +38,14 @@ export function startIsoplane(env = {}) {
     const lines = createInterface({ input: child.stdout });
     let url = '';
     let sfu = '';
+    let assets = '';
     lines.on('line', (line) => {
       url ||= line.match(/open (http:\/\/[^/\s]+)\//)?.[1] ?? '';
       sfu ||= line.match(/sfu: ws:\/\/([^/\s]+)\//)?.[1] ?? '';
+      assets ||= line.match(/assets: (http:\/\/[^/\s]+)\//)?.[1] ?? '';
       // The banner ends with this line.
       if (line.startsWith('Press Ctrl-C') && url) {
-        resolve({ url, sfu: sfu && `http://${sfu}`, stop: () => child.kill('SIGINT'), child });
+        resolve({ url, sfu: sfu && `http://${sfu}`, assets, stop: () => child.kill('SIGINT'), child });
       }
     });
     child.on('exit', (code) => reject(new Error(`isoplane exited with ${code} before listening`)));
@@ -58,7 +60,7 @@ export function startIsoplane(env = {}) {
  * @param {Record<string, string> | (() => Promise<Record<string, string>>)} [env]
  */
 export function useIsoplane(env = {}) {
-  /** @type {{server: {url: string, sfu: string, stop: () => void, child: import('node:child_process').ChildProcess}, browser: import('playwright-core').Browser}} */
+  /** @type {{server: {url: string, sfu: string, assets: string, stop: () => void, child: import('node:child_process').ChildProcess}, browser: import('playwright-core').Browser}} */
   const live = /** @type {any} */ ({});
   before(async () => {
     live.server = await startIsoplane(typeof env === 'function' ? await env() : env);

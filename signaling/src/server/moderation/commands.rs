@@ -287,7 +287,9 @@ impl Moderator {
         let (workspace, by) = (self.workspace.as_str(), actor.user.as_str());
         let changed = match role {
             Role::Admin => self.metadata.promote(workspace, user, by, now).await.map_err(database)?,
-            Role::Member => self.metadata.demote(workspace, user, by, now).await.map_err(refusing_last_admin)?,
+            Role::Member | Role::Builder => {
+                self.metadata.demote(workspace, user, by, now).await.map_err(refusing_last_admin)?
+            }
         };
         self.everywhere(|| Moderation::SetRole { user: user.to_owned(), role }).await?;
         Ok(Done::plain(AdminReply::RoleChanged { changed }))
