@@ -6,6 +6,7 @@
 // (and curious people) read as `window.isoplane`; ordinary pages carry none of it.
 
 import { AdminPanel } from './admin.js';
+import { BuildMode } from './build.js';
 import { Announcer, describeSurroundings } from './announce.js';
 import { Chat } from './chat.js';
 import { ConnectionTest } from './connectivity.js';
@@ -95,6 +96,9 @@ export class App {
     this.worldVersion = '';
     /** Tileset images by content ID, kept across versions of the world (assets never change). @type {Map<string, HTMLImageElement>} */
     this.images = new Map();
+    /** What the map shows (see showWorld). @type {import('./world.js').WorldFile | null} */
+    this.shownFile = null;
+    this.showPending = false;
     /** @type {Renderer | null} */
     this.renderer = null;
     this.self = 0;
@@ -181,6 +185,25 @@ export class App {
     this.connectionTest = new ConnectionTest($('connection-panel'), /** @type {HTMLButtonElement} */ ($('connection-toggle')), {
       iceServers: () => this.media.plan?.ice_servers ?? [],
       probeSfu: () => this.probeSfu(),
+      announce: (text) => this.announcer.say(text),
+    });
+    /** Whether our token lets us build (welcome's `builder`), apart from being an admin. */
+    this.builder = false;
+    this.build = new BuildMode($('build-panel'), /** @type {HTMLButtonElement} */ ($('build-toggle')), {
+      world: () => this.connection.world,
+      token: () => this.connection.token,
+      served: () => this.world?.file ?? null,
+      show: (file) => this.showWorld(file),
+      redraw: () => {
+        this.frame.scene = '';
+        this.wake();
+      },
+      renderer: () => this.renderer,
+      image: (id) => this.image(id),
+      focus: (x, y) => {
+        this.renderer?.lookAt(x, y);
+        this.wake();
+      },
       announce: (text) => this.announcer.say(text),
     });
     this.websites = new Websites($('website-panel'), $('website-offer'), {
@@ -271,11 +294,14 @@ export class App {
         this.self = message.avatar;
         this.ended = false;
         this.setAdmin(Boolean(message.admin));
+        this.builder = Boolean(message.builder);
+        this.build.setAllowed(this.builder);
         this.websites.setAllowed(message.embed_origins ?? []);
         // A version published while we were away is loaded on resuming.
         if (!this.world || this.worldVersion !== message.world.version) await this.loadWorld(message.world);
         break;
       case 'world_changed':
+        this.build.worldChanged(message.world.version);
         if (this.worldVersion !== message.world.version) {
           await this.loadWorld(message.world);
           this.announcer.say('The map was changed.');
@@ -283,6 +309,8 @@ export class App {
         break;
       case 'role_changed':
         this.setAdmin(Boolean(message.admin));
+        // A builder's token still lets them build; an admin always may.
+        this.build.setAllowed(Boolean(message.admin) || this.builder);
         this.hud.moderationLine(message.admin ? 'You are now an admin of this workspace.' : 'You are no longer an admin of this workspace.');
         break;
       case 'notice':
@@ -458,22 +486,51 @@ export class App {
     this.worldVersion = ref.version;
     const file = await (await fetch(ref.url)).json();
     const world = new World(file);
-    for (const set of file.tilesets) {
-      if (this.images.has(set.image)) continue;
-      try {
-        this.images.set(set.image, /** @type {HTMLImageElement} */ (await loadImage(`/assets/${set.image}`)));
-      } catch (error) {
-        console.warn(error);
-      }
-    }
-    const before = this.renderer;
+    for (const set of file.tilesets) await this.image(set.image);
     this.world = world;
-    this.renderer = new Renderer(/** @type {HTMLCanvasElement} */ ($('world')), world, this.images);
-    if (before) this.renderer.keepView(before);
+    // While building, the map shows the world being edited; we walk in the one served.
+    this.showWorld(this.build.file);
     this.websites.sites = file.websites ?? [];
     this.hud.worldName(file.name);
     this.people.render();
     this.wake();
+  }
+
+  /**
+   * Draws `file` (build mode's world being edited), or the world served when null; the
+   * view stays where it was. Several calls within a frame draw once.
+   * @param {import('./world.js').WorldFile | null} file
+   */
+  showWorld(file) {
+    this.shownFile = file;
+    if (this.showPending) return;
+    this.showPending = true;
+    requestAnimationFrame(() => {
+      this.showPending = false;
+      const shown = this.shownFile ? new World(this.shownFile) : this.world;
+      if (!shown) return;
+      const before = this.renderer;
+      this.renderer = new Renderer(/** @type {HTMLCanvasElement} */ ($('world')), shown, this.images);
+      if (before) this.renderer.keepView(before);
+      this.renderer.overlay = this.build.active ? (ctx, renderer, dx, dy) => this.build.drawOverlay(ctx, renderer, dx, dy) : null;
+      this.centreBesidePage();
+      this.frame.scene = '';
+      this.wake();
+    });
+  }
+
+  /** A tileset image by content ID, loaded once. @param {string} id */
+  async image(id) {
+    const known = this.images.get(id);
+    if (known) return known;
+    try {
+      const image = /** @type {HTMLImageElement} */ (await loadImage(`/assets/${id}`));
+      this.images.set(id, image);
+      return image;
+    } catch (error) {
+      console.warn(error);
+      return null;
+    }
   }
 
   bindInput() {
@@ -488,6 +545,17 @@ export class App {
       if (e.key === 'Escape') this.escape();
       const target = e.target;
       if (target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement) return;
+      if (this.build.active && (e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'z') {
+        e.preventDefault();
+        if (e.shiftKey) this.build.redo();
+        else this.build.undo();
+        return;
+      }
+      if (this.build.active && (e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'y') {
+        e.preventDefault();
+        this.build.redo();
+        return;
+      }
       // Arrow keys scroll a focused list or press nothing else; on the map or the page they walk.
       if (target instanceof HTMLElement && target !== canvas && target !== document.body && target.closest('.panel')) return;
       const key = e.key.toLowerCase();
@@ -511,6 +579,7 @@ export class App {
       tap: (x, y) => {
         if (!this.renderer || !this.world) return;
         const point = this.renderer.pick(x, y);
+        if (this.build.active) return this.build.tap(point);
         this.walkedByHand();
         this.walkTo(Math.floor(point.x), Math.floor(point.y));
       },
@@ -518,6 +587,10 @@ export class App {
         this.renderer?.panBy(dx, dy);
         this.wake();
       },
+      // Build mode's tools take drags (shift-drag still pans).
+      dragStart: (x, y, e) => Boolean(this.build.active && this.renderer && !e.shiftKey && this.build.dragStart(this.renderer.pick(x, y))),
+      drag: (x, y) => this.renderer && this.build.dragMove(this.renderer.pick(x, y)),
+      dragEnd: (x, y) => this.renderer && this.build.dragEnd(this.renderer.pick(x, y)),
       zoom: (factor, x, y) => {
         this.renderer?.zoomAt(factor, x, y);
         this.wake();
@@ -788,10 +861,12 @@ export class App {
    */
   centreBesidePage() {
     if (!this.renderer) return;
-    const panel = $('website-panel');
+    // A page beside the map, or else the build panel, covers the left of the map.
+    const page = $('website-panel');
+    const panel = this.websites.page && !page.hidden ? page : this.build.active ? $('build-panel') : null;
     const media = document.querySelector('.media');
     let shift = 0;
-    if (this.websites.page && !panel.hidden) {
+    if (panel) {
       const covered = panel.getBoundingClientRect().right;
       const mediaLeft = media ? media.getBoundingClientRect().left : window.innerWidth;
       const right = mediaLeft > covered + MIN_FREE_MAP_PX ? mediaLeft : window.innerWidth;

@@ -58,11 +58,26 @@ class DebugView {
 
   /** Where the middle of tile (x, y) is on the page (CSS pixels). @param {number} x @param {number} y */
   screenOf(x, y) {
+    return this.screenAt(x + 0.5, y + 0.5);
+  }
+
+  /** Where tile point (x, y) (tile units) is on the page (CSS pixels). @param {number} x @param {number} y */
+  screenAt(x, y) {
     const renderer = /** @type {import('./render.js').Renderer} */ (this.app.renderer);
-    const s = renderer.projection.toScreen(x + 0.5, y + 0.5);
+    const s = renderer.projection.toScreen(x, y);
     const rect = renderer.canvas.getBoundingClientRect();
     return { x: rect.left + (s.x + renderer.offset.x) * renderer.zoom, y: rect.top + (s.y + renderer.offset.y) * renderer.zoom };
   }
+
+  /** Pans the view to tile point (x, y) and draws it (the next frame places it). @param {number} x @param {number} y */
+  lookAt(x, y) {
+    this.app.renderer?.lookAt(x, y);
+    this.app.frame.scene = '';
+    this.app.wake();
+  }
+
+  /** Build mode (build.js). */
+  get build() { return this.app.build; }
 
   /** Click-to-walk to tile (x, y), as a click there would. @param {number} x @param {number} y */
   walkTo(x, y) {

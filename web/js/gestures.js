@@ -10,7 +10,11 @@ export const TAP_SLOP = 8;
  *   tap: (x: number, y: number) => void,
  *   pan: (dx: number, dy: number) => void,
  *   zoom: (factor: number, x: number, y: number) => void,
- * }} GestureHandlers positions in CSS pixels from the element's top-left corner
+ *   dragStart?: (x: number, y: number, e: PointerEvent) => boolean,
+ *   drag?: (x: number, y: number) => void,
+ *   dragEnd?: (x: number, y: number) => void,
+ * }} GestureHandlers positions in CSS pixels from the element's top-left corner; a drag
+ *   goes to `drag` (from its start to its end) when `dragStart` takes it, else it pans
  */
 
 /** @typedef {{x: number, y: number, startX: number, startY: number}} Pointer */
@@ -29,6 +33,8 @@ export class Gestures {
     this.pointers = new Map();
     /** Whether the current gesture moved past a tap (or had two fingers): no walk at the end. */
     this.moved = false;
+    /** Whether the current one-finger drag was taken by `dragStart` (build mode's tools). */
+    this.dragging = false;
     element.addEventListener('pointerdown', (e) => this.down(e));
     element.addEventListener('pointermove', (e) => this.move(e));
     element.addEventListener('pointerup', (e) => this.up(e, true));
@@ -51,7 +57,12 @@ export class Gestures {
     if (e.isPrimary) this.pointers.clear();
     if (this.pointers.size === 0) this.moved = false;
     this.pointers.set(e.pointerId, { x, y, startX: x, startY: y });
-    if (this.pointers.size > 1) this.moved = true;
+    if (this.pointers.size > 1) {
+      // A second finger turns a drag into a pinch: the drag ends where it was.
+      if (this.dragging) this.on.dragEnd?.(x, y);
+      this.dragging = false;
+      this.moved = true;
+    }
     this.element.setPointerCapture?.(e.pointerId);
   }
 
@@ -70,8 +81,12 @@ export class Gestures {
       this.on.pan((after.x - before.x) / 2, (after.y - before.y) / 2);
       return;
     }
-    if (!this.moved && Math.hypot(x - pointer.startX, y - pointer.startY) > TAP_SLOP) this.moved = true;
-    if (this.moved) this.on.pan(x - pointer.x, y - pointer.y);
+    if (!this.moved && Math.hypot(x - pointer.startX, y - pointer.startY) > TAP_SLOP) {
+      this.moved = true;
+      this.dragging = Boolean(this.on.dragStart?.(pointer.startX, pointer.startY, e));
+    }
+    if (this.dragging) this.on.drag?.(x, y);
+    else if (this.moved) this.on.pan(x - pointer.x, y - pointer.y);
     pointer.x = x;
     pointer.y = y;
   }
@@ -81,7 +96,10 @@ export class Gestures {
     const pointer = this.pointers.get(e.pointerId);
     if (!pointer) return;
     this.pointers.delete(e.pointerId);
-    if (ended && this.pointers.size === 0 && !this.moved) this.on.tap(pointer.x, pointer.y);
+    if (this.dragging) {
+      this.dragging = false;
+      this.on.dragEnd?.(pointer.x, pointer.y);
+    } else if (ended && this.pointers.size === 0 && !this.moved) this.on.tap(pointer.x, pointer.y);
   }
 
   /** @param {WheelEvent} e */

@@ -71,6 +71,8 @@ export class Renderer {
     this.shift = { x: 0, y: 0 };
     /** Frames drawn so far. */
     this.frames = 0;
+    /** Drawn over everything (build mode's grid and outlines). @type {((ctx: CanvasRenderingContext2D, renderer: Renderer, dx: number, dy: number) => void) | null} */
+    this.overlay = null;
     this.margin = 96;
     /** Measured label widths: measuring text every frame is costly with a crowd. @type {Map<string, number>} */
     this.nameWidths = new Map();
@@ -82,6 +84,7 @@ export class Renderer {
 
   /** Takes the view of the renderer this one replaces (a new version of the world). @param {Renderer} before */
   keepView(before) {
+    this.overlay = before.overlay;
     this.camera = { ...before.camera };
     this.zoom = before.zoom;
     this.pan = { ...before.pan };
@@ -324,6 +327,14 @@ export class Renderer {
     if (this.roof) {
       ctx.drawImage(this.roof.canvas, dx - this.margin, dy - this.margin, this.roof.canvas.width / this.roof.scale, this.roof.canvas.height / this.roof.scale);
     }
+    this.overlay?.(ctx, this, dx, dy);
+  }
+
+  /** Pans the view so that tile point (x, y) is in its middle (the camera stays on us). @param {number} x @param {number} y */
+  lookAt(x, y) {
+    const camera = this.projection.toScreen(this.camera.x, this.camera.y);
+    const point = this.projection.toScreen(x, y);
+    this.pan = { x: (camera.x - point.x) * this.zoom, y: (camera.y - point.y) * this.zoom };
   }
 
   /**

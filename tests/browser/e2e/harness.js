@@ -91,17 +91,18 @@ export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor:
 
 /**
  * Opens the client as `name` and waits until it has joined and drawn the world. With
- * `{admin: true}` the page joins with an admin token from the development issuer; with
+ * `{admin: true}` (`{builder: true}`) the page joins with an admin's (a builder's) token
+ * from the development issuer; with
  * `{device: PHONE}` it is a phone. The page is opened with `debug=1`, which exposes the
  * client's state as `window.isoplane`.
  */
-export async function openClient(browser, url, name, { admin = false, world = 'demo', device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 } } = {}) {
+export async function openClient(browser, url, name, { admin = false, builder = false, world = 'demo', device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 } } = {}) {
   const context = await browser.newContext(device);
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[${name}] ${error.message}`));
   const start = `${url}/?debug=1&world=${encodeURIComponent(world)}`;
-  if (admin) {
-    const { token } = await devToken(url, name, { admin: true });
+  if (admin || builder) {
+    const { token } = await devToken(url, name, { admin, builder });
     await page.goto(`${start}&token=${encodeURIComponent(token)}`);
   } else {
     await page.goto(`${start}&name=${encodeURIComponent(name)}`);
@@ -129,8 +130,8 @@ export async function standAt(page, x, y) {
 }
 
 /** A join token from the server's development issuer: `{token, user, workspace}`. */
-export async function devToken(url, name, { admin = false } = {}) {
-  const response = await fetch(`${url}/v1/dev/token?name=${encodeURIComponent(name)}${admin ? '&admin=true' : ''}`);
+export async function devToken(url, name, { admin = false, builder = false } = {}) {
+  const response = await fetch(`${url}/v1/dev/token?name=${encodeURIComponent(name)}${admin ? '&admin=true' : ''}${builder ? '&builder=true' : ''}`);
   if (!response.ok) throw new Error(`the development token issuer answered ${response.status}`);
   return response.json();
 }
