@@ -55,7 +55,7 @@ pub use admins::IDENTITY_PROVIDER;
 pub use assets::AssetRecord;
 pub use chat::{ChatAudience, ChatRecord};
 pub use moderation::{AuditEntry, Ban, Mute, UserStanding, ZoneSetting};
-pub use worlds::{NewVersion, WorldSummary, WorldVersion};
+pub use worlds::{NewVersion, WORLD_VERSION_CHANNEL, WorldSummary, WorldVersion, WorldVersionListener};
 
 /// The SQL engine behind a [`Metadata`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -64,7 +64,30 @@ fn summary_from_row(row: &AnyRow) -> Result<WorldSummary> {
     })
 }
 
+/// The PostgreSQL channel on which a world's current version moving is announced, with
+/// `WORKSPACE/WORLD` as the payload (see [`WorldVersionListener`]).
+pub const WORLD_VERSION_CHANNEL: &str = "isoplane_world_versions";
+
 impl Metadata {
+    /// On PostgreSQL, announces on [`WORLD_VERSION_CHANNEL`] that `world`'s current
+    /// version moved; delivered when (and only if) `transaction` commits. SQLite has no
+    /// such thing: its readers poll.
+    async fn notify_world_moved(
+        &self,
+        transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+        workspace: &str,
+        world: &str,
+    ) -> Result<()> {
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(WORLD_VERSION_CHANNEL)
+                .bind(format!("{workspace}/{world}"))
+                .execute(&mut **transaction)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Publishes a new version made from `base_version` and makes it current, if
     /// `base_version` is still the world's current version; otherwise changes nothing and
     /// returns [`MetadataError::Conflict`]. The world is created by its first publish
@@ -111,6 +134,7 @@ impl Metadata {
         .bind(new.now)
         .execute(&mut *transaction)
         .await?;
+        self.notify_world_moved(&mut transaction, new.workspace, new.world).await?;
         transaction.commit().await?;
         Ok(WorldVersion {
             version,
@@ -125,6 +149,7 @@ impl Metadata {
     /// `expected`; otherwise [`MetadataError::Conflict`] (or `UnknownWorld` /
     /// `UnknownVersion`), and nothing changes.
     pub async fn set_current_version(&self, workspace: &str, world: &str, expected: i64, version: i64) -> Result<()> {
+        let mut transaction = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE worlds SET current_version = $4 WHERE workspace = $1 AND name = $2 AND current_version = $3 \
              AND EXISTS (SELECT 1 FROM world_versions WHERE workspace = $1 AND world = $2 AND version = $4)",
@@ -133,11 +158,14 @@ impl Metadata {
         .bind(world)
         .bind(expected)
         .bind(version)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
         if done.rows_affected() == 1 {
+            self.notify_world_moved(&mut transaction, workspace, world).await?;
+            transaction.commit().await?;
             return Ok(());
         }
+        transaction.rollback().await?;
         let Some(summary) = self.world(workspace, world).await? else {
             return Err(MetadataError::UnknownWorld);
         };
@@ -206,5 +234,43 @@ impl Metadata {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| version_from_row(&row)).transpose()
+    }
+}
+
+/// Hears, from PostgreSQL, that a world's current version moved (a publish or a
+/// rollback by any asset server sharing the database): signaling nodes take the new
+/// version at once instead of at their next poll. Notifications are at-most-once (a
+/// dropped connection loses those sent meanwhile), so they speed polling up, never
+/// replace it.
+pub struct WorldVersionListener {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for WorldVersionListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorldVersionListener").finish_non_exhaustive()
+    }
+}
+
+impl WorldVersionListener {
+    /// Listens on the PostgreSQL database at `url`; `None` for other databases.
+    pub async fn connect(url: &str) -> Result<Option<WorldVersionListener>> {
+        if crate::Backend::of_url(url) != Some(crate::Backend::Postgres) {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(url).await.map_err(MetadataError::Connect)?;
+        listener.listen(WORLD_VERSION_CHANNEL).await?;
+        Ok(Some(WorldVersionListener { listener }))
+    }
+
+    /// The next world whose version moved, as (workspace, world). After a lost
+    /// connection it reconnects (and listens again) by itself.
+    pub async fn next(&mut self) -> Result<(String, String)> {
+        loop {
+            let notification = self.listener.recv().await?;
+            if let Some((workspace, world)) = notification.payload().split_once('/') {
+                return Ok((workspace.to_owned(), world.to_owned()));
+            }
+        }
     }
 }

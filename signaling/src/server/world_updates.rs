@@ -10,6 +10,11 @@
 //! cannot be read or parsed is logged and counted, the old one stays served, and it is
 //! not fetched again until the current version moves on.
 //!
+//! With a PostgreSQL database shared with the asset server (the compose stack, a
+//! cluster), a publish or rollback is also announced there (`pg_notify`, on commit), and
+//! a round runs at once: every node hears it within milliseconds. Polling stays, as the
+//! safety net for notifications lost while a connection was down.
+//!
 //! In a cluster every node runs this, so a world moves on on every node, whichever one
 //! serves it now or takes it over later. Worlds published after the start (new names)
 //! are served after a restart.
@@ -18,7 +23,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use isoplane_metadata::WorldVersionListener;
 use isoplane_world_format::{ContentId, World};
+use tokio::sync::Notify;
 
 use super::worlds::AssetServer;
 use super::{AppState, ServedFile, WorldCommand};
@@ -39,8 +46,16 @@ pub(super) async fn follow(state: Arc<AppState>, base: String, interval: Duratio
     let mut unreachable = false;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let announced = Arc::new(Notify::new());
+    if let Some(url) = state.config.database_url.clone() {
+        let workspace = state.config.workspace.clone();
+        state.tasks.spawn_until_shutdown(hear_announcements(url, workspace, announced.clone()));
+    }
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = announced.notified() => {}
+        }
         match check(&state, &assets, &mut seen).await {
             Ok(()) if unreachable => {
                 unreachable = false;
@@ -103,4 +118,34 @@ async fn take(state: &AppState, name: &str, number: i64, text: String) {
         return; // the world task is gone: the server is stopping
     }
     tracing::info!(world = %name, number, %version, took_ms = started.elapsed().as_millis() as u64, "serving a new version of the world");
+}
+
+/// How long to wait before listening again after the database refused or dropped us.
+const LISTEN_RETRY: Duration = Duration::from_secs(5);
+
+/// Wakes `announced` whenever the database announces that a world of `workspace` moved
+/// to another version (only PostgreSQL does; for others this returns at once).
+async fn hear_announcements(url: String, workspace: String, announced: Arc<Notify>) {
+    loop {
+        let mut listener = match WorldVersionListener::connect(&url).await {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for new world versions in the database; polling only");
+                tokio::time::sleep(LISTEN_RETRY).await;
+                continue;
+            }
+        };
+        loop {
+            match listener.next().await {
+                Ok((from, _)) if from == workspace => announced.notify_one(),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "lost the database's announcements of new world versions; polling only");
+                    tokio::time::sleep(LISTEN_RETRY).await;
+                    break;
+                }
+            }
+        }
+    }
 }
