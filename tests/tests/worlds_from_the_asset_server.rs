@@ -18,9 +18,9 @@ fn token(role: Role) -> String {
     TokenKey::new(SECRET).sign(&JoinClaims::new(&format!("user-{role:?}"), "Ada", "acme", role, unix_now() + 600))
 }
 
-#[tokio::test]
-async fn signaling_serves_and_lets_people_join_a_world_published_to_the_asset_server() {
-    let shutdown = CancellationToken::new();
+/// An asset server for workspace acme on its own data folder (kept while the returned
+/// folder lives), serving until `shutdown`; its base URL.
+async fn start_asset_server(shutdown: &CancellationToken) -> (String, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let assets_config = isoplane_assets::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -32,21 +32,33 @@ async fn signaling_serves_and_lets_people_join_a_world_published_to_the_asset_se
     let assets = isoplane_assets::server::bind(assets_config).await.unwrap();
     let assets_url = format!("http://{}", assets.local_addr().unwrap());
     tokio::spawn(assets.run(shutdown.clone()));
+    (assets_url, data)
+}
 
-    // An admin uploads the tileset and publishes a world made from the demo.
-    let http = reqwest::Client::new();
-    let admin = format!("Bearer {}", token(Role::Admin));
+/// Uploads the demo world's tileset image, as an admin.
+async fn upload_demo_tileset(http: &reqwest::Client, assets_url: &str) {
     let image_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../worlds/demo/assets");
     let image = std::fs::read(std::fs::read_dir(image_dir).unwrap().next().unwrap().unwrap().path()).unwrap();
     let upload = http
         .post(format!("{assets_url}/v1/assets"))
-        .header("Authorization", &admin)
+        .header("Authorization", format!("Bearer {}", token(Role::Admin)))
         .header("Content-Type", "image/svg+xml")
         .body(image)
         .send()
         .await
         .unwrap();
     assert_eq!(upload.status(), 201);
+}
+
+#[tokio::test]
+async fn signaling_serves_and_lets_people_join_a_world_published_to_the_asset_server() {
+    let shutdown = CancellationToken::new();
+    let (assets_url, _data) = start_asset_server(&shutdown).await;
+
+    // An admin uploads the tileset and publishes a world made from the demo.
+    let http = reqwest::Client::new();
+    let admin = format!("Bearer {}", token(Role::Admin));
+    upload_demo_tileset(&http, &assets_url).await;
     let mut world: serde_json::Value = serde_json::from_str(isoplane_world_format::DEMO_WORLD).unwrap();
     world["name"] = serde_json::json!("Acme HQ");
     let publish = http
@@ -196,29 +208,9 @@ async fn messages_until(client: &mut Client, done: impl Fn(&ServerMessage) -> bo
 #[tokio::test]
 async fn a_publish_and_a_rollback_reach_the_people_in_the_world_without_a_restart() {
     let shutdown = CancellationToken::new();
-    let data = tempfile::tempdir().unwrap();
-    let assets_config = isoplane_assets::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workspace: "acme".into(),
-        token_secret: SECRET.into(),
-        data_dir: data.path().to_owned(),
-        ..isoplane_assets::Config::default()
-    };
-    let assets = isoplane_assets::server::bind(assets_config).await.unwrap();
-    let assets_url = format!("http://{}", assets.local_addr().unwrap());
-    tokio::spawn(assets.run(shutdown.clone()));
+    let (assets_url, _data) = start_asset_server(&shutdown).await;
     let http = reqwest::Client::new();
-    let image_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../worlds/demo/assets");
-    let image = std::fs::read(std::fs::read_dir(image_dir).unwrap().next().unwrap().unwrap().path()).unwrap();
-    let upload = http
-        .post(format!("{assets_url}/v1/assets"))
-        .header("Authorization", format!("Bearer {}", token(Role::Admin)))
-        .header("Content-Type", "image/svg+xml")
-        .body(image)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 201);
+    upload_demo_tileset(&http, &assets_url).await;
     let first: serde_json::Value = serde_json::from_str(isoplane_world_format::DEMO_WORLD).unwrap();
     let v1 = publish(&http, &assets_url, Role::Admin, "hq", 0, &first).await;
 

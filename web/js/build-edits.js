@@ -12,6 +12,7 @@
 /** @typedef {import('./world.js').ZoneDef} ZoneDef */
 /** @typedef {import('./world.js').ObjectDef} ObjectDef */
 /** @typedef {{id: string, x: number, y: number, facing: string}} SpawnDef */
+/** @typedef {{id: string, area: Rect[], world: string, spawn?: string}} ExitDef */
 /** A tile picture: picture `index` of the tileset whose image is `image`. @typedef {{image: string, index: number}} Picture */
 /** A grid line of one tile's edge: the north edge of tile (x, y), or its west edge. @typedef {{x: number, y: number, side: 'north' | 'west'}} Edge */
 
@@ -27,6 +28,8 @@
  *   | {type: 'remove-object', id: string}
  *   | {type: 'spawn', spawn: SpawnDef}
  *   | {type: 'remove-spawn', id: string}
+ *   | {type: 'exit', exit: ExitDef}
+ *   | {type: 'remove-exit', id: string}
  *   | {type: 'tileset', tileset: import('./world.js').TilesetDef}
  *   | {type: 'group', label: string, edits: Edit[]}} Edit
  */
@@ -46,6 +49,7 @@ function complete(file) {
   file.tilesets ??= [];
   file.zones ??= [];
   file.objects ??= [];
+  file.exits ??= [];
   file.collision ??= { rows: [], heights: [], walls: [] };
   file.collision.walls ??= [];
   if (!file.collision.rows?.length) file.collision.rows = Array.from({ length: height }, () => '.'.repeat(width));
@@ -183,6 +187,12 @@ export function applyEdit(file, edit) {
     case 'remove-spawn':
       removeById(file.spawns, edit.id, 'spawn point');
       break;
+    case 'exit':
+      putById(file.exits, structuredClone(edit.exit));
+      break;
+    case 'remove-exit':
+      removeById(file.exits, edit.id, 'exit');
+      break;
     case 'tileset': {
       if (file.tilesets.some((t) => t.image === edit.tileset.image)) break;
       let name = edit.tileset.name;
@@ -210,6 +220,8 @@ export function describeEdit(edit) {
     case 'remove-object': return `remove ${edit.id}`;
     case 'spawn': return `spawn point ${edit.spawn.id}`;
     case 'remove-spawn': return `remove spawn point ${edit.id}`;
+    case 'exit': return `exit ${edit.exit.id}`;
+    case 'remove-exit': return `remove exit ${edit.id}`;
     case 'tileset': return `tileset ${edit.tileset.name}`;
     case 'group': return edit.label;
   }

@@ -37,9 +37,9 @@ import { EditSession, describeEdit, freshId, moveArea, rectBetween, rectHas } fr
 /** How long edits settle before they are checked, in ms. */
 export const CHECK_DELAY_MS = 300;
 
-export const TOOLS = /** @type {const} */ (['floor', 'block', 'wall', 'height', 'object', 'zone', 'spawn']);
+export const TOOLS = /** @type {const} */ (['floor', 'block', 'wall', 'height', 'object', 'zone', 'spawn', 'exit']);
 /** @typedef {typeof TOOLS[number]} Tool */
-const TOOL_NAMES = { floor: 'Floor', block: 'Block', wall: 'Wall', height: 'Height', object: 'Objects', zone: 'Zones', spawn: 'Spawns' };
+const TOOL_NAMES = { floor: 'Floor', block: 'Block', wall: 'Wall', height: 'Height', object: 'Objects', zone: 'Zones', spawn: 'Spawns', exit: 'Exits' };
 const ZONE_TYPES = ['open', 'meeting_room', 'stage', 'silent', 'private'];
 const OBJECT_KINDS = ['door', 'seat', 'passage'];
 const FACINGS = ['north', 'east', 'south', 'west'];
@@ -101,8 +101,10 @@ export class BuildMode {
     this.layer = '';
     this.zoneType = 'meeting_room';
     this.objectKind = 'seat';
-    /** What is selected: a zone, an object or a spawn point, by ID. @type {{kind: 'zone' | 'object' | 'spawn', id: string} | null} */
+    /** What is selected: a zone, an object, a spawn point or an exit, by ID. @type {{kind: 'zone' | 'object' | 'spawn' | 'exit', id: string} | null} */
     this.selected = null;
+    /** The stage zone whose podium the next rectangle drawn becomes. @type {string | null} */
+    this.podiumFor = null;
     /** The check's last verdict. */
     this.problems = { errors: /** @type {Problem[]} */ ([]), missing: /** @type {string[]} */ ([]), warnings: /** @type {Problem[]} */ ([]) };
     this.checking = false;
@@ -406,7 +408,9 @@ export class BuildMode {
       }
       case 'object':
       case 'zone':
-      case 'spawn': {
+      case 'spawn':
+      case 'exit': {
+        if (inside && this.podiumFor) return this.drawZone({ x, y, w: 1, h: 1 });
         const found = this.itemAt(x, y);
         if (found && found.kind === this.kindOfTool()) {
           this.selected = found;
@@ -420,6 +424,8 @@ export class BuildMode {
           this.selected = { kind: 'spawn', id };
         } else if (inside && this.tool === 'zone') {
           this.drawZone({ x, y, w: 1, h: 1 });
+        } else if (inside && this.tool === 'exit') {
+          this.drawExit({ x, y, w: 1, h: 1 });
         } else {
           this.selected = null;
           this.render();
@@ -432,7 +438,7 @@ export class BuildMode {
   }
 
   kindOfTool() {
-    return this.tool === 'object' ? 'object' : this.tool === 'spawn' ? 'spawn' : 'zone';
+    return this.tool === 'object' || this.tool === 'spawn' || this.tool === 'exit' ? this.tool : 'zone';
   }
 
   /** The zone, object or spawn point on a tile, of the current tool's kind. @param {number} x @param {number} y */
@@ -446,6 +452,10 @@ export class BuildMode {
     if (this.tool === 'spawn') {
       const spawn = file.spawns.find((s) => s.x === x && s.y === y);
       return spawn ? { kind: /** @type {const} */ ('spawn'), id: spawn.id } : null;
+    }
+    if (this.tool === 'exit') {
+      const exit = file.exits.find((e) => e.area.some((r) => rectHas(r, x, y)));
+      return exit ? { kind: /** @type {const} */ ('exit'), id: exit.id } : null;
     }
     const zone = file.zones.find((z) => (z.area ?? []).some((r) => rectHas(r, x, y)));
     return zone ? { kind: /** @type {const} */ ('zone'), id: zone.id } : null;
@@ -482,9 +492,10 @@ export class BuildMode {
     const file = this.file;
     if (!file || this.tool === 'wall') return false;
     const start = { x: Math.floor(p.x), y: Math.floor(p.y) };
-    const item = (this.tool === 'object' || this.tool === 'spawn') ? this.itemAt(start.x, start.y) : null;
-    if ((this.tool === 'object' || this.tool === 'spawn') && !item) return false;
-    this.drag = { start, at: start, stroke: [], seen: new Set(), value: this.strokeValue(start.x, start.y), moving: item && item.kind !== 'zone' ? item : null };
+    const item = (this.tool === 'object' || this.tool === 'spawn') && !this.podiumFor ? this.itemAt(start.x, start.y) : null;
+    if ((this.tool === 'object' || this.tool === 'spawn') && !item && !this.podiumFor) return false;
+    const moving = item && (item.kind === 'object' || item.kind === 'spawn') ? item : null;
+    this.drag = { start, at: start, stroke: [], seen: new Set(), value: this.strokeValue(start.x, start.y), moving };
     this.dragMove(p);
     return true;
   }
@@ -525,6 +536,8 @@ export class BuildMode {
       this.moveItem(drag.moving, at.x - start.x, at.y - start.y);
     } else if (this.tool === 'zone') {
       this.drawZone(rectBetween(start, at));
+    } else if (this.tool === 'exit') {
+      this.drawExit(rectBetween(start, at));
     }
   }
 
@@ -554,9 +567,31 @@ export class BuildMode {
     this.render();
   }
 
-  /** A new zone of the chosen type over `rect`, with its type's options. @param {import('./world.js').Rect} rect */
+  /** An exit over `rect`; the world it leads to is asked in its form. @param {import('./world.js').Rect} rect */
+  drawExit(rect) {
+    const file = /** @type {WorldFile} */ (this.file);
+    const id = freshId('exit', file.exits.map((e) => e.id));
+    this.apply({ type: 'exit', exit: { id, area: [rect], world: '' } });
+    this.selected = { kind: 'exit', id };
+    this.render();
+    /** @type {HTMLInputElement | null} */ (this.panel.querySelector('#build-exit-world'))?.focus();
+  }
+
+  /**
+   * A new zone of the chosen type over `rect`, with its type's options; or, right after
+   * "Draw podium", the podium of that stage.
+   * @param {import('./world.js').Rect} rect
+   */
   drawZone(rect) {
     const file = /** @type {WorldFile} */ (this.file);
+    const stage = this.podiumFor && file.zones.find((z) => z.id === this.podiumFor);
+    this.podiumFor = null;
+    if (stage) {
+      this.apply({ type: 'zone', zone: { ...stage, podium: [rect] } });
+      this.selected = { kind: 'zone', id: stage.id };
+      this.render();
+      return;
+    }
     const id = freshId('zone', [file.default_zone.id, ...file.zones.map((z) => z.id)]);
     const zone = withTypeOptions({ id, name: `Zone ${id.slice(5)}`, type: this.zoneType, area: [rect] });
     this.apply({ type: 'zone', zone });
@@ -645,6 +680,29 @@ export class BuildMode {
         ctx.stroke();
       }
     });
+    for (const exit of file.exits) {
+      for (const r of exit.area) {
+        outline(r.x, r.y, r.w ?? 1, r.h ?? 1);
+        ctx.fillStyle = 'rgba(90, 200, 255, 0.25)';
+        ctx.fill();
+        ctx.lineWidth = this.selected?.kind === 'exit' && this.selected.id === exit.id ? 3 : 1.5;
+        ctx.strokeStyle = 'rgba(90, 200, 255, 0.95)';
+        ctx.stroke();
+      }
+      const r = exit.area[0];
+      const c = p.toScreen(r.x + 0.5, r.y + 0.5, level(r.x, r.y));
+      label(ctx, `exit → ${exit.world || '?'}`, c.x + dx, c.y + dy);
+    }
+    for (const zone of file.zones) {
+      for (const r of zone.podium ?? []) {
+        outline(r.x, r.y, r.w ?? 1, r.h ?? 1);
+        ctx.setLineDash([4, 3]);
+        ctx.lineWidth = 2;
+        ctx.strokeStyle = 'rgba(255, 255, 255, 0.8)';
+        ctx.stroke();
+        ctx.setLineDash([]);
+      }
+    }
     ctx.lineWidth = 3;
     ctx.strokeStyle = 'rgba(255, 60, 60, 1)';
     for (const problem of [...this.problems.errors]) {
@@ -656,7 +714,7 @@ export class BuildMode {
     }
     ctx.setLineDash([]);
     const drag = this.drag;
-    if (drag && this.tool === 'zone') {
+    if (drag && (this.tool === 'zone' || this.tool === 'exit' || this.podiumFor)) {
       const r = rectBetween(drag.start, drag.at);
       outline(r.x, r.y, r.w, r.h);
       ctx.strokeStyle = '#fff';
@@ -743,6 +801,7 @@ export class BuildMode {
           ...ZONE_TYPES.map((t) => h('option', { value: t, selected: t === this.zoneType }, t.replace('_', ' '))))),
         ' Drag a rectangle to draw a zone, click one to edit it.');
       case 'spawn': return h('p', { class: 'build-options' }, 'Click a free tile to add a spawn point (the first one is where people arrive), drag one to move it.');
+      case 'exit': return h('p', { class: 'build-options' }, 'Drag a rectangle to make an exit into another world of this workspace, click one to edit it.');
     }
   }
 
@@ -789,7 +848,26 @@ export class BuildMode {
         h('label', {}, 'Kind ', h('select', { onchange: (/** @type {Event} */ e) => put({ kind: /** @type {HTMLSelectElement} */ (e.target).value }) }, ...OBJECT_KINDS.map((k) => h('option', { value: k, selected: k === object.kind }, k)))),
         ' ', h('label', {}, 'Capacity ', h('input', { type: 'number', min: 1, value: object.capacity ?? 1, onchange: (/** @type {Event} */ e) => put({ capacity: Number(/** @type {HTMLInputElement} */ (e.target).value) }) })),
         object.kind === 'seat' ? h('label', {}, ' Facing ', h('select', { onchange: (/** @type {Event} */ e) => put({ facing: /** @type {HTMLSelectElement} */ (e.target).value }) }, ...FACINGS.map((f) => h('option', { value: f, selected: f === object.facing }, f)))) : null,
+        h('div', {}, 'Taken only right after: ',
+          ...file.objects.filter((o) => o.id !== object.id).map((o) => h('label', {}, h('input', { type: 'checkbox', checked: (object.requires ?? []).includes(o.id), onchange: (/** @type {Event} */ e) => {
+            const on = /** @type {HTMLInputElement} */ (e.target).checked;
+            const rest = (object.requires ?? []).filter((id) => id !== o.id);
+            put({ requires: on ? [...rest, o.id] : rest });
+          } }), ` ${o.id} `))),
         ' ', h('button', { type: 'button', onclick: () => { this.selected = null; this.apply({ type: 'remove-object', id: object.id }); } }, 'Delete'));
+    }
+    if (selected.kind === 'exit') {
+      const exit = file.exits.find((e) => e.id === selected.id);
+      if (!exit) return null;
+      const put = (/** @type {Partial<import('./build-edits.js').ExitDef>} */ change) => {
+        const next = { ...exit, ...change };
+        if (!next.spawn) delete next.spawn;
+        this.apply({ type: 'exit', exit: next });
+      };
+      return h('fieldset', { class: 'build-selection' }, h('legend', {}, `Exit ${exit.id}`),
+        h('label', {}, 'Into world ', h('input', { id: 'build-exit-world', type: 'text', value: exit.world, placeholder: 'its name', onchange: (/** @type {Event} */ e) => put({ world: /** @type {HTMLInputElement} */ (e.target).value.trim() }) })),
+        ' ', h('label', {}, 'at spawn point ', h('input', { type: 'text', value: exit.spawn ?? '', placeholder: 'its default', onchange: (/** @type {Event} */ e) => put({ spawn: /** @type {HTMLInputElement} */ (e.target).value.trim() }) })),
+        ' ', h('button', { type: 'button', onclick: () => { this.selected = null; this.apply({ type: 'remove-exit', id: exit.id }); } }, 'Delete'));
     }
     const spawn = file.spawns.find((s) => s.id === selected.id);
     if (!spawn) return null;
@@ -814,7 +892,7 @@ export class BuildMode {
     const options = {
       open: [number('talk_radius', 'Talk radius', false)],
       meeting_room: [number('sfu_threshold', 'SFU above', false), number('capacity', 'Capacity', true)],
-      stage: [number('max_speakers', 'Speakers at most', false)],
+      stage: [number('max_speakers', 'Speakers at most', false), ' ', h('button', { type: 'button', 'aria-pressed': String(this.podiumFor === zone.id), onclick: () => { this.podiumFor = zone.id; this.status = `Drag the podium of ${zone.name} on the map.`; this.render(); } }, 'Draw podium')],
       silent: [],
       private: [number('capacity', 'Capacity', false), h('label', {}, ' ', h('input', { type: 'checkbox', checked: zone.lockable !== false, onchange: (/** @type {Event} */ e) => put({ lockable: /** @type {HTMLInputElement} */ (e.target).checked }) }), ' Lockable')],
     }[zone.type] ?? [];

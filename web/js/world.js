@@ -30,7 +30,7 @@ const NO_OBJECT = 0xffff;
  *   movement: {max_speed: number, slack: number}, tilesets: TilesetDef[], layers: LayerDef[],
  *   collision: {rows: string[], heights: string[], walls: {from: number[], to: number[]}[]},
  *   spawns: {id: string, x: number, y: number, facing: string}[], default_zone: ZoneDef,
- *   zones: ZoneDef[], objects: ObjectDef[], exits: {id: string, area: Rect[], world: string}[],
+ *   zones: ZoneDef[], objects: ObjectDef[], exits: {id: string, area: Rect[], world: string, spawn?: string}[],
  *   websites?: import('./websites.js').Website[]}} WorldFile
  */
 

@@ -5,25 +5,11 @@
 // wins, the other rebases, nothing is lost. A fault cannot be published and is named.
 
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { devToken, openClient, screenshot, standAt, until, useIsoplane } from './harness.js';
+import { assetApi, demoWithItsImages, openClient, screenshot, standAt, until, useIsoplane } from './harness.js';
 
-const DEMO = new URL('../../../worlds/demo/', import.meta.url).pathname;
 const WIDE = { viewport: { width: 1500, height: 900 }, deviceScaleFactor: 1 };
 const live = useIsoplane();
-
-/** The asset API with an admin's token. @param {string} path @param {RequestInit} init */
-async function assetApi(path, init = {}) {
-  const { token } = await devToken(live.server.url, 'Setup', { admin: true });
-  const response = await fetch(`${live.server.url}${path}`, {
-    ...init,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers },
-  });
-  const body = await response.json();
-  assert.ok(response.ok, `${path}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
-}
 
 /** The served demo world, as a page in it would fetch it. */
 async function servedDemo() {
@@ -67,10 +53,9 @@ async function publish(page) {
 }
 
 test('the demo is published once, as the version to roll back to', async () => {
-  const demo = JSON.parse(readFileSync(`${DEMO}world.json`, 'utf8'));
-  const tiles = readdirSync(`${DEMO}assets`)[0];
-  await assetApi('/v1/assets', { method: 'POST', headers: { 'content-type': 'image/svg+xml' }, body: readFileSync(`${DEMO}assets/${tiles}`) });
-  const first = await assetApi('/v1/workspaces/default/worlds/demo/versions', { method: 'POST', body: JSON.stringify({ base_version: 0, world: demo }) });
+  // Through signaling's origin, which forwards the asset API to the all-in-one's asset server.
+  const demo = await demoWithItsImages(live.server.url, live.server.url);
+  const first = await assetApi(live.server.url, live.server.url, '/v1/workspaces/default/worlds/demo/versions', { method: 'POST', body: JSON.stringify({ base_version: 0, world: demo }) });
   assert.equal(first.version, 1);
 });
 
@@ -166,5 +151,46 @@ test('a door-only room whose door is deleted cannot be published; the fault is n
   await screenshot(ada, 'build-fault');
   await ada.click('#build-undo');
   await until(ada, () => document.querySelector('#build-verdict').textContent === 'No faults.');
+  await ada.close();
+});
+
+/** Drags on the map from tile point `from` to `to` (tile units), both brought into view. */
+async function dragMap(page, from, to) {
+  await page.evaluate(([x, y]) => window.isoplane.lookAt(x, y), [(from[0] + to[0]) / 2, (from[1] + to[1]) / 2]);
+  const a = await settledScreenAt(page, ...from);
+  const b = await settledScreenAt(page, ...to);
+  await page.mouse.move(a.x, a.y);
+  await page.mouse.down();
+  await page.mouse.move(b.x, b.y, { steps: 8 });
+  await page.mouse.up();
+}
+
+test('a tileset uploaded from build mode paints the floor; an exit is drawn and pointed at a world; both are published', async () => {
+  const ada = await openClient(live.browser, live.server.url, 'Ada', { admin: true, device: WIDE });
+  await openBuild(ada);
+  await ada.click('[data-tool="floor"]');
+  // Two 64 × 64 tile pictures side by side.
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="128" height="64"><rect width="64" height="64" fill="#2a9d8f"/><rect x="64" width="64" height="64" fill="#e9c46a"/></svg>';
+  await ada.setInputFiles('.build-upload input[type="file"]', { name: 'garden.svg', mimeType: 'image/svg+xml', buffer: Buffer.from(svg) });
+  await ada.click('.build-upload button[type="submit"]');
+  await ada.getByRole('button', { name: 'garden tile 2' }).click();
+  await clickMap(ada, 5.5, 9.5);
+  const painted = await ada.evaluate(() => {
+    const file = window.isoplane.build.file;
+    const set = file.tilesets.find((t) => t.name === 'garden');
+    return { gid: file.layers.find((l) => l.depth === 'below').tiles[9 * file.grid.width + 5], expected: set.first_gid + 1, columns: set.columns, count: set.tile_count };
+  });
+  assert.deepEqual(painted, { gid: painted.expected, expected: painted.expected, columns: 2, count: 2 });
+
+  await ada.click('[data-tool="exit"]');
+  await dragMap(ada, [20.5, 12.5], [21.5, 13.5]);
+  await until(ada, () => /fault/.test(document.querySelector('#build-verdict').textContent) && /exits\[1\]\.world/.test(document.querySelector('.build-problems')?.textContent ?? ''));
+  // The demo has one exit already; this one is the second.
+  const exit = await ada.evaluate(() => window.isoplane.build.file.exits[1]);
+  assert.deepEqual(exit, { id: 'exit-1', area: [{ x: 20, y: 12, w: 2, h: 2 }], world: '' });
+  await ada.fill('#build-exit-world', 'garden');
+  await ada.press('#build-exit-world', 'Tab');
+  await screenshot(ada, 'build-floor-and-exit');
+  assert.match(await publish(ada), /Published version 5/);
   await ada.close();
 });

@@ -4,7 +4,7 @@
 // loopback, so WebRTC's ICE can only ever reach 127.0.0.1.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -149,6 +149,32 @@ export async function until(page, fn, arg, timeout = 15000) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`timed out after ${timeout} ms waiting for ${fn.toString().slice(0, 160)} (last value: ${JSON.stringify(last)})`);
+}
+
+/**
+ * Calls the asset API at `base` (the asset server, or signaling's origin, which forwards
+ * it) with an admin's token from the development issuer of `server`; the JSON answer,
+ * which must be a success.
+ * @param {string} server @param {string} base @param {string} path @param {RequestInit} [init]
+ */
+export async function assetApi(server, base, path, init = {}) {
+  const { token } = await devToken(server, 'Setup', { admin: true });
+  const response = await fetch(`${base}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers },
+  });
+  const body = await response.json();
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+const DEMO = new URL('../../../worlds/demo/', import.meta.url).pathname;
+
+/** The demo world's file, and its tileset uploaded to the asset API at `base`. @param {string} server @param {string} base */
+export async function demoWithItsImages(server, base) {
+  const tiles = readdirSync(`${DEMO}assets`)[0];
+  await assetApi(server, base, '/v1/assets', { method: 'POST', headers: { 'content-type': 'image/svg+xml' }, body: readFileSync(`${DEMO}assets/${tiles}`) });
+  return JSON.parse(readFileSync(`${DEMO}world.json`, 'utf8'));
 }
 
 export async function screenshot(page, name) {

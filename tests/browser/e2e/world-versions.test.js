@@ -4,24 +4,13 @@
 // world take each one without reloading.
 
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { devToken, openClient, screenshot, standAt, until, useIsoplane } from './harness.js';
+import { assetApi as api, demoWithItsImages, openClient, screenshot, standAt, until, useIsoplane } from './harness.js';
 
-const DEMO = new URL('../../../worlds/demo/', import.meta.url).pathname;
 const live = useIsoplane();
 
-/** The asset API with an admin's token. @param {string} path @param {RequestInit} init */
-async function assetApi(path, init = {}) {
-  const { token } = await devToken(live.server.url, 'Builder', { admin: true });
-  const response = await fetch(`${live.server.assets}${path}`, {
-    ...init,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers },
-  });
-  const body = await response.json();
-  assert.ok(response.ok, `${path}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
-}
+/** The asset API of the all-in-one's own asset server. @param {string} path @param {RequestInit} [init] */
+const assetApi = (path, init) => api(live.server.url, live.server.assets, path, init);
 
 /** Publishes `world` as the workspace's `demo`, made from `base`; the answer. */
 function publish(world, base) {
@@ -43,9 +32,7 @@ async function allShow(pages, version, since) {
 }
 
 test('a published wall and a rollback reach everyone in the world within 2 s, without reloading', async () => {
-  const demo = JSON.parse(readFileSync(`${DEMO}world.json`, 'utf8'));
-  const tiles = readdirSync(`${DEMO}assets`)[0];
-  await assetApi('/v1/assets', { method: 'POST', headers: { 'content-type': 'image/svg+xml' }, body: readFileSync(`${DEMO}assets/${tiles}`) });
+  const demo = await demoWithItsImages(live.server.url, live.server.assets);
 
   const ada = await openClient(live.browser, live.server.url, 'Ada');
   const bob = await openClient(live.browser, live.server.url, 'Bob');
