@@ -422,11 +422,14 @@ fn resync_lagging(engine: &mut WorldEngine, connections: &mut Connections, metri
         // The snapshot and every chat history (chat dropped while it lagged is in them),
         // read only once there is room for all of them.
         // The world's version first: a client that lagged through a `world_changed` loads
-        // the new file (one that has it ignores this).
-        let world = ServerMessage::WorldChanged { world: engine.world_ref().clone() };
+        // the new file (one that has it ignores this). Built only once there is room:
+        // stalled clients are looked at on every round of the task.
         if connection.outbound.capacity() > RESYNC_CHAT_HISTORIES + 1
             && let Some(snapshot) = engine.snapshot_for(conn)
-            && connection.outbound.try_send(Outbound::Text(to_json(&world))).is_ok()
+            && connection
+                .outbound
+                .try_send(Outbound::Text(to_json(&ServerMessage::WorldChanged { world: engine.world_ref().clone() })))
+                .is_ok()
             && connection.outbound.try_send(Outbound::Text(to_json(&snapshot))).is_ok()
             && engine
                 .chat_histories_for(conn)
