@@ -264,6 +264,8 @@ pub struct WorldEngine {
     next_avatar: AvatarId,
     tick: u32,
     next_tick: Option<Instant>,
+    /// When the last presence tick was due: later ticks fall on its grid.
+    last_tick_due: Option<Instant>,
     outputs: VecDeque<Output>,
     stats: EngineStats,
 }
@@ -300,6 +302,7 @@ impl WorldEngine {
             next_avatar: 1,
             tick: 0,
             next_tick: None,
+            last_tick_due: None,
             outputs: VecDeque::new(),
             stats: EngineStats::default(),
         }
@@ -791,10 +794,22 @@ impl WorldEngine {
         }
     }
 
+    /// Presence ticks fall on a fixed grid of `tick_interval` from the first one, so a
+    /// tick that ran late does not push every later one back: under load the zone is still
+    /// served at the configured rate, not at the rate minus each tick's lateness.
     fn schedule_tick(&mut self, now: Instant) {
-        if self.next_tick.is_none() {
-            self.next_tick = Some(now + self.config.tick_interval);
+        if self.next_tick.is_some() {
+            return;
         }
+        let interval = self.config.tick_interval;
+        let next = match self.last_tick_due {
+            Some(due) if !interval.is_zero() => {
+                let elapsed = now.saturating_duration_since(due).as_nanos() / interval.as_nanos();
+                due + interval * u32::try_from(elapsed + 1).unwrap_or(u32::MAX)
+            }
+            _ => now + interval,
+        };
+        self.next_tick = Some(next);
     }
 
     /// When the engine next needs [`WorldEngine::handle_timeout`].
@@ -821,8 +836,9 @@ impl WorldEngine {
         for id in expired {
             self.remove_avatar(id);
         }
-        if self.next_tick.is_some_and(|t| now >= t) {
+        if let Some(due) = self.next_tick.filter(|due| now >= *due) {
             self.next_tick = None;
+            self.last_tick_due = Some(due);
             self.tick = self.tick.wrapping_add(1);
             self.flush_presence();
         }

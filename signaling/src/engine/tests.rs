@@ -235,8 +235,10 @@ fn moves_are_batched_into_one_presence_frame_per_zone_per_tick() {
     h.outputs();
     // Two moves by A and one by B within one tick.
     h.walk(1, 3.6, 3.5, 0);
-    h.walk(1, 3.7, 3.5, 10);
-    h.walk(2, 3.4, 3.4, 10);
+    let tick = h.engine.poll_timeout().unwrap();
+    let between = (tick - h.now) / 3;
+    h.walk(1, 3.7, 3.5, between.as_millis() as u64);
+    h.walk(2, 3.4, 3.4, between.as_millis() as u64);
     assert!(presence_to(&h.outputs(), 1).is_empty(), "nothing before the tick");
     h.advance(70);
     let out = h.outputs();
@@ -251,6 +253,33 @@ fn moves_are_batched_into_one_presence_frame_per_zone_per_tick() {
     // A quiet tick sends nothing.
     h.advance(200);
     assert!(presence_to(&h.outputs(), 1).is_empty());
+}
+
+#[test]
+fn presence_ticks_keep_their_grid_when_one_runs_late() {
+    let mut h = Harness::new(false);
+    h.join(1, "ada");
+    h.join(2, "bob");
+    h.advance(1000);
+    h.outputs();
+    let tick = h.engine.config.tick_interval;
+    h.walk(1, 3.6, 3.5, 0);
+    let first = h.engine.poll_timeout().unwrap();
+    // The shell runs that tick 30 ms late (its thread was busy).
+    h.now = first + Duration::from_millis(30);
+    h.engine.handle_timeout(h.now);
+    assert_eq!(presence_to(&h.outputs(), 2).len(), 1);
+    // The next move's tick is one interval after the late tick was due, not after it ran.
+    h.walk(1, 3.7, 3.5, 5);
+    assert_eq!(h.engine.poll_timeout(), Some(first + tick));
+    // A move after a quiet spell waits for the next tick on the same grid.
+    h.advance(1000);
+    h.outputs();
+    h.walk(1, 3.8, 3.5, 0);
+    let due = h.engine.poll_timeout().unwrap();
+    let periods = (due - first).as_nanos() / tick.as_nanos();
+    assert_eq!(first + tick * u32::try_from(periods).unwrap(), due, "on the grid");
+    assert!(due > h.now && due <= h.now + tick);
 }
 
 #[test]
