@@ -84,7 +84,7 @@ step "web client: type check"
 (cd tests/browser && npx --no-install tsc -p ../../web/jsconfig.json)
 
 step "web client: end-to-end tests in headless Chromium"
-cargo build --quiet --locked -p isoplane
+cargo build --quiet --locked -p isoplane -p isoplane-turn
 # A fresh network namespace with only loopback: WebRTC can reach nothing but 127.0.0.1.
 unshare -n bash -c 'ip link set lo up && cd tests/browser && npm test'
 

@@ -30,6 +30,13 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for TURNS.
     pub tls_key: Option<PathBuf>,
+    /// Shares the TLS port with HTTPS: connections whose ClientHello offers ALPN and no
+    /// STUN protocol (browsers' HTTPS) are passed through untouched to this `host:port`,
+    /// an HTTPS server with its own certificate. `None`: the port is TURNS only.
+    pub tls_https_backend: Option<String>,
+    /// Sends a PROXY protocol v2 header before each connection passed to the HTTPS
+    /// backend, so it sees the client's address (the backend must expect it).
+    pub tls_https_proxy_protocol: bool,
     /// HTTP address for /healthz, /readyz and /metrics; `None` (`"off"`) disables it.
     #[serde(with = "isoplane_service::config::switchable")]
     pub listen_http: Option<SocketAddr>,
@@ -73,6 +80,8 @@ impl Default for Config {
             listen_tls: None,
             tls_cert: None,
             tls_key: None,
+            tls_https_backend: None,
+            tls_https_proxy_protocol: false,
             listen_http: Some(SocketAddr::from(([127, 0, 0, 1], 9478))),
             relay_ip: IpAddr::from([127, 0, 0, 1]),
             external_ip: None,
@@ -114,6 +123,8 @@ impl ServiceConfig for Config {
         EnvSetting::new("LISTEN_TLS", "listen_tls", EnvKind::OptionalText),
         EnvSetting::new("TLS_CERT", "tls_cert", EnvKind::OptionalText),
         EnvSetting::new("TLS_KEY", "tls_key", EnvKind::OptionalText),
+        EnvSetting::new("TLS_HTTPS_BACKEND", "tls_https_backend", EnvKind::OptionalText),
+        EnvSetting::new("TLS_HTTPS_PROXY_PROTOCOL", "tls_https_proxy_protocol", EnvKind::Flag),
         EnvSetting::new("RELAY_IP", "relay_ip", EnvKind::Text),
         EnvSetting::new("EXTERNAL_IP", "external_ip", EnvKind::OptionalText),
         EnvSetting::new("REALM", "realm", EnvKind::Text),
@@ -143,6 +154,15 @@ impl ServiceConfig for Config {
         }
         if self.listen_tls.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             problems.push("listen_tls: TURNS needs both tls_cert and tls_key");
+        }
+        if self.tls_https_backend.is_some() && self.listen_tls.is_none() {
+            problems.push("tls_https_backend: shares the TLS port, so it needs listen_tls");
+        }
+        let host_and_port = |b: &String| {
+            b.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0))
+        };
+        if self.tls_https_backend.as_ref().is_some_and(|b| !host_and_port(b)) {
+            problems.push("tls_https_backend: must be host:port (e.g. caddy:8443 or 127.0.0.1:8443)");
         }
         if self.relay_ip.is_unspecified() {
             problems.push("relay_ip: must be a concrete address clients can reach, not 0.0.0.0 or ::");
@@ -275,5 +295,20 @@ mod tests {
         )
         .unwrap();
         c.validate().unwrap();
+        let shared = overlay(
+            &c,
+            &[("ISOPLANE_TURN_TLS_HTTPS_BACKEND", "caddy:8443"), ("ISOPLANE_TURN_TLS_HTTPS_PROXY_PROTOCOL", "true")],
+        )
+        .unwrap();
+        assert_eq!(shared.tls_https_backend.as_deref(), Some("caddy:8443"));
+        assert!(shared.tls_https_proxy_protocol);
+        shared.validate().unwrap();
+        for bad in ["caddy", ":8443", "caddy:0", "caddy:https"] {
+            let c = overlay(&c, &[("ISOPLANE_TURN_TLS_HTTPS_BACKEND", bad)]).unwrap();
+            assert!(c.validate().is_err(), "backend {bad}");
+        }
+        let mut no_tls = shared.clone();
+        no_tls.listen_tls = None;
+        assert!(no_tls.validate().is_err(), "a backend without the TLS port it shares");
     }
 }

@@ -272,6 +272,19 @@ async fn tls_send_indications_to_peer_with_rest_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_on_a_port_shared_with_https_relays_coturns_client() {
+    // coturn's client offers no ALPN, as browsers' `turns:` do: it must reach TURN, not
+    // the HTTPS backend (here a port nothing listens on, so a wrong turn would show).
+    let dir = tempfile::tempdir().unwrap();
+    require_tools();
+    let (cert, key) = self_signed_cert(dir.path());
+    let config = Config { tls_https_backend: Some("127.0.0.1:9".into()), ..with_tls(loopback_config(true), cert, key) };
+    let server = start(config).await;
+    relay_scenario(&server, Via::Tls, &format!("-t -S -c -W {SECRET} -u grace"), true).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_policy_refuses_loopback_peer_for_uclient() {
     // Without the development allow-list, relaying to 127.0.0.1 is refused with 403, so
     // uclient gets nothing through (and nothing is sent by the relay).

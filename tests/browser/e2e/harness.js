@@ -73,15 +73,19 @@ export function useIsoplane(env = {}) {
   return live;
 }
 
-/** Headless Debian Chromium with fake camera and microphone (Playwright gives it a fresh profile). */
-export async function launchBrowser() {
+/**
+ * Headless Debian Chromium with fake camera and microphone (Playwright gives it a fresh
+ * profile), with `extraArgs` added to its command line.
+ * @param {string[]} [extraArgs]
+ */
+export async function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
+      '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection', ...extraArgs,
     ],
   });
 }

@@ -13,6 +13,7 @@ mod http;
 mod relay;
 mod tcp;
 mod tls;
+mod tls_share;
 
 use crate::config::{Config, ConfigError};
 use crate::core::{AllocationId, ClientAddr, Output, RelayRequest, ReservationToken, Transport, TurnCore};
@@ -148,7 +149,7 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
 pub struct BoundServer {
     shared: Arc<Shared>,
     tcp: Option<TcpListener>,
-    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    tls: Option<(TcpListener, Arc<tls::Certificates>)>,
     http: Option<TcpListener>,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
@@ -173,7 +174,7 @@ impl BoundServer {
         config.validate()?;
         // Certificates are checked before any socket is bound.
         let acceptor = match (&config.listen_tls, &config.tls_cert, &config.tls_key) {
-            (Some(_), Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            (Some(_), Some(cert), Some(key)) => Some(tls::Certificates::load(cert, key)?),
             _ => None,
         };
         let udp = bind_udp(config.listen_udp, LISTENER_BUFFER).map_err(|source| ServeError::Bind {

@@ -1,20 +1,22 @@
 //! STUN/TURN over TCP and TLS (RFC 8656 §3.1): frames are STUN messages or ChannelData
 //! padded to 4 bytes, cut out of the stream with [`frame_length`]. One reader and one
 //! writer task per connection; closing the connection deletes its allocation. A TLS
-//! handshake must finish within [`HANDSHAKE_TIMEOUT`].
+//! handshake must finish within [`HANDSHAKE_TIMEOUT`]. A TLS port may be shared with
+//! HTTPS (tls_share.rs): browsers' connections are passed through to the HTTPS backend.
 //!
 //! Limits: at most [`MAX_CONNECTIONS`] connections; a frame is at most 64 KiB + header;
 //! a client that sends anything else is disconnected.
 
 use super::Shared;
+use super::tls::Certificates;
+use super::tls_share::{self, Destination, Replayed};
 use crate::core::{ClientAddr, Transport};
 use crate::proto::frame_length;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::TlsAcceptor;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,7 +25,7 @@ const MAX_CONNECTIONS: usize = 10_000;
 const WRITE_QUEUE: usize = 1024;
 
 /// Accepts connections; with `tls`, each one completes a TLS handshake first.
-pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Arc<Certificates>>) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -49,20 +51,50 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls:
         shared.tracker.spawn(async move {
             match tls {
                 None => connection(conn_shared, stream, client).await,
-                Some(acceptor) => {
-                    let handshake = tokio::select! {
-                        _ = conn_shared.shutdown.cancelled() => return,
-                        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
-                    };
-                    match handshake {
-                        Ok(Ok(stream)) => connection(conn_shared, stream, client).await,
-                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                Some(certificates) => {
+                    let shutdown = conn_shared.shutdown.clone();
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        () = tls_connection(conn_shared, stream, client, certificates.acceptor()) => {}
                     }
                 }
             }
             drop(permit);
         });
+    }
+}
+
+/// A TLS connection: our own handshake then TURN, or, when the port is shared with HTTPS
+/// and the ClientHello is a browser's, passed through to the HTTPS backend.
+async fn tls_connection(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    client: ClientAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    let remote = client.remote;
+    let mut already_read = Vec::new();
+    if let Some(backend) = shared.config.tls_https_backend.clone() {
+        let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls_share::read_client_hello(&mut stream)).await {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "no TLS ClientHello"),
+            Err(_) => return tracing::debug!(%remote, "TLS ClientHello timed out"),
+        };
+        let (read, destination) = hello;
+        if destination == Destination::Https {
+            let proxy_protocol = shared.config.tls_https_proxy_protocol;
+            if let Err(e) = tls_share::pass_through(stream, &read, &backend, proxy_protocol).await {
+                tracing::debug!(%remote, %backend, error = %e, "HTTPS pass-through ended");
+            }
+            return;
+        }
+        already_read = read;
+    }
+    let stream = Replayed::new(already_read, stream);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => connection(shared, stream, client).await,
+        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
     }
 }
 
