@@ -29,8 +29,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = integrity::verify_fingerprint(&message);
     }
 
-    let config =
-        Config { auth_secrets: vec!["fuzz".into()], static_users: vec!["dev:devpass".into()], ..Config::default() };
+    let config = Config {
+        auth_secrets: vec!["fuzz".into()],
+        static_users: vec!["dev:devpass".into()],
+        // Dual-stack, so dual allocations and family refreshes are reached too.
+        relay_ip_v6: Some(std::net::Ipv6Addr::LOCALHOST.into()),
+        ..Config::default()
+    };
     let now = Instant::now();
     let mut core = TurnCore::new(&config, [0; 32], now, 1_800_000_000);
     for transport in [Transport::Udp, Transport::Tcp] {
@@ -38,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
         core.handle_client(now, client, data);
         while let Some(output) = core.poll_output() {
             if let isoplane_turn::core::Output::OpenRelay(request) = output {
-                core.complete_allocation(now, request.allocation, Some(([127, 0, 0, 1], 40000).into()));
+                let primary = std::net::SocketAddr::new(request.ip, 40000);
+                let additional = request.additional_ip.map(|ip| std::net::SocketAddr::new(ip, 40002));
+                let bound: Vec<_> = std::iter::once(primary).chain(additional).collect();
+                core.complete_allocation(now, request.allocation, &bound);
             }
         }
         core.handle_client(now, client, data);

@@ -44,6 +44,11 @@ pub struct Config {
     pub relay_ip: IpAddr,
     /// The IP advertised in XOR-RELAYED-ADDRESS, when the server sits behind a 1:1 NAT.
     pub external_ip: Option<IpAddr>,
+    /// An IPv6 address for IPv6 relay addresses (REQUESTED-ADDRESS-FAMILY IPv6, or a dual
+    /// allocation's second address), beside an IPv4 `relay_ip`. `None`: IPv4 relays only.
+    pub relay_ip_v6: Option<IpAddr>,
+    /// What to advertise for `relay_ip_v6`, if not itself.
+    pub external_ip_v6: Option<IpAddr>,
     /// Relay port range (inclusive); `None` lets the OS pick ephemeral ports.
     pub relay_port_range: Option<(u16, u16)>,
     /// The REALM sent to clients and used in the long-term key.
@@ -85,6 +90,8 @@ impl Default for Config {
             listen_http: Some(SocketAddr::from(([127, 0, 0, 1], 9478))),
             relay_ip: IpAddr::from([127, 0, 0, 1]),
             external_ip: None,
+            relay_ip_v6: None,
+            external_ip_v6: None,
             relay_port_range: None,
             realm: "isoplane".into(),
             auth_secrets: Vec::new(),
@@ -127,6 +134,8 @@ impl ServiceConfig for Config {
         EnvSetting::new("TLS_HTTPS_PROXY_PROTOCOL", "tls_https_proxy_protocol", EnvKind::Flag),
         EnvSetting::new("RELAY_IP", "relay_ip", EnvKind::Text),
         EnvSetting::new("EXTERNAL_IP", "external_ip", EnvKind::OptionalText),
+        EnvSetting::new("RELAY_IP_V6", "relay_ip_v6", EnvKind::OptionalText),
+        EnvSetting::new("EXTERNAL_IP_V6", "external_ip_v6", EnvKind::OptionalText),
         EnvSetting::new("REALM", "realm", EnvKind::Text),
         EnvSetting::new("AUTH_SECRETS", "auth_secrets", EnvKind::List),
         EnvSetting::new("STATIC_USERS", "static_users", EnvKind::List),
@@ -166,6 +175,22 @@ impl ServiceConfig for Config {
         }
         if self.relay_ip.is_unspecified() {
             problems.push("relay_ip: must be a concrete address clients can reach, not 0.0.0.0 or ::");
+        }
+        if self.external_ip.is_some_and(|ip| ip.is_ipv4() != self.relay_ip.is_ipv4()) {
+            problems.push("external_ip: must be of relay_ip's family (external_ip_v6 is the IPv6 one)");
+        }
+        if let Some(v6) = self.relay_ip_v6 {
+            if self.relay_ip.is_ipv6() {
+                problems.push("relay_ip_v6: relay_ip is IPv6 already; relay_ip_v6 adds IPv6 beside an IPv4 relay_ip");
+            }
+            if !v6.is_ipv6() || v6.is_unspecified() || v6.to_canonical().is_ipv4() {
+                problems.push("relay_ip_v6: must be a concrete IPv6 address clients can reach, not :: or IPv4");
+            }
+        }
+        if self.external_ip_v6.is_some_and(|ip| !ip.is_ipv6())
+            || (self.external_ip_v6.is_some() && self.relay_ip_v6.is_none())
+        {
+            problems.push("external_ip_v6: an IPv6 address, advertised for relay_ip_v6 (which it needs)");
         }
         if let Some((low, high)) = self.relay_port_range
             && (low == 0 || low > high)
@@ -307,6 +332,16 @@ mod tests {
             let c = overlay(&c, &[("ISOPLANE_TURN_TLS_HTTPS_BACKEND", bad)]).unwrap();
             assert!(c.validate().is_err(), "backend {bad}");
         }
+        let v6 = overlay(&c, &[("ISOPLANE_TURN_RELAY_IP_V6", "::1"), ("ISOPLANE_TURN_EXTERNAL_IP_V6", "2001:db8::7")])
+            .unwrap();
+        assert_eq!(v6.relay_ip_v6, Some("::1".parse().unwrap()));
+        v6.validate().unwrap();
+        for (name, value) in [("RELAY_IP_V6", "127.0.0.2"), ("RELAY_IP_V6", "::"), ("EXTERNAL_IP_V6", "192.0.2.1")] {
+            let bad = overlay(&v6, &[(format!("ISOPLANE_TURN_{name}").as_str(), value)]).unwrap();
+            assert!(bad.validate().is_err(), "{name} = {value}");
+        }
+        let v6_only = overlay(&c, &[("ISOPLANE_TURN_RELAY_IP", "::1"), ("ISOPLANE_TURN_RELAY_IP_V6", "::1")]).unwrap();
+        assert!(v6_only.validate().is_err(), "relay_ip_v6 beside an IPv6 relay_ip");
         let mut no_tls = shared.clone();
         no_tls.listen_tls = None;
         assert!(no_tls.validate().is_err(), "a backend without the TLS port it shares");

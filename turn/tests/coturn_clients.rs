@@ -66,29 +66,34 @@ fn tool(name: &str) -> PathBuf {
     find(name).unwrap_or_else(|| panic!("`{name}` is not installed: install Debian's coturn (`./test.sh` installs it)"))
 }
 
-/// A free UDP port on 127.0.0.1 for turnutils_peer (bound then released).
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// A free UDP port on `ip` for turnutils_peer (bound then released).
+fn free_udp_port(ip: &str) -> u16 {
+    let socket = std::net::UdpSocket::bind((ip, 0)).unwrap();
     socket.local_addr().unwrap().port()
 }
 
-/// `turnutils_peer` echoing on 127.0.0.1; killed on drop.
+/// `turnutils_peer` echoing on 127.0.0.1 (or `ip`); killed on drop.
 struct Peer {
     child: Child,
+    ip: &'static str,
     port: u16,
 }
 
 impl Peer {
     fn start() -> Peer {
-        let port = free_udp_port();
+        Peer::start_on("127.0.0.1")
+    }
+
+    fn start_on(ip: &'static str) -> Peer {
+        let port = free_udp_port(ip);
         let child = Command::new(tool("turnutils_peer"))
-            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-L", ip, "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start turnutils_peer");
         std::thread::sleep(Duration::from_millis(300));
-        Peer { child, port }
+        Peer { child, ip, port }
     }
 }
 
@@ -144,10 +149,14 @@ fn run_uclient(args: &[String]) -> UclientReport {
 
 fn uclient_args(server_port: u16, flags: &str, peer: Option<&Peer>) -> Vec<String> {
     let mut args: Vec<String> = flags.split_whitespace().map(String::from).collect();
-    args.extend(["-n", &MESSAGES.to_string(), "-m", &CLIENTS.to_string(), "-z", "5", "-X"].map(String::from));
+    args.extend(["-n", &MESSAGES.to_string(), "-m", &CLIENTS.to_string(), "-z", "5"].map(String::from));
+    // An IPv4 relay unless the flags ask for IPv6 (-x) or both (-Z).
+    if !args.iter().any(|a| a == "-x" || a == "-Z") {
+        args.push("-X".into());
+    }
     args.extend(["-p".to_string(), server_port.to_string()]);
     if let Some(peer) = peer {
-        args.extend(["-e".to_string(), "127.0.0.1".to_string(), "-r".to_string(), peer.port.to_string()]);
+        args.extend(["-e".to_string(), peer.ip.to_string(), "-r".to_string(), peer.port.to_string()]);
     }
     args.push("127.0.0.1".into());
     args
@@ -163,7 +172,11 @@ enum Via {
 
 /// Runs one uclient scenario and checks it relayed everything with no loss.
 async fn relay_scenario(server: &TestServer, via: Via, flags: &str, to_peer: bool) {
-    let peer = to_peer.then(Peer::start);
+    relay_scenario_to(server, via, flags, to_peer.then(Peer::start)).await;
+}
+
+/// The same with a peer of the test's choosing (or none: client to client).
+async fn relay_scenario_to(server: &TestServer, via: Via, flags: &str, peer: Option<Peer>) {
     let port = match via {
         Via::Udp => server.udp.port(),
         Via::Tcp => server.tcp.port(),
@@ -281,6 +294,34 @@ async fn tls_on_a_port_shared_with_https_relays_coturns_client() {
     let config = Config { tls_https_backend: Some("127.0.0.1:9".into()), ..with_tls(loopback_config(true), cert, key) };
     let server = start(config).await;
     relay_scenario(&server, Via::Tls, &format!("-t -S -c -W {SECRET} -u grace"), true).await;
+    server.stop().await;
+}
+
+/// A server that relays IPv6 too, on ::1, to peers on both loopbacks.
+fn dual_stack_config() -> Config {
+    let mut config = loopback_config(true);
+    config.relay_ip_v6 = Some("::1".parse().unwrap());
+    config.allowed_peers.push("::1/128".parse().unwrap());
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_relay_addresses_relay_to_an_ipv6_peer() {
+    let server = start_with_tools(dual_stack_config()).await;
+    let flags = format!("-x -W {SECRET} -u ivy");
+    relay_scenario_to(&server, Via::Udp, &flags, Some(Peer::start_on("::1"))).await;
+    relay_scenario_to(&server, Via::Tcp, &format!("-t {flags}"), Some(Peer::start_on("::1"))).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_allocations_relay_to_peers_of_either_family() {
+    // coturn's client asks with the drafts' attribute number (0x8032), and refreshes its
+    // allocations naming one family or the other at random.
+    let server = start_with_tools(dual_stack_config()).await;
+    let flags = format!("-Z -W {SECRET} -u dora");
+    relay_scenario_to(&server, Via::Udp, &flags, Some(Peer::start_on("::1"))).await;
+    relay_scenario_to(&server, Via::Udp, &flags, Some(Peer::start_on("127.0.0.1"))).await;
     server.stop().await;
 }
 

@@ -12,6 +12,7 @@
 //! bucket.
 
 use super::ClientAddr;
+use super::family::Family;
 use super::metrics::Refusal;
 use crate::proto::TransactionId;
 use crate::proto::integrity::LongTermKey;
@@ -101,8 +102,8 @@ pub struct Allocation {
     pub quota_user: String,
     pub key: LongTermKey,
     pub expires_unix: Option<u64>,
-    /// The address in XOR-RELAYED-ADDRESS.
-    pub relayed: SocketAddr,
+    /// The addresses in XOR-RELAYED-ADDRESS: one, or an IPv4 and an IPv6 one (dual).
+    pub relayed: Vec<SocketAddr>,
     pub expires: Instant,
     /// The Allocate transaction and our answer, for retransmissions.
     pub allocate_transaction: TransactionId,
@@ -115,6 +116,21 @@ pub struct Allocation {
 }
 
 impl Allocation {
+    /// The address families this allocation relays.
+    pub fn families(&self) -> Vec<Family> {
+        self.relayed.iter().map(|address| Family::of(address.ip())).collect()
+    }
+
+    /// Ends one family of a dual allocation: its relayed address, and its peers'
+    /// permissions and channels (a channel's number stays reserved for its cool-down).
+    pub fn drop_family(&mut self, family: Family, now: Instant) {
+        self.relayed.retain(|address| Family::of(address.ip()) != family);
+        self.permissions.retain(|ip, _| Family::of(*ip) != family);
+        for channel in self.channels.values_mut().filter(|c| Family::of(c.peer.ip()) == family) {
+            channel.expires = channel.expires.min(now);
+        }
+    }
+
     pub fn has_permission(&self, ip: IpAddr, now: Instant) -> bool {
         self.permissions.get(&ip).is_some_and(|expires| *expires > now)
     }
@@ -223,7 +239,7 @@ mod tests {
             quota_user: "alice".into(),
             key: [0; 16],
             expires_unix: None,
-            relayed: "192.0.2.2:50000".parse().unwrap(),
+            relayed: vec!["192.0.2.2:50000".parse().unwrap()],
             expires: now + Duration::from_secs(600),
             allocate_transaction: [0; 12],
             allocate_response: Vec::new(),

@@ -24,6 +24,7 @@ pub const SMALLEST_CHALLENGE: usize = 52;
 
 pub mod allocation;
 pub mod auth;
+pub mod family;
 pub mod metrics;
 pub mod policy;
 
@@ -35,6 +36,8 @@ use crate::proto::{Class, Message, MessageBuilder, Method, TransactionId};
 pub use allocation::AllocationId;
 use allocation::{Admission, Allocation, Direction, TokenBucket};
 use auth::{Auth, Authenticated, NonceCheck};
+pub use family::Family;
+use family::RelayIps;
 pub use metrics::{Metrics, Refusal};
 use policy::{PeerVerdict, check_peer};
 use std::collections::{HashMap, VecDeque};
@@ -70,12 +73,15 @@ pub struct ClientAddr {
     pub remote: SocketAddr,
 }
 
-/// The shell must bind a relay socket on `ip` (an even port if asked) and then call
-/// [`TurnCore::complete_allocation`] with the result.
+/// The shell must bind a relay socket on `ip` (an even port if asked), and one on
+/// `additional_ip` for a dual allocation, then call [`TurnCore::complete_allocation`] with
+/// what it bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayRequest {
     pub allocation: AllocationId,
     pub ip: IpAddr,
+    /// The second family of a dual allocation (bound on any free port of the range).
+    pub additional_ip: Option<IpAddr>,
     pub even_port: bool,
     /// EVEN-PORT with the R bit: also bind the next port and keep it under this token.
     pub reserve_next: Option<ReservationToken>,
@@ -92,8 +98,10 @@ pub enum Output {
     ToPeer { allocation: AllocationId, peer: SocketAddr, data: Vec<u8> },
     /// Bind a relay socket.
     OpenRelay(RelayRequest),
-    /// Close the allocation's relay socket.
+    /// Close the allocation's relay sockets.
     CloseRelay(AllocationId),
+    /// Close one family's relay socket of a dual allocation (the other goes on).
+    CloseRelayFamily { allocation: AllocationId, family: Family },
     /// Close the socket kept under this token (its reservation expired).
     DropReservation(ReservationToken),
 }
@@ -106,6 +114,11 @@ struct Pending {
     auth: Authenticated,
     lifetime: Duration,
     reserve_next: Option<ReservationToken>,
+    /// The families asked for, and whether this server relays each.
+    families: Vec<(Family, bool)>,
+    /// The attribute that tells a dual allocation's client of a family it did not get: the
+    /// RFC's, or the draft's when the client asked with the draft's number.
+    address_error_attribute: u16,
 }
 
 /// What a response needs to know about its request.
@@ -123,8 +136,7 @@ struct Request {
 pub struct TurnCore {
     auth: Auth,
     allowed_peers: Vec<Cidr>,
-    relay_ip: IpAddr,
-    external_ip: Option<IpAddr>,
+    relays: RelayIps,
     software: Option<String>,
     default_lifetime: Duration,
     max_lifetime: Duration,
@@ -154,8 +166,7 @@ impl TurnCore {
         TurnCore {
             auth: Auth::new(&config.realm, &config.auth_secrets, users, nonce_key, config.nonce_lifetime_secs),
             allowed_peers: config.allowed_peers.clone(),
-            relay_ip: config.relay_ip,
-            external_ip: config.external_ip,
+            relays: RelayIps::from_config(config),
             software: config.software.clone(),
             default_lifetime: Duration::from_secs(config.default_lifetime_secs.into()),
             max_lifetime: Duration::from_secs(config.max_lifetime_secs.into()),
@@ -258,24 +269,33 @@ impl TurnCore {
         self.outputs.push_back(Output::ToClient { client, data: out });
     }
 
-    /// The shell's answer to [`Output::OpenRelay`]: the bound local address, or `None`.
-    pub fn complete_allocation(&mut self, now: Instant, allocation: AllocationId, bound: Option<SocketAddr>) {
+    /// The shell's answer to [`Output::OpenRelay`]: the local addresses it bound (none if
+    /// it could bind nothing).
+    pub fn complete_allocation(&mut self, now: Instant, allocation: AllocationId, bound: &[SocketAddr]) {
         let Some(pending) = self.pending.remove(&allocation) else {
-            if bound.is_some() {
+            if !bound.is_empty() {
                 self.outputs.push_back(Output::CloseRelay(allocation));
             }
             return;
         };
         self.pending_by_client.remove(&pending.request.client);
-        let Some(local) = bound.filter(|_| !self.shutting_down) else {
+        if bound.is_empty() || self.shutting_down {
             self.release_user(&pending.auth.quota_user);
-            if bound.is_some() {
+            if !bound.is_empty() {
                 self.outputs.push_back(Output::CloseRelay(allocation));
             }
             self.send_error(&pending.request, 508, Some(&pending.auth.key), |_| {});
             return;
-        };
-        let relayed = SocketAddr::new(self.external_ip.unwrap_or(local.ip()), local.port());
+        }
+        let mut relayed: Vec<SocketAddr> = bound.iter().map(|local| self.relays.advertised(*local)).collect();
+        relayed.sort_by_key(|address| Family::of(address.ip()));
+        // A family asked for and not given: not relayed here (440), or no port free (508).
+        let refused: Vec<(Family, u16)> = pending
+            .families
+            .iter()
+            .filter(|(family, _)| !relayed.iter().any(|r| Family::of(r.ip()) == *family))
+            .map(|(family, relays)| (*family, if *relays { 508 } else { 440 }))
+            .collect();
         let request = pending.request;
         let lifetime = pending.lifetime;
         let reserved = pending.reserve_next;
@@ -284,7 +304,14 @@ impl TurnCore {
             self.schedule(now + RESERVATION_LIFETIME);
         }
         let response = self.build_success(&request, &pending.auth.key, |b| {
-            b.xor_address(attr::XOR_RELAYED_ADDRESS, relayed);
+            for address in &relayed {
+                b.xor_address(attr::XOR_RELAYED_ADDRESS, *address);
+            }
+            for (family, code) in &refused {
+                b.attr_with(pending.address_error_attribute, |out| {
+                    attr::encode_address_error_code(family.wire(), *code, attr::reason_phrase(*code), out)
+                });
+            }
             b.u32(attr::LIFETIME, lifetime.as_secs() as u32);
             b.xor_address(attr::XOR_MAPPED_ADDRESS, request.client.remote);
             if let Some(token) = reserved {
@@ -638,6 +665,13 @@ impl TurnCore {
             Some(Some(_)) => return self.send_error(request, 442, Some(&key), |_| {}),
         }
         let even_port = message.get(attr::EVEN_PORT);
+        let Some(families) = self.requested_families(message, even_port) else {
+            return self.send_error(request, 400, Some(&key), |_| {});
+        };
+        let mut ips = families.iter().filter_map(|(family, _)| self.relays.bind_ip(*family));
+        let (Some(ip), additional_ip) = (ips.next(), ips.next()) else {
+            return self.send_error(request, 440, Some(&key), |_| {});
+        };
         let use_reservation = match message.get(attr::RESERVATION_TOKEN) {
             None => None,
             Some(_) if even_port.is_some() => return self.send_error(request, 400, Some(&key), |_| {}),
@@ -652,16 +686,6 @@ impl TurnCore {
                 }
             }
         };
-        if let Some(family) = message.get(attr::REQUESTED_ADDRESS_FAMILY) {
-            let wanted_v4 = match attr::decode_address_family(family) {
-                Some(0x01) => true,
-                Some(0x02) => false,
-                _ => return self.send_error(request, 400, Some(&key), |_| {}),
-            };
-            if wanted_v4 != self.relay_ip.is_ipv4() {
-                return self.send_error(request, 440, Some(&key), |_| {});
-            }
-        }
         let total = (self.allocations.len() + self.pending.len()) as u64;
         if total >= u64::from(self.max_total) {
             self.metrics.refuse(Refusal::TotalQuota);
@@ -680,14 +704,41 @@ impl TurnCore {
         let reserve_next =
             even_port.filter(|v| v.first().is_some_and(|b| b & 0x80 != 0)).map(|_| self.auth.token(id.0));
         self.pending_by_client.insert(request.client, id);
-        self.pending.insert(id, Pending { request: *request, username, auth, lifetime, reserve_next });
+        let address_error_attribute = if message.get(attr::ADDITIONAL_ADDRESS_FAMILY_DRAFT).is_some() {
+            attr::ADDRESS_ERROR_CODE_DRAFT
+        } else {
+            attr::ADDRESS_ERROR_CODE
+        };
+        let pending =
+            Pending { request: *request, username, auth, lifetime, reserve_next, families, address_error_attribute };
+        self.pending.insert(id, pending);
         self.outputs.push_back(Output::OpenRelay(RelayRequest {
             allocation: id,
-            ip: self.relay_ip,
+            ip,
+            additional_ip,
             even_port: even_port.is_some(),
             reserve_next,
             use_reservation,
         }));
+    }
+
+    /// The families an Allocate asks for (RFC 8656 §7.2), each with whether this server
+    /// relays it; `None` for a malformed or contradictory request, which gets 400: both
+    /// family attributes, an IPv4 ADDITIONAL-ADDRESS-FAMILY, a RESERVATION-TOKEN with a
+    /// family, or a dual allocation with a reservation either way.
+    fn requested_families(&self, message: &Message<'_>, even_port: Option<&[u8]>) -> Option<Vec<(Family, bool)>> {
+        let family = |kind| message.get(kind).map(|v| attr::decode_address_family(v).and_then(Family::from_wire));
+        let reservation = message.get(attr::RESERVATION_TOKEN).is_some();
+        let reserves_next = even_port.is_some_and(|v| v.first().is_some_and(|b| b & 0x80 != 0));
+        let additional =
+            family(attr::ADDITIONAL_ADDRESS_FAMILY).or_else(|| family(attr::ADDITIONAL_ADDRESS_FAMILY_DRAFT));
+        let wanted = match (family(attr::REQUESTED_ADDRESS_FAMILY), additional) {
+            (Some(Some(requested)), None) if !reservation => vec![requested],
+            (None, Some(Some(Family::V6))) if !reservation && !reserves_next => vec![Family::V4, Family::V6],
+            (None, None) => vec![self.relays.default_family()],
+            _ => return None,
+        };
+        Some(wanted.into_iter().map(|family| (family, self.relays.bind_ip(family).is_some())).collect())
     }
 
     fn handle_refresh(&mut self, now: Instant, request: &Request, message: &Message<'_>, key: &LongTermKey) {
@@ -696,8 +747,29 @@ impl TurnCore {
         };
         let requested = message.get(attr::LIFETIME).and_then(attr::decode_u32).map(|s| Duration::from_secs(s.into()));
         let lifetime = requested.unwrap_or(self.default_lifetime).min(self.max_lifetime);
+        // A family names one relayed address of the allocation: a dual allocation drops
+        // just that one with LIFETIME 0 (RFC 8656 §8); a family it lacks gets 443.
+        let family = match message.get(attr::REQUESTED_ADDRESS_FAMILY) {
+            None => None,
+            Some(value) => match attr::decode_address_family(value).and_then(Family::from_wire) {
+                None => return self.send_error(request, 400, Some(key), |_| {}),
+                Some(family) => Some(family),
+            },
+        };
+        let families = self.allocations.get(&id).map(Allocation::families).unwrap_or_default();
+        if family.is_some_and(|f| !families.contains(&f)) {
+            return self.send_error(request, 443, Some(key), |_| {});
+        }
         if lifetime.is_zero() {
-            self.remove_allocation(id);
+            match family {
+                Some(family) if families.len() > 1 => {
+                    if let Some(a) = self.allocations.get_mut(&id) {
+                        a.drop_family(family, now);
+                    }
+                    self.outputs.push_back(Output::CloseRelayFamily { allocation: id, family });
+                }
+                _ => self.remove_allocation(id),
+            }
         } else if let Some(a) = self.allocations.get_mut(&id) {
             a.expires = now + lifetime;
             self.schedule(now + lifetime.min(SWEEP_INTERVAL));
@@ -707,8 +779,9 @@ impl TurnCore {
         });
     }
 
-    /// Decodes every XOR-PEER-ADDRESS and applies the policy: `Err(code)` to answer.
-    fn checked_peers(&self, message: &Message<'_>) -> Result<Vec<SocketAddr>, u16> {
+    /// Decodes every XOR-PEER-ADDRESS and applies the policy: `Err(code)` to answer. A
+    /// peer must be of a family the allocation `id` relays.
+    fn checked_peers(&self, message: &Message<'_>, id: AllocationId) -> Result<Vec<SocketAddr>, u16> {
         let mut peers = Vec::new();
         for a in message.attributes().filter(|a| a.kind == attr::XOR_PEER_ADDRESS) {
             let peer = attr::decode_xor_address(a.value, &message.transaction_id).ok_or(400u16)?;
@@ -720,7 +793,8 @@ impl TurnCore {
         if peers.iter().any(|p| check_peer(p.ip(), &self.allowed_peers) == PeerVerdict::Refused) {
             return Err(403);
         }
-        if peers.iter().any(|p| p.is_ipv4() != self.relay_ip.is_ipv4()) {
+        let families = self.allocations.get(&id).map(Allocation::families).unwrap_or_default();
+        if peers.iter().any(|p| !families.contains(&Family::of(p.ip()))) {
             return Err(443);
         }
         Ok(peers)
@@ -730,7 +804,7 @@ impl TurnCore {
         let Some(id) = self.by_client.get(&request.client).copied() else {
             return self.send_error(request, 437, Some(key), |_| {});
         };
-        let peers = match self.checked_peers(message) {
+        let peers = match self.checked_peers(message, id) {
             Ok(peers) => peers,
             Err(code) => return self.send_error(request, code, Some(key), |_| {}),
         };
@@ -750,7 +824,7 @@ impl TurnCore {
         let Some(channel) = channel.filter(|c| (MIN_CHANNEL..=MAX_CHANNEL).contains(c)) else {
             return self.send_error(request, 400, Some(key), |_| {});
         };
-        let peer = match self.checked_peers(message) {
+        let peer = match self.checked_peers(message, id) {
             Ok(peers) if peers.len() == 1 => peers[0],
             Ok(_) => return self.send_error(request, 400, Some(key), |_| {}),
             Err(code) => return self.send_error(request, code, Some(key), |_| {}),

@@ -81,7 +81,11 @@ impl Harness {
         outputs.into_iter().find_map(|o| match o {
             Output::ToClient { data, .. } => Some(data),
             Output::OpenRelay(req) => {
-                self.core.complete_allocation(self.now, req.allocation, Some(RELAY.parse().unwrap()));
+                // The shell binds each family asked for, on port 50000 and 50002.
+                let primary = SocketAddr::new(req.ip, RELAY.parse::<SocketAddr>().unwrap().port());
+                let bound: Vec<SocketAddr> =
+                    std::iter::once(primary).chain(req.additional_ip.map(|ip| SocketAddr::new(ip, 50002))).collect();
+                self.core.complete_allocation(self.now, req.allocation, &bound);
                 self.outputs().into_iter().find_map(|o| match o {
                     Output::ToClient { data, .. } => Some(data),
                     _ => None,
@@ -571,4 +575,174 @@ fn even_port_reservation_hands_the_next_port_to_a_token() {
     h.advance(31);
     assert!(h.outputs().contains(&Output::DropReservation(second)), "the shell is told to close the port");
     assert!(!h.core.reservations.contains_key(&second));
+}
+
+// ----- address families (RFC 8656 §7.2) ---------------------------------------------
+
+fn dual_stack_config() -> Config {
+    Config { relay_ip_v6: Some("::1".parse().unwrap()), ..config() }
+}
+
+fn allocate_with(h: &mut Harness, fill: impl Fn(&mut MessageBuilder)) -> (u16, Vec<u8>) {
+    h.request(Method::Allocate, |b| {
+        b.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        fill(b);
+    })
+}
+
+fn relayed_addresses(answer: &[u8]) -> Vec<SocketAddr> {
+    let m = Message::parse(answer).unwrap();
+    m.attributes()
+        .filter(|a| a.kind == attr::XOR_RELAYED_ADDRESS)
+        .filter_map(|a| attr::decode_xor_address(a.value, &m.transaction_id))
+        .collect()
+}
+
+fn address_errors(answer: &[u8]) -> Vec<(u8, u16)> {
+    let m = Message::parse(answer).unwrap();
+    m.attributes()
+        .filter(|a| a.kind == attr::ADDRESS_ERROR_CODE)
+        .filter_map(|a| attr::decode_address_error_code(a.value))
+        .map(|(family, error)| (family, error.code))
+        .collect()
+}
+
+const IPV4: [u8; 4] = [attr::FAMILY_V4, 0, 0, 0];
+const IPV6: [u8; 4] = [attr::FAMILY_V6, 0, 0, 0];
+
+#[test]
+fn a_dual_allocation_gets_an_ipv4_and_an_ipv6_relayed_address() {
+    let mut h = Harness::new(dual_stack_config());
+    let (code, answer) = allocate_with(&mut h, |b| {
+        b.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &IPV6);
+    });
+    assert_eq!(code, 0);
+    let relayed: Vec<String> = relayed_addresses(&answer).iter().map(ToString::to_string).collect();
+    assert_eq!(relayed, ["127.0.0.1:50000", "[::1]:50002"]);
+    assert!(address_errors(&answer).is_empty());
+    // Peers of either family may be given permissions; each family's data leaves by its own socket.
+    assert_eq!(h.create_permission("[2001:db8::9]:3000"), 403, "the documentation range is refused");
+    let mut open = Harness::new(Config {
+        allowed_peers: vec!["::1/128".parse().unwrap(), "127.0.0.1/32".parse().unwrap()],
+        ..dual_stack_config()
+    });
+    assert_eq!(
+        allocate_with(&mut open, |b| {
+            b.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &IPV6);
+        })
+        .0,
+        0
+    );
+    assert_eq!(open.create_permission("[::1]:3000"), 0);
+    assert_eq!(open.create_permission("127.0.0.1:3000"), 0);
+    assert_eq!(open.channel_bind(0x4001, "[::1]:3000"), 0);
+}
+
+#[test]
+fn an_ipv6_allocation_relays_only_ipv6_peers() {
+    let allowed = vec!["::1/128".parse().unwrap(), "127.0.0.1/32".parse().unwrap()];
+    let mut h = Harness::new(Config { allowed_peers: allowed, ..dual_stack_config() });
+    let (code, answer) = allocate_with(&mut h, |b| {
+        b.attr(attr::REQUESTED_ADDRESS_FAMILY, &IPV6);
+    });
+    assert_eq!(code, 0);
+    assert_eq!(relayed_addresses(&answer), ["[::1]:50000".parse().unwrap()]);
+    assert_eq!(h.create_permission("127.0.0.1:3000"), 443, "Peer Address Family Mismatch");
+    assert_eq!(h.create_permission("[::1]:3000"), 0);
+}
+
+#[test]
+fn families_the_server_does_not_relay_are_refused_or_reported() {
+    // IPv4 only: IPv6 alone is 440; a dual request gets its IPv4 half and ADDRESS-ERROR-CODE 440.
+    let mut h = Harness::new(config());
+    assert_eq!(
+        allocate_with(&mut h, |b| {
+            b.attr(attr::REQUESTED_ADDRESS_FAMILY, &IPV6);
+        })
+        .0,
+        440
+    );
+    let (code, answer) = allocate_with(&mut h, |b| {
+        b.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &IPV6);
+    });
+    assert_eq!(code, 0);
+    assert_eq!(relayed_addresses(&answer), [RELAY.parse().unwrap()]);
+    assert_eq!(address_errors(&answer), [(attr::FAMILY_V6, 440)]);
+}
+
+#[test]
+fn contradictory_family_requests_get_400() {
+    let mut h = Harness::new(dual_stack_config());
+    let both = allocate_with(&mut h, |b| {
+        b.attr(attr::REQUESTED_ADDRESS_FAMILY, &IPV4);
+        b.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &IPV6);
+    });
+    assert_eq!(both.0, 400);
+    assert_eq!(
+        allocate_with(&mut h, |b| {
+            b.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &IPV4);
+        })
+        .0,
+        400
+    );
+    assert_eq!(
+        allocate_with(&mut h, |b| {
+            b.attr(attr::REQUESTED_ADDRESS_FAMILY, &[3, 0, 0, 0]);
+        })
+        .0,
+        400
+    );
+    let dual_reserving = allocate_with(&mut h, |b| {
+        b.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &IPV6);
+        b.attr(attr::EVEN_PORT, &[0x80]);
+    });
+    assert_eq!(dual_reserving.0, 400);
+    let token_and_family = allocate_with(&mut h, |b| {
+        b.attr(attr::REQUESTED_ADDRESS_FAMILY, &IPV4);
+        b.attr(attr::RESERVATION_TOKEN, &[1; 8]);
+    });
+    assert_eq!(token_and_family.0, 400);
+    // Nothing was allocated by any of them.
+    assert_eq!(h.core.allocation_count(), 0);
+}
+
+#[test]
+fn a_refresh_with_a_family_ends_that_half_of_a_dual_allocation() {
+    let allowed = vec!["::1/128".parse().unwrap(), "127.0.0.1/32".parse().unwrap()];
+    let mut h = Harness::new(Config { allowed_peers: allowed, ..dual_stack_config() });
+    assert_eq!(
+        allocate_with(&mut h, |b| {
+            b.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &IPV6);
+        })
+        .0,
+        0
+    );
+    assert_eq!(h.create_permission("[::1]:3000"), 0);
+    let refresh = h.build(Method::Refresh, Class::Request, true, |b| {
+        b.u32(attr::LIFETIME, 0);
+        b.attr(attr::REQUESTED_ADDRESS_FAMILY, &IPV6);
+    });
+    h.core.handle_client(h.now, h.client, &refresh);
+    let out = h.outputs();
+    let answered = out.iter().find_map(|o| match o {
+        Output::ToClient { data, .. } => Message::parse(data).ok().map(|m| m.class),
+        _ => None,
+    });
+    assert_eq!(answered, Some(Class::Success));
+    assert!(out.iter().any(|o| matches!(o, Output::CloseRelayFamily { family: Family::V6, .. })));
+    assert!(!out.iter().any(|o| matches!(o, Output::CloseRelay(_))), "the IPv4 half goes on");
+    assert_eq!(h.core.allocation_count(), 1);
+    assert_eq!(h.create_permission("[::1]:3000"), 443, "no IPv6 half any more");
+    assert_eq!(h.create_permission("127.0.0.1:3000"), 0);
+    // A family the allocation no longer has: 443; without one, LIFETIME 0 ends it all.
+    let (code, _) = h.request(Method::Refresh, |b| {
+        b.u32(attr::LIFETIME, 0);
+        b.attr(attr::REQUESTED_ADDRESS_FAMILY, &IPV6);
+    });
+    assert_eq!(code, 443);
+    let (code, _) = h.request(Method::Refresh, |b| {
+        b.u32(attr::LIFETIME, 0);
+    });
+    assert_eq!(code, 0);
+    assert_eq!(h.core.allocation_count(), 0);
 }

@@ -16,7 +16,7 @@ mod tls;
 mod tls_share;
 
 use crate::config::{Config, ConfigError};
-use crate::core::{AllocationId, ClientAddr, Output, RelayRequest, ReservationToken, Transport, TurnCore};
+use crate::core::{AllocationId, ClientAddr, Family, Output, RelayRequest, ReservationToken, Transport, TurnCore};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,10 +52,11 @@ pub enum ServeError {
     Tls { path: String, message: String },
 }
 
-/// A relay socket and the token that ends its task.
-#[derive(Debug)]
+/// A relay socket, its address family and the token that ends its task.
+#[derive(Debug, Clone)]
 struct RelayHandle {
     socket: Arc<UdpSocket>,
+    family: Family,
     cancel: CancellationToken,
 }
 
@@ -63,7 +64,8 @@ struct RelayHandle {
 #[derive(Debug)]
 struct State {
     core: TurnCore,
-    relays: HashMap<AllocationId, RelayHandle>,
+    /// Each allocation's relay sockets: one, or one per family of a dual allocation.
+    relays: HashMap<AllocationId, Vec<RelayHandle>>,
     tcp_clients: HashMap<ClientAddr, mpsc::Sender<Vec<u8>>>,
     /// Ports held for a RESERVATION-TOKEN (EVEN-PORT with the R bit).
     reserved: HashMap<ReservationToken, UdpSocket>,
@@ -128,14 +130,27 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
                 }
             },
             Output::ToPeer { allocation, peer, data } => {
-                if let Some(relay) = state.relays.get(&allocation) {
+                let family = Family::of(peer.ip());
+                let relays = state.relays.get(&allocation).into_iter().flatten();
+                if let Some(relay) = relays.into_iter().find(|relay| relay.family == family) {
                     sends.push(Send::Relay(relay.socket.clone(), peer, data));
                 }
             }
             Output::OpenRelay(request) => sends.push(Send::Open(request)),
             Output::CloseRelay(id) => {
-                if let Some(relay) = state.relays.remove(&id) {
+                for relay in state.relays.remove(&id).into_iter().flatten() {
                     relay.cancel.cancel();
+                }
+            }
+            Output::CloseRelayFamily { allocation, family } => {
+                if let Some(relays) = state.relays.get_mut(&allocation) {
+                    relays.retain(|relay| {
+                        let keep = relay.family != family;
+                        if !keep {
+                            relay.cancel.cancel();
+                        }
+                        keep
+                    });
                 }
             }
             Output::DropReservation(token) => {
@@ -271,7 +286,7 @@ impl BoundServer {
         shared.shutdown.cancel();
         {
             let mut state = shared.lock();
-            for (_, relay) in state.relays.drain() {
+            for relay in state.relays.drain().flat_map(|(_, relays)| relays) {
                 relay.cancel.cancel();
             }
             state.tcp_clients.clear();

@@ -1,9 +1,9 @@
-//! Relay sockets: binding one per allocation (in the configured port range, even when
-//! asked, with the next port held for a RESERVATION-TOKEN when EVEN-PORT's R bit asks),
-//! and the task that reads peers' datagrams into the core until its allocation is closed.
+//! Relay sockets: binding one per allocation and family (in the configured port range,
+//! even when asked, with the next port held for a RESERVATION-TOKEN when EVEN-PORT's R bit
+//! asks), and the tasks that read peers' datagrams into the core until closed.
 
 use super::{MAX_DATAGRAM, RELAY_BUFFER, RelayHandle, Shared};
-use crate::core::RelayRequest;
+use crate::core::{AllocationId, Family, RelayRequest};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
@@ -53,11 +53,12 @@ async fn bind_pair(shared: &Shared, request: RelayRequest) -> Option<(UdpSocket,
     None
 }
 
-/// Binds a relay socket for `request` (in a task) and reports to the core.
+/// Binds the relay sockets for `request` (in a task), reports them to the core, then
+/// reads each one in a task of its own until its allocation (or family) is closed.
 pub(super) fn open(shared: Arc<Shared>, request: RelayRequest) {
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
-        let socket = if let Some(token) = request.use_reservation {
+        let primary = if let Some(token) = request.use_reservation {
             shared.lock().reserved.remove(&token)
         } else if let Some(token) = request.reserve_next {
             bind_pair(&shared, request).await.map(|(even, next)| {
@@ -67,33 +68,49 @@ pub(super) fn open(shared: Arc<Shared>, request: RelayRequest) {
         } else {
             bind(&shared, request).await
         };
-        let socket = socket.map(Arc::new);
-        let local = socket.as_ref().and_then(|s| s.local_addr().ok());
-        let cancel = CancellationToken::new();
-        if let (Some(socket), Some(_)) = (&socket, local) {
-            shared
-                .lock()
-                .relays
-                .insert(request.allocation, RelayHandle { socket: socket.clone(), cancel: cancel.clone() });
-        } else {
-            tracing::warn!(ip = %request.ip, "no relay port available");
-        }
-        shared.drive(|core, now| core.complete_allocation(now, request.allocation, local));
-        let Some(socket) = socket else { return };
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        loop {
-            let received = tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = shared.shutdown.cancelled() => return,
-                r = socket.recv_from(&mut buf) => r,
-            };
-            match received {
-                Ok((len, from)) => {
-                    let data = &buf[..len];
-                    shared.drive(|core, now| core.handle_peer(now, request.allocation, from, data));
-                }
-                Err(e) => tracing::trace!(error = %e, "relay receive error"),
+        let additional = match request.additional_ip {
+            Some(ip) => {
+                let plain = RelayRequest { ip, even_port: false, reserve_next: None, use_reservation: None, ..request };
+                bind(&shared, plain).await
             }
+            None => None,
+        };
+        let mut bound = Vec::new();
+        let mut relays = Vec::new();
+        for socket in [primary, additional].into_iter().flatten() {
+            let Ok(local) = socket.local_addr() else { continue };
+            bound.push(local);
+            let family = Family::of(local.ip());
+            relays.push(RelayHandle { socket: Arc::new(socket), family, cancel: CancellationToken::new() });
+        }
+        if bound.len() < 1 + usize::from(request.additional_ip.is_some()) {
+            tracing::warn!(ip = %request.ip, additional = ?request.additional_ip, "no relay port available");
+        }
+        if !relays.is_empty() {
+            shared.lock().relays.insert(request.allocation, relays.clone());
+        }
+        shared.drive(|core, now| core.complete_allocation(now, request.allocation, &bound));
+        for relay in relays {
+            shared.tracker.spawn(read_peers(shared.clone(), request.allocation, relay));
         }
     });
+}
+
+/// Feeds the core every datagram peers send to one relay socket.
+async fn read_peers(shared: Arc<Shared>, allocation: AllocationId, relay: RelayHandle) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let received = tokio::select! {
+            _ = relay.cancel.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return,
+            r = relay.socket.recv_from(&mut buf) => r,
+        };
+        match received {
+            Ok((len, from)) => {
+                let data = &buf[..len];
+                shared.drive(|core, now| core.handle_peer(now, allocation, from, data));
+            }
+            Err(e) => tracing::trace!(error = %e, "relay receive error"),
+        }
+    }
 }

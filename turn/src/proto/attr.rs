@@ -30,6 +30,11 @@ pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
 pub const RESERVATION_TOKEN: u16 = 0x0022;
 pub const PRIORITY: u16 = 0x0024;
 pub const USE_CANDIDATE: u16 = 0x0025;
+pub const ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8000;
+pub const ADDRESS_ERROR_CODE: u16 = 0x8001;
+/// The numbers these two had in the drafts before RFC 8656, which coturn still uses.
+pub const ADDITIONAL_ADDRESS_FAMILY_DRAFT: u16 = 0x8032;
+pub const ADDRESS_ERROR_CODE_DRAFT: u16 = 0x8033;
 pub const SOFTWARE: u16 = 0x8022;
 pub const FINGERPRINT: u16 = 0x8028;
 
@@ -62,8 +67,8 @@ pub fn is_known_required(kind: u16) -> bool {
 }
 
 /// Address family numbers on the wire.
-const FAMILY_V4: u8 = 0x01;
-const FAMILY_V6: u8 = 0x02;
+pub const FAMILY_V4: u8 = 0x01;
+pub const FAMILY_V6: u8 = 0x02;
 
 /// Decodes an XOR-*-ADDRESS value.
 pub fn decode_xor_address(value: &[u8], transaction_id: &TransactionId) -> Option<SocketAddr> {
@@ -141,7 +146,7 @@ pub fn decode_requested_transport(value: &[u8]) -> Option<u8> {
     Some(value[0])
 }
 
-/// REQUESTED-ADDRESS-FAMILY: 0x01 IPv4, 0x02 IPv6.
+/// REQUESTED-ADDRESS-FAMILY and ADDITIONAL-ADDRESS-FAMILY: 0x01 IPv4, 0x02 IPv6.
 pub fn decode_address_family(value: &[u8]) -> Option<u8> {
     if value.len() != 4 {
         return None;
@@ -172,6 +177,20 @@ pub fn decode_error_code(value: &[u8]) -> Option<ErrorCode> {
 pub fn encode_error_code(code: u16, reason: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, 0, (code / 100) as u8, (code % 100) as u8]);
     out.extend_from_slice(reason.as_bytes());
+}
+
+/// ADDRESS-ERROR-CODE (RFC 8656 §18.12): the family an Allocate did not get, and why.
+pub fn encode_address_error_code(family: u8, code: u16, reason: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[family, 0, (code / 100) as u8, (code % 100) as u8]);
+    out.extend_from_slice(reason.as_bytes());
+}
+
+/// Decodes ADDRESS-ERROR-CODE into the family byte and the error.
+pub fn decode_address_error_code(value: &[u8]) -> Option<(u8, ErrorCode)> {
+    let family = *value.first()?;
+    let mut plain = value.to_vec();
+    plain[0] = 0;
+    decode_error_code(&plain).map(|error| (family, error))
 }
 
 /// A UTF-8 text attribute (USERNAME, REALM, NONCE, SOFTWARE) with the RFC's length limit.
@@ -218,6 +237,15 @@ mod tests {
         }
         assert_eq!(decode_xor_address(&[0, 1, 0], &tid), None);
         assert_eq!(decode_xor_address(&[0, 3, 0, 0, 1, 2, 3, 4], &tid), None);
+    }
+
+    #[test]
+    fn address_error_code_round_trips() {
+        let mut out = Vec::new();
+        encode_address_error_code(FAMILY_V6, 440, "Address Family not Supported", &mut out);
+        assert_eq!(out[..4], [2, 0, 4, 40]);
+        let (family, error) = decode_address_error_code(&out).unwrap();
+        assert_eq!((family, error.code, error.reason.as_str()), (FAMILY_V6, 440, "Address Family not Supported"));
     }
 
     #[test]
