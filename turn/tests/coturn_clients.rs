@@ -1,6 +1,7 @@
 //! Conformance with coturn's own clients: `turnutils_stunclient`, `turnutils_uclient`
 //! (UDP, TCP and TLS with a self-signed certificate made by `openssl`, channels and Send indications, client-to-peer against
-//! `turnutils_peer` and client-to-client with -y, REST secret and static user) against
+//! `turnutils_peer` and client-to-client with -y, REST secret and static user, IPv6 and dual
+//! allocations, RFC 6062 TCP allocations) against
 //! our server on 127.0.0.1 ephemeral ports. Every run must report 0 lost packets and
 //! every message sent received.
 //!
@@ -191,8 +192,15 @@ async fn relay_scenario_to(server: &TestServer, via: Via, flags: &str, peer: Opt
     assert_eq!(report.sent, expected, "turnutils_uclient {shown} sent:\n{}", report.output);
     assert_eq!(report.received, expected, "turnutils_uclient {shown} received:\n{}", report.output);
     let (_, metrics) = http_get(server.http, "/metrics").await;
-    assert!(metric(&metrics, "turn_relayed_packets_to_peers_total") >= expected);
-    assert!(metric(&metrics, "turn_relayed_packets_to_clients_total") >= expected);
+    if shown.contains("-T") {
+        // RFC 6062: bytes over piped TCP connections (uclient's messages are 100 bytes).
+        assert!(metric(&metrics, "turn_tcp_relayed_bytes_to_peers_total") >= expected * 100);
+        assert!(metric(&metrics, "turn_tcp_relayed_bytes_to_clients_total") >= expected * 100);
+        assert!(metric(&metrics, "turn_tcp_peer_connections_total") >= u64::from(2 * CLIENTS));
+    } else {
+        assert!(metric(&metrics, "turn_relayed_packets_to_peers_total") >= expected);
+        assert!(metric(&metrics, "turn_relayed_packets_to_clients_total") >= expected);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,6 +330,17 @@ async fn dual_allocations_relay_to_peers_of_either_family() {
     let flags = format!("-Z -W {SECRET} -u dora");
     relay_scenario_to(&server, Via::Udp, &flags, Some(Peer::start_on("::1"))).await;
     relay_scenario_to(&server, Via::Udp, &flags, Some(Peer::start_on("127.0.0.1"))).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6062_tcp_allocations_connect_client_to_client() {
+    // -T: TCP allocations; -y: each client Connects to the other's relayed address, which
+    // gets a ConnectionAttempt, and both bind data connections (over TCP, then TLS).
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_tls_with_tools(dir.path()).await;
+    relay_scenario(&server, Via::Tcp, &format!("-t -T -y -W {SECRET} -u tess"), false).await;
+    relay_scenario(&server, Via::Tls, "-t -S -T -y -u dev -w devpass", false).await;
     server.stop().await;
 }
 

@@ -113,6 +113,8 @@ pub struct Allocation {
     pub peer_channels: HashMap<SocketAddr, u16>,
     pub to_peer: TokenBucket,
     pub to_client: TokenBucket,
+    /// An RFC 6062 TCP allocation: peers reach it over TCP connections, not datagrams.
+    pub tcp: bool,
 }
 
 impl Allocation {
@@ -248,6 +250,7 @@ mod tests {
             peer_channels: HashMap::new(),
             to_peer: TokenBucket::new(rate, now),
             to_client: TokenBucket::new(rate, now),
+            tcp: false,
         }
     }
 

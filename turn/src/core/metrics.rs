@@ -65,6 +65,11 @@ pub struct Metrics {
     pub packets_to_peers: u64,
     pub bytes_to_clients: u64,
     pub packets_to_clients: u64,
+    /// Bytes piped over RFC 6062 peer connections, each way.
+    pub tcp_bytes_to_peers: u64,
+    pub tcp_bytes_to_clients: u64,
+    /// RFC 6062 peer connections made (dialled out or accepted).
+    pub tcp_connections: u64,
     pub auth_failures: u64,
     pub stale_nonces: u64,
     pub refusals: [u64; Refusal::ALL.len()],

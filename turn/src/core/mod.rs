@@ -26,7 +26,9 @@ pub mod allocation;
 pub mod auth;
 pub mod family;
 pub mod metrics;
+pub mod peer_connections;
 pub mod policy;
+mod tcp_allocations;
 
 use crate::config::{Cidr, Config};
 use crate::proto::attr;
@@ -39,6 +41,8 @@ use auth::{Auth, Authenticated, NonceCheck};
 pub use family::Family;
 use family::RelayIps;
 pub use metrics::{Metrics, Refusal};
+pub use peer_connections::ConnectionId;
+use peer_connections::PeerConnections;
 use policy::{PeerVerdict, check_peer};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -82,6 +86,8 @@ pub struct RelayRequest {
     pub ip: IpAddr,
     /// The second family of a dual allocation (bound on any free port of the range).
     pub additional_ip: Option<IpAddr>,
+    /// An RFC 6062 TCP allocation: a TCP listener instead of a UDP socket.
+    pub tcp: bool,
     pub even_port: bool,
     /// EVEN-PORT with the R bit: also bind the next port and keep it under this token.
     pub reserve_next: Option<ReservationToken>,
@@ -102,6 +108,13 @@ pub enum Output {
     CloseRelay(AllocationId),
     /// Close one family's relay socket of a dual allocation (the other goes on).
     CloseRelayFamily { allocation: AllocationId, family: Family },
+    /// Dial `peer` over TCP from the TCP allocation's relayed address, then call
+    /// [`TurnCore::peer_connected`].
+    ConnectPeer { allocation: AllocationId, connection: ConnectionId, peer: SocketAddr },
+    /// From now on, pipe the peer connection and the client's data connection together.
+    BindData { connection: ConnectionId, client: ClientAddr },
+    /// Close a peer connection (its bind wait ran out, or its allocation ended).
+    ClosePeerConnection(ConnectionId),
     /// Close the socket kept under this token (its reservation expired).
     DropReservation(ReservationToken),
 }
@@ -119,6 +132,7 @@ struct Pending {
     /// The attribute that tells a dual allocation's client of a family it did not get: the
     /// RFC's, or the draft's when the client asked with the draft's number.
     address_error_attribute: u16,
+    tcp: bool,
 }
 
 /// What a response needs to know about its request.
@@ -151,6 +165,7 @@ pub struct TurnCore {
     pending_by_client: HashMap<ClientAddr, AllocationId>,
     per_user: HashMap<String, u32>,
     reservations: HashMap<ReservationToken, Instant>,
+    peer_connections: PeerConnections,
     next_id: u64,
     outputs: VecDeque<Output>,
     next_timeout: Option<Instant>,
@@ -181,6 +196,7 @@ impl TurnCore {
             pending_by_client: HashMap::new(),
             per_user: HashMap::new(),
             reservations: HashMap::new(),
+            peer_connections: PeerConnections::default(),
             next_id: 1,
             outputs: VecDeque::new(),
             next_timeout: None,
@@ -334,6 +350,7 @@ impl TurnCore {
             peer_channels: HashMap::new(),
             to_peer: TokenBucket::new(self.bandwidth, now),
             to_client: TokenBucket::new(self.bandwidth, now),
+            tcp: pending.tcp,
         };
         self.allocations.insert(allocation, a);
         self.by_client.insert(request.client, allocation);
@@ -367,6 +384,9 @@ impl TurnCore {
             }
             keep
         });
+        if let Some(at) = self.expire_peer_connections(now) {
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
         self.next_timeout = next;
     }
 
@@ -374,6 +394,10 @@ impl TurnCore {
     pub fn handle_client_closed(&mut self, client: ClientAddr) {
         if let Some(id) = self.by_client.get(&client).copied() {
             self.remove_allocation(id);
+        }
+        if let Some(connection) = self.peer_connections.bound_to(client) {
+            self.peer_connections.remove(connection);
+            self.outputs.push_back(Output::ClosePeerConnection(connection));
         }
     }
 
@@ -434,7 +458,15 @@ impl TurnCore {
         match (message.class, message.method) {
             (Class::Indication, Method::Send) => self.handle_send(now, client, message),
             (Class::Request, Method::Binding) => self.handle_binding(&request, message),
-            (Class::Request, Method::Allocate | Method::Refresh | Method::CreatePermission | Method::ChannelBind) => {
+            (
+                Class::Request,
+                Method::Allocate
+                | Method::Refresh
+                | Method::CreatePermission
+                | Method::ChannelBind
+                | Method::Connect
+                | Method::ConnectionBind,
+            ) => {
                 if let Some(bad) = self.unknown_attributes(message) {
                     self.send_error(&request, 420, None, |b| {
                         b.attr(attr::UNKNOWN_ATTRIBUTES, &bad);
@@ -446,6 +478,8 @@ impl TurnCore {
                     Method::Allocate => self.handle_allocate(now, &request, message, auth, username),
                     Method::Refresh => self.handle_refresh(now, &request, message, &auth.key),
                     Method::CreatePermission => self.handle_create_permission(now, &request, message, &auth.key),
+                    Method::Connect => self.handle_connect(now, &request, message, &auth.key),
+                    Method::ConnectionBind => self.handle_connection_bind(&request, message, &auth.key, &username),
                     _ => self.handle_channel_bind(now, &request, message, &auth.key),
                 }
             }
@@ -478,7 +512,10 @@ impl TurnCore {
     }
 
     fn handle_send(&mut self, now: Instant, client: ClientAddr, message: &Message<'_>) {
-        let Some(id) = self.by_client.get(&client).copied() else {
+        let Some(id) =
+            self.by_client.get(&client).copied().filter(|id| !self.allocations.get(id).is_some_and(|a| a.tcp))
+        else {
+            // No allocation, or a TCP one: its peers are reached over connections.
             self.metrics.refuse(Refusal::NoAllocationOrChannel);
             return;
         };
@@ -659,11 +696,23 @@ impl TurnCore {
             // A retransmission while the relay socket is being bound: the answer follows.
             return;
         }
-        match message.get(attr::REQUESTED_TRANSPORT).map(attr::decode_requested_transport) {
+        let tcp = match message.get(attr::REQUESTED_TRANSPORT).map(attr::decode_requested_transport) {
             None | Some(None) => return self.send_error(request, 400, Some(&key), |_| {}),
-            Some(Some(UDP)) => {}
+            Some(Some(UDP)) => false,
+            // RFC 6062 §5.1: over a TCP or TLS connection only, with one family and no
+            // DONT-FRAGMENT, EVEN-PORT or RESERVATION-TOKEN.
+            Some(Some(tcp_allocations::TCP)) => {
+                let plain = [attr::DONT_FRAGMENT, attr::EVEN_PORT, attr::RESERVATION_TOKEN]
+                    .into_iter()
+                    .chain([attr::ADDITIONAL_ADDRESS_FAMILY, attr::ADDITIONAL_ADDRESS_FAMILY_DRAFT])
+                    .all(|kind| message.get(kind).is_none());
+                if request.client.transport == Transport::Udp || !plain {
+                    return self.send_error(request, 400, Some(&key), |_| {});
+                }
+                true
+            }
             Some(Some(_)) => return self.send_error(request, 442, Some(&key), |_| {}),
-        }
+        };
         let even_port = message.get(attr::EVEN_PORT);
         let Some(families) = self.requested_families(message, even_port) else {
             return self.send_error(request, 400, Some(&key), |_| {});
@@ -709,13 +758,22 @@ impl TurnCore {
         } else {
             attr::ADDRESS_ERROR_CODE
         };
-        let pending =
-            Pending { request: *request, username, auth, lifetime, reserve_next, families, address_error_attribute };
+        let pending = Pending {
+            request: *request,
+            username,
+            auth,
+            lifetime,
+            reserve_next,
+            families,
+            address_error_attribute,
+            tcp,
+        };
         self.pending.insert(id, pending);
         self.outputs.push_back(Output::OpenRelay(RelayRequest {
             allocation: id,
             ip,
             additional_ip,
+            tcp,
             even_port: even_port.is_some(),
             reserve_next,
             use_reservation,
@@ -820,6 +878,10 @@ impl TurnCore {
         let Some(id) = self.by_client.get(&request.client).copied() else {
             return self.send_error(request, 437, Some(key), |_| {});
         };
+        if self.allocations.get(&id).is_some_and(|a| a.tcp) {
+            // RFC 6062 §5.1: a TCP allocation has no channels.
+            return self.send_error(request, 400, Some(key), |_| {});
+        }
         let channel = message.get(attr::CHANNEL_NUMBER).and_then(attr::decode_channel_number);
         let Some(channel) = channel.filter(|c| (MIN_CHANNEL..=MAX_CHANNEL).contains(c)) else {
             return self.send_error(request, 400, Some(key), |_| {});
@@ -851,6 +913,7 @@ impl TurnCore {
         let Some(a) = self.allocations.remove(&id) else { return };
         self.by_client.remove(&a.client);
         self.release_user(&a.quota_user);
+        self.close_peer_connections(id);
         self.outputs.push_back(Output::CloseRelay(id));
     }
 }

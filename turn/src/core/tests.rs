@@ -746,3 +746,157 @@ fn a_refresh_with_a_family_ends_that_half_of_a_dual_allocation() {
     assert_eq!(code, 0);
     assert_eq!(h.core.allocation_count(), 0);
 }
+
+// ----- RFC 6062 TCP allocations -------------------------------------------------------
+
+fn tcp_client(port: u16) -> ClientAddr {
+    ClientAddr { transport: Transport::Tcp, remote: SocketAddr::from(([127, 0, 0, 1], port)) }
+}
+
+const TCP_TRANSPORT: [u8; 4] = [6, 0, 0, 0];
+
+/// A TCP control connection with a TCP allocation, allowed to reach 127.0.0.1.
+fn tcp_allocation() -> Harness {
+    let mut h = Harness::new(Config { allowed_peers: vec!["127.0.0.1/32".parse().unwrap()], ..config() });
+    h.client = tcp_client(41000);
+    let (code, _) = h.request(Method::Allocate, |b| {
+        b.attr(attr::REQUESTED_TRANSPORT, &TCP_TRANSPORT);
+    });
+    assert_eq!(code, 0);
+    h
+}
+
+/// Sends a signed request on `client` and returns every output.
+fn signed(h: &mut Harness, client: ClientAddr, method: Method, fill: impl FnOnce(&mut MessageBuilder)) -> Vec<Output> {
+    let bytes = h.build(method, Class::Request, true, fill);
+    h.core.handle_client(h.now, client, &bytes);
+    h.outputs()
+}
+
+/// The answers to a client in `outputs`: (class, error code or 0, CONNECTION-ID).
+fn answers(outputs: &[Output]) -> Vec<(Class, u16, Option<u32>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::ToClient { data, .. } => Message::parse(data).ok().map(|m| {
+                let code = m.get(attr::ERROR_CODE).and_then(decode_error_code).map_or(0, |e| e.code);
+                (m.class, code, m.get(attr::CONNECTION_ID).and_then(attr::decode_u32))
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn connect(h: &mut Harness, peer: &str) -> Vec<Output> {
+    let peer: SocketAddr = peer.parse().unwrap();
+    let client = h.client;
+    signed(h, client, Method::Connect, |b| {
+        b.xor_address(attr::XOR_PEER_ADDRESS, peer);
+    })
+}
+
+fn dialled(outputs: &[Output]) -> ConnectionId {
+    outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::ConnectPeer { connection, .. } => Some(*connection),
+            _ => None,
+        })
+        .expect("the shell is asked to dial")
+}
+
+#[test]
+fn tcp_allocations_need_a_tcp_control_connection_and_have_no_channels() {
+    let mut h = Harness::new(config());
+    let over_udp = h.request(Method::Allocate, |b| {
+        b.attr(attr::REQUESTED_TRANSPORT, &TCP_TRANSPORT);
+    });
+    assert_eq!(over_udp.0, 400);
+    let mut h = tcp_allocation();
+    assert_eq!(h.channel_bind(0x4001, "127.0.0.1:7000"), 400);
+    // Connect is for TCP allocations only, and checks the peer policy.
+    assert_eq!(answers(&connect(&mut h, "198.51.100.1:80")), [(Class::Error, 403, None)]);
+}
+
+#[test]
+fn a_connect_is_answered_once_the_peer_accepts_or_fails() {
+    let mut h = tcp_allocation();
+    let first = dialled(&connect(&mut h, "127.0.0.1:7000"));
+    // The same peer again while dialling: 446.
+    assert_eq!(answers(&connect(&mut h, "127.0.0.1:7000")), [(Class::Error, 446, None)]);
+    h.core.peer_connected(h.now, first, false);
+    assert_eq!(answers(&h.outputs()), [(Class::Error, 447, None)]);
+    // Dialled again, and this time it answers: the success names the connection.
+    let second = dialled(&connect(&mut h, "127.0.0.1:7000"));
+    h.core.peer_connected(h.now, second, true);
+    assert_eq!(answers(&h.outputs()), [(Class::Success, 0, Some(second))]);
+}
+
+#[test]
+fn connection_bind_joins_the_owners_new_connection_and_nobody_elses() {
+    let mut h = tcp_allocation();
+    let connection = dialled(&connect(&mut h, "127.0.0.1:7000"));
+    h.core.peer_connected(h.now, connection, true);
+    h.outputs();
+    let bind = |h: &mut Harness, client: ClientAddr, id: u32| {
+        signed(h, client, Method::ConnectionBind, |b| {
+            b.u32(attr::CONNECTION_ID, id);
+        })
+    };
+    // Not over the control connection itself, not an unknown ID.
+    let control = h.client;
+    assert_eq!(answers(&bind(&mut h, control, connection)), [(Class::Error, 400, None)]);
+    assert_eq!(answers(&bind(&mut h, tcp_client(41001), connection + 7)), [(Class::Error, 400, None)]);
+    // Another user with valid credentials of their own: 400.
+    let (username, key) = (h.username.clone(), h.key);
+    h.use_rest("mallory", UNIX_START + 3600, "new-secret");
+    assert_eq!(answers(&bind(&mut h, tcp_client(41002), connection)), [(Class::Error, 400, None)]);
+    (h.username, h.key) = (username, key);
+    let out = bind(&mut h, tcp_client(41003), connection);
+    assert_eq!(answers(&out), [(Class::Success, 0, None)]);
+    assert!(out.contains(&Output::BindData { connection, client: tcp_client(41003) }));
+    // Bound once: a second bind of it fails.
+    assert_eq!(answers(&bind(&mut h, tcp_client(41004), connection)), [(Class::Error, 400, None)]);
+    // The data connection closing ends the peer connection.
+    h.core.handle_client_closed(tcp_client(41003));
+    assert!(h.outputs().contains(&Output::ClosePeerConnection(connection)));
+}
+
+#[test]
+fn an_unbound_peer_connection_is_closed_after_30_seconds() {
+    let mut h = tcp_allocation();
+    let connection = dialled(&connect(&mut h, "127.0.0.1:7000"));
+    h.core.peer_connected(h.now, connection, true);
+    h.outputs();
+    h.advance(29);
+    assert!(!h.outputs().contains(&Output::ClosePeerConnection(connection)));
+    h.advance(2);
+    assert!(h.outputs().contains(&Output::ClosePeerConnection(connection)));
+}
+
+#[test]
+fn peers_dial_in_only_with_a_permission_and_the_client_is_told() {
+    let mut h = tcp_allocation();
+    let allocation = AllocationId(1);
+    let peer: SocketAddr = "127.0.0.1:7100".parse().unwrap();
+    assert_eq!(h.core.handle_peer_connection(h.now, allocation, peer), None, "no permission yet");
+    assert_eq!(h.create_permission("127.0.0.1:1"), 0);
+    let connection = h.core.handle_peer_connection(h.now, allocation, peer).expect("admitted");
+    let out = h.outputs();
+    let attempt = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ToClient { client, data } if *client == h.client => Message::parse(data).ok().map(|m| {
+                let from = m.get(attr::XOR_PEER_ADDRESS).and_then(|v| attr::decode_xor_address(v, &m.transaction_id));
+                (m.method, m.class, from, m.get(attr::CONNECTION_ID).and_then(attr::decode_u32))
+            }),
+            _ => None,
+        })
+        .expect("a ConnectionAttempt");
+    assert_eq!(attempt, (Method::ConnectionAttempt, Class::Indication, Some(peer), Some(connection)));
+    // The control connection closing ends the allocation and its peer connections.
+    h.core.handle_client_closed(h.client);
+    let out = h.outputs();
+    assert!(out.contains(&Output::ClosePeerConnection(connection)));
+    assert!(out.contains(&Output::CloseRelay(allocation)));
+}

@@ -50,6 +50,12 @@ fn render(m: &Metrics) -> String {
     registry.counter_at("turn_relayed_packets_to_peers", "Packets relayed to peers.", m.packets_to_peers);
     registry.counter_at("turn_relayed_bytes_to_clients", "Payload bytes relayed to clients.", m.bytes_to_clients);
     registry.counter_at("turn_relayed_packets_to_clients", "Packets relayed to clients.", m.packets_to_clients);
+    let tcp_help = "Bytes piped to peers over RFC 6062 TCP connections.";
+    registry.counter_at("turn_tcp_relayed_bytes_to_peers", tcp_help, m.tcp_bytes_to_peers);
+    let tcp_help = "Bytes piped to clients over RFC 6062 TCP connections.";
+    registry.counter_at("turn_tcp_relayed_bytes_to_clients", tcp_help, m.tcp_bytes_to_clients);
+    let tcp_help = "RFC 6062 peer connections made (dialled out or accepted).";
+    registry.counter_at("turn_tcp_peer_connections", tcp_help, m.tcp_connections);
     let auth_help = "Requests with wrong, unknown or expired credentials.";
     registry.counter_at("turn_auth_failures", auth_help, m.auth_failures);
     registry.counter_at("turn_stale_nonces", "Requests answered 438 Stale Nonce.", m.stale_nonces);

@@ -12,11 +12,14 @@
 mod http;
 mod relay;
 mod tcp;
+mod tcp_relay;
 mod tls;
 mod tls_share;
 
 use crate::config::{Config, ConfigError};
-use crate::core::{AllocationId, ClientAddr, Family, Output, RelayRequest, ReservationToken, Transport, TurnCore};
+use crate::core::{
+    AllocationId, ClientAddr, ConnectionId, Family, Output, RelayRequest, ReservationToken, Transport, TurnCore,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +72,14 @@ struct State {
     tcp_clients: HashMap<ClientAddr, mpsc::Sender<Vec<u8>>>,
     /// Ports held for a RESERVATION-TOKEN (EVEN-PORT with the R bit).
     reserved: HashMap<ReservationToken, UdpSocket>,
+    /// RFC 6062: each TCP allocation's listener.
+    tcp_relays: HashMap<AllocationId, tcp_relay::TcpRelay>,
+    /// Peer connections waiting for their ConnectionBind.
+    peer_streams: HashMap<ConnectionId, tokio::net::TcpStream>,
+    /// Where each TCP or TLS client connection takes a peer connection bound to it.
+    data_binds: HashMap<ClientAddr, tokio::sync::oneshot::Sender<(ConnectionId, tokio::net::TcpStream)>>,
+    /// The piped peer connections, and the token that ends each.
+    pipes: HashMap<ConnectionId, CancellationToken>,
 }
 
 #[derive(Debug)]
@@ -86,6 +97,7 @@ enum Send {
     Udp(SocketAddr, Vec<u8>),
     Relay(Arc<UdpSocket>, SocketAddr, Vec<u8>),
     Open(RelayRequest),
+    Dial(AllocationId, ConnectionId, SocketAddr),
 }
 
 impl Shared {
@@ -97,10 +109,16 @@ impl Shared {
 
     /// Runs `f` on the core, then carries out every output.
     fn drive(self: &Arc<Self>, f: impl FnOnce(&mut TurnCore, Instant)) {
+        self.drive_state(|state, now| f(&mut state.core, now));
+    }
+
+    /// The same with the whole state, for a step that must also keep something of the
+    /// shell's before the outputs go out (a peer connection the client may bind at once).
+    fn drive_state(self: &Arc<Self>, f: impl FnOnce(&mut State, Instant)) {
         let mut sends = Vec::new();
         {
             let mut state = self.lock();
-            f(&mut state.core, Instant::now());
+            f(&mut state, Instant::now());
             drain(&mut state, &mut sends);
         }
         for send in sends {
@@ -111,7 +129,9 @@ impl Shared {
                 Send::Relay(socket, to, data) => {
                     let _ = socket.try_send_to(&data, to);
                 }
+                Send::Open(request) if request.tcp => tcp_relay::open(self.clone(), request),
                 Send::Open(request) => relay::open(self.clone(), request),
+                Send::Dial(allocation, connection, peer) => tcp_relay::dial(self.clone(), allocation, connection, peer),
             }
         }
     }
@@ -140,6 +160,24 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
             Output::CloseRelay(id) => {
                 for relay in state.relays.remove(&id).into_iter().flatten() {
                     relay.cancel.cancel();
+                }
+                if let Some(relay) = state.tcp_relays.remove(&id) {
+                    relay.close();
+                }
+            }
+            Output::ConnectPeer { allocation, connection, peer } => {
+                sends.push(Send::Dial(allocation, connection, peer))
+            }
+            Output::BindData { connection, client } => {
+                let stream = state.peer_streams.remove(&connection);
+                if let (Some(stream), Some(bind)) = (stream, state.data_binds.remove(&client)) {
+                    let _ = bind.send((connection, stream));
+                }
+            }
+            Output::ClosePeerConnection(connection) => {
+                state.peer_streams.remove(&connection);
+                if let Some(pipe) = state.pipes.remove(&connection) {
+                    pipe.cancel();
                 }
             }
             Output::CloseRelayFamily { allocation, family } => {
@@ -229,6 +267,10 @@ impl BoundServer {
                 relays: HashMap::new(),
                 tcp_clients: HashMap::new(),
                 reserved: HashMap::new(),
+                tcp_relays: HashMap::new(),
+                peer_streams: HashMap::new(),
+                data_binds: HashMap::new(),
+                pipes: HashMap::new(),
             }),
             udp: Arc::new(udp),
             config,
@@ -291,6 +333,11 @@ impl BoundServer {
             }
             state.tcp_clients.clear();
             state.reserved.clear();
+            for (_, relay) in state.tcp_relays.drain() {
+                relay.close();
+            }
+            state.peer_streams.clear();
+            state.data_binds.clear();
         }
         shared.tracker.close();
         shared.tracker.wait().await;

@@ -12,16 +12,21 @@ use tokio_util::sync::CancellationToken;
 /// How many binds we try for an even port or a free port in the range.
 const BIND_ATTEMPTS: usize = 64;
 
-async fn bind(shared: &Shared, request: RelayRequest) -> Option<UdpSocket> {
-    let ports: Vec<u16> = match shared.config.relay_port_range {
+/// The ports to try binding, in order: the OS's choice, or the configured range from a
+/// random place in it.
+pub(super) fn candidate_ports(shared: &Shared) -> Vec<u16> {
+    match shared.config.relay_port_range {
         None => vec![0; BIND_ATTEMPTS],
         Some((low, high)) => {
             let span = u32::from(high - low) + 1;
             let start: u32 = rand::random::<u32>() % span;
             (0..span.min(BIND_ATTEMPTS as u32)).map(|i| low + ((start + i) % span) as u16).collect()
         }
-    };
-    for port in ports {
+    }
+}
+
+async fn bind(shared: &Shared, request: RelayRequest) -> Option<UdpSocket> {
+    for port in candidate_ports(shared) {
         if request.even_port && port % 2 == 1 {
             continue;
         }

@@ -7,16 +7,16 @@
 //! Limits: at most [`MAX_CONNECTIONS`] connections; a frame is at most 64 KiB + header;
 //! a client that sends anything else is disconnected.
 
-use super::Shared;
 use super::tls::Certificates;
 use super::tls_share::{self, Destination, Replayed};
+use super::{Shared, tcp_relay};
 use crate::core::{ClientAddr, Transport};
 use crate::proto::frame_length;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -104,8 +104,13 @@ where
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-    shared.lock().tcp_clients.insert(client, tx);
-    let writer_task = shared.tracker.spawn(async move {
+    let (bind_tx, mut bind_rx) = oneshot::channel();
+    {
+        let mut state = shared.lock();
+        state.tcp_clients.insert(client, tx.clone());
+        state.data_binds.insert(client, bind_tx);
+    }
+    let mut writer_task = shared.tracker.spawn(async move {
         while let Some(frame) = rx.recv().await {
             if writer.write_all(&frame).await.is_err() {
                 break;
@@ -115,6 +120,7 @@ where
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16384];
+    let mut piped = false;
     'read: loop {
         let read = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
@@ -135,6 +141,14 @@ where
                     let frame = &buf[start..start + len];
                     shared.drive(|core, now| core.handle_client(now, client, frame));
                     start += len;
+                    if let Ok((connection, peer)) = bind_rx.try_recv() {
+                        // An RFC 6062 data connection: after its ConnectionBind, bytes
+                        // both ways, no framing.
+                        let already_read = buf[start..].to_vec();
+                        tcp_relay::pipe(&shared, connection, &mut reader, tx.clone(), peer, already_read).await;
+                        piped = true;
+                        break 'read;
+                    }
                 }
                 _ => break,
             }
@@ -142,6 +156,14 @@ where
         buf.drain(..start);
     }
     shared.drive(|core, _| core.handle_client_closed(client));
-    shared.lock().tcp_clients.remove(&client);
-    writer_task.abort();
+    {
+        let mut state = shared.lock();
+        state.tcp_clients.remove(&client);
+        state.data_binds.remove(&client);
+    }
+    drop(tx);
+    // A piped peer's last bytes may still be queued: let the writer send them, briefly.
+    if !piped || tokio::time::timeout(Duration::from_secs(2), &mut writer_task).await.is_err() {
+        writer_task.abort();
+    }
 }

@@ -28,6 +28,7 @@ pub const PASSWORD_ALGORITHM: u16 = 0x001D;
 pub const USERHASH: u16 = 0x001E;
 pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
 pub const RESERVATION_TOKEN: u16 = 0x0022;
+pub const CONNECTION_ID: u16 = 0x002A;
 pub const PRIORITY: u16 = 0x0024;
 pub const USE_CANDIDATE: u16 = 0x0025;
 pub const ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8000;
@@ -61,6 +62,7 @@ pub fn is_known_required(kind: u16) -> bool {
             | DONT_FRAGMENT
             | XOR_MAPPED_ADDRESS
             | RESERVATION_TOKEN
+            | CONNECTION_ID
             | PRIORITY
             | USE_CANDIDATE
     )
@@ -215,6 +217,8 @@ pub fn reason_phrase(code: u16) -> &'static str {
         441 => "Wrong Credentials",
         442 => "Unsupported Transport Protocol",
         443 => "Peer Address Family Mismatch",
+        446 => "Connection Already Exists",
+        447 => "Connection Timeout or Failure",
         486 => "Allocation Quota Reached",
         500 => "Server Error",
         508 => "Insufficient Capacity",

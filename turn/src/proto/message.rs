@@ -53,6 +53,12 @@ pub enum Method {
     Data,
     CreatePermission,
     ChannelBind,
+    /// RFC 6062: a TCP connection to a peer from a TCP allocation.
+    Connect,
+    /// RFC 6062: joins a new client connection to a peer connection.
+    ConnectionBind,
+    /// RFC 6062: a peer connected to a TCP allocation's relayed address.
+    ConnectionAttempt,
     Other(u16),
 }
 
@@ -66,6 +72,9 @@ impl Method {
             0x007 => Method::Data,
             0x008 => Method::CreatePermission,
             0x009 => Method::ChannelBind,
+            0x00A => Method::Connect,
+            0x00B => Method::ConnectionBind,
+            0x00C => Method::ConnectionAttempt,
             other => Method::Other(other),
         }
     }
@@ -79,6 +88,9 @@ impl Method {
             Method::Data => 0x007,
             Method::CreatePermission => 0x008,
             Method::ChannelBind => 0x009,
+            Method::Connect => 0x00A,
+            Method::ConnectionBind => 0x00B,
+            Method::ConnectionAttempt => 0x00C,
             Method::Other(n) => n & 0x0FFF,
         }
     }
