@@ -26,7 +26,10 @@ pub struct Config {
     pub listen_tcp: Option<SocketAddr>,
     /// TLS (TURNS) listening address; needs `tls_cert` and `tls_key`. `None` disables.
     pub listen_tls: Option<SocketAddr>,
-    /// PEM certificate chain for TURNS.
+    /// TURN over DTLS (RFC 7350) listening address (UDP); uses `tls_cert` and `tls_key`,
+    /// which must then be ECDSA (P-256 or P-384). `None` disables.
+    pub listen_dtls: Option<SocketAddr>,
+    /// PEM certificate chain for TURNS (and DTLS).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for TURNS.
     pub tls_key: Option<PathBuf>,
@@ -83,6 +86,7 @@ impl Default for Config {
             listen_udp: SocketAddr::from(([0, 0, 0, 0], 3478)),
             listen_tcp: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
             listen_tls: None,
+            listen_dtls: None,
             tls_cert: None,
             tls_key: None,
             tls_https_backend: None,
@@ -128,6 +132,7 @@ impl ServiceConfig for Config {
         EnvSetting::new("LISTEN_TCP", "listen_tcp", EnvKind::Switchable),
         EnvSetting::new("LISTEN_HTTP", "listen_http", EnvKind::Switchable),
         EnvSetting::new("LISTEN_TLS", "listen_tls", EnvKind::OptionalText),
+        EnvSetting::new("LISTEN_DTLS", "listen_dtls", EnvKind::OptionalText),
         EnvSetting::new("TLS_CERT", "tls_cert", EnvKind::OptionalText),
         EnvSetting::new("TLS_KEY", "tls_key", EnvKind::OptionalText),
         EnvSetting::new("TLS_HTTPS_BACKEND", "tls_https_backend", EnvKind::OptionalText),
@@ -163,6 +168,9 @@ impl ServiceConfig for Config {
         }
         if self.listen_tls.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             problems.push("listen_tls: TURNS needs both tls_cert and tls_key");
+        }
+        if self.listen_dtls.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            problems.push("listen_dtls: TURN over DTLS needs both tls_cert and tls_key");
         }
         if self.tls_https_backend.is_some() && self.listen_tls.is_none() {
             problems.push("tls_https_backend: shares the TLS port, so it needs listen_tls");
@@ -312,6 +320,9 @@ mod tests {
         assert!(overlay(&c, &[("ISOPLANE_TURN_ALLOWED_PEERS", "10.0.0.0/33")]).is_err());
         assert!(isoplane_service::config::from_toml::<Config>("realm = 3", "t.toml").is_err());
         assert!(Config::default().validate().is_err(), "no credentials configured");
+        let mut dtls = c.clone();
+        dtls.listen_dtls = Some("127.0.0.1:5349".parse().unwrap());
+        assert!(dtls.validate().is_err(), "DTLS without a certificate");
         c.listen_tls = Some("127.0.0.1:5349".parse().unwrap());
         assert!(c.validate().is_err(), "TURNS without a certificate");
         let c = overlay(

@@ -67,6 +67,15 @@ pub enum Transport {
     Tcp = 1,
     /// TURNS: TLS over TCP (framing as TCP).
     Tls = 2,
+    /// TURN over DTLS (RFC 7350): one message per record, as over UDP.
+    Dtls = 3,
+}
+
+impl Transport {
+    /// A byte stream (TCP, TLS): messages are framed, ChannelData padded to 4 bytes.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
 }
 
 /// A client as the server sees it: transport and remote address (our local address per
@@ -270,7 +279,7 @@ impl TurnCore {
         let client = a.client;
         let mut out = Vec::with_capacity(data.len() + 40);
         if let Some(channel) = a.peer_channel(peer, now) {
-            ChannelData::encode(channel, data, client.transport != Transport::Udp, &mut out);
+            ChannelData::encode(channel, data, client.transport.is_stream(), &mut out);
         } else {
             let mut tid = [0u8; 12];
             tid[..8].copy_from_slice(&self.next_id.to_be_bytes());
@@ -706,7 +715,7 @@ impl TurnCore {
                     .into_iter()
                     .chain([attr::ADDITIONAL_ADDRESS_FAMILY, attr::ADDITIONAL_ADDRESS_FAMILY_DRAFT])
                     .all(|kind| message.get(kind).is_none());
-                if request.client.transport == Transport::Udp || !plain {
+                if !request.client.transport.is_stream() || !plain {
                     return self.send_error(request, 400, Some(&key), |_| {});
                 }
                 true

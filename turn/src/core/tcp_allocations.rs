@@ -109,7 +109,7 @@ impl TurnCore {
         let connection = message.get(attr::CONNECTION_ID).and_then(attr::decode_u32);
         let waiting = connection.and_then(|id| self.peer_connections.get(id).map(|c| (id, *c)));
         let owner = waiting.and_then(|(_, c)| self.allocations.get(&c.allocation)).map(|a| a.username.as_str());
-        let data_connection_free = request.client.transport != Transport::Udp
+        let data_connection_free = request.client.transport.is_stream()
             && !self.by_client.contains_key(&request.client)
             && self.peer_connections.bound_to(request.client).is_none();
         match waiting {

@@ -9,6 +9,7 @@
 //! - Shutdown: the cancellation token stops every loop; the core closes all allocations
 //!   (each relay task ends), and `run` returns once every task it started has finished.
 
+mod dtls;
 mod http;
 mod relay;
 mod tcp;
@@ -80,12 +81,15 @@ struct State {
     data_binds: HashMap<ClientAddr, tokio::sync::oneshot::Sender<(ConnectionId, tokio::net::TcpStream)>>,
     /// The piped peer connections, and the token that ends each.
     pipes: HashMap<ConnectionId, CancellationToken>,
+    /// TURN over DTLS: a session per client address.
+    dtls: Option<dtls::DtlsSessions>,
 }
 
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
     udp: Arc<UdpSocket>,
+    dtls_socket: Option<Arc<UdpSocket>>,
     config: Config,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -98,6 +102,7 @@ enum Send {
     Relay(Arc<UdpSocket>, SocketAddr, Vec<u8>),
     Open(RelayRequest),
     Dial(AllocationId, ConnectionId, SocketAddr),
+    Dtls(SocketAddr, Vec<u8>),
 }
 
 impl Shared {
@@ -132,6 +137,11 @@ impl Shared {
                 Send::Open(request) if request.tcp => tcp_relay::open(self.clone(), request),
                 Send::Open(request) => relay::open(self.clone(), request),
                 Send::Dial(allocation, connection, peer) => tcp_relay::dial(self.clone(), allocation, connection, peer),
+                Send::Dtls(to, data) => {
+                    if let Some(socket) = &self.dtls_socket {
+                        let _ = socket.try_send_to(&data, to);
+                    }
+                }
             }
         }
     }
@@ -142,6 +152,11 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
         match output {
             Output::ToClient { client, data } => match client.transport {
                 Transport::Udp => sends.push(Send::Udp(client.remote, data)),
+                Transport::Dtls => {
+                    if let Some(dtls) = state.dtls.as_mut() {
+                        dtls.send(client.remote, &data);
+                    }
+                }
                 Transport::Tcp | Transport::Tls => {
                     if let Some(tx) = state.tcp_clients.get(&client) {
                         // A client that does not read loses frames rather than stalling others.
@@ -196,6 +211,9 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
             }
         }
     }
+    if let Some(dtls) = state.dtls.as_mut() {
+        sends.extend(dtls.take_outgoing().into_iter().map(|(to, record)| Send::Dtls(to, record)));
+    }
 }
 
 /// A server whose sockets are bound; [`BoundServer::run`] serves.
@@ -205,6 +223,7 @@ pub struct BoundServer {
     tls: Option<(TcpListener, Arc<tls::Certificates>)>,
     http: Option<TcpListener>,
     udp_addr: SocketAddr,
+    dtls_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
@@ -216,6 +235,7 @@ impl std::fmt::Debug for BoundServer {
             .field("udp", &self.udp_addr)
             .field("tcp", &self.tcp_addr)
             .field("tls", &self.tls_addr)
+            .field("dtls", &self.dtls_addr)
             .field("http", &self.http_addr)
             .finish_non_exhaustive()
     }
@@ -236,6 +256,20 @@ impl BoundServer {
             source,
         })?;
         let udp_addr = udp.local_addr().map_err(|source| ServeError::Io { what: "local_addr", source })?;
+        let dtls = match (config.listen_dtls, &config.tls_cert, &config.tls_key) {
+            (Some(addr), Some(cert), Some(key)) => {
+                let sessions = dtls::DtlsSessions::load(cert, key)?;
+                let socket = bind_udp(addr, LISTENER_BUFFER).map_err(|source| ServeError::Bind {
+                    what: "DTLS",
+                    addr,
+                    source,
+                })?;
+                Some((sessions, Arc::new(socket)))
+            }
+            _ => None,
+        };
+        let dtls_addr = dtls.as_ref().and_then(|(_, socket)| socket.local_addr().ok());
+        let (dtls_sessions, dtls_socket) = dtls.unzip();
         let tcp = match config.listen_tcp {
             Some(addr) => {
                 Some(TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { what: "TCP", addr, source })?)
@@ -271,14 +305,16 @@ impl BoundServer {
                 peer_streams: HashMap::new(),
                 data_binds: HashMap::new(),
                 pipes: HashMap::new(),
+                dtls: dtls_sessions,
             }),
             udp: Arc::new(udp),
+            dtls_socket,
             config,
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
         });
-        Ok(BoundServer { shared, tcp, tls, http, udp_addr, tcp_addr, tls_addr, http_addr })
+        Ok(BoundServer { shared, tcp, tls, http, udp_addr, dtls_addr, tcp_addr, tls_addr, http_addr })
     }
 
     pub fn udp_addr(&self) -> SocketAddr {
@@ -297,6 +333,10 @@ impl BoundServer {
         self.http_addr
     }
 
+    pub fn dtls_addr(&self) -> Option<SocketAddr> {
+        self.dtls_addr
+    }
+
     /// Serves until `shutdown` is cancelled, then closes every allocation and waits for
     /// every task to finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
@@ -305,12 +345,16 @@ impl BoundServer {
             udp = %self.udp_addr,
             tcp = ?self.tcp_addr,
             tls = ?self.tls_addr,
+            dtls = ?self.dtls_addr,
             http = ?self.http_addr.map(|a| format!("http://{a}/metrics")),
             relay_ip = %shared.config.relay_ip,
             "isoplane-turn serving"
         );
         shared.tracker.spawn(udp_loop(shared.clone()));
         shared.tracker.spawn(timer_loop(shared.clone()));
+        if let Some(socket) = shared.dtls_socket.clone() {
+            shared.tracker.spawn(dtls_loop(shared.clone(), socket));
+        }
         if let Some(listener) = self.tcp {
             shared.tracker.spawn(tcp::accept_loop(shared.clone(), listener, None));
         }
@@ -397,5 +441,39 @@ async fn timer_loop(shared: Arc<Shared>) {
                 core.handle_timeout(now);
             }
         });
+    }
+}
+
+/// TURN over DTLS: datagrams into their sessions and the records' messages into the core;
+/// every 50 ms, retransmissions and sessions that timed out (whose allocations end).
+async fn dtls_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let client = |remote| ClientAddr { transport: Transport::Dtls, remote };
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = ticker.tick() => shared.drive_state(|state, now| {
+                let ended = state.dtls.as_mut().map(|dtls| dtls.handle_timeouts(now)).unwrap_or_default();
+                for remote in ended {
+                    state.core.handle_client_closed(client(remote));
+                }
+            }),
+            received = socket.recv_from(&mut buf) => {
+                let Ok((len, from)) = received else { continue };
+                let data = &buf[..len];
+                shared.drive_state(|state, now| {
+                    let Some(dtls) = state.dtls.as_mut() else { return };
+                    let received = dtls.receive(now, from, data);
+                    for record in &received.records {
+                        state.core.handle_client(now, client(from), record);
+                    }
+                    if received.ended {
+                        state.core.handle_client_closed(client(from));
+                    }
+                });
+            }
+        }
     }
 }

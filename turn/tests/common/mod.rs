@@ -19,6 +19,7 @@ pub struct TestServer {
     pub tcp: SocketAddr,
     pub http: SocketAddr,
     pub tls: Option<SocketAddr>,
+    pub dtls: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -52,10 +53,11 @@ pub async fn start(config: Config) -> TestServer {
     let tcp = server.tcp_addr().expect("tcp listener");
     let http = server.http_addr().expect("http listener");
     let tls = server.tls_addr();
+    let dtls = server.dtls_addr();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move { server.run(token).await.expect("serve") });
-    TestServer { udp, tcp, http, tls, shutdown, task }
+    TestServer { udp, tcp, http, tls, dtls, shutdown, task }
 }
 
 /// GET over plain HTTP/1.0 on loopback; returns (status, body).
@@ -78,13 +80,25 @@ pub fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
 }
 
-/// Writes a self-signed certificate for `localhost` into `dir` with the `openssl` CLI and
-/// returns (cert, key) paths.
+/// Writes a self-signed RSA certificate for `localhost` into `dir` with the `openssl` CLI
+/// and returns (cert, key) paths.
 pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    certificate_with(dir, &["-newkey", "rsa:2048"])
+}
+
+/// The same with an ECDSA P-256 key, as DTLS needs.
+pub fn self_signed_ecdsa_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    certificate_with(dir, &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+}
+
+fn certificate_with(dir: &Path, key_args: &[&str]) -> (PathBuf, PathBuf) {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("req")
+        .arg("-x509")
+        .args(key_args)
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
