@@ -10,8 +10,12 @@
 #
 # Everything listens on and talks to 127.0.0.1 only, on free ports picked at run time.
 #
-# Usage: turn/bench/coturn_compare.sh   (env: ROUNDS=3 N=200 L=100 MS="100 200" Z=20, Z = ms between
-# a client's messages, uclient -z)
+# Each condition of LOADS is measured in the same run: `idle`, and `cpu`, where a process
+# keeps one core busy the whole time (as another service on the box would), so both
+# servers are measured with one core's worth of CPU taken.
+#
+# Usage: turn/bench/coturn_compare.sh   (env: ROUNDS=3 N=200 L=100 MS="100 200" Z=20
+# LOADS="idle cpu", Z = ms between a client's messages, uclient -z)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -20,6 +24,7 @@ N=${N:-200}
 L=${L:-100}
 MS=${MS:-"100 200"}
 Z=${Z:-20}
+LOADS=${LOADS:-"idle cpu"}
 SECRET=bench-secret
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/isoplane/target}"
 
@@ -50,7 +55,7 @@ allowed_peers = ["127.0.0.1/32"]
 max_allocations_per_user = 100000
 max_allocations_total = 100000
 TOML
-ISOPLANE_TURN_LOG=warn ISOPLANE_TURN_LISTEN_HTTP=off "$OURS_BIN" --config "$WORK/ours.toml" 2>"$WORK/ours.log" &
+ISOPLANE_LOG=warn ISOPLANE_TURN_LISTEN_HTTP=off "$OURS_BIN" --config "$WORK/ours.toml" 2>"$WORK/ours.log" &
 OURS_PID=$!
 PIDS+=("$OURS_PID")
 
@@ -68,7 +73,7 @@ kill -0 "$OURS_PID" && kill -0 "$COTURN_PID" || { echo "a server failed to start
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) CPUs, $(uname -r)  coturn: $(turnserver --version 2>/dev/null | head -1)"
 echo "uclient flags: -c -X -W <secret> -u bench -n $N -m M -l $L -z $Z -e 127.0.0.1 -r <peer> -p <port> 127.0.0.1"
-printf '%-8s %-4s %-5s %8s %8s %9s %10s %8s %7s %14s\n' server M round sent recv missing% uclient_lost% rcvbuf_drops cpu_s msgs_per_cpu_s
+printf '%-5s %-8s %-4s %-5s %8s %8s %9s %10s %8s %7s %14s\n' load server M round sent recv missing% uclient_lost% rcvbuf_drops cpu_s msgs_per_cpu_s
 
 run_one() { # name pid port M round
     local name=$1 pid=$2 port=$3 m=$4 round=$5
@@ -90,18 +95,28 @@ run_one() { # name pid port M round
     rate=$(awk -v s="${sent:-0}" -v r="${recv:-0}" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", (s + r) / c; else print "inf"}')
     local missing
     missing=$(awk -v s="${sent:-0}" -v r="${recv:-0}" 'BEGIN {if (s > 0) printf "%.2f", 100 * (s - r) / s; else print "?"}')
-    printf '%-8s %-4s %-5s %8s %8s %9s %10s %8s %7s %14s\n' "$name" "$m" "$round" "${sent:-?}" "${recv:-?}" "$missing" \
+    printf '%-5s %-8s %-4s %-5s %8s %8s %9s %10s %8s %7s %14s\n' "$LOAD" "$name" "$m" "$round" "${sent:-?}" "${recv:-?}" "$missing" \
         "${lost:-?}" "$((drops_after - drops_before))" "$cpu" "$rate"
 }
 
-for m in $MS; do
-    for round in $(seq 1 "$ROUNDS"); do
-        if (( round % 2 )); then
-            run_one isoplane "$OURS_PID" "$OURS_PORT" "$m" "$round"
-            run_one coturn "$COTURN_PID" "$COTURN_PORT" "$m" "$round"
-        else
-            run_one coturn "$COTURN_PID" "$COTURN_PORT" "$m" "$round"
-            run_one isoplane "$OURS_PID" "$OURS_PORT" "$m" "$round"
-        fi
+for LOAD in $LOADS; do
+    HOG=
+    if [ "$LOAD" = cpu ]; then
+        # One core kept busy for as long as this condition runs.
+        bash -c 'while :; do :; done' &
+        HOG=$!
+        PIDS+=("$HOG")
+    fi
+    for m in $MS; do
+        for round in $(seq 1 "$ROUNDS"); do
+            if (( round % 2 )); then
+                run_one isoplane "$OURS_PID" "$OURS_PORT" "$m" "$round"
+                run_one coturn "$COTURN_PID" "$COTURN_PORT" "$m" "$round"
+            else
+                run_one coturn "$COTURN_PID" "$COTURN_PORT" "$m" "$round"
+                run_one isoplane "$OURS_PID" "$OURS_PORT" "$m" "$round"
+            fi
+        done
     done
+    if [ -n "$HOG" ]; then kill "$HOG"; fi
 done

@@ -231,6 +231,11 @@ impl TurnCore {
         m
     }
 
+    /// Whether `client` holds an allocation.
+    pub fn has_allocation(&self, client: ClientAddr) -> bool {
+        self.by_client.contains_key(&client)
+    }
+
     pub fn allocation_count(&self) -> usize {
         self.allocations.len()
     }

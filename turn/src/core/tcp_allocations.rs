@@ -28,6 +28,9 @@ impl TurnCore {
         if self.peer_connections.exists(id, peer) {
             return self.send_error(request, 446, Some(key), |_| {});
         }
+        if !self.peer_connections.has_room(id) {
+            return self.send_error(request, 508, Some(key), |_| {});
+        }
         // Naming the peer gives it a permission, as ChannelBind does: it may dial in too.
         if let Some(a) = self.allocations.get_mut(&id) {
             a.install_permission(peer.ip(), now);
@@ -57,9 +60,7 @@ impl TurnCore {
             return self.send_error(&request, 447, Some(&key), |_| {});
         }
         let until = now + BIND_WAIT;
-        if let Some(c) = self.peer_connections.get_mut(connection) {
-            c.stage = Stage::AwaitingBind { until };
-        }
+        self.peer_connections.await_bind(connection, until);
         self.metrics.tcp_connections += 1;
         self.schedule(until);
         self.send_success(&request, &key, |b| {
@@ -77,7 +78,7 @@ impl TurnCore {
         peer: SocketAddr,
     ) -> Option<ConnectionId> {
         let a = self.allocations.get(&allocation).filter(|a| a.tcp && !a.is_expired(now))?;
-        if !a.has_permission(peer.ip(), now) {
+        if !a.has_permission(peer.ip(), now) || !self.peer_connections.has_room(allocation) {
             self.metrics.refuse(Refusal::NoPermission);
             return None;
         }
@@ -116,9 +117,7 @@ impl TurnCore {
             Some((id, c))
                 if matches!(c.stage, Stage::AwaitingBind { .. }) && owner == Some(username) && data_connection_free =>
             {
-                if let Some(c) = self.peer_connections.get_mut(id) {
-                    c.stage = Stage::Bound { data: request.client };
-                }
+                self.peer_connections.bind(id, request.client);
                 self.send_success(request, key, |_| {});
                 self.outputs.push_back(Output::BindData { connection: id, client: request.client });
             }

@@ -900,3 +900,25 @@ fn peers_dial_in_only_with_a_permission_and_the_client_is_told() {
     assert!(out.contains(&Output::ClosePeerConnection(connection)));
     assert!(out.contains(&Output::CloseRelay(allocation)));
 }
+
+#[test]
+fn an_allocation_holds_at_most_64_peer_connections() {
+    let mut h = tcp_allocation();
+    for port in 0..64 {
+        let connection = dialled(&connect(&mut h, &format!("127.0.0.1:{}", 7000 + port)));
+        h.core.peer_connected(h.now, connection, true);
+    }
+    h.outputs();
+    assert_eq!(answers(&connect(&mut h, "127.0.0.1:9000")), [(Class::Error, 508, None)]);
+    assert_eq!(h.create_permission("127.0.0.1:1"), 0);
+    let peer: SocketAddr = "127.0.0.1:9100".parse().unwrap();
+    assert_eq!(
+        h.core.handle_peer_connection(h.now, AllocationId(1), peer),
+        None,
+        "full: a peer dialling in is refused too"
+    );
+    // Once their bind wait runs out, there is room again: the shell is asked to dial.
+    h.advance(31);
+    let out = connect(&mut h, "127.0.0.1:9000");
+    assert!(out.iter().any(|o| matches!(o, Output::ConnectPeer { .. })), "{out:?}");
+}

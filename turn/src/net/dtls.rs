@@ -26,12 +26,17 @@ const MAX_SESSIONS: usize = 10_000;
 const MAX_HANDSHAKES: usize = 1_000;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3600 + 60);
+/// How long a session with no allocation may stay quiet (one that only shook hands, or
+/// whose allocation ended, holds a place in the table for this long at most).
+const IDLE_WITHOUT_ALLOCATION: Duration = Duration::from_secs(60);
 /// The DTLS record content type of a handshake.
 const HANDSHAKE_RECORD: u8 = 22;
 
 struct Session {
     dtls: Dtls,
     connected: bool,
+    /// Encrypting for it failed: ended at the next timeout check (which tells the core).
+    failed: bool,
     started: Instant,
     last_heard: Instant,
     timeout: Option<Instant>,
@@ -146,8 +151,10 @@ impl DtlsSessions {
             }
             tracing::debug!(%from, "DTLS session starts");
             self.handshakes += 1;
-            self.sessions
-                .insert(from, Session { dtls, connected: false, started: now, last_heard: now, timeout: None });
+            self.sessions.insert(
+                from,
+                Session { dtls, connected: false, failed: false, started: now, last_heard: now, timeout: None },
+            );
         }
         let Some(session) = self.sessions.get_mut(&from) else { return Received::default() };
         session.last_heard = now;
@@ -173,20 +180,28 @@ impl DtlsSessions {
     pub(super) fn send(&mut self, to: SocketAddr, data: &[u8]) {
         let Some(session) = self.sessions.get_mut(&to) else { return };
         if session.dtls.send_application_data(data).is_err() {
-            self.end(to);
+            session.failed = true;
             return;
         }
         self.pump(to);
     }
 
-    /// Runs retransmissions and ends sessions that timed out; returns the clients whose
-    /// sessions ended.
-    pub(super) fn handle_timeouts(&mut self, now: Instant) -> Vec<SocketAddr> {
+    /// Runs retransmissions and ends sessions that failed or timed out; returns the
+    /// clients whose sessions ended. `has_allocation` tells which clients hold one.
+    pub(super) fn handle_timeouts(
+        &mut self,
+        now: Instant,
+        has_allocation: impl Fn(SocketAddr) -> bool,
+    ) -> Vec<SocketAddr> {
         let mut ended: Vec<SocketAddr> = self
             .sessions
             .iter()
-            .filter(|(_, s)| {
-                (!s.connected && now >= s.started + HANDSHAKE_TIMEOUT) || now >= s.last_heard + IDLE_TIMEOUT
+            .filter(|(from, s)| {
+                let quiet = now.saturating_duration_since(s.last_heard);
+                s.failed
+                    || (!s.connected && now >= s.started + HANDSHAKE_TIMEOUT)
+                    || quiet >= IDLE_TIMEOUT
+                    || (quiet >= IDLE_WITHOUT_ALLOCATION && !has_allocation(**from))
             })
             .map(|(from, _)| *from)
             .collect();

@@ -78,7 +78,7 @@ struct State {
     /// Peer connections waiting for their ConnectionBind.
     peer_streams: HashMap<ConnectionId, tokio::net::TcpStream>,
     /// Where each TCP or TLS client connection takes a peer connection bound to it.
-    data_binds: HashMap<ClientAddr, tokio::sync::oneshot::Sender<(ConnectionId, tokio::net::TcpStream)>>,
+    data_binds: HashMap<ClientAddr, tokio::sync::oneshot::Sender<tcp_relay::BoundPeer>>,
     /// The piped peer connections, and the token that ends each.
     pipes: HashMap<ConnectionId, CancellationToken>,
     /// TURN over DTLS: a session per client address.
@@ -186,7 +186,9 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
             Output::BindData { connection, client } => {
                 let stream = state.peer_streams.remove(&connection);
                 if let (Some(stream), Some(bind)) = (stream, state.data_binds.remove(&client)) {
-                    let _ = bind.send((connection, stream));
+                    let cancel = CancellationToken::new();
+                    state.pipes.insert(connection, cancel.clone());
+                    let _ = bind.send(tcp_relay::BoundPeer { connection, stream, cancel });
                 }
             }
             Output::ClosePeerConnection(connection) => {
@@ -455,7 +457,9 @@ async fn dtls_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = ticker.tick() => shared.drive_state(|state, now| {
-                let ended = state.dtls.as_mut().map(|dtls| dtls.handle_timeouts(now)).unwrap_or_default();
+                let core = &state.core;
+                let has_allocation = |remote| core.has_allocation(client(remote));
+                let ended = state.dtls.as_mut().map(|dtls| dtls.handle_timeouts(now, has_allocation)).unwrap_or_default();
                 for remote in ended {
                     state.core.handle_client_closed(client(remote));
                 }

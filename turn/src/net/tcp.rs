@@ -141,11 +141,11 @@ where
                     let frame = &buf[start..start + len];
                     shared.drive(|core, now| core.handle_client(now, client, frame));
                     start += len;
-                    if let Ok((connection, peer)) = bind_rx.try_recv() {
+                    if let Ok(bound) = bind_rx.try_recv() {
                         // An RFC 6062 data connection: after its ConnectionBind, bytes
                         // both ways, no framing.
                         let already_read = buf[start..].to_vec();
-                        tcp_relay::pipe(&shared, connection, &mut reader, tx.clone(), peer, already_read).await;
+                        tcp_relay::pipe(&shared, bound, &mut reader, tx.clone(), already_read).await;
                         piped = true;
                         break 'read;
                     }

@@ -15,6 +15,16 @@ use tokio_util::sync::CancellationToken;
 /// How long dialling a peer may take before the Connect gets 447 (RFC 6062 §5.2).
 const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A peer connection handed to the client connection that bound it, with the token the
+/// core's ClosePeerConnection cancels (registered before the hand-over, so an allocation
+/// that ends meanwhile still ends the pipe).
+#[derive(Debug)]
+pub(super) struct BoundPeer {
+    pub connection: ConnectionId,
+    pub stream: TcpStream,
+    pub cancel: CancellationToken,
+}
+
 /// A TCP allocation's relayed address and the token that ends its listener.
 #[derive(Debug)]
 pub(super) struct TcpRelay {
@@ -38,9 +48,20 @@ fn shared_address_socket(address: SocketAddr) -> std::io::Result<TcpSocket> {
     Ok(socket)
 }
 
-fn listen(shared: &Shared, request: RelayRequest) -> Option<TcpListener> {
-    let ports = relay::candidate_ports(shared);
-    ports.into_iter().find_map(|port| shared_address_socket(SocketAddr::new(request.ip, port)).ok()?.listen(128).ok())
+/// Binds the listener and registers it in one step under the lock: with SO_REUSEPORT the
+/// kernel would let a second listener share a port, so ports our TCP allocations hold are
+/// skipped (two allocations must never have the same relayed address).
+fn listen(shared: &Shared, request: RelayRequest, cancel: &CancellationToken) -> Option<(TcpListener, SocketAddr)> {
+    let mut state = shared.lock();
+    let taken: Vec<u16> = state.tcp_relays.values().map(|relay| relay.local.port()).collect();
+    let free = relay::candidate_ports(shared).into_iter().filter(|port| *port == 0 || !taken.contains(port));
+    let (listener, local) = free.into_iter().find_map(|port| {
+        let listener = shared_address_socket(SocketAddr::new(request.ip, port)).ok()?.listen(128).ok()?;
+        let local = listener.local_addr().ok()?;
+        (!taken.contains(&local.port())).then_some((listener, local))
+    })?;
+    state.tcp_relays.insert(request.allocation, TcpRelay { local, cancel: cancel.clone() });
+    Some((listener, local))
 }
 
 /// Opens a TCP allocation's listener, reports it to the core, then accepts peers until the
@@ -48,24 +69,29 @@ fn listen(shared: &Shared, request: RelayRequest) -> Option<TcpListener> {
 pub(super) fn open(shared: Arc<Shared>, request: RelayRequest) {
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
-        let listener = listen(&shared, request);
-        let local = listener.as_ref().and_then(|l| l.local_addr().ok());
         let cancel = CancellationToken::new();
-        if let Some(local) = local {
-            shared.lock().tcp_relays.insert(request.allocation, TcpRelay { local, cancel: cancel.clone() });
-        } else {
+        let listening = listen(&shared, request, &cancel);
+        if listening.is_none() {
             tracing::warn!(ip = %request.ip, "no TCP relay port available");
         }
-        let bound: Vec<SocketAddr> = local.into_iter().collect();
+        let bound: Vec<SocketAddr> = listening.iter().map(|(_, local)| *local).collect();
         shared.drive(|core, now| core.complete_allocation(now, request.allocation, &bound));
-        let Some(listener) = listener else { return };
+        let Some((listener, _)) = listening else { return };
         loop {
             let accepted = tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = shared.shutdown.cancelled() => return,
                 r = listener.accept() => r,
             };
-            let Ok((stream, peer)) = accepted else { continue };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::debug!(%error, "TCP relay accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             // The core decides (a permission for the peer) and tells the client in the
             // same step that keeps the connection for its ConnectionBind.
             shared.drive_state(|state, now| {
@@ -105,14 +131,12 @@ pub(super) fn dial(shared: Arc<Shared>, allocation: AllocationId, connection: Co
 /// closes the connection. `already_read` is what the client sent after its ConnectionBind.
 pub(super) async fn pipe<R: AsyncRead + Unpin>(
     shared: &Arc<Shared>,
-    connection: ConnectionId,
+    bound: BoundPeer,
     client: &mut R,
     to_client: mpsc::Sender<Vec<u8>>,
-    peer: TcpStream,
     already_read: Vec<u8>,
 ) {
-    let cancel = CancellationToken::new();
-    shared.lock().pipes.insert(connection, cancel.clone());
+    let BoundPeer { connection, stream: peer, cancel } = bound;
     let _ = peer.set_nodelay(true);
     let (mut peer_read, mut peer_write) = peer.into_split();
     let from_client = async {
