@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
-import { openAdaAndBob, openClient, PHONE, screenshot, until, useIsoplane } from './harness.js';
+import { openAdaAndBob, openClient, PHONE, screenshot, settledScreenAt, until, useIsoplane } from './harness.js';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -69,7 +69,7 @@ test('on a phone: tap to walk, drag to look around, pinch to zoom, media folded 
   await settled(phone);
   const start = await tileOf(phone);
   const goal = { x: start.x + 2, y: start.y };
-  const point = await phone.evaluate(([x, y]) => window.isoplane.screenOf(x, y), [goal.x, goal.y]);
+  const point = await settledScreenAt(phone, goal.x + 0.5, goal.y + 0.5);
   await phone.touchscreen.tap(point.x, point.y);
   await until(phone, ([x, y]) => {
     const p = window.isoplane.position;
@@ -98,7 +98,7 @@ test('on a phone: tap to walk, drag to look around, pinch to zoom, media folded 
   // A tap after zooming still walks where it lands.
   await settled(phone);
   const next = { x: goal.x, y: goal.y + 1 };
-  const there = await phone.evaluate(([x, y]) => window.isoplane.screenOf(x, y), [next.x, next.y]);
+  const there = await settledScreenAt(phone, next.x + 0.5, next.y + 0.5);
   await phone.touchscreen.tap(there.x, there.y);
   await until(phone, ([x, y]) => {
     const p = window.isoplane.position;

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assetApi, demoWithItsImages, openClient, screenshot, standAt, until, useIsoplane } from './harness.js';
+import { assetApi, demoWithItsImages, openClient, screenshot, settledScreenAt, standAt, until, useIsoplane } from './harness.js';
 
 const WIDE = { viewport: { width: 1500, height: 900 }, deviceScaleFactor: 1 };
 const live = useIsoplane();
@@ -14,19 +14,6 @@ const live = useIsoplane();
 /** The served demo world, as a page in it would fetch it. */
 async function servedDemo() {
   return (await fetch(`${live.server.url}/v1/worlds/demo`)).json();
-}
-
-/** Waits until two frames in a row agree on where tile point (x, y) is; that place. */
-async function settledScreenAt(page, x, y) {
-  let last = null;
-  for (;;) {
-    const now = await page.evaluate(async ([tx, ty]) => {
-      await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
-      return window.isoplane.screenAt(tx, ty);
-    }, [x, y]);
-    if (last && now.x === last.x && now.y === last.y) return now;
-    last = now;
-  }
 }
 
 /** Clicks tile point (x, y) of the map (tile units), brought into view first. */

@@ -156,6 +156,23 @@ export async function until(page, fn, arg, timeout = 15000) {
 }
 
 /**
+ * Where tile point (x, y) (tile units) is on the page, once two frames in a row agree on
+ * it. A place read between a zoom and the frame that draws it would move under the
+ * pointer before it lands.
+ */
+export async function settledScreenAt(page, x, y) {
+  let last = null;
+  for (;;) {
+    const now = await page.evaluate(async ([tx, ty]) => {
+      await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+      return window.isoplane.screenAt(tx, ty);
+    }, [x, y]);
+    if (last && now.x === last.x && now.y === last.y) return now;
+    last = now;
+  }
+}
+
+/**
  * Calls the asset API at `base` (the asset server, or signaling's origin, which forwards
  * it) with an admin's token from the development issuer of `server`; the JSON answer,
  * which must be a success.
