@@ -21,6 +21,9 @@ pub use isoplane_service::config::ConfigError;
 pub struct Config {
     /// UDP listening address for STUN/TURN.
     pub listen_udp: SocketAddr,
+    /// Threads serving UDP clients, each with its own socket on `listen_udp`'s port and
+    /// its own allocations; 0 = one per CPU the process may use.
+    pub udp_threads: usize,
     /// TCP listening address for STUN/TURN over TCP; `None` (`"off"`) disables TCP.
     #[serde(with = "isoplane_service::config::switchable")]
     pub listen_tcp: Option<SocketAddr>,
@@ -84,6 +87,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen_udp: SocketAddr::from(([0, 0, 0, 0], 3478)),
+            udp_threads: 0,
             listen_tcp: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
             listen_tls: None,
             listen_dtls: None,
@@ -118,6 +122,14 @@ impl Config {
         isoplane_service::config::validate(self)
     }
 
+    /// How many UDP shards serve: `udp_threads`, or one per CPU the process may use.
+    pub fn udp_shards(&self) -> usize {
+        match self.udp_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            threads => threads,
+        }
+    }
+
     /// The static users as (username, password) pairs.
     pub fn static_user_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.static_users.iter().filter_map(|u| u.split_once(':'))
@@ -129,6 +141,7 @@ impl ServiceConfig for Config {
     const NAME: &'static str = "TURN server";
     const ENVIRONMENT: &'static [EnvSetting] = &[
         EnvSetting::new("LISTEN_UDP", "listen_udp", EnvKind::Text),
+        EnvSetting::new("UDP_THREADS", "udp_threads", EnvKind::Number),
         EnvSetting::new("LISTEN_TCP", "listen_tcp", EnvKind::Switchable),
         EnvSetting::new("LISTEN_HTTP", "listen_http", EnvKind::Switchable),
         EnvSetting::new("LISTEN_TLS", "listen_tls", EnvKind::OptionalText),
@@ -207,6 +220,9 @@ impl ServiceConfig for Config {
         }
         if self.default_lifetime_secs == 0 || self.default_lifetime_secs > self.max_lifetime_secs {
             problems.push("default_lifetime_secs: must be between 1 and max_lifetime_secs");
+        }
+        if self.udp_threads > 64 {
+            problems.push("udp_threads: at most 64 (0 picks one per CPU)");
         }
         if self.nonce_lifetime_secs == 0 {
             problems.push("nonce_lifetime_secs: must be at least 1");

@@ -17,8 +17,9 @@ struct Args {
     /// plus environment.
     #[arg(short, long, env = "ISOPLANE_CONFIG")]
     config: Option<PathBuf>,
-    /// Runtime threads. The core is one state machine behind one lock, so one thread
-    /// relays with the least CPU per packet; more threads only help TLS/HTTP-heavy loads.
+    /// Runtime threads for TCP, TLS, DTLS and HTTP (UDP clients have threads of their
+    /// own, `udp_threads`). Their core is one state machine behind one lock, so one
+    /// thread costs the least CPU per packet; more only help TLS-heavy loads.
     #[arg(long, env = "ISOPLANE_TURN_THREADS", default_value_t = 1)]
     threads: usize,
 }

@@ -118,6 +118,14 @@ impl Client {
         .code
     }
 
+    async fn refresh(&mut self, lifetime: u32) -> u16 {
+        self.request(Method::Refresh, |b| {
+            b.u32(attr::LIFETIME, lifetime);
+        })
+        .await
+        .code
+    }
+
     async fn create_permission(&mut self, peer: SocketAddr) -> u16 {
         self.request(Method::CreatePermission, |b| {
             b.xor_address(attr::XOR_PEER_ADDRESS, peer);
@@ -373,4 +381,78 @@ async fn bad_tls_files_are_reported_before_binding() {
     let config = common::with_tls(loopback_config(false), garbage.clone(), garbage);
     let err = isoplane_turn::BoundServer::bind(config).await.unwrap_err().to_string();
     assert!(err.contains("garbage.pem"), "{err}");
+}
+
+/// The relayed address in an Allocate's success.
+fn relayed_address(answer: &Answer) -> SocketAddr {
+    let m = Message::parse(&answer.bytes).unwrap();
+    attr::decode_xor_address(m.get(attr::XOR_RELAYED_ADDRESS).unwrap(), &m.transaction_id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_shards_share_one_quota_and_the_reserved_ports_and_each_relays_its_own_clients() {
+    // Four shards; clients on 16 ports, which the kernel spreads over them.
+    let config = isoplane_turn::Config { udp_threads: 4, max_allocations_per_user: 8, ..loopback_config(true) };
+    let server = start(config).await;
+    let expiry = unix_now() + 3600;
+    let mut allocated = Vec::new();
+    let mut refused = 0;
+    for _ in 0..16 {
+        let mut client = Client::rest(server.udp, "erin", expiry, SECRET).await;
+        match client.allocate().await {
+            0 => allocated.push(client),
+            486 => refused += 1,
+            other => panic!("Allocate answered {other}"),
+        }
+    }
+    assert_eq!((allocated.len(), refused), (8, 8), "one quota for the user, whichever shard each client reached");
+
+    // Every allocation relays both ways through its own shard's relay socket.
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    for (i, client) in allocated.iter_mut().enumerate() {
+        assert_eq!(client.channel_bind(0x4000, peer_addr).await, 0);
+        let payload = format!("from client {i}");
+        let mut frame = vec![0x40, 0x00, 0, payload.len() as u8];
+        frame.extend_from_slice(payload.as_bytes());
+        client.send_raw(&frame).await;
+        let mut buf = [0u8; 256];
+        let (len, relayed) =
+            tokio::time::timeout(Duration::from_secs(2), peer.recv_from(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf[..len], payload.as_bytes());
+        peer.send_to(format!("back to {i}").as_bytes(), relayed).await.unwrap();
+        let back = client.recv().await.expect("the peer's answer relayed");
+        assert_eq!(&back[..4], &[0x40, 0x00, 0, 9 + (i >= 10) as u8]);
+        assert_eq!(&back[4..], format!("back to {i}").as_bytes());
+    }
+    let (_, metrics) = http_get(server.http, "/metrics").await;
+    assert_eq!(metric(&metrics, "turn_allocations"), 8, "the gauge adds up every shard");
+    assert_eq!(metric(&metrics, "turn_relayed_packets_to_peers_total"), 8);
+    assert_eq!(metric(&metrics, "turn_relayed_packets_to_clients_total"), 8);
+    assert_eq!(metric(&metrics, "turn_refusals_total{reason=\"user_quota\"}"), 8);
+
+    // A port reserved by one client is claimed from another port (often another shard).
+    for _ in 0..6 {
+        let mut even = Client::rest(server.udp, "rita", expiry, SECRET).await;
+        let first = even
+            .request(Method::Allocate, |b| {
+                b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+                b.attr(attr::EVEN_PORT, &[0x80]);
+            })
+            .await;
+        assert_eq!(first.code, 0);
+        let token = Message::parse(&first.bytes).unwrap().get(attr::RESERVATION_TOKEN).unwrap().to_vec();
+        let mut odd = Client::rest(server.udp, "rita", expiry, SECRET).await;
+        let second = odd
+            .request(Method::Allocate, |b| {
+                b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+                b.attr(attr::RESERVATION_TOKEN, &token);
+            })
+            .await;
+        assert_eq!(second.code, 0, "the reserved port is claimed");
+        assert_eq!(relayed_address(&second).port(), relayed_address(&first).port() + 1);
+        assert_eq!(even.refresh(0).await, 0);
+        assert_eq!(odd.refresh(0).await, 0);
+    }
+    server.stop().await;
 }

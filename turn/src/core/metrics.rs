@@ -83,4 +83,22 @@ impl Metrics {
     pub fn refusals(&self, reason: Refusal) -> u64 {
         self.refusals[reason as usize]
     }
+
+    /// Adds another core's counters and gauge to these (a server with several cores).
+    pub fn add(&mut self, other: &Metrics) {
+        self.allocations_current += other.allocations_current;
+        self.allocations_created += other.allocations_created;
+        self.bytes_to_peers += other.bytes_to_peers;
+        self.packets_to_peers += other.packets_to_peers;
+        self.bytes_to_clients += other.bytes_to_clients;
+        self.packets_to_clients += other.packets_to_clients;
+        self.tcp_bytes_to_peers += other.tcp_bytes_to_peers;
+        self.tcp_bytes_to_clients += other.tcp_bytes_to_clients;
+        self.tcp_connections += other.tcp_connections;
+        self.auth_failures += other.auth_failures;
+        self.stale_nonces += other.stale_nonces;
+        for (total, count) in self.refusals.iter_mut().zip(other.refusals) {
+            *total += count;
+        }
+    }
 }

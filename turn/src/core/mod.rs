@@ -25,6 +25,7 @@ pub const SMALLEST_CHALLENGE: usize = 52;
 pub mod allocation;
 pub mod auth;
 pub mod family;
+pub mod ledger;
 pub mod metrics;
 pub mod peer_connections;
 pub mod policy;
@@ -40,12 +41,14 @@ use allocation::{Admission, Allocation, Direction, TokenBucket};
 use auth::{Auth, Authenticated, NonceCheck};
 pub use family::Family;
 use family::RelayIps;
+pub use ledger::Ledger;
 pub use metrics::{Metrics, Refusal};
 pub use peer_connections::ConnectionId;
 use peer_connections::PeerConnections;
 use policy::{PeerVerdict, check_peer};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often expired permissions and channels are swept while allocations exist.
@@ -172,7 +175,9 @@ pub struct TurnCore {
     by_client: HashMap<ClientAddr, AllocationId>,
     pending: HashMap<AllocationId, Pending>,
     pending_by_client: HashMap<ClientAddr, AllocationId>,
-    per_user: HashMap<String, u32>,
+    /// Quotas and reservations, shared with the server's other cores.
+    ledger: Arc<Ledger>,
+    /// The reservations this core made, and when each lapses (it lets their ports go).
     reservations: HashMap<ReservationToken, Instant>,
     peer_connections: PeerConnections,
     next_id: u64,
@@ -186,6 +191,21 @@ impl TurnCore {
     /// A core started at `now`, when the wall clock read `unix_now` (REST expiry needs it).
     /// `nonce_key` must be random per process (the shell draws it).
     pub fn new(config: &Config, nonce_key: [u8; 32], now: Instant, unix_now: u64) -> TurnCore {
+        TurnCore::sharded(config, nonce_key, now, unix_now, Arc::new(Ledger::default()), 0)
+    }
+
+    /// One of a server's cores: each serves its own clients, all share `ledger` and
+    /// `nonce_key` (a nonce one core gave is good at another), and allocation IDs (and the
+    /// reservation tokens made from them) never collide because each starts in the
+    /// `shard`'s own range.
+    pub fn sharded(
+        config: &Config,
+        nonce_key: [u8; 32],
+        now: Instant,
+        unix_now: u64,
+        ledger: Arc<Ledger>,
+        shard: u8,
+    ) -> TurnCore {
         let users = config.static_user_pairs().map(|(u, p)| (u.to_string(), p.to_string()));
         TurnCore {
             auth: Auth::new(&config.realm, &config.auth_secrets, users, nonce_key, config.nonce_lifetime_secs),
@@ -203,10 +223,10 @@ impl TurnCore {
             by_client: HashMap::new(),
             pending: HashMap::new(),
             pending_by_client: HashMap::new(),
-            per_user: HashMap::new(),
+            ledger,
             reservations: HashMap::new(),
             peer_connections: PeerConnections::default(),
-            next_id: 1,
+            next_id: (u64::from(shard) << 56) | 1,
             outputs: VecDeque::new(),
             next_timeout: None,
             shutting_down: false,
@@ -331,6 +351,7 @@ impl TurnCore {
         let reserved = pending.reserve_next;
         if let Some(token) = reserved {
             self.reservations.insert(token, now + RESERVATION_LIFETIME);
+            self.ledger.reserve(token, now + RESERVATION_LIFETIME);
             self.schedule(now + RESERVATION_LIFETIME);
         }
         let response = self.build_success(&request, &pending.auth.key, |b| {
@@ -388,12 +409,12 @@ impl TurnCore {
         for id in expired {
             self.remove_allocation(id);
         }
-        let outputs = &mut self.outputs;
+        let (outputs, ledger) = (&mut self.outputs, &self.ledger);
         self.reservations.retain(|token, expires| {
             let keep = *expires > now;
             if keep {
                 next = Some(next.map_or(*expires, |n| n.min(*expires)));
-            } else {
+            } else if ledger.withdraw(token) {
                 outputs.push_back(Output::DropReservation(*token));
             }
             keep
@@ -423,7 +444,9 @@ impl TurnCore {
             self.remove_allocation(id);
         }
         for (token, _) in self.reservations.drain() {
-            self.outputs.push_back(Output::DropReservation(token));
+            if self.ledger.withdraw(&token) {
+                self.outputs.push_back(Output::DropReservation(token));
+            }
         }
         self.next_timeout = None;
     }
@@ -735,33 +758,33 @@ impl TurnCore {
         let (Some(ip), additional_ip) = (ips.next(), ips.next()) else {
             return self.send_error(request, 440, Some(&key), |_| {});
         };
-        let use_reservation = match message.get(attr::RESERVATION_TOKEN) {
+        let token = match message.get(attr::RESERVATION_TOKEN) {
             None => None,
             Some(_) if even_port.is_some() => return self.send_error(request, 400, Some(&key), |_| {}),
-            Some(value) => {
-                let Ok(token) = ReservationToken::try_from(value) else {
-                    return self.send_error(request, 400, Some(&key), |_| {});
-                };
-                match self.reservations.remove(&token) {
-                    Some(expires) if expires > now => Some(token),
-                    // Unknown or expired: the port is gone (RFC 8656 §7.2).
-                    _ => return self.send_error(request, 508, Some(&key), |_| {}),
-                }
+            Some(value) => match ReservationToken::try_from(value) {
+                Ok(token) => Some(token),
+                Err(_) => return self.send_error(request, 400, Some(&key), |_| {}),
+            },
+        };
+        // Quotas before the reservation is claimed: a refused Allocate leaves it for a later one.
+        if let Err(quota) = self.ledger.take(&auth.quota_user, self.max_per_user, self.max_total) {
+            self.metrics.refuse(quota);
+            return self.send_error(request, 486, Some(&key), |_| {});
+        }
+        let use_reservation = match token {
+            None => None,
+            // Unknown or lapsed: the port is gone (RFC 8656 §7.2).
+            Some(token) if !self.ledger.claim(&token, now) => {
+                self.release_user(&auth.quota_user);
+                return self.send_error(request, 508, Some(&key), |_| {});
+            }
+            Some(token) => {
+                self.reservations.remove(&token);
+                Some(token)
             }
         };
-        let total = (self.allocations.len() + self.pending.len()) as u64;
-        if total >= u64::from(self.max_total) {
-            self.metrics.refuse(Refusal::TotalQuota);
-            return self.send_error(request, 486, Some(&key), |_| {});
-        }
-        let used = self.per_user.get(&auth.quota_user).copied().unwrap_or(0);
-        if used >= self.max_per_user {
-            self.metrics.refuse(Refusal::UserQuota);
-            return self.send_error(request, 486, Some(&key), |_| {});
-        }
         let requested = message.get(attr::LIFETIME).and_then(attr::decode_u32).map(|s| Duration::from_secs(s.into()));
         let lifetime = requested.unwrap_or(self.default_lifetime).clamp(self.default_lifetime, self.max_lifetime);
-        *self.per_user.entry(auth.quota_user.clone()).or_insert(0) += 1;
         let id = AllocationId(self.next_id);
         self.next_id += 1;
         let reserve_next =
@@ -915,12 +938,7 @@ impl TurnCore {
     // ----- bookkeeping ----------------------------------------------------------------
 
     fn release_user(&mut self, user: &str) {
-        if let Some(count) = self.per_user.get_mut(user) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.per_user.remove(user);
-            }
-        }
+        self.ledger.release(user);
     }
 
     fn remove_allocation(&mut self, id: AllocationId) {

@@ -522,6 +522,59 @@ fn allocate_from_a_taken_five_tuple_under_another_user_gets_437() {
 }
 
 #[test]
+fn cores_sharing_a_ledger_share_quotas_and_reservations() {
+    let config = Config { max_allocations_per_user: 2, ..config() };
+    let ledger = Arc::new(Ledger::default());
+    let mut a = Harness::new(config.clone());
+    a.core = TurnCore::sharded(&config, [7; 32], a.now, UNIX_START, ledger.clone(), 0);
+    let mut b = Harness::new(config.clone());
+    b.core = TurnCore::sharded(&config, [7; 32], b.now, UNIX_START, ledger.clone(), 1);
+
+    // One allocation on each core: the user's third, on either, is over quota.
+    assert_eq!(a.allocate(), 0);
+    b.client = client(40001);
+    assert_eq!(b.allocate(), 0);
+    // A nonce one core gave is good at the other: answered at once, with the quota.
+    a.client = client(40002);
+    a.nonce = b.nonce.clone();
+    let bytes = a.build(Method::Allocate, Class::Request, true, |m| {
+        m.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+    });
+    let answer = a.send(&bytes).expect("an answer");
+    let code = decode_error_code(Message::parse(&answer).unwrap().get(attr::ERROR_CODE).unwrap()).unwrap().code;
+    assert_eq!(code, 486);
+    assert_eq!(ledger.total(), 2);
+    a.client = client(40000);
+    assert_eq!(a.refresh(0), 0);
+    assert_eq!(ledger.total(), 1, "the allocation that ended is counted off everywhere");
+    assert_eq!(b.refresh(0), 0);
+
+    // A port reserved on one core is claimed through the other; IDs (and so tokens) differ.
+    let (code, answer) = a.request(Method::Allocate, |m| {
+        m.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        m.attr(attr::EVEN_PORT, &[0x80]);
+    });
+    assert_eq!(code, 0);
+    let token: ReservationToken =
+        Message::parse(&answer).unwrap().get(attr::RESERVATION_TOKEN).unwrap().try_into().unwrap();
+    b.client = client(40003);
+    let bytes = b.build(Method::Allocate, Class::Request, true, |m| {
+        m.attr(attr::REQUESTED_TRANSPORT, &[UDP, 0, 0, 0]);
+        m.attr(attr::RESERVATION_TOKEN, &token);
+    });
+    b.core.handle_client(b.now, b.client, &bytes);
+    let out = b.outputs();
+    assert!(
+        matches!(&out[..], [Output::OpenRelay(RelayRequest { use_reservation: Some(t), allocation, .. })]
+            if *t == token && allocation.0 >> 56 == 1),
+        "{out:?}"
+    );
+    // Claimed: when its time is up, the core that reserved it leaves the port alone.
+    a.advance(31);
+    assert!(!a.outputs().iter().any(|o| matches!(o, Output::DropReservation(_))));
+}
+
+#[test]
 fn even_port_reservation_hands_the_next_port_to_a_token() {
     let mut h = Harness::new(Config { max_allocations_per_user: 10, ..config() });
     let (code, answer) = h.request(Method::Allocate, |b| {

@@ -1,5 +1,5 @@
 //! The operations HTTP server: `/healthz` (the process answers), `/readyz` (serving,
-//! not shutting down) and `/metrics` (Prometheus text from the core's counters).
+//! not shutting down) and `/metrics` (Prometheus text from the counters of every core).
 
 use super::Shared;
 use crate::core::metrics::{Metrics, Refusal};
@@ -30,7 +30,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let snapshot = shared.lock().core.metrics();
+    let mut snapshot = shared.lock().core.metrics();
+    if let Some(shards) = shared.udp_shards.get() {
+        snapshot.add(&shards.metrics().await);
+    }
     isoplane_service::http::metrics_response(render(&snapshot))
 }
 

@@ -2,12 +2,16 @@
 //!
 //! - [`BoundServer::bind`] checks the config and binds every listener (port 0 works, so
 //!   tests learn the real ports from it); [`BoundServer::run`] serves until cancelled.
-//! - One task reads the UDP listener, one task per TCP connection, one per relay socket,
-//!   one timer task and the HTTP server. Each feeds the core under a std `Mutex` held
-//!   for the handling only (never across `.await`), then sends what the core returned
-//!   with non-blocking `try_send_to` (a full socket buffer drops the datagram, as UDP may).
-//! - Shutdown: the cancellation token stops every loop; the core closes all allocations
-//!   (each relay task ends), and `run` returns once every task it started has finished.
+//! - UDP clients are served by [`udp_shard`]s: threads with a core each, sharing the
+//!   listening port, with no lock on their packet path.
+//! - Everything else (TCP, TLS, DTLS, the HTTP server) runs here on tokio with a core of
+//!   its own: one task per TCP connection, one per relay socket of its allocations, one
+//!   timer task, the DTLS task. Each feeds that core under a std `Mutex` held for the
+//!   handling only (never across `.await`), then sends what the core returned with
+//!   non-blocking `try_send_to` (a full socket buffer drops the datagram, as UDP may).
+//! - All cores share one [`Ledger`] (quotas, reserved ports) and one nonce key.
+//! - Shutdown: the cancellation token stops every loop; every core closes its allocations
+//!   (each relay task ends, each shard's thread), and `run` returns once all have ended.
 
 mod dtls;
 mod http;
@@ -16,15 +20,15 @@ mod tcp;
 mod tcp_relay;
 mod tls;
 mod tls_share;
+mod udp_shard;
 
 use crate::config::{Config, ConfigError};
-use crate::core::{
-    AllocationId, ClientAddr, ConnectionId, Family, Output, RelayRequest, ReservationToken, Transport, TurnCore,
-};
+use crate::core::{AllocationId, ClientAddr, ConnectionId, Family, Ledger, Output, RelayRequest, Transport, TurnCore};
+use relay::ReservedPorts;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 use tokio::net::{TcpListener, UdpSocket};
@@ -34,8 +38,8 @@ use tokio_util::task::TaskTracker;
 
 /// Largest datagram read from a client or a peer; longer ones are cut by the kernel.
 const MAX_DATAGRAM: usize = 4096;
-/// Kernel buffer asked for the listener's UDP socket: one socket carries every UDP
-/// client, and small datagrams cost ~1 KiB of buffer each, so the 208 KiB default
+/// Kernel buffer asked for each listening UDP socket: one socket carries a shard's UDP
+/// clients, and small datagrams cost ~1 KiB of buffer each, so the 208 KiB default
 /// overflows (drops) under bursts. Linux caps it at net.core.rmem_max / wmem_max.
 const LISTENER_BUFFER: usize = 4 << 20;
 /// The same for each relay socket (one peer set per allocation).
@@ -71,8 +75,6 @@ struct State {
     /// Each allocation's relay sockets: one, or one per family of a dual allocation.
     relays: HashMap<AllocationId, Vec<RelayHandle>>,
     tcp_clients: HashMap<ClientAddr, mpsc::Sender<Vec<u8>>>,
-    /// Ports held for a RESERVATION-TOKEN (EVEN-PORT with the R bit).
-    reserved: HashMap<ReservationToken, UdpSocket>,
     /// RFC 6062: each TCP allocation's listener.
     tcp_relays: HashMap<AllocationId, tcp_relay::TcpRelay>,
     /// Peer connections waiting for their ConnectionBind.
@@ -88,7 +90,10 @@ struct State {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    udp: Arc<UdpSocket>,
+    /// Ports held for a RESERVATION-TOKEN (EVEN-PORT with the R bit), for every core.
+    reserved: Arc<ReservedPorts>,
+    /// The UDP shards, once serving.
+    udp_shards: OnceLock<udp_shard::UdpShards>,
     dtls_socket: Option<Arc<UdpSocket>>,
     config: Config,
     tracker: TaskTracker,
@@ -98,11 +103,11 @@ struct Shared {
 
 /// A send the core asked for, carried out after the lock is released.
 enum Send {
-    Udp(SocketAddr, Vec<u8>),
     Relay(Arc<UdpSocket>, SocketAddr, Vec<u8>),
     Open(RelayRequest),
     Dial(AllocationId, ConnectionId, SocketAddr),
     Dtls(SocketAddr, Vec<u8>),
+    DropReservation(crate::core::ReservationToken),
 }
 
 impl Shared {
@@ -128,9 +133,6 @@ impl Shared {
         }
         for send in sends {
             match send {
-                Send::Udp(to, data) => {
-                    let _ = self.udp.try_send_to(&data, to);
-                }
                 Send::Relay(socket, to, data) => {
                     let _ = socket.try_send_to(&data, to);
                 }
@@ -142,6 +144,7 @@ impl Shared {
                         let _ = socket.try_send_to(&data, to);
                     }
                 }
+                Send::DropReservation(token) => self.reserved.drop_port(&token),
             }
         }
     }
@@ -151,7 +154,8 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
     while let Some(output) = state.core.poll_output() {
         match output {
             Output::ToClient { client, data } => match client.transport {
-                Transport::Udp => sends.push(Send::Udp(client.remote, data)),
+                // UDP clients have cores of their own (the shards).
+                Transport::Udp => {}
                 Transport::Dtls => {
                     if let Some(dtls) = state.dtls.as_mut() {
                         dtls.send(client.remote, &data);
@@ -208,9 +212,7 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
                     });
                 }
             }
-            Output::DropReservation(token) => {
-                state.reserved.remove(&token);
-            }
+            Output::DropReservation(token) => sends.push(Send::DropReservation(token)),
         }
     }
     if let Some(dtls) = state.dtls.as_mut() {
@@ -221,6 +223,10 @@ fn drain(state: &mut State, sends: &mut Vec<Send>) {
 /// A server whose sockets are bound; [`BoundServer::run`] serves.
 pub struct BoundServer {
     shared: Arc<Shared>,
+    /// The listening UDP sockets, one per shard, sharing `udp_addr`'s port.
+    udp_listeners: Vec<std::net::UdpSocket>,
+    ledger: Arc<Ledger>,
+    nonce_key: [u8; 32],
     tcp: Option<TcpListener>,
     tls: Option<(TcpListener, Arc<tls::Certificates>)>,
     http: Option<TcpListener>,
@@ -252,12 +258,14 @@ impl BoundServer {
             (Some(_), Some(cert), Some(key)) => Some(tls::Certificates::load(cert, key)?),
             _ => None,
         };
-        let udp = bind_udp(config.listen_udp, LISTENER_BUFFER).map_err(|source| ServeError::Bind {
-            what: "UDP",
-            addr: config.listen_udp,
-            source,
-        })?;
-        let udp_addr = udp.local_addr().map_err(|source| ServeError::Io { what: "local_addr", source })?;
+        let shards = config.udp_shards();
+        let udp_listeners = udp_shard::bind_listeners(config.listen_udp, shards)
+            .map_err(|source| ServeError::Bind { what: "UDP", addr: config.listen_udp, source })?;
+        let udp_addr = udp_listeners
+            .first()
+            .map(std::net::UdpSocket::local_addr)
+            .unwrap_or_else(|| Ok(config.listen_udp))
+            .map_err(|source| ServeError::Io { what: "local_addr", source })?;
         let dtls = match (config.listen_dtls, &config.tls_cert, &config.tls_key) {
             (Some(addr), Some(cert), Some(key)) => {
                 let sessions = dtls::DtlsSessions::load(cert, key)?;
@@ -296,27 +304,41 @@ impl BoundServer {
         let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
         let nonce_key: [u8; 32] = rand::random();
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let core = TurnCore::new(&config, nonce_key, Instant::now(), unix_now);
+        let ledger = Arc::new(Ledger::default());
+        let core = TurnCore::sharded(&config, nonce_key, Instant::now(), unix_now, ledger.clone(), 0);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 core,
                 relays: HashMap::new(),
                 tcp_clients: HashMap::new(),
-                reserved: HashMap::new(),
                 tcp_relays: HashMap::new(),
                 peer_streams: HashMap::new(),
                 data_binds: HashMap::new(),
                 pipes: HashMap::new(),
                 dtls: dtls_sessions,
             }),
-            udp: Arc::new(udp),
+            reserved: Arc::new(ReservedPorts::default()),
+            udp_shards: OnceLock::new(),
             dtls_socket,
             config,
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
         });
-        Ok(BoundServer { shared, tcp, tls, http, udp_addr, dtls_addr, tcp_addr, tls_addr, http_addr })
+        Ok(BoundServer {
+            shared,
+            udp_listeners,
+            ledger,
+            nonce_key,
+            tcp,
+            tls,
+            http,
+            udp_addr,
+            dtls_addr,
+            tcp_addr,
+            tls_addr,
+            http_addr,
+        })
     }
 
     pub fn udp_addr(&self) -> SocketAddr {
@@ -350,9 +372,18 @@ impl BoundServer {
             dtls = ?self.dtls_addr,
             http = ?self.http_addr.map(|a| format!("http://{a}/metrics")),
             relay_ip = %shared.config.relay_ip,
+            udp_shards = self.udp_listeners.len(),
             "isoplane-turn serving"
         );
-        shared.tracker.spawn(udp_loop(shared.clone()));
+        let shards = udp_shard::UdpShards::start(
+            &shared.config,
+            self.udp_listeners,
+            self.nonce_key,
+            &self.ledger,
+            &shared.reserved,
+        )
+        .map_err(|source| ServeError::Io { what: "starting the UDP shards", source })?;
+        let shards = shared.udp_shards.get_or_init(|| shards);
         shared.tracker.spawn(timer_loop(shared.clone()));
         if let Some(socket) = shared.dtls_socket.clone() {
             shared.tracker.spawn(dtls_loop(shared.clone(), socket));
@@ -371,6 +402,7 @@ impl BoundServer {
         tracing::info!("shutting down: closing allocations");
         shared.ready.store(false, Ordering::Release);
         shared.drive(|core, _| core.shutdown());
+        shards.stop();
         shared.shutdown.cancel();
         {
             let mut state = shared.lock();
@@ -378,7 +410,6 @@ impl BoundServer {
                 relay.cancel.cancel();
             }
             state.tcp_clients.clear();
-            state.reserved.clear();
             for (_, relay) in state.tcp_relays.drain() {
                 relay.close();
             }
@@ -387,6 +418,8 @@ impl BoundServer {
         }
         shared.tracker.close();
         shared.tracker.wait().await;
+        shards.join().await;
+        shared.reserved.clear();
         tracing::info!("isoplane-turn stopped");
         Ok(())
     }
@@ -395,38 +428,23 @@ impl BoundServer {
 /// A non-blocking UDP socket with larger kernel buffers (best effort: the kernel may cap
 /// them), registered with tokio. Must be called inside a runtime.
 pub(super) fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_std_udp(addr, buffer)?)
+}
+
+/// The same, not registered with anything (a UDP shard registers it with its own loop).
+pub(super) fn bind_std_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     let _ = socket.set_recv_buffer_size(buffer);
     let _ = socket.set_send_buffer_size(buffer);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Binds and serves until `shutdown` is cancelled.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     BoundServer::bind(config).await?.run(shutdown).await
-}
-
-async fn udp_loop(shared: Arc<Shared>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let udp = shared.udp.clone();
-    loop {
-        let received = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            r = udp.recv_from(&mut buf) => r,
-        };
-        match received {
-            Ok((len, from)) => {
-                let client = ClientAddr { transport: Transport::Udp, remote: from };
-                let data = &buf[..len];
-                shared.drive(|core, now| core.handle_client(now, client, data));
-            }
-            // ICMP errors (port unreachable) surface here on Linux; they end nothing.
-            Err(e) => tracing::trace!(error = %e, "UDP receive error"),
-        }
-    }
 }
 
 async fn timer_loop(shared: Arc<Shared>) {

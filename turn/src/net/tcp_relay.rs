@@ -54,7 +54,7 @@ fn shared_address_socket(address: SocketAddr) -> std::io::Result<TcpSocket> {
 fn listen(shared: &Shared, request: RelayRequest, cancel: &CancellationToken) -> Option<(TcpListener, SocketAddr)> {
     let mut state = shared.lock();
     let taken: Vec<u16> = state.tcp_relays.values().map(|relay| relay.local.port()).collect();
-    let free = relay::candidate_ports(shared).into_iter().filter(|port| *port == 0 || !taken.contains(port));
+    let free = relay::candidate_ports(&shared.config).into_iter().filter(|port| *port == 0 || !taken.contains(port));
     let (listener, local) = free.into_iter().find_map(|port| {
         let listener = shared_address_socket(SocketAddr::new(request.ip, port)).ok()?.listen(128).ok()?;
         let local = listener.local_addr().ok()?;

@@ -1,0 +1,448 @@
+//! UDP clients, served by shards: a thread each, with a core of its own, a socket of its
+//! own on the listening port and the relay sockets of its allocations.
+//!
+//! - The listening sockets share the port (SO_REUSEPORT): the kernel hashes each client's
+//!   address to one of them, so a client's every packet reaches the same shard, and the
+//!   peers of its allocation reach that shard through the relay sockets it owns. Nothing
+//!   on the packet path is shared between shards: no lock, and both cores relay.
+//! - What the shards must agree on (quotas, reserved ports) is in the [`Ledger`] and
+//!   [`ReservedPorts`], touched only by Allocate and the end of an allocation.
+//! - Each shard is one mio event loop. A ready socket is read with recvmmsg, up to
+//!   [`BATCH`] datagrams a call, until a call returns fewer (the queue was empty: a
+//!   datagram arriving later raises a new edge); datagrams to clients are sent together
+//!   with sendmmsg at the end of each turn of the loop. A full socket buffer drops a
+//!   datagram, as UDP may.
+//! - The HTTP server asks each shard for its counters, and shutdown asks each to close its
+//!   allocations, through a channel and a waker.
+
+use super::relay::{ReservedPorts, bind_relays};
+use super::{LISTENER_BUFFER, MAX_DATAGRAM};
+use crate::config::Config;
+use crate::core::{AllocationId, ClientAddr, Family, Ledger, Metrics, Output, Transport, TurnCore};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use std::collections::HashMap;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+
+/// Datagrams read or sent in one system call.
+const BATCH: usize = 32;
+/// The loop wakes at least this often, to run the core's timers.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Relay sockets are registered from this token on.
+const FIRST_RELAY: usize = 2;
+
+/// What the rest of the server asks of a shard.
+#[derive(Debug)]
+enum Command {
+    Metrics(oneshot::Sender<Metrics>),
+    /// Close every allocation and end the thread.
+    Stop,
+}
+
+#[derive(Debug)]
+struct ShardHandle {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ShardHandle {
+    fn ask(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The running shards.
+#[derive(Debug)]
+pub(super) struct UdpShards {
+    shards: Vec<ShardHandle>,
+}
+
+/// Binds `count` sockets on `addr` sharing its port (the first one picks it if `addr` has
+/// port 0), non-blocking, with large buffers.
+pub(super) fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::UdpSocket>> {
+    let first = bind_shared_port(addr)?;
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind_shared_port(addr)?);
+    }
+    Ok(sockets)
+}
+
+fn bind_shared_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    let _ = socket.set_recv_buffer_size(LISTENER_BUFFER);
+    let _ = socket.set_send_buffer_size(LISTENER_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+impl UdpShards {
+    /// Starts a shard on each of `listeners`.
+    pub(super) fn start(
+        config: &Config,
+        listeners: Vec<std::net::UdpSocket>,
+        nonce_key: [u8; 32],
+        ledger: &Arc<Ledger>,
+        reserved: &Arc<ReservedPorts>,
+    ) -> io::Result<UdpShards> {
+        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut shards = Vec::new();
+        for (index, listener) in listeners.into_iter().enumerate() {
+            // Shard numbers 1.. : the stream shell's core is number 0.
+            let number = u8::try_from(index + 1).unwrap_or(u8::MAX);
+            let core = TurnCore::sharded(config, nonce_key, Instant::now(), unix_now, ledger.clone(), number);
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let listener_family = Family::of(listener.local_addr()?.ip());
+            let mut listener = UdpSocket::from_std(listener);
+            poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+            let (commands, inbox) = mpsc::channel();
+            let (config, reserved) = (config.clone(), reserved.clone());
+            // The system call buffers hold raw pointers: they are made on the thread that uses them.
+            let run = move || {
+                let shard = Shard {
+                    core,
+                    poll,
+                    listener,
+                    listener_family,
+                    relays: HashMap::new(),
+                    of_allocation: HashMap::new(),
+                    next_token: FIRST_RELAY,
+                    config,
+                    reserved,
+                    inbox,
+                    received: Received::new(),
+                    to_clients: Outbox::new(),
+                };
+                shard.run();
+            };
+            let thread = std::thread::Builder::new().name(format!("turn-udp-{number}")).spawn(run)?;
+            shards.push(ShardHandle { commands, waker, thread: Mutex::new(Some(thread)) });
+        }
+        Ok(UdpShards { shards })
+    }
+
+    /// The counters of every shard, added up.
+    pub(super) async fn metrics(&self) -> Metrics {
+        let mut total = Metrics::default();
+        for shard in &self.shards {
+            let (tx, rx) = oneshot::channel();
+            shard.ask(Command::Metrics(tx));
+            if let Ok(metrics) = rx.await {
+                total.add(&metrics);
+            }
+        }
+        total
+    }
+
+    /// Asks every shard to close its allocations and stop.
+    pub(super) fn stop(&self) {
+        for shard in &self.shards {
+            shard.ask(Command::Stop);
+        }
+    }
+
+    /// Waits for every shard's thread to end.
+    pub(super) async fn join(&self) {
+        let threads: Vec<JoinHandle<()>> = self
+            .shards
+            .iter()
+            .filter_map(|shard| shard.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take())
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                if thread.join().is_err() {
+                    tracing::error!("a UDP shard panicked");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// One relay socket of an allocation.
+#[derive(Debug)]
+struct Relay {
+    socket: UdpSocket,
+    allocation: AllocationId,
+    family: Family,
+}
+
+#[derive(Debug)]
+struct Shard {
+    core: TurnCore,
+    poll: Poll,
+    listener: UdpSocket,
+    listener_family: Family,
+    relays: HashMap<Token, Relay>,
+    /// Each allocation's relay sockets: one, or one per family of a dual allocation.
+    of_allocation: HashMap<AllocationId, Vec<Token>>,
+    next_token: usize,
+    config: Config,
+    reserved: Arc<ReservedPorts>,
+    inbox: mpsc::Receiver<Command>,
+    received: Received,
+    to_clients: Outbox,
+}
+
+/// Where a socket's datagrams come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Clients,
+    Peers(AllocationId),
+}
+
+impl Shard {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            let sleep =
+                self.core.poll_timeout().map_or(MAX_SLEEP, |at| at.saturating_duration_since(now)).min(MAX_SLEEP);
+            if let Err(e) = self.poll.poll(&mut events, Some(sleep)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(error = %e, "UDP shard cannot wait for its sockets; it stops");
+                return;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {
+                        if !self.obey() {
+                            return;
+                        }
+                    }
+                    LISTENER => self.read(LISTENER, Source::Clients),
+                    token => {
+                        if let Some(allocation) = self.relays.get(&token).map(|relay| relay.allocation) {
+                            self.read(token, Source::Peers(allocation));
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if self.core.poll_timeout().is_some_and(|at| at <= now) {
+                self.core.handle_timeout(now);
+                self.carry_out();
+            }
+            self.to_clients.flush(&self.listener);
+        }
+    }
+
+    /// Answers the commands waiting; false when told to stop (after closing everything).
+    fn obey(&mut self) -> bool {
+        while let Ok(command) = self.inbox.try_recv() {
+            match command {
+                Command::Metrics(reply) => {
+                    let _ = reply.send(self.core.metrics());
+                }
+                Command::Stop => {
+                    self.core.shutdown();
+                    self.carry_out();
+                    self.to_clients.flush(&self.listener);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Reads the socket under `token` until it is empty, feeding the core each datagram.
+    fn read(&mut self, token: Token, source: Source) {
+        loop {
+            let (socket, family) = match token {
+                LISTENER => (&self.listener, self.listener_family),
+                _ => match self.relays.get(&token) {
+                    Some(relay) => (&relay.socket, relay.family),
+                    None => return,
+                },
+            };
+            let count = match self.received.read(socket, family) {
+                Ok(count) => count,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // ICMP errors (port unreachable) surface here on Linux; they end nothing.
+                Err(e) => {
+                    tracing::trace!(error = %e, "UDP receive error");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            for (data, from) in self.received.datagrams() {
+                match source {
+                    Source::Clients => {
+                        let client = ClientAddr { transport: Transport::Udp, remote: from };
+                        self.core.handle_client(now, client, data);
+                    }
+                    Source::Peers(allocation) => self.core.handle_peer(now, allocation, from, data),
+                }
+            }
+            self.carry_out();
+            if count < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Carries out what the core asked for.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::ToClient { client, data } => {
+                    if self.to_clients.push(client.remote, data) {
+                        self.to_clients.flush(&self.listener);
+                    }
+                }
+                Output::ToPeer { allocation, peer, data } => {
+                    let family = Family::of(peer.ip());
+                    let tokens = self.of_allocation.get(&allocation).into_iter().flatten();
+                    let relay = tokens.filter_map(|token| self.relays.get(token)).find(|relay| relay.family == family);
+                    if let Some(relay) = relay {
+                        let _ = relay.socket.send_to(&data, peer);
+                    }
+                }
+                Output::OpenRelay(request) => {
+                    let mut bound = Vec::new();
+                    for socket in bind_relays(&self.config, request, &self.reserved) {
+                        let Ok(local) = socket.local_addr() else { continue };
+                        let token = Token(self.next_token);
+                        self.next_token += 1;
+                        let mut socket = UdpSocket::from_std(socket);
+                        if self.poll.registry().register(&mut socket, token, Interest::READABLE).is_err() {
+                            continue;
+                        }
+                        bound.push(local);
+                        let family = Family::of(local.ip());
+                        self.relays.insert(token, Relay { socket, allocation: request.allocation, family });
+                        self.of_allocation.entry(request.allocation).or_default().push(token);
+                    }
+                    self.core.complete_allocation(Instant::now(), request.allocation, &bound);
+                }
+                Output::CloseRelay(allocation) => {
+                    for token in self.of_allocation.remove(&allocation).into_iter().flatten() {
+                        self.close(token);
+                    }
+                }
+                Output::CloseRelayFamily { allocation, family } => {
+                    let Some(tokens) = self.of_allocation.get_mut(&allocation) else { continue };
+                    let (closing, keeping) =
+                        tokens.iter().partition(|token| self.relays.get(token).is_some_and(|r| r.family == family));
+                    *tokens = keeping;
+                    for token in closing {
+                        self.close(token);
+                    }
+                }
+                Output::DropReservation(token) => self.reserved.drop_port(&token),
+                // RFC 6062 needs a TCP control connection: never a UDP client's.
+                Output::ConnectPeer { .. } | Output::BindData { .. } | Output::ClosePeerConnection(_) => {}
+            }
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        if let Some(mut relay) = self.relays.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut relay.socket);
+        }
+    }
+}
+
+/// Buffers for one recvmmsg call, kept from call to call.
+#[derive(Debug)]
+struct Received {
+    buffers: Vec<u8>,
+    /// Message headers for IPv4 and for IPv6 sockets: the kernel shrinks each header's
+    /// address length to the last sender's, which a later IPv6 sender would not fit.
+    headers: [MultiHeaders<SockaddrStorage>; 2],
+    /// Each datagram's length and sender from the last call.
+    found: Vec<(usize, Option<SocketAddr>)>,
+}
+
+impl Received {
+    fn new() -> Received {
+        Received {
+            buffers: vec![0; BATCH * MAX_DATAGRAM],
+            headers: [MultiHeaders::preallocate(BATCH, None), MultiHeaders::preallocate(BATCH, None)],
+            found: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Reads up to [`BATCH`] datagrams waiting on `socket` (of `family`); how many.
+    fn read(&mut self, socket: &UdpSocket, family: Family) -> io::Result<usize> {
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+            self.buffers.chunks_mut(MAX_DATAGRAM).map(|buffer| [IoSliceMut::new(buffer)]).collect();
+        let headers = &mut self.headers[usize::from(family == Family::V6)];
+        let results = recvmmsg(socket.as_raw_fd(), headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
+            .map_err(io::Error::from)?;
+        self.found.clear();
+        self.found.extend(results.map(|message| (message.bytes, message.address.and_then(socket_addr))));
+        Ok(self.found.len())
+    }
+
+    /// The datagrams of the last read, with their senders.
+    fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        self.found.iter().zip(self.buffers.chunks(MAX_DATAGRAM)).filter_map(|((len, from), buffer)| {
+            // A datagram longer than the buffer was cut: its length says more than we have.
+            Some((buffer.get(..*len)?, (*from)?))
+        })
+    }
+}
+
+fn socket_addr(address: SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    address.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+/// Datagrams to clients waiting to go out together.
+#[derive(Debug)]
+struct Outbox {
+    datagrams: Vec<(SocketAddr, Vec<u8>)>,
+    headers: MultiHeaders<SockaddrStorage>,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox { datagrams: Vec::with_capacity(BATCH), headers: MultiHeaders::preallocate(BATCH, None) }
+    }
+
+    /// Queues one; true when a batch is full and should go now.
+    fn push(&mut self, to: SocketAddr, data: Vec<u8>) -> bool {
+        self.datagrams.push((to, data));
+        self.datagrams.len() >= BATCH
+    }
+
+    /// Sends everything queued, [`BATCH`] at a time. A datagram the kernel refuses (a full
+    /// buffer, an unreachable address) is dropped and the rest still go.
+    fn flush(&mut self, socket: &UdpSocket) {
+        let mut start = 0;
+        while start < self.datagrams.len() {
+            let chunk = &self.datagrams[start..self.datagrams.len().min(start + BATCH)];
+            let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, data)| [IoSlice::new(data)]).collect();
+            let addresses: Vec<Option<SockaddrStorage>> =
+                chunk.iter().map(|(to, _)| Some(SockaddrStorage::from(*to))).collect();
+            let sent = sendmmsg(socket.as_raw_fd(), &mut self.headers, &slices, &addresses, [], MsgFlags::MSG_DONTWAIT)
+                .map(Iterator::count)
+                .unwrap_or(0);
+            // The datagram after those sent failed: it is dropped and the rest still go.
+            start += if sent < chunk.len() { sent + 1 } else { sent };
+        }
+        self.datagrams.clear();
+    }
+}
