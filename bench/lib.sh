@@ -30,5 +30,8 @@ PY
 
 # CPU clock ticks (user + system) of a process and its threads.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time of a process's threads in nanoseconds (the scheduler's own count, finer than
+# clock ticks; threads that ended in between are not counted).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 # The same in seconds.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }

@@ -4,9 +4,10 @@
 #
 # For each client count M (default "100 200") and round, each server relays
 # M clients x N messages of L bytes through channels to a `turnutils_peer` echo on
-# 127.0.0.1 and back. We read the server process's CPU time (utime+stime from
-# /proc/PID/stat) before and after the run and report relayed messages (sent to the
-# peer + received back) per server CPU-second, and the loss uclient reports.
+# 127.0.0.1 and back. We read the server process's CPU time (the scheduler's count for
+# each of its threads, /proc/PID/task/*/schedstat: clock ticks are too coarse for runs of
+# a fraction of a CPU-second) before and after the run and report relayed messages (sent
+# to the peer + received back) per server CPU-second, and the loss uclient reports.
 #
 # Everything listens on and talks to 127.0.0.1 only, on free ports picked at run time.
 #
@@ -15,7 +16,9 @@
 # servers are measured with one core's worth of CPU taken.
 #
 # Usage: turn/bench/coturn_compare.sh   (env: ROUNDS=3 N=200 L=100 MS="100 200" Z=20
-# LOADS="idle cpu", Z = ms between a client's messages, uclient -z)
+# LOADS="idle cpu", Z = ms between a client's messages, uclient -z). isoplane-turn's own
+# ISOPLANE_TURN_* settings pass through, e.g. ISOPLANE_TURN_UDP_SPREAD_AT_PERCENT=0 for
+# a thread per UDP shard from the start.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -35,12 +38,11 @@ done
 cargo build --quiet --release -p isoplane-turn --bin isoplane-turn
 OURS_BIN="$CARGO_TARGET_DIR/release/isoplane-turn"
 
-# WORK, PIDS and their cleanup, free_port, cpu_ticks.
+# WORK, PIDS and their cleanup, free_port, cpu_ns.
 source bench/lib.sh
 # Datagrams the kernel dropped for a full receive buffer, machine-wide (any socket:
 # server, uclient or peer), to tell where loss happened.
 rcvbuf_errors() { awk '/^Udp: [0-9]/ {print $6}' /proc/net/snmp; }
-CLK_TCK=$(getconf CLK_TCK)
 
 OURS_PORT=$(free_port)
 COTURN_PORT=$(free_port)
@@ -80,17 +82,17 @@ run_one() { # name pid port M round
     local before after out sent recv lost cpu
     local drops_before drops_after
     drops_before=$(rcvbuf_errors)
-    before=$(cpu_ticks "$pid")
+    before=$(cpu_ns "$pid")
     out=$(timeout 300 turnutils_uclient -c -X -W "$SECRET" -u bench -n "$N" -m "$m" -l "$L" -z "$Z" \
         -e 127.0.0.1 -r "$PEER_PORT" -p "$port" 127.0.0.1 2>&1 || true)
-    after=$(cpu_ticks "$pid")
+    after=$(cpu_ns "$pid")
     drops_after=$(rcvbuf_errors)
     local totals
     totals=$(grep "tot_send_msgs=" <<<"$out" | grep -v msz= | tail -1 || true)
     sent=$(sed -n 's/.*tot_send_msgs=\([0-9]*\).*/\1/p' <<<"$totals")
     recv=$(sed -n 's/.*tot_recv_msgs=\([0-9]*\).*/\1/p' <<<"$totals")
     lost=$( (grep 'Total lost packets' <<<"$out" || true) | tail -1 | sed -n 's/.*(\([0-9.]*\)%).*/\1/p')
-    cpu=$(awk -v a="$after" -v b="$before" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (a - b) / t}')
+    cpu=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.3f", (a - b) / 1e9}')
     local rate
     rate=$(awk -v s="${sent:-0}" -v r="${recv:-0}" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", (s + r) / c; else print "inf"}')
     local missing

@@ -21,9 +21,15 @@ pub use isoplane_service::config::ConfigError;
 pub struct Config {
     /// UDP listening address for STUN/TURN.
     pub listen_udp: SocketAddr,
-    /// Threads serving UDP clients, each with its own socket on `listen_udp`'s port and
-    /// its own allocations; 0 = one per CPU the process may use.
+    /// Shards serving UDP clients, each with its own socket on `listen_udp`'s port and
+    /// its own allocations, and so at most this many threads for them; 0 = one per CPU
+    /// the process may use.
     pub udp_threads: usize,
+    /// The shards start on one thread; when it is busy more than this share of a second
+    /// (percent), it hands a shard to a thread of its own. 0 gives every shard its own
+    /// thread from the start (the least latency under load, more CPU per packet when
+    /// traffic is light: every thread that wakes costs a context switch).
+    pub udp_spread_at_percent: u8,
     /// TCP listening address for STUN/TURN over TCP; `None` (`"off"`) disables TCP.
     #[serde(with = "isoplane_service::config::switchable")]
     pub listen_tcp: Option<SocketAddr>,
@@ -88,6 +94,7 @@ impl Default for Config {
         Config {
             listen_udp: SocketAddr::from(([0, 0, 0, 0], 3478)),
             udp_threads: 0,
+            udp_spread_at_percent: 50,
             listen_tcp: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
             listen_tls: None,
             listen_dtls: None,
@@ -142,6 +149,7 @@ impl ServiceConfig for Config {
     const ENVIRONMENT: &'static [EnvSetting] = &[
         EnvSetting::new("LISTEN_UDP", "listen_udp", EnvKind::Text),
         EnvSetting::new("UDP_THREADS", "udp_threads", EnvKind::Number),
+        EnvSetting::new("UDP_SPREAD_AT_PERCENT", "udp_spread_at_percent", EnvKind::Number),
         EnvSetting::new("LISTEN_TCP", "listen_tcp", EnvKind::Switchable),
         EnvSetting::new("LISTEN_HTTP", "listen_http", EnvKind::Switchable),
         EnvSetting::new("LISTEN_TLS", "listen_tls", EnvKind::OptionalText),
@@ -223,6 +231,9 @@ impl ServiceConfig for Config {
         }
         if self.udp_threads > 64 {
             problems.push("udp_threads: at most 64 (0 picks one per CPU)");
+        }
+        if self.udp_spread_at_percent > 100 {
+            problems.push("udp_spread_at_percent: a percentage, 0 to 100");
         }
         if self.nonce_lifetime_secs == 0 {
             problems.push("nonce_lifetime_secs: must be at least 1");

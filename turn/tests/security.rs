@@ -389,10 +389,17 @@ fn relayed_address(answer: &Answer) -> SocketAddr {
     attr::decode_xor_address(m.get(attr::XOR_RELAYED_ADDRESS).unwrap(), &m.transaction_id).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn udp_shards_share_one_quota_and_the_reserved_ports_and_each_relays_its_own_clients() {
-    // Four shards; clients on 16 ports, which the kernel spreads over them.
-    let config = isoplane_turn::Config { udp_threads: 4, max_allocations_per_user: 8, ..loopback_config(true) };
+/// Sixteen clients of one user on four shards: exactly the user's quota of them allocate,
+/// each relays both ways, a port reserved by one client is claimed from another port (so
+/// often through another shard), and `/metrics` adds every shard up and says how many
+/// threads serve them.
+async fn udp_shards_share_one_quota_and_the_reserved_ports_and_each_relays(spread_at_percent: u8, threads: u64) {
+    let config = isoplane_turn::Config {
+        udp_threads: 4,
+        udp_spread_at_percent: spread_at_percent,
+        max_allocations_per_user: 8,
+        ..loopback_config(true)
+    };
     let server = start(config).await;
     let expiry = unix_now() + 3600;
     let mut allocated = Vec::new();
@@ -406,32 +413,18 @@ async fn udp_shards_share_one_quota_and_the_reserved_ports_and_each_relays_its_o
         }
     }
     assert_eq!((allocated.len(), refused), (8, 8), "one quota for the user, whichever shard each client reached");
-
-    // Every allocation relays both ways through its own shard's relay socket.
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let peer_addr = peer.local_addr().unwrap();
     for (i, client) in allocated.iter_mut().enumerate() {
-        assert_eq!(client.channel_bind(0x4000, peer_addr).await, 0);
-        let payload = format!("from client {i}");
-        let mut frame = vec![0x40, 0x00, 0, payload.len() as u8];
-        frame.extend_from_slice(payload.as_bytes());
-        client.send_raw(&frame).await;
-        let mut buf = [0u8; 256];
-        let (len, relayed) =
-            tokio::time::timeout(Duration::from_secs(2), peer.recv_from(&mut buf)).await.unwrap().unwrap();
-        assert_eq!(&buf[..len], payload.as_bytes());
-        peer.send_to(format!("back to {i}").as_bytes(), relayed).await.unwrap();
-        let back = client.recv().await.expect("the peer's answer relayed");
-        assert_eq!(&back[..4], &[0x40, 0x00, 0, 9 + (i >= 10) as u8]);
-        assert_eq!(&back[4..], format!("back to {i}").as_bytes());
+        assert_eq!(client.channel_bind(0x4000, peer.local_addr().unwrap()).await, 0);
+        relay_both_ways(client, &peer, i).await;
     }
     let (_, metrics) = http_get(server.http, "/metrics").await;
     assert_eq!(metric(&metrics, "turn_allocations"), 8, "the gauge adds up every shard");
     assert_eq!(metric(&metrics, "turn_relayed_packets_to_peers_total"), 8);
     assert_eq!(metric(&metrics, "turn_relayed_packets_to_clients_total"), 8);
     assert_eq!(metric(&metrics, "turn_refusals_total{reason=\"user_quota\"}"), 8);
+    assert_eq!(metric(&metrics, "turn_udp_threads"), threads);
 
-    // A port reserved by one client is claimed from another port (often another shard).
     for _ in 0..6 {
         let mut even = Client::rest(server.udp, "rita", expiry, SECRET).await;
         let first = even
@@ -453,6 +446,66 @@ async fn udp_shards_share_one_quota_and_the_reserved_ports_and_each_relays_its_o
         assert_eq!(relayed_address(&second).port(), relayed_address(&first).port() + 1);
         assert_eq!(even.refresh(0).await, 0);
         assert_eq!(odd.refresh(0).await, 0);
+    }
+    server.stop().await;
+}
+
+/// Sends a ChannelData on channel 0x4000 to `peer` and the peer's answer back.
+async fn relay_both_ways(client: &Client, peer: &UdpSocket, i: usize) {
+    let payload = format!("from client {i:02}");
+    let mut frame = vec![0x40, 0x00, 0, payload.len() as u8];
+    frame.extend_from_slice(payload.as_bytes());
+    client.send_raw(&frame).await;
+    let mut buf = [0u8; 256];
+    let (len, relayed) = tokio::time::timeout(Duration::from_secs(2), peer.recv_from(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..len], payload.as_bytes());
+    let answer = format!("back to {i:02}");
+    peer.send_to(answer.as_bytes(), relayed).await.unwrap();
+    let back = client.recv().await.expect("the peer's answer relayed");
+    assert_eq!(&back[..4], &[0x40, 0x00, 0, answer.len() as u8]);
+    assert_eq!(&back[4..], answer.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_shards_on_one_thread_share_one_quota_and_the_reserved_ports() {
+    udp_shards_share_one_quota_and_the_reserved_ports_and_each_relays(50, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_shards_on_a_thread_each_share_one_quota_and_the_reserved_ports() {
+    udp_shards_share_one_quota_and_the_reserved_ports_and_each_relays(0, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_thread_hands_shards_to_threads_of_their_own_and_they_go_on_relaying() {
+    // Busy 1% of a second is enough: steady traffic moves a shard a second.
+    let config = isoplane_turn::Config { udp_threads: 4, udp_spread_at_percent: 1, ..loopback_config(true) };
+    let server = start(config).await;
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        let mut client = Client::rest(server.udp, "sam", unix_now() + 3600, SECRET).await;
+        assert_eq!(client.allocate().await, 0);
+        assert_eq!(client.channel_bind(0x4000, peer.local_addr().unwrap()).await, 0);
+        relay_both_ways(&client, &peer, i).await;
+        clients.push(client);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut round = 0;
+    loop {
+        let (_, metrics) = http_get(server.http, "/metrics").await;
+        if metric(&metrics, "turn_udp_threads") == 4 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "threads now: {}", metric(&metrics, "turn_udp_threads"));
+        for (i, client) in clients.iter().enumerate() {
+            relay_both_ways(client, &peer, 10 * (round % 9) + i).await;
+        }
+        round += 1;
+    }
+    // Every allocation is served where its shard went.
+    for (i, client) in clients.iter().enumerate() {
+        relay_both_ways(client, &peer, i).await;
     }
     server.stop().await;
 }

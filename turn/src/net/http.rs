@@ -31,10 +31,12 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let mut snapshot = shared.lock().core.metrics();
+    let mut udp_threads = 0;
     if let Some(shards) = shared.udp_shards.get() {
         snapshot.add(&shards.metrics().await);
+        udp_threads = shards.threads();
     }
-    isoplane_service::http::metrics_response(render(&snapshot))
+    isoplane_service::http::metrics_response(render(&snapshot, udp_threads))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -44,8 +46,10 @@ struct ReasonLabel {
 
 /// The core's counters as Prometheus text (names kept from before the shared registry:
 /// `turn_…`, no `isoplane_` prefix).
-fn render(m: &Metrics) -> String {
+fn render(m: &Metrics, udp_threads: usize) -> String {
     let mut registry = Registry::default();
+    let threads = i64::try_from(udp_threads).unwrap_or(i64::MAX);
+    registry.gauge_at("turn_udp_threads", "Threads serving the UDP shards now.", threads);
     let current = i64::try_from(m.allocations_current).unwrap_or(i64::MAX);
     registry.gauge_at("turn_allocations", "Allocations alive now.", current);
     registry.counter_at("turn_allocations_created", "Allocations created.", m.allocations_created);
@@ -88,8 +92,9 @@ mod tests {
     fn the_snapshot_renders_every_counter_and_every_refusal_reason() {
         let mut m = Metrics { allocations_current: 2, allocations_created: 5, ..Metrics::default() };
         m.refuse(Refusal::ForbiddenPeer);
-        let text = render(&m);
+        let text = render(&m, 2);
         assert!(text.contains("turn_allocations 2\n"), "{text}");
+        assert!(text.contains("turn_udp_threads 2\n"), "{text}");
         assert!(text.contains("turn_allocations_created_total 5\n"), "{text}");
         assert!(text.contains("turn_refusals_total{reason=\"forbidden_peer\"} 1\n"), "{text}");
         assert!(text.contains("turn_refusals_total{reason=\"bandwidth\"} 0\n"), "{text}");

@@ -1,17 +1,21 @@
-//! UDP clients, served by shards: a thread each, with a core of its own, a socket of its
-//! own on the listening port and the relay sockets of its allocations.
+//! UDP clients, served by shards: each has a core of its own, a socket of its own on the
+//! listening port and the relay sockets of its allocations.
 //!
 //! - The listening sockets share the port (SO_REUSEPORT): the kernel hashes each client's
 //!   address to one of them, so a client's every packet reaches the same shard, and the
 //!   peers of its allocation reach that shard through the relay sockets it owns. Nothing
-//!   on the packet path is shared between shards: no lock, and both cores relay.
+//!   on the packet path is shared between shards: no lock.
 //! - What the shards must agree on (quotas, reserved ports) is in the [`Ledger`] and
 //!   [`ReservedPorts`], touched only by Allocate and the end of an allocation.
-//! - Each shard is one mio event loop. A ready socket is read with recvmmsg, up to
-//!   [`BATCH`] datagrams a call, until a call returns fewer (the queue was empty: a
-//!   datagram arriving later raises a new edge); datagrams to clients are sent together
-//!   with sendmmsg at the end of each turn of the loop. A full socket buffer drops a
-//!   datagram, as UDP may.
+//! - Threads on demand: every thread that wakes costs a context switch, so all shards
+//!   start on one thread, which waits on their event queues at once (each shard's epoll
+//!   descriptor is registered in the thread's own). When that thread is busy for more than
+//!   `udp_spread_at_percent` of a second, it hands a shard to a new thread of its own, so
+//!   under load the relay uses every core; a thread once started stays until shutdown.
+//! - Each shard's socket is read with recvmmsg, up to [`BATCH`] datagrams a call, until a
+//!   call returns fewer (the queue was empty: a datagram arriving later raises a new
+//!   edge); datagrams to clients go out together with sendmmsg at the end of each turn. A
+//!   full socket buffer drops a datagram, as UDP may.
 //! - The HTTP server asks each shard for its counters, and shutdown asks each to close its
 //!   allocations, through a channel and a waker.
 
@@ -20,21 +24,29 @@ use super::{LISTENER_BUFFER, MAX_DATAGRAM};
 use crate::config::Config;
 use crate::core::{AllocationId, ClientAddr, Family, Ledger, Metrics, Output, Transport, TurnCore};
 use mio::net::UdpSocket;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use std::collections::HashMap;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 /// Datagrams read or sent in one system call.
 const BATCH: usize = 32;
-/// The loop wakes at least this often, to run the core's timers.
+/// A thread wakes at least this often, to run its cores' timers.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// How often a thread serving several shards weighs handing one to a new thread.
+const SPREAD_WINDOW: Duration = Duration::from_secs(1);
+/// Receive errors in a row after which a socket is left until its next event.
+const MAX_RECEIVE_ERRORS: usize = 8;
+/// Events taken from a shard's queue at a time.
+const EVENTS: usize = 256;
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 /// Relay sockets are registered from this token on.
@@ -44,7 +56,7 @@ const FIRST_RELAY: usize = 2;
 #[derive(Debug)]
 enum Command {
     Metrics(oneshot::Sender<Metrics>),
-    /// Close every allocation and end the thread.
+    /// Close every allocation and stop.
     Stop,
 }
 
@@ -52,7 +64,6 @@ enum Command {
 struct ShardHandle {
     commands: mpsc::Sender<Command>,
     waker: Arc<Waker>,
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ShardHandle {
@@ -67,6 +78,41 @@ impl ShardHandle {
 #[derive(Debug)]
 pub(super) struct UdpShards {
     shards: Vec<ShardHandle>,
+    threads: Arc<Threads>,
+}
+
+/// The threads serving shards: their handles, joined at shutdown, and how many run.
+#[derive(Debug, Default)]
+struct Threads {
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    running: AtomicUsize,
+}
+
+impl Threads {
+    fn handles(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.handles.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts a thread serving `shards` (spreading them further when busy past `spread_at`).
+    fn start(self: &Arc<Self>, shards: Vec<Shard>, spread_at: f64) -> io::Result<()> {
+        let numbers: Vec<String> = shards.iter().map(|shard| shard.number.to_string()).collect();
+        let threads = self.clone();
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let started = std::thread::Builder::new().name(format!("turn-udp-{}", numbers.join("-"))).spawn(move || {
+            Runner { shards, spread_at }.run(&threads);
+            threads.running.fetch_sub(1, Ordering::Relaxed);
+        });
+        match started {
+            Ok(handle) => {
+                self.handles().push(handle);
+                Ok(())
+            }
+            Err(e) => {
+                self.running.fetch_sub(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Binds `count` sockets on `addr` sharing its port (the first one picks it if `addr` has
@@ -93,7 +139,8 @@ fn bind_shared_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 }
 
 impl UdpShards {
-    /// Starts a shard on each of `listeners`.
+    /// Starts a shard on each of `listeners`: all on one thread, or each on its own when
+    /// `config.udp_spread_at_percent` is 0.
     pub(super) fn start(
         config: &Config,
         listeners: Vec<std::net::UdpSocket>,
@@ -102,6 +149,7 @@ impl UdpShards {
         reserved: &Arc<ReservedPorts>,
     ) -> io::Result<UdpShards> {
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut handles = Vec::new();
         let mut shards = Vec::new();
         for (index, listener) in listeners.into_iter().enumerate() {
             // Shard numbers 1.. : the stream shell's core is number 0.
@@ -113,29 +161,33 @@ impl UdpShards {
             let mut listener = UdpSocket::from_std(listener);
             poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
             let (commands, inbox) = mpsc::channel();
-            let (config, reserved) = (config.clone(), reserved.clone());
-            // The system call buffers hold raw pointers: they are made on the thread that uses them.
-            let run = move || {
-                let shard = Shard {
-                    core,
-                    poll,
-                    listener,
-                    listener_family,
-                    relays: HashMap::new(),
-                    of_allocation: HashMap::new(),
-                    next_token: FIRST_RELAY,
-                    config,
-                    reserved,
-                    inbox,
-                    received: Received::new(),
-                    to_clients: Outbox::new(),
-                };
-                shard.run();
-            };
-            let thread = std::thread::Builder::new().name(format!("turn-udp-{number}")).spawn(run)?;
-            shards.push(ShardHandle { commands, waker, thread: Mutex::new(Some(thread)) });
+            handles.push(ShardHandle { commands, waker });
+            shards.push(Shard {
+                number,
+                core,
+                poll,
+                events: Events::with_capacity(EVENTS),
+                listener,
+                listener_family,
+                relays: HashMap::new(),
+                of_allocation: HashMap::new(),
+                next_token: FIRST_RELAY,
+                config: config.clone(),
+                reserved: reserved.clone(),
+                inbox,
+                to_clients: Outbox::default(),
+            });
         }
-        Ok(UdpShards { shards })
+        let threads = Arc::new(Threads::default());
+        let spread_at = f64::from(config.udp_spread_at_percent) / 100.0;
+        if spread_at == 0.0 {
+            for shard in shards {
+                threads.start(vec![shard], spread_at)?;
+            }
+        } else {
+            threads.start(shards, spread_at)?;
+        }
+        Ok(UdpShards { shards: handles, threads })
     }
 
     /// The counters of every shard, added up.
@@ -151,6 +203,11 @@ impl UdpShards {
         total
     }
 
+    /// How many threads serve the shards now.
+    pub(super) fn threads(&self) -> usize {
+        self.threads.running.load(Ordering::Relaxed)
+    }
+
     /// Asks every shard to close its allocations and stop.
     pub(super) fn stop(&self) {
         for shard in &self.shards {
@@ -158,21 +215,106 @@ impl UdpShards {
         }
     }
 
-    /// Waits for every shard's thread to end.
+    /// Waits for every shard's thread to end (threads started meanwhile included).
     pub(super) async fn join(&self) {
-        let threads: Vec<JoinHandle<()>> = self
-            .shards
-            .iter()
-            .filter_map(|shard| shard.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take())
-            .collect();
+        let threads = self.threads.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            for thread in threads {
-                if thread.join().is_err() {
-                    tracing::error!("a UDP shard panicked");
+            loop {
+                let Some(handle) = threads.handles().pop() else { return };
+                if handle.join().is_err() {
+                    tracing::error!("a UDP shard's thread panicked");
                 }
             }
         })
         .await;
+    }
+}
+
+/// The system call buffers of one thread (they hold raw pointers: made where they are used).
+#[derive(Debug)]
+struct Buffers {
+    received: Received,
+    sent: MultiHeaders<SockaddrStorage>,
+}
+
+/// One thread's shards and its loop.
+#[derive(Debug)]
+struct Runner {
+    shards: Vec<Shard>,
+    /// The busy share of a second past which one of several shards moves to a new thread.
+    spread_at: f64,
+}
+
+impl Runner {
+    fn run(mut self, threads: &Arc<Threads>) {
+        let mut buffers = Buffers { received: Received::new(), sent: MultiHeaders::preallocate(BATCH, None) };
+        // Several shards: this thread waits on their queues at once.
+        let mut all = match Poll::new() {
+            Ok(poll) => poll,
+            Err(e) => return tracing::error!(error = %e, "UDP shards cannot wait for their sockets"),
+        };
+        for shard in &self.shards {
+            let fd = shard.poll.as_raw_fd();
+            if let Err(e) = all.registry().register(&mut SourceFd(&fd), Token(shard.number.into()), Interest::READABLE)
+            {
+                return tracing::error!(error = %e, "UDP shards cannot wait for their sockets");
+            }
+        }
+        let mut ready = Events::with_capacity(EVENTS);
+        let (mut window, mut busy) = (Instant::now(), Duration::ZERO);
+        while !self.shards.is_empty() {
+            let now = Instant::now();
+            let sleep = self.shards.iter().map(|shard| shard.sleep(now)).min().unwrap_or(MAX_SLEEP);
+            let woke;
+            if let [shard] = &mut self.shards[..] {
+                let waited = shard.wait(sleep);
+                woke = Instant::now();
+                if waited.is_err() || !shard.handle(&mut buffers) {
+                    self.shards.clear();
+                }
+            } else {
+                if let Err(e) = all.poll(&mut ready, Some(sleep))
+                    && e.kind() != io::ErrorKind::Interrupted
+                {
+                    return tracing::error!(error = %e, "UDP shards cannot wait for their sockets");
+                }
+                woke = Instant::now();
+                let mut stopped = Vec::new();
+                for shard in &mut self.shards {
+                    let signalled = ready.iter().any(|event| event.token() == Token(shard.number.into()));
+                    if !signalled && shard.sleep(woke) > Duration::ZERO {
+                        continue;
+                    }
+                    // A full batch of events may leave more queued, which raise no new edge.
+                    loop {
+                        if shard.wait(Duration::ZERO).is_err() || !shard.handle(&mut buffers) {
+                            stopped.push(shard.number);
+                            break;
+                        }
+                        if shard.events.iter().count() < EVENTS {
+                            break;
+                        }
+                    }
+                }
+                self.shards.retain(|shard| !stopped.contains(&shard.number));
+            }
+            busy += woke.elapsed();
+            let elapsed = window.elapsed();
+            if elapsed >= SPREAD_WINDOW {
+                if self.shards.len() > 1
+                    && busy.as_secs_f64() >= self.spread_at * elapsed.as_secs_f64()
+                    && let Some(shard) = self.shards.pop()
+                {
+                    let fd = shard.poll.as_raw_fd();
+                    let _ = all.registry().deregister(&mut SourceFd(&fd));
+                    tracing::info!(shard = shard.number, busy = ?busy, "UDP shard moves to a thread of its own");
+                    if let Err(e) = threads.start(vec![shard], self.spread_at) {
+                        tracing::error!(error = %e, "cannot start a thread for a UDP shard; it is lost");
+                    }
+                }
+                (window, busy) = (Instant::now(), Duration::ZERO);
+            }
+        }
     }
 }
 
@@ -186,8 +328,11 @@ struct Relay {
 
 #[derive(Debug)]
 struct Shard {
+    number: u8,
     core: TurnCore,
+    /// This shard's own event queue: its listener, relay sockets and waker.
     poll: Poll,
+    events: Events,
     listener: UdpSocket,
     listener_family: Family,
     relays: HashMap<Token, Relay>,
@@ -197,7 +342,6 @@ struct Shard {
     config: Config,
     reserved: Arc<ReservedPorts>,
     inbox: mpsc::Receiver<Command>,
-    received: Received,
     to_clients: Outbox,
 }
 
@@ -209,45 +353,56 @@ enum Source {
 }
 
 impl Shard {
-    fn run(mut self) {
-        let mut events = Events::with_capacity(256);
-        loop {
-            let now = Instant::now();
-            let sleep =
-                self.core.poll_timeout().map_or(MAX_SLEEP, |at| at.saturating_duration_since(now)).min(MAX_SLEEP);
-            if let Err(e) = self.poll.poll(&mut events, Some(sleep)) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                tracing::error!(error = %e, "UDP shard cannot wait for its sockets; it stops");
-                return;
+    /// How long until the core's next timer (at most [`MAX_SLEEP`]).
+    fn sleep(&self, now: Instant) -> Duration {
+        self.core.poll_timeout().map_or(MAX_SLEEP, |at| at.saturating_duration_since(now)).min(MAX_SLEEP)
+    }
+
+    /// Waits up to `timeout` for this shard's events.
+    fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.events.clear();
+                Ok(())
             }
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => {
-                        if !self.obey() {
-                            return;
-                        }
-                    }
-                    LISTENER => self.read(LISTENER, Source::Clients),
-                    token => {
-                        if let Some(allocation) = self.relays.get(&token).map(|relay| relay.allocation) {
-                            self.read(token, Source::Peers(allocation));
-                        }
-                    }
-                }
+            Err(e) => {
+                tracing::error!(shard = self.number, error = %e, "UDP shard cannot wait for its sockets; it stops");
+                Err(e)
             }
-            let now = Instant::now();
-            if self.core.poll_timeout().is_some_and(|at| at <= now) {
-                self.core.handle_timeout(now);
-                self.carry_out();
-            }
-            self.to_clients.flush(&self.listener);
+            Ok(()) => Ok(()),
         }
     }
 
+    /// Handles the events of the last wait and the timers due, then sends what is queued;
+    /// false once told to stop (everything closed by then).
+    fn handle(&mut self, buffers: &mut Buffers) -> bool {
+        let ready: Vec<Token> = self.events.iter().map(|event| event.token()).collect();
+        for token in ready {
+            match token {
+                WAKER => {
+                    if !self.obey(buffers) {
+                        return false;
+                    }
+                }
+                LISTENER => self.read(buffers, LISTENER, Source::Clients),
+                token => {
+                    if let Some(allocation) = self.relays.get(&token).map(|relay| relay.allocation) {
+                        self.read(buffers, token, Source::Peers(allocation));
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        if self.core.poll_timeout().is_some_and(|at| at <= now) {
+            self.core.handle_timeout(now);
+            self.carry_out(buffers);
+        }
+        self.to_clients.flush(&self.listener, &mut buffers.sent);
+        true
+    }
+
     /// Answers the commands waiting; false when told to stop (after closing everything).
-    fn obey(&mut self) -> bool {
+    fn obey(&mut self, buffers: &mut Buffers) -> bool {
         while let Ok(command) = self.inbox.try_recv() {
             match command {
                 Command::Metrics(reply) => {
@@ -255,8 +410,8 @@ impl Shard {
                 }
                 Command::Stop => {
                     self.core.shutdown();
-                    self.carry_out();
-                    self.to_clients.flush(&self.listener);
+                    self.carry_out(buffers);
+                    self.to_clients.flush(&self.listener, &mut buffers.sent);
                     return false;
                 }
             }
@@ -265,7 +420,8 @@ impl Shard {
     }
 
     /// Reads the socket under `token` until it is empty, feeding the core each datagram.
-    fn read(&mut self, token: Token, source: Source) {
+    fn read(&mut self, buffers: &mut Buffers, token: Token, source: Source) {
+        let mut errors = 0;
         loop {
             let (socket, family) = match token {
                 LISTENER => (&self.listener, self.listener_family),
@@ -274,17 +430,22 @@ impl Shard {
                     None => return,
                 },
             };
-            let count = match self.received.read(socket, family) {
+            let count = match buffers.received.read(socket, family) {
                 Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // ICMP errors (port unreachable) surface here on Linux; they end nothing.
+                // ICMP errors (port unreachable) surface here on Linux, once each: they end
+                // nothing, and the datagrams behind them are still read.
                 Err(e) => {
                     tracing::trace!(error = %e, "UDP receive error");
-                    return;
+                    errors += 1;
+                    if errors > MAX_RECEIVE_ERRORS {
+                        return;
+                    }
+                    continue;
                 }
             };
             let now = Instant::now();
-            for (data, from) in self.received.datagrams() {
+            for (data, from) in buffers.received.datagrams() {
                 match source {
                     Source::Clients => {
                         let client = ClientAddr { transport: Transport::Udp, remote: from };
@@ -293,7 +454,7 @@ impl Shard {
                     Source::Peers(allocation) => self.core.handle_peer(now, allocation, from, data),
                 }
             }
-            self.carry_out();
+            self.carry_out(buffers);
             if count < BATCH {
                 return;
             }
@@ -301,12 +462,12 @@ impl Shard {
     }
 
     /// Carries out what the core asked for.
-    fn carry_out(&mut self) {
+    fn carry_out(&mut self, buffers: &mut Buffers) {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::ToClient { client, data } => {
                     if self.to_clients.push(client.remote, data) {
-                        self.to_clients.flush(&self.listener);
+                        self.to_clients.flush(&self.listener, &mut buffers.sent);
                     }
                 }
                 Output::ToPeer { allocation, peer, data } => {
@@ -411,17 +572,12 @@ fn socket_addr(address: SockaddrStorage) -> Option<SocketAddr> {
 }
 
 /// Datagrams to clients waiting to go out together.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Outbox {
     datagrams: Vec<(SocketAddr, Vec<u8>)>,
-    headers: MultiHeaders<SockaddrStorage>,
 }
 
 impl Outbox {
-    fn new() -> Outbox {
-        Outbox { datagrams: Vec::with_capacity(BATCH), headers: MultiHeaders::preallocate(BATCH, None) }
-    }
-
     /// Queues one; true when a batch is full and should go now.
     fn push(&mut self, to: SocketAddr, data: Vec<u8>) -> bool {
         self.datagrams.push((to, data));
@@ -430,14 +586,14 @@ impl Outbox {
 
     /// Sends everything queued, [`BATCH`] at a time. A datagram the kernel refuses (a full
     /// buffer, an unreachable address) is dropped and the rest still go.
-    fn flush(&mut self, socket: &UdpSocket) {
+    fn flush(&mut self, socket: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>) {
         let mut start = 0;
         while start < self.datagrams.len() {
             let chunk = &self.datagrams[start..self.datagrams.len().min(start + BATCH)];
             let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, data)| [IoSlice::new(data)]).collect();
             let addresses: Vec<Option<SockaddrStorage>> =
                 chunk.iter().map(|(to, _)| Some(SockaddrStorage::from(*to))).collect();
-            let sent = sendmmsg(socket.as_raw_fd(), &mut self.headers, &slices, &addresses, [], MsgFlags::MSG_DONTWAIT)
+            let sent = sendmmsg(socket.as_raw_fd(), headers, &slices, &addresses, [], MsgFlags::MSG_DONTWAIT)
                 .map(Iterator::count)
                 .unwrap_or(0);
             // The datagram after those sent failed: it is dropped and the rest still go.
