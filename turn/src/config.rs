@@ -14,6 +14,9 @@ use thiserror::Error;
 
 pub use isoplane_service::config::ConfigError;
 
+/// The most UDP shards (each core's allocation IDs are numbered in a range of its own).
+pub const MAX_UDP_THREADS: usize = 64;
+
 /// The server's configuration. Every field has a default, so an empty TOML file plus
 /// one secret is a working development server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,7 +135,7 @@ impl Config {
     /// How many UDP shards serve: `udp_threads`, or one per CPU the process may use.
     pub fn udp_shards(&self) -> usize {
         match self.udp_threads {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            0 => std::thread::available_parallelism().map_or(1, usize::from).min(MAX_UDP_THREADS),
             threads => threads,
         }
     }
@@ -229,7 +232,7 @@ impl ServiceConfig for Config {
         if self.default_lifetime_secs == 0 || self.default_lifetime_secs > self.max_lifetime_secs {
             problems.push("default_lifetime_secs: must be between 1 and max_lifetime_secs");
         }
-        if self.udp_threads > 64 {
+        if self.udp_threads > MAX_UDP_THREADS {
             problems.push("udp_threads: at most 64 (0 picks one per CPU)");
         }
         if self.udp_spread_at_percent > 100 {

@@ -334,6 +334,10 @@ impl TurnCore {
             if !bound.is_empty() {
                 self.outputs.push_back(Output::CloseRelay(allocation));
             }
+            // The shell may have held the next port before the rest failed.
+            if let Some(token) = pending.reserve_next {
+                self.outputs.push_back(Output::DropReservation(token));
+            }
             self.send_error(&pending.request, 508, Some(&pending.auth.key), |_| {});
             return;
         }

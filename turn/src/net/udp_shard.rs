@@ -45,6 +45,9 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 const SPREAD_WINDOW: Duration = Duration::from_secs(1);
 /// Receive errors in a row after which a socket is left until its next event.
 const MAX_RECEIVE_ERRORS: usize = 8;
+/// Reads of one socket in one turn, at most: a socket that stays full (a flood) waits for
+/// the next turn, so the shard's other sockets, timers and commands are served meanwhile.
+const READS_PER_TURN: usize = 8;
 /// Events taken from a shard's queue at a time.
 const EVENTS: usize = 256;
 const LISTENER: Token = Token(0);
@@ -176,6 +179,7 @@ impl UdpShards {
                 reserved: reserved.clone(),
                 inbox,
                 to_clients: Outbox::default(),
+                unfinished: Vec::new(),
             });
         }
         let threads = Arc::new(Threads::default());
@@ -343,6 +347,22 @@ struct Shard {
     reserved: Arc<ReservedPorts>,
     inbox: mpsc::Receiver<Command>,
     to_clients: Outbox,
+    /// Sockets whose last turn ended with datagrams still queued.
+    unfinished: Vec<Token>,
+}
+
+impl Drop for Shard {
+    /// A shard ending any way (told to stop, its thread failing, a panic) closes its
+    /// allocations, which gives their quota back to the ledger, and lets its reserved ports
+    /// go; after a stop this finds nothing left to do.
+    fn drop(&mut self) {
+        self.core.shutdown();
+        while let Some(output) = self.core.poll_output() {
+            if let Output::DropReservation(token) = output {
+                self.reserved.drop_port(&token);
+            }
+        }
+    }
 }
 
 /// Where a socket's datagrams come from.
@@ -355,6 +375,9 @@ enum Source {
 impl Shard {
     /// How long until the core's next timer (at most [`MAX_SLEEP`]).
     fn sleep(&self, now: Instant) -> Duration {
+        if !self.unfinished.is_empty() {
+            return Duration::ZERO;
+        }
         self.core.poll_timeout().map_or(MAX_SLEEP, |at| at.saturating_duration_since(now)).min(MAX_SLEEP)
     }
 
@@ -376,7 +399,13 @@ impl Shard {
     /// Handles the events of the last wait and the timers due, then sends what is queued;
     /// false once told to stop (everything closed by then).
     fn handle(&mut self, buffers: &mut Buffers) -> bool {
-        let ready: Vec<Token> = self.events.iter().map(|event| event.token()).collect();
+        // Sockets left full last turn raise no new edge: they are read again first.
+        let mut ready = std::mem::take(&mut self.unfinished);
+        for token in self.events.iter().map(|event| event.token()) {
+            if !ready.contains(&token) {
+                ready.push(token);
+            }
+        }
         for token in ready {
             match token {
                 WAKER => {
@@ -422,7 +451,7 @@ impl Shard {
     /// Reads the socket under `token` until it is empty, feeding the core each datagram.
     fn read(&mut self, buffers: &mut Buffers, token: Token, source: Source) {
         let mut errors = 0;
-        loop {
+        for _ in 0..READS_PER_TURN {
             let (socket, family) = match token {
                 LISTENER => (&self.listener, self.listener_family),
                 _ => match self.relays.get(&token) {
@@ -459,6 +488,7 @@ impl Shard {
                 return;
             }
         }
+        self.unfinished.push(token);
     }
 
     /// Carries out what the core asked for.
@@ -551,14 +581,18 @@ impl Received {
         let results = recvmmsg(socket.as_raw_fd(), headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
             .map_err(io::Error::from)?;
         self.found.clear();
-        self.found.extend(results.map(|message| (message.bytes, message.address.and_then(socket_addr))));
+        // A datagram longer than a buffer was cut: it is dropped rather than relayed cut.
+        self.found.extend(results.map(|message| {
+            let whole = !message.flags.contains(MsgFlags::MSG_TRUNC);
+            (message.bytes, message.address.and_then(socket_addr).filter(|_| whole))
+        }));
         Ok(self.found.len())
     }
 
     /// The datagrams of the last read, with their senders.
     fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         self.found.iter().zip(self.buffers.chunks(MAX_DATAGRAM)).filter_map(|((len, from), buffer)| {
-            // A datagram longer than the buffer was cut: its length says more than we have.
+            // No sender: it was cut, or came from an address we cannot read.
             Some((buffer.get(..*len)?, (*from)?))
         })
     }
