@@ -428,13 +428,18 @@ impl BoundServer {
 /// A non-blocking UDP socket with larger kernel buffers (best effort: the kernel may cap
 /// them), registered with tokio. Must be called inside a runtime.
 pub(super) fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
-    UdpSocket::from_std(bind_std_udp(addr, buffer)?)
+    UdpSocket::from_std(bind_std_udp(addr, buffer, false)?)
 }
 
 /// The same, not registered with anything (a UDP shard registers it with its own loop).
-pub(super) fn bind_std_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
+/// `share_port` (SO_REUSEPORT) is for the shards' listening sockets only: a relay socket
+/// must own its port.
+pub(super) fn bind_std_udp(addr: SocketAddr, buffer: usize, share_port: bool) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if share_port {
+        socket.set_reuse_port(true)?;
+    }
     let _ = socket.set_recv_buffer_size(buffer);
     let _ = socket.set_send_buffer_size(buffer);
     socket.set_nonblocking(true)?;

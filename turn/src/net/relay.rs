@@ -35,7 +35,7 @@ impl ReservedPorts {
 
     /// Closes the port kept under `token` (its reservation lapsed).
     pub(super) fn drop_port(&self, token: &ReservationToken) {
-        self.lock().remove(token);
+        self.take(token);
     }
 
     pub(super) fn clear(&self) {
@@ -61,7 +61,7 @@ fn bind(config: &Config, request: RelayRequest) -> Option<std::net::UdpSocket> {
         if request.even_port && port % 2 == 1 {
             continue;
         }
-        let Ok(socket) = super::bind_std_udp(SocketAddr::new(request.ip, port), RELAY_BUFFER) else { continue };
+        let Ok(socket) = super::bind_std_udp(SocketAddr::new(request.ip, port), RELAY_BUFFER, false) else { continue };
         let Ok(local) = socket.local_addr() else { continue };
         if request.even_port && local.port() % 2 == 1 {
             continue;
@@ -82,7 +82,7 @@ fn bind_pair(config: &Config, request: RelayRequest) -> Option<(std::net::UdpSoc
         {
             continue;
         }
-        if let Ok(next) = super::bind_std_udp(SocketAddr::new(request.ip, next_port), RELAY_BUFFER) {
+        if let Ok(next) = super::bind_std_udp(SocketAddr::new(request.ip, next_port), RELAY_BUFFER, false) {
             return Some((even, next));
         }
     }

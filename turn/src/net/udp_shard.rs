@@ -20,7 +20,7 @@
 //!   allocations, through a channel and a waker.
 
 use super::relay::{ReservedPorts, bind_relays};
-use super::{LISTENER_BUFFER, MAX_DATAGRAM};
+use super::{LISTENER_BUFFER, MAX_DATAGRAM, bind_std_udp};
 use crate::config::Config;
 use crate::core::{AllocationId, ClientAddr, Family, Ledger, Metrics, Output, Transport, TurnCore};
 use mio::net::UdpSocket;
@@ -121,24 +121,13 @@ impl Threads {
 /// Binds `count` sockets on `addr` sharing its port (the first one picks it if `addr` has
 /// port 0), non-blocking, with large buffers.
 pub(super) fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::UdpSocket>> {
-    let first = bind_shared_port(addr)?;
+    let first = bind_std_udp(addr, LISTENER_BUFFER, true)?;
     let addr = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..count {
-        sockets.push(bind_shared_port(addr)?);
+        sockets.push(bind_std_udp(addr, LISTENER_BUFFER, true)?);
     }
     Ok(sockets)
-}
-
-fn bind_shared_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_port(true)?;
-    let _ = socket.set_recv_buffer_size(LISTENER_BUFFER);
-    let _ = socket.set_send_buffer_size(LISTENER_BUFFER);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
 }
 
 impl UdpShards {
