@@ -14,7 +14,8 @@
 //! - metrics ([`metrics`]): one registry per service, rendered for `/metrics`;
 //! - the HTTP error every handler answers with ([`http::HttpError`]);
 //! - background tasks that stop with the service ([`tasks::Tasks`]);
-//! - reaching Redis with retries ([`redis_retry`]).
+//! - reaching Redis with retries ([`redis_retry`]);
+//! - batched UDP I/O for the media relays ([`udp_batch`]).
 
 pub mod config;
 pub mod http;
@@ -23,6 +24,7 @@ pub mod redis_retry;
 pub mod sfu_directory;
 pub mod tasks;
 pub mod testing;
+pub mod udp_batch;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;

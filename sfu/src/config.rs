@@ -16,7 +16,8 @@ pub struct Config {
     /// HTTP: the clients' WebSocket (`/v1/sfu`), the control API (`/v1/rooms`), health
     /// and metrics.
     pub listen_http: SocketAddr,
-    /// The one UDP port every peer's media uses.
+    /// The first worker's UDP media port; worker `n` listens on this port + `n` (all
+    /// ephemeral when it is 0). Open `workers` ports from here.
     pub listen_udp: SocketAddr,
     /// ICE-TCP (RFC 6544, passive) for networks that block UDP; `None` (`"off"`)
     /// disables it.
@@ -199,7 +200,16 @@ impl ServiceConfig for Config {
         if self.limits.data_message_bytes == 0 || self.limits.signal_bytes < 4096 {
             problems.push("limits: data_message_bytes must be at least 1 and signal_bytes at least 4096");
         }
-        problems.into_iter().map(str::to_owned).collect()
+        let mut problems: Vec<String> = problems.into_iter().map(str::to_owned).collect();
+        let last_port = usize::from(self.listen_udp.port()) + self.worker_count() - 1;
+        if self.listen_udp.port() != 0 && last_port > usize::from(u16::MAX) {
+            problems.push(format!(
+                "listen_udp: {} workers listen on ports {} to {last_port}, past 65535: lower the port or the workers",
+                self.worker_count(),
+                self.listen_udp.port()
+            ));
+        }
+        problems
     }
 }
 

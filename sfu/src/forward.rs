@@ -75,8 +75,9 @@ fn h264_starts_keyframe(payload: &[u8]) -> bool {
 /// What to do with an incoming packet of the forwarded track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Send it with this sequence number and timestamp.
-    Send { seq_no: u64, timestamp: u32 },
+    /// Send it with this sequence number and timestamp. `starts_layer`: the first packet
+    /// of a layer (the stream's first, or a switch), where codec numbering is rebased.
+    Send { seq_no: u64, timestamp: u32, starts_layer: bool },
     /// Not for this subscriber (another layer, before the first keyframe, or late).
     Drop,
 }
@@ -139,13 +140,13 @@ impl Forwarder {
             if seq_no < self.first_in_seq {
                 return Verdict::Drop;
             }
-            return self.send(seq_no, timestamp, now);
+            return self.send(seq_no, timestamp, now, false);
         }
         if rid != self.target || (needs_keyframe && !keyframe) {
             return Verdict::Drop;
         }
         self.rebase(rid, seq_no, timestamp, now);
-        self.send(seq_no, timestamp, now)
+        self.send(seq_no, timestamp, now, true)
     }
 
     fn rebase(&mut self, rid: Option<Rid>, seq_no: u64, timestamp: u32, now: Instant) {
@@ -164,13 +165,13 @@ impl Forwarder {
         self.current = Some(rid);
     }
 
-    fn send(&mut self, seq_no: u64, timestamp: u32, now: Instant) -> Verdict {
+    fn send(&mut self, seq_no: u64, timestamp: u32, now: Instant, starts_layer: bool) -> Verdict {
         let out_seq = (seq_no as i64 + self.seq_delta).max(0) as u64;
         let out_ts = timestamp.wrapping_add(self.ts_delta);
         if self.last_out.is_none_or(|(last_seq, _, _)| out_seq > last_seq) {
             self.last_out = Some((out_seq, out_ts, now));
         }
-        Verdict::Send { seq_no: out_seq, timestamp: out_ts }
+        Verdict::Send { seq_no: out_seq, timestamp: out_ts, starts_layer }
     }
 }
 
@@ -182,7 +183,7 @@ mod tests {
 
     fn sent(verdict: Verdict) -> (u64, u32) {
         match verdict {
-            Verdict::Send { seq_no, timestamp } => (seq_no, timestamp),
+            Verdict::Send { seq_no, timestamp, .. } => (seq_no, timestamp),
             Verdict::Drop => panic!("expected the packet to be sent"),
         }
     }

@@ -12,7 +12,8 @@
 //! - [`protocol`]: the client session and control API messages.
 //! - [`room`]: a room as a sans-IO state machine (sessions, forwarding, negotiation,
 //!   subscriptions, speakers, limits); [`participant`]: one peer's state;
-//!   [`forward`]: simulcast layer switching and RTP rewriting; [`speakers`]: active
+//!   [`forward`]: simulcast layer switching and RTP rewriting; [`vp8_munger`]: VP8
+//!   picture numbers kept continuous across layer switches; [`speakers`]: active
 //!   speaker detection; [`demux`]: which worker a datagram belongs to.
 //! - [`worker`]: the thread that owns a share of the rooms and a socket on the media
 //!   port; [`http`]: WebSocket sessions, control API, health and metrics.
@@ -27,6 +28,7 @@ pub mod participant;
 pub mod protocol;
 pub mod room;
 pub mod speakers;
+pub mod vp8_munger;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -39,7 +41,7 @@ use isoplane_service::redis_retry;
 use isoplane_service::tasks::Tasks;
 use str0m::Candidate;
 use str0m::net::TcpType;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -84,10 +86,6 @@ pub async fn bind(config: Config) -> Result<BoundSfu, StartError> {
         source,
     })?;
     let udp = bind_udp(config.listen_udp, workers)?;
-    let udp_port = udp[0]
-        .local_addr()
-        .map_err(|source| StartError::Bind { what: "UDP", address: config.listen_udp, source })?
-        .port();
     let tcp = match config.listen_tcp {
         Some(address) => Some(TcpListener::bind(address).await.map_err(|source| StartError::Bind {
             what: "ICE-TCP",
@@ -97,9 +95,15 @@ pub async fn bind(config: Config) -> Result<BoundSfu, StartError> {
         None => None,
     };
     let ip = config.candidate_ip();
-    let udp_candidate_address = SocketAddr::new(ip, udp_port);
-    let udp_candidate =
-        Candidate::host(udp_candidate_address, "udp").map_err(|_| StartError::Candidate(udp_candidate_address))?;
+    let mut udp_candidates = Vec::with_capacity(udp.len());
+    for socket in &udp {
+        let port = socket
+            .local_addr()
+            .map_err(|source| StartError::Bind { what: "UDP", address: config.listen_udp, source })?
+            .port();
+        let address = SocketAddr::new(ip, port);
+        udp_candidates.push(Candidate::host(address, "udp").map_err(|_| StartError::Candidate(address))?);
+    }
     let tcp_candidate = match &tcp {
         Some(listener) => {
             let port = listener
@@ -125,32 +129,34 @@ pub async fn bind(config: Config) -> Result<BoundSfu, StartError> {
         workers: senders,
         metrics: Arc::new(Metrics::default()),
         limits: Arc::new(config.limits.clone()),
-        candidates: Candidates { udp: udp_candidate, tcp: tcp_candidate },
+        candidates: Candidates { udp: udp_candidates, tcp: tcp_candidate },
         certificate,
         next_participant: AtomicU64::new(1),
     });
     Ok(BoundSfu { config, http, udp, tcp, shared, receivers })
 }
 
-/// One socket per worker on the same port (SO_REUSEPORT); the kernel spreads peers
-/// over them.
+/// A socket per worker, each on a port of its own: `address`'s port for the first worker,
+/// the next ports for the others (each an ephemeral port when `address`'s is 0). Each
+/// worker puts its own port in its sessions' ICE candidates, so every peer's datagrams
+/// reach the worker that owns its session, with no handoff between threads.
 fn bind_udp(address: SocketAddr, count: usize) -> Result<Vec<std::net::UdpSocket>, StartError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let mut sockets = Vec::with_capacity(count);
-    let mut bound = address;
-    for _ in 0..count {
+    for worker in 0..count {
+        let mut bound = address;
+        if address.port() != 0 {
+            // Config::validate keeps the last port within range.
+            bound.set_port(address.port().saturating_add(u16::try_from(worker).unwrap_or(u16::MAX)));
+        }
         let error = |source| StartError::Bind { what: "UDP", address: bound, source };
         let socket = Socket::new(Domain::for_address(bound), Type::DGRAM, Some(Protocol::UDP)).map_err(error)?;
-        socket.set_reuse_port(true).map_err(error)?;
         socket.set_nonblocking(true).map_err(error)?;
         // Room for bursts (a keyframe to many subscribers) before the kernel drops.
         let _ = socket.set_recv_buffer_size(4 << 20);
         let _ = socket.set_send_buffer_size(4 << 20);
         socket.bind(&bound.into()).map_err(error)?;
-        let socket: std::net::UdpSocket = socket.into();
-        // The first socket fixes an ephemeral port for the others.
-        bound = socket.local_addr().map_err(error)?;
-        sockets.push(socket);
+        sockets.push(socket.into());
     }
     Ok(sockets)
 }
@@ -160,10 +166,9 @@ impl BoundSfu {
         self.http.local_addr().unwrap_or(self.config.listen_http)
     }
 
-    /// The media port's address as clients see it in candidates.
-    pub fn udp_addr(&self) -> SocketAddr {
-        let port = self.udp.first().and_then(|s| s.local_addr().ok()).map_or(0, |a| a.port());
-        SocketAddr::new(self.config.candidate_ip(), port)
+    /// Each worker's media port's address as clients see it in candidates, by worker.
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.shared.candidates.udp.iter().map(Candidate::addr).collect()
     }
 
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
@@ -179,7 +184,6 @@ impl BoundSfu {
             let thread = std::thread::Builder::new().name(format!("sfu-worker-{index}")).spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 runtime.block_on(async move {
-                    let socket = Arc::new(UdpSocket::from_std(socket)?);
                     Worker::new(index, shared, socket)?.run(commands, stop).await;
                     Ok::<(), std::io::Error>(())
                 })
@@ -196,7 +200,7 @@ impl BoundSfu {
         }
         tracing::info!(
             http = %http.local_addr()?,
-            udp = %SocketAddr::new(config.candidate_ip(), shared.candidates.udp.addr().port()),
+            udp = ?shared.candidates.udp.iter().map(|c| c.addr().port()).collect::<Vec<_>>(),
             workers = threads.len(),
             "SFU serving: /v1/sfu (clients), /v1/rooms (control), /metrics"
         );

@@ -21,9 +21,9 @@ isoplane_service::service_metrics! {
         pub packets_lost_in: Counter = "packets_lost_in", "Publishers' packets lost on the way in (estimated).";
         /// Datagrams from addresses no session knows.
         pub dropped_unknown: Counter = "dropped_unknown", "Datagrams from unknown addresses.";
-        /// Datagrams for a peer owned by another worker, dropped because that worker's
-        /// command queue was full.
-        pub handoffs_dropped: Counter = "handoffs_dropped", "Datagrams dropped on the way to a busy worker.";
+        /// Datagrams the kernel refused to send (a full socket buffer): lost, as on a
+        /// congested network.
+        pub send_dropped: Counter = "send_dropped", "Datagrams dropped because the socket's send buffer was full.";
         pub sessions_refused: Counter = "sessions_refused", "Sessions refused (token, room full).";
     }
 }

@@ -13,6 +13,7 @@ use str0m::{Candidate, Rtc};
 
 use crate::forward::Forwarder;
 use crate::protocol::{AvatarId, Permissions, Quality, Source, TrackInfo, Wanted};
+use crate::vp8_munger::Vp8Munger;
 
 /// Unique within the process, so IDs never collide across rooms and workers.
 pub type ParticipantId = u64;
@@ -93,6 +94,8 @@ pub struct Received {
     pub source: Source,
     pub state: OutState,
     pub forwarder: Forwarder,
+    /// VP8 picture numbers continued across layer switches.
+    pub vp8: Vp8Munger,
     /// Publisher payload type → ours, learnt on first sight.
     pub payload_types: HashMap<u8, Option<str0m::media::Pt>>,
     /// A keyframe of the target layer is needed from the publisher.
@@ -267,7 +270,8 @@ impl Participant {
 /// Which local candidates a new session gets.
 #[derive(Debug, Clone)]
 pub struct Candidates {
-    pub udp: Candidate,
+    /// Each worker's UDP candidate, by worker: a session gets its own worker's.
+    pub udp: Vec<Candidate>,
     pub tcp: Option<Candidate>,
 }
 

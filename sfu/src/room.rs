@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::BweKind;
 use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::config::Limits;
@@ -46,8 +47,6 @@ pub struct Outbox {
     pub datagrams_in: u64,
     pub bytes_in: u64,
     pub dropped_unknown: u64,
-    /// Datagrams for another worker dropped because its command queue was full.
-    pub handoffs_dropped: u64,
 }
 
 /// Whom a control request names: every session of a user (a moderator's kick), or one
@@ -702,6 +701,8 @@ impl Room {
             return;
         }
         let keyframe = kind == MediaKind::Video && starts_keyframe(spec.codec, &packet.payload);
+        // Parsed once for every subscriber, whose munger rewrites its picture numbers.
+        let vp8 = (spec.codec == Codec::Vp8).then(|| Vp8Descriptor::parse(&packet.payload).ok()).flatten();
         let ext_vals = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -728,7 +729,7 @@ impl Room {
                 kind == MediaKind::Video,
                 now,
             );
-            let Verdict::Send { seq_no: out_seq, timestamp } = verdict else {
+            let Verdict::Send { seq_no: out_seq, timestamp, starts_layer } = verdict else {
                 if simulcast || kind == MediaKind::Video {
                     received.wants_keyframe |= received.forwarder.awaiting_keyframe();
                 }
@@ -750,12 +751,14 @@ impl Room {
             let Some(out_pt) = out_pt else { continue };
             let mut api = subscriber.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(out_mid, None) else { continue };
-            stream.write_rtp(
-                RtpWrite::new(out_pt, out_seq.into(), timestamp, packet.timestamp, packet.payload.clone())
-                    .marker(packet.header.marker)
-                    .ext_vals(ext_vals.clone())
-                    .nackable(kind == MediaKind::Video),
-            );
+            let mut write = RtpWrite::new(out_pt, out_seq.into(), timestamp, packet.timestamp, packet.payload.clone())
+                .marker(packet.header.marker)
+                .ext_vals(ext_vals.clone())
+                .nackable(kind == MediaKind::Video);
+            if let Some(patch) = vp8.as_ref().and_then(|descriptor| received.vp8.patch(descriptor, starts_layer)) {
+                write = write.vp8_patch(patch);
+            }
+            stream.write_rtp(write);
             out.forwarded += 1;
             subscribers.push(*other);
         }
@@ -933,6 +936,7 @@ fn received_track(publisher: &Participant, track: &Published) -> Received {
         source: track.source,
         state: OutState::ToOpen,
         forwarder: Forwarder::new(clock_rate, first_layer),
+        vp8: Default::default(),
         payload_types: Default::default(),
         wants_keyframe: track.kind == MediaKind::Video,
     }

@@ -1,12 +1,12 @@
 //! A worker thread: owns a share of the rooms (by hash of their name) with every
-//! session in them, and one of the sockets bound to the shared media port. This is the
-//! I/O shell around [`Room`]: it reads datagrams and commands, passes them in with the
-//! time, and writes out what the rooms put in their outbox.
+//! session in them, and a UDP media port of its own. This is the I/O shell around
+//! [`Room`]: it reads datagrams and commands, passes them in with the time, and writes
+//! out what the rooms put in their outbox.
 //!
-//! The kernel spreads peers over the workers' sockets (SO_REUSEPORT hashes the
-//! address pair), not by room, so a datagram may land on a worker that does not own its
-//! peer; that worker hands it to the owner, which the peer's ICE ufrag names. Nothing on
-//! the packet path is shared or locked.
+//! Every session's ICE candidate names its worker's port, so a peer's datagrams reach
+//! the thread that owns its session: nothing on the packet path is handed between
+//! threads, shared or locked. Datagrams come in with `recvmmsg` and go out with
+//! `sendmmsg`, a batch per system call.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use isoplane_auth::SfuClaims;
+use isoplane_service::udp_batch::{ReceiveBatch, SendBatch};
 use str0m::bwe::Bitrate;
 use str0m::config::DtlsCert;
 use str0m::net::{Protocol, Receive};
 use str0m::{IceCreds, Input, Rtc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -36,17 +37,20 @@ use crate::room::{AdmitError, Outbox, Room, Who};
 
 /// Messages queued towards one client; a client this far behind is dropped.
 pub const CLIENT_QUEUE: usize = 256;
-/// Commands queued towards one worker. Datagrams handed over by another worker are
-/// dropped (and counted in `handoffs_dropped`) when it is full, as the kernel would drop
-/// them; every other command waits for room, so a join, a signal or a control call is
-/// never lost, only slowed.
+/// Commands queued towards one worker. A sender waits for room, so a join, a signal or
+/// a control call is never lost, only slowed.
 pub const COMMAND_QUEUE: usize = 4096;
 /// Longest ICE-TCP frame (RFC 4571 allows 65535; media never needs more than this).
 const MAX_TCP_FRAME: usize = 4096;
 /// How often rooms get their periodic work (speakers, meters, layer choices).
 const TICK: Duration = Duration::from_millis(50);
-/// Datagrams read in one go before the worker looks at its other inputs.
-const READ_BATCH: usize = 64;
+/// Datagrams read or sent in one system call.
+const BATCH: usize = 32;
+/// Longest datagram read; longer ones are dropped (media and DTLS stay under an MTU).
+const MAX_DATAGRAM: usize = 2048;
+/// Reads of the socket in one go before the worker looks at its other inputs: a flood
+/// cannot hold up commands, timers or ICE-TCP.
+const READS_PER_TURN: usize = 4;
 
 /// A frame read from an ICE-TCP connection: (peer, local address, bytes).
 type TcpFrame = (SocketAddr, SocketAddr, Vec<u8>);
@@ -65,13 +69,6 @@ pub enum Command {
     },
     Leave {
         participant: ParticipantId,
-    },
-    /// A datagram that reached another worker's socket (or a TCP connection).
-    Datagram {
-        proto: Protocol,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: Vec<u8>,
     },
     /// An ICE-TCP connection whose first frame (already read) names this worker.
     TcpConnection {
@@ -121,12 +118,17 @@ pub struct Shared {
 impl Shared {
     /// The worker that owns a room.
     pub fn worker_for_room(&self, room: &str) -> usize {
-        // FNV-1a: stable across runs and processes, unlike the std hasher.
-        let hash = room
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
-        (hash % self.workers.len() as u64) as usize
+        worker_for_room(room, self.workers.len())
     }
+}
+
+/// Which of `workers` owns `room`: the same in every run and process.
+pub fn worker_for_room(room: &str, workers: usize) -> usize {
+    // FNV-1a: stable across runs and processes, unlike the std hasher.
+    let hash = room
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    (hash % workers.max(1) as u64) as usize
 }
 
 impl std::fmt::Debug for Shared {
@@ -140,6 +142,8 @@ pub struct Worker {
     shared: Arc<Shared>,
     socket: Arc<UdpSocket>,
     local_udp: SocketAddr,
+    /// Message headers for sending, kept from batch to batch.
+    send_batch: SendBatch,
     rooms: HashMap<String, Room>,
     /// Room settings set through the control API before anyone joined.
     settings: HashMap<String, RoomSettings>,
@@ -148,8 +152,6 @@ pub struct Worker {
     ufrags: HashMap<String, ParticipantId>,
     /// Peers' addresses, learnt from their STUN requests: who a datagram is from.
     addresses: HashMap<(Protocol, SocketAddr), ParticipantId>,
-    /// Which worker owns a peer address that reached this worker's socket.
-    routes: HashMap<(Protocol, SocketAddr), usize>,
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     tcp_frames: (mpsc::Sender<TcpFrame>, mpsc::Receiver<TcpFrame>),
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
@@ -161,24 +163,23 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-/// Longest a route to another worker is remembered before it is rebuilt.
-const MAX_ROUTES: usize = 200_000;
-
 impl Worker {
-    pub fn new(index: usize, shared: Arc<Shared>, socket: Arc<UdpSocket>) -> std::io::Result<Worker> {
+    /// Takes over this worker's media socket (non-blocking); call inside the worker's
+    /// runtime, which polls it from then on.
+    pub fn new(index: usize, shared: Arc<Shared>, socket: std::net::UdpSocket) -> std::io::Result<Worker> {
         let local_udp = socket.local_addr()?;
         Ok(Worker {
             index,
             shared,
-            socket,
+            socket: Arc::new(UdpSocket::from_std(socket)?),
             local_udp,
+            send_batch: SendBatch::new(BATCH),
             rooms: HashMap::new(),
             settings: HashMap::new(),
             participant_rooms: HashMap::new(),
             links: HashMap::new(),
             ufrags: HashMap::new(),
             addresses: HashMap::new(),
-            routes: HashMap::new(),
             tcp_writers: HashMap::new(),
             tcp_frames: mpsc::channel(1024),
             timers: BinaryHeap::new(),
@@ -187,7 +188,8 @@ impl Worker {
 
     /// Runs until shutdown; every session in this worker's rooms is ended on the way out.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
-        let mut buffer = vec![0u8; 2048];
+        let mut received = ReceiveBatch::new(BATCH, MAX_DATAGRAM);
+        let socket = self.socket.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -198,14 +200,9 @@ impl Worker {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(command) = commands.recv() => self.on_command(command, &mut out),
-                received = self.socket.recv_from(&mut buffer) => {
-                    if let Ok((length, source)) = received {
-                        self.on_datagram(Protocol::Udp, source, self.local_udp, &buffer[..length], &mut out);
-                    }
-                    // Drain what else is waiting before looking at other inputs.
-                    for _ in 0..READ_BATCH {
-                        let Ok((length, source)) = self.socket.try_recv_from(&mut buffer) else { break };
-                        self.on_datagram(Protocol::Udp, source, self.local_udp, &buffer[..length], &mut out);
+                ready = socket.readable() => {
+                    if ready.is_ok() {
+                        self.read_udp(&socket, &mut received, &mut out);
                     }
                 }
                 Some((source, destination, frame)) = self.tcp_frames.1.recv() => {
@@ -223,6 +220,37 @@ impl Worker {
         self.flush(out);
     }
 
+    /// Reads what waits on the media socket, a batch per call, until the queue is found
+    /// empty or [`READS_PER_TURN`] batches were read (then the socket stays ready and is
+    /// read again after the other inputs had their turn).
+    fn read_udp(&mut self, socket: &UdpSocket, received: &mut ReceiveBatch, out: &mut Outbox) {
+        let ipv6 = self.local_udp.is_ipv6();
+        for _ in 0..READS_PER_TURN {
+            let mut count = 0;
+            let read = socket.try_io(Interest::READABLE, || {
+                count = received.read(socket, ipv6)?;
+                // A short batch found the queue empty. Answering WouldBlock makes tokio
+                // forget the readiness (a datagram arriving later raises it again) and
+                // saves a read that would find nothing.
+                if count < received.capacity() {
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Ok(())
+            });
+            // ICMP errors (a peer's port unreachable) surface here on Linux, once each:
+            // the socket stays ready, and what is behind them is read at the next turn.
+            if count == 0 {
+                return;
+            }
+            for (contents, source) in received.datagrams() {
+                self.on_datagram(Protocol::Udp, source, self.local_udp, contents, out);
+            }
+            if read.is_err() {
+                return;
+            }
+        }
+    }
+
     fn on_command(&mut self, command: Command, out: &mut Outbox) {
         let now = Instant::now();
         match command {
@@ -235,9 +263,6 @@ impl Worker {
                 if let Some(room) = self.participant_rooms.get(&participant).and_then(|r| self.rooms.get_mut(r)) {
                     room.remove(participant, "left", out);
                 }
-            }
-            Command::Datagram { proto, source, destination, contents } => {
-                self.on_datagram(proto, source, destination, &contents, out)
             }
             Command::TcpConnection { stream, first_frame } => self.adopt_tcp(stream, first_frame, out),
             Command::CreateRoom { room, settings, reply } => {
@@ -349,7 +374,7 @@ impl Worker {
             .enable_bwe(Some(Bitrate::kbps(1_000)))
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
-        rtc.add_local_candidate(self.shared.candidates.udp.clone());
+        rtc.add_local_candidate(self.shared.candidates.udp[self.index].clone());
         if let Some(tcp) = &self.shared.candidates.tcp {
             rtc.add_local_candidate(tcp.clone());
         }
@@ -381,32 +406,6 @@ impl Worker {
         let key = (proto, source);
         out.datagrams_in += 1;
         out.bytes_in += contents.len() as u64;
-        // STUN always re-reads the owner from the ufrag, so a reused address re-routes.
-        let owner = match demux::stun_worker(contents) {
-            Some(worker) if worker < self.shared.workers.len() => {
-                if self.routes.len() >= MAX_ROUTES {
-                    self.routes.clear();
-                }
-                self.routes.insert(key, worker);
-                worker
-            }
-            Some(_) => return,
-            None => match self.routes.get(&key) {
-                Some(worker) => *worker,
-                None => {
-                    out.dropped_unknown += 1;
-                    return;
-                }
-            },
-        };
-        if owner != self.index {
-            // Never wait here: two workers handing datagrams to each other would deadlock.
-            let handoff = Command::Datagram { proto, source, destination, contents: contents.to_vec() };
-            if let Err(mpsc::error::TrySendError::Full(_)) = self.shared.workers[owner].try_send(handoff) {
-                out.handoffs_dropped += 1;
-            }
-            return;
-        }
         let participant = match demux::stun_local_ufrag(contents).and_then(|ufrag| self.ufrags.get(ufrag)) {
             Some(id) => {
                 self.addresses.insert(key, *id);
@@ -462,23 +461,21 @@ impl Worker {
         metrics.packets_in.inc_by(out.datagrams_in);
         metrics.bytes_in.inc_by(out.bytes_in);
         metrics.dropped_unknown.inc_by(out.dropped_unknown);
-        metrics.handoffs_dropped.inc_by(out.handoffs_dropped);
         metrics.packets_out.inc_by(out.transmits.len() as u64);
         let bytes_out: usize = out.transmits.iter().map(|t| t.contents.len()).sum();
         metrics.bytes_out.inc_by(bytes_out as u64);
-        for transmit in out.transmits {
-            match transmit.proto {
-                Protocol::Udp => {
-                    // UDP: a full socket buffer drops the datagram, as the network would.
-                    let _ = self.socket.try_send_to(&transmit.contents, transmit.destination);
-                }
-                _ => {
-                    if let Some(writer) = self.tcp_writers.get(&transmit.destination) {
-                        let _ = writer.try_send(transmit.contents.to_vec());
-                    }
+        let mut transmits = out.transmits;
+        // ICE-TCP sessions are few: their frames are taken out, and the rest go in batches.
+        if transmits.iter().any(|t| t.proto != Protocol::Udp) {
+            for transmit in transmits.extract_if(.., |t| t.proto != Protocol::Udp) {
+                if let Some(writer) = self.tcp_writers.get(&transmit.destination) {
+                    let _ = writer.try_send(transmit.contents.to_vec());
                 }
             }
         }
+        // UDP: a full socket buffer drops a datagram, as the network would.
+        let sent = self.send_batch.send(&*self.socket, &transmits, |t| (t.destination, &t.contents));
+        metrics.send_dropped.inc_by((transmits.len() - sent) as u64);
         let mut slow = Vec::new();
         for (id, message) in out.messages {
             let Some(link) = self.links.get(&id) else { continue };
@@ -566,54 +563,4 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> std::io::Res
     let mut frame = vec![0u8; length];
     reader.read_exact(&mut frame).await?;
     Ok(frame)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A STUN binding request whose USERNAME names `local` as the SFU's ufrag.
-    fn binding_request(local: &str) -> Vec<u8> {
-        let username = format!("{local}:remote");
-        let padded = (username.len() + 3) & !3;
-        let mut request = vec![0x00, 0x01];
-        request.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
-        request.extend_from_slice(&0x2112_A442_u32.to_be_bytes());
-        request.extend_from_slice(&[7; 12]);
-        request.extend_from_slice(&0x0006_u16.to_be_bytes());
-        request.extend_from_slice(&(username.len() as u16).to_be_bytes());
-        request.extend_from_slice(username.as_bytes());
-        request.resize(20 + 4 + padded, 0);
-        request
-    }
-
-    #[tokio::test]
-    async fn a_datagram_for_a_worker_whose_queue_is_full_is_dropped_and_counted_not_waited_for() {
-        str0m::crypto::from_feature_flags().install_process_default();
-        let certificate = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().unwrap();
-        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let local = socket.local_addr().unwrap();
-        // Worker 1's queue holds one command, and nobody reads it.
-        let (to_first, _first) = mpsc::channel(COMMAND_QUEUE);
-        let (to_second, mut second) = mpsc::channel(1);
-        let shared = Arc::new(Shared {
-            workers: vec![to_first, to_second],
-            metrics: Arc::new(Metrics::default()),
-            limits: Arc::new(Limits::default()),
-            candidates: Candidates { udp: str0m::Candidate::host(local, "udp").unwrap(), tcp: None },
-            certificate,
-            next_participant: AtomicU64::new(1),
-        });
-        let mut worker = Worker::new(0, shared.clone(), socket).unwrap();
-        let request = binding_request(&demux::new_ufrag(1));
-        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let mut out = Outbox::default();
-        worker.on_datagram(Protocol::Udp, peer, local, &request, &mut out);
-        worker.on_datagram(Protocol::Udp, peer, local, &request, &mut out);
-        assert_eq!(out.handoffs_dropped, 1, "the second did not fit");
-        worker.flush(out);
-        assert_eq!(shared.metrics.handoffs_dropped.get(), 1);
-        let Ok(Command::Datagram { contents, .. }) = second.try_recv() else { panic!("the first was handed over") };
-        assert_eq!(contents, request);
-    }
 }

@@ -24,7 +24,8 @@ fn unix_now() -> u64 {
 
 struct Sfu {
     http: SocketAddr,
-    udp: SocketAddr,
+    /// Each worker's media port.
+    udp: Vec<SocketAddr>,
     key: TokenKey,
     client: reqwest::Client,
     shutdown: CancellationToken,
@@ -39,7 +40,7 @@ impl Drop for Sfu {
 impl Sfu {
     async fn start() -> Sfu {
         let sfu = isoplane_sfu::bind(isoplane_sfu::Config::for_tests(SECRET)).await.expect("the SFU binds");
-        let (http, udp) = (sfu.http_addr(), sfu.udp_addr());
+        let (http, udp) = (sfu.http_addr(), sfu.udp_addrs());
         let shutdown = CancellationToken::new();
         tokio::spawn(sfu.run(shutdown.clone()));
         Sfu { http, udp, key: TokenKey::new(SECRET), client: reqwest::Client::new(), shutdown }
@@ -278,8 +279,8 @@ async fn garbage_on_the_media_port_changes_nothing() {
     stun_for_nobody.extend_from_slice(b"w9xzzzz:abcd");
     let garbage: [&[u8]; 5] = [&[], &[0x80; 1200], &[22; 300], &stun_for_nobody, &[0xff; 3]];
     for _ in 0..200 {
-        for datagram in garbage {
-            let _ = socket.send_to(datagram, sfu.udp).await;
+        for (datagram, port) in garbage.iter().flat_map(|d| sfu.udp.iter().map(move |p| (d, p))) {
+            let _ = socket.send_to(datagram, port).await;
         }
     }
     let metrics = sfu.client.get(sfu.url("/metrics")).send().await.expect("metrics").text().await.expect("text");

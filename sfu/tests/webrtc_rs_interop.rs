@@ -12,6 +12,7 @@ use common::{
 };
 use isoplane_auth::{SfuControlClaims, TokenKey};
 use isoplane_sfu::protocol::{AvatarId, ErrorCode, Quality, ServerMessage, Source, Wanted};
+use isoplane_sfu::worker::worker_for_room;
 
 /// Every test's budget; far above what the steps need on a loaded machine.
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -171,6 +172,44 @@ async fn webrtc_rs_publishers_reach_webrtc_rs_subscribers_through_the_sfu() {
         b.leave().await;
         c.leave().await;
         d.leave().await;
+    })
+    .await
+    .expect("the test finished in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_worker_serves_its_rooms_on_a_port_of_its_own() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let config = isoplane_sfu::Config { workers: 3, ..isoplane_sfu::Config::for_tests(TestSfu::SECRET) };
+        let sfu = TestSfu::start_with(config).await;
+        let ports: BTreeSet<u16> = sfu.udp.iter().map(|a| a.port()).collect();
+        assert_eq!(ports.len(), 3, "a port per worker: {:?}", sfu.udp);
+        // A room owned by each worker, with a publisher and a subscriber in each.
+        let rooms: Vec<(usize, String)> = (0..3)
+            .map(|worker| {
+                let room = (0..).map(|n| format!("ports/{n}")).find(|r| worker_for_room(r, 3) == worker).unwrap();
+                (worker, room)
+            })
+            .collect();
+        let mut people = Vec::new();
+        for (n, (worker, room)) in rooms.iter().enumerate() {
+            let base = 200 + 10 * n as AvatarId;
+            let publisher = join(&sfu, room, base, Publish::AudioAndVideo).await;
+            let subscriber = join(&sfu, room, base + 1, Publish::Nothing).await;
+            for p in [&publisher, &subscriber] {
+                p.wait_connected().await.unwrap_or_else(|e| panic!("avatar {} connects: {e}", p.avatar()));
+                let offered = p.sfu_udp_ports().await;
+                assert_eq!(offered, vec![sfu.udp[*worker].port()], "{room}: only its worker's port is offered");
+            }
+            people.push((publisher, subscriber));
+        }
+        for (publisher, subscriber) in &people {
+            wait_for_media(subscriber, &[publisher.avatar()], &[Kind::Audio, Kind::Video]).await;
+        }
+        for (publisher, subscriber) in people {
+            publisher.leave().await;
+            subscriber.leave().await;
+        }
     })
     .await
     .expect("the test finished in time");

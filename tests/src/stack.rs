@@ -52,7 +52,9 @@ impl Addresses {
             assets: free_tcp(),
             signaling: free_tcp(),
             sfu_http: free_tcp(),
-            sfu_udp: free_udp(),
+            // Port 0: each SFU worker takes an ephemeral port of its own (a fixed first
+            // port would need the next ones free too).
+            sfu_udp: SocketAddr::from(([127, 0, 0, 1], 0)),
             sfu_tcp: free_tcp(),
             turn: free_both(),
             turn_http: free_tcp(),

@@ -54,6 +54,8 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct TestSfu {
     pub http: SocketAddr,
+    /// Each worker's media port, by worker.
+    pub udp: Vec<SocketAddr>,
     pub key: TokenKey,
     shutdown: CancellationToken,
 }
@@ -70,10 +72,10 @@ impl TestSfu {
     pub async fn start_with(config: isoplane_sfu::Config) -> TestSfu {
         init_logging();
         let sfu = isoplane_sfu::bind(config).await.expect("bind the SFU on loopback");
-        let http = sfu.http_addr();
+        let (http, udp) = (sfu.http_addr(), sfu.udp_addrs());
         let shutdown = CancellationToken::new();
         tokio::spawn(sfu.run(shutdown.clone()));
-        TestSfu { http, key: TokenKey::new(Self::SECRET), shutdown }
+        TestSfu { http, udp, key: TokenKey::new(Self::SECRET), shutdown }
     }
 
     /// A current token for `room`, valid for an hour.
@@ -512,6 +514,20 @@ impl WebrtcRsParticipant {
 
     pub fn offers_answered(&self) -> u64 {
         self.shared.offers_answered.load(Ordering::Relaxed)
+    }
+
+    /// The UDP ports of the SFU's ICE candidates in its latest description.
+    pub async fn sfu_udp_ports(&self) -> Vec<u16> {
+        let Some(description) = self.pc.remote_description().await else { return Vec::new() };
+        // a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
+        description
+            .sdp
+            .lines()
+            .filter_map(|line| line.strip_prefix("a=candidate:"))
+            .map(|candidate| candidate.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| fields.get(2).is_some_and(|t| t.eq_ignore_ascii_case("udp")))
+            .filter_map(|fields| fields.get(5)?.parse().ok())
+            .collect()
     }
 
     /// Says `leave`, stops the media and closes the peer connection.

@@ -165,13 +165,16 @@ const sfuTransport = (page) =>
   }, null, 20000);
 
 test('where UDP is blocked, the SFU session runs over ICE-TCP', async () => {
-  // This test's own SFU, on a UDP port the firewall of this network namespace drops.
+  // This test's own SFU, on UDP ports (one per worker) the firewall of this network
+  // namespace drops.
   const udpPort = 20000 + Math.floor(Math.random() * 20000);
-  const rule = ['INPUT', '-p', 'udp', '--dport', String(udpPort), '-j', 'DROP'];
+  const workers = 2;
+  const rule = ['INPUT', '-p', 'udp', '--dport', `${udpPort}:${udpPort + workers - 1}`, '-j', 'DROP'];
   execFileSync('iptables', ['-A', ...rule]);
   const own = await startIsoplane({
     ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '1',
     ISOPLANE_SFU_LISTEN_UDP: `127.0.0.1:${udpPort}`,
+    ISOPLANE_SFU_WORKERS: String(workers),
   });
   try {
     const ada = await openClient(live.browser, own.url, 'Ada');

@@ -23,13 +23,13 @@ use super::relay::{ReservedPorts, bind_relays};
 use super::{LISTENER_BUFFER, MAX_DATAGRAM, bind_std_udp};
 use crate::config::Config;
 use crate::core::{AllocationId, ClientAddr, Family, Ledger, Metrics, Output, Transport, TurnCore};
+use isoplane_service::udp_batch::{ReceiveBatch, SendBatch};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use std::collections::HashMap;
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
@@ -226,8 +226,8 @@ impl UdpShards {
 /// The system call buffers of one thread (they hold raw pointers: made where they are used).
 #[derive(Debug)]
 struct Buffers {
-    received: Received,
-    sent: MultiHeaders<SockaddrStorage>,
+    received: ReceiveBatch,
+    sent: SendBatch,
 }
 
 /// One thread's shards and its loop.
@@ -240,7 +240,7 @@ struct Runner {
 
 impl Runner {
     fn run(mut self, threads: &Arc<Threads>) {
-        let mut buffers = Buffers { received: Received::new(), sent: MultiHeaders::preallocate(BATCH, None) };
+        let mut buffers = Buffers { received: ReceiveBatch::new(BATCH, MAX_DATAGRAM), sent: SendBatch::new(BATCH) };
         // Several shards: this thread waits on their queues at once.
         let mut all = match Poll::new() {
             Ok(poll) => poll,
@@ -448,7 +448,7 @@ impl Shard {
                     None => return,
                 },
             };
-            let count = match buffers.received.read(socket, family) {
+            let count = match buffers.received.read(socket, family == Family::V6) {
                 Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // ICMP errors (port unreachable) surface here on Linux, once each: they end
@@ -542,58 +542,6 @@ impl Shard {
     }
 }
 
-/// Buffers for one recvmmsg call, kept from call to call.
-#[derive(Debug)]
-struct Received {
-    buffers: Vec<u8>,
-    /// Message headers for IPv4 and for IPv6 sockets: the kernel shrinks each header's
-    /// address length to the last sender's, which a later IPv6 sender would not fit.
-    headers: [MultiHeaders<SockaddrStorage>; 2],
-    /// Each datagram's length and sender from the last call.
-    found: Vec<(usize, Option<SocketAddr>)>,
-}
-
-impl Received {
-    fn new() -> Received {
-        Received {
-            buffers: vec![0; BATCH * MAX_DATAGRAM],
-            headers: [MultiHeaders::preallocate(BATCH, None), MultiHeaders::preallocate(BATCH, None)],
-            found: Vec::with_capacity(BATCH),
-        }
-    }
-
-    /// Reads up to [`BATCH`] datagrams waiting on `socket` (of `family`); how many.
-    fn read(&mut self, socket: &UdpSocket, family: Family) -> io::Result<usize> {
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> =
-            self.buffers.chunks_mut(MAX_DATAGRAM).map(|buffer| [IoSliceMut::new(buffer)]).collect();
-        let headers = &mut self.headers[usize::from(family == Family::V6)];
-        let results = recvmmsg(socket.as_raw_fd(), headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
-            .map_err(io::Error::from)?;
-        self.found.clear();
-        // A datagram longer than a buffer was cut: it is dropped rather than relayed cut.
-        self.found.extend(results.map(|message| {
-            let whole = !message.flags.contains(MsgFlags::MSG_TRUNC);
-            (message.bytes, message.address.and_then(socket_addr).filter(|_| whole))
-        }));
-        Ok(self.found.len())
-    }
-
-    /// The datagrams of the last read, with their senders.
-    fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
-        self.found.iter().zip(self.buffers.chunks(MAX_DATAGRAM)).filter_map(|((len, from), buffer)| {
-            // No sender: it was cut, or came from an address we cannot read.
-            Some((buffer.get(..*len)?, (*from)?))
-        })
-    }
-}
-
-fn socket_addr(address: SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = address.as_sockaddr_in() {
-        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
-    }
-    address.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
-}
-
 /// Datagrams to clients waiting to go out together.
 #[derive(Debug, Default)]
 struct Outbox {
@@ -607,21 +555,9 @@ impl Outbox {
         self.datagrams.len() >= BATCH
     }
 
-    /// Sends everything queued, [`BATCH`] at a time. A datagram the kernel refuses (a full
-    /// buffer, an unreachable address) is dropped and the rest still go.
-    fn flush(&mut self, socket: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>) {
-        let mut start = 0;
-        while start < self.datagrams.len() {
-            let chunk = &self.datagrams[start..self.datagrams.len().min(start + BATCH)];
-            let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, data)| [IoSlice::new(data)]).collect();
-            let addresses: Vec<Option<SockaddrStorage>> =
-                chunk.iter().map(|(to, _)| Some(SockaddrStorage::from(*to))).collect();
-            let sent = sendmmsg(socket.as_raw_fd(), headers, &slices, &addresses, [], MsgFlags::MSG_DONTWAIT)
-                .map(Iterator::count)
-                .unwrap_or(0);
-            // The datagram after those sent failed: it is dropped and the rest still go.
-            start += if sent < chunk.len() { sent + 1 } else { sent };
-        }
+    /// Sends everything queued (a datagram the kernel refuses is dropped).
+    fn flush(&mut self, socket: &UdpSocket, batch: &mut SendBatch) {
+        batch.send(socket, &self.datagrams, |(to, data)| (*to, data));
         self.datagrams.clear();
     }
 }

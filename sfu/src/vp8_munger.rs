@@ -1,0 +1,173 @@
+//! VP8 picture numbering across simulcast layer switches, for one forwarded track.
+//!
+//! Each simulcast layer is its own VP8 stream with its own PictureID (7 or 15 bits) and
+//! TL0PICIDX counters (RFC 7741). A subscriber sees one stream whatever layer it is sent,
+//! so when the layer changes, its decoder would see these counters jump (Chromium then
+//! assumes lost pictures and may ask for a keyframe or freeze). The munger gives the
+//! first picture of a new layer the number after the last one sent, and every later
+//! picture of that layer the same offset, so the counters run on without a gap.
+//!
+//! The rewrite is a [`Vp8Patch`] that str0m applies while it serialises the packet: the
+//! payload is not copied for it.
+
+use str0m::rtp::{Vp8Descriptor, Vp8Patch};
+
+/// PictureIDs are 15-bit numbers (7-bit ones are their low bits).
+const PICTURE_ID_MODULO: u16 = 1 << 15;
+const PICTURE_ID_MASK: u16 = PICTURE_ID_MODULO - 1;
+const SHORT_PICTURE_ID_MASK: u16 = 0x7f;
+
+/// One subscriber's rewriting state for one VP8 track.
+#[derive(Debug, Default, Clone)]
+pub struct Vp8Munger {
+    /// `out = in + offset` (mod 2^15) for the layer being sent.
+    picture_offset: u16,
+    /// `out = in + offset` (mod 2^8).
+    tl0_offset: u8,
+    /// The newest PictureID and TL0PICIDX sent.
+    last_picture: Option<u16>,
+    last_tl0: Option<u8>,
+}
+
+impl Vp8Munger {
+    /// The rewrite for one packet about to be sent. `starts_layer`: the packet is the
+    /// first of a layer (the forwarder switched to it here). `None`: the packet goes as
+    /// it is.
+    pub fn patch(&mut self, descriptor: &Vp8Descriptor, starts_layer: bool) -> Option<Vp8Patch> {
+        let (picture, tl0) = self.numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), starts_layer);
+        let mut builder = descriptor.patch();
+        let mut changed = false;
+        if let Some(out) = picture
+            && self.picture_offset != 0
+        {
+            builder = builder.picture_id(out);
+            changed = true;
+        }
+        if let Some(out) = tl0
+            && self.tl0_offset != 0
+        {
+            builder = builder.tl0_pic_idx(out);
+            changed = true;
+        }
+        if !changed {
+            return None;
+        }
+        // A 7-bit PictureID field carries the low bits: it wraps at 128 and stays continuous.
+        let short = picture.map(|out| builder.picture_id(out & SHORT_PICTURE_ID_MASK));
+        builder.build().ok().or_else(|| short?.build().ok())
+    }
+
+    /// The PictureID and TL0PICIDX to send for a packet that carries `picture` and `tl0`.
+    fn numbers(&mut self, picture: Option<u16>, tl0: Option<u8>, starts_layer: bool) -> (Option<u16>, Option<u8>) {
+        if starts_layer {
+            // The first layer keeps its own numbers; a later one continues from the last.
+            if let (Some(last), Some(picture)) = (self.last_picture, picture) {
+                self.picture_offset = last.wrapping_add(1).wrapping_sub(picture) & PICTURE_ID_MASK;
+            }
+            if let (Some(last), Some(tl0)) = (self.last_tl0, tl0) {
+                self.tl0_offset = last.wrapping_add(1).wrapping_sub(tl0);
+            }
+        }
+        let picture = picture.map(|picture| picture.wrapping_add(self.picture_offset) & PICTURE_ID_MASK);
+        let tl0 = tl0.map(|tl0| tl0.wrapping_add(self.tl0_offset));
+        if let Some(out) = picture
+            && self.last_picture.is_none_or(|last| picture_is_newer(out, last))
+        {
+            self.last_picture = Some(out);
+        }
+        if let Some(out) = tl0
+            && self.last_tl0.is_none_or(|last| out.wrapping_sub(last) < 0x80)
+        {
+            self.last_tl0 = Some(out);
+        }
+        (picture, tl0)
+    }
+}
+
+/// Whether `a` comes after `b` in 15-bit serial number order.
+fn picture_is_newer(a: u16, b: u16) -> bool {
+    let forward = a.wrapping_sub(b) & PICTURE_ID_MASK;
+    forward != 0 && forward < PICTURE_ID_MODULO / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A VP8 payload descriptor with a 15-bit PictureID, TL0PICIDX and TID, then `S`
+    /// and a keyframe-ish first payload byte.
+    fn payload(picture: u16, tl0: u8, start: bool) -> Vec<u8> {
+        let s = if start { 0x10 } else { 0x00 };
+        vec![0x80 | s, 0xe0, 0x80 | (picture >> 8) as u8, picture as u8, tl0, 0x00, 0x9d, 0x01, 0x2a]
+    }
+
+    /// The numbers the munger sends for `payload`, checked against its patch.
+    fn sent(munger: &mut Vp8Munger, payload: &[u8], starts_layer: bool) -> (u16, u8) {
+        let descriptor = Vp8Descriptor::parse(payload).unwrap();
+        let before = munger.clone();
+        let patch = munger.patch(&descriptor, starts_layer);
+        let (picture, tl0) = before.clone().numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), starts_layer);
+        let (picture, tl0) = (picture.unwrap(), tl0.unwrap());
+        let mut expected = descriptor.patch();
+        if picture != descriptor.picture_id().unwrap() {
+            expected = expected.picture_id(picture);
+        }
+        if tl0 != descriptor.tl0_pic_idx().unwrap() {
+            expected = expected.tl0_pic_idx(tl0);
+        }
+        let unchanged = (picture, tl0) == (descriptor.picture_id().unwrap(), descriptor.tl0_pic_idx().unwrap());
+        assert_eq!(patch, if unchanged { None } else { Some(expected.build().unwrap()) }, "the patch writes them");
+        (picture, tl0)
+    }
+
+    #[test]
+    fn a_layer_switch_continues_the_picture_and_tl0_numbers() {
+        let mut munger = Vp8Munger::default();
+        // The low layer: pictures 100..=102, sent as they are.
+        assert_eq!(sent(&mut munger, &payload(100, 7, true), true), (100, 7));
+        assert_eq!(sent(&mut munger, &payload(100, 7, false), false), (100, 7), "a picture's second packet");
+        assert_eq!(sent(&mut munger, &payload(101, 8, true), false), (101, 8));
+        assert_eq!(sent(&mut munger, &payload(102, 9, true), false), (102, 9));
+        // The high layer's keyframe is picture 20,000 with TL0PICIDX 250.
+        assert_eq!(sent(&mut munger, &payload(20_000, 250, true), true), (103, 10));
+        assert_eq!(sent(&mut munger, &payload(20_000, 250, false), false), (103, 10));
+        assert_eq!(sent(&mut munger, &payload(20_001, 251, true), false), (104, 11));
+        // A retransmission of the layer's first picture keeps its rewritten number.
+        assert_eq!(sent(&mut munger, &payload(20_000, 250, false), false), (103, 10));
+        // And back down: the low layer has moved on meanwhile.
+        assert_eq!(sent(&mut munger, &payload(160, 60, true), true), (105, 12));
+        assert_eq!(sent(&mut munger, &payload(161, 61, true), false), (106, 13));
+    }
+
+    #[test]
+    fn numbers_wrap_around_without_a_gap() {
+        let mut munger = Vp8Munger::default();
+        assert_eq!(sent(&mut munger, &payload(0x7ffe, 255, true), true), (0x7ffe, 255));
+        assert_eq!(sent(&mut munger, &payload(9, 3, true), true), (0x7fff, 0), "continues across the switch");
+        assert_eq!(sent(&mut munger, &payload(10, 4, true), false), (0, 1), "15-bit and 8-bit wrap");
+    }
+
+    #[test]
+    fn a_seven_bit_picture_id_wraps_at_128() {
+        // X, S; I; a 7-bit PictureID.
+        let short = |picture: u8| vec![0x90, 0x80, picture & 0x7f, 0x9d, 0x01, 0x2a];
+        let mut munger = Vp8Munger::default();
+        for (picture, starts) in [(126, true), (127, false)] {
+            assert_eq!(munger.patch(&Vp8Descriptor::parse(&short(picture)).unwrap(), starts), None);
+        }
+        let switched = Vp8Descriptor::parse(&short(40)).unwrap();
+        let expected = switched.patch().picture_id(0).build().unwrap();
+        assert_eq!(munger.patch(&switched, true), Some(expected), "continues at 128, written as 0");
+        let next = Vp8Descriptor::parse(&short(41)).unwrap();
+        assert_eq!(munger.patch(&next, false), Some(next.patch().picture_id(1).build().unwrap()));
+    }
+
+    #[test]
+    fn without_a_switch_nothing_is_rewritten() {
+        let mut munger = Vp8Munger::default();
+        for picture in 500..600 {
+            let descriptor = Vp8Descriptor::parse(&payload(picture, picture as u8, true)).unwrap();
+            assert!(munger.patch(&descriptor, picture == 500).is_none());
+        }
+    }
+}
