@@ -6,6 +6,7 @@
 //! numbers (no gap, no repeat) and timestamps (advanced by the wall-clock time since the
 //! last packet sent), so the subscriber's jitter buffer and decoder never notice.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use str0m::format::Codec;
@@ -72,6 +73,9 @@ fn h264_starts_keyframe(payload: &[u8]) -> bool {
     }
 }
 
+/// Skips remembered for late packets (a second of video at several hundred packets).
+const MAX_SKIPS_REMEMBERED: usize = 1024;
+
 /// What to do with an incoming packet of the forwarded track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -90,8 +94,14 @@ pub struct Forwarder {
     current: Option<Option<Rid>>,
     /// The layer wanted; a switch waits for its next keyframe.
     target: Option<Rid>,
-    /// `out = in + seq_delta` for the current layer.
+    /// `out = in + seq_delta` for the current layer's packets newer than `highest_in`.
     seq_delta: i64,
+    /// The newest incoming sequence number of the current layer, sent or skipped.
+    highest_in: u64,
+    /// Where skipped packets changed the delta: `(from this incoming sequence number on,
+    /// delta)`, oldest first, for packets that arrive late; older ones use `base_delta`.
+    skips: VecDeque<(u64, i64)>,
+    base_delta: i64,
     /// Incoming packets older than the current layer's first are late: dropped.
     first_in_seq: u64,
     ts_delta: u32,
@@ -100,7 +110,41 @@ pub struct Forwarder {
 
 impl Forwarder {
     pub fn new(clock_rate: u32, target: Option<Rid>) -> Forwarder {
-        Forwarder { clock_rate, current: None, target, seq_delta: 0, first_in_seq: 0, ts_delta: 0, last_out: None }
+        Forwarder {
+            clock_rate,
+            current: None,
+            target,
+            seq_delta: 0,
+            highest_in: 0,
+            skips: VecDeque::new(),
+            base_delta: 0,
+            first_in_seq: 0,
+            ts_delta: 0,
+            last_out: None,
+        }
+    }
+
+    /// Leaves out a packet of the current layer on purpose (a spatial layer the
+    /// subscriber does not get): the packets after it move down a number, so the
+    /// subscriber sees no gap. A packet skipped after newer ones went out leaves its gap.
+    pub fn skip(&mut self, seq_no: u64) {
+        if self.current.is_none() || seq_no < self.first_in_seq || seq_no <= self.highest_in {
+            return;
+        }
+        self.highest_in = seq_no;
+        self.seq_delta -= 1;
+        self.skips.push_back((seq_no + 1, self.seq_delta));
+        if self.skips.len() > MAX_SKIPS_REMEMBERED
+            && let Some((_, delta)) = self.skips.pop_front()
+        {
+            self.base_delta = delta;
+        }
+    }
+
+    /// The delta for a packet that arrives after newer ones.
+    fn late_delta(&self, seq_no: u64) -> i64 {
+        let newest_before = self.skips.iter().rev().find(|(from, _)| *from <= seq_no);
+        newest_before.map_or(self.base_delta, |(_, delta)| *delta)
     }
 
     pub fn target(&self) -> Option<Rid> {
@@ -160,13 +204,22 @@ impl Forwarder {
             }
         };
         self.seq_delta = out_seq as i64 - seq_no as i64;
+        self.base_delta = self.seq_delta;
+        self.skips.clear();
+        self.highest_in = seq_no;
         self.ts_delta = out_ts.wrapping_sub(timestamp);
         self.first_in_seq = seq_no;
         self.current = Some(rid);
     }
 
     fn send(&mut self, seq_no: u64, timestamp: u32, now: Instant, starts_layer: bool) -> Verdict {
-        let out_seq = (seq_no as i64 + self.seq_delta).max(0) as u64;
+        let delta = if seq_no >= self.highest_in {
+            self.highest_in = seq_no;
+            self.seq_delta
+        } else {
+            self.late_delta(seq_no)
+        };
+        let out_seq = (seq_no as i64 + delta).max(0) as u64;
         let out_ts = timestamp.wrapping_add(self.ts_delta);
         if self.last_out.is_none_or(|(last_seq, _, _)| out_seq > last_seq) {
             self.last_out = Some((out_seq, out_ts, now));
@@ -219,6 +272,34 @@ mod tests {
         assert_eq!(sent(forwarder.decide(None, 70_000, 5, false, false, now)), (70_000 & 0xffff, 5));
         assert_eq!(sent(forwarder.decide(None, 70_002, 965, false, false, now)), ((70_000 & 0xffff) + 2, 965));
         assert_eq!(sent(forwarder.decide(None, 70_001, 485, false, false, now)), ((70_000 & 0xffff) + 1, 485));
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap_and_late_packets_keep_their_numbers() {
+        let now = Instant::now();
+        let mut forwarder = Forwarder::new(90_000, None);
+        forwarder.skip(99);
+        assert_eq!(
+            sent(forwarder.decide(None, 100, 0, true, true, now)),
+            (100, 0),
+            "a skip before the start is nothing"
+        );
+        assert_eq!(sent(forwarder.decide(None, 101, 0, false, true, now)), (101, 0));
+        forwarder.skip(102);
+        forwarder.skip(103);
+        assert_eq!(sent(forwarder.decide(None, 104, 0, false, true, now)), (102, 0), "two skipped: no gap");
+        // 106 overtakes 105, which is skipped late: its gap stays, and numbers hold.
+        assert_eq!(sent(forwarder.decide(None, 106, 0, false, true, now)), (104, 0));
+        forwarder.skip(105);
+        assert_eq!(sent(forwarder.decide(None, 107, 0, false, true, now)), (105, 0));
+        // Late packets (a retransmission, reordering) get the numbers of their place.
+        assert_eq!(sent(forwarder.decide(None, 101, 0, false, true, now)), (101, 0));
+        assert_eq!(sent(forwarder.decide(None, 104, 0, false, true, now)), (102, 0));
+        for seq in 108..108 + 2 * MAX_SKIPS_REMEMBERED as u64 {
+            forwarder.skip(seq);
+        }
+        let after = 108 + 2 * MAX_SKIPS_REMEMBERED as u64;
+        assert_eq!(sent(forwarder.decide(None, after, 0, false, true, now)), (106, 0), "continues after many skips");
     }
 
     #[test]

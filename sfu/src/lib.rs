@@ -13,7 +13,8 @@
 //! - [`room`]: a room as a sans-IO state machine (sessions, forwarding, negotiation,
 //!   subscriptions, speakers, limits); [`participant`]: one peer's state;
 //!   [`forward`]: simulcast layer switching and RTP rewriting; [`vp8_munger`]: VP8
-//!   picture numbers kept continuous across layer switches; [`speakers`]: active
+//!   picture numbers kept continuous across layer switches; [`vp9_svc`]: VP9 spatial
+//!   layers per subscriber; [`speakers`]: active
 //!   speaker detection; [`demux`]: which worker a datagram belongs to.
 //! - [`worker`]: the thread that owns a share of the rooms and a socket on the media
 //!   port; [`http`]: WebSocket sessions, control API, health and metrics.
@@ -29,6 +30,7 @@ pub mod protocol;
 pub mod room;
 pub mod speakers;
 pub mod vp8_munger;
+pub mod vp9_svc;
 pub mod worker;
 
 use std::net::SocketAddr;

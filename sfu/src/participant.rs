@@ -14,6 +14,7 @@ use str0m::{Candidate, Rtc};
 use crate::forward::Forwarder;
 use crate::protocol::{AvatarId, Permissions, Quality, Source, TrackInfo, Wanted};
 use crate::vp8_munger::Vp8Munger;
+use crate::vp9_svc::SpatialFilter;
 
 /// Unique within the process, so IDs never collide across rooms and workers.
 pub type ParticipantId = u64;
@@ -29,7 +30,14 @@ pub struct Published {
     pub layers: Vec<Layer>,
     /// The codec of each payload type the publisher uses, learnt on first sight.
     pub codecs: HashMap<u8, Option<CodecSpec>>,
+    /// VP9 spatial layers (SVC), by layer ID: bits received in the current second, and
+    /// the rate measured over the last one.
+    pub spatial_bits: [u64; SPATIAL_LAYERS],
+    pub spatial_bps: [u64; SPATIAL_LAYERS],
 }
+
+/// VP9 spatial layer IDs are three bits.
+pub const SPATIAL_LAYERS: usize = 8;
 
 #[derive(Debug)]
 pub struct Layer {
@@ -68,6 +76,21 @@ impl Published {
         sending[index].rid
     }
 
+    /// The highest VP9 spatial layer to send for a wanted quality and a bandwidth share,
+    /// as [`Self::choose_layer`] picks a simulcast layer (a layer's cost includes the
+    /// layers below it, which it needs); `None` without spatial layers.
+    pub fn choose_spatial(&self, quality: Quality, share_bps: Option<u64>) -> Option<u8> {
+        let last = self.spatial_bps.iter().rposition(|bps| *bps > 0).filter(|last| *last > 0)?;
+        let ceiling = match quality {
+            Quality::Off | Quality::Low => 0,
+            Quality::Medium => last / 2 + last % 2,
+            Quality::High => last,
+        };
+        let fits = |top: usize| share_bps.is_none_or(|share| self.spatial_bps[..=top].iter().sum::<u64>() <= share);
+        let top = (0..=ceiling).rev().find(|&top| fits(top)).unwrap_or(0);
+        u8::try_from(top).ok()
+    }
+
     pub fn layer_mut(&mut self, rid: Option<Rid>) -> Option<&mut Layer> {
         self.layers.iter_mut().find(|layer| layer.rid == rid)
     }
@@ -96,6 +119,8 @@ pub struct Received {
     pub forwarder: Forwarder,
     /// VP8 picture numbers continued across layer switches.
     pub vp8: Vp8Munger,
+    /// The VP9 spatial layers sent.
+    pub spatial: SpatialFilter,
     /// Publisher payload type → ours, learnt on first sight.
     pub payload_types: HashMap<u8, Option<str0m::media::Pt>>,
     /// A keyframe of the target layer is needed from the publisher.

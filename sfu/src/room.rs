@@ -24,6 +24,7 @@ use crate::forward::{Forwarder, Verdict, starts_keyframe};
 use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
 use crate::protocol::{ErrorCode, ParticipantStats, ParticipantUpdate, RoomStats, ServerMessage, Source, Wanted};
 use crate::speakers::Speakers;
+use crate::vp9_svc::{SpatialVerdict, Vp9Layers};
 
 /// What the room wants done after an input.
 #[derive(Debug, Default)]
@@ -314,6 +315,10 @@ impl Room {
                 for layer in &mut track.layers {
                     layer.bitrate_bps = (layer.bits_this_second as f64 / elapsed) as u64;
                     layer.bits_this_second = 0;
+                }
+                for (bits, bps) in track.spatial_bits.iter_mut().zip(&mut track.spatial_bps) {
+                    *bps = (*bits as f64 / elapsed) as u64;
+                    *bits = 0;
                 }
             }
             let rate = (participant.bits_this_second as f64 / elapsed) as u64;
@@ -650,6 +655,8 @@ impl Room {
             source,
             layers,
             codecs: Default::default(),
+            spatial_bits: Default::default(),
+            spatial_bps: Default::default(),
         });
         let others: Vec<ParticipantId> = self.participants.keys().copied().filter(|other| *other != id).collect();
         let Some(participant) = self.participants.get(&id) else { return };
@@ -691,6 +698,11 @@ impl Room {
             .entry(pt)
             .or_insert_with(|| publisher.rtc.codec_config().params().iter().find(|p| *p.pt() == pt).map(|p| p.spec()));
         let Some(spec) = spec else { return };
+        // VP9 with spatial layers: each subscriber gets the layers up to its own.
+        let vp9 = (spec.codec == Codec::Vp9).then(|| Vp9Layers::parse(&packet.payload)).flatten();
+        if let Some(layers) = &vp9 {
+            track.spatial_bits[usize::from(layers.spatial)] += packet.payload.len() as u64 * 8;
+        }
         if kind == MediaKind::Audio
             && let Some(level) = packet.header.ext_vals.audio_level
         {
@@ -721,6 +733,17 @@ impl Room {
                 continue;
             };
             let OutState::Open(out_mid) = received.state else { continue };
+            let mut marker = packet.header.marker;
+            if let Some(layers) = &vp9 {
+                match received.spatial.decide(layers) {
+                    SpatialVerdict::Forward { ends_picture } => marker |= ends_picture,
+                    SpatialVerdict::Drop => {
+                        received.forwarder.skip(seq_no);
+                        received.wants_keyframe |= received.spatial.awaiting_keyframe();
+                        continue;
+                    }
+                }
+            }
             let verdict = received.forwarder.decide(
                 rid,
                 seq_no,
@@ -752,7 +775,7 @@ impl Room {
             let mut api = subscriber.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(out_mid, None) else { continue };
             let mut write = RtpWrite::new(out_pt, out_seq.into(), timestamp, packet.timestamp, packet.payload.clone())
-                .marker(packet.header.marker)
+                .marker(marker)
                 .ext_vals(ext_vals.clone())
                 .nackable(kind == MediaKind::Video);
             if let Some(patch) = vp8.as_ref().and_then(|descriptor| received.vp8.patch(descriptor, starts_layer)) {
@@ -801,13 +824,19 @@ impl Room {
             if track.is_simulcast()
                 && let Some(rid) = track.choose_layer(quality, share)
             {
-                choices.push((index, Some(rid)));
+                choices.push((index, Choice::Simulcast(Some(rid))));
+            } else if let Some(spatial) = track.choose_spatial(quality, share) {
+                choices.push((index, Choice::Spatial(spatial)));
             }
         }
         let Some(subscriber) = self.participants.get_mut(&id) else { return };
-        for (index, rid) in choices {
+        for (index, choice) in choices {
             let received = &mut subscriber.received[index];
-            if received.forwarder.target() != rid && received.forwarder.set_target(rid) {
+            let needs_keyframe = match choice {
+                Choice::Simulcast(rid) => received.forwarder.target() != rid && received.forwarder.set_target(rid),
+                Choice::Spatial(top) => received.spatial.target() != top && received.spatial.set_target(top),
+            };
+            if needs_keyframe {
                 received.wants_keyframe = true;
             }
         }
@@ -924,6 +953,13 @@ impl Room {
     }
 }
 
+/// A subscriber's layer of a video track: a simulcast layer, or the highest VP9 spatial
+/// layer.
+enum Choice {
+    Simulcast(Option<Rid>),
+    Spatial(u8),
+}
+
 /// The track a subscriber receives for a publisher's track, before negotiation.
 fn received_track(publisher: &Participant, track: &Published) -> Received {
     let clock_rate = if track.kind == MediaKind::Audio { 48_000 } else { 90_000 };
@@ -937,6 +973,7 @@ fn received_track(publisher: &Participant, track: &Published) -> Received {
         state: OutState::ToOpen,
         forwarder: Forwarder::new(clock_rate, first_layer),
         vp8: Default::default(),
+        spatial: Default::default(),
         payload_types: Default::default(),
         wants_keyframe: track.kind == MediaKind::Video,
     }

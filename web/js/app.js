@@ -902,6 +902,7 @@ async function main() {
   const name = params.get('name') ?? localStorage.getItem('isoplane-name') ?? `Guest ${Math.floor(Math.random() * 1000)}`;
   const token = params.get('token') ?? (await devToken(name));
   const app = new App(token, world);
+  if (params.get('camera') === 'vp9') app.media.cameraCodec = 'vp9';
   // Tests and curious people look inside with ?debug=1; nobody else loads the hook.
   if (params.get('debug') === '1') (await import('./debug.js')).expose(app);
   await app.start();

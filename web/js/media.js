@@ -420,6 +420,8 @@ export class Media {
     this.plan = null;
     /** @type {SfuSession | null} */
     this.sfu = null;
+    /** How the camera goes to the SFU: 'vp8' (simulcast) or 'vp9' (spatial layers, `?camera=vp9`). */
+    this.cameraCodec = 'vp8';
     /** @type {Set<number>} avatars heard speaking */
     this.speaking = new Set();
     /** @type {AudioContext | null} */

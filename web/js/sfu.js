@@ -20,6 +20,22 @@ const CAMERA_LAYERS = [
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 900_000 },
 ];
 
+/**
+ * The camera as VP9 with three spatial layers (each half the size of the next) in one
+ * stream: the SFU sends each receiver the layers it asked for and has room for. Keyframes
+ * alone predict across layers (`_KEY`), so the SFU can drop upper layers at any picture.
+ */
+const CAMERA_SVC = [{ scalabilityMode: 'L3T3_KEY', maxBitrate: 1_200_000 }];
+
+/** The browser's VP9 codecs (profile 0 first) and their retransmission codec, or null. */
+function vp9Codecs() {
+  const codecs = globalThis.RTCRtpSender?.getCapabilities?.('video')?.codecs ?? [];
+  const vp9 = codecs.filter((c) => c.mimeType.toLowerCase() === 'video/vp9');
+  if (vp9.length === 0) return null;
+  vp9.sort((a, b) => Number(!(a.sdpFmtpLine ?? '').includes('profile-id=0')) - Number(!(b.sdpFmtpLine ?? '').includes('profile-id=0')));
+  return [...vp9, ...codecs.filter((c) => c.mimeType.toLowerCase() === 'video/rtx')];
+}
+
 export class SfuSession {
   /**
    * @param {import('./media.js').Media} media
@@ -148,11 +164,34 @@ export class SfuSession {
     let added = false;
     for (const track of local.getTracks()) {
       if (sending.has(track.kind)) continue;
+      if (track.kind === 'video' && this.media.cameraCodec === 'vp9' && this.addSvcCamera(track, local)) {
+        added = true;
+        continue;
+      }
       const sendEncodings = track.kind === 'video' ? CAMERA_LAYERS : undefined;
       this.pc.addTransceiver(track, { direction: 'sendonly', streams: [local], sendEncodings });
       added = true;
     }
     return added;
+  }
+
+  /**
+   * Sends the camera as VP9 SVC; false (nothing added) where the browser cannot, and the
+   * camera then goes as VP8 simulcast.
+   * @param {MediaStreamTrack} track @param {MediaStream} local
+   */
+  addSvcCamera(track, local) {
+    const codecs = vp9Codecs();
+    if (!codecs) return false;
+    let transceiver;
+    try {
+      transceiver = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [local], sendEncodings: CAMERA_SVC });
+    } catch {
+      return false;
+    }
+    // Offering VP9 alone makes the SFU's answer choose it.
+    transceiver.setCodecPreferences(codecs);
+    return true;
   }
 
   /** Camera or microphone came after the session started: publish them now. */

@@ -100,11 +100,11 @@ export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor:
  * `{device: PHONE}` it is a phone. The page is opened with `debug=1`, which exposes the
  * client's state as `window.isoplane`.
  */
-export async function openClient(browser, url, name, { admin = false, builder = false, world = 'demo', device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 } } = {}) {
+export async function openClient(browser, url, name, { admin = false, builder = false, world = 'demo', query = '', device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 } } = {}) {
   const context = await browser.newContext(device);
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[${name}] ${error.message}`));
-  const start = `${url}/?debug=1&world=${encodeURIComponent(world)}`;
+  const start = `${url}/?debug=1&world=${encodeURIComponent(world)}${query ? `&${query}` : ''}`;
   if (admin || builder) {
     const { token } = await devToken(url, name, { admin, builder });
     await page.goto(`${start}&token=${encodeURIComponent(token)}`);

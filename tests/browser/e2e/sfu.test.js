@@ -100,6 +100,53 @@ test('a subscriber that asks for low quality gets the low simulcast layer, and c
   await bob.context().close();
 });
 
+test('a camera sent as VP9 with spatial layers: a subscriber asking low gets a lower layer, then full size again', async () => {
+  const ada = await openClient(live.browser, live.server.url, 'Ada', { query: 'camera=vp9' });
+  const bob = await openClient(live.browser, live.server.url, 'Bob');
+  const adaId = await ada.evaluate(() => window.isoplane.self);
+  await until(bob, () => window.isoplane.media.sfu?.state === 'connected', null, 20000);
+  // Ada's camera goes out as one VP9 stream with spatial layers (three asked for; the
+  // encoder starts with fewer while the bandwidth estimate is low).
+  const sent = await until(ada, async () => {
+    const report = await window.isoplane.media.sfu.pc.getStats();
+    let found = null;
+    report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.framesEncoded > 0) {
+        found = { codec: report.get(s.codecId)?.mimeType, mode: s.scalabilityMode, rid: s.rid ?? null, width: s.frameWidth };
+      }
+    });
+    return found;
+  }, null, 20000);
+  assert.equal(sent.codec, 'video/VP9');
+  assert.match(sent.mode, /^L[23]T3_KEY$/);
+  assert.deepEqual([sent.rid, sent.width], [null, 640]);
+  // Bob gets every layer: the full 640x360.
+  const full = await untilVideo(bob, adaId, (v) => v.width === 640 && v.framesDecoded > 10);
+  assert.equal(full.height, 360);
+  const codec = await bob.evaluate(async () => {
+    const report = await window.isoplane.media.sfu.pc.getStats();
+    let mime = null;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') mime = report.get(s.codecId)?.mimeType ?? mime;
+    });
+    return mime;
+  });
+  assert.equal(codec, 'video/VP9');
+
+  // Low: the lowest spatial layer alone (a quarter of the width with three layers, half
+  // with two), and it goes on decoding.
+  await bob.evaluate((avatar) => window.isoplane.media.sfu.send({ type: 'subscribe', avatars: [{ avatar, audio: true, video: 'low' }] }), adaId);
+  const low = await untilVideo(bob, adaId, (v) => v.width > 0 && v.width < 640);
+  assert.ok([160, 320].includes(low.width) && low.height * 16 === low.width * 9, `the low layer: ${JSON.stringify(low)}`);
+  await untilVideo(bob, adaId, (v) => v.framesDecoded > low.framesDecoded + 20 && v.width === low.width);
+  // High again: back to full size at the next keyframe.
+  await bob.evaluate((avatar) => window.isoplane.media.sfu.send({ type: 'subscribe', avatars: [{ avatar, audio: true, video: 'high' }] }), adaId);
+  const again = await untilVideo(bob, adaId, (v) => v.width === 640);
+  await untilVideo(bob, adaId, (v) => v.framesDecoded > again.framesDecoded + 20 && v.width === 640);
+  await ada.context().close();
+  await bob.context().close();
+});
+
 test('low bandwidth on the SFU: the page stops sending its camera and asks for audio only, and a newcomer is heard, not seen', async () => {
   const { ada, bob, adaId, bobId } = await openAdaAndBob(live.browser, live.server.url);
   for (const page of [ada, bob]) await until(page, () => window.isoplane.media.sfu?.state === 'connected', null, 20000);
