@@ -36,6 +36,19 @@ pub struct Published {
     pub spatial_bps: [u64; SPATIAL_LAYERS],
 }
 
+/// Of layers costing `costs` bits per second (lowest first), the index of the best that
+/// `quality` allows and fits `share_bps`, else the lowest; `None` without layers.
+fn best_fitting(costs: &[u64], quality: Quality, share_bps: Option<u64>) -> Option<usize> {
+    let last = costs.len().checked_sub(1)?;
+    let ceiling = match quality {
+        Quality::Off | Quality::Low => 0,
+        Quality::Medium => last / 2 + last % 2,
+        Quality::High => last,
+    };
+    let fits = |index: usize| share_bps.is_none_or(|share| costs[index] <= share);
+    Some((0..=ceiling).rev().find(|&index| fits(index)).unwrap_or(0))
+}
+
 /// VP9 spatial layer IDs are three bits.
 pub const SPATIAL_LAYERS: usize = 8;
 
@@ -46,11 +59,13 @@ pub struct Layer {
     pub bits_this_second: u64,
     pub bitrate_bps: u64,
     pub last_keyframe_request: Option<Instant>,
+    /// When its last packet came.
+    pub last_packet: Option<Instant>,
 }
 
 impl Layer {
     pub fn new(rid: Option<Rid>) -> Layer {
-        Layer { rid, bits_this_second: 0, bitrate_bps: 0, last_keyframe_request: None }
+        Layer { rid, bits_this_second: 0, bitrate_bps: 0, last_keyframe_request: None, last_packet: None }
     }
 }
 
@@ -65,30 +80,46 @@ impl Published {
     pub fn choose_layer(&self, quality: Quality, share_bps: Option<u64>) -> Option<Rid> {
         // Encoders leave layers out (small captures, CPU or bandwidth limits).
         let sending: Vec<&Layer> = self.layers.iter().filter(|layer| layer.bitrate_bps > 0).collect();
-        let last = sending.len().checked_sub(1)?;
-        let ceiling = match quality {
-            Quality::Off | Quality::Low => 0,
-            Quality::Medium => last / 2 + last % 2,
-            Quality::High => last,
-        };
-        let fits = |layer: &Layer| share_bps.is_none_or(|share| layer.bitrate_bps <= share);
-        let index = (0..=ceiling).rev().find(|&index| fits(sending[index])).unwrap_or(0);
-        sending[index].rid
+        let costs: Vec<u64> = sending.iter().map(|layer| layer.bitrate_bps).collect();
+        sending[best_fitting(&costs, quality, share_bps)?].rid
     }
 
     /// The highest VP9 spatial layer to send for a wanted quality and a bandwidth share,
     /// as [`Self::choose_layer`] picks a simulcast layer (a layer's cost includes the
     /// layers below it, which it needs); `None` without spatial layers.
     pub fn choose_spatial(&self, quality: Quality, share_bps: Option<u64>) -> Option<u8> {
-        let last = self.spatial_bps.iter().rposition(|bps| *bps > 0).filter(|last| *last > 0)?;
-        let ceiling = match quality {
-            Quality::Off | Quality::Low => 0,
-            Quality::Medium => last / 2 + last % 2,
-            Quality::High => last,
+        let costs = self.spatial_costs();
+        if costs.len() < 2 {
+            return None;
+        }
+        u8::try_from(best_fitting(&costs, quality, share_bps)?).ok()
+    }
+
+    /// What this video costs a subscriber who wants `quality` and has `share_bps`, in
+    /// bits per second: `(now, next, best)`, the layer that fits, the one above it (or
+    /// that one, at the top) and the best layer the quality allows.
+    pub fn bitrate_goals(&self, quality: Quality, share_bps: Option<u64>) -> Option<(u64, u64, u64)> {
+        let costs = if self.is_simulcast() || self.spatial_costs().len() < 2 {
+            self.layers.iter().map(|layer| layer.bitrate_bps).filter(|bps| *bps > 0).collect()
+        } else {
+            self.spatial_costs()
         };
-        let fits = |top: usize| share_bps.is_none_or(|share| self.spatial_bps[..=top].iter().sum::<u64>() <= share);
-        let top = (0..=ceiling).rev().find(|&top| fits(top)).unwrap_or(0);
-        u8::try_from(top).ok()
+        let now = best_fitting(&costs, quality, share_bps)?;
+        let best = best_fitting(&costs, quality, None)?;
+        Some((costs[now], costs[(now + 1).min(best)], costs[best]))
+    }
+
+    /// Each VP9 spatial layer's cost: its rate and that of the layers below it.
+    fn spatial_costs(&self) -> Vec<u64> {
+        let Some(last) = self.spatial_bps.iter().rposition(|bps| *bps > 0) else { return Vec::new() };
+        let mut total = 0;
+        self.spatial_bps[..=last]
+            .iter()
+            .map(|bps| {
+                total += bps;
+                total
+            })
+            .collect()
     }
 
     pub fn layer_mut(&mut self, rid: Option<Rid>) -> Option<&mut Layer> {
@@ -178,6 +209,10 @@ pub struct Participant {
     pub channel: Option<ChannelId>,
     pub data_window: (Instant, u32),
     pub estimate_bps: Option<u64>,
+    /// The (minimum, desired) bits per second last given to the bandwidth estimator.
+    pub bandwidth_goals: (u64, u64),
+    /// On the room's list of sessions to drain.
+    pub queued_to_drain: bool,
     /// Seconds in a row above the publisher bitrate limit.
     pub seconds_over_limit: u32,
     pub bits_this_second: u64,
@@ -217,6 +252,8 @@ impl Participant {
             channel: None,
             data_window: (now, 0),
             estimate_bps: None,
+            bandwidth_goals: (0, 0),
+            queued_to_drain: false,
             seconds_over_limit: 0,
             bits_this_second: 0,
             ssrc_tracks: HashMap::new(),
@@ -318,6 +355,45 @@ pub fn same_codec(a: &CodecSpec, b: &CodecSpec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn camera(layers: &[(&str, u64)], spatial_bps: &[u64]) -> Published {
+        let mut track = Published {
+            mid: Mid::from("0"),
+            kind: MediaKind::Video,
+            source: Source::Camera,
+            layers: layers
+                .iter()
+                .map(|(rid, bps)| Layer { bitrate_bps: *bps, ..Layer::new((!rid.is_empty()).then(|| Rid::from(*rid))) })
+                .collect(),
+            codecs: HashMap::new(),
+            spatial_bits: Default::default(),
+            spatial_bps: Default::default(),
+        };
+        track.spatial_bps[..spatial_bps.len()].copy_from_slice(spatial_bps);
+        track
+    }
+
+    #[test]
+    fn layers_and_bandwidth_goals_follow_quality_and_share() {
+        let simulcast = camera(&[("q", 150_000), ("f", 800_000)], &[]);
+        assert_eq!(simulcast.choose_layer(Quality::High, Some(300_000)), Some(Rid::from("q")));
+        assert_eq!(simulcast.choose_layer(Quality::High, None), Some(Rid::from("f")));
+        assert_eq!(simulcast.bitrate_goals(Quality::High, Some(300_000)), Some((150_000, 800_000, 800_000)));
+        assert_eq!(simulcast.bitrate_goals(Quality::High, None), Some((800_000, 800_000, 800_000)));
+        assert_eq!(simulcast.bitrate_goals(Quality::Low, None), Some((150_000, 150_000, 150_000)));
+        assert_eq!(simulcast.choose_spatial(Quality::High, None), None, "no spatial layers");
+
+        // VP9 SVC: a layer costs itself and those below it.
+        let svc = camera(&[("", 800_000)], &[100_000, 200_000, 500_000]);
+        assert_eq!(svc.choose_spatial(Quality::High, None), Some(2));
+        assert_eq!(svc.choose_spatial(Quality::High, Some(350_000)), Some(1));
+        assert_eq!(svc.choose_spatial(Quality::Medium, None), Some(1));
+        assert_eq!(svc.choose_spatial(Quality::Low, None), Some(0));
+        assert_eq!(svc.choose_spatial(Quality::High, Some(50_000)), Some(0), "the lowest when nothing fits");
+        assert_eq!(svc.bitrate_goals(Quality::High, Some(350_000)), Some((300_000, 800_000, 800_000)));
+        let single = camera(&[("", 600_000)], &[]);
+        assert_eq!(single.bitrate_goals(Quality::High, Some(100_000)), Some((600_000, 600_000, 600_000)));
+    }
 
     #[test]
     fn a_subscriber_takes_cameras_and_screens_apart() {

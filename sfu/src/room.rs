@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::bwe::BweKind;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid, Rid};
@@ -68,6 +68,18 @@ pub enum AdmitError {
 /// How long a lost connection may take to come back before its session ends.
 const RECONNECT_GRACE: Duration = Duration::from_secs(15);
 
+/// The share of a subscriber's bandwidth estimate its videos may take; the rest is for
+/// audio and overhead, so audio is never starved by video.
+const VIDEO_SHARE_PERCENT: u64 = 85;
+
+/// What one audio track is counted at in a subscriber's bandwidth goals (Opus speech
+/// with headers).
+const AUDIO_BPS: u64 = 50_000;
+
+/// A simulcast layer silent this long has stopped (video sends every 33–100 ms; a
+/// keyframe takes a few packets more).
+const LAYER_SILENCE: Duration = Duration::from_millis(400);
+
 /// A publisher far above the bitrate limit for this long is dropped.
 const SECONDS_OVER_LIMIT: u32 = 3;
 
@@ -78,8 +90,10 @@ pub struct Room {
     limits: Arc<Limits>,
     participants: BTreeMap<ParticipantId, Participant>,
     speakers: Speakers,
-    /// Participants with output to drain.
+    /// Participants with output to drain (each once: `queued_to_drain`).
     dirty: Vec<ParticipantId>,
+    /// The worker was told this room needs a drive.
+    drive_reported: bool,
     last_second: Instant,
 }
 
@@ -92,6 +106,7 @@ impl Room {
             participants: BTreeMap::new(),
             speakers: Speakers::new(now),
             dirty: Vec::new(),
+            drive_reported: false,
             last_second: now,
         }
     }
@@ -279,8 +294,10 @@ impl Room {
             // A bad packet from one peer is that peer's problem only.
             tracing::debug!(room = %self.name, participant = id, error = %e, "dropped a datagram the session refused");
         }
-        self.mark_dirty(id);
-        self.drive(now, out);
+        // This session is drained now (str0m holds one received packet at a time); the
+        // subscribers its packets went to are left for the worker's next drive, so each
+        // is drained once per batch of datagrams, not once per packet.
+        self.drain(now, id, out);
     }
 
     /// Time passed for one participant's session.
@@ -302,6 +319,13 @@ impl Room {
             for id in self.participants.keys() {
                 out.messages.push((*id, ServerMessage::Speakers { avatars: speakers.clone() }));
             }
+        }
+        if self.silence_stopped_layers(now) {
+            for id in self.participant_ids() {
+                self.choose_layers(id);
+                self.request_wanted_keyframes(now, id, out);
+            }
+            self.drive(now, out);
         }
         if now.saturating_duration_since(self.last_second) < Duration::from_secs(1) {
             return;
@@ -355,6 +379,25 @@ impl Room {
         self.drive(now, out);
     }
 
+    /// Marks as stopped the simulcast layers that went quiet (an encoder drops its upper
+    /// layers when its bandwidth falls), without waiting for the next second's
+    /// measurement, so their subscribers move to a layer that still comes; whether any did.
+    fn silence_stopped_layers(&mut self, now: Instant) -> bool {
+        let mut stopped = false;
+        for participant in self.participants.values_mut() {
+            for track in participant.published.iter_mut().filter(|track| track.is_simulcast()) {
+                for layer in &mut track.layers {
+                    let quiet = layer.last_packet.is_some_and(|at| now.saturating_duration_since(at) > LAYER_SILENCE);
+                    if quiet && layer.bitrate_bps > 0 {
+                        layer.bitrate_bps = 0;
+                        stopped = true;
+                    }
+                }
+            }
+        }
+        stopped
+    }
+
     /// Takes away from everyone the tracks `id` published on sections it no longer sends
     /// on; returns who received them (they need a new offer).
     fn unpublish_stopped(&mut self, id: ParticipantId, sending: &[String]) -> Vec<ParticipantId> {
@@ -389,7 +432,7 @@ impl Room {
                 .received
                 .retain(|r| !(r.publisher == id && stopped.contains(&r.publisher_mid) && r.state == OutState::ToOpen));
             if changed {
-                self.dirty.push(other.id);
+                queue_to_drain(&mut self.dirty, other);
                 affected.push(other.id);
             }
         }
@@ -417,7 +460,7 @@ impl Room {
             }
             other.received.retain(|r| !(r.publisher == id && r.state == OutState::ToOpen));
             if changed {
-                self.dirty.push(other.id);
+                queue_to_drain(&mut self.dirty, other);
             }
         }
         for other in self.participant_ids() {
@@ -516,17 +559,31 @@ impl Room {
     }
 
     fn mark_dirty(&mut self, id: ParticipantId) {
-        if !self.dirty.contains(&id) {
-            self.dirty.push(id);
+        if let Some(participant) = self.participants.get_mut(&id) {
+            queue_to_drain(&mut self.dirty, participant);
         }
     }
 
     /// Drains every session with output: transmits, events (which may make more
     /// sessions dirty, e.g. by forwarding), and the next timeout.
     pub fn drive(&mut self, now: Instant, out: &mut Outbox) {
+        self.drive_reported = false;
         while let Some(id) = self.dirty.pop() {
+            if let Some(participant) = self.participants.get_mut(&id) {
+                participant.queued_to_drain = false;
+            }
             self.drain(now, id, out);
         }
+    }
+
+    /// Whether sessions wait to be drained by [`Self::drive`], said once until the next
+    /// drive: the worker drives each such room once per batch of datagrams.
+    pub fn report_drive_needed(&mut self) -> bool {
+        if self.dirty.is_empty() || self.drive_reported {
+            return false;
+        }
+        self.drive_reported = true;
+        true
     }
 
     fn drain(&mut self, now: Instant, id: ParticipantId, out: &mut Outbox) {
@@ -692,6 +749,7 @@ impl Room {
         let simulcast = track.is_simulcast();
         if let Some(layer) = track.layer_mut(rid) {
             layer.bits_this_second += packet.payload.len() as u64 * 8;
+            layer.last_packet = Some(now);
         }
         let spec = *track
             .codecs
@@ -801,7 +859,11 @@ impl Room {
         }
     }
 
-    /// Picks the simulcast layer of each video track this participant receives.
+    /// Picks the layer of each video track this participant receives, and tells its
+    /// bandwidth estimator what to look for: it probes towards what every video would
+    /// cost at the quality asked for, and padding keeps the session sending at least
+    /// what the next layer up costs, so after congestion the estimate (and the layers)
+    /// can grow back.
     fn choose_layers(&mut self, id: ParticipantId) {
         let Some(subscriber) = self.participants.get(&id) else { return };
         let video_tracks = subscriber
@@ -811,15 +873,26 @@ impl Room {
             .count()
             .max(1) as u64;
         // Leave room for audio and overhead; split the rest evenly between videos.
-        let share = subscriber.estimate_bps.map(|estimate| estimate * 85 / 100 / video_tracks);
+        let share = subscriber.estimate_bps.map(|estimate| estimate * VIDEO_SHARE_PERCENT / 100 / video_tracks);
         let mut choices = Vec::new();
+        // Bits per second: what is sent now, with the next layers up where a video gets
+        // less than asked for, and with the best layers asked for.
+        let (mut now_bps, mut next_bps, mut desired_bps) = (0, 0, 0);
         for (index, received) in subscriber.received.iter().enumerate() {
+            let Some(quality) = subscriber.wants(received.avatar, received.source) else { continue };
             if received.kind != MediaKind::Video {
+                now_bps += AUDIO_BPS;
+                next_bps += AUDIO_BPS;
+                desired_bps += AUDIO_BPS;
                 continue;
             }
-            let Some(quality) = subscriber.wants(received.avatar, received.source) else { continue };
             let Some(publisher) = self.participants.get(&received.publisher) else { continue };
             let Some(track) = publisher.published.iter().find(|t| t.mid == received.publisher_mid) else { continue };
+            if let Some((now, next, best)) = track.bitrate_goals(quality, share) {
+                now_bps += now * 100 / VIDEO_SHARE_PERCENT;
+                next_bps += next * 100 / VIDEO_SHARE_PERCENT;
+                desired_bps += best * 100 / VIDEO_SHARE_PERCENT;
+            }
             // Until the publisher's layers are measured, the first layer stays the target.
             if track.is_simulcast()
                 && let Some(rid) = track.choose_layer(quality, share)
@@ -839,6 +912,14 @@ impl Room {
             if needs_keyframe {
                 received.wants_keyframe = true;
             }
+        }
+        // Padding only while a video is held below what was asked for: it keeps the
+        // session sending what the next layers would, so the estimate can find the room.
+        let minimum_bps = if next_bps > now_bps { next_bps } else { 0 };
+        if desired_bps > 0 && subscriber.bandwidth_goals != (minimum_bps, desired_bps) {
+            subscriber.bandwidth_goals = (minimum_bps, desired_bps);
+            subscriber.rtc.bwe().set_bitrate(Bitrate::bps(minimum_bps), Bitrate::bps(desired_bps));
+            self.mark_dirty(id);
         }
     }
 
@@ -866,7 +947,7 @@ impl Room {
             if let Some(stream) = api.stream_rx_by_mid(mid, rid) {
                 stream.request_keyframe(KeyframeRequestKind::Pli);
                 out.keyframe_requests += 1;
-                self.dirty.push(publisher_id);
+                queue_to_drain(&mut self.dirty, publisher);
             }
         }
     }
@@ -950,6 +1031,14 @@ impl Room {
         if self.participants.get(&id).is_some_and(|p| p.negotiated) {
             out.messages.push((id, ServerMessage::Tracks { tracks: self.track_list(id) }));
         }
+    }
+}
+
+/// Puts a participant on the list of sessions to drain, once.
+fn queue_to_drain(dirty: &mut Vec<ParticipantId>, participant: &mut Participant) {
+    if !participant.queued_to_drain {
+        participant.queued_to_drain = true;
+        dirty.push(participant.id);
     }
 }
 

@@ -154,6 +154,8 @@ pub struct Worker {
     addresses: HashMap<(Protocol, SocketAddr), ParticipantId>,
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     tcp_frames: (mpsc::Sender<TcpFrame>, mpsc::Receiver<TcpFrame>),
+    /// Rooms whose sessions wait to be drained at the end of this turn.
+    rooms_to_drive: Vec<String>,
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
 }
 
@@ -182,6 +184,7 @@ impl Worker {
             addresses: HashMap::new(),
             tcp_writers: HashMap::new(),
             tcp_frames: mpsc::channel(1024),
+            rooms_to_drive: Vec::new(),
             timers: BinaryHeap::new(),
         })
     }
@@ -211,6 +214,7 @@ impl Worker {
                 _ = tokio::time::sleep_until(sleep_until.into()) => self.on_timers(&mut out),
                 _ = tick.tick() => self.on_tick(&mut out),
             }
+            self.drive_rooms(&mut out);
             self.flush(out);
         }
         let mut out = Outbox::default();
@@ -423,8 +427,23 @@ impl Worker {
         let Ok(contents) = contents.try_into() else { return };
         let now = Instant::now();
         let input = Input::Receive(now, Receive { proto, source, destination, contents });
-        let Some(room) = self.participant_rooms.get(&participant).and_then(|r| self.rooms.get_mut(r)) else { return };
+        let Some(name) = self.participant_rooms.get(&participant) else { return };
+        let Some(room) = self.rooms.get_mut(name) else { return };
         room.handle_input(now, participant, input, length, out);
+        if room.report_drive_needed() {
+            self.rooms_to_drive.push(name.clone());
+        }
+    }
+
+    /// Drains the sessions that datagrams left with output (subscribers of what was
+    /// forwarded), once per batch.
+    fn drive_rooms(&mut self, out: &mut Outbox) {
+        let now = Instant::now();
+        for name in std::mem::take(&mut self.rooms_to_drive) {
+            if let Some(room) = self.rooms.get_mut(&name) {
+                room.drive(now, out);
+            }
+        }
     }
 
     fn on_timers(&mut self, out: &mut Outbox) {

@@ -115,6 +115,13 @@ export async function openClient(browser, url, name, { admin = false, builder = 
   return page;
 }
 
+/** The SFU's metric `name` (without the `isoplane_` prefix) from its /metrics. @param {{sfu: string}} server @param {string} name */
+export async function sfuMetric(server, name) {
+  const text = await (await fetch(`${server.sfu}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`isoplane_${name} `));
+  return Number(line?.split(' ')[1] ?? NaN);
+}
+
 /** Ada and Bob, each in a page of their own, with their avatars' IDs. */
 export async function openAdaAndBob(browser, url) {
   const ada = await openClient(browser, url, 'Ada');

@@ -5,17 +5,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
-import { openAdaAndBob, openClient, screenshot, startIsoplane, until, useIsoplane } from './harness.js';
+import { openAdaAndBob, openClient, screenshot, sfuMetric, startIsoplane, until, useIsoplane } from './harness.js';
 
 // The lobby (an open zone) goes to the SFU above one person.
 const live = useIsoplane({ ISOPLANE_SIGNALING_OPEN_SFU_THRESHOLD: '1' });
-
-/** The SFU's counter `name` from its /metrics. */
-async function sfuMetric(name) {
-  const text = await (await fetch(`${live.server.sfu}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`isoplane_${name} `));
-  return Number(line?.split(' ')[1] ?? NaN);
-}
 
 test('two people in a zone on the SFU see and hear each other through it', async () => {
   assert.ok(live.server.sfu, 'the all-in-one binary runs an SFU');
@@ -38,8 +31,8 @@ test('two people in a zone on the SFU see and hear each other through it', async
   for (const page of [ada, bob]) {
     assert.equal(await page.evaluate(() => window.isoplane.media.peers.size), 0, 'no mesh connection');
   }
-  assert.equal(await sfuMetric('sfu_participants'), 2);
-  assert.ok((await sfuMetric('sfu_forwarded_packets_total')) > 100, 'the SFU forwarded the media');
+  assert.equal(await sfuMetric(live.server, 'sfu_participants'), 2);
+  assert.ok((await sfuMetric(live.server, 'sfu_forwarded_packets_total')) > 100, 'the SFU forwarded the media');
 
   // The video element shows the other person's tile.
   const tile = await ada.evaluate((avatar) => {
