@@ -13,6 +13,8 @@ use str0m::format::Codec;
 use str0m::media::Rid;
 use str0m::rtp::Vp8Descriptor;
 
+use crate::vp9_svc::Vp9Layers;
+
 /// Whether an RTP payload starts a keyframe, for the codecs the SFU forwards video of.
 pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
     match codec {
@@ -26,24 +28,11 @@ pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
 /// VP9 (RFC 9628 payload descriptor): the start of a frame (B) that is not
 /// inter-picture predicted (P clear) and, with spatial layers, of the base layer.
 fn vp9_starts_keyframe(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else { return false };
-    let inter_predicted = first & 0x40 != 0;
-    let start_of_frame = first & 0x08 != 0;
-    if inter_predicted || !start_of_frame {
-        return false;
+    if let Some(layers) = Vp9Layers::parse(payload) {
+        return layers.begins_keyframe();
     }
-    let has_picture_id = first & 0x80 != 0;
-    let has_layer_indices = first & 0x20 != 0;
-    if !has_layer_indices {
-        return true;
-    }
-    let mut index = 1;
-    if has_picture_id {
-        let Some(&picture_id) = payload.get(index) else { return false };
-        index += if picture_id & 0x80 != 0 { 2 } else { 1 };
-    }
-    // The spatial layer ID is bits 3..1 of the layer indices byte.
-    payload.get(index).is_some_and(|layers| (layers >> 1) & 0x07 == 0)
+    // No layer indices (L clear): one layer.
+    payload.first().is_some_and(|first| first & 0x08 != 0 && first & 0x40 == 0 && first & 0x20 == 0)
 }
 
 /// H.264 (RFC 6184): an IDR slice or a sequence parameter set, alone, at the start of
