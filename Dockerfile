@@ -42,5 +42,5 @@ COPY worlds/demo/assets/ /usr/local/share/isoplane/worlds/demo/assets/
 USER isoplane:isoplane
 WORKDIR /tmp
 # signaling, assets, SFU HTTP, SFU ICE-TCP, SFU media, TURN, TURN health
-EXPOSE 8080 8090 7880 7881 7882/udp 3478 3478/udp 9478
+EXPOSE 8080 8090 7880 7881 7882-7885/udp 3478 3478/udp 9478
 CMD ["isoplane", "--help"]

@@ -15,9 +15,9 @@
 //!   [`forward`]: simulcast layer switching and RTP rewriting; [`vp8_munger`]: VP8
 //!   picture numbers kept continuous across layer switches; [`vp9_svc`]: VP9 spatial
 //!   layers per subscriber; [`speakers`]: active
-//!   speaker detection; [`demux`]: which worker a datagram belongs to.
-//! - [`worker`]: the thread that owns a share of the rooms and a socket on the media
-//!   port; [`http`]: WebSocket sessions, control API, health and metrics.
+//!   speaker detection; [`demux`]: which worker an ICE-TCP connection belongs to.
+//! - [`worker`]: the thread that owns a share of the rooms and a UDP media port of its
+//!   own; [`http`]: WebSocket sessions, control API, health and metrics.
 //! - [`config`]: the operator's settings.
 
 pub mod config;

@@ -793,7 +793,7 @@ impl Room {
             let OutState::Open(out_mid) = received.state else { continue };
             let mut marker = packet.header.marker;
             if let Some(layers) = &vp9 {
-                match received.spatial.decide(layers) {
+                match received.spatial.decide(layers, seq_no) {
                     SpatialVerdict::Forward { ends_picture } => marker |= ends_picture,
                     SpatialVerdict::Drop => {
                         received.forwarder.skip(seq_no);
@@ -836,7 +836,7 @@ impl Room {
                 .marker(marker)
                 .ext_vals(ext_vals.clone())
                 .nackable(kind == MediaKind::Video);
-            if let Some(patch) = vp8.as_ref().and_then(|descriptor| received.vp8.patch(descriptor, starts_layer)) {
+            if let Some(patch) = vp8.as_ref().and_then(|d| received.vp8.patch(&packet.payload, d, starts_layer)) {
                 write = write.vp8_patch(patch);
             }
             stream.write_rtp(write);
@@ -916,7 +916,8 @@ impl Room {
         // Padding only while a video is held below what was asked for: it keeps the
         // session sending what the next layers would, so the estimate can find the room.
         let minimum_bps = if next_bps > now_bps { next_bps } else { 0 };
-        if desired_bps > 0 && subscriber.bandwidth_goals != (minimum_bps, desired_bps) {
+        // Nothing wanted: (0, 0) stops the padding and probing asked for before.
+        if subscriber.bandwidth_goals != (minimum_bps, desired_bps) {
             subscriber.bandwidth_goals = (minimum_bps, desired_bps);
             subscriber.rtc.bwe().set_bitrate(Bitrate::bps(minimum_bps), Bitrate::bps(desired_bps));
             self.mark_dirty(id);

@@ -13,8 +13,7 @@
 use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
 /// PictureIDs are 15-bit numbers (7-bit ones are their low bits).
-const PICTURE_ID_MODULO: u16 = 1 << 15;
-const PICTURE_ID_MASK: u16 = PICTURE_ID_MODULO - 1;
+const PICTURE_ID_MASK: u16 = (1 << 15) - 1;
 const SHORT_PICTURE_ID_MASK: u16 = 0x7f;
 
 /// One subscriber's rewriting state for one VP8 track.
@@ -33,8 +32,9 @@ impl Vp8Munger {
     /// The rewrite for one packet about to be sent. `starts_layer`: the packet is the
     /// first of a layer (the forwarder switched to it here). `None`: the packet goes as
     /// it is.
-    pub fn patch(&mut self, descriptor: &Vp8Descriptor, starts_layer: bool) -> Option<Vp8Patch> {
-        let (picture, tl0) = self.numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), starts_layer);
+    pub fn patch(&mut self, payload: &[u8], descriptor: &Vp8Descriptor, starts_layer: bool) -> Option<Vp8Patch> {
+        let short = has_short_picture_id(payload);
+        let (picture, tl0) = self.numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), short, starts_layer);
         let mut builder = descriptor.patch();
         let mut changed = false;
         if let Some(out) = picture
@@ -57,8 +57,15 @@ impl Vp8Munger {
         builder.build().ok().or_else(|| short?.build().ok())
     }
 
-    /// The PictureID and TL0PICIDX to send for a packet that carries `picture` and `tl0`.
-    fn numbers(&mut self, picture: Option<u16>, tl0: Option<u8>, starts_layer: bool) -> (Option<u16>, Option<u8>) {
+    /// The PictureID and TL0PICIDX to send for a packet that carries `picture` (a 7-bit
+    /// one when `short`) and `tl0`.
+    fn numbers(
+        &mut self,
+        picture: Option<u16>,
+        tl0: Option<u8>,
+        short: bool,
+        starts_layer: bool,
+    ) -> (Option<u16>, Option<u8>) {
         if starts_layer {
             // The first layer keeps its own numbers; a later one continues from the last.
             if let (Some(last), Some(picture)) = (self.last_picture, picture) {
@@ -70,8 +77,10 @@ impl Vp8Munger {
         }
         let picture = picture.map(|picture| picture.wrapping_add(self.picture_offset) & PICTURE_ID_MASK);
         let tl0 = tl0.map(|tl0| tl0.wrapping_add(self.tl0_offset));
+        // 7-bit numbers wrap at 128: newer is judged in their space.
+        let space = if short { SHORT_PICTURE_ID_MASK } else { PICTURE_ID_MASK };
         if let Some(out) = picture
-            && self.last_picture.is_none_or(|last| picture_is_newer(out, last))
+            && self.last_picture.is_none_or(|last| picture_is_newer(out, last, space))
         {
             self.last_picture = Some(out);
         }
@@ -84,10 +93,19 @@ impl Vp8Munger {
     }
 }
 
-/// Whether `a` comes after `b` in 15-bit serial number order.
-fn picture_is_newer(a: u16, b: u16) -> bool {
-    let forward = a.wrapping_sub(b) & PICTURE_ID_MASK;
-    forward != 0 && forward < PICTURE_ID_MODULO / 2
+/// Whether `a` comes after `b` in serial number order, in the number space `mask`
+/// (15 or 7 bits).
+fn picture_is_newer(a: u16, b: u16, mask: u16) -> bool {
+    let forward = a.wrapping_sub(b) & mask;
+    forward != 0 && forward <= mask / 2
+}
+
+/// Whether a VP8 payload descriptor carries a 7-bit PictureID (X, then I, then M clear).
+fn has_short_picture_id(payload: &[u8]) -> bool {
+    match payload {
+        [first, extension, picture, ..] => first & 0x80 != 0 && extension & 0x80 != 0 && picture & 0x80 == 0,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -105,8 +123,9 @@ mod tests {
     fn sent(munger: &mut Vp8Munger, payload: &[u8], starts_layer: bool) -> (u16, u8) {
         let descriptor = Vp8Descriptor::parse(payload).unwrap();
         let before = munger.clone();
-        let patch = munger.patch(&descriptor, starts_layer);
-        let (picture, tl0) = before.clone().numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), starts_layer);
+        let patch = munger.patch(payload, &descriptor, starts_layer);
+        let (picture, tl0) =
+            before.clone().numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), false, starts_layer);
         let (picture, tl0) = (picture.unwrap(), tl0.unwrap());
         let mut expected = descriptor.patch();
         if picture != descriptor.picture_id().unwrap() {
@@ -152,22 +171,27 @@ mod tests {
         // X, S; I; a 7-bit PictureID.
         let short = |picture: u8| vec![0x90, 0x80, picture & 0x7f, 0x9d, 0x01, 0x2a];
         let mut munger = Vp8Munger::default();
-        for (picture, starts) in [(126, true), (127, false)] {
-            assert_eq!(munger.patch(&Vp8Descriptor::parse(&short(picture)).unwrap(), starts), None);
+        // The first layer wraps on its own: 126, 127, 0, 1 go as they are.
+        for (picture, starts) in [(126, true), (127, false), (0, false), (1, false)] {
+            let payload = short(picture);
+            assert_eq!(munger.patch(&payload, &Vp8Descriptor::parse(&payload).unwrap(), starts), None);
         }
-        let switched = Vp8Descriptor::parse(&short(40)).unwrap();
-        let expected = switched.patch().picture_id(0).build().unwrap();
-        assert_eq!(munger.patch(&switched, true), Some(expected), "continues at 128, written as 0");
-        let next = Vp8Descriptor::parse(&short(41)).unwrap();
-        assert_eq!(munger.patch(&next, false), Some(next.patch().picture_id(1).build().unwrap()));
+        let payload = short(40);
+        let switched = Vp8Descriptor::parse(&payload).unwrap();
+        let expected = switched.patch().picture_id(2).build().unwrap();
+        assert_eq!(munger.patch(&payload, &switched, true), Some(expected), "continues after the wrap, at 2");
+        let payload = short(41);
+        let next = Vp8Descriptor::parse(&payload).unwrap();
+        assert_eq!(munger.patch(&payload, &next, false), Some(next.patch().picture_id(3).build().unwrap()));
     }
 
     #[test]
     fn without_a_switch_nothing_is_rewritten() {
         let mut munger = Vp8Munger::default();
         for picture in 500..600 {
-            let descriptor = Vp8Descriptor::parse(&payload(picture, picture as u8, true)).unwrap();
-            assert!(munger.patch(&descriptor, picture == 500).is_none());
+            let payload = payload(picture, picture as u8, true);
+            let descriptor = Vp8Descriptor::parse(&payload).unwrap();
+            assert!(munger.patch(&payload, &descriptor, picture == 500).is_none());
         }
     }
 }

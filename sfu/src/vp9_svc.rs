@@ -80,11 +80,16 @@ pub struct SpatialFilter {
     target: u8,
     /// The highest layer being sent; changes at picture boundaries.
     current: u8,
+    /// The highest layer sent before the last change, and the sequence number the change
+    /// came at: a packet from before it (a retransmission, reordering) is judged by the
+    /// layers of its time, so it never takes a number that was already sent.
+    previous: u8,
+    changed_at: u64,
 }
 
 impl Default for SpatialFilter {
     fn default() -> SpatialFilter {
-        SpatialFilter { target: u8::MAX, current: u8::MAX }
+        SpatialFilter { target: u8::MAX, current: u8::MAX, previous: u8::MAX, changed_at: 0 }
     }
 }
 
@@ -106,9 +111,21 @@ impl SpatialFilter {
         self.target != u8::MAX && self.target > self.current
     }
 
-    /// Decides on one packet.
-    pub fn decide(&mut self, layers: &Vp9Layers) -> SpatialVerdict {
-        if layers.begins_picture() && (self.target < self.current || layers.begins_keyframe()) {
+    /// Decides on one packet with incoming sequence number `seq_no`.
+    pub fn decide(&mut self, layers: &Vp9Layers, seq_no: u64) -> SpatialVerdict {
+        if seq_no < self.changed_at {
+            let top = self.previous;
+            if layers.spatial > top {
+                return SpatialVerdict::Drop;
+            }
+            return SpatialVerdict::Forward { ends_picture: layers.ends_frame && layers.spatial == top };
+        }
+        if layers.begins_picture()
+            && self.target != self.current
+            && (self.target < self.current || layers.begins_keyframe())
+        {
+            self.previous = self.current;
+            self.changed_at = seq_no;
             self.current = self.target;
         }
         if layers.spatial > self.current {
@@ -142,13 +159,30 @@ mod tests {
         Vp9Layers::parse(&packet(spatial, begins, ends, predicted)).unwrap()
     }
 
+    /// A filter with the next incoming sequence number.
+    struct Stream {
+        filter: SpatialFilter,
+        seq: u64,
+    }
+
+    impl Stream {
+        fn new() -> Stream {
+            Stream { filter: SpatialFilter::default(), seq: 1000 }
+        }
+
+        fn decide(&mut self, layers: &Vp9Layers) -> SpatialVerdict {
+            self.seq += 1;
+            self.filter.decide(layers, self.seq)
+        }
+    }
+
     /// One picture of three layers, two packets each: the verdicts in order.
-    fn picture(filter: &mut SpatialFilter, keyframe: bool) -> Vec<SpatialVerdict> {
+    fn picture(stream: &mut Stream, keyframe: bool) -> Vec<SpatialVerdict> {
         let mut verdicts = Vec::new();
         for spatial in 0..3 {
             for (begins, ends) in [(true, false), (false, true)] {
                 let predicted = !keyframe;
-                verdicts.push(filter.decide(&layers(spatial, begins, ends, predicted)));
+                verdicts.push(stream.decide(&layers(spatial, begins, ends, predicted)));
             }
         }
         verdicts
@@ -174,29 +208,44 @@ mod tests {
 
     #[test]
     fn all_layers_pass_untouched_until_a_lower_target() {
-        let mut filter = SpatialFilter::default();
-        assert_eq!(picture(&mut filter, true), vec![KEEP; 6], "the publisher's own marker stands");
-        assert!(!filter.set_target(0), "going down needs no keyframe");
-        assert_eq!(picture(&mut filter, false), vec![KEEP, LAST, Drop, Drop, Drop, Drop]);
-        assert!(filter.set_target(1), "going up needs a keyframe");
-        assert_eq!(picture(&mut filter, false), vec![KEEP, LAST, Drop, Drop, Drop, Drop], "up waits");
+        let mut stream = Stream::new();
+        assert_eq!(picture(&mut stream, true), vec![KEEP; 6], "the publisher's own marker stands");
+        assert!(!stream.filter.set_target(0), "going down needs no keyframe");
+        assert_eq!(picture(&mut stream, false), vec![KEEP, LAST, Drop, Drop, Drop, Drop]);
+        assert!(stream.filter.set_target(1), "going up needs a keyframe");
+        assert_eq!(picture(&mut stream, false), vec![KEEP, LAST, Drop, Drop, Drop, Drop], "up waits");
     }
 
     #[test]
     fn going_up_waits_for_a_keyframe_going_down_for_the_next_picture() {
-        let mut filter = SpatialFilter::default();
-        filter.set_target(0);
-        assert_eq!(picture(&mut filter, true), vec![KEEP, LAST, Drop, Drop, Drop, Drop]);
-        assert!(filter.set_target(1), "a keyframe is needed to go up");
-        assert_eq!(picture(&mut filter, false), vec![KEEP, LAST, Drop, Drop, Drop, Drop]);
-        assert_eq!(picture(&mut filter, true), vec![KEEP, KEEP, KEEP, LAST, Drop, Drop], "up at the keyframe");
+        let mut stream = Stream::new();
+        stream.filter.set_target(0);
+        assert_eq!(picture(&mut stream, true), vec![KEEP, LAST, Drop, Drop, Drop, Drop]);
+        assert!(stream.filter.set_target(1), "a keyframe is needed to go up");
+        assert_eq!(picture(&mut stream, false), vec![KEEP, LAST, Drop, Drop, Drop, Drop]);
+        assert_eq!(picture(&mut stream, true), vec![KEEP, KEEP, KEEP, LAST, Drop, Drop], "up at the keyframe");
         // Down in the middle of a picture: the picture ends as it began.
-        let mut verdicts = vec![filter.decide(&layers(0, true, false, true))];
-        filter.set_target(0);
-        verdicts.push(filter.decide(&layers(0, false, true, true)));
-        verdicts.push(filter.decide(&layers(1, true, false, true)));
-        verdicts.push(filter.decide(&layers(1, false, true, true)));
+        let mut verdicts = vec![stream.decide(&layers(0, true, false, true))];
+        stream.filter.set_target(0);
+        verdicts.push(stream.decide(&layers(0, false, true, true)));
+        verdicts.push(stream.decide(&layers(1, true, false, true)));
+        verdicts.push(stream.decide(&layers(1, false, true, true)));
         assert_eq!(verdicts, vec![KEEP, KEEP, KEEP, LAST]);
-        assert_eq!(picture(&mut filter, false), vec![KEEP, LAST, Drop, Drop, Drop, Drop], "then down");
+        assert_eq!(picture(&mut stream, false), vec![KEEP, LAST, Drop, Drop, Drop, Drop], "then down");
+    }
+
+    #[test]
+    fn a_late_packet_is_judged_by_the_layers_of_its_time() {
+        let mut stream = Stream::new();
+        stream.filter.set_target(0);
+        picture(&mut stream, true);
+        // Picture N at layer 0 only: its first layer-1 packet (seq 1009) is left out.
+        let before_switch = stream.seq + 3;
+        picture(&mut stream, false);
+        stream.filter.set_target(1);
+        assert_eq!(picture(&mut stream, true), vec![KEEP, KEEP, KEEP, LAST, Drop, Drop], "up at the keyframe");
+        // A retransmission of picture N's layer-1 packet: still left out.
+        assert_eq!(stream.filter.decide(&layers(1, true, false, true), before_switch), Drop);
+        assert_eq!(stream.filter.decide(&layers(0, false, true, true), before_switch - 1), LAST);
     }
 }

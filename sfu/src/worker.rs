@@ -203,16 +203,19 @@ impl Worker {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(command) = commands.recv() => self.on_command(command, &mut out),
-                ready = socket.readable() => {
-                    if ready.is_ok() {
-                        self.read_udp(&socket, &mut received, &mut out);
-                    }
-                }
                 Some((source, destination, frame)) = self.tcp_frames.1.recv() => {
                     self.on_datagram(Protocol::Tcp, source, destination, &frame, &mut out);
                 }
                 _ = tokio::time::sleep_until(sleep_until.into()) => self.on_timers(&mut out),
                 _ = tick.tick() => self.on_tick(&mut out),
+                // Last: a socket that stays full (a flood, or more than the worker can
+                // forward) must not hold up timers (RTCP, NACKs, estimates), layer
+                // choices or ICE-TCP sessions.
+                ready = socket.readable() => {
+                    if ready.is_ok() {
+                        self.read_udp(&socket, &mut received, &mut out);
+                    }
+                }
             }
             self.drive_rooms(&mut out);
             self.flush(out);
