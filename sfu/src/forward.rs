@@ -15,20 +15,45 @@ use str0m::rtp::Vp8Descriptor;
 
 use crate::vp9_svc::Vp9Layers;
 
+/// What the SFU reads of a video payload: read once per incoming packet, used for every
+/// subscriber.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VideoPayload {
+    /// It starts a keyframe (of the base layer, with VP9 spatial layers).
+    pub keyframe: bool,
+    /// The VP8 payload descriptor, for the munger.
+    pub vp8: Option<Vp8Descriptor>,
+    /// The VP9 layer fields, when the stream has layer indices.
+    pub vp9: Option<Vp9Layers>,
+}
+
+impl VideoPayload {
+    pub fn read(codec: Codec, payload: &[u8]) -> VideoPayload {
+        match codec {
+            Codec::Vp8 => {
+                let vp8 = Vp8Descriptor::parse(payload).ok();
+                let keyframe = vp8.is_some_and(|descriptor| descriptor.starts_keyframe(payload));
+                VideoPayload { keyframe, vp8, vp9: None }
+            }
+            Codec::Vp9 => {
+                let vp9 = Vp9Layers::parse(payload);
+                VideoPayload { keyframe: vp9_starts_keyframe(vp9, payload), vp8: None, vp9 }
+            }
+            Codec::H264 => VideoPayload { keyframe: h264_starts_keyframe(payload), ..VideoPayload::default() },
+            _ => VideoPayload::default(),
+        }
+    }
+}
+
 /// Whether an RTP payload starts a keyframe, for the codecs the SFU forwards video of.
 pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
-    match codec {
-        Codec::Vp8 => Vp8Descriptor::parse(payload).is_ok_and(|descriptor| descriptor.starts_keyframe(payload)),
-        Codec::Vp9 => vp9_starts_keyframe(payload),
-        Codec::H264 => h264_starts_keyframe(payload),
-        _ => false,
-    }
+    VideoPayload::read(codec, payload).keyframe
 }
 
 /// VP9 (RFC 9628 payload descriptor): the start of a frame (B) that is not
 /// inter-picture predicted (P clear) and, with spatial layers, of the base layer.
-fn vp9_starts_keyframe(payload: &[u8]) -> bool {
-    if let Some(layers) = Vp9Layers::parse(payload) {
+fn vp9_starts_keyframe(layers: Option<Vp9Layers>, payload: &[u8]) -> bool {
+    if let Some(layers) = layers {
         return layers.begins_keyframe();
     }
     // No layer indices (L clear): one layer.

@@ -80,8 +80,12 @@ impl Published {
     pub fn choose_layer(&self, quality: Quality, share_bps: Option<u64>) -> Option<Rid> {
         // Encoders leave layers out (small captures, CPU or bandwidth limits).
         let sending: Vec<&Layer> = self.layers.iter().filter(|layer| layer.bitrate_bps > 0).collect();
-        let costs: Vec<u64> = sending.iter().map(|layer| layer.bitrate_bps).collect();
-        sending[best_fitting(&costs, quality, share_bps)?].rid
+        sending[best_fitting(&self.sending_costs(), quality, share_bps)?].rid
+    }
+
+    /// The bitrates of the layers the publisher is sending, lowest first.
+    fn sending_costs(&self) -> Vec<u64> {
+        self.layers.iter().map(|layer| layer.bitrate_bps).filter(|bps| *bps > 0).collect()
     }
 
     /// The highest VP9 spatial layer to send for a wanted quality and a bandwidth share,
@@ -99,11 +103,8 @@ impl Published {
     /// bits per second: `(now, next, best)`, the layer that fits, the one above it (or
     /// that one, at the top) and the best layer the quality allows.
     pub fn bitrate_goals(&self, quality: Quality, share_bps: Option<u64>) -> Option<(u64, u64, u64)> {
-        let costs = if self.is_simulcast() || self.spatial_costs().len() < 2 {
-            self.layers.iter().map(|layer| layer.bitrate_bps).filter(|bps| *bps > 0).collect()
-        } else {
-            self.spatial_costs()
-        };
+        let spatial = self.spatial_costs();
+        let costs = if self.is_simulcast() || spatial.len() < 2 { self.sending_costs() } else { spatial };
         let now = best_fitting(&costs, quality, share_bps)?;
         let best = best_fitting(&costs, quality, None)?;
         Some((costs[now], costs[(now + 1).min(best)], costs[best]))

@@ -13,18 +13,17 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::config::Limits;
-use crate::forward::{Forwarder, Verdict, starts_keyframe};
+use crate::forward::{Forwarder, Verdict, VideoPayload};
 use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
 use crate::protocol::{ErrorCode, ParticipantStats, ParticipantUpdate, RoomStats, ServerMessage, Source, Wanted};
 use crate::speakers::Speakers;
-use crate::vp9_svc::{SpatialVerdict, Vp9Layers};
+use crate::vp9_svc::SpatialVerdict;
 
 /// What the room wants done after an input.
 #[derive(Debug, Default)]
@@ -756,8 +755,15 @@ impl Room {
             .entry(pt)
             .or_insert_with(|| publisher.rtc.codec_config().params().iter().find(|p| *p.pt() == pt).map(|p| p.spec()));
         let Some(spec) = spec else { return };
-        // VP9 with spatial layers: each subscriber gets the layers up to its own.
-        let vp9 = (spec.codec == Codec::Vp9).then(|| Vp9Layers::parse(&packet.payload)).flatten();
+        // Read once for every subscriber: VP9 spatial layers (each subscriber gets the
+        // layers up to its own), the VP8 descriptor (each one's munger rewrites its
+        // picture numbers), whether it starts a keyframe.
+        let video = if kind == MediaKind::Video {
+            VideoPayload::read(spec.codec, &packet.payload)
+        } else {
+            VideoPayload::default()
+        };
+        let (keyframe, vp8, vp9) = (video.keyframe, video.vp8, video.vp9);
         if let Some(layers) = &vp9 {
             track.spatial_bits[usize::from(layers.spatial)] += packet.payload.len() as u64 * 8;
         }
@@ -770,9 +776,6 @@ impl Room {
         if !publisher.forwards(source) {
             return;
         }
-        let keyframe = kind == MediaKind::Video && starts_keyframe(spec.codec, &packet.payload);
-        // Parsed once for every subscriber, whose munger rewrites its picture numbers.
-        let vp8 = (spec.codec == Codec::Vp8).then(|| Vp8Descriptor::parse(&packet.payload).ok()).flatten();
         let ext_vals = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
