@@ -28,6 +28,7 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
     let mut config = server::load_config(config_path)?;
     let mut turn = None;
     let mut sfu = None;
+    let mut assets_config = isoplane_assets::Config::load(None, std::env::vars())?;
     if config_path.is_none() {
         // Embedded defaults: the demo world, tokens for anyone, a secret for this run only.
         config.worlds.demo = true;
@@ -40,10 +41,9 @@ async fn serve(config_path: Option<&Path>) -> Result<ExitCode> {
             turn = embedded_turn(&mut config).await;
         }
         if config.media.sfu_url.is_none() {
-            sfu = embedded_sfu(&mut config).await;
+            sfu = embedded_sfu(&mut config, &assets_config).await;
         }
     }
-    let mut assets_config = isoplane_assets::Config::load(None, std::env::vars())?;
     assets_config.token_secret.clone_from(&config.token_secret);
     assets_config.workspace.clone_from(&config.workspace);
     // Moderation records (bans, mutes, admins, the audit log) live beside the assets'.
@@ -127,13 +127,20 @@ async fn embedded_turn(config: &mut isoplane_signaling::config::Config) -> Optio
 }
 
 /// An SFU on loopback for this run, sharing a fresh secret with signaling, which sends
-/// crowded zones to it. If it cannot start, zones stay on peer-to-peer media.
-async fn embedded_sfu(config: &mut isoplane_signaling::config::Config) -> Option<isoplane_sfu::BoundSfu> {
+/// crowded zones to it, and recording into the asset server's store (which lists and
+/// serves the recordings). If it cannot start, zones stay on peer-to-peer media.
+async fn embedded_sfu(
+    config: &mut isoplane_signaling::config::Config,
+    assets: &isoplane_assets::Config,
+) -> Option<isoplane_sfu::BoundSfu> {
     let secret = format!("{:032x}", rand::random::<u128>());
+    let mut store = assets.store.clone();
+    store.directory = Some(assets.store_directory());
     let built_in = isoplane_sfu::Config {
         listen_http: std::net::SocketAddr::from(([127, 0, 0, 1], 7880)),
         listen_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 7882)),
         listen_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 7881))),
+        recording: isoplane_sfu::config::RecordingConfig { enabled: true, store },
         ..isoplane_sfu::Config::for_loopback(&secret)
     };
     let sfu = match isoplane_service::config::overlay_environment(&built_in, std::env::vars()) {

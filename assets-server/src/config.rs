@@ -9,9 +9,9 @@ use isoplane_service::config::{EnvKind, EnvSetting, ServiceConfig};
 use serde::Deserialize;
 
 pub use isoplane_service::config::ConfigError;
+pub use isoplane_service::object_storage::{S3Config, StoreConfig, StoreKind};
 
 use crate::rules::{DEFAULT_MEDIA_TYPES, media_type_essence};
-use crate::store::S3Settings;
 
 /// Everything the asset server needs to start.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,63 +32,20 @@ pub struct Config {
     pub store: StoreConfig,
     pub limits: Limits,
     pub cache: CacheConfig,
+    pub recordings: RecordingsConfig,
 }
 
-/// Where asset bytes live.
+/// The SFU's recordings, which this server lists and serves (docs/recording.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `local` (a directory) or `s3`.
-    pub kind: StoreKind,
-    /// Directory of the local store. Default: `DATA_DIR/objects`.
-    pub directory: Option<PathBuf>,
-    pub s3: S3Config,
+pub struct RecordingsConfig {
+    /// Recordings are deleted this many days after they ended (audited); 0 keeps them.
+    pub retention_days: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StoreKind {
-    Local,
-    S3,
-}
-
-/// An S3-compatible bucket.
-#[derive(Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    /// Endpoint URL; empty for AWS itself.
-    pub endpoint: Option<String>,
-    pub bucket: String,
-    pub region: String,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    /// `https://BUCKET.ENDPOINT/` instead of path-style `https://ENDPOINT/BUCKET/`.
-    pub virtual_hosted_style: bool,
-}
-
-impl std::fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the secret.
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field("virtual_hosted_style", &self.virtual_hosted_style)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for S3Config {
-    fn default() -> S3Config {
-        S3Config {
-            endpoint: None,
-            bucket: String::new(),
-            region: "us-east-1".into(),
-            access_key_id: None,
-            secret_access_key: None,
-            virtual_hosted_style: false,
-        }
+impl Default for RecordingsConfig {
+    fn default() -> RecordingsConfig {
+        RecordingsConfig { retention_days: 30 }
     }
 }
 
@@ -126,13 +83,8 @@ impl Default for Config {
             store: StoreConfig::default(),
             limits: Limits::default(),
             cache: CacheConfig::default(),
+            recordings: RecordingsConfig::default(),
         }
-    }
-}
-
-impl Default for StoreConfig {
-    fn default() -> StoreConfig {
-        StoreConfig { kind: StoreKind::Local, directory: None, s3: S3Config::default() }
     }
 }
 
@@ -192,6 +144,7 @@ impl ServiceConfig for Config {
         EnvSetting::new("S3_VIRTUAL_HOSTED_STYLE", "store.s3.virtual_hosted_style", EnvKind::Flag),
         EnvSetting::new("MAX_UPLOAD_BYTES", "limits.max_upload_bytes", EnvKind::Number),
         EnvSetting::new("ALLOWED_MEDIA_TYPES", "limits.allowed_media_types", EnvKind::List),
+        EnvSetting::new("RECORDING_RETENTION_DAYS", "recordings.retention_days", EnvKind::Number),
     ];
 
     fn problems(&self) -> Vec<String> {
@@ -210,20 +163,7 @@ impl ServiceConfig for Config {
         if self.database_connections == 0 {
             problems.push("database_connections: at least 1".to_owned());
         }
-        if self.store.kind == StoreKind::S3 {
-            let s3 = &self.store.s3;
-            if s3.bucket.is_empty() {
-                problems.push("store.s3.bucket: required when store.kind = \"s3\"".to_owned());
-            }
-            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
-                problems.push("store.s3: set access_key_id and secret_access_key together".to_owned());
-            }
-            if let Some(endpoint) = &s3.endpoint
-                && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-            {
-                problems.push("store.s3.endpoint: an http:// or https:// URL".to_owned());
-            }
-        }
+        problems.extend(self.store.problems("store"));
         if self.limits.max_upload_bytes == 0 {
             problems.push("limits.max_upload_bytes: at least 1".to_owned());
         }
@@ -255,21 +195,7 @@ impl Config {
 
     /// The local store's directory in force.
     pub fn store_directory(&self) -> PathBuf {
-        self.store.directory.clone().unwrap_or_else(|| self.data_dir.join("objects"))
-    }
-
-    /// The S3 settings, for `store.kind = "s3"`.
-    pub fn s3_settings(&self) -> S3Settings {
-        let s3 = &self.store.s3;
-        S3Settings {
-            endpoint: s3.endpoint.clone(),
-            bucket: s3.bucket.clone(),
-            region: s3.region.clone(),
-            access_key_id: s3.access_key_id.clone(),
-            secret_access_key: s3.secret_access_key.clone(),
-            virtual_hosted_style: s3.virtual_hosted_style,
-            allow_http: s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
-        }
+        self.store.directory_or(&self.data_dir.join("objects"))
     }
 }
 

@@ -22,10 +22,11 @@
 //!   workspace root): the SQL tables on SQLite or PostgreSQL, migrations, optimistic
 //!   concurrency of world versions, admins, moderation records.
 //! - [`cache`]: the in-memory cache of small, hot assets.
+//! - [`recordings`]: the SFU's recordings in the same store: listed, served, deleted.
 //! - [`config`]: [`Config`], TOML plus `ISOPLANE_ASSETS_*` overrides, validated whole.
 //! - [`server`]: the axum shell: `bind(config)` → [`server::BoundServer`] with
 //!   `local_addr()` and `run(shutdown)`; routes in `server/assets.rs` and
-//!   `server/worlds.rs`; `/healthz`, `/readyz`, `/metrics`.
+//!   `server/worlds.rs`, `server/recordings.rs`; `/healthz`, `/readyz`, `/metrics`.
 //! - `main.rs`: the thin `isoplane-assets` binary.
 //!
 //! # Using the storage from another service
@@ -41,6 +42,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod recordings;
 pub mod rules;
 pub mod server;
 pub mod store;

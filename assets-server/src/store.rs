@@ -15,15 +15,12 @@
 //! - Rewriting an asset key is harmless: the same key always holds the same bytes.
 
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use isoplane_world_format::ContentId;
-use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
@@ -40,10 +37,8 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the local asset directory {path}: {source}")]
-    LocalDirectory { path: PathBuf, source: std::io::Error },
-    #[error("object store configuration: {0}")]
-    Config(#[source] object_store::Error),
+    #[error(transparent)]
+    Open(#[from] isoplane_service::object_storage::OpenStoreError),
     #[error("object store: {0}")]
     Object(#[from] object_store::Error),
 }
@@ -55,21 +50,6 @@ pub enum UploadError {
     TooLarge { limit: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// S3 settings, as the configuration gives them.
-#[derive(Debug, Clone, Default)]
-pub struct S3Settings {
-    /// e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:3900`.
-    pub endpoint: Option<String>,
-    pub bucket: String,
-    pub region: String,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    /// Address buckets as `https://bucket.endpoint/` instead of `https://endpoint/bucket/`.
-    pub virtual_hosted_style: bool,
-    /// Allow `http://` endpoints (self-hosted stores on a private network).
-    pub allow_http: bool,
 }
 
 /// The asset store.
@@ -99,35 +79,9 @@ pub fn asset_key(id: &ContentId) -> Path {
 }
 
 impl AssetStore {
-    /// A store in a local directory (created if missing).
-    pub fn local(directory: impl Into<PathBuf>) -> Result<AssetStore, StoreError> {
-        let path = directory.into();
-        std::fs::create_dir_all(&path).map_err(|source| StoreError::LocalDirectory { path: path.clone(), source })?;
-        let store = LocalFileSystem::new_with_prefix(&path)
-            .map_err(|e| StoreError::LocalDirectory { path, source: std::io::Error::other(e.to_string()) })?
-            .with_automatic_cleanup(true);
-        Ok(AssetStore { inner: Arc::new(store) })
-    }
-
-    /// A store in an S3 bucket.
-    pub fn s3(settings: &S3Settings) -> Result<AssetStore, StoreError> {
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&settings.bucket)
-            .with_region(&settings.region)
-            .with_virtual_hosted_style_request(settings.virtual_hosted_style)
-            .with_allow_http(settings.allow_http)
-            .with_retry(s3_retries());
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if let Some(key) = &settings.access_key_id {
-            builder = builder.with_access_key_id(key);
-        }
-        if let Some(secret) = &settings.secret_access_key {
-            builder = builder.with_secret_access_key(secret);
-        }
-        let store = builder.build().map_err(StoreError::Config)?;
-        Ok(AssetStore { inner: Arc::new(store) })
+    /// The object store underneath (the SFU's recordings are there too).
+    pub fn objects(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner)
     }
 
     /// A store over any `object_store` implementation.
@@ -289,16 +243,5 @@ impl Upload {
         let _ = writer.abort().await;
         // A local store may have created the temporary file already.
         let _ = store.delete(&temp).await;
-    }
-}
-
-/// Retries of a failed S3 request: a few, within seconds. The client's default retries
-/// for up to three minutes, which holds an upload (and its client) that long while the
-/// object store is down; the upload should fail fast with `store_unavailable` instead.
-fn s3_retries() -> object_store::RetryConfig {
-    object_store::RetryConfig {
-        backoff: object_store::BackoffConfig::default(),
-        max_retries: 3,
-        retry_timeout: std::time::Duration::from_secs(5),
     }
 }

@@ -81,6 +81,10 @@ pub struct SfuClaims {
     /// An admin muted the bearer's video.
     #[serde(default)]
     pub video_muted: bool,
+    /// The room is end-to-end encrypted: the SFU forwards frames it cannot read, so it
+    /// never looks into them (and refuses to record them).
+    #[serde(default)]
+    pub e2ee: bool,
     /// Expiry, seconds since the Unix epoch. Only checked when the bearer enters.
     pub exp: u64,
 }

@@ -15,11 +15,13 @@
 //! - the HTTP error every handler answers with ([`http::HttpError`]);
 //! - background tasks that stop with the service ([`tasks::Tasks`]);
 //! - reaching Redis with retries ([`redis_retry`]);
-//! - batched UDP I/O for the media relays ([`udp_batch`]).
+//! - batched UDP I/O for the media relays ([`udp_batch`]);
+//! - the object store's settings, shared by assets and recordings ([`object_storage`]).
 
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod object_storage;
 pub mod redis_retry;
 pub mod sfu_directory;
 pub mod tasks;

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use isoplane_service::config::{EnvKind, EnvSetting, ServiceConfig};
+use isoplane_service::object_storage::StoreConfig;
 use serde::{Deserialize, Serialize};
 
 pub use isoplane_service::config::ConfigError;
@@ -33,6 +34,24 @@ pub struct Config {
     /// Report this node and its load in a Redis SFU directory, where signaling nodes
     /// find it (docs/scaling.md). Without it, signaling is configured with this SFU's URL.
     pub directory: Option<DirectoryConfig>,
+    /// Where recordings are written (docs/recording.md).
+    pub recording: RecordingConfig,
+}
+
+/// Recording rooms to the object store (the asset server's, which lists and serves them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Off by default: the control API then refuses to record.
+    pub enabled: bool,
+    /// The store; a local one defaults to `isoplane-data/objects` (the asset server's
+    /// default).
+    pub store: StoreConfig,
+}
+
+impl RecordingConfig {
+    /// The local store's directory when none is configured.
+    pub const DEFAULT_DIRECTORY: &'static str = "isoplane-data/objects";
 }
 
 /// This node's entry in the SFU directory.
@@ -113,6 +132,7 @@ impl Default for Config {
             workers: 0,
             limits: Limits::default(),
             directory: None,
+            recording: RecordingConfig::default(),
         }
     }
 }
@@ -130,6 +150,7 @@ impl Config {
             workers: 2,
             limits: Limits::default(),
             directory: None,
+            recording: RecordingConfig::default(),
         }
     }
 
@@ -176,6 +197,15 @@ impl ServiceConfig for Config {
         EnvSetting::new("PUBLIC_URL", "directory.public_url", EnvKind::Text),
         EnvSetting::new("CONTROL_URL", "directory.control_url", EnvKind::Text),
         EnvSetting::new("CAPACITY", "directory.capacity", EnvKind::Number),
+        EnvSetting::new("RECORDING", "recording.enabled", EnvKind::Flag),
+        EnvSetting::new("RECORDING_STORE", "recording.store.kind", EnvKind::Text),
+        EnvSetting::new("RECORDING_DIRECTORY", "recording.store.directory", EnvKind::Text),
+        EnvSetting::new("RECORDING_S3_ENDPOINT", "recording.store.s3.endpoint", EnvKind::Text),
+        EnvSetting::new("RECORDING_S3_BUCKET", "recording.store.s3.bucket", EnvKind::Text),
+        EnvSetting::new("RECORDING_S3_REGION", "recording.store.s3.region", EnvKind::Text),
+        EnvSetting::new("RECORDING_S3_ACCESS_KEY_ID", "recording.store.s3.access_key_id", EnvKind::Text),
+        EnvSetting::new("RECORDING_S3_SECRET_ACCESS_KEY", "recording.store.s3.secret_access_key", EnvKind::Text),
+        EnvSetting::new("RECORDING_S3_VIRTUAL_HOSTED_STYLE", "recording.store.s3.virtual_hosted_style", EnvKind::Flag),
     ];
 
     fn problems(&self) -> Vec<String> {
@@ -208,6 +238,9 @@ impl ServiceConfig for Config {
                 self.worker_count(),
                 self.listen_udp.port()
             ));
+        }
+        if self.recording.enabled {
+            problems.extend(self.recording.store.problems("recording.store"));
         }
         problems
     }

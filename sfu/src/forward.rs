@@ -45,6 +45,28 @@ impl VideoPayload {
     }
 }
 
+impl VideoPayload {
+    /// What may be read of an end-to-end encrypted payload: the codec's RTP payload
+    /// descriptor, never the (encrypted) frame behind it. VP9's descriptor says which
+    /// picture is a keyframe (P clear, base layer), so VP9 switches layers as usual. VP8's
+    /// only says where a picture starts: `keyframe` then marks any picture's start, so a
+    /// subscriber's stream may begin there; its decoder waits for the keyframe the SFU
+    /// asks for. H.264 has no descriptor: a stream may begin at any packet.
+    pub fn read_opaque(codec: Codec, payload: &[u8]) -> VideoPayload {
+        match codec {
+            Codec::Vp8 => {
+                let vp8 = Vp8Descriptor::parse(payload).ok();
+                // S set and partition index 0: the first packet of a picture.
+                let starts_picture = vp8.is_some() && payload.first().is_some_and(|b| b & 0x10 != 0 && b & 0x07 == 0);
+                VideoPayload { keyframe: starts_picture, vp8, vp9: None }
+            }
+            Codec::Vp9 => VideoPayload::read(codec, payload),
+            Codec::H264 => VideoPayload { keyframe: true, ..VideoPayload::default() },
+            _ => VideoPayload::default(),
+        }
+    }
+}
+
 /// Whether an RTP payload starts a keyframe, for the codecs the SFU forwards video of.
 pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
     VideoPayload::read(codec, payload).keyframe

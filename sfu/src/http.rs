@@ -12,15 +12,17 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch};
+use axum::routing::{delete, get, patch, put};
 use futures_util::{SinkExt, StreamExt};
 use isoplane_auth::{SfuClaims, SfuControlClaims, TokenKey};
 use isoplane_service::http::HttpError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{
-    AvatarId, ClientMessage, ErrorCode, ParticipantUpdate, RoomSettings, RoomStats, RoomSummary, ServerMessage,
+    AvatarId, ClientMessage, ErrorCode, ParticipantUpdate, RecordingStart, RoomSettings, RoomStats, RoomSummary,
+    ServerMessage,
 };
+use crate::recording::session::valid_id;
 use crate::room::Who;
 use crate::worker::{CLIENT_QUEUE, Command, Shared};
 
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rooms/{room}", get(room_stats).put(create_room).delete(close_room))
         .route("/v1/rooms/{room}/participants/{sub}", patch(update_participant).delete(remove_participant))
         .route("/v1/rooms/{room}/avatars/{avatar}", delete(remove_avatar))
+        .route("/v1/rooms/{room}/recording", put(start_recording).delete(stop_recording))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -301,4 +304,46 @@ async fn remove(
     let kind = if matches!(who, Who::Avatar(_)) { "avatar" } else { "user" };
     let found = ask(state, worker, |reply| Command::Remove { room, who, reason, reply }).await?;
     done_if_found(found, kind)
+}
+
+/// Starts recording a room (opened if nobody joined yet): 204; 400 for an ID that is not
+/// 1 to 64 letters, digits, `-` or `_`; 409 for an end-to-end encrypted room; 503 when
+/// recording is not enabled on this node.
+async fn start_recording(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    Json(start): Json<RecordingStart>,
+) -> Result<StatusCode, HttpError> {
+    let worker = room_worker(&state, &headers, &room)?;
+    if state.shared.recording_store.is_none() {
+        let why = "recording is not enabled on this SFU (recording.enabled, and a store)";
+        return Err(api_error(StatusCode::SERVICE_UNAVAILABLE, "recording_disabled", why));
+    }
+    if !valid_id(&start.id) {
+        let why = "a recording ID is 1 to 64 ASCII letters, digits, `-` or `_`";
+        return Err(api_error(StatusCode::BAD_REQUEST, "bad_recording_id", why));
+    }
+    let unix_ms =
+        i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(i64::MAX);
+    let RecordingStart { id, started_by } = start;
+    let command = |reply| Command::StartRecording { room, id, started_by, unix_ms, reply };
+    match ask(&state, worker, command).await? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(refused) => Err(api_error(StatusCode::CONFLICT, "recording_refused", &refused.to_string())),
+    }
+}
+
+/// Stops recording a room: 204, or 404 when it was not being recorded.
+async fn stop_recording(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<StatusCode, HttpError> {
+    let worker = room_worker(&state, &headers, &room)?;
+    if ask(&state, worker, |reply| Command::StopRecording { room, reply }).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(api_error(StatusCode::NOT_FOUND, "not_recording", "that room is not being recorded"))
+    }
 }

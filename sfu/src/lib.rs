@@ -27,6 +27,7 @@ pub mod http;
 pub mod metrics;
 pub mod participant;
 pub mod protocol;
+pub mod recording;
 pub mod room;
 pub mod speakers;
 pub mod vp8_munger;
@@ -64,6 +65,8 @@ pub enum StartError {
     Certificate,
     #[error("bad ICE candidate address {0}")]
     Candidate(SocketAddr),
+    #[error("recording store: {0}")]
+    RecordingStore(#[from] isoplane_service::object_storage::OpenStoreError),
 }
 
 /// The SFU with its sockets bound, not yet serving.
@@ -124,6 +127,12 @@ pub async fn bind(config: Config) -> Result<BoundSfu, StartError> {
         }
         None => None,
     };
+    let recording_store = match &config.recording {
+        recording if recording.enabled => {
+            Some(recording.store.open(std::path::Path::new(config::RecordingConfig::DEFAULT_DIRECTORY))?)
+        }
+        _ => None,
+    };
     let certificate =
         str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().ok_or(StartError::Certificate)?;
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::channel(worker::COMMAND_QUEUE)).unzip();
@@ -134,6 +143,7 @@ pub async fn bind(config: Config) -> Result<BoundSfu, StartError> {
         candidates: Candidates { udp: udp_candidates, tcp: tcp_candidate },
         certificate,
         next_participant: AtomicU64::new(1),
+        recording_store,
     });
     Ok(BoundSfu { config, http, udp, tcp, shared, receivers })
 }

@@ -25,5 +25,10 @@ isoplane_service::service_metrics! {
         /// congested network.
         pub send_dropped: Counter = "send_dropped", "Datagrams dropped because the socket's send buffer was full.";
         pub sessions_refused: Counter = "sessions_refused", "Sessions refused (token, room full).";
+        pub recordings: Gauge = "recordings", "Rooms being recorded.";
+        pub recording_writes: Counter = "recording_writes", "Recording pieces written to the object store.";
+        pub recording_write_failures: Counter = "recording_write_failures", "Recording pieces the object store refused.";
+        /// Pieces dropped because the store did not keep up.
+        pub recording_writes_dropped: Counter = "recording_writes_dropped", "Recording pieces dropped: the object store did not keep up.";
     }
 }

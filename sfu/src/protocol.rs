@@ -225,3 +225,13 @@ pub struct ApiErrorDetail {
     pub code: String,
     pub message: String,
 }
+
+/// `PUT /v1/rooms/{room}/recording`: record the room as `id` (it names the recording's
+/// folder in the object store), started by `started_by` (a display name, for the
+/// manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingStart {
+    pub id: String,
+    pub started_by: String,
+}

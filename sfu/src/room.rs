@@ -22,8 +22,13 @@ use crate::config::Limits;
 use crate::forward::{Forwarder, Verdict, VideoPayload};
 use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
 use crate::protocol::{ErrorCode, ParticipantStats, ParticipantUpdate, RoomStats, ServerMessage, Source, Wanted};
+use crate::recording::session::{RoomRecording, StoreWrite};
 use crate::speakers::Speakers;
 use crate::vp9_svc::SpatialVerdict;
+
+mod recording;
+
+pub use recording::RecordingRefused;
 
 /// What the room wants done after an input.
 #[derive(Debug, Default)]
@@ -47,6 +52,8 @@ pub struct Outbox {
     pub datagrams_in: u64,
     pub bytes_in: u64,
     pub dropped_unknown: u64,
+    /// Recording pieces for the object store, in order.
+    pub store_writes: Vec<StoreWrite>,
 }
 
 /// Whom a control request names: every session of a user (a moderator's kick), or one
@@ -94,6 +101,13 @@ pub struct Room {
     /// The worker was told this room needs a drive.
     drive_reported: bool,
     last_second: Instant,
+    /// The latest time the room was given (for what happens without one: a removal).
+    latest: Instant,
+    /// Its participants' tokens say it is end-to-end encrypted: the SFU never reads its
+    /// frames (only RTP headers and payload descriptors) and never records it.
+    pub e2ee: bool,
+    /// The recording in progress (room/recording.rs).
+    recording: Option<RoomRecording>,
 }
 
 impl Room {
@@ -107,6 +121,9 @@ impl Room {
             dirty: Vec::new(),
             drive_reported: false,
             last_second: now,
+            latest: now,
+            e2ee: false,
+            recording: None,
         }
     }
 
@@ -314,6 +331,8 @@ impl Room {
 
     /// Once per tick of the worker: meters, layer choices, speakers, limits.
     pub fn tick(&mut self, now: Instant, out: &mut Outbox) {
+        self.latest = now;
+        self.tick_recording(now, out);
         if let Some(speakers) = self.speakers.poll(now) {
             for id in self.participants.keys() {
                 out.messages.push((*id, ServerMessage::Speakers { avatars: speakers.clone() }));
@@ -412,6 +431,10 @@ impl Room {
         }
         participant.published.retain(|t| !stopped.contains(&t.mid));
         for mid in &stopped {
+            self.end_recorded_tracks(id, Some(*mid));
+        }
+        let Some(participant) = self.participants.get_mut(&id) else { return Vec::new() };
+        for mid in &stopped {
             participant.sources.remove(&mid.to_string());
         }
         let mut affected = Vec::new();
@@ -442,6 +465,7 @@ impl Room {
     pub fn remove(&mut self, id: ParticipantId, reason: &str, out: &mut Outbox) {
         let Some(mut participant) = self.participants.remove(&id) else { return };
         participant.rtc.disconnect();
+        self.end_recorded_tracks(id, None);
         self.speakers.forget(participant.avatar);
         out.messages.push((id, ServerMessage::Removed { reason: reason.to_owned() }));
         out.removed.push(id);
@@ -758,7 +782,9 @@ impl Room {
         // Read once for every subscriber: VP9 spatial layers (each subscriber gets the
         // layers up to its own), the VP8 descriptor (each one's munger rewrites its
         // picture numbers), whether it starts a keyframe.
-        let video = if kind == MediaKind::Video {
+        let video = if kind == MediaKind::Video && self.e2ee {
+            VideoPayload::read_opaque(spec.codec, &packet.payload)
+        } else if kind == MediaKind::Video {
             VideoPayload::read(spec.codec, &packet.payload)
         } else {
             VideoPayload::default()
@@ -776,6 +802,8 @@ impl Room {
         if !publisher.forwards(source) {
             return;
         }
+        // Muted media is neither forwarded nor recorded.
+        self.record(now, from, (mid, rid), spec.codec, &packet, out);
         let ext_vals = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -930,7 +958,6 @@ impl Room {
     /// Asks publishers for the keyframes this participant waits for, at most once per
     /// interval per publisher layer.
     fn request_wanted_keyframes(&mut self, now: Instant, id: ParticipantId, out: &mut Outbox) {
-        let interval = Duration::from_millis(self.limits.keyframe_request_interval_ms);
         let Some(subscriber) = self.participants.get(&id) else { return };
         let requests: Vec<(ParticipantId, Mid, Option<Rid>)> = subscriber
             .received
@@ -940,19 +967,33 @@ impl Room {
             .map(|r| (r.publisher, r.publisher_mid, r.forwarder.target()))
             .collect();
         for (publisher_id, mid, rid) in requests {
-            let Some(publisher) = self.participants.get_mut(&publisher_id) else { continue };
-            let Some(track) = publisher.published.iter_mut().find(|t| t.mid == mid) else { continue };
-            let Some(layer) = track.layer_mut(rid) else { continue };
-            if layer.last_keyframe_request.is_some_and(|at| now.saturating_duration_since(at) < interval) {
-                continue;
-            }
-            layer.last_keyframe_request = Some(now);
-            let mut api = publisher.rtc.direct_api();
-            if let Some(stream) = api.stream_rx_by_mid(mid, rid) {
-                stream.request_keyframe(KeyframeRequestKind::Pli);
-                out.keyframe_requests += 1;
-                queue_to_drain(&mut self.dirty, publisher);
-            }
+            self.request_keyframe(now, publisher_id, mid, rid, out);
+        }
+    }
+
+    /// Asks a publisher for a keyframe of one layer, unless one was asked for within the
+    /// interval.
+    fn request_keyframe(
+        &mut self,
+        now: Instant,
+        publisher_id: ParticipantId,
+        mid: Mid,
+        rid: Option<Rid>,
+        out: &mut Outbox,
+    ) {
+        let interval = Duration::from_millis(self.limits.keyframe_request_interval_ms);
+        let Some(publisher) = self.participants.get_mut(&publisher_id) else { return };
+        let Some(track) = publisher.published.iter_mut().find(|t| t.mid == mid) else { return };
+        let Some(layer) = track.layer_mut(rid) else { return };
+        if layer.last_keyframe_request.is_some_and(|at| now.saturating_duration_since(at) < interval) {
+            return;
+        }
+        layer.last_keyframe_request = Some(now);
+        let mut api = publisher.rtc.direct_api();
+        if let Some(stream) = api.stream_rx_by_mid(mid, rid) {
+            stream.request_keyframe(KeyframeRequestKind::Pli);
+            out.keyframe_requests += 1;
+            queue_to_drain(&mut self.dirty, publisher);
         }
     }
 

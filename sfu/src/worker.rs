@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use isoplane_auth::SfuClaims;
 use isoplane_service::udp_batch::{ReceiveBatch, SendBatch};
+use object_store::ObjectStore;
 use str0m::bwe::Bitrate;
 use str0m::config::DtlsCert;
 use str0m::net::{Protocol, Receive};
@@ -33,7 +34,8 @@ use crate::participant::{Candidates, Participant, ParticipantId};
 use crate::protocol::{
     ClientMessage, ErrorCode, ParticipantUpdate, Permissions, RoomSettings, RoomStats, RoomSummary, ServerMessage,
 };
-use crate::room::{AdmitError, Outbox, Room, Who};
+use crate::recording::store::RecordingStore;
+use crate::room::{AdmitError, Outbox, RecordingRefused, Room, Who};
 
 /// Messages queued towards one client; a client this far behind is dropped.
 pub const CLIENT_QUEUE: usize = 256;
@@ -103,6 +105,19 @@ pub enum Command {
     ListRooms {
         reply: oneshot::Sender<Vec<RoomSummary>>,
     },
+    /// Records the room (created if nobody joined yet) as `id`.
+    StartRecording {
+        room: String,
+        id: String,
+        started_by: String,
+        unix_ms: i64,
+        reply: oneshot::Sender<Result<(), RecordingRefused>>,
+    },
+    /// Stops recording the room; answers whether it was recorded.
+    StopRecording {
+        room: String,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What every worker shares: how to reach the others, and process-wide counters.
@@ -113,6 +128,8 @@ pub struct Shared {
     pub candidates: Candidates,
     pub certificate: DtlsCert,
     pub next_participant: AtomicU64,
+    /// Where recordings go, when recording is enabled.
+    pub recording_store: Option<Arc<dyn ObjectStore>>,
 }
 
 impl Shared {
@@ -157,6 +174,8 @@ pub struct Worker {
     /// Rooms whose sessions wait to be drained at the end of this turn.
     rooms_to_drive: Vec<String>,
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
+    /// This worker's uploader of recording pieces (started with the worker).
+    recordings: Option<RecordingStore>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -186,11 +205,17 @@ impl Worker {
             tcp_frames: mpsc::channel(1024),
             rooms_to_drive: Vec::new(),
             timers: BinaryHeap::new(),
+            recordings: None,
         })
     }
 
     /// Runs until shutdown; every session in this worker's rooms is ended on the way out.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        self.recordings = self
+            .shared
+            .recording_store
+            .clone()
+            .map(|store| RecordingStore::start(store, Arc::clone(&self.shared.metrics)));
         let mut received = ReceiveBatch::new(BATCH, MAX_DATAGRAM);
         let socket = self.socket.clone();
         let mut tick = tokio::time::interval(TICK);
@@ -221,10 +246,18 @@ impl Worker {
             self.flush(out);
         }
         let mut out = Outbox::default();
+        let now = Instant::now();
         for room in self.rooms.values_mut() {
+            if room.is_recording() {
+                room.stop_recording(now, &mut out);
+                self.shared.metrics.recordings.dec();
+            }
             room.close("the SFU is shutting down", &mut out);
         }
         self.flush(out);
+        if let Some(recordings) = self.recordings.take() {
+            recordings.close().await;
+        }
     }
 
     /// Reads what waits on the media socket, a batch per call, until the queue is found
@@ -302,6 +335,25 @@ impl Worker {
             Command::Stats { room, reply } => {
                 let _ = reply.send(self.rooms.get(&room).map(Room::stats));
             }
+            Command::StartRecording { room, id, started_by, unix_ms, reply } => {
+                let result = self.start_recording(now, room, &id, &started_by, unix_ms, out);
+                let _ = reply.send(result);
+            }
+            Command::StopRecording { room, reply } => {
+                let found = match self.rooms.get_mut(&room) {
+                    Some(open) if open.is_recording() => {
+                        open.stop_recording(now, out);
+                        self.shared.metrics.recordings.dec();
+                        true
+                    }
+                    _ => false,
+                };
+                if self.rooms.get(&room).is_some_and(Room::is_empty) {
+                    self.rooms.remove(&room);
+                    self.shared.metrics.rooms.dec();
+                }
+                let _ = reply.send(found);
+            }
             Command::ListRooms { reply } => {
                 let rooms = self
                     .rooms
@@ -311,6 +363,37 @@ impl Worker {
                 let _ = reply.send(rooms);
             }
         }
+    }
+
+    fn start_recording(
+        &mut self,
+        now: Instant,
+        name: String,
+        id: &str,
+        started_by: &str,
+        unix_ms: i64,
+        out: &mut Outbox,
+    ) -> Result<(), RecordingRefused> {
+        let max = self.settings.get(&name).map(|s| self.max_participants(s));
+        let room = self.room_entry(name, max, now);
+        let was_recording = room.is_recording();
+        room.start_recording(now, id, started_by, unix_ms, out)?;
+        if !was_recording {
+            self.shared.metrics.recordings.inc();
+        }
+        Ok(())
+    }
+
+    /// The room, opened if it is not.
+    fn room_entry(&mut self, name: String, max: Option<u32>, now: Instant) -> &mut Room {
+        self.rooms.entry(name.clone()).or_insert_with(|| {
+            self.shared.metrics.rooms.inc();
+            let mut room = Room::new(name, self.shared.limits.clone(), now);
+            if let Some(max) = max {
+                room.max_participants = max;
+            }
+            room
+        })
     }
 
     fn max_participants(&self, settings: &RoomSettings) -> u32 {
@@ -334,23 +417,28 @@ impl Worker {
         participant.audio_muted = claims.audio_muted;
         participant.video_muted = claims.video_muted;
         let max = self.settings.get(&claims.room).map(|s| self.max_participants(s));
-        let room = self.rooms.entry(claims.room.clone()).or_insert_with(|| {
-            self.shared.metrics.rooms.inc();
-            let mut room = Room::new(claims.room.clone(), self.shared.limits.clone(), now);
-            if let Some(max) = max {
-                room.max_participants = max;
-            }
-            room
-        });
+        let metrics = Arc::clone(&self.shared.metrics);
         // The link first, so the room's `joined` message reaches the client.
         self.links.insert(id, link);
+        let room = self.room_entry(claims.room.clone(), max, now);
+        if claims.e2ee && !room.e2ee {
+            // Signaling never records an encrypted zone; should a recording be running
+            // (the world changed), it ends before any encrypted frame could reach it.
+            room.e2ee = true;
+            if room.is_recording() {
+                tracing::warn!(room = %room.name, "an end-to-end encrypted participant joined: the recording stops");
+                room.stop_recording(now, out);
+                metrics.recordings.dec();
+            }
+        }
         if let Err(refusal) = room.admit(participant, out) {
-            self.links.remove(&id);
             let refusal = match refusal {
                 AdmitError::Full => (ErrorCode::RoomFull, format!("the room is full ({} participants)", room.len())),
                 AdmitError::AlreadyHere => (ErrorCode::NotAllowed, "this avatar is already in the room".to_owned()),
             };
-            if room.is_empty() {
+            let unused = room.is_empty() && !room.is_recording();
+            self.links.remove(&id);
+            if unused {
                 self.rooms.remove(&claims.room);
                 self.shared.metrics.rooms.dec();
             }
@@ -486,6 +574,11 @@ impl Worker {
         metrics.packets_out.inc_by(out.transmits.len() as u64);
         let bytes_out: usize = out.transmits.iter().map(|t| t.contents.len()).sum();
         metrics.bytes_out.inc_by(bytes_out as u64);
+        if let Some(recordings) = &self.recordings
+            && !out.store_writes.is_empty()
+        {
+            recordings.submit(out.store_writes);
+        }
         let mut transmits = out.transmits;
         // ICE-TCP sessions are few: their frames are taken out, and the rest go in batches.
         if transmits.iter().any(|t| t.proto != Protocol::Udp) {
@@ -535,8 +628,10 @@ impl Worker {
             keep
         });
         self.shared.metrics.participants.dec();
+        // A room being recorded stays open empty: its people may be reconnecting, and
+        // the recording goes on until signaling stops it.
         if let Some(name) = self.participant_rooms.remove(&id)
-            && self.rooms.get(&name).is_some_and(Room::is_empty)
+            && self.rooms.get(&name).is_some_and(|room| room.is_empty() && !room.is_recording())
         {
             self.rooms.remove(&name);
             self.shared.metrics.rooms.dec();

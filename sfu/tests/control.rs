@@ -58,6 +58,7 @@ impl Sfu {
             publish: true,
             audio_muted: false,
             video_muted: false,
+            e2ee: false,
             exp: unix_now() + 60,
         })
     }
@@ -224,6 +225,7 @@ async fn bad_tokens_and_bad_messages_are_refused_and_the_session_goes_on() {
         publish: true,
         audio_muted: false,
         video_muted: false,
+        e2ee: false,
         exp: unix_now() + 60,
     });
     let (mut session, refused) = sfu.join(&forged).await;
@@ -236,6 +238,7 @@ async fn bad_tokens_and_bad_messages_are_refused_and_the_session_goes_on() {
         publish: true,
         audio_muted: false,
         video_muted: false,
+        e2ee: false,
         exp: 1,
     });
     assert!(is_error(&sfu.join(&expired).await.1, ErrorCode::BadToken));

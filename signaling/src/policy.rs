@@ -91,11 +91,13 @@ impl ZonePolicy {
         }
     }
 
-    /// Updates the decision for `people` in the zone at `now`; returns the mode.
+    /// Updates the decision for `people` in the zone at `now`; returns the mode. A zone
+    /// being `recorded` needs the SFU whatever its head count.
     pub fn update(
         &mut self,
         kind: &ZoneKind,
         people: usize,
+        recorded: bool,
         sfu_available: bool,
         config: &PolicyConfig,
         now: Instant,
@@ -108,6 +110,10 @@ impl ZonePolicy {
         let threshold = ZonePolicy::threshold(kind, config);
         self.mode = match self.mode {
             _ if !sfu_available => ZoneMode::Mesh,
+            _ if recorded => {
+                self.low_since = None;
+                ZoneMode::Sfu
+            }
             ZoneMode::Sfu => {
                 if people <= threshold.saturating_sub(config.hysteresis_people) {
                     let since = *self.low_since.get_or_insert(now);
@@ -145,36 +151,36 @@ mod tests {
         let (config, t0) = (PolicyConfig::default(), Instant::now());
         let mut policy = ZonePolicy::default();
         for people in 0..=4 {
-            assert_eq!(policy.update(&room(), people, true, &config, t0), ZoneMode::Mesh);
+            assert_eq!(policy.update(&room(), people, false, true, &config, t0), ZoneMode::Mesh);
         }
-        assert_eq!(policy.update(&room(), 5, true, &config, t0), ZoneMode::Sfu);
+        assert_eq!(policy.update(&room(), 5, false, true, &config, t0), ZoneMode::Sfu);
     }
 
     #[test]
     fn it_comes_back_only_after_staying_low_for_the_hold() {
         let (config, t0) = (PolicyConfig::default(), Instant::now());
         let mut policy = ZonePolicy::default();
-        policy.update(&room(), 5, true, &config, t0);
+        policy.update(&room(), 5, false, true, &config, t0);
         // At the threshold itself (inside the hysteresis band): stays on the SFU.
-        assert_eq!(policy.update(&room(), 4, true, &config, t0 + Duration::from_secs(60)), ZoneMode::Sfu);
+        assert_eq!(policy.update(&room(), 4, false, true, &config, t0 + Duration::from_secs(60)), ZoneMode::Sfu);
         // Below the band, but not for long enough.
         let low = t0 + Duration::from_secs(61);
-        assert_eq!(policy.update(&room(), 3, true, &config, low), ZoneMode::Sfu);
+        assert_eq!(policy.update(&room(), 3, false, true, &config, low), ZoneMode::Sfu);
         assert_eq!(policy.next_check(&config), Some(low + config.hysteresis_hold));
-        assert_eq!(policy.update(&room(), 3, true, &config, low + Duration::from_secs(9)), ZoneMode::Sfu);
+        assert_eq!(policy.update(&room(), 3, false, true, &config, low + Duration::from_secs(9)), ZoneMode::Sfu);
         // Someone came back up in between: the hold starts over.
-        assert_eq!(policy.update(&room(), 5, true, &config, low + Duration::from_secs(9)), ZoneMode::Sfu);
-        assert_eq!(policy.update(&room(), 3, true, &config, low + Duration::from_secs(10)), ZoneMode::Sfu);
-        assert_eq!(policy.update(&room(), 3, true, &config, low + Duration::from_secs(19)), ZoneMode::Sfu);
-        assert_eq!(policy.update(&room(), 3, true, &config, low + Duration::from_secs(20)), ZoneMode::Mesh);
+        assert_eq!(policy.update(&room(), 5, false, true, &config, low + Duration::from_secs(9)), ZoneMode::Sfu);
+        assert_eq!(policy.update(&room(), 3, false, true, &config, low + Duration::from_secs(10)), ZoneMode::Sfu);
+        assert_eq!(policy.update(&room(), 3, false, true, &config, low + Duration::from_secs(19)), ZoneMode::Sfu);
+        assert_eq!(policy.update(&room(), 3, false, true, &config, low + Duration::from_secs(20)), ZoneMode::Mesh);
     }
 
     #[test]
     fn silent_zones_have_no_media_and_no_sfu_means_mesh() {
         let (config, t0) = (PolicyConfig::default(), Instant::now());
         let mut policy = ZonePolicy::default();
-        assert_eq!(policy.update(&ZoneKind::Silent, 50, true, &config, t0), ZoneMode::Silent);
+        assert_eq!(policy.update(&ZoneKind::Silent, 50, false, true, &config, t0), ZoneMode::Silent);
         let mut policy = ZonePolicy::default();
-        assert_eq!(policy.update(&room(), 50, false, &config, t0), ZoneMode::Mesh);
+        assert_eq!(policy.update(&room(), 50, false, false, &config, t0), ZoneMode::Mesh);
     }
 }

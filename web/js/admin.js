@@ -17,7 +17,7 @@ import { STATUS_LABELS } from './status.js';
  *   audio_muted: boolean, video_muted: boolean, chat_muted?: boolean, connected: boolean, status?: string}} Person
  * @typedef {{id: number, workspace: string, actor: string, action: string, target: string, reason: string,
  *   detail: string, outcome: string, created_at: number}} AuditEntry
- * @typedef {{zone: string, locked: boolean, capacity: number | null, updated_by: string}} ZoneSetting
+ * @typedef {{zone: string, locked: boolean, capacity: number | null, updated_by: string, recording_allowed?: boolean}} ZoneSetting
  * @typedef {{worlds: number, nodes_unanswered: number}} Reach `kick`
  * @typedef {Reach & {audio_muted: boolean, video_muted: boolean}} MutedReply `mute`, `unmute`
  * @typedef {Reach & {expires_at: number | null}} BannedReply `ban`
@@ -25,11 +25,12 @@ import { STATUS_LABELS } from './status.js';
  * @typedef {{changed: boolean}} RoleChangedReply `promote`, `demote`
  * @typedef {{locked: boolean, capacity: number | null, inside: number}} ZoneSetReply `lock_zone`, `unlock_zone`, `set_zone_capacity`
  * @typedef {{moved: number}} MovedReply `move_user`, `end_meeting`
- * @typedef {{reached: number}} NoticeReply `notice`
+ * @typedef {{reached: number}} NoticeReply `notice`, `allow_recording`
  * @typedef {{people: Person[]}} PeopleReply `list_people`
  * @typedef {{zones: ZoneSetting[]}} ZonesReply `list_zones`
  * @typedef {{entries: AuditEntry[]}} AuditReply `list_audit`
- * @typedef {{locked: boolean, capacity: number | null, inside: number | null}} ZoneState
+ * @typedef {{locked: boolean, capacity: number | null, inside: number | null, recording?: boolean}} ZoneState
+ *   `recording`: whether recording is allowed, when the server said or we set it
  * @typedef {'people' | 'zones' | 'notice' | 'audit'} Tab
  * @typedef {{world: import('./world.js').WorldFile | null, worldName: string, user: string}} Context
  */
@@ -139,7 +140,8 @@ export class AdminPanel {
     const { zones } = /** @type {ZonesReply} */ (result.data);
     for (const zone of zones ?? []) {
       const known = this.zones.get(zone.zone);
-      this.zones.set(zone.zone, { locked: Boolean(zone.locked), capacity: zone.capacity ?? null, inside: known?.inside ?? null });
+      const recording = typeof zone.recording_allowed === 'boolean' ? zone.recording_allowed : known?.recording;
+      this.zones.set(zone.zone, { locked: Boolean(zone.locked), capacity: zone.capacity ?? null, inside: known?.inside ?? null, recording });
     }
     if (this.tab === 'zones') this.render();
   }
@@ -304,17 +306,32 @@ export class AdminPanel {
       const capacity = h('input', { type: 'number', min: 0, max: 10000, placeholder: own === null ? 'none' : String(own), 'aria-label': `Capacity of ${zone.name}`, 'data-field': 'capacity' });
       const where = { world: worldName, zone: zone.id };
       const remember = (/** @type {ZoneSetReply} */ data) => {
-        this.zones.set(zone.id, { locked: Boolean(data.locked), capacity: data.capacity ?? null, inside: data.inside ?? 0 });
+        this.zones.set(zone.id, { locked: Boolean(data.locked), capacity: data.capacity ?? null, inside: data.inside ?? 0, recording: known?.recording });
         if (this.tab === 'zones') this.render();
       };
+      // Recording: as an admin set it here, else as the world file says (never in an
+      // end-to-end encrypted zone: the SFU cannot read its media).
+      const recordable = !zone.e2ee;
+      const recording = recordable && (known?.recording ?? zone.recording === true);
+      const allowRecording = (/** @type {boolean} */ allowed) => this.run(
+        { action: 'allow_recording', ...where, allowed, reason: this.reason.value.trim() },
+        () => {
+          const now = this.zones.get(zone.id) ?? { locked: false, capacity: null, inside: null };
+          this.zones.set(zone.id, { ...now, recording: allowed });
+          if (this.tab === 'zones') this.render();
+          return allowed ? `Recording allowed in ${zone.name}` : `Recording forbidden in ${zone.name}`;
+        });
       return h('tr', { 'data-zone': zone.id },
         h('td', {},
           h('strong', {}, zone.name), ' ',
-          known ? h('span', { class: known.locked ? 'tag warn' : 'tag', 'data-state': known.locked ? 'locked' : 'open' }, known.locked ? 'locked' : 'open') : null,
+          known ? h('span', { class: known.locked ? 'tag warn' : 'tag', 'data-state': known.locked ? 'locked' : 'open' }, known.locked ? 'locked' : 'open') : null, ' ',
+          zone.e2ee ? h('span', { class: 'tag', 'data-state': 'e2ee' }, 'end-to-end encrypted') : null, ' ',
+          recording ? h('span', { class: 'tag warn', 'data-state': 'recording-allowed' }, 'recording allowed') : null,
           h('div', { class: 'sub' }, facts.join(' · '))),
         h('td', { class: 'actions' },
           h('button', { type: 'button', 'data-action': 'lock', onclick: () => this.run({ action: 'lock_zone', ...where, ...this.takeReason() }, (d) => (remember(d), `Locked ${zone.name}`)) }, 'Lock'),
           h('button', { type: 'button', 'data-action': 'unlock', onclick: () => this.run({ action: 'unlock_zone', ...where, ...this.takeReason() }, (d) => (remember(d), `Unlocked ${zone.name}`)) }, 'Unlock'),
+
           h('label', { class: 'group', title: 'At most this many people; empty: the world file’s own capacity' }, 'Max', capacity,
             h('button', {
               type: 'button', 'data-action': 'capacity', title: 'Empty: the world file’s own capacity',
@@ -328,7 +345,13 @@ export class AdminPanel {
             type: 'button', class: 'danger', 'data-action': 'end-meeting',
             onclick: () => this.run({ action: 'end_meeting', ...where, spawn: spawn.value, ...this.takeReason() },
               (/** @type {MovedReply} */ d) => `Ended the meeting in ${zone.name}: ${d.moved ?? 0} moved to ${spawn.value}`),
-          }, 'End meeting')));
+          }, 'End meeting'),
+          // A line of its own: who may start a recording here.
+          recordable
+            ? h('div', { class: 'line' },
+              h('button', { type: 'button', 'data-action': 'allow-recording', title: 'People inside may start a recording (everyone inside is told)', onclick: () => allowRecording(true) }, 'Allow recording'),
+              h('button', { type: 'button', 'data-action': 'forbid-recording', title: 'Nobody inside may start a recording; one in progress stops', onclick: () => allowRecording(false) }, 'Forbid recording'))
+            : null));
     });
     return h('section', { 'data-section': 'zones' },
       h('div', { class: 'bar' }, h('span', {}, `Zones of ${world.name}`), h('label', {}, 'End meeting sends people to ', spawn)),

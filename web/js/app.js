@@ -30,6 +30,12 @@ import { SUBTILE, World } from './world.js';
 /** @typedef {import('./remote.js').AvatarInfo} AvatarInfo */
 /** @typedef {import('./people.js').Person} Person */
 /** @typedef {import('./world.js').ZoneDef} ZoneDef */
+/** @typedef {import('./hud.js').Recording} Recording */
+/**
+ * The zone we are in, as the server's snapshot says (docs/protocol.md, `snapshot`).
+ * @typedef {{id: string, name: string, type: string, page?: any, e2ee?: boolean,
+ *   recording_allowed?: boolean, recording?: Recording}} ZoneInfo
+ */
 
 /**
  * Frames are drawn only while something moves (the display's rate then); a still page
@@ -109,7 +115,10 @@ export class App {
     this.hud = new Hud();
     /** @type {Set<string>} */
     this.keys = new Set();
+    /** @type {ZoneInfo} */
     this.zone = { id: '', name: '', type: '' };
+    /** Whether the zone may be recorded now, and the recording in progress, if any. @type {{allowed: boolean, current: Recording | null}} */
+    this.recording = { allowed: false, current: null };
     /** Set by a snapshot: until then our position is unknown and nothing is sent. */
     this.joined = false;
     this.media = new Media(this.connection, $('tiles'), (avatar) => this.others.name(avatar) ?? `#${avatar}`);
@@ -126,6 +135,7 @@ export class App {
     };
     this.media.onLocal = () => this.layout.self(this.media.local, !this.media.lowBandwidth && !this.media.resting && !this.media.userOff.video);
     this.media.onRest = (resting) => this.hud.mediaState(resting ? 'Camera and microphone are off while nobody is near.' : '');
+    this.media.e2ee.onChange = () => this.showEncryption();
     this.availability = new Availability(
       (status) => this.connection.send({ type: 'set_status', status }),
       /** @type {HTMLSelectElement} */ ($('my-status')),
@@ -238,6 +248,8 @@ export class App {
         this.avatar.stop();
         this.panel.setAdmin(false);
         this.hud.topology('none');
+        this.setRecording(false, null);
+        this.hud.encryption('');
       }
       this.wake();
     });
@@ -328,6 +340,10 @@ export class App {
         this.availability.confirmed(you.status ?? 'available');
         if (message.zone.id !== this.zone.id) this.announcer.say(`You are in ${message.zone.name}.`);
         this.zone = message.zone;
+        this.media.e2ee.enterZone(message.zone.id);
+        this.showEncryption();
+        // Said before any media plan of the zone comes: nobody is recorded unaware.
+        this.setRecording(Boolean(message.zone.recording_allowed), message.zone.recording ?? null);
         this.others.clear();
         for (const avatar of message.avatars) this.addOther(avatar);
         this.hud.zone(message.zone);
@@ -338,6 +354,13 @@ export class App {
       }
       case 'page_shared':
         this.websites.shared(message.page);
+        break;
+      case 'recording_changed':
+        this.setRecording(Boolean(message.allowed), message.recording ?? null);
+        break;
+      case 'e2ee_key':
+        // The lock follows once the key is ready (e2ee.onChange).
+        this.media.e2ee.addKey(message.zone, message.key_id, message.key);
         break;
       case 'sfu_probe':
         this.sfuProbe?.(message.sfu ?? null);
@@ -374,6 +397,7 @@ export class App {
         this.hud.describeMute(this.media.adminMuted);
         this.hud.topology(message.plan.topology === 'sfu' ? (message.plan.sfu ? 'SFU' : 'SFU (this server has none)') : message.plan.topology);
         this.layout.setZone(this.zone.type, message.plan.topology);
+        this.showEncryption();
         /** @type {HTMLButtonElement} */ ($('share-screen')).disabled = !this.media.canShareScreen() && !this.media.screen;
         this.websites.showButtons();
         this.conversationChanged();
@@ -431,6 +455,28 @@ export class App {
         this.hud.say('The server is restarting; reconnecting…');
         break;
     }
+  }
+
+  /**
+   * The lock: shown in an end-to-end encrypted zone; it waits while the plan wants
+   * sealed media and no key of the zone has come.
+   */
+  showEncryption() {
+    const plan = this.media.plan;
+    if (!this.zone.e2ee && !plan?.e2ee) return this.hud.encryption('');
+    if (plan?.e2ee && plan.topology === 'sfu' && this.media.e2ee.mode === null) return this.hud.encryption('unsupported');
+    this.hud.encryption(plan?.e2ee && !this.media.e2ee.hasKey(this.zone.id) ? 'waiting' : 'on');
+  }
+
+  /**
+   * Whether the zone may be recorded and who records it now: the indicator and the
+   * Record button say so.
+   * @param {boolean} allowed @param {Recording | null} current
+   */
+  setRecording(allowed, current) {
+    this.recording = { allowed, current };
+    this.hud.recording(current);
+    this.hud.recordButton(allowed, current !== null);
   }
 
   /** @param {string} id */
@@ -598,6 +644,8 @@ export class App {
     });
     $('mute-audio').addEventListener('click', (e) => this.toggle(/** @type {HTMLButtonElement} */ (e.target), 'audio'));
     $('mute-video').addEventListener('click', (e) => this.toggle(/** @type {HTMLButtonElement} */ (e.target), 'video'));
+    // The server says whether we may; a refusal comes back as an error and is shown.
+    $('record').addEventListener('click', () => this.connection.send({ type: 'set_recording', on: !this.recording.current }));
     $('share-screen').addEventListener('click', async () => {
       if (this.media.screen) this.media.stopScreen();
       else this.hud.say(await this.media.shareScreen());

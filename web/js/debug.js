@@ -30,6 +30,14 @@ class DebugView {
   get worldVersion() { return this.app.worldVersion; }
   get connection() { return this.app.connection; }
   get media() { return this.app.media; }
+  /**
+   * End-to-end encryption: `{mode, zone, keyIds, newestKeyId, counters}`, the counters
+   * (`encrypted`, `decrypted`, `droppedNoKey`, `droppedBadAuth`, `droppedMalformed`,
+   * `unsentNoKey`) as the worker last reported them (every 200 ms while frames flow).
+   */
+  get e2ee() { return this.app.media.e2ee.state(); }
+  /** The zone's recording: `{allowed, current: {by, since} | null}`. */
+  get recording() { return this.app.recording; }
   /** Everyone else, by avatar number. */
   get others() { return this.app.others.byAvatar; }
   get notices() { return this.app.hud.notices; }

@@ -1,5 +1,6 @@
 // The heads-up display: the status and zone lines, the one-line notice, the line saying
-// what an admin did to us, admins' notices as toasts, the mute buttons and the dialog of
+// what an admin did to us, admins' notices as toasts, the mute buttons, the lock of an
+// end-to-end encrypted zone, the recording indicator and its button, and the dialog of
 // a kicked or banned user. It only shows what it is told; the session decides.
 
 /** How long a notice stays on screen, and how many are shown at once. */
@@ -14,7 +15,17 @@ const MODERATION_LINE_MS = 20000;
 /**
  * @typedef {{action: string, by: string, reason: string}} Moderated
  * @typedef {{text: string, by: string, zone?: string, at: number}} Notice
+ * @typedef {{by: string, since: number}} Recording who started it, and when (Unix ms)
+ * @typedef {'' | 'on' | 'waiting' | 'unsupported'} Encryption
  */
+
+/** What the lock says, by state. */
+const ENCRYPTION_TEXT = {
+  on: 'End-to-end encrypted',
+  waiting: 'Waiting for the room key',
+  unsupported: 'End-to-end encrypted room: this browser cannot encrypt media, so it sends and receives none here',
+};
+const ENCRYPTION_ICON = { on: '🔒 ', waiting: '🔑 ', unsupported: '⚠ ' };
 
 /** What the dialog says to a kicked or banned user. @param {Moderated} message */
 export function endedText(message) {
@@ -74,6 +85,48 @@ export class Hud {
   /** @param {string} text */
   mediaState(text) {
     $('media-state').textContent = text;
+  }
+
+  /** The lock of an end-to-end encrypted zone ('' hides it). @param {Encryption} state */
+  encryption(state) {
+    const line = $('e2ee');
+    if (line.dataset.state === state) return;
+    line.dataset.state = state;
+    if (!state) {
+      line.replaceChildren();
+      return;
+    }
+    const icon = document.createElement('span');
+    icon.setAttribute('aria-hidden', 'true');
+    icon.textContent = ENCRYPTION_ICON[state];
+    line.replaceChildren(icon, ENCRYPTION_TEXT[state]);
+  }
+
+  /** Says who records the zone, for everyone in it (null: nobody). @param {Recording | null} recording */
+  recording(recording) {
+    const line = $('recording');
+    if (!recording) {
+      line.replaceChildren();
+      line.removeAttribute('title');
+      return;
+    }
+    // The dot is the sign people know; the words say it without colour.
+    const dot = document.createElement('span');
+    dot.className = 'dot-rec';
+    dot.setAttribute('aria-hidden', 'true');
+    dot.textContent = '● ';
+    line.replaceChildren(dot, `Recording — started by ${recording.by}`);
+    if (recording.since) line.title = `Recording since ${new Date(recording.since).toLocaleTimeString()}`;
+  }
+
+  /** The Record button: there where recording is allowed, Stop while it runs. @param {boolean} allowed @param {boolean} on */
+  recordButton(allowed, on) {
+    const button = /** @type {HTMLButtonElement} */ ($('record'));
+    // Someone may stop a recording an admin has just forbidden further ones of.
+    button.hidden = !allowed && !on;
+    button.setAttribute('aria-pressed', String(on));
+    button.textContent = on ? 'Stop recording' : 'Record';
+    button.title = on ? 'Stop recording this room for everyone in it' : 'Record this room: everyone in it is told';
   }
 
   /**

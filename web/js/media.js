@@ -19,7 +19,12 @@
 // shown, though the peer's own client should have stopped sending them anyway. A peer
 // that may not publish here (`listen_only`: a stage's audience) has nothing it sends
 // played at all, screens included.
+//
+// An end-to-end encrypted zone (`e2ee` on the plan) has its SFU session's frames sealed
+// with the zone's key (e2ee.js); a browser that cannot do that does not join the SFU
+// session there at all rather than send media the SFU could read.
 
+import { E2ee } from './e2ee.js';
 import { Connection } from './net.js';
 import { SfuSession } from './sfu.js';
 import { SpatialAudio } from './spatial.js';
@@ -29,7 +34,7 @@ import { reconnectDelay } from './backoff.js';
  * @typedef {{urls: string[], username?: string, credential?: string}} IceServer
  * @typedef {{avatar: number, initiator: boolean, relay: boolean, audio_muted?: boolean, video_muted?: boolean, listen_only?: boolean}} PeerLink
  * @typedef {{topology: string, ice_servers: IceServer[], peers: PeerLink[], publish: boolean,
- *   sfu?: {url: string, room: string, token: string}, audio_muted?: boolean, video_muted?: boolean}} MediaPlan
+ *   sfu?: {url: string, room: string, token: string}, audio_muted?: boolean, video_muted?: boolean, e2ee?: boolean}} MediaPlan
  * @typedef {'audio' | 'video'} Kind
  */
 
@@ -420,6 +425,8 @@ export class Media {
     this.plan = null;
     /** @type {SfuSession | null} */
     this.sfu = null;
+    /** The keys of an end-to-end encrypted zone and the worker sealing its frames. */
+    this.e2ee = new E2ee();
     /** How the camera goes to the SFU: 'vp8' (simulcast) or 'vp9' (spatial layers, `?camera=vp9`). */
     this.cameraCodec = 'vp8';
     /** @type {Set<number>} avatars heard speaking */
@@ -462,7 +469,15 @@ export class Media {
   /** Whether anyone may receive what we capture: a peer, or the SFU. */
   captureWanted() {
     const plan = this.plan;
-    return Boolean(plan && plan.publish && (plan.peers.length > 0 || (plan.topology === 'sfu' && plan.sfu)));
+    return Boolean(plan && plan.publish && (plan.peers.length > 0 || this.sfuUsable(plan)));
+  }
+
+  /**
+   * Whether `plan` puts us on the SFU and we can join it: where the zone wants its media
+   * sealed, only if this browser can seal it. @param {MediaPlan} plan
+   */
+  sfuUsable(plan) {
+    return Boolean(plan.topology === 'sfu' && plan.sfu && (!plan.e2ee || this.e2ee.mode !== null));
   }
 
   /**
@@ -665,9 +680,12 @@ export class Media {
     const previous = this.plan;
     this.plan = plan;
     this.status = plan.topology;
-    const onSfu = plan.topology === 'sfu' && plan.sfu;
+    // Media the SFU could read is never sent where the zone wants it sealed.
+    const onSfu = this.sfuUsable(plan);
     const moved = this.sfu && (this.sfu.room !== plan.sfu?.room || this.sfu.url !== plan.sfu?.url);
-    if (this.sfu && (!onSfu || moved || previous?.publish !== plan.publish)) {
+    // Whether frames are sealed is settled when the session's connection is made.
+    const sealing = this.sfu && Boolean(this.sfu.e2ee) !== Boolean(plan.e2ee);
+    if (this.sfu && (!onSfu || moved || sealing || previous?.publish !== plan.publish)) {
       this.sfu.close();
       this.sfu = null;
     }

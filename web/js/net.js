@@ -17,9 +17,14 @@ import { decodePresence, encodeMoveIntent } from './protocol.js';
 const ANSWERS = new Set(['admin_result', 'people']);
 
 const FINAL_ERRORS = new Set([
-  'replaced', 'invalid_token', 'expired_token', 'forbidden', 'unknown_world', 'unknown_spawn', 'too_many_connections',
+  'replaced', 'invalid_token', 'expired_token', 'unknown_world', 'unknown_spawn', 'too_many_connections',
   'kicked', 'banned',
 ]);
+/**
+ * Final only as the answer to our join (a token for another workspace); once joined, the
+ * same code refuses one request (`set_recording`, say) and the session goes on.
+ */
+const FINAL_BEFORE_WELCOME = new Set(['forbidden']);
 
 /**
  * @typedef {{ok: true, data: any} | {ok: false, error: {code: string, message: string}}} AdminResult
@@ -64,6 +69,7 @@ export class Connection extends EventTarget {
     const socket = new WebSocket(this.url);
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
+    let welcomed = false;
     if (this.attempt > 0) this.status('reconnecting', `attempt ${this.attempt}`);
     else this.status('connecting');
     socket.onopen = () => {
@@ -73,11 +79,12 @@ export class Connection extends EventTarget {
       if (typeof event.data === 'string') {
         const message = JSON.parse(event.data);
         if (message.type === 'welcome') {
+          welcomed = true;
           this.attempt = 0;
           this.baseMs = DEFAULT_BASE_MS;
           this.status('connected', message.resumed ? 'resumed' : '');
         }
-        if (message.type === 'error' && FINAL_ERRORS.has(message.code)) this.stopped = true;
+        if (message.type === 'error' && (FINAL_ERRORS.has(message.code) || (!welcomed && FINAL_BEFORE_WELCOME.has(message.code)))) this.stopped = true;
         // The server closes the connection right after: do not come back by ourselves.
         if (message.type === 'moderated' && (message.action === 'kicked' || message.action === 'banned')) this.stopped = true;
         if (ANSWERS.has(message.type) && typeof message.id === 'number') {

@@ -5,6 +5,12 @@
 // other people's tracks come and go. When both sides offer at once, the SFU gives way:
 // this side ignores the SFU's offer while its own is outstanding, and the SFU offers
 // again after answering. docs/protocol.md describes the messages.
+//
+// In an end-to-end encrypted zone (the plan says `e2ee`) every sender's frames are
+// sealed and every receiver's opened with the zone's key (e2ee.js), each sender and
+// receiver attached exactly once as tracks come with renegotiation. The camera then goes
+// as one layer: the SFU cannot read sealed frames, so it could not switch simulcast
+// layers cleanly.
 
 /**
  * @typedef {{mid: string, avatar: number, source: string, muted: boolean}} TrackInfo
@@ -26,6 +32,9 @@ const CAMERA_LAYERS = [
  * alone predict across layers (`_KEY`), so the SFU can drop upper layers at any picture.
  */
 const CAMERA_SVC = [{ scalabilityMode: 'L3T3_KEY', maxBitrate: 1_200_000 }];
+
+/** The camera in an end-to-end encrypted zone: one layer for everyone. */
+const CAMERA_ONE_LAYER = [{ maxBitrate: 900_000 }];
 
 /** The browser's VP9 codecs (profile 0 first) and their retransmission codec, or null. */
 function vp9Codecs() {
@@ -59,7 +68,13 @@ export class SfuSession {
     /** The id of this side's offer awaiting the SFU's answer. @type {number | null} */
     this.outstanding = null;
     this.state = 'connecting';
-    this.pc = new RTCPeerConnection({ iceServers: plan.ice_servers });
+    /** Seals what we send and opens what we receive, in an end-to-end encrypted zone. */
+    this.e2ee = plan.e2ee ? media.e2ee : null;
+    /** @type {RTCConfiguration & {encodedInsertableStreams?: boolean}} */
+    const config = { iceServers: plan.ice_servers };
+    // Chromium's older way to reach encoded frames must be asked for up front.
+    if (this.e2ee?.mode === 'streams') config.encodedInsertableStreams = true;
+    this.pc = new RTCPeerConnection(config);
     // Small messages to everyone in the room; the SFU tags each with its sender.
     this.channel = this.pc.createDataChannel('isoplane');
     /** @type {{from: number, data: string}[]} the latest messages received, oldest first */
@@ -134,6 +149,7 @@ export class SfuSession {
         if (this.outstanding !== null) return;
         this.setTracks(message.tracks);
         await this.pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });
+        this.protect();
         await this.pc.setLocalDescription(await this.pc.createAnswer());
         this.send({ type: 'answer', id: message.id, sdp: this.pc.localDescription?.sdp });
         this.dropEndedTracks();
@@ -164,14 +180,15 @@ export class SfuSession {
     let added = false;
     for (const track of local.getTracks()) {
       if (sending.has(track.kind)) continue;
-      if (track.kind === 'video' && this.media.cameraCodec === 'vp9' && this.addSvcCamera(track, local)) {
+      if (track.kind === 'video' && this.media.cameraCodec === 'vp9' && !this.e2ee && this.addSvcCamera(track, local)) {
         added = true;
         continue;
       }
-      const sendEncodings = track.kind === 'video' ? CAMERA_LAYERS : undefined;
+      const sendEncodings = track.kind === 'video' ? (this.e2ee ? CAMERA_ONE_LAYER : CAMERA_LAYERS) : undefined;
       this.pc.addTransceiver(track, { direction: 'sendonly', streams: [local], sendEncodings });
       added = true;
     }
+    this.protect();
     return added;
   }
 
@@ -208,6 +225,20 @@ export class SfuSession {
     for (const track of stream.getTracks()) {
       const sendEncodings = track.kind === 'video' ? SCREEN_LAYER : undefined;
       this.screenTransceivers.push(this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings }));
+    }
+    this.protect();
+  }
+
+  /**
+   * In an end-to-end encrypted zone, attaches the encryption to every sender and
+   * receiver not attached yet (tracks come with our own offers and with the SFU's).
+   */
+  protect() {
+    if (!this.e2ee) return;
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (transceiver.currentDirection === 'stopped') continue;
+      this.e2ee.protectSender(transceiver.sender);
+      this.e2ee.protectReceiver(transceiver.receiver);
     }
   }
 
@@ -259,6 +290,7 @@ export class SfuSession {
 
   /** @param {RTCTrackEvent} event */
   onTrack(event) {
+    this.protect();
     const mid = event.transceiver.mid ?? '';
     const fromStream = Number(event.streams[0]?.id.replace(/^a/, ''));
     const avatar = this.tracks.get(mid)?.avatar ?? fromStream;

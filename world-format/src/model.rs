@@ -330,7 +330,19 @@ record! {
         /// If not empty, the zone may only be entered through one of these exclusive objects
         /// (a door): a move that enters it must start on or pass over one of them.
         pub entry_via: Vec<String> = Vec::new(),
+        /// People inside may record the zone's media (an admin or a speaker starts it;
+        /// everyone inside is told). Not in zones with `e2ee`.
+        #[serde(skip_serializing_if = "is_false")]
+        pub recording: bool = false,
+        /// Media on the SFU is encrypted end to end, frame by frame, with a key only the
+        /// zone's members get (meeting rooms and private zones).
+        #[serde(skip_serializing_if = "is_false")]
+        pub e2ee: bool = false,
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// A ZoneType and its options.

@@ -115,6 +115,26 @@ fn check_grid(grid: &Grid, p: &mut Problems) -> bool {
     p.errors.len() == errors_before
 }
 
+/// Recording and end-to-end encryption: each only where it means something, never both
+/// (the SFU cannot record what it cannot read).
+fn check_media_options(zone: &Zone, path: &str, p: &mut Problems) {
+    if zone.e2ee && !matches!(zone.kind, ZoneKind::MeetingRoom { .. } | ZoneKind::Private { .. }) {
+        p.error(
+            format!("{path}.e2ee"),
+            format!(
+                "end-to-end encryption is for meeting rooms and private zones, not a {} zone",
+                zone.kind.type_name()
+            ),
+        );
+    }
+    if zone.recording && matches!(zone.kind, ZoneKind::Silent) {
+        p.error(format!("{path}.recording"), "a silent zone has no media to record");
+    }
+    if zone.recording && zone.e2ee {
+        p.error(format!("{path}.recording"), "a zone with e2ee cannot be recorded: the SFU cannot read its media");
+    }
+}
+
 fn check_tilesets(tilesets: &[Tileset], unread: &Unread, p: &mut Problems) {
     if !check_count(tilesets.len(), MAX_TILESETS, "tilesets", "$.tilesets", p) {
         return;
@@ -454,7 +474,9 @@ impl<'f> Checker<'f> {
         // checked against its own zone's tiles.
         self.check_zone_kind(&file.default_zone.kind, ZoneIndex::DEFAULT, "$.default_zone", p);
         for (i, zone) in file.zones.iter().enumerate() {
-            self.check_zone_kind(&zone.kind, ZoneIndex((i + 1) as u16), &self.unread.item_path("zones", i), p);
+            let path = self.unread.item_path("zones", i);
+            self.check_zone_kind(&zone.kind, ZoneIndex((i + 1) as u16), &path, p);
+            check_media_options(zone, &path, p);
         }
     }
 

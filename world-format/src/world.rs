@@ -50,6 +50,10 @@ pub struct ZoneRef<'w> {
     pub kind: &'w ZoneKind,
     /// Objects through which alone the zone may be entered (empty: anywhere).
     pub entry_via: &'w [ObjectIndex],
+    /// The world file allows recording here.
+    pub recording: bool,
+    /// Media here is encrypted end to end.
+    pub e2ee: bool,
 }
 
 /// A validated world.
@@ -179,11 +183,13 @@ impl World {
         match usize::from(index.0).checked_sub(1) {
             None => {
                 let zone = &self.file.default_zone;
-                ZoneRef { index, id: &zone.id, name: &zone.name, kind: &zone.kind, entry_via }
+                let (recording, e2ee) = (false, false);
+                ZoneRef { index, id: &zone.id, name: &zone.name, kind: &zone.kind, entry_via, recording, e2ee }
             }
             Some(i) => {
                 let zone = &self.file.zones[i];
-                ZoneRef { index, id: &zone.id, name: &zone.name, kind: &zone.kind, entry_via }
+                let (recording, e2ee) = (zone.recording, zone.e2ee);
+                ZoneRef { index, id: &zone.id, name: &zone.name, kind: &zone.kind, entry_via, recording, e2ee }
             }
         }
     }

@@ -122,6 +122,8 @@ fn world_strategy() -> impl Strategy<Value = WorldFile> {
                             kind,
                             area: vec![Rect { x, y: 0, w, h: height }],
                             entry_via,
+                            recording: false,
+                            e2ee: false,
                         }
                     })
                     .collect();

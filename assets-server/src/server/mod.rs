@@ -13,6 +13,7 @@
 
 mod assets;
 mod metrics;
+mod recordings;
 mod worlds;
 
 use std::net::SocketAddr;
@@ -32,8 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cache::AssetCache;
-use crate::config::{Config, ConfigError, StoreKind};
-use crate::metadata::{Metadata, MetadataError};
+use crate::config::{Config, ConfigError};
+use crate::metadata::{AuditEntry, Metadata, MetadataError};
+use crate::recordings::Recordings;
 use crate::store::{AssetStore, StoreError};
 pub use metrics::Metrics;
 
@@ -61,6 +63,8 @@ pub(crate) struct AppState {
     token_key: TokenKey,
     metadata: Metadata,
     store: AssetStore,
+    /// The SFU's recordings, in the same store.
+    recordings: Recordings,
     cache: AssetCache,
     metrics: Metrics,
     upload_slots: Arc<Semaphore>,
@@ -101,10 +105,7 @@ pub async fn open_storage(config: &Config) -> Result<(Metadata, AssetStore), Sta
     let metadata = Metadata::connect(&url, config.database_connections)
         .await
         .map_err(|source| StartError::Metadata { url: redact(&url), source })?;
-    let store = match config.store.kind {
-        StoreKind::Local => AssetStore::local(config.store_directory())?,
-        StoreKind::S3 => AssetStore::s3(&config.s3_settings())?,
-    };
+    let store = AssetStore::from_object_store(config.store.open(&config.store_directory()).map_err(StoreError::from)?);
     Ok((metadata, store))
 }
 
@@ -139,6 +140,7 @@ pub async fn bind(config: Config) -> Result<BoundServer, StartError> {
         cache: AssetCache::new(config.cache.max_bytes, config.cache.max_object_bytes),
         config,
         metadata,
+        recordings: Recordings::new(store.objects()),
         store,
         metrics: Metrics::default(),
         upload_slots: Arc::new(Semaphore::new(CONCURRENT_UPLOADS)),
@@ -158,8 +160,10 @@ impl BoundServer {
         let BoundServer { listener, state } = self;
         let tasks = state.tasks.clone();
         let metadata = state.metadata.clone();
+        let sweeper = tokio::spawn(recordings::sweep(Arc::clone(&state), shutdown.clone()));
         let app = router(state);
         let result = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        let _ = sweeper.await;
         tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(30), tasks.wait()).await;
         metadata.close().await;
@@ -180,6 +184,9 @@ fn router(state: Arc<AppState>) -> Router {
             get(worlds::list_versions).post(worlds::publish).layer(DefaultBodyLimit::max(world_body_limit)),
         )
         .route("/v1/workspaces/{workspace}/worlds/{name}/current", put(worlds::set_current))
+        .route("/v1/workspaces/{workspace}/recordings", get(recordings::list))
+        .route("/v1/workspaces/{workspace}/recordings/{id}", get(recordings::get_one).delete(recordings::delete))
+        .route("/v1/workspaces/{workspace}/recordings/{id}/files/{file}", get(recordings::download))
         .route(
             "/v1/workspaces/{workspace}/worlds/{name}/check",
             post(worlds::check).layer(DefaultBodyLimit::max(world_body_limit)),
@@ -224,14 +231,42 @@ pub(crate) fn internal(context: &str, error: &dyn std::fmt::Display) -> Response
     ApiError::internal(context, error).into_response()
 }
 
+/// Records an admin's write in the workspace's audit log (a failure is logged: the write
+/// itself is done).
+pub(crate) async fn audit(
+    state: &AppState,
+    workspace: &str,
+    actor: &str,
+    action: &str,
+    target: String,
+    reason: String,
+) {
+    let entry = AuditEntry {
+        id: 0,
+        workspace: workspace.to_owned(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target,
+        reason,
+        outcome: AuditEntry::DONE.to_owned(),
+        detail: String::new(),
+        created_at: unix_now(),
+    };
+    if let Err(error) = state.metadata.record_audit(&entry).await {
+        tracing::error!("cannot write the audit log: {error}");
+    }
+}
+
 /// How much a request's token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// Any member of the workspace.
     Read,
     /// Admins of the workspace: listed in its admins table, or role `admin` in the token
-    /// unless demoted inside Isoplane (see `Metadata::admin_status`).
+    /// unless demoted inside Isoplane (see `Metadata::admin_status`). Builders too.
     Write,
+    /// Admins only, not builders (recordings).
+    Admin,
 }
 
 /// Checks the bearer token for `workspace`: signature, expiry, workspace, role and bans.
@@ -266,7 +301,7 @@ pub(crate) async fn authorize(
         Err(error) => return Err(ApiError::internal("reading bans", &error)),
     }
     // Every write here changes worlds or adds their images: builders may, by their token.
-    if access == Access::Write && claims.role != Role::Builder {
+    if access == Access::Admin || (access == Access::Write && claims.role != Role::Builder) {
         // The rule signaling applies too: the admins table, or the token's role unless an
         // admin demoted the user inside Isoplane (a token grant is stored on first use).
         let token_says_admin = claims.role == Role::Admin;

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use isoplane_world_format::{World, is_valid_id};
 use serde::Deserialize;
 
-use super::{Access, ApiError, AppState, authorize, check_workspace, internal, refusal, refusal_with, unix_now};
-use crate::metadata::{AssetRecord, AuditEntry, MetadataError, NewVersion};
+use super::{Access, ApiError, AppState, audit, authorize, check_workspace, internal, refusal, refusal_with, unix_now};
+use crate::metadata::{AssetRecord, MetadataError, NewVersion};
 use crate::rules;
 
 /// Media type recorded for world files stored as assets.
@@ -66,23 +66,6 @@ fn conflict(state: &AppState, current: i64) -> Response {
         "current_version",
         current,
     )
-}
-
-async fn audit(state: &AppState, workspace: &str, actor: &str, action: &str, target: String, reason: String) {
-    let entry = AuditEntry {
-        id: 0,
-        workspace: workspace.to_owned(),
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target,
-        reason,
-        outcome: AuditEntry::DONE.to_owned(),
-        detail: String::new(),
-        created_at: unix_now(),
-    };
-    if let Err(error) = state.metadata.record_audit(&entry).await {
-        tracing::error!("cannot write the audit log: {error}");
-    }
 }
 
 /// The common start of a write to a world: a valid workspace and world name, an admin

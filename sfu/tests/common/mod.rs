@@ -98,6 +98,7 @@ pub fn claims(room: &str, avatar: AvatarId, publish: bool, exp: u64) -> SfuClaim
         publish,
         audio_muted: false,
         video_muted: false,
+        e2ee: false,
         exp,
     }
 }

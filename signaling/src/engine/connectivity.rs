@@ -34,6 +34,7 @@ impl WorldEngine {
                     publish: false,
                     audio_muted: true,
                     video_muted: true,
+                    e2ee: false,
                     exp: unix + PROBE_TOKEN_SECONDS,
                 };
                 Some(SfuAccess { url, room, token: key.sign(&claims) })

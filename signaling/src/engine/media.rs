@@ -44,6 +44,8 @@ pub struct PlanKey {
     pub mute: Mute,
     /// The SFU node serving the room (set by the engine, which places rooms).
     pub sfu_node: Option<SfuEndpoint>,
+    /// The zone is end-to-end encrypted (set by the engine).
+    pub e2ee: bool,
 }
 
 /// Where an SFU node is reached, by clients and by signaling.
@@ -95,6 +97,7 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
                 publish: may_publish(me.avatar),
                 mute: me.mute,
                 sfu_node: None,
+                e2ee: false,
             },
             ZoneMode::Mesh => {
                 let peers: Vec<PeerLink> = people
@@ -117,6 +120,7 @@ pub fn plan_zone(kind: &ZoneKind, mode: ZoneMode, sfu_room: &str, people: &[Part
                     publish: may_publish(me.avatar),
                     mute: me.mute,
                     sfu_node: None,
+                    e2ee: false,
                 }
             }
         })
@@ -132,6 +136,7 @@ fn no_media(me: &Participant<'_>) -> PlanKey {
         publish: false,
         mute: me.mute,
         sfu_node: None,
+        e2ee: false,
     }
 }
 

@@ -27,6 +27,7 @@ mod moderation;
 mod pages;
 mod people;
 mod reload;
+mod zone_media;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -155,6 +156,18 @@ pub enum Output {
     StoreChat { message: ChatMessage },
     /// An admin deleted this chat message: take it out of the stored history.
     EraseChat { id: String },
+    /// The SFU node serving `room` must start recording it as `id` (`Some`), or stop
+    /// (`None`).
+    SfuRecording { room: String, recording: Option<SfuRecordingStart>, control_url: String },
+}
+
+/// What the SFU is told when a recording starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuRecordingStart {
+    /// Names the recording in the object store.
+    pub id: String,
+    /// The display name of who started it.
+    pub by: String,
 }
 
 /// Counters for `/metrics`.
@@ -235,6 +248,12 @@ struct ZoneState {
     capacity: Option<u32>,
     /// The page someone opened for everyone in the zone (pages.rs).
     page: Option<crate::protocol::SharedPage>,
+    /// An admin allowed (or forbade) recording here, over the world file (zone_media.rs).
+    recording_allowed: Option<bool>,
+    /// The recording in progress (zone_media.rs).
+    recording: Option<zone_media::Recording>,
+    /// The media key of an end-to-end encrypted zone with people inside (zone_media.rs).
+    e2ee_key: Option<zone_media::ZoneKey>,
 }
 
 /// The presence and media state of one world.
@@ -371,6 +390,9 @@ impl WorldEngine {
             name: zone.name.to_owned(),
             zone_type: zone.kind.type_name().to_owned(),
             page: self.zones[usize::from(index.0)].page.clone(),
+            e2ee: zone.e2ee,
+            recording_allowed: self.recording_allowed(index),
+            recording: self.zones[usize::from(index.0)].recording.as_ref().map(|r| r.info.clone()),
         }
     }
 
@@ -384,7 +406,7 @@ impl WorldEngine {
             .filter(|&&id| id != avatar.id)
             .filter_map(|id| self.avatars.get(id).map(Avatar::info))
             .collect();
-        Some(ServerMessage::Snapshot { zone: self.zone_info(avatar.zone), avatars, you: avatar.info() })
+        Some(ServerMessage::Snapshot { zone: Box::new(self.zone_info(avatar.zone)), avatars, you: avatar.info() })
     }
 
     /// A verified user enters the world (or takes back their session).
@@ -446,6 +468,7 @@ impl WorldEngine {
         state.members.insert(id);
         state.replan = true;
         self.welcome(conn, id, false);
+        self.entered_zone_media(zone, Some(conn));
         self.schedule_tick(now);
         Ok(id)
     }
@@ -495,6 +518,7 @@ impl WorldEngine {
         self.zones[usize::from(zone.0)].replan = true;
         self.stats.resumes += 1;
         self.welcome(conn, id, true);
+        self.entered_zone_media(zone, Some(conn));
         self.people_resumed(now, id);
         self.schedule_tick(now);
         id
@@ -552,6 +576,7 @@ impl WorldEngine {
         self.unpair(avatar.zone, id);
         self.send_zone(avatar.zone, Some(id), &ServerMessage::AvatarLeft { avatar: id });
         self.page_opener_left(avatar.zone, id);
+        self.left_zone_media(avatar.zone, id);
         self.people_left(id);
     }
 
@@ -734,6 +759,7 @@ impl WorldEngine {
         self.unpair(from, id);
         self.send_zone(from, Some(id), &ServerMessage::AvatarLeft { avatar: id });
         self.page_opener_left(from, id);
+        self.left_zone_media(from, id);
         self.send_zone(to, Some(id), &ServerMessage::AvatarEntered { avatar: info });
         let new = &mut self.zones[usize::from(to.0)];
         new.members.insert(id);
@@ -745,6 +771,7 @@ impl WorldEngine {
             let json = self.zone_chat_history(to);
             self.outputs.push_back(Output::SendJson { conn, json });
         }
+        self.entered_zone_media(to, conn);
         self.prompt_knocks(id);
     }
 
@@ -935,7 +962,9 @@ impl WorldEngine {
                 self.config.media.sfu.is_some() && (placed || self.sfu_nodes.iter().any(SfuNode::has_room));
             let people = self.zones[index].members.len();
             let before = self.zones[index].policy.mode();
-            let mode = self.zones[index].policy.update(kind, people, sfu_available, &self.config.policy, now);
+            // A recording needs the SFU, however few are inside.
+            let recorded = self.zones[index].recording.is_some();
+            let mode = self.zones[index].policy.update(kind, people, recorded, sfu_available, &self.config.policy, now);
             let node = if mode == ZoneMode::Sfu {
                 self.sfu_node_for(zone_index)
                     .map(|n| SfuEndpoint { url: n.url.clone(), control_url: n.control_url.clone() })
@@ -943,6 +972,7 @@ impl WorldEngine {
                 self.placements.remove(&zone_index);
                 None
             };
+            self.keep_recording_on(zone_index, node.as_ref());
             let credentials_due = self.zones[index].members.iter().any(|id| {
                 self.avatars
                     .get(id)
@@ -969,9 +999,12 @@ impl WorldEngine {
                     .collect();
                 plan_zone(kind, mode, &room, &people)
             };
-            let plans = plans
-                .into_iter()
-                .map(|plan| PlanKey { sfu_node: node.clone().filter(|_| plan.sfu_room.is_some()), ..plan });
+            let e2ee = world.zone(zone_index).e2ee;
+            let plans = plans.into_iter().map(|plan| PlanKey {
+                sfu_node: node.clone().filter(|_| plan.sfu_room.is_some()),
+                e2ee,
+                ..plan
+            });
             for (id, plan) in members.into_iter().zip(plans) {
                 self.offer_plan(now, id, plan, credentials_due);
             }
@@ -1029,6 +1062,7 @@ fn media_plan(config: &MediaConfig, plan: &PlanKey, user: &str, avatar: AvatarId
                 publish: plan.publish,
                 audio_muted: plan.mute.audio,
                 video_muted: plan.mute.video,
+                e2ee: plan.e2ee,
                 exp: unix + sfu.token_ttl.as_secs(),
             };
             Some(SfuAccess { url: node.url.clone(), room: room.clone(), token: sfu.key.sign(&claims) })
@@ -1043,6 +1077,7 @@ fn media_plan(config: &MediaConfig, plan: &PlanKey, user: &str, avatar: AvatarId
         publish: plan.publish,
         audio_muted: plan.mute.audio,
         video_muted: plan.mute.video,
+        e2ee: plan.e2ee,
     }
 }
 

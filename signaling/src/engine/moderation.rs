@@ -34,6 +34,8 @@ pub enum Moderation {
     EndMeeting { zone: String, spawn: Option<String>, except: Option<String>, by: String, reason: String },
     /// A zone's lock and capacity, as recorded.
     SetZone { zone: String, locked: bool, capacity: Option<u32> },
+    /// Recording allowed in the zone, or not, over the world file's word.
+    AllowRecording { zone: String, allowed: bool, by: String },
     /// Every zone back to the world file's settings (before the recorded ones are applied
     /// to a world this node takes over).
     ClearZones,
@@ -148,10 +150,16 @@ impl WorldEngine {
                 }
                 members.len()
             }
+            Moderation::AllowRecording { zone, allowed, by } => {
+                let index = self.zone_index(&zone)?;
+                self.allow_recording(index, allowed, &by);
+                self.zones[usize::from(index.0)].members.len()
+            }
             Moderation::ClearZones => {
                 for state in &mut self.zones {
                     state.locked = false;
                     state.capacity = None;
+                    state.recording_allowed = None;
                 }
                 0
             }

@@ -44,6 +44,9 @@ impl WorldEngine {
             kept.locked = state.locked;
             kept.capacity = state.capacity;
             kept.policy = state.policy;
+            // Kept for now; zone_media_after_reload decides with the new file.
+            kept.recording = state.recording;
+            kept.e2ee_key = state.e2ee_key;
             // A room that became an open zone has no shared page (pages.rs).
             if !matches!(world.zone(new).kind, ZoneKind::Open { .. }) {
                 kept.page = state.page;
@@ -74,6 +77,7 @@ impl WorldEngine {
         for (id, placed) in placed {
             self.tell_world_changed(id, placed);
         }
+        self.zone_media_after_reload();
         self.schedule_tick(now);
     }
 

@@ -86,9 +86,13 @@ fn config(with_sfu: bool) -> EngineConfig {
 
 impl Harness {
     fn new(with_sfu: bool) -> Harness {
+        Harness::with_world(test_world(), with_sfu)
+    }
+
+    fn with_world(world: Arc<World>, with_sfu: bool) -> Harness {
         let now = Instant::now();
         let world_ref = WorldRef { name: "test".into(), version: "sha256-x".into(), url: "/v1/worlds/test".into() };
-        let engine = WorldEngine::new("test", test_world(), world_ref, config(with_sfu), now, UNIX);
+        let engine = WorldEngine::new("test", world, world_ref, config(with_sfu), now, UNIX);
         Harness { engine, now, seq: 0 }
     }
 
@@ -746,6 +750,7 @@ mod invariants {
         engine.people_invariants().map_err(TestCaseError::fail)?;
         engine.chat_invariants().map_err(TestCaseError::fail)?;
         engine.pages_invariants().map_err(TestCaseError::fail)?;
+        engine.zone_media_invariants().map_err(TestCaseError::fail)?;
         // Chat reaches only its audience: its zone, or its two parties.
         for output in outputs {
             let Output::Send { conn, message: ServerMessage::Chat { message } } = output else { continue };
@@ -1226,3 +1231,4 @@ mod connectivity;
 mod pages;
 mod people;
 mod reload;
+mod zone_media;

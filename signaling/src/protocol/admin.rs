@@ -60,6 +60,16 @@ pub enum AdminCommand {
         #[serde(default)]
         reason: String,
     },
+    /// Lets the people of a zone record it (`allowed`), or not, whatever the world file
+    /// says, until the world is reloaded or moves to another node; forbidding it stops a
+    /// recording in progress.
+    AllowRecording {
+        world: String,
+        zone: String,
+        allowed: bool,
+        #[serde(default)]
+        reason: String,
+    },
     /// Puts the user on a spawn point (the world's default one when absent).
     MoveUser {
         user: String,
@@ -173,6 +183,7 @@ impl AdminCommand {
             AdminCommand::LockZone(_) => "lock_zone",
             AdminCommand::UnlockZone(_) => "unlock_zone",
             AdminCommand::SetZoneCapacity { .. } => "set_zone_capacity",
+            AdminCommand::AllowRecording { .. } => "allow_recording",
             AdminCommand::MoveUser { .. } => "move_user",
             AdminCommand::Notice { .. } => "notice",
             AdminCommand::EndMeeting { .. } => "end_meeting",
@@ -221,6 +232,7 @@ impl AdminCommand {
             AdminCommand::LockZone(ZoneArgs { world, zone, .. })
             | AdminCommand::UnlockZone(ZoneArgs { world, zone, .. })
             | AdminCommand::SetZoneCapacity { world, zone, .. }
+            | AdminCommand::AllowRecording { world, zone, .. }
             | AdminCommand::EndMeeting { world, zone, .. } => Some((world, Some(zone))),
             AdminCommand::Notice { world, zone, .. } => Some((world, zone.as_deref())),
             AdminCommand::MoveUser { world, .. }
@@ -254,6 +266,7 @@ impl AdminCommand {
             AdminCommand::LockZone(zone) | AdminCommand::UnlockZone(zone) => &zone.reason,
             AdminCommand::Ban { reason, .. }
             | AdminCommand::SetZoneCapacity { reason, .. }
+            | AdminCommand::AllowRecording { reason, .. }
             | AdminCommand::MoveUser { reason, .. }
             | AdminCommand::EndMeeting { reason, .. }
             | AdminCommand::DeleteChat { reason, .. } => reason,

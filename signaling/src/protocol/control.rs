@@ -137,6 +137,22 @@ pub struct ZoneInfo {
     /// The page someone opened for everyone in the zone, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<SharedPage>,
+    /// Media here is encrypted end to end: the key comes in `e2ee_key`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub e2ee: bool,
+    /// Recording may be started here (by the world file, or an admin).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recording_allowed: bool,
+    /// The zone is being recorded: told on entering, before any media plan for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingInfo>,
+}
+
+/// A recording in progress: who started it and when (Unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingInfo {
+    pub by: String,
+    pub since: i64,
 }
 
 /// A web page someone opened for everyone in their zone.
@@ -195,6 +211,9 @@ pub enum ClientMessage {
         to: Option<String>,
         text: String,
     },
+    /// Start (`on`) or stop recording my zone: admins, a stage's speakers, the members of
+    /// any other zone that allows recording.
+    SetRecording { on: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,6 +308,9 @@ pub struct MediaPlan {
     /// An admin muted your video.
     #[serde(default, skip_serializing_if = "is_false")]
     pub video_muted: bool,
+    /// The zone is end-to-end encrypted: frames on the SFU are encrypted with its key.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub e2ee: bool,
 }
 
 /// Messages the server sends.
@@ -318,7 +340,7 @@ pub enum ServerMessage {
     /// An admin promoted or demoted you.
     RoleChanged { admin: bool },
     /// Everyone in your zone, sent on joining and on each zone change.
-    Snapshot { zone: ZoneInfo, avatars: Vec<AvatarInfo>, you: AvatarInfo },
+    Snapshot { zone: Box<ZoneInfo>, avatars: Vec<AvatarInfo>, you: AvatarInfo },
     /// Someone entered your zone.
     AvatarEntered { avatar: AvatarInfo },
     /// Someone left your zone (or the world).
@@ -415,6 +437,12 @@ pub enum ServerMessage {
     },
     /// An admin deleted this message: stop showing it.
     ChatDeleted { id: String },
+    /// Your zone's recording started or stopped, or an admin allowed or forbade it.
+    RecordingChanged { allowed: bool, recording: Option<RecordingInfo> },
+    /// The media key of your end-to-end encrypted zone (32 bytes, standard base64): on
+    /// entering, and a new one (the next `key_id`, wrapping at 256) whenever someone
+    /// leaves. Encrypt with the newest; decrypt with any recent one.
+    E2eeKey { zone: String, key_id: u8, key: String },
 }
 
 /// Which world a client joined, and where to fetch its file.

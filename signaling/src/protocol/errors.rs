@@ -48,6 +48,10 @@ pub enum ErrorCode {
     /// `share_page` where pages are not opened for everyone: in open space, or from a
     /// stage's audience. The connection stays open.
     PageNotHere,
+    /// `set_recording` was refused: the zone does not allow recording, is end-to-end
+    /// encrypted, has no SFU to record on, or the sender may not start it there. The
+    /// connection stays open.
+    RecordingRefused,
     /// The client did not read its messages for too long.
     TooSlow,
     /// The join did not arrive in time.
@@ -90,6 +94,7 @@ impl ErrorCode {
             ErrorCode::ChatMuted => "an admin muted your chat: your message was not sent",
             ErrorCode::UnknownUser => "no user with this ID is in this world",
             ErrorCode::PageRefused => "this page's origin is not on the workspace's list of pages that may be embedded",
+            ErrorCode::RecordingRefused => "recording cannot be started or stopped here",
             ErrorCode::PageNotHere => {
                 "pages are opened for everyone in meeting, private and silent rooms, and on a stage from its podium"
             }
@@ -119,6 +124,7 @@ impl ErrorCode {
                 | ErrorCode::UnknownUser
                 | ErrorCode::PageRefused
                 | ErrorCode::PageNotHere
+                | ErrorCode::RecordingRefused
         )
     }
 }

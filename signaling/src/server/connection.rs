@@ -279,7 +279,10 @@ async fn read(
             // server: they have a rate of their own, and a message over it is dropped, like
             // any over the rate.
             Ok(Incoming::World(
-                WorldCommand::ChatSend { .. } | WorldCommand::SharePage { .. } | WorldCommand::ProbeSfu { .. },
+                WorldCommand::ChatSend { .. }
+                | WorldCommand::SharePage { .. }
+                | WorldCommand::ProbeSfu { .. }
+                | WorldCommand::SetRecording { .. },
             )) if !chat_rate.allow(now) => {
                 state.metrics.rate_limited.inc();
                 if notices.allow(ErrorCode::RateLimited, now) {
@@ -352,6 +355,7 @@ fn decode(conn: ConnId, message: Message) -> Result<Incoming, ErrorCode> {
             Ok(ClientMessage::ListPeople { id }) => Ok(Incoming::World(WorldCommand::ListPeople { conn, id })),
             Ok(ClientMessage::SharePage { url }) => Ok(Incoming::World(WorldCommand::SharePage { conn, url })),
             Ok(ClientMessage::ProbeSfu) => Ok(Incoming::World(WorldCommand::ProbeSfu { conn })),
+            Ok(ClientMessage::SetRecording { on }) => Ok(Incoming::World(WorldCommand::SetRecording { conn, on })),
             Ok(ClientMessage::Follow { avatar }) => Ok(Incoming::World(WorldCommand::Follow { conn, avatar })),
             Ok(ClientMessage::Unfollow) => Ok(Incoming::World(WorldCommand::Unfollow { conn })),
             Ok(ClientMessage::Knock { zone }) => Ok(Incoming::World(WorldCommand::Knock { conn, zone })),

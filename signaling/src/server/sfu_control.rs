@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use isoplane_service::tasks::Tasks;
 
 use crate::auth::{SfuControlClaims, TokenKey};
-use crate::engine::Mute;
+use crate::engine::{Mute, SfuRecordingStart};
 use crate::protocol::AvatarId;
 
 /// How long a control token lives: one request.
@@ -47,6 +47,23 @@ impl SfuControl {
         let body = serde_json::json!({"audio_muted": mute.audio, "video_muted": mute.video}).to_string();
         let request = self.client.patch(url).header("content-type", "application/json").body(body);
         self.send(request, format!("mute {user} in {room}"));
+    }
+
+    /// Starts recording `room` (`Some`) or stops it, in the background. A failure is
+    /// logged: the people inside were told recording started, so the SFU's refusal is
+    /// an operator's matter (its logs say why: no store configured, say).
+    pub fn set_recording(&self, base: &str, room: &str, recording: Option<&SfuRecordingStart>) {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/v1/rooms/{}/recording", encode_segment(room));
+        let request = match recording {
+            Some(start) => {
+                let body = serde_json::json!({"id": start.id, "started_by": start.by}).to_string();
+                self.client.put(url).header("content-type", "application/json").body(body)
+            }
+            None => self.client.delete(url),
+        };
+        let what = if recording.is_some() { "start recording" } else { "stop recording" };
+        self.send(request, format!("{what} {room}"));
     }
 
     fn send(&self, request: reqwest::RequestBuilder, what: String) {

@@ -32,6 +32,7 @@ pub const WEB_FILES: &[(&str, &str, &[u8])] = &[
     ("js/remote.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/remote.js")),
     ("js/render.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/render.js")),
     ("js/sfu.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/sfu.js")),
+    ("js/e2ee.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/e2ee.js")),
     ("js/spatial.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/spatial.js")),
     ("js/status.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/status.js")),
     ("js/walk.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/js/walk.js")),

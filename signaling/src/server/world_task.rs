@@ -69,6 +69,10 @@ pub enum WorldCommand {
     ProbeSfu {
         conn: ConnId,
     },
+    SetRecording {
+        conn: ConnId,
+        on: bool,
+    },
     Follow {
         conn: ConnId,
         avatar: AvatarId,
@@ -297,6 +301,7 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::ListPeople { conn, id } => engine.list_people(conn, id),
         WorldCommand::SharePage { conn, url } => engine.share_page(conn, url),
         WorldCommand::ProbeSfu { conn } => engine.probe_sfu(now, conn),
+        WorldCommand::SetRecording { conn, on } => engine.set_recording(now, conn, on),
         WorldCommand::Follow { conn, avatar } => engine.follow(now, conn, avatar),
         WorldCommand::Unfollow { conn } => engine.unfollow(conn),
         WorldCommand::Knock { conn, zone } => engine.knock(now, conn, &zone),
@@ -394,6 +399,11 @@ fn route(
             Output::SfuMute { room, user, mute, control_url } => {
                 if let Some(sfu) = sfu {
                     sfu.set_mute(&control_url, &room, &user, mute);
+                }
+            }
+            Output::SfuRecording { room, recording, control_url } => {
+                if let Some(sfu) = sfu {
+                    sfu.set_recording(&control_url, &room, recording.as_ref());
                 }
             }
             Output::StoreChat { message } => chat.store(message),

@@ -98,10 +98,13 @@ export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor:
  * `{admin: true}` (`{builder: true}`) the page joins with an admin's (a builder's) token
  * from the development issuer; with
  * `{device: PHONE}` it is a phone. The page is opened with `debug=1`, which exposes the
- * client's state as `window.isoplane`.
+ * client's state as `window.isoplane`. With `{beforeMessage}`, every JSON message from
+ * signaling goes through that function in the page before the client sees it (false:
+ * the client never does); see `watchSignaling`.
  */
-export async function openClient(browser, url, name, { admin = false, builder = false, world = 'demo', query = '', device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 } } = {}) {
+export async function openClient(browser, url, name, { admin = false, builder = false, world = 'demo', query = '', device = { viewport: { width: 1100, height: 700 }, deviceScaleFactor: 1 }, beforeMessage = null } = {}) {
   const context = await browser.newContext(device);
+  if (beforeMessage) await context.addInitScript({ content: `(${watchSignaling})(${beforeMessage});` });
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[${name}] ${error.message}`));
   const start = `${url}/?debug=1&world=${encodeURIComponent(world)}${query ? `&${query}` : ''}`;
@@ -113,6 +116,37 @@ export async function openClient(browser, url, name, { admin = false, builder = 
   }
   await page.waitForFunction(() => window.isoplane?.renderer && window.isoplane.joined, null, { timeout: 15000 });
   return page;
+}
+
+/**
+ * Runs in the page before the client loads: the signaling WebSocket (`/v1/ws`) hands each
+ * JSON message to `beforeMessage(message)` first, and drops it when that returns false.
+ * (The client reads its sockets with `onmessage`.) Lets a test play a client that never
+ * got some message, or look at what the page showed when one came.
+ * @param {(message: any) => boolean} beforeMessage
+ */
+function watchSignaling(beforeMessage) {
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    set onmessage(handler) {
+      super.onmessage = handler && ((event) => {
+        if (typeof event.data === 'string' && new URL(this.url).pathname === '/v1/ws') {
+          let message = null;
+          try {
+            message = JSON.parse(event.data);
+          } catch {
+            // Not JSON: the client says so itself.
+          }
+          if (message && beforeMessage(message) === false) return;
+        }
+        handler.call(this, event);
+      });
+    }
+
+    get onmessage() {
+      return super.onmessage;
+    }
+  };
 }
 
 /** The SFU's metric `name` (without the `isoplane_` prefix) from its /metrics. @param {{sfu: string}} server @param {string} name */

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::names::{IdSpace, slug};
-use super::objects::{Meaning, Source};
+use super::objects::{Meaning, Source, ZoneMedia};
 use super::read::{Notes, count, quoted};
 use super::shapes::{Tile, to_rects};
 use crate::limits::MAX_NAME_CHARS;
@@ -90,8 +90,8 @@ pub(super) fn assemble(
         }
     }
     for (source, meaning) in meanings {
-        if let Meaning::Zone { name, kind, entry_via } = meaning {
-            a.place_zone(*source, name, kind, entry_via);
+        if let Meaning::Zone { name, kind, entry_via, media } = meaning {
+            a.place_zone(*source, name, kind, entry_via, *media);
         }
     }
     a.place_podiums(meanings);
@@ -239,7 +239,7 @@ impl Assembler<'_> {
         self.object_labels.push(src.label.clone());
     }
 
-    fn place_zone(&mut self, source: usize, name: &str, kind: &ZoneKind, entry_via: &[String]) {
+    fn place_zone(&mut self, source: usize, name: &str, kind: &ZoneKind, entry_via: &[String], media: ZoneMedia) {
         let src = &self.sources[source];
         let index = self.placed.zones.len();
         let (mine, taken) = claim(&mut self.zone_at, self.width, &src.footprint.tiles, index);
@@ -252,7 +252,15 @@ impl Assembler<'_> {
         let name = display_name(if name.trim().is_empty() { &src.name } else { name }, &id);
         self.zone_labels.push(src.label.clone());
         self.entries.push(entry_via.to_vec());
-        self.placed.zones.push(Zone { id, name, kind: kind.clone(), area: to_rects(&mine), entry_via: Vec::new() });
+        self.placed.zones.push(Zone {
+            id,
+            name,
+            kind: kind.clone(),
+            area: to_rects(&mine),
+            entry_via: Vec::new(),
+            recording: media.recording,
+            e2ee: media.e2ee,
+        });
     }
 
     /// Gives each stage the podium objects inside it; a stage left without one becomes

@@ -88,7 +88,7 @@
 //!
 //! | class | becomes | properties |
 //! |---|---|---|
-//! | `zone` | a zone | `zoneType` (`open` (default), `meeting_room`, `stage`, `silent`, `private`), `talk_radius`, `sfu_threshold`, `capacity` (0 or absent: none for meeting rooms, 8 for private zones), `max_speakers`, `lockable` (private zones; default true), `entry_via` (comma-separated names of doors or passages) |
+//! | `zone` | a zone | `zoneType` (`open` (default), `meeting_room`, `stage`, `silent`, `private`), `talk_radius`, `sfu_threshold`, `capacity` (0 or absent: none for meeting rooms, 8 for private zones), `max_speakers`, `lockable` (private zones; default true), `entry_via` (comma-separated names of doors or passages), `recording`, `e2ee` (booleans, default false) |
 //! | `podium` | the podium of the `stage` zone holding (most of) its tiles; a stage without one becomes a `meeting_room` | |
 //! | `door`, `seat` (or `chair`), `passage` | an exclusive object | `capacity` (default 1), `facing` (seats; `any` or absent: none), `requires` (comma-separated object names) |
 //! | `exit` | an exit | `world` (required), `spawn` |

@@ -27,6 +27,13 @@ pub(super) struct Source {
     pub properties: Properties,
 }
 
+/// A zone's `recording` and `e2ee` properties.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct ZoneMedia {
+    pub recording: bool,
+    pub e2ee: bool,
+}
+
 /// One thing a source makes.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Meaning {
@@ -35,6 +42,7 @@ pub(super) enum Meaning {
         name: String,
         kind: ZoneKind,
         entry_via: Vec<String>,
+        media: ZoneMedia,
     },
     Object {
         kind: ObjectKind,
@@ -136,7 +144,20 @@ fn shape_of(object: &Value, space: &ObjectSpace) -> Shape {
 /// declares the same classes for Tiled's UI; tests keep the two equal. Aliases (`chair`,
 /// `start`, and the ZoneType names as shorthands for a zone) are read too but not offered.
 pub const ISOPLANE_CLASSES: [(&str, &[&str]); 8] = [
-    ("zone", &["zoneType", "talk_radius", "sfu_threshold", "capacity", "max_speakers", "lockable", "entry_via"]),
+    (
+        "zone",
+        &[
+            "zoneType",
+            "talk_radius",
+            "sfu_threshold",
+            "capacity",
+            "max_speakers",
+            "lockable",
+            "entry_via",
+            "recording",
+            "e2ee",
+        ],
+    ),
     ("door", &["capacity", "requires"]),
     ("seat", &["capacity", "facing", "requires"]),
     ("passage", &["capacity", "requires"]),
@@ -272,7 +293,12 @@ impl Reader<'_> {
             }
         };
         let entry_via = self.list("entry_via");
-        Some(Meaning::Zone { name: self.source.name.clone(), kind, entry_via })
+        let mut flag = |name: &'static str| {
+            self.used.push(name);
+            self.props().get(name).is_some_and(read::value_is_true)
+        };
+        let media = ZoneMedia { recording: flag("recording"), e2ee: flag("e2ee") };
+        Some(Meaning::Zone { name: self.source.name.clone(), kind, entry_via, media })
     }
 
     /// Whether a zone's `capacity` is given: 0 (the Tiled project's default) means "not
@@ -348,6 +374,7 @@ impl Reader<'_> {
                     name: if name.is_empty() { self.source.name.clone() } else { name },
                     kind,
                     entry_via: Vec::new(),
+                    media: ZoneMedia::default(),
                 });
             }
             (None, true) if has_zone => self.ignored.push("silent (the area already is a zone)".into()),
@@ -355,6 +382,7 @@ impl Reader<'_> {
                 name: self.source.name.clone(),
                 kind: ZoneKind::Silent,
                 entry_via: Vec::new(),
+                media: ZoneMedia::default(),
             }),
             (None, false) => {}
         }
@@ -507,7 +535,8 @@ mod tests {
                 Meaning::Zone {
                     name: "Daily".into(),
                     kind: ZoneKind::MeetingRoom { sfu_threshold: defaults::SFU_THRESHOLD, capacity: None },
-                    entry_via: vec![]
+                    entry_via: vec![],
+                    media: ZoneMedia::default(),
                 },
                 Meaning::Exit { world: "b".into(), spawn: Some("door".into()) },
                 Meaning::Website {
@@ -579,7 +608,8 @@ mod tests {
             vec![Meaning::Zone {
                 name: "Big Room".into(),
                 kind: ZoneKind::Private { capacity: 3, lockable: false },
-                entry_via: vec!["Door A".into()]
+                entry_via: vec!["Door A".into()],
+                media: ZoneMedia::default(),
             }]
         );
         let (seat, _) = interpret(

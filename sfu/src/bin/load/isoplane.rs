@@ -82,6 +82,7 @@ pub async fn connect(
         publish,
         audio_muted: false,
         video_muted: false,
+        e2ee: false,
         exp: unix_now() + 24 * 3600,
     };
     send(&mut ws, &ClientMessage::Join { token: target.key.sign(&claims) }).await?;

@@ -113,6 +113,13 @@ pub enum WireAction {
         capacity: Option<u32>,
     },
     ClearZones,
+    /// Added within version 1: a node that does not know it ignores the request, and the
+    /// admin hears that the world did not answer.
+    AllowRecording {
+        zone: String,
+        allowed: bool,
+        by: String,
+    },
     /// Added within version 1: a node that does not know it cannot read the request and
     /// ignores it (the periodic mute re-check applies the recorded chat mute later).
     SetChatMute {
@@ -245,6 +252,7 @@ impl From<Moderation> for WireAction {
             }
             Moderation::SetZone { zone, locked, capacity } => WireAction::SetZone { zone, locked, capacity },
             Moderation::ClearZones => WireAction::ClearZones,
+            Moderation::AllowRecording { zone, allowed, by } => WireAction::AllowRecording { zone, allowed, by },
             Moderation::SetChatMute { user, muted, by, reason } => WireAction::SetChatMute { user, muted, by, reason },
             Moderation::DeleteChat { id } => WireAction::DeleteChat { id },
         }
@@ -268,6 +276,7 @@ impl From<WireAction> for Moderation {
             }
             WireAction::SetZone { zone, locked, capacity } => Moderation::SetZone { zone, locked, capacity },
             WireAction::ClearZones => Moderation::ClearZones,
+            WireAction::AllowRecording { zone, allowed, by } => Moderation::AllowRecording { zone, allowed, by },
             WireAction::SetChatMute { user, muted, by, reason } => Moderation::SetChatMute { user, muted, by, reason },
             WireAction::DeleteChat { id } => Moderation::DeleteChat { id },
         }
@@ -306,6 +315,7 @@ mod tests {
             },
             Moderation::SetZone { zone: "room".into(), locked: true, capacity: Some(4) },
             Moderation::ClearZones,
+            Moderation::AllowRecording { zone: "room".into(), allowed: true, by: by() },
             Moderation::SetChatMute { user: "bob".into(), muted: true, by: by(), reason: "spam".into() },
             Moderation::DeleteChat { id: "c-1764770000123-0000000a0001".into() },
         ];

@@ -140,6 +140,9 @@ impl Moderator {
             AdminCommand::SetZoneCapacity { world, zone, capacity, .. } => {
                 self.set_zone(actor, world, zone, None, Some(*capacity), now).await
             }
+            AdminCommand::AllowRecording { world, zone, allowed, .. } => {
+                self.allow_recording(actor, world, zone, *allowed).await
+            }
             AdminCommand::MoveUser { user, world, spawn, reason } => {
                 self.move_user(actor, user, world, spawn.clone(), reason).await
             }
@@ -347,6 +350,14 @@ impl Moderator {
         let (text, by) = (text.to_owned(), actor.name.clone());
         let reached = self.in_world(world, Moderation::Notice { zone, text, by }).await?;
         Ok(Done::new(AdminReply::NoticeShown { reached }, format!("{reached} people")))
+    }
+
+    /// Allows or forbids recording in a zone; everyone inside is told.
+    async fn allow_recording(&self, actor: &Actor, world: &str, zone: &str, allowed: bool) -> Outcome {
+        let (zone, by) = (zone.to_owned(), actor.name.clone());
+        let reached = self.in_world(world, Moderation::AllowRecording { zone, allowed, by }).await?;
+        let what = if allowed { "allowed" } else { "forbidden" };
+        Ok(Done::new(AdminReply::NoticeShown { reached }, format!("recording {what}, {reached} people told")))
     }
 
     /// Moves everyone in the zone but the admin acting.

@@ -1,0 +1,148 @@
+//! A room's side of recording: which packets reach the [`RoomRecording`], which layer of
+//! a simulcast camera is recorded, keyframe requests for the recorder, and when tracks
+//! start and end.
+//!
+//! A track starts being recorded at its first packet after the recording began: audio at
+//! once; a camera on the best simulcast layer its publisher sends then (measured each
+//! second, so a camera that just started waits up to a second), which it keeps. VP9 with
+//! spatial layers is recorded at its base layer (see `recording::depacketize`). H.264 is
+//! not recorded (logged once per track). Muted media is not recorded.
+
+use std::time::Instant;
+
+use str0m::format::Codec;
+use str0m::media::{MediaKind, Mid, Rid};
+use str0m::rtp::RtpPacket;
+
+use super::{Outbox, Room};
+use crate::participant::ParticipantId;
+use crate::protocol::Quality;
+use crate::recording::session::{RoomRecording, TrackSource};
+use crate::recording::track::TrackCodec;
+
+/// Why a room cannot be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordingRefused {
+    #[error("the room is end-to-end encrypted: the SFU cannot read its media")]
+    EndToEndEncrypted,
+}
+
+impl Room {
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// Starts recording as `id` (a recording under another ID ends first; the same ID
+    /// again changes nothing).
+    pub fn start_recording(
+        &mut self,
+        now: Instant,
+        id: &str,
+        started_by: &str,
+        unix_ms: i64,
+        out: &mut Outbox,
+    ) -> Result<(), RecordingRefused> {
+        if self.e2ee {
+            return Err(RecordingRefused::EndToEndEncrypted);
+        }
+        if self.recording.as_ref().is_some_and(|r| r.id() == id) {
+            return Ok(());
+        }
+        self.stop_recording(now, out);
+        tracing::info!(room = %self.name, recording = id, started_by, "recording started");
+        self.recording = Some(RoomRecording::new(id, &self.name, started_by, now, unix_ms));
+        self.drain_recording(out);
+        Ok(())
+    }
+
+    /// Ends the recording in progress, if any: every file finished, the manifest final.
+    pub fn stop_recording(&mut self, now: Instant, out: &mut Outbox) {
+        let Some(mut recording) = self.recording.take() else { return };
+        recording.finish(now);
+        out.store_writes.extend(recording.take_writes());
+        tracing::info!(room = %self.name, recording = recording.id(), "recording stopped");
+    }
+
+    pub(super) fn tick_recording(&mut self, now: Instant, out: &mut Outbox) {
+        if let Some(recording) = &mut self.recording {
+            recording.tick(now);
+        }
+        self.drain_recording(out);
+    }
+
+    fn drain_recording(&mut self, out: &mut Outbox) {
+        if let Some(recording) = &mut self.recording {
+            out.store_writes.extend(recording.take_writes());
+        }
+    }
+
+    /// The publisher's tracks (one, or all of them) stopped: their files end.
+    pub(super) fn end_recorded_tracks(&mut self, publisher: ParticipantId, mid: Option<Mid>) {
+        let now = self.latest;
+        let Some(recording) = &mut self.recording else { return };
+        match mid {
+            Some(mid) => recording.end_track(now, publisher, mid),
+            None => recording.end_publisher(now, publisher),
+        }
+    }
+
+    /// A publisher's packet, forwarded or about to be: written if its track is recorded.
+    pub(super) fn record(
+        &mut self,
+        now: Instant,
+        from: ParticipantId,
+        (mid, rid): (Mid, Option<Rid>),
+        codec: Codec,
+        packet: &RtpPacket,
+        out: &mut Outbox,
+    ) {
+        self.latest = now;
+        let Some(recording) = &mut self.recording else { return };
+        let recorded = match recording.recorded_layer(from, mid) {
+            Some(layer) => layer,
+            None => {
+                let Some(publisher) = self.participants.get(&from) else { return };
+                let Some(track) = publisher.published.iter().find(|t| t.mid == mid) else { return };
+                let codec = match codec {
+                    Codec::Opus => TrackCodec::Opus,
+                    Codec::Vp8 => TrackCodec::Vp8,
+                    Codec::Vp9 => TrackCodec::Vp9,
+                    other => {
+                        tracing::debug!(room = %self.name, ?other, "a track in a codec the recorder does not write");
+                        return;
+                    }
+                };
+                // The best layer sent now; none measured yet: wait for the first second.
+                let layer = if track.is_simulcast() { track.choose_layer(Quality::High, None) } else { rid };
+                if layer != rid || (track.is_simulcast() && layer.is_none()) {
+                    return;
+                }
+                let clock_rate = if track.kind == MediaKind::Audio { 48_000 } else { 90_000 };
+                recording.add_track(
+                    now,
+                    TrackSource {
+                        publisher: from,
+                        mid,
+                        rid,
+                        avatar: publisher.avatar,
+                        sub: &publisher.sub,
+                        source: track.source,
+                        kind: track.kind,
+                        codec,
+                        clock_rate,
+                    },
+                );
+                rid
+            }
+        };
+        if recorded != rid {
+            return;
+        }
+        let wants_keyframe =
+            recording.push(from, mid, *packet.seq_no, packet.header.timestamp, packet.header.marker, &packet.payload);
+        out.store_writes.extend(recording.take_writes());
+        if wants_keyframe {
+            self.request_keyframe(now, from, mid, rid, out);
+        }
+    }
+}
