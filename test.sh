@@ -39,7 +39,7 @@ step "tools the tests run"
 declare -A package_of=(
   [turnutils_uclient]=coturn [turnutils_peer]=coturn [turnutils_stunclient]=coturn
   [openssl]=openssl [chromium]=chromium [iptables]=iptables [ip]=iproute2 [unshare]=util-linux
-  [node]=nodejs [npm]=npm [tiled]=tiled
+  [node]=nodejs [npm]=npm [tiled]=tiled [ffprobe]=ffmpeg
 )
 missing=()
 for command in "${!package_of[@]}"; do
@@ -85,6 +85,8 @@ step "web client: type check"
 
 step "web client: end-to-end tests in headless Chromium"
 cargo build --quiet --locked -p isoplane -p isoplane-turn
+# The S3 server the recording test stores into.
+cargo build --quiet --locked -p isoplane-tests --bin isoplane-test-s3
 # A fresh network namespace with only loopback: WebRTC can reach nothing but 127.0.0.1.
 unshare -n bash -c 'ip link set lo up && cd tests/browser && npm test'
 

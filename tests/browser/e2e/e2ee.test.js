@@ -130,9 +130,11 @@ test('in an end-to-end encrypted room people see each other through the SFU; wit
   const adaBefore = (await ada.evaluate((from) => window.isoplane.media.sfu.receivedVideo(from), bobId)).framesDecoded;
   await decodes(ada, bobId, adaBefore + 30);
 
-  // Cy leaves: the room gets a new key (she could not read what follows even had she
-  // kept the old one), and Ada and Bob go on seeing each other.
+  // Cy walks out: the room gets a new key (she could not read what follows even had she
+  // kept the old one), and Ada and Bob go on seeing each other. (A dropped connection
+  // counts as leaving once its grace for a resume is over.)
   const keyBefore = await ada.evaluate(() => window.isoplane.e2ee.newestKeyId);
+  await enter(cy, 'cafe');
   await cy.context().close();
   for (const page of [ada, bob]) {
     await until(page, (before) => {
