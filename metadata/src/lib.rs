@@ -40,6 +40,7 @@
 mod admins;
 mod assets;
 mod chat;
+mod ingest;
 mod moderation;
 mod worlds;
 
@@ -54,6 +55,7 @@ use sqlx::any::AnyPoolOptions;
 pub use admins::IDENTITY_PROVIDER;
 pub use assets::AssetRecord;
 pub use chat::{ChatAudience, ChatRecord};
+pub use ingest::IngestKey;
 pub use moderation::{AuditEntry, Ban, Mute, UserStanding, ZoneSetting};
 pub use worlds::{NewVersion, WORLD_VERSION_CHANNEL, WorldSummary, WorldVersion, WorldVersionListener};
 

@@ -12,7 +12,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, put};
+use axum::routing::{delete, get, patch, post, put};
 use futures_util::{SinkExt, StreamExt};
 use isoplane_auth::{SfuClaims, SfuControlClaims, TokenKey};
 use isoplane_service::http::HttpError;
@@ -46,13 +46,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rooms/{room}/participants/{sub}", patch(update_participant).delete(remove_participant))
         .route("/v1/rooms/{room}/avatars/{avatar}", delete(remove_avatar))
         .route("/v1/rooms/{room}/recording", put(start_recording).delete(stop_recording))
+        .route("/v1/rooms/{room}/ingest", post(crate::ingest::ingest))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -185,7 +186,7 @@ fn api_error(status: StatusCode, code: &'static str, message: &str) -> HttpError
 
 /// The opening of every per-room control call: the caller's token, the room's name, and
 /// the worker that owns the room.
-fn room_worker(state: &AppState, headers: &HeaderMap, room: &str) -> Result<usize, HttpError> {
+pub(crate) fn room_worker(state: &AppState, headers: &HeaderMap, room: &str) -> Result<usize, HttpError> {
     authorize(state, headers)?;
     check_room(room)?;
     Ok(state.shared.worker_for_room(room))

@@ -17,13 +17,16 @@
 //!   layers per subscriber; [`speakers`]: active
 //!   speaker detection; [`demux`]: which worker an ICE-TCP connection belongs to.
 //! - [`worker`]: the thread that owns a share of the rooms and a UDP media port of its
-//!   own; [`http`]: WebSocket sessions, control API, health and metrics.
+//!   own; [`http`]: WebSocket sessions, control API, health and metrics; [`ingest`]:
+//!   a broadcaster's stream (WHIP, through signaling) published into a room;
+//!   [`recording`]: rooms written to the object store as WebM.
 //! - [`config`]: the operator's settings.
 
 pub mod config;
 pub mod demux;
 pub mod forward;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod participant;
 pub mod protocol;

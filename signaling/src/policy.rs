@@ -92,12 +92,13 @@ impl ZonePolicy {
     }
 
     /// Updates the decision for `people` in the zone at `now`; returns the mode. A zone
-    /// being `recorded` needs the SFU whatever its head count.
+    /// that `needs_sfu` (recorded, or a broadcaster's stream) is on it whatever its head
+    /// count.
     pub fn update(
         &mut self,
         kind: &ZoneKind,
         people: usize,
-        recorded: bool,
+        needs_sfu: bool,
         sfu_available: bool,
         config: &PolicyConfig,
         now: Instant,
@@ -110,7 +111,7 @@ impl ZonePolicy {
         let threshold = ZonePolicy::threshold(kind, config);
         self.mode = match self.mode {
             _ if !sfu_available => ZoneMode::Mesh,
-            _ if recorded => {
+            _ if needs_sfu => {
                 self.low_since = None;
                 ZoneMode::Sfu
             }

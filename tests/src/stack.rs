@@ -119,6 +119,12 @@ pub fn overrides(a: &Addresses, database_url: &str) -> Vec<Override> {
             format!("http://{}", a.s3),
             "an in-process S3 server (s3s-fs, same bucket and keys) stands in for the `seaweedfs` service",
         ),
+        o(
+            "sfu",
+            "ISOPLANE_SFU_RECORDING_S3_ENDPOINT",
+            format!("http://{}", a.s3),
+            "the same in-process S3 server: recordings go where the asset server reads them",
+        ),
         o("tools", "ISOPLANE_ASSETS_URL", format!("http://{}", a.assets), DNS),
         o("signaling", "ISOPLANE_SIGNALING_LISTEN", a.signaling.to_string(), LOOPBACK),
         o("signaling", "ISOPLANE_SIGNALING_ASSET_SERVER", format!("http://{}", a.assets), DNS),

@@ -33,8 +33,10 @@ import { SUBTILE, World } from './world.js';
 /** @typedef {import('./hud.js').Recording} Recording */
 /**
  * The zone we are in, as the server's snapshot says (docs/protocol.md, `snapshot`).
+ * `ingest`: a broadcaster's stream live on this stage, under an avatar ID nobody in the
+ * world has.
  * @typedef {{id: string, name: string, type: string, page?: any, e2ee?: boolean,
- *   recording_allowed?: boolean, recording?: Recording}} ZoneInfo
+ *   recording_allowed?: boolean, recording?: Recording, ingest?: {avatar: number, name: string} | null}} ZoneInfo
  */
 
 /**
@@ -121,8 +123,8 @@ export class App {
     this.recording = { allowed: false, current: null };
     /** Set by a snapshot: until then our position is unknown and nothing is sent. */
     this.joined = false;
-    this.media = new Media(this.connection, $('tiles'), (avatar) => this.others.name(avatar) ?? `#${avatar}`);
-    this.layout = new TileLayout(/** @type {HTMLElement} */ (document.querySelector('.media')), $('tiles'), (avatar) => this.others.name(avatar) ?? `#${avatar}`);
+    this.media = new Media(this.connection, $('tiles'), (avatar) => this.nameOf(avatar));
+    this.layout = new TileLayout(/** @type {HTMLElement} */ (document.querySelector('.media')), $('tiles'), (avatar) => this.nameOf(avatar));
     this.media.onChange = () => {
       this.layout.speakers(this.media.speaking);
       this.wake();
@@ -354,6 +356,10 @@ export class App {
       }
       case 'page_shared':
         this.websites.shared(message.page);
+        break;
+      case 'ingest_changed':
+        this.zone = { ...this.zone, ingest: message.ingest ?? null };
+        if (message.ingest) this.announcer.say(`${message.ingest.name} is live on the stage.`);
         break;
       case 'recording_changed':
         this.setRecording(Boolean(message.allowed), message.recording ?? null);
@@ -884,6 +890,15 @@ export class App {
       const theirs = projection.toScreen(at.x, at.y);
       return { distance: Math.hypot(at.x - me.x, at.y - me.y), screenDx: (theirs.x - mine.x) / projection.tw };
     }, radius);
+  }
+
+  /**
+   * Who an avatar ID is: someone in the zone, or the broadcaster live on this stage.
+   * @param {number} avatar
+   */
+  nameOf(avatar) {
+    const ingest = this.zone.ingest;
+    return this.others.name(avatar) ?? (ingest?.avatar === avatar ? ingest.name : `#${avatar}`);
   }
 
   /**

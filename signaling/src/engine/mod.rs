@@ -22,6 +22,7 @@
 
 mod chat;
 mod connectivity;
+mod ingest;
 mod media;
 mod moderation;
 mod pages;
@@ -47,6 +48,7 @@ use crate::protocol::{
 use crate::turn_credentials;
 pub use chat::{CHAT_HISTORY_AGE, CHAT_HISTORY_LEN};
 pub use connectivity::PROBE_TOKEN_SECONDS;
+pub use ingest::IngestSlot;
 pub use isoplane_service::sfu_directory::SfuNode;
 pub use media::{Mute, SfuEndpoint};
 use media::{Participant, PlanKey, plan_zone};
@@ -254,6 +256,8 @@ struct ZoneState {
     recording: Option<zone_media::Recording>,
     /// The media key of an end-to-end encrypted zone with people inside (zone_media.rs).
     e2ee_key: Option<zone_media::ZoneKey>,
+    /// A broadcaster's stream on a stage (ingest.rs).
+    ingest: Option<ingest::Ingest>,
 }
 
 /// The presence and media state of one world.
@@ -393,6 +397,7 @@ impl WorldEngine {
             e2ee: zone.e2ee,
             recording_allowed: self.recording_allowed(index),
             recording: self.zones[usize::from(index.0)].recording.as_ref().map(|r| r.info.clone()),
+            ingest: self.zones[usize::from(index.0)].ingest.as_ref().map(|i| i.info.clone()),
         }
     }
 
@@ -962,9 +967,10 @@ impl WorldEngine {
                 self.config.media.sfu.is_some() && (placed || self.sfu_nodes.iter().any(SfuNode::has_room));
             let people = self.zones[index].members.len();
             let before = self.zones[index].policy.mode();
-            // A recording needs the SFU, however few are inside.
-            let recorded = self.zones[index].recording.is_some();
-            let mode = self.zones[index].policy.update(kind, people, recorded, sfu_available, &self.config.policy, now);
+            // A recording, or a broadcaster's stream, needs the SFU however few are inside.
+            let needs_sfu = self.zones[index].recording.is_some() || self.zones[index].ingest.is_some();
+            let mode =
+                self.zones[index].policy.update(kind, people, needs_sfu, sfu_available, &self.config.policy, now);
             let node = if mode == ZoneMode::Sfu {
                 self.sfu_node_for(zone_index)
                     .map(|n| SfuEndpoint { url: n.url.clone(), control_url: n.control_url.clone() })
@@ -973,6 +979,7 @@ impl WorldEngine {
                 None
             };
             self.keep_recording_on(zone_index, node.as_ref());
+            self.keep_ingest_on(zone_index, node.as_ref().map(|n| n.control_url.as_str()));
             let credentials_due = self.zones[index].members.iter().any(|id| {
                 self.avatars
                     .get(id)

@@ -36,6 +36,11 @@ pub enum Moderation {
     SetZone { zone: String, locked: bool, capacity: Option<u32> },
     /// Recording allowed in the zone, or not, over the world file's word.
     AllowRecording { zone: String, allowed: bool, by: String },
+    /// Ends the stream live with this ingest key (and, when given, this avatar ID: not a
+    /// newer stream of the same key), if one is.
+    EndIngest { key: String, avatar: Option<u32> },
+    /// Reaches 1 when the zone is a stage (ingest keys are for stages), else 0.
+    CheckStage { zone: String },
     /// Every zone back to the world file's settings (before the recorded ones are applied
     /// to a world this node takes over).
     ClearZones,
@@ -154,6 +159,11 @@ impl WorldEngine {
                 let index = self.zone_index(&zone)?;
                 self.allow_recording(index, allowed, &by);
                 self.zones[usize::from(index.0)].members.len()
+            }
+            Moderation::EndIngest { key, avatar } => usize::from(self.stop_ingest(&key, avatar)),
+            Moderation::CheckStage { zone } => {
+                let index = self.zone_index(&zone)?;
+                usize::from(matches!(self.world.zone(index).kind, ZoneKind::Stage { .. }))
             }
             Moderation::ClearZones => {
                 for state in &mut self.zones {

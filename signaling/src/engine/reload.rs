@@ -47,6 +47,7 @@ impl WorldEngine {
             // Kept for now; zone_media_after_reload decides with the new file.
             kept.recording = state.recording;
             kept.e2ee_key = state.e2ee_key;
+            kept.ingest = state.ingest;
             // A room that became an open zone has no shared page (pages.rs).
             if !matches!(world.zone(new).kind, ZoneKind::Open { .. }) {
                 kept.page = state.page;
@@ -78,6 +79,7 @@ impl WorldEngine {
             self.tell_world_changed(id, placed);
         }
         self.zone_media_after_reload();
+        self.ingest_after_reload();
         self.schedule_tick(now);
     }
 

@@ -70,6 +70,24 @@ pub enum AdminCommand {
         #[serde(default)]
         reason: String,
     },
+    /// Makes a key a broadcaster (OBS, any WHIP client) publishes to a stage zone with;
+    /// the answer shows the key, once.
+    CreateIngestKey {
+        world: String,
+        zone: String,
+        /// What listeners see the stream as.
+        name: String,
+        #[serde(default)]
+        reason: String,
+    },
+    /// Revokes an ingest key for good: a stream live with it ends.
+    RevokeIngestKey {
+        id: String,
+        #[serde(default)]
+        reason: String,
+    },
+    /// Every ingest key of the workspace (not the keys themselves).
+    ListIngestKeys,
     /// Puts the user on a spawn point (the world's default one when absent).
     MoveUser {
         user: String,
@@ -184,6 +202,9 @@ impl AdminCommand {
             AdminCommand::UnlockZone(_) => "unlock_zone",
             AdminCommand::SetZoneCapacity { .. } => "set_zone_capacity",
             AdminCommand::AllowRecording { .. } => "allow_recording",
+            AdminCommand::CreateIngestKey { .. } => "create_ingest_key",
+            AdminCommand::RevokeIngestKey { .. } => "revoke_ingest_key",
+            AdminCommand::ListIngestKeys => "list_ingest_keys",
             AdminCommand::MoveUser { .. } => "move_user",
             AdminCommand::Notice { .. } => "notice",
             AdminCommand::EndMeeting { .. } => "end_meeting",
@@ -207,6 +228,7 @@ impl AdminCommand {
                 | AdminCommand::ListAdmins
                 | AdminCommand::ListZones { .. }
                 | AdminCommand::ListAudit { .. }
+                | AdminCommand::ListIngestKeys
         )
     }
 
@@ -233,6 +255,7 @@ impl AdminCommand {
             | AdminCommand::UnlockZone(ZoneArgs { world, zone, .. })
             | AdminCommand::SetZoneCapacity { world, zone, .. }
             | AdminCommand::AllowRecording { world, zone, .. }
+            | AdminCommand::CreateIngestKey { world, zone, .. }
             | AdminCommand::EndMeeting { world, zone, .. } => Some((world, Some(zone))),
             AdminCommand::Notice { world, zone, .. } => Some((world, zone.as_deref())),
             AdminCommand::MoveUser { world, .. }
@@ -245,6 +268,9 @@ impl AdminCommand {
     /// Who or what the command acts on, as the audit log records it: the user if it
     /// names one, else `world/zone` or the world, else nothing.
     pub fn target(&self) -> String {
+        if let AdminCommand::RevokeIngestKey { id, .. } = self {
+            return format!("ingest key {id}");
+        }
         match (self.user(), self.place()) {
             (Some(user), _) => user.to_owned(),
             (None, Some((world, Some(zone)))) => format!("{world}/{zone}"),
@@ -267,11 +293,14 @@ impl AdminCommand {
             AdminCommand::Ban { reason, .. }
             | AdminCommand::SetZoneCapacity { reason, .. }
             | AdminCommand::AllowRecording { reason, .. }
+            | AdminCommand::CreateIngestKey { reason, .. }
+            | AdminCommand::RevokeIngestKey { reason, .. }
             | AdminCommand::MoveUser { reason, .. }
             | AdminCommand::EndMeeting { reason, .. }
             | AdminCommand::DeleteChat { reason, .. } => reason,
             AdminCommand::Notice { text, .. } => text,
             AdminCommand::ListPeople
+            | AdminCommand::ListIngestKeys
             | AdminCommand::ListBans
             | AdminCommand::ListMutes
             | AdminCommand::ListAdmins
@@ -387,6 +416,12 @@ pub enum AdminReply {
     ChatDeleted { message: String, author: String, reached: usize },
     /// `notice`: how many people it was shown to.
     NoticeShown { reached: usize },
+    /// `create_ingest_key`: the key (shown this once) and its ID.
+    IngestKeyCreated { id: String, key: String },
+    /// `revoke_ingest_key`: the key revoked, and whether a stream live with it ended.
+    IngestKeyRevoked { revoked: String, ended: bool },
+    /// `list_ingest_keys`: every key, revoked ones too, newest first.
+    IngestKeys { ingest_keys: Vec<isoplane_metadata::IngestKey> },
     /// `list_people`: everyone in the workspace's worlds.
     People { people: Vec<PersonInfo> },
     /// `list_bans`: the bans in force, as the workspace's database records them.

@@ -146,6 +146,17 @@ pub struct ZoneInfo {
     /// The zone is being recorded: told on entering, before any media plan for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<RecordingInfo>,
+    /// A broadcaster's stream live on this stage (WHIP ingest): its tracks come from the
+    /// SFU under this avatar ID, which no one in the world has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<IngestInfo>,
+}
+
+/// A broadcaster's stream on a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestInfo {
+    pub avatar: AvatarId,
+    pub name: String,
 }
 
 /// A recording in progress: who started it and when (Unix milliseconds).
@@ -437,6 +448,8 @@ pub enum ServerMessage {
     },
     /// An admin deleted this message: stop showing it.
     ChatDeleted { id: String },
+    /// A broadcaster's stream started or ended on your stage.
+    IngestChanged { ingest: Option<IngestInfo> },
     /// Your zone's recording started or stopped, or an admin allowed or forbade it.
     RecordingChanged { allowed: bool, recording: Option<RecordingInfo> },
     /// The media key of your end-to-end encrypted zone (32 bytes, standard base64): on

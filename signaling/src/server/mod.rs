@@ -28,6 +28,7 @@ mod proxy;
 mod routes;
 pub mod sfu_control;
 mod web;
+pub mod whip;
 mod world_task;
 mod world_updates;
 mod worlds;
@@ -109,6 +110,8 @@ pub(crate) struct AppState {
     metadata: isoplane_metadata::Metadata,
     /// The other signaling nodes, when this one is part of a cluster.
     cluster: Option<Arc<cluster::Cluster>>,
+    /// Broadcasters' streams published here (whip.rs).
+    sessions: whip::Sessions,
 }
 
 /// A server whose socket is bound, ready to run.
@@ -233,6 +236,7 @@ pub async fn bind_with_worlds(config: Config, given: Vec<(String, String)>) -> R
         shutdown: shutdown.clone(),
         next_conn: AtomicU64::new(1),
         tasks: Tasks::new(shutdown),
+        sessions: whip::Sessions::default(),
     });
     Ok(BoundServer { listener, state, engines })
 }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use bytes::Bytes;
 
-use super::{AppState, asset_proxy, connection, moderation, proxy, unix_now, web};
+use super::{AppState, asset_proxy, connection, moderation, proxy, unix_now, web, whip};
 use crate::auth::{JoinClaims, Role};
 use crate::protocol::{AdminAnswer, AdminCommand, AdminError, AdminErrorCode};
 
@@ -42,6 +42,8 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/worlds/{name}", get(world_file))
         .route("/v1/admin/commands", post(admin_command).layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT)))
         .route("/v1/dev/token", get(dev_token))
+        .route("/v1/whip", post(whip::publish).layer(axum::extract::DefaultBodyLimit::max(whip::MAX_OFFER_BYTES)))
+        .route("/v1/whip/{session}", axum::routing::delete(whip::stop).patch(whip::patch))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))

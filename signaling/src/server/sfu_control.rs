@@ -14,6 +14,8 @@ use crate::protocol::AvatarId;
 /// How long a control token lives: one request.
 const TOKEN_SECONDS: u64 = 60;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The SFU answers an offer after its worker took it in.
+const INGEST_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// Calls SFU nodes' control APIs (`http://host:port`, per call: rooms live on
 /// different nodes).
@@ -66,10 +68,65 @@ impl SfuControl {
         self.send(request, format!("{what} {room}"));
     }
 
-    fn send(&self, request: reqwest::RequestBuilder, what: String) {
+    /// Hands a broadcaster's SDP offer to the SFU, which makes it a participant of `room`
+    /// publishing as `avatar`; the SDP answer, or why not.
+    pub async fn ingest(
+        &self,
+        base: &str,
+        room: &str,
+        avatar: AvatarId,
+        sub: &str,
+        offer: &str,
+    ) -> Result<String, String> {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/v1/rooms/{}/ingest", encode_segment(room));
+        let body = serde_json::json!({"avatar": avatar, "sub": sub, "sdp": offer});
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(self.control_token())
+            .timeout(INGEST_TIMEOUT)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("the SFU does not answer: {e}"))?;
+        let status = response.status();
+        let answer = json_of(response).await.map_err(|e| format!("the SFU's answer: {e}"))?;
+        match answer["sdp"].as_str() {
+            Some(sdp) if status.is_success() => Ok(sdp.to_owned()),
+            _ => Err(answer["error"]["message"].as_str().unwrap_or("the SFU refused the stream").to_owned()),
+        }
+    }
+
+    /// Whether `avatar` still has a session in `room` (a broadcaster's stream ends without
+    /// telling anyone but the SFU).
+    pub async fn has_avatar(&self, base: &str, room: &str, avatar: AvatarId) -> Result<bool, String> {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/v1/rooms/{}", encode_segment(room));
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(self.control_token())
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("the SFU does not answer: {e}"))?;
+        if response.status().as_u16() == 404 {
+            return Ok(false);
+        }
+        let stats = json_of(response).await.map_err(|e| format!("the SFU's room stats: {e}"))?;
+        let participants = stats["participants"].as_array().cloned().unwrap_or_default();
+        Ok(participants.iter().any(|p| p["avatar"].as_u64() == Some(u64::from(avatar))))
+    }
+
+    fn control_token(&self) -> String {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let token = self.key.sign(&SfuControlClaims::new(unix + TOKEN_SECONDS));
-        let request = request.bearer_auth(token).timeout(REQUEST_TIMEOUT);
+        self.key.sign(&SfuControlClaims::new(unix + TOKEN_SECONDS))
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder, what: String) {
+        let request = request.bearer_auth(self.control_token()).timeout(REQUEST_TIMEOUT);
         self.tasks.spawn_until_shutdown(async move {
             match request.send().await {
                 // 404: the session had ended already.
@@ -79,6 +136,11 @@ impl SfuControl {
             }
         });
     }
+}
+
+async fn json_of(response: reqwest::Response) -> Result<serde_json::Value, String> {
+    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
 /// The control API's base URL for a client-facing SFU URL (`ws://host/v1/sfu` →

@@ -118,6 +118,13 @@ pub enum WorldCommand {
         action: Moderation,
         reply: oneshot::Sender<Result<usize, ModerationError>>,
     },
+    /// A broadcaster's stream (whip.rs) asks for its slot on a stage.
+    StartIngest {
+        key: String,
+        zone: String,
+        name: String,
+        reply: oneshot::Sender<Result<crate::engine::IngestSlot, String>>,
+    },
     /// Everyone in the world, for the admin panel.
     People {
         reply: oneshot::Sender<Vec<PersonInfo>>,
@@ -302,6 +309,9 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::SharePage { conn, url } => engine.share_page(conn, url),
         WorldCommand::ProbeSfu { conn } => engine.probe_sfu(now, conn),
         WorldCommand::SetRecording { conn, on } => engine.set_recording(now, conn, on),
+        WorldCommand::StartIngest { key, zone, name, reply } => {
+            let _ = reply.send(engine.start_ingest(now, &key, &zone, &name));
+        }
         WorldCommand::Follow { conn, avatar } => engine.follow(now, conn, avatar),
         WorldCommand::Unfollow { conn } => engine.unfollow(conn),
         WorldCommand::Knock { conn, zone } => engine.knock(now, conn, &zone),

@@ -120,6 +120,15 @@ pub enum WireAction {
         allowed: bool,
         by: String,
     },
+    /// Added within version 1, as `AllowRecording`.
+    EndIngest {
+        key: String,
+        avatar: Option<u32>,
+    },
+    /// Added within version 1, as `AllowRecording`.
+    CheckStage {
+        zone: String,
+    },
     /// Added within version 1: a node that does not know it cannot read the request and
     /// ignores it (the periodic mute re-check applies the recorded chat mute later).
     SetChatMute {
@@ -253,6 +262,8 @@ impl From<Moderation> for WireAction {
             Moderation::SetZone { zone, locked, capacity } => WireAction::SetZone { zone, locked, capacity },
             Moderation::ClearZones => WireAction::ClearZones,
             Moderation::AllowRecording { zone, allowed, by } => WireAction::AllowRecording { zone, allowed, by },
+            Moderation::EndIngest { key, avatar } => WireAction::EndIngest { key, avatar },
+            Moderation::CheckStage { zone } => WireAction::CheckStage { zone },
             Moderation::SetChatMute { user, muted, by, reason } => WireAction::SetChatMute { user, muted, by, reason },
             Moderation::DeleteChat { id } => WireAction::DeleteChat { id },
         }
@@ -277,6 +288,8 @@ impl From<WireAction> for Moderation {
             WireAction::SetZone { zone, locked, capacity } => Moderation::SetZone { zone, locked, capacity },
             WireAction::ClearZones => Moderation::ClearZones,
             WireAction::AllowRecording { zone, allowed, by } => Moderation::AllowRecording { zone, allowed, by },
+            WireAction::EndIngest { key, avatar } => Moderation::EndIngest { key, avatar },
+            WireAction::CheckStage { zone } => Moderation::CheckStage { zone },
             WireAction::SetChatMute { user, muted, by, reason } => Moderation::SetChatMute { user, muted, by, reason },
             WireAction::DeleteChat { id } => Moderation::DeleteChat { id },
         }
@@ -316,6 +329,8 @@ mod tests {
             Moderation::SetZone { zone: "room".into(), locked: true, capacity: Some(4) },
             Moderation::ClearZones,
             Moderation::AllowRecording { zone: "room".into(), allowed: true, by: by() },
+            Moderation::EndIngest { key: "k1".into(), avatar: Some(7) },
+            Moderation::CheckStage { zone: "stage".into() },
             Moderation::SetChatMute { user: "bob".into(), muted: true, by: by(), reason: "spam".into() },
             Moderation::DeleteChat { id: "c-1764770000123-0000000a0001".into() },
         ];

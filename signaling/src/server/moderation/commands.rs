@@ -3,7 +3,7 @@
 //! reply and the audit entry's detail. [`check`] reads the arguments before anything
 //! else happens.
 
-use isoplane_metadata::{Ban, ChatAudience, MetadataError, Mute as MuteRecord, ZoneSetting};
+use isoplane_metadata::{Ban, ChatAudience, IngestKey, MetadataError, Mute as MuteRecord, ZoneSetting};
 
 use super::{Actor, Moderator, database, internal, invalid};
 use crate::auth::Role;
@@ -142,6 +142,14 @@ impl Moderator {
             }
             AdminCommand::AllowRecording { world, zone, allowed, .. } => {
                 self.allow_recording(actor, world, zone, *allowed).await
+            }
+            AdminCommand::CreateIngestKey { world, zone, name, .. } => {
+                self.create_ingest_key(actor, world, zone, name, now).await
+            }
+            AdminCommand::RevokeIngestKey { id, .. } => self.revoke_ingest_key(id, now).await,
+            AdminCommand::ListIngestKeys => {
+                let ingest_keys = self.metadata.ingest_keys(&self.workspace).await.map_err(database)?;
+                Ok(Done::plain(AdminReply::IngestKeys { ingest_keys }))
             }
             AdminCommand::MoveUser { user, world, spawn, reason } => {
                 self.move_user(actor, user, world, spawn.clone(), reason).await
@@ -358,6 +366,40 @@ impl Moderator {
         let reached = self.in_world(world, Moderation::AllowRecording { zone, allowed, by }).await?;
         let what = if allowed { "allowed" } else { "forbidden" };
         Ok(Done::new(AdminReply::NoticeShown { reached }, format!("recording {what}, {reached} people told")))
+    }
+
+    /// A new ingest key for a stage zone; the answer carries the key, the records only its
+    /// hash.
+    async fn create_ingest_key(&self, actor: &Actor, world: &str, zone: &str, name: &str, now: i64) -> Outcome {
+        let stage = self.in_world(world, Moderation::CheckStage { zone: zone.to_owned() }).await?;
+        if stage == 0 {
+            return Err(invalid("ingest keys are for stage zones: the stream appears to its audience"));
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        let key = format!("{}{id}.{:064x}", crate::server::whip::KEY_PREFIX, rand::random::<u128>());
+        let record = IngestKey {
+            workspace: self.workspace.clone(),
+            id: id.clone(),
+            world: world.to_owned(),
+            zone: zone.to_owned(),
+            name: name.to_owned(),
+            created_by: actor.user.clone(),
+            created_at: now,
+            revoked_at: None,
+        };
+        self.metadata.create_ingest_key(&record, &crate::server::whip::key_hash(&key)).await.map_err(database)?;
+        Ok(Done::new(AdminReply::IngestKeyCreated { id, key }, format!("for {world}/{zone}")))
+    }
+
+    /// Revokes a key; a stream live with it ends.
+    async fn revoke_ingest_key(&self, id: &str, now: i64) -> Outcome {
+        let Some(key) = self.metadata.revoke_ingest_key(&self.workspace, id, now).await.map_err(database)? else {
+            return Err(invalid("no ingest key in force has this ID"));
+        };
+        let ended =
+            self.in_world(&key.world, Moderation::EndIngest { key: key.id.clone(), avatar: None }).await.unwrap_or(0)
+                > 0;
+        Ok(Done::plain(AdminReply::IngestKeyRevoked { revoked: key.id, ended }))
     }
 
     /// Moves everyone in the zone but the admin acting.
