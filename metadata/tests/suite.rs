@@ -10,7 +10,8 @@ mod common;
 
 use common::{Backend, TestDb};
 use isoplane_metadata::{
-    AuditEntry, Ban, ChatAudience, ChatRecord, IDENTITY_PROVIDER, MetadataError, Mute, UserStanding, ZoneSetting,
+    AuditEntry, Ban, ChatAudience, ChatRecord, IDENTITY_PROVIDER, IngestKey, MetadataError, Mute, UserStanding,
+    ZoneSetting,
 };
 
 macro_rules! both_backends {
@@ -54,6 +55,7 @@ both_backends!(
     direct_history_holds_both_directions_and_the_last_200_of_each_user,
     deleted_chat_messages_are_not_returned_and_a_late_write_does_not_bring_them_back,
     chat_history_is_per_workspace_and_world_and_old_messages_are_pruned,
+    ingest_keys_are_found_by_hash_until_revoked,
 );
 
 const WS: &str = "acme";
@@ -619,4 +621,33 @@ async fn chat_history_is_per_workspace_and_world_and_old_messages_are_pruned(bac
     assert_eq!(metadata.recent_chat(WS, "garden", NOW_MS - DAY_MS, 200).await.unwrap(), [other_world]);
     assert_eq!(metadata.prune_chat(NOW_MS - DAY_MS).await.unwrap(), 1, "only the message older than a day");
     assert_eq!(metadata.recent_chat(WS, "lobby", 0, 200).await.unwrap(), [here]);
+}
+
+async fn ingest_keys_are_found_by_hash_until_revoked(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let metadata = db.open().await;
+    let key = |id: &str, created_at: i64| IngestKey {
+        workspace: WS.into(),
+        id: id.into(),
+        world: "demo".into(),
+        zone: "stage".into(),
+        name: "Keynote".into(),
+        created_by: "ada".into(),
+        created_at,
+        revoked_at: None,
+    };
+    metadata.create_ingest_key(&key("k1", 10), "hash-1").await.unwrap();
+    metadata.create_ingest_key(&key("k2", 20), "hash-2").await.unwrap();
+    // Another key with a hash already taken is refused.
+    assert!(metadata.create_ingest_key(&key("k3", 30), "hash-1").await.is_err());
+    assert_eq!(metadata.ingest_key_by_hash("hash-1").await.unwrap(), Some(key("k1", 10)));
+    assert_eq!(metadata.ingest_key_by_hash("nothing").await.unwrap(), None);
+
+    let revoked = metadata.revoke_ingest_key(WS, "k1", 40).await.unwrap();
+    assert_eq!(revoked, Some(IngestKey { revoked_at: Some(40), ..key("k1", 10) }));
+    assert_eq!(metadata.ingest_key_by_hash("hash-1").await.unwrap(), None, "a revoked key is refused");
+    assert_eq!(metadata.revoke_ingest_key(WS, "k1", 50).await.unwrap(), None, "revoked once");
+    assert_eq!(metadata.revoke_ingest_key("elsewhere", "k2", 50).await.unwrap(), None);
+    let listed = metadata.ingest_keys(WS).await.unwrap();
+    assert_eq!(listed, [key("k2", 20), IngestKey { revoked_at: Some(40), ..key("k1", 10) }]);
 }

@@ -335,14 +335,22 @@ async fn start_recording(
     }
 }
 
-/// Stops recording a room: 204, or 404 when it was not being recorded.
+/// `?id=`: stop only that recording (and never start it later).
+#[derive(Debug, serde::Deserialize)]
+struct StopQuery {
+    id: Option<String>,
+}
+
+/// Stops recording a room (`?id=`: that recording only): 204, or 404 when it was not
+/// being recorded.
 async fn stop_recording(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(room): Path<String>,
+    axum::extract::Query(StopQuery { id }): axum::extract::Query<StopQuery>,
 ) -> Result<StatusCode, HttpError> {
     let worker = room_worker(&state, &headers, &room)?;
-    if ask(&state, worker, |reply| Command::StopRecording { room, reply }).await? {
+    if ask(&state, worker, |reply| Command::StopRecording { room, id, reply }).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(api_error(StatusCode::NOT_FOUND, "not_recording", "that room is not being recorded"))

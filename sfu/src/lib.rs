@@ -147,6 +147,7 @@ pub async fn bind(config: Config) -> Result<BoundSfu, StartError> {
         certificate,
         next_participant: AtomicU64::new(1),
         recording_store,
+        uploads: tokio::runtime::Handle::current(),
     });
     Ok(BoundSfu { config, http, udp, tcp, shared, receivers })
 }

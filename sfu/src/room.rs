@@ -28,7 +28,7 @@ use crate::vp9_svc::SpatialVerdict;
 
 mod recording;
 
-pub use recording::RecordingRefused;
+pub use recording::{RECORDING_LEASE, RecordingRefused};
 
 /// What the room wants done after an input.
 #[derive(Debug, Default)]
@@ -106,8 +106,9 @@ pub struct Room {
     /// Its participants' tokens say it is end-to-end encrypted: the SFU never reads its
     /// frames (only RTP headers and payload descriptors) and never records it.
     pub e2ee: bool,
-    /// The recording in progress (room/recording.rs).
+    /// The recording in progress (room/recording.rs), and when signaling last renewed it.
     recording: Option<RoomRecording>,
+    recording_renewed: Instant,
 }
 
 impl Room {
@@ -124,6 +125,7 @@ impl Room {
             latest: now,
             e2ee: false,
             recording: None,
+            recording_renewed: now,
         }
     }
 
@@ -812,6 +814,9 @@ impl Room {
         };
         let seq_no = *packet.seq_no;
         let mut subscribers = Vec::new();
+        // In an encrypted room a subscriber's stream starts at any picture: the publisher
+        // is asked for a keyframe, which the SFU cannot see coming.
+        let mut opaque_start = false;
         for (other, subscriber) in self.participants.iter_mut() {
             if *other == from {
                 continue;
@@ -850,6 +855,7 @@ impl Room {
             if keyframe {
                 received.wants_keyframe = false;
             }
+            opaque_start |= starts_layer && self.e2ee && kind == MediaKind::Video;
             let out_pt = *received.payload_types.entry(pt).or_insert_with(|| {
                 let remote = subscriber.rtc.media(out_mid).map(|m| m.remote_pts().to_vec()).unwrap_or_default();
                 subscriber
@@ -876,6 +882,9 @@ impl Room {
         }
         for id in subscribers {
             self.mark_dirty(id);
+        }
+        if opaque_start {
+            self.request_keyframe(now, from, mid, rid, out);
         }
         if kind == MediaKind::Video {
             let waiting: Vec<ParticipantId> = self

@@ -41,6 +41,8 @@ use crate::room::{AdmitError, Outbox, RecordingRefused, Room, Who};
 pub const CLIENT_QUEUE: usize = 256;
 /// Commands queued towards one worker. A sender waits for room, so a join, a signal or
 /// a control call is never lost, only slowed.
+/// How long a stopped recording's ID is remembered (a late start for it is refused).
+const STOPPED_MEMORY: Duration = Duration::from_secs(600);
 pub const COMMAND_QUEUE: usize = 4096;
 /// Longest ICE-TCP frame (RFC 4571 allows 65535; media never needs more than this).
 const MAX_TCP_FRAME: usize = 4096;
@@ -113,9 +115,11 @@ pub enum Command {
         unix_ms: i64,
         reply: oneshot::Sender<Result<(), RecordingRefused>>,
     },
-    /// Stops recording the room; answers whether it was recorded.
+    /// Stops recording the room (only recording `id`, when given; `id` can never start
+    /// afterwards); answers whether it was recorded.
     StopRecording {
         room: String,
+        id: Option<String>,
         reply: oneshot::Sender<bool>,
     },
 }
@@ -130,6 +134,9 @@ pub struct Shared {
     pub next_participant: AtomicU64,
     /// Where recordings go, when recording is enabled.
     pub recording_store: Option<Arc<dyn ObjectStore>>,
+    /// The service's multi-threaded runtime: recording uploads (request signing, TLS)
+    /// run there, never on a worker's thread between media packets.
+    pub uploads: tokio::runtime::Handle,
 }
 
 impl Shared {
@@ -176,6 +183,11 @@ pub struct Worker {
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
     /// This worker's uploader of recording pieces (started with the worker).
     recordings: Option<RecordingStore>,
+    /// Recordings stopped lately, by ID: a start that arrives after its stop (requests
+    /// overtake each other) is refused.
+    stopped_recordings: HashMap<String, Instant>,
+    /// This worker's share of the `recordings` gauge.
+    recording_rooms: i64,
 }
 
 impl std::fmt::Debug for Worker {
@@ -206,6 +218,8 @@ impl Worker {
             rooms_to_drive: Vec::new(),
             timers: BinaryHeap::new(),
             recordings: None,
+            stopped_recordings: HashMap::new(),
+            recording_rooms: 0,
         })
     }
 
@@ -215,7 +229,7 @@ impl Worker {
             .shared
             .recording_store
             .clone()
-            .map(|store| RecordingStore::start(store, Arc::clone(&self.shared.metrics)));
+            .map(|store| RecordingStore::start(store, Arc::clone(&self.shared.metrics), &self.shared.uploads));
         let mut received = ReceiveBatch::new(BATCH, MAX_DATAGRAM);
         let socket = self.socket.clone();
         let mut tick = tokio::time::interval(TICK);
@@ -248,10 +262,7 @@ impl Worker {
         let mut out = Outbox::default();
         let now = Instant::now();
         for room in self.rooms.values_mut() {
-            if room.is_recording() {
-                room.stop_recording(now, &mut out);
-                self.shared.metrics.recordings.dec();
-            }
+            room.stop_recording(now, &mut out);
             room.close("the SFU is shutting down", &mut out);
         }
         self.flush(out);
@@ -339,16 +350,18 @@ impl Worker {
                 let result = self.start_recording(now, room, &id, &started_by, unix_ms, out);
                 let _ = reply.send(result);
             }
-            Command::StopRecording { room, reply } => {
+            Command::StopRecording { room, id, reply } => {
+                if let Some(id) = &id {
+                    self.stopped_recordings.insert(id.clone(), now);
+                }
                 let found = match self.rooms.get_mut(&room) {
-                    Some(open) if open.is_recording() => {
+                    Some(open) if open.recording_id().is_some_and(|on| id.as_deref().is_none_or(|id| id == on)) => {
                         open.stop_recording(now, out);
-                        self.shared.metrics.recordings.dec();
                         true
                     }
                     _ => false,
                 };
-                if self.rooms.get(&room).is_some_and(Room::is_empty) {
+                if self.rooms.get(&room).is_some_and(|r| r.is_empty() && !r.is_recording()) {
                     self.rooms.remove(&room);
                     self.shared.metrics.rooms.dec();
                 }
@@ -374,14 +387,11 @@ impl Worker {
         unix_ms: i64,
         out: &mut Outbox,
     ) -> Result<(), RecordingRefused> {
-        let max = self.settings.get(&name).map(|s| self.max_participants(s));
-        let room = self.room_entry(name, max, now);
-        let was_recording = room.is_recording();
-        room.start_recording(now, id, started_by, unix_ms, out)?;
-        if !was_recording {
-            self.shared.metrics.recordings.inc();
+        if self.stopped_recordings.contains_key(id) {
+            return Err(RecordingRefused::Stopped);
         }
-        Ok(())
+        let max = self.settings.get(&name).map(|s| self.max_participants(s));
+        self.room_entry(name, max, now).start_recording(now, id, started_by, unix_ms, out)
     }
 
     /// The room, opened if it is not.
@@ -417,7 +427,6 @@ impl Worker {
         participant.audio_muted = claims.audio_muted;
         participant.video_muted = claims.video_muted;
         let max = self.settings.get(&claims.room).map(|s| self.max_participants(s));
-        let metrics = Arc::clone(&self.shared.metrics);
         // The link first, so the room's `joined` message reaches the client.
         self.links.insert(id, link);
         let room = self.room_entry(claims.room.clone(), max, now);
@@ -428,7 +437,6 @@ impl Worker {
             if room.is_recording() {
                 tracing::warn!(room = %room.name, "an end-to-end encrypted participant joined: the recording stops");
                 room.stop_recording(now, out);
-                metrics.recordings.dec();
             }
         }
         if let Err(refusal) = room.admit(participant, out) {
@@ -555,9 +563,26 @@ impl Worker {
 
     fn on_tick(&mut self, out: &mut Outbox) {
         let now = Instant::now();
+        let mut recording = 0;
         for room in self.rooms.values_mut() {
+            if room.recording_lapsed(now) {
+                tracing::warn!(room = %room.name, "a recording signaling stopped renewing ends");
+                room.stop_recording(now, out);
+            }
+            recording += i64::from(room.is_recording());
             room.tick(now, out);
         }
+        // A room kept open empty for its recording closes once the recording ended.
+        let before = self.rooms.len();
+        self.rooms.retain(|_, room| !room.is_empty() || room.is_recording());
+        self.shared.metrics.rooms.dec_by((before - self.rooms.len()) as i64);
+        self.stopped_recordings.retain(|_, at| now.saturating_duration_since(*at) < STOPPED_MEMORY);
+        let metrics = &self.shared.metrics;
+        match recording - self.recording_rooms {
+            change if change > 0 => metrics.recordings.inc_by(change),
+            change => metrics.recordings.dec_by(-change),
+        };
+        self.recording_rooms = recording;
     }
 
     /// Sends the rooms' output, and forgets sessions that ended.

@@ -39,7 +39,11 @@ impl Drop for Sfu {
 
 impl Sfu {
     async fn start() -> Sfu {
-        let sfu = isoplane_sfu::bind(isoplane_sfu::Config::for_tests(SECRET)).await.expect("the SFU binds");
+        Sfu::start_with(isoplane_sfu::Config::for_tests(SECRET)).await
+    }
+
+    async fn start_with(config: isoplane_sfu::Config) -> Sfu {
+        let sfu = isoplane_sfu::bind(config).await.expect("the SFU binds");
         let (http, udp) = (sfu.http_addr(), sfu.udp_addrs());
         let shutdown = CancellationToken::new();
         tokio::spawn(sfu.run(shutdown.clone()));
@@ -291,4 +295,73 @@ async fn garbage_on_the_media_port_changes_nothing() {
     assert!(sfu.client.get(sfu.url("/readyz")).send().await.expect("ready").status().is_success());
     let (_bob, joined) = sfu.join(&sfu.room_token("w/z", "bob", 2)).await;
     assert!(matches!(joined, ServerMessage::Joined { .. }), "still serving: {joined:?}");
+}
+
+#[tokio::test]
+async fn recording_is_started_and_stopped_by_id_and_refused_where_it_cannot_be() {
+    let disabled = Sfu::start().await;
+    let start = |id: &str| Some(serde_json::json!({"id": id, "started_by": "Ada"}));
+    let put = disabled.control(reqwest::Method::PUT, "/v1/rooms/demo%2Fmeeting/recording", start("r1")).await;
+    assert_eq!(put.status(), StatusCode::SERVICE_UNAVAILABLE, "recording is off unless enabled");
+
+    let store = tempfile::tempdir().expect("a folder for the store");
+    let mut config = isoplane_sfu::Config::for_tests(SECRET);
+    config.recording.enabled = true;
+    config.recording.store.directory = Some(store.path().to_owned());
+    let sfu = Sfu::start_with(config).await;
+    let path = "/v1/rooms/demo%2Fmeeting/recording";
+    let put = sfu.control(reqwest::Method::PUT, path, start("../assets")).await;
+    assert_eq!(put.status(), StatusCode::BAD_REQUEST, "an ID that would leave the recordings folder");
+    assert_eq!(sfu.control(reqwest::Method::PUT, path, start("r1")).await.status(), StatusCode::NO_CONTENT);
+    // A renewal of the same recording is no new one.
+    assert_eq!(sfu.control(reqwest::Method::PUT, path, start("r1")).await.status(), StatusCode::NO_CONTENT);
+    // The room is open (empty) while it is recorded.
+    assert_eq!(sfu.stats("demo%2Fmeeting").await.participants.len(), 0);
+    // A stop of another recording leaves this one alone.
+    let other = sfu.control(reqwest::Method::DELETE, &format!("{path}?id=r0"), None).await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        sfu.control(reqwest::Method::DELETE, &format!("{path}?id=r1"), None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // A start that comes after its own stop (requests overtaking each other) is refused.
+    assert_eq!(sfu.control(reqwest::Method::PUT, path, start("r1")).await.status(), StatusCode::CONFLICT);
+    // So is one whose stop came first.
+    let early = sfu.control(reqwest::Method::DELETE, &format!("{path}?id=r2"), None).await;
+    assert_eq!(early.status(), StatusCode::NOT_FOUND);
+    assert_eq!(sfu.control(reqwest::Method::PUT, path, start("r2")).await.status(), StatusCode::CONFLICT);
+    let manifest = store.path().join("recordings/r1/manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read_eventually(&manifest).await).expect("the manifest is JSON");
+    assert_eq!(manifest["room"], "demo/meeting");
+    assert_eq!(manifest["started_by"], "Ada");
+
+    // An end-to-end encrypted room is never recorded.
+    let token = sfu.key.sign(&SfuClaims {
+        room: "demo/private".into(),
+        sub: "bob".into(),
+        avatar: 7,
+        publish: true,
+        audio_muted: false,
+        video_muted: false,
+        e2ee: true,
+        exp: unix_now() + 60,
+    });
+    let (_session, joined) = sfu.join(&token).await;
+    assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
+    let put = sfu.control(reqwest::Method::PUT, "/v1/rooms/demo%2Fprivate/recording", start("r3")).await;
+    assert_eq!(put.status(), StatusCode::CONFLICT);
+}
+
+/// The file's bytes once it has a stopped manifest (the uploader writes in the background).
+async fn read_eventually(path: &std::path::Path) -> Vec<u8> {
+    for _ in 0..100 {
+        if let Ok(bytes) = std::fs::read(path)
+            && serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|m| !m["stopped_at"].is_null())
+        {
+            return bytes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{} was not written with its end", path.display());
 }

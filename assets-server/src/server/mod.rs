@@ -308,11 +308,8 @@ pub(crate) async fn authorize(
         match state.metadata.admin_status(workspace, &claims.sub, token_says_admin, unix_now()).await {
             Ok(true) => {}
             Ok(false) => {
-                return refuse(
-                    StatusCode::FORBIDDEN,
-                    "not_admin",
-                    "only admins and builders of the workspace may do this",
-                );
+                let who = if access == Access::Admin { "admins" } else { "admins and builders" };
+                return refuse(StatusCode::FORBIDDEN, "not_admin", &format!("only {who} of the workspace may do this"));
             }
             Err(error) => return Err(ApiError::internal("reading admins", &error)),
         }

@@ -5,7 +5,8 @@
 //!   manifest and status (`recording`, `complete`, `incomplete`).
 //! - `GET /v1/workspaces/{workspace}/recordings/{id}`: one.
 //! - `GET /v1/workspaces/{workspace}/recordings/{id}/files/{file}.webm`: a track's file.
-//! - `DELETE /v1/workspaces/{workspace}/recordings/{id}`: 204, or 404.
+//! - `DELETE /v1/workspaces/{workspace}/recordings/{id}`: 204, 404, or 409 while it is
+//!   still being recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
 use super::{Access, AppState, audit, authorize, check_workspace, internal, refusal};
-use crate::recordings::{Recording, valid_name};
+use crate::recordings::{Recording, Status, valid_name};
 
 /// How often recordings past their retention are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
@@ -81,6 +82,12 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, Response> {
     let actor = admin(&state, &headers, &workspace, Some(&id)).await?;
+    let live = state.recordings.get(&id, now_ms()).await.map_err(|e| internal("reading a recording", &e))?;
+    if live.is_some_and(|r| r.status == Status::Recording) {
+        let why =
+            "the recording is still going on (stop it in its zone first): deleted now, it would come back in part";
+        return Err(refusal(StatusCode::CONFLICT, "still_recording", why));
+    }
     let deleted = state.recordings.delete(&id).await.map_err(|e| internal("deleting a recording", &e))?;
     if deleted == 0 {
         return Err(refusal(StatusCode::NOT_FOUND, "no_recording", "no recording has this ID"));

@@ -161,6 +161,11 @@ impl Depacketizer {
     }
 
     /// True once after frames had to be dropped until a keyframe (and at the start).
+    /// Whether video is dropped until a keyframe comes (at the start, after a loss).
+    pub fn waiting_for_keyframe(&self) -> bool {
+        self.waiting_for_keyframe
+    }
+
     pub fn take_keyframe_request(&mut self) -> bool {
         std::mem::take(&mut self.keyframe_request)
     }

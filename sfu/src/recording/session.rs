@@ -252,7 +252,10 @@ impl RoomRecording {
         track.recorder.push(seq_no, timestamp, marker, payload);
         let pieces: Vec<Piece> = std::iter::from_fn(|| track.recorder.poll_piece()).collect();
         self.store_pieces(index, pieces);
-        self.tracks[index].recorder.take_keyframe_request()
+        let recorder = &mut self.tracks[index].recorder;
+        // Asked for as long as the video waits (the room paces the requests): a request
+        // or the keyframe it brings may be lost, and an encoder sends none unasked.
+        recorder.take_keyframe_request() | recorder.waiting_for_keyframe()
     }
 
     fn store_pieces(&mut self, index: usize, pieces: Vec<Piece>) {

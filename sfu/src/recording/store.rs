@@ -1,5 +1,6 @@
 //! The uploader: writes a worker's recording pieces to the object store, in the order they
-//! were handed out, off the worker's thread.
+//! were handed out, on the service's multi-threaded runtime (never on the worker's thread,
+//! between its media packets).
 //!
 //! Each piece is a whole object put at once (a cluster of a few seconds, a header, a
 //! manifest), so nothing is kept open in the store and what was put stays readable if
@@ -8,10 +9,12 @@
 //! manifest still says what was recorded), never the worker's time or memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::session::StoreWrite;
@@ -20,6 +23,8 @@ use crate::metrics::Metrics;
 /// Pieces waiting for the store, per worker: with clusters of ≤ 5 s and a manifest
 /// every 10 s, a minute of a busy room.
 const QUEUE: usize = 512;
+/// Bytes waiting for the store, per worker, at most.
+const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How long a stopping worker waits for its last pieces to reach the store.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,19 +33,26 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct RecordingStore {
     queue: mpsc::Sender<StoreWrite>,
+    /// Bytes queued and not yet written.
+    queued_bytes: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     uploader: tokio::task::JoinHandle<()>,
 }
 
 impl RecordingStore {
-    /// Starts the uploader on the current runtime; it ends when every handle is dropped
+    /// Starts the uploader on `runtime`; it ends when the store is dropped (or closed)
     /// and the queue is empty.
-    pub fn start(store: Arc<dyn ObjectStore>, metrics: Arc<Metrics>) -> RecordingStore {
+    pub fn start(store: Arc<dyn ObjectStore>, metrics: Arc<Metrics>, runtime: &Handle) -> RecordingStore {
         let (queue, mut pieces) = mpsc::channel::<StoreWrite>(QUEUE);
         let counters = Arc::clone(&metrics);
-        let uploader = tokio::spawn(async move {
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let written_bytes = Arc::clone(&queued_bytes);
+        let uploader = runtime.spawn(async move {
             while let Some(StoreWrite { key, bytes }) = pieces.recv().await {
-                match store.put(&Path::from(key.as_str()), PutPayload::from_bytes(bytes)).await {
+                let length = bytes.len();
+                let put = store.put(&Path::from(key.as_str()), PutPayload::from_bytes(bytes)).await;
+                written_bytes.fetch_sub(length, Ordering::Relaxed);
+                match put {
                     Ok(_) => {
                         counters.recording_writes.inc();
                     }
@@ -51,13 +63,20 @@ impl RecordingStore {
                 }
             }
         });
-        RecordingStore { queue, metrics, uploader }
+        RecordingStore { queue, queued_bytes, metrics, uploader }
     }
 
     /// Queues the pieces, in order; those that do not fit are dropped and counted.
     pub fn submit(&self, writes: Vec<StoreWrite>) {
         for write in writes {
+            let length = write.bytes.len();
+            if self.queued_bytes.load(Ordering::Relaxed) + length > QUEUE_BYTES {
+                self.metrics.recording_writes_dropped.inc();
+                continue;
+            }
+            self.queued_bytes.fetch_add(length, Ordering::Relaxed);
             if self.queue.try_send(write).is_err() {
+                self.queued_bytes.fetch_sub(length, Ordering::Relaxed);
                 self.metrics.recording_writes_dropped.inc();
             }
         }

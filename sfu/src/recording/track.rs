@@ -142,6 +142,12 @@ impl TrackRecorder {
         !self.finished && self.depacketizer.take_keyframe_request()
     }
 
+    /// Whether the video waits for a keyframe (frames are dropped until one comes): the
+    /// caller keeps asking, at its own pace, since a request or its answer may be lost.
+    pub fn waiting_for_keyframe(&self) -> bool {
+        !self.finished && self.depacketizer.waiting_for_keyframe()
+    }
+
     /// Ends the track: the pending frames and cluster go out, then the final Header. Nothing
     /// when no frame was ever recorded (there is no file); nothing on a second call.
     pub fn finish(&mut self) -> Vec<Piece> {

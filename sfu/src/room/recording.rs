@@ -6,9 +6,9 @@
 //! once; a camera on the best simulcast layer its publisher sends then (measured each
 //! second, so a camera that just started waits up to a second), which it keeps. VP9 with
 //! spatial layers is recorded at its base layer (see `recording::depacketize`). H.264 is
-//! not recorded (logged once per track). Muted media is not recorded.
+//! not recorded. Muted media is not recorded.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid, Rid};
@@ -25,15 +25,31 @@ use crate::recording::track::TrackCodec;
 pub enum RecordingRefused {
     #[error("the room is end-to-end encrypted: the SFU cannot read its media")]
     EndToEndEncrypted,
+    #[error("this recording was stopped: a new one has a new ID")]
+    Stopped,
 }
+
+/// A recording signaling has not renewed for this long is over: signaling restarted and
+/// forgot it, or its stop was lost. (Signaling renews every 10 s.)
+pub const RECORDING_LEASE: Duration = Duration::from_secs(35);
 
 impl Room {
     pub fn is_recording(&self) -> bool {
         self.recording.is_some()
     }
 
+    /// The recording in progress, by ID.
+    pub fn recording_id(&self) -> Option<&str> {
+        self.recording.as_ref().map(RoomRecording::id)
+    }
+
+    /// Whether the recording in progress went unrenewed past its lease.
+    pub fn recording_lapsed(&self, now: Instant) -> bool {
+        self.recording.is_some() && now.saturating_duration_since(self.recording_renewed) > RECORDING_LEASE
+    }
+
     /// Starts recording as `id` (a recording under another ID ends first; the same ID
-    /// again changes nothing).
+    /// again renews its lease).
     pub fn start_recording(
         &mut self,
         now: Instant,
@@ -45,6 +61,7 @@ impl Room {
         if self.e2ee {
             return Err(RecordingRefused::EndToEndEncrypted);
         }
+        self.recording_renewed = now;
         if self.recording.as_ref().is_some_and(|r| r.id() == id) {
             return Ok(());
         }

@@ -93,6 +93,13 @@ impl WorldEngine {
         self.send_zone(zone, None, &ServerMessage::IngestChanged { ingest });
     }
 
+    /// A stage the new world file does not have any more: its stream's SFU session ends.
+    pub(super) fn ingest_removed(&mut self, old_zone_id: &str, ingest: Ingest) {
+        let room = format!("{}/{old_zone_id}", self.name);
+        let control_url = ingest.control_url;
+        self.outputs.push_back(Output::SfuRevoke { room, avatar: ingest.info.avatar, control_url });
+    }
+
     /// After a world reload: a stream on a zone that is no longer a stage ends.
     pub(super) fn ingest_after_reload(&mut self) {
         for index in 0..self.zones.len() {

@@ -158,19 +158,15 @@ pub enum Output {
     StoreChat { message: ChatMessage },
     /// An admin deleted this chat message: take it out of the stored history.
     EraseChat { id: String },
-    /// The SFU node serving `room` must start recording it as `id` (`Some`), or stop
-    /// (`None`).
-    SfuRecording { room: String, recording: Option<SfuRecordingStart>, control_url: String },
+    /// The SFU node serving `room` must record it as `id`: start, or go on (the engine
+    /// renews a recording every [`RECORDING_RENEWAL`]; the SFU ends one not renewed), or
+    /// `stop`.
+    SfuRecording { room: String, id: String, by: String, stop: bool, control_url: String },
 }
 
-/// What the SFU is told when a recording starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SfuRecordingStart {
-    /// Names the recording in the object store.
-    pub id: String,
-    /// The display name of who started it.
-    pub by: String,
-}
+/// How often the SFU is told again that a recording goes on: a recording signaling forgot
+/// (a restart, a lost stop) ends at the SFU within a few renewals.
+pub const RECORDING_RENEWAL: Duration = Duration::from_secs(10);
 
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -848,7 +844,8 @@ impl WorldEngine {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let expiries = self.avatars.values().filter_map(|a| a.detached_since).map(|t| t + self.config.resume_grace);
         let holds = self.zones.iter().filter_map(|z| z.policy.next_check(&self.config.policy));
-        self.next_tick.into_iter().chain(expiries).chain(holds).chain(self.people_deadline()).min()
+        let renewals = self.zones.iter().filter_map(|z| z.recording.as_ref().and_then(zone_media::Recording::renew_at));
+        self.next_tick.into_iter().chain(expiries).chain(holds).chain(renewals).chain(self.people_deadline()).min()
     }
 
     /// The next effect to carry out.
@@ -978,7 +975,7 @@ impl WorldEngine {
                 self.placements.remove(&zone_index);
                 None
             };
-            self.keep_recording_on(zone_index, node.as_ref());
+            self.keep_recording_on(now, zone_index, node.as_ref());
             self.keep_ingest_on(zone_index, node.as_ref().map(|n| n.control_url.as_str()));
             let credentials_due = self.zones[index].members.iter().any(|id| {
                 self.avatars

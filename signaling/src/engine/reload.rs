@@ -38,8 +38,16 @@ impl WorldEngine {
         self.people_world_changed(&zone_map);
         self.chat.remap_zones(&zone_map);
         let mut zones: Vec<ZoneState> = (0..world.zones().len()).map(|_| ZoneState::default()).collect();
+        let old_ids: Vec<String> = self.world.zones().map(|zone| zone.id.to_owned()).collect();
         for (old, state) in std::mem::take(&mut self.zones).into_iter().enumerate() {
-            let Some(new) = zone_map[old] else { continue };
+            let Some(new) = zone_map[old] else {
+                // Its people are placed anew below; what the SFU does for it ends.
+                self.zone_media_removed(&old_ids[old], state.recording);
+                if let Some(ingest) = state.ingest {
+                    self.ingest_removed(&old_ids[old], ingest);
+                }
+                continue;
+            };
             let kept = &mut zones[usize::from(new.0)];
             kept.locked = state.locked;
             kept.capacity = state.capacity;

@@ -22,7 +22,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use isoplane_world_format::{ZoneIndex, ZoneKind};
 
-use super::{ConnId, Output, SfuEndpoint, SfuRecordingStart, WorldEngine};
+use super::{ConnId, Output, RECORDING_RENEWAL, SfuEndpoint, WorldEngine};
 use crate::auth::Role;
 use crate::protocol::{AvatarId, ErrorCode, RecordingInfo, ServerMessage};
 
@@ -34,6 +34,15 @@ pub(super) struct Recording {
     id: String,
     /// The control URL of the SFU node told to record, once one was.
     node: Option<String>,
+    /// When that node was last told.
+    told_at: Option<Instant>,
+}
+
+impl Recording {
+    /// When the SFU must be told again that the recording goes on.
+    pub fn renew_at(&self) -> Option<Instant> {
+        self.told_at.map(|at| at + RECORDING_RENEWAL)
+    }
 }
 
 /// An end-to-end encrypted zone's current media key.
@@ -57,7 +66,9 @@ impl WorldEngine {
     /// Whether recording may be started in the zone now.
     pub(super) fn recording_allowed(&self, zone: ZoneIndex) -> bool {
         let info = self.world.zone(zone);
-        !info.e2ee && self.zones[usize::from(zone.0)].recording_allowed.unwrap_or(info.recording)
+        // A silent zone has no media; an encrypted one's the SFU cannot read.
+        let recordable = !info.e2ee && !matches!(info.kind, ZoneKind::Silent);
+        recordable && self.zones[usize::from(zone.0)].recording_allowed.unwrap_or(info.recording)
     }
 
     /// `set_recording`: starts or stops recording the sender's zone.
@@ -93,7 +104,7 @@ impl WorldEngine {
             (true, false) => {
                 let info = RecordingInfo { by, since: self.unix_ms(now) };
                 let state = &mut self.zones[usize::from(zone.0)];
-                state.recording = Some(Recording { info, id: recording_id(), node: None });
+                state.recording = Some(Recording { info, id: recording_id(), node: None, told_at: None });
                 // The zone goes to the SFU (if it is not there yet) at the tick, which
                 // then tells the SFU to record.
                 state.replan = true;
@@ -118,11 +129,18 @@ impl WorldEngine {
 
     fn stop_recording(&mut self, zone: ZoneIndex) {
         let Some(recording) = self.zones[usize::from(zone.0)].recording.take() else { return };
-        if let Some(control_url) = recording.node {
-            let room = self.sfu_room_name(zone);
-            self.outputs.push_back(Output::SfuRecording { room, recording: None, control_url });
-        }
+        let room = self.sfu_room_name(zone);
+        self.tell_sfu_stop(room, recording);
         self.recording_changed(zone);
+    }
+
+    /// The SFU node that was told to record stops (nobody is told: the zone is gone, or
+    /// they already were).
+    fn tell_sfu_stop(&mut self, room: String, recording: Recording) {
+        if let Some(control_url) = recording.node {
+            let (id, by) = (recording.id, recording.info.by);
+            self.outputs.push_back(Output::SfuRecording { room, id, by, stop: true, control_url });
+        }
     }
 
     fn recording_changed(&mut self, zone: ZoneIndex) {
@@ -137,26 +155,38 @@ impl WorldEngine {
         format!("{}/{}", self.name, self.world.zone(zone).id)
     }
 
-    /// After the zone's plans: the SFU node serving a recorded zone is told to record it.
-    /// A zone that lost its SFU (none is left) stops recording; one moved to another node
-    /// records there under a new ID (the old node's files end where it stopped).
-    pub(super) fn keep_recording_on(&mut self, zone: ZoneIndex, node: Option<&SfuEndpoint>) {
+    /// After the zone's plans: the SFU node serving a recorded zone is told to record it,
+    /// and told again every [`RECORDING_RENEWAL`]. A zone that lost its SFU (none is left)
+    /// stops recording; one moved to another node records there under a new ID (the old
+    /// node's files end where it stopped).
+    pub(super) fn keep_recording_on(&mut self, now: Instant, zone: ZoneIndex, node: Option<&SfuEndpoint>) {
         let room = self.sfu_room_name(zone);
         let Some(recording) = self.zones[usize::from(zone.0)].recording.as_mut() else { return };
         let Some(node) = node else {
             tracing::warn!(room, "no SFU serves the recorded zone any more: the recording stops");
             return self.stop_recording(zone);
         };
-        if recording.node.as_deref() == Some(node.control_url.as_str()) {
+        let same_node = recording.node.as_deref() == Some(node.control_url.as_str());
+        if same_node && recording.renew_at().is_some_and(|at| now < at) {
             return;
         }
-        if let Some(old) = recording.node.replace(node.control_url.clone()) {
-            recording.id = recording_id();
-            self.outputs.push_back(Output::SfuRecording { room: room.clone(), recording: None, control_url: old });
+        if !same_node && let Some(old) = recording.node.take() {
+            let (id, by) = (std::mem::replace(&mut recording.id, recording_id()), recording.info.by.clone());
+            self.outputs.push_back(Output::SfuRecording { room: room.clone(), id, by, stop: true, control_url: old });
         }
-        let start = SfuRecordingStart { id: recording.id.clone(), by: recording.info.by.clone() };
+        recording.node = Some(node.control_url.clone());
+        recording.told_at = Some(now);
+        let (id, by) = (recording.id.clone(), recording.info.by.clone());
         let control_url = node.control_url.clone();
-        self.outputs.push_back(Output::SfuRecording { room, recording: Some(start), control_url });
+        self.outputs.push_back(Output::SfuRecording { room, id, by, stop: false, control_url });
+    }
+
+    /// A zone the new world file does not have any more: the SFU stops recording its room.
+    pub(super) fn zone_media_removed(&mut self, old_zone_id: &str, recording: Option<Recording>) {
+        if let Some(recording) = recording {
+            let room = format!("{}/{old_zone_id}", self.name);
+            self.tell_sfu_stop(room, recording);
+        }
     }
 
     /// Someone entered `zone` (and, when connected, just got its snapshot): in an
@@ -178,7 +208,8 @@ impl WorldEngine {
     pub(super) fn zone_media_after_reload(&mut self) {
         for index in 0..self.zones.len() {
             let zone = ZoneIndex(index as u16);
-            if self.zones[index].recording.is_some() && !self.recording_allowed(zone) {
+            let state = &self.zones[index];
+            if state.recording.is_some() && (!self.recording_allowed(zone) || state.members.is_empty()) {
                 self.stop_recording(zone);
             }
             let state = &mut self.zones[index];

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use isoplane_service::tasks::Tasks;
 
 use crate::auth::{SfuControlClaims, TokenKey};
-use crate::engine::{Mute, SfuRecordingStart};
+use crate::engine::Mute;
 use crate::protocol::AvatarId;
 
 /// How long a control token lives: one request.
@@ -51,20 +51,21 @@ impl SfuControl {
         self.send(request, format!("mute {user} in {room}"));
     }
 
-    /// Starts recording `room` (`Some`) or stops it, in the background. A failure is
-    /// logged: the people inside were told recording started, so the SFU's refusal is
-    /// an operator's matter (its logs say why: no store configured, say).
-    pub fn set_recording(&self, base: &str, room: &str, recording: Option<&SfuRecordingStart>) {
+    /// Starts or renews recording `room` as `id` (`started_by` given), or stops that
+    /// recording, in the background. A failure is logged (the SFU's logs say why: no
+    /// store configured, say); the next renewal tries again.
+    pub fn set_recording(&self, base: &str, room: &str, id: &str, started_by: Option<&str>) {
         let base = base.trim_end_matches('/');
         let url = format!("{base}/v1/rooms/{}/recording", encode_segment(room));
-        let request = match recording {
-            Some(start) => {
-                let body = serde_json::json!({"id": start.id, "started_by": start.by}).to_string();
+        let request = match started_by {
+            Some(by) => {
+                let body = serde_json::json!({"id": id, "started_by": by}).to_string();
                 self.client.put(url).header("content-type", "application/json").body(body)
             }
-            None => self.client.delete(url),
+            // The ID: a stop that arrives late never ends a newer recording.
+            None => self.client.delete(format!("{url}?id={}", encode_segment(id))),
         };
-        let what = if recording.is_some() { "start recording" } else { "stop recording" };
+        let what = if started_by.is_some() { "record" } else { "stop recording" };
         self.send(request, format!("{what} {room}"));
     }
 

@@ -411,9 +411,9 @@ fn route(
                     sfu.set_mute(&control_url, &room, &user, mute);
                 }
             }
-            Output::SfuRecording { room, recording, control_url } => {
+            Output::SfuRecording { room, id, by, stop, control_url } => {
                 if let Some(sfu) = sfu {
-                    sfu.set_recording(&control_url, &room, recording.as_ref());
+                    sfu.set_recording(&control_url, &room, &id, (!stop).then_some(by.as_str()));
                 }
             }
             Output::StoreChat { message } => chat.store(message),

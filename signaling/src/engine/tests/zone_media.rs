@@ -1,7 +1,7 @@
 //! Recording and end-to-end encrypted zones, on the virtual clock.
 
 use super::*;
-use crate::engine::SfuRecordingStart;
+use crate::engine::RECORDING_RENEWAL;
 use crate::protocol::{MediaPlan, RecordingInfo};
 use base64::Engine as _;
 
@@ -59,11 +59,22 @@ fn refusals(outputs: &[Output], conn: ConnId) -> Vec<String> {
         .collect()
 }
 
-fn sfu_recordings(outputs: &[Output]) -> Vec<(String, Option<SfuRecordingStart>)> {
+/// What the SFU was told: (room, who started it) to record, (room, None) to stop.
+fn sfu_recordings(outputs: &[Output]) -> Vec<(String, Option<String>)> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::SfuRecording { room, recording, .. } => Some((room.clone(), recording.clone())),
+            Output::SfuRecording { room, by, stop, .. } => Some((room.clone(), (!stop).then(|| by.clone()))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn recording_ids(outputs: &[Output]) -> Vec<String> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::SfuRecording { id, .. } => Some(id.clone()),
             _ => None,
         })
         .collect()
@@ -174,11 +185,14 @@ fn a_recording_puts_the_zone_on_the_sfu_tells_everyone_and_ends_when_the_last_on
     h.advance(100);
     let out = h.outputs();
     assert_eq!(last_plan(&out, 1).unwrap().topology, Topology::Sfu, "a recording needs the SFU");
-    let started = sfu_recordings(&out);
-    assert_eq!(started.len(), 1);
-    assert_eq!(started[0].0, "test/room");
-    let start = started[0].1.clone().unwrap();
-    assert_eq!(start.by, "ADA");
+    assert_eq!(sfu_recordings(&out), [("test/room".to_owned(), Some("ADA".to_owned()))]);
+    let id = recording_ids(&out);
+
+    // The SFU is told again every renewal while it goes on, under the same ID.
+    h.advance(RECORDING_RENEWAL.as_millis() as u64 + 100);
+    let out = h.outputs();
+    assert_eq!(sfu_recordings(&out), [("test/room".to_owned(), Some("ADA".to_owned()))]);
+    assert_eq!(recording_ids(&out), id);
 
     // Someone walking in is told in the snapshot, before its media plan.
     h.join(3, "cy");
@@ -197,12 +211,31 @@ fn a_recording_puts_the_zone_on_the_sfu_tells_everyone_and_ends_when_the_last_on
         .expect("a plan for the room");
     assert!(told < plan);
 
-    // Everyone leaves: the SFU is told to stop.
+    // Everyone leaves: the SFU is told to stop that recording.
     for conn in [1, 2, 3] {
         h.engine.leave(h.now, conn);
     }
     let out = h.outputs();
     assert_eq!(sfu_recordings(&out), [("test/room".to_owned(), None)]);
+    assert_eq!(recording_ids(&out), id);
+    h.advance(RECORDING_RENEWAL.as_millis() as u64 * 3);
+    assert!(sfu_recordings(&h.outputs()).is_empty(), "nothing renews a stopped recording");
+}
+
+#[test]
+fn a_reload_that_removes_or_empties_a_recorded_zone_stops_its_recording() {
+    let mut h = Harness::with_world(recordable(), true);
+    h.join(1, "ada");
+    into_the_room(&mut h, 1, 7.5);
+    h.engine.set_recording(h.now, 1, true);
+    h.advance(100);
+    assert_eq!(sfu_recordings(&h.outputs()).len(), 1);
+    // The new file has no meeting room: Ada is placed in the lobby, the SFU stops.
+    let mut json = test_world_json();
+    json["zones"].as_array_mut().unwrap().remove(0);
+    let world_ref = WorldRef { name: "test".into(), version: "sha256-y".into(), url: "/v1/worlds/test".into() };
+    h.engine.replace_world(h.now, Arc::new(World::from_json(&json.to_string()).unwrap()), world_ref);
+    assert_eq!(sfu_recordings(&h.outputs()), [("test/room".to_owned(), None)]);
 }
 
 #[test]
