@@ -35,7 +35,7 @@ fn demo_describes_the_built_in_world() {
 fn the_demo_world_validates_with_its_assets() {
     let out = isoplane(&["world", "validate", "worlds/demo/world.json", "--assets", "worlds/demo/assets"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("valid world \"Isoplane demo office\", 24×16 isometric tiles, 6 zones"));
+    assert!(text(&out.stdout).contains("valid world \"Isoplane demo office\", 24×16 isometric tiles, 7 zones"));
 }
 
 #[test]

@@ -23,6 +23,7 @@ use crate::protocol::{
     ServerMessage,
 };
 use crate::recording::session::valid_id;
+use crate::room::RecordingRefused;
 use crate::room::Who;
 use crate::worker::{CLIENT_QUEUE, Command, Shared};
 
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rooms/{room}/avatars/{avatar}", delete(remove_avatar))
         .route("/v1/rooms/{room}/recording", put(start_recording).delete(stop_recording))
         .route("/v1/rooms/{room}/ingest", post(crate::ingest::ingest))
+        .route("/v1/rooms/{room}/ingest/{avatar}", put(crate::ingest::renew))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -110,7 +112,7 @@ async fn run_session(state: AppState, mut socket: WebSocket) {
     let worker = state.shared.worker_for_room(&claims.room);
     let (link, mut messages) = mpsc::channel(CLIENT_QUEUE);
     let (reply, joined) = oneshot::channel();
-    if state.shared.workers[worker].send(Command::Join { claims, link, reply }).await.is_err() {
+    if state.shared.workers[worker].send(Command::Join { claims, ingest: false, link, reply }).await.is_err() {
         send(&mut socket, &refusal(ErrorCode::Overloaded, "the SFU is shutting down")).await;
         return;
     }
@@ -327,10 +329,13 @@ async fn start_recording(
     }
     let unix_ms =
         i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(i64::MAX);
-    let RecordingStart { id, started_by } = start;
-    let command = |reply| Command::StartRecording { room, id, started_by, unix_ms, reply };
+    let RecordingStart { id, started_by, renew } = start;
+    let command = |reply| Command::StartRecording { room, id, started_by, renew, unix_ms, reply };
     match ask(&state, worker, command).await? {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(RecordingRefused::NotRecording) => {
+            Err(api_error(StatusCode::NOT_FOUND, "not_recording", "that recording is not going on here"))
+        }
         Err(refused) => Err(api_error(StatusCode::CONFLICT, "recording_refused", &refused.to_string())),
     }
 }

@@ -10,6 +10,11 @@
 //! the room, 503 when the room is full or the SFU is stopping. The session ends like any
 //! other: `DELETE /v1/rooms/{room}/avatars/{avatar}`, or its connection lost.
 //!
+//! Signaling renews the session every 2 s while the stream is on its stage (`PUT
+//! /v1/rooms/{room}/ingest/{avatar}`: 204 connected, 409 not connected yet, 404 gone):
+//! a session not renewed for 20 s (signaling restarted, or ended the stream and its
+//! revocation was lost) ends, as does one that never connected within 20 s.
+//!
 //! The broadcaster has no message channel (WHIP has none after the answer): what the
 //! room would tell it (other people's tracks, speakers) is dropped, and it publishes only.
 
@@ -71,7 +76,7 @@ pub(crate) async fn ingest(
     let to_worker = &state.shared.workers[worker];
     let (link, mut messages) = mpsc::channel(CLIENT_QUEUE);
     let (reply, joined) = oneshot::channel();
-    to_worker.send(Command::Join { claims, link, reply }).await.map_err(|_| unavailable())?;
+    to_worker.send(Command::Join { claims, ingest: true, link, reply }).await.map_err(|_| unavailable())?;
     let participant = match joined.await.map_err(|_| unavailable())? {
         Ok(participant) => participant,
         Err((ErrorCode::NotAllowed, message)) => return Err(refused(StatusCode::CONFLICT, "avatar_taken", &message)),
@@ -106,5 +111,25 @@ pub(crate) async fn ingest(
             };
             Err(refused(StatusCode::BAD_REQUEST, "bad_offer", &format!("the offer was refused: {why}")))
         }
+    }
+}
+
+/// `PUT /v1/rooms/{room}/ingest/{avatar}`: signaling renews a broadcaster's session.
+pub(crate) async fn renew(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, avatar)): Path<(String, AvatarId)>,
+) -> Result<StatusCode, HttpError> {
+    let worker = room_worker(&state, &headers, &room)?;
+    let (reply, answer) = oneshot::channel();
+    let unavailable = || HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the SFU is shutting down");
+    let command = Command::RenewIngest { room, avatar, reply };
+    state.shared.workers[worker].send(command).await.map_err(|_| unavailable())?;
+    match answer.await.map_err(|_| unavailable())? {
+        Some(true) => Ok(StatusCode::NO_CONTENT),
+        Some(false) => {
+            Err(HttpError::new(StatusCode::CONFLICT, "not_connected", "the broadcaster has not connected (yet)"))
+        }
+        None => Err(HttpError::new(StatusCode::NOT_FOUND, "no_stream", "no such broadcaster in that room")),
     }
 }

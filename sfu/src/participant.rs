@@ -222,6 +222,16 @@ pub struct Participant {
     /// The last total seen per stream (mid, rid, egress?) in str0m's stats.
     pub stat_marks: HashMap<(Mid, Option<Rid>, bool), u64>,
     pub next_timeout: Instant,
+    /// A broadcaster's stream (sfu/src/ingest.rs): when it joined and when signaling last
+    /// said it goes on. It only publishes; nothing is offered to it.
+    pub ingest: Option<IngestLease>,
+}
+
+/// Signaling renews a broadcaster's session while its stream is on the stage.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLease {
+    pub joined: Instant,
+    pub renewed: Instant,
 }
 
 impl Participant {
@@ -261,6 +271,7 @@ impl Participant {
             counters: Counters::default(),
             stat_marks: HashMap::new(),
             next_timeout: now,
+            ingest: None,
         }
     }
 

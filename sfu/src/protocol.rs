@@ -234,4 +234,8 @@ pub struct ApiErrorDetail {
 pub struct RecordingStart {
     pub id: String,
     pub started_by: String,
+    /// Only renew the lease of recording `id`: never start it (it may have ended here,
+    /// and starting it again would write over its files): 404 when it is not going on.
+    #[serde(default)]
+    pub renew: bool,
 }

@@ -86,6 +86,13 @@ const AUDIO_BPS: u64 = 50_000;
 /// keyframe takes a few packets more).
 const LAYER_SILENCE: Duration = Duration::from_millis(400);
 
+/// A broadcaster's session signaling has not renewed for this long ends (it renews every
+/// 2 s).
+const INGEST_LEASE: Duration = Duration::from_secs(20);
+
+/// A broadcaster that has not connected this long after its offer goes.
+const INGEST_CONNECT: Duration = Duration::from_secs(20);
+
 /// A publisher far above the bitrate limit for this long is dropped.
 const SECONDS_OVER_LIMIT: u32 = 3;
 
@@ -388,6 +395,7 @@ impl Room {
         for id in lost {
             self.remove(id, "the connection was lost", out);
         }
+        self.end_lapsed_ingests(now, out);
         for id in abusers {
             tracing::warn!(room = %self.name, participant = id, "dropped a publisher far above the bitrate limit");
             self.remove(id, "sent far more than the bitrate limit", out);
@@ -490,6 +498,39 @@ impl Room {
         }
         for other in self.participant_ids() {
             self.offer_if_needed(other, out);
+        }
+    }
+
+    /// Signaling says the broadcaster `avatar`'s stream goes on: whether it is connected,
+    /// or `None` when there is no such stream here (any more).
+    pub fn renew_ingest(&mut self, now: Instant, avatar: crate::protocol::AvatarId) -> Option<bool> {
+        let participant = self.participants.values_mut().find(|p| p.avatar == avatar && p.ingest.is_some())?;
+        if let Some(lease) = &mut participant.ingest {
+            lease.renewed = now;
+        }
+        Some(participant.connected)
+    }
+
+    /// Broadcasters signaling stopped renewing (it restarted, or lost the stream), and
+    /// those that never connected, go.
+    fn end_lapsed_ingests(&mut self, now: Instant, out: &mut Outbox) {
+        let lapsed: Vec<(ParticipantId, &'static str)> = self
+            .participants
+            .values()
+            .filter_map(|p| {
+                let lease = p.ingest?;
+                if now.saturating_duration_since(lease.renewed) > INGEST_LEASE {
+                    Some((p.id, "the stream was not renewed"))
+                } else if !p.connected && now.saturating_duration_since(lease.joined) > INGEST_CONNECT {
+                    Some((p.id, "the broadcaster never connected"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, reason) in lapsed {
+            tracing::info!(room = %self.name, participant = id, reason, "a broadcaster's session ends");
+            self.remove(id, reason, out);
         }
     }
 
@@ -1046,7 +1087,8 @@ impl Room {
     /// being negotiated.
     fn offer_if_needed(&mut self, id: ParticipantId, out: &mut Outbox) {
         let Some(participant) = self.participants.get_mut(&id) else { return };
-        if !participant.needs_offer() {
+        // A broadcaster has no channel to answer on: it is offered nothing.
+        if !participant.needs_offer() || participant.ingest.is_some() {
             return;
         }
         let mut change = participant.rtc.sdp_api();

@@ -30,9 +30,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Limits;
 use crate::demux;
 use crate::metrics::Metrics;
-use crate::participant::{Candidates, Participant, ParticipantId};
+use crate::participant::{Candidates, IngestLease, Participant, ParticipantId};
 use crate::protocol::{
-    ClientMessage, ErrorCode, ParticipantUpdate, Permissions, RoomSettings, RoomStats, RoomSummary, ServerMessage,
+    AvatarId, ClientMessage, ErrorCode, ParticipantUpdate, Permissions, RoomSettings, RoomStats, RoomSummary,
+    ServerMessage,
 };
 use crate::recording::store::RecordingStore;
 use crate::room::{AdmitError, Outbox, RecordingRefused, Room, Who};
@@ -64,6 +65,8 @@ type TcpFrame = (SocketAddr, SocketAddr, Vec<u8>);
 pub enum Command {
     Join {
         claims: SfuClaims,
+        /// A broadcaster's stream (ingest.rs), not a client.
+        ingest: bool,
         link: mpsc::Sender<ServerMessage>,
         reply: oneshot::Sender<Result<ParticipantId, (ErrorCode, String)>>,
     },
@@ -112,8 +115,17 @@ pub enum Command {
         room: String,
         id: String,
         started_by: String,
+        /// Only renew it: never start it.
+        renew: bool,
         unix_ms: i64,
         reply: oneshot::Sender<Result<(), RecordingRefused>>,
+    },
+    /// Signaling says a broadcaster's stream goes on: `Some(connected)`, or `None` when
+    /// it is not in the room.
+    RenewIngest {
+        room: String,
+        avatar: AvatarId,
+        reply: oneshot::Sender<Option<bool>>,
     },
     /// Stops recording the room (only recording `id`, when given; `id` can never start
     /// afterwards); answers whether it was recorded.
@@ -305,8 +317,8 @@ impl Worker {
     fn on_command(&mut self, command: Command, out: &mut Outbox) {
         let now = Instant::now();
         match command {
-            Command::Join { claims, link, reply } => {
-                let result = self.join(now, claims, link, out);
+            Command::Join { claims, ingest, link, reply } => {
+                let result = self.join(now, claims, ingest, link, out);
                 let _ = reply.send(result);
             }
             Command::Signal { participant, message } => self.on_signal(now, participant, message, out),
@@ -346,9 +358,17 @@ impl Worker {
             Command::Stats { room, reply } => {
                 let _ = reply.send(self.rooms.get(&room).map(Room::stats));
             }
-            Command::StartRecording { room, id, started_by, unix_ms, reply } => {
-                let result = self.start_recording(now, room, &id, &started_by, unix_ms, out);
+            Command::StartRecording { room, id, started_by, renew, unix_ms, reply } => {
+                let recording_it = self.rooms.get(&room).and_then(Room::recording_id) == Some(id.as_str());
+                let result = if renew && !recording_it {
+                    Err(RecordingRefused::NotRecording)
+                } else {
+                    self.start_recording(now, room, &id, &started_by, unix_ms, out)
+                };
                 let _ = reply.send(result);
+            }
+            Command::RenewIngest { room, avatar, reply } => {
+                let _ = reply.send(self.rooms.get_mut(&room).and_then(|r| r.renew_ingest(now, avatar)));
             }
             Command::StopRecording { room, id, reply } => {
                 if let Some(id) = &id {
@@ -415,6 +435,7 @@ impl Worker {
         &mut self,
         now: Instant,
         claims: SfuClaims,
+        ingest: bool,
         link: mpsc::Sender<ServerMessage>,
         out: &mut Outbox,
     ) -> Result<ParticipantId, (ErrorCode, String)> {
@@ -426,6 +447,7 @@ impl Worker {
         // A mute from signaling holds from the first packet, in every room the user enters.
         participant.audio_muted = claims.audio_muted;
         participant.video_muted = claims.video_muted;
+        participant.ingest = ingest.then_some(IngestLease { joined: now, renewed: now });
         let max = self.settings.get(&claims.room).map(|s| self.max_participants(s));
         // The link first, so the room's `joined` message reaches the client.
         self.links.insert(id, link);
@@ -567,6 +589,9 @@ impl Worker {
         for room in self.rooms.values_mut() {
             if room.recording_lapsed(now) {
                 tracing::warn!(room = %room.name, "a recording signaling stopped renewing ends");
+                if let Some(id) = room.recording_id() {
+                    self.stopped_recordings.insert(id.to_owned(), now);
+                }
                 room.stop_recording(now, out);
             }
             recording += i64::from(room.is_recording());

@@ -315,6 +315,13 @@ async fn recording_is_started_and_stopped_by_id_and_refused_where_it_cannot_be()
     assert_eq!(sfu.control(reqwest::Method::PUT, path, start("r1")).await.status(), StatusCode::NO_CONTENT);
     // A renewal of the same recording is no new one.
     assert_eq!(sfu.control(reqwest::Method::PUT, path, start("r1")).await.status(), StatusCode::NO_CONTENT);
+    let renew = |id: &str| Some(serde_json::json!({"id": id, "started_by": "Ada", "renew": true}));
+    assert_eq!(sfu.control(reqwest::Method::PUT, path, renew("r1")).await.status(), StatusCode::NO_CONTENT);
+    // A renewal never starts what is not going on (an SFU that restarted would write over
+    // the recording's files).
+    let other_room = "/v1/rooms/demo%2Fcafe/recording";
+    assert_eq!(sfu.control(reqwest::Method::PUT, other_room, renew("r9")).await.status(), StatusCode::NOT_FOUND);
+    assert!(!store.path().join("recordings/r9").exists());
     // The room is open (empty) while it is recorded.
     assert_eq!(sfu.stats("demo%2Fmeeting").await.participants.len(), 0);
     // A stop of another recording leaves this one alone.

@@ -311,7 +311,8 @@ export class AdminPanel {
       };
       // Recording: as an admin set it here, else as the world file says (never in an
       // end-to-end encrypted zone: the SFU cannot read its media).
-      const recordable = !zone.e2ee;
+      // Encrypted zones cannot be recorded (the SFU cannot read them), silent ones have no media.
+      const recordable = !zone.e2ee && zone.type !== 'silent';
       const recording = recordable && (known?.recording ?? zone.recording === true);
       const allowRecording = (/** @type {boolean} */ allowed) => this.run(
         { action: 'allow_recording', ...where, allowed, reason: this.reason.value.trim() },

@@ -21,8 +21,9 @@ const FINAL_ERRORS = new Set([
   'kicked', 'banned',
 ]);
 /**
- * Final only as the answer to our join (a token for another workspace); once joined, the
- * same code refuses one request (`set_recording`, say) and the session goes on.
+ * Final only as the answer to our join (a token for another workspace): a request the
+ * server refuses once we are in (`set_recording` gets `recording_refused`) never ends
+ * the session, so nothing after `welcome` stops reconnecting for good.
  */
 const FINAL_BEFORE_WELCOME = new Set(['forbidden']);
 

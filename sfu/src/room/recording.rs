@@ -27,6 +27,8 @@ pub enum RecordingRefused {
     EndToEndEncrypted,
     #[error("this recording was stopped: a new one has a new ID")]
     Stopped,
+    #[error("that recording is not going on here")]
+    NotRecording,
 }
 
 /// A recording signaling has not renewed for this long is over: signaling restarted and

@@ -6,6 +6,9 @@
 //!
 //! Invariants:
 //! - At most one stream per stage; it is on the SFU node that serves the stage.
+//! - A stream's avatar ID has the high bit set: no person's ever does, so a stream that
+//!   outlives this engine at the SFU (until its lease there runs out) never shares an ID
+//!   with someone who joins meanwhile.
 
 use std::time::Instant;
 
@@ -22,6 +25,9 @@ pub(super) struct Ingest {
     key: String,
     control_url: String,
 }
+
+/// Streams' avatar IDs: this bit and a counter.
+const INGEST_AVATARS: AvatarId = 1 << 31;
 
 /// Where a broadcaster's stream goes: the shell hands its offer to this SFU room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +53,7 @@ impl WorldEngine {
         }
         match &self.zones[usize::from(index.0)].ingest {
             Some(live) if live.key == key => {
-                self.stop_ingest(key, None);
+                self.stop_ingest(now, key, None);
             }
             Some(_) => return Err("another stream is live on this stage".to_owned()),
             None => {}
@@ -56,8 +62,8 @@ impl WorldEngine {
             return Err("no SFU has room for the stream".to_owned());
         };
         let control_url = node.control_url.clone();
-        let avatar = self.next_avatar;
-        self.next_avatar += 1;
+        self.next_ingest = self.next_ingest.wrapping_add(1) & !INGEST_AVATARS;
+        let avatar = INGEST_AVATARS | self.next_ingest;
         let info = IngestInfo { avatar, name: name.to_owned() };
         let state = &mut self.zones[usize::from(index.0)];
         state.ingest = Some(Ingest { info, key: key.to_owned(), control_url: control_url.clone() });
@@ -69,19 +75,36 @@ impl WorldEngine {
 
     /// Ends the stream live with ingest key `key` (under `avatar`, when given), if one is;
     /// whether one was.
-    pub fn stop_ingest(&mut self, key: &str, avatar: Option<AvatarId>) -> bool {
-        let live = |i: &Ingest| i.key == key && avatar.is_none_or(|a| a == i.info.avatar);
-        let Some(index) = self.zones.iter().position(|z| z.ingest.as_ref().is_some_and(live)) else {
-            return false;
-        };
-        self.end_ingest(ZoneIndex(index as u16));
+    pub fn stop_ingest(&mut self, now: Instant, key: &str, avatar: Option<AvatarId>) -> bool {
+        let Some(zone) = self.ingest_zone(key, avatar) else { return false };
+        self.end_ingest(now, zone);
         true
     }
 
-    fn end_ingest(&mut self, zone: ZoneIndex) {
+    /// Whether the stream of ingest key `key` under `avatar` is still on its stage (the
+    /// shell asks once the SFU took the stream, and while it watches it).
+    pub fn ingest_is_live(&self, key: &str, avatar: AvatarId) -> bool {
+        self.ingest_zone(key, Some(avatar)).is_some()
+    }
+
+    fn ingest_zone(&self, key: &str, avatar: Option<AvatarId>) -> Option<ZoneIndex> {
+        let live = |i: &Ingest| i.key == key && avatar.is_none_or(|a| a == i.info.avatar);
+        let index = self.zones.iter().position(|z| z.ingest.as_ref().is_some_and(live))?;
+        Some(ZoneIndex(index as u16))
+    }
+
+    /// Every stream ends (another node serves this world now).
+    pub(super) fn end_all_ingests(&mut self, now: Instant) {
+        for index in 0..self.zones.len() {
+            self.end_ingest(now, ZoneIndex(index as u16));
+        }
+    }
+
+    fn end_ingest(&mut self, now: Instant, zone: ZoneIndex) {
         let state = &mut self.zones[usize::from(zone.0)];
         let Some(ingest) = state.ingest.take() else { return };
         state.replan = true;
+        self.schedule_tick(now);
         let room = format!("{}/{}", self.name, self.world.zone(zone).id);
         let control_url = ingest.control_url;
         self.outputs.push_back(Output::SfuRevoke { room, avatar: ingest.info.avatar, control_url });
@@ -101,21 +124,21 @@ impl WorldEngine {
     }
 
     /// After a world reload: a stream on a zone that is no longer a stage ends.
-    pub(super) fn ingest_after_reload(&mut self) {
+    pub(super) fn ingest_after_reload(&mut self, now: Instant) {
         for index in 0..self.zones.len() {
             let zone = ZoneIndex(index as u16);
             if self.zones[index].ingest.is_some() && !matches!(self.world.zone(zone).kind, ZoneKind::Stage { .. }) {
-                self.end_ingest(zone);
+                self.end_ingest(now, zone);
             }
         }
     }
 
     /// After the stage's plans: a stream whose SFU node no longer serves the stage ends
     /// (the broadcaster reconnects, to the node that does).
-    pub(super) fn keep_ingest_on(&mut self, zone: ZoneIndex, control_url: Option<&str>) {
+    pub(super) fn keep_ingest_on(&mut self, now: Instant, zone: ZoneIndex, control_url: Option<&str>) {
         let on = self.zones[usize::from(zone.0)].ingest.as_ref().map(|i| i.control_url.as_str());
         if on.is_some() && on != control_url {
-            self.end_ingest(zone);
+            self.end_ingest(now, zone);
         }
     }
 }

@@ -161,7 +161,17 @@ pub enum Output {
     /// The SFU node serving `room` must record it as `id`: start, or go on (the engine
     /// renews a recording every [`RECORDING_RENEWAL`]; the SFU ends one not renewed), or
     /// `stop`.
-    SfuRecording { room: String, id: String, by: String, stop: bool, control_url: String },
+    SfuRecording { room: String, id: String, by: String, change: RecordingChange, control_url: String },
+}
+
+/// What the SFU is told of a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingChange {
+    Start,
+    /// It goes on (the SFU answers whether it still records it: see
+    /// [`WorldEngine::recording_lost`]).
+    Renew,
+    Stop,
 }
 
 /// How often the SFU is told again that a recording goes on: a recording signaling forgot
@@ -281,6 +291,8 @@ pub struct WorldEngine {
     /// Every chat history of the world (chat.rs).
     chat: chat::ChatLog,
     next_avatar: AvatarId,
+    /// Numbers broadcasters' streams (ingest.rs).
+    next_ingest: AvatarId,
     tick: u32,
     next_tick: Option<Instant>,
     /// When the last presence tick was due: later ticks fall on its grid.
@@ -319,6 +331,7 @@ impl WorldEngine {
             knocks: people::Knocks::default(),
             chat: chat::ChatLog::default(),
             next_avatar: 1,
+            next_ingest: rand::random::<u16>().into(),
             tick: 0,
             next_tick: None,
             last_tick_due: None,
@@ -544,7 +557,8 @@ impl WorldEngine {
     }
 
     /// Another node serves this world now: every avatar goes, connected or not.
-    pub fn evacuate(&mut self, _now: Instant) {
+    pub fn evacuate(&mut self, now: Instant) {
+        self.end_all_ingests(now);
         let ids: Vec<AvatarId> = self.avatars.keys().copied().collect();
         for id in ids {
             self.remove_avatar(id);
@@ -976,7 +990,7 @@ impl WorldEngine {
                 None
             };
             self.keep_recording_on(now, zone_index, node.as_ref());
-            self.keep_ingest_on(zone_index, node.as_ref().map(|n| n.control_url.as_str()));
+            self.keep_ingest_on(now, zone_index, node.as_ref().map(|n| n.control_url.as_str()));
             let credentials_due = self.zones[index].members.iter().any(|id| {
                 self.avatars
                     .get(id)

@@ -160,7 +160,7 @@ impl WorldEngine {
                 self.allow_recording(index, allowed, &by);
                 self.zones[usize::from(index.0)].members.len()
             }
-            Moderation::EndIngest { key, avatar } => usize::from(self.stop_ingest(&key, avatar)),
+            Moderation::EndIngest { key, avatar } => usize::from(self.stop_ingest(now, &key, avatar)),
             Moderation::CheckStage { zone } => {
                 let index = self.zone_index(&zone)?;
                 usize::from(matches!(self.world.zone(index).kind, ZoneKind::Stage { .. }))

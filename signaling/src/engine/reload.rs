@@ -87,7 +87,7 @@ impl WorldEngine {
             self.tell_world_changed(id, placed);
         }
         self.zone_media_after_reload();
-        self.ingest_after_reload();
+        self.ingest_after_reload(now);
         self.schedule_tick(now);
     }
 

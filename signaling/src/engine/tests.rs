@@ -1228,6 +1228,7 @@ fn a_full_sfu_node_gets_no_new_rooms_and_with_every_node_full_rooms_stay_peer_to
 
 mod chat;
 mod connectivity;
+mod ingest;
 mod pages;
 mod people;
 mod reload;

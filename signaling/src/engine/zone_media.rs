@@ -22,7 +22,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use isoplane_world_format::{ZoneIndex, ZoneKind};
 
-use super::{ConnId, Output, RECORDING_RENEWAL, SfuEndpoint, WorldEngine};
+use super::{ConnId, Output, RECORDING_RENEWAL, RecordingChange, SfuEndpoint, WorldEngine};
 use crate::auth::Role;
 use crate::protocol::{AvatarId, ErrorCode, RecordingInfo, ServerMessage};
 
@@ -139,7 +139,8 @@ impl WorldEngine {
     fn tell_sfu_stop(&mut self, room: String, recording: Recording) {
         if let Some(control_url) = recording.node {
             let (id, by) = (recording.id, recording.info.by);
-            self.outputs.push_back(Output::SfuRecording { room, id, by, stop: true, control_url });
+            let change = RecordingChange::Stop;
+            self.outputs.push_back(Output::SfuRecording { room, id, by, change, control_url });
         }
     }
 
@@ -172,13 +173,30 @@ impl WorldEngine {
         }
         if !same_node && let Some(old) = recording.node.take() {
             let (id, by) = (std::mem::replace(&mut recording.id, recording_id()), recording.info.by.clone());
-            self.outputs.push_back(Output::SfuRecording { room: room.clone(), id, by, stop: true, control_url: old });
+            let change = RecordingChange::Stop;
+            self.outputs.push_back(Output::SfuRecording { room: room.clone(), id, by, change, control_url: old });
         }
+        let change = if same_node { RecordingChange::Renew } else { RecordingChange::Start };
         recording.node = Some(node.control_url.clone());
         recording.told_at = Some(now);
         let (id, by) = (recording.id.clone(), recording.info.by.clone());
         let control_url = node.control_url.clone();
-        self.outputs.push_back(Output::SfuRecording { room, id, by, stop: false, control_url });
+        self.outputs.push_back(Output::SfuRecording { room, id, by, change, control_url });
+    }
+
+    /// The SFU no longer records `id` (it restarted, or the recording's lease ran out
+    /// there): the zone's recording goes on as a new one (new files), from the next tick.
+    pub fn recording_lost(&mut self, now: Instant, id: &str) {
+        let Some(index) = self.zones.iter().position(|z| z.recording.as_ref().is_some_and(|r| r.id == id)) else {
+            return;
+        };
+        if let Some(recording) = self.zones[index].recording.as_mut() {
+            tracing::warn!(lost = id, "the SFU lost a recording: it goes on as a new one");
+            recording.id = recording_id();
+            recording.node = None;
+            recording.told_at = None;
+        }
+        self.schedule_tick(now);
     }
 
     /// A zone the new world file does not have any more: the SFU stops recording its room.

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use isoplane_service::tasks::Tasks;
 
 use crate::auth::{SfuControlClaims, TokenKey};
-use crate::engine::Mute;
+use tokio::sync::mpsc;
+
+use crate::engine::{Mute, RecordingChange};
 use crate::protocol::AvatarId;
 
 /// How long a control token lives: one request.
@@ -25,11 +27,13 @@ pub struct SfuControl {
     key: TokenKey,
     /// The requests in flight stop with the server.
     tasks: Tasks,
+    /// Where a world hears of recordings the SFU lost.
+    lost: Option<mpsc::UnboundedSender<String>>,
 }
 
 impl SfuControl {
     pub fn new(key: TokenKey, tasks: Tasks) -> SfuControl {
-        SfuControl { client: reqwest::Client::new(), key, tasks }
+        SfuControl { client: reqwest::Client::new(), key, tasks, lost: None }
     }
 
     /// Ends `avatar`'s session in `room`, in the background. A failure is logged: the
@@ -51,22 +55,46 @@ impl SfuControl {
         self.send(request, format!("mute {user} in {room}"));
     }
 
-    /// Starts or renews recording `room` as `id` (`started_by` given), or stops that
-    /// recording, in the background. A failure is logged (the SFU's logs say why: no
-    /// store configured, say); the next renewal tries again.
-    pub fn set_recording(&self, base: &str, room: &str, id: &str, started_by: Option<&str>) {
+    /// Starts, renews or stops recording `room` as `id`, in the background. A failure is
+    /// logged (the SFU's logs say why: no store configured, say); the next renewal tries
+    /// again. A renewal the SFU answers 404 (it no longer records `id`) is reported on
+    /// the world's `lost` channel, when it has one.
+    pub fn set_recording(&self, base: &str, room: &str, id: &str, started_by: &str, change: RecordingChange) {
         let base = base.trim_end_matches('/');
         let url = format!("{base}/v1/rooms/{}/recording", encode_segment(room));
-        let request = match started_by {
-            Some(by) => {
-                let body = serde_json::json!({"id": id, "started_by": by}).to_string();
+        let request = match change {
+            RecordingChange::Start | RecordingChange::Renew => {
+                let renew = change == RecordingChange::Renew;
+                let body = serde_json::json!({"id": id, "started_by": started_by, "renew": renew}).to_string();
                 self.client.put(url).header("content-type", "application/json").body(body)
             }
             // The ID: a stop that arrives late never ends a newer recording.
-            None => self.client.delete(format!("{url}?id={}", encode_segment(id))),
+            RecordingChange::Stop => self.client.delete(format!("{url}?id={}", encode_segment(id))),
         };
-        let what = if started_by.is_some() { "record" } else { "stop recording" };
-        self.send(request, format!("{what} {room}"));
+        let request = request.bearer_auth(self.control_token()).timeout(REQUEST_TIMEOUT);
+        let (room, id, lost) = (room.to_owned(), id.to_owned(), self.lost.clone());
+        self.tasks.spawn_until_shutdown(async move {
+            match request.send().await {
+                Ok(response) if response.status().as_u16() == 404 && change == RecordingChange::Renew => {
+                    if let Some(lost) = lost {
+                        let _ = lost.send(id);
+                    }
+                }
+                Ok(response) if response.status().is_success() || response.status().as_u16() == 404 => {}
+                Ok(response) => {
+                    tracing::warn!(status = %response.status(), room, ?change, "the SFU refused a recording change")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, room, ?change, "cannot reach the SFU's control API about a recording")
+                }
+            }
+        });
+    }
+
+    /// The same calls, with renewals the SFU no longer knows reported on `lost` (by
+    /// recording ID): each world gives its own.
+    pub fn reporting_lost_recordings(&self, lost: mpsc::UnboundedSender<String>) -> SfuControl {
+        SfuControl { lost: Some(lost), ..self.clone() }
     }
 
     /// Hands a broadcaster's SDP offer to the SFU, which makes it a participant of `room`
@@ -100,25 +128,34 @@ impl SfuControl {
         }
     }
 
-    /// Whether `avatar` still has a session in `room` (a broadcaster's stream ends without
-    /// telling anyone but the SFU).
-    pub async fn has_avatar(&self, base: &str, room: &str, avatar: AvatarId) -> Result<bool, String> {
+    /// Renews a broadcaster's session in `room` (the SFU ends one not renewed):
+    /// `Some(connected)`, or `None` when the SFU has no such session (any more).
+    pub async fn renew_ingest(&self, base: &str, room: &str, avatar: AvatarId) -> Result<Option<bool>, String> {
         let base = base.trim_end_matches('/');
-        let url = format!("{base}/v1/rooms/{}", encode_segment(room));
+        let url = format!("{base}/v1/rooms/{}/ingest/{avatar}", encode_segment(room));
         let response = self
             .client
-            .get(url)
+            .put(url)
             .bearer_auth(self.control_token())
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
             .map_err(|e| format!("the SFU does not answer: {e}"))?;
-        if response.status().as_u16() == 404 {
-            return Ok(false);
+        match response.status().as_u16() {
+            204 => Ok(Some(true)),
+            409 => Ok(Some(false)),
+            404 => Ok(None),
+            status => Err(format!("the SFU answered {status}")),
         }
-        let stats = json_of(response).await.map_err(|e| format!("the SFU's room stats: {e}"))?;
-        let participants = stats["participants"].as_array().cloned().unwrap_or_default();
-        Ok(participants.iter().any(|p| p["avatar"].as_u64() == Some(u64::from(avatar))))
+    }
+
+    /// Ends `avatar`'s session in `room` now and says whether the SFU took the request
+    /// (404 included: the session is gone either way).
+    pub async fn revoke_now(&self, base: &str, room: &str, avatar: AvatarId) -> bool {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/v1/rooms/{}/avatars/{avatar}", encode_segment(room));
+        let request = self.client.delete(url).bearer_auth(self.control_token()).timeout(REQUEST_TIMEOUT);
+        request.send().await.is_ok_and(|r| r.status().is_success() || r.status().as_u16() == 404)
     }
 
     fn control_token(&self) -> String {

@@ -10,9 +10,14 @@
 //! - `PATCH` (trickle ICE) is not supported (405): the SFU is ICE-lite and its answer
 //!   carries its candidates; the broadcaster's come with its connectivity checks.
 //!
-//! The stream ends too when the SFU drops its session (the broadcaster went away: looked
-//! at every [`WATCH_INTERVAL`]) and when its key is revoked. In a cluster, the node that
-//! serves the stage's world must take the request (another answers 503 `try_again`).
+//! While the stream is on its stage this node renews its SFU session every
+//! [`WATCH_INTERVAL`] (the SFU ends a session not renewed for 20 s, so a stream never
+//! outlives the signaling that let it in by long). The stream ends when the SFU dropped
+//! it (the broadcaster went away, or never connected), when its key is revoked, when
+//! its world ended it (revocation, the stage's SFU node changed, the world moved to
+//! another node), or when the SFU cannot be reached for a while. In a cluster, the node
+//! that serves (or takes) the stage's world must take the request; another answers 503
+//! `try_again`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,12 +47,16 @@ pub fn key_hash(key: &str) -> String {
     Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The SFU is given up on after this many failed renewals in a row.
+const WATCH_FAILURES: u32 = 5;
+
 /// A stream being published.
 #[derive(Debug, Clone)]
 struct Session {
     world: String,
-    /// The ingest key's ID.
+    /// The ingest key's ID, and its hash (to see it revoked).
     key: String,
+    key_hash: String,
     room: String,
     avatar: u32,
     control_url: String,
@@ -66,6 +75,12 @@ impl Sessions {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id)
     }
 
+    /// Takes the session if it is `key`'s (one lock: no one sees it gone meanwhile).
+    fn take_if_key(&self, id: &str, key: &str) -> Option<Session> {
+        let mut sessions = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sessions.get(id).is_some_and(|s| s.key == key) { sessions.remove(id) } else { None }
+    }
+
     fn contains(&self, id: &str) -> bool {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(id)
     }
@@ -76,17 +91,18 @@ fn refusal(status: StatusCode, code: &'static str, message: &str) -> Response {
 }
 
 /// The ingest key in force that `headers` bear.
-async fn bearer_key(state: &AppState, headers: &HeaderMap) -> Result<isoplane_metadata::IngestKey, Response> {
+async fn bearer_key(state: &AppState, headers: &HeaderMap) -> Result<(isoplane_metadata::IngestKey, String), Response> {
     let unauthorized = || refusal(StatusCode::UNAUTHORIZED, "invalid_key", "send Authorization: Bearer <ingest key>");
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, k)| k))
         .map(str::trim)
         .filter(|key| key.starts_with(KEY_PREFIX) && key.len() <= 200)
         .ok_or_else(unauthorized)?;
-    match state.metadata.ingest_key_by_hash(&key_hash(key)).await {
-        Ok(Some(found)) if found.workspace == state.config.workspace => Ok(found),
+    let hash = key_hash(key);
+    match state.metadata.ingest_key_by_hash(&hash).await {
+        Ok(Some(found)) if found.workspace == state.config.workspace => Ok((found, hash)),
         Ok(_) => Err(refusal(StatusCode::UNAUTHORIZED, "invalid_key", "this ingest key is unknown or revoked")),
         Err(error) => Err(HttpError::internal("reading ingest keys", &error).into_response()),
     }
@@ -94,7 +110,7 @@ async fn bearer_key(state: &AppState, headers: &HeaderMap) -> Result<isoplane_me
 
 /// `POST /v1/whip`.
 pub(super) async fn publish(State(state): State<Arc<AppState>>, headers: HeaderMap, offer: Bytes) -> Response {
-    let key = match bearer_key(&state, &headers).await {
+    let (key, hash) = match bearer_key(&state, &headers).await {
         Ok(key) => key,
         Err(refused) => return refused,
     };
@@ -111,10 +127,17 @@ pub(super) async fn publish(State(state): State<Arc<AppState>>, headers: HeaderM
     let Some(world) = state.worlds.get(&key.world) else {
         return refusal(StatusCode::NOT_FOUND, "unknown_world", "the key's world is not served here");
     };
-    if let Some(cluster) = &state.cluster
-        && !matches!(cluster.remote_owner(&key.world).await, Ok(None))
-    {
-        return refusal(StatusCode::SERVICE_UNAVAILABLE, "try_again", "another node serves this world now");
+    if let Some(cluster) = &state.cluster {
+        match cluster.route(&key.world).await {
+            Ok(super::cluster::Route::Local { acquired }) => {
+                if acquired {
+                    // Taken over just now: the recorded zone settings apply first.
+                    state.metrics.worlds_taken_over.inc();
+                    state.moderator.refresh_zones(&key.world).await;
+                }
+            }
+            _ => return refusal(StatusCode::SERVICE_UNAVAILABLE, "try_again", "another node serves this world now"),
+        }
     }
     let (reply, slot) = oneshot::channel();
     let start =
@@ -139,10 +162,17 @@ pub(super) async fn publish(State(state): State<Arc<AppState>>, headers: HeaderM
             return refusal(StatusCode::BAD_REQUEST, "offer_refused", &why);
         }
     };
+    // Meanwhile the key may have been revoked, or the same key started again: the world
+    // says whether this stream is still the stage's; if not, it never starts.
+    if !is_live(&state, &key.world, &key.id, slot.avatar).await {
+        sfu.revoke_now(&slot.control_url, &slot.room, slot.avatar).await;
+        return refusal(StatusCode::CONFLICT, "stage_unavailable", "the stream was ended while it started");
+    }
     let id = format!("{:032x}", rand::random::<u128>());
     let session = Session {
         world: key.world.clone(),
         key: key.id.clone(),
+        key_hash: hash,
         room: slot.room,
         avatar: slot.avatar,
         control_url: slot.control_url,
@@ -157,22 +187,19 @@ pub(super) async fn publish(State(state): State<Arc<AppState>>, headers: HeaderM
 
 /// `DELETE /v1/whip/{session}`: the broadcaster stops.
 pub(super) async fn stop(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let key = match bearer_key(&state, &headers).await {
+    let (key, _) = match bearer_key(&state, &headers).await {
         Ok(key) => key,
         Err(refused) => return refused,
     };
-    let not_found = || refusal(StatusCode::NOT_FOUND, "no_session", "no stream of this key has this session");
-    match state.sessions.take(&id) {
-        Some(session) if session.key == key.id => {
+    match state.sessions.take_if_key(&id, &key.id) {
+        Some(session) => {
             end(&state, &session.world, &session.key, session.avatar).await;
+            if let Some(sfu) = super::media::sfu_control(&state.config, &state.tasks) {
+                sfu.revoke_now(&session.control_url, &session.room, session.avatar).await;
+            }
             StatusCode::OK.into_response()
         }
-        Some(session) => {
-            // Another key's session: left as it was.
-            state.sessions.insert(id, session);
-            not_found()
-        }
-        None => not_found(),
+        None => refusal(StatusCode::NOT_FOUND, "no_session", "no stream of this key has this session"),
     }
 }
 
@@ -192,26 +219,52 @@ async fn end(state: &AppState, world: &str, key: &str, avatar: u32) {
     }
 }
 
-/// Ends the stream once the SFU no longer has its session (the broadcaster went away,
-/// or the key was revoked); stops watching once the session was ended here.
+/// Whether the world still has this stream on its stage.
+async fn is_live(state: &AppState, world: &str, key: &str, avatar: u32) -> bool {
+    let Some(entry) = state.worlds.get(world) else { return false };
+    let (reply, answer) = oneshot::channel();
+    let ask = WorldCommand::IngestIsLive { key: key.to_owned(), avatar, reply };
+    entry.commands.send(ask).await.is_ok() && answer.await.unwrap_or(false)
+}
+
+/// Keeps the stream's SFU session renewed while it is on its stage; ends it (at the SFU
+/// and in the world) once the SFU dropped it, its key was revoked, the world ended it, or
+/// the SFU cannot be reached; stops once the session was ended here (DELETE).
 async fn watch(state: Arc<AppState>, id: String, session: Session, sfu: super::sfu_control::SfuControl) {
     let mut every = tokio::time::interval(WATCH_INTERVAL);
     every.tick().await;
+    let mut failures = 0;
     loop {
         every.tick().await;
         if !state.sessions.contains(&id) {
             return;
         }
-        match sfu.has_avatar(&session.control_url, &session.room, session.avatar).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(key = session.key, room = session.room, "a broadcaster's stream ended");
-                if state.sessions.take(&id).is_some() {
-                    end(&state, &session.world, &session.key, session.avatar).await;
-                }
-                return;
+        let revoked = matches!(state.metadata.ingest_key_by_hash(&session.key_hash).await, Ok(None));
+        let live = !revoked && is_live(&state, &session.world, &session.key, session.avatar).await;
+        let at_sfu =
+            if live { sfu.renew_ingest(&session.control_url, &session.room, session.avatar).await } else { Ok(None) };
+        let why = match at_sfu {
+            Ok(Some(_)) => {
+                failures = 0;
+                continue;
             }
-            Err(error) => tracing::warn!(%error, room = session.room, "cannot look at a broadcaster's stream"),
+            Ok(None) if revoked => "its key was revoked",
+            Ok(None) if !live => "its world ended it",
+            Ok(None) => "the SFU dropped it",
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%error, room = session.room, "cannot renew a broadcaster's stream");
+                if failures < WATCH_FAILURES {
+                    continue;
+                }
+                "the SFU cannot be reached"
+            }
+        };
+        tracing::info!(key = session.key, room = session.room, why, "a broadcaster's stream ended");
+        if state.sessions.take(&id).is_some() {
+            end(&state, &session.world, &session.key, session.avatar).await;
+            sfu.revoke_now(&session.control_url, &session.room, session.avatar).await;
         }
+        return;
     }
 }

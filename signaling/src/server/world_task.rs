@@ -118,6 +118,12 @@ pub enum WorldCommand {
         action: Moderation,
         reply: oneshot::Sender<Result<usize, ModerationError>>,
     },
+    /// Whether a broadcaster's stream is still on its stage (whip.rs).
+    IngestIsLive {
+        key: String,
+        avatar: crate::protocol::AvatarId,
+        reply: oneshot::Sender<bool>,
+    },
     /// A broadcaster's stream (whip.rs) asks for its slot on a stage.
     StartIngest {
         key: String,
@@ -248,6 +254,8 @@ pub async fn run(
 ) {
     let mut connections = Connections::default();
     let mut reported = Reported::default();
+    let (lost_tx, mut lost) = mpsc::unbounded_channel();
+    let sfu = sfu.map(|sfu| sfu.reporting_lost_recordings(lost_tx));
     loop {
         let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -269,6 +277,7 @@ pub async fn run(
                 Some(command) => handle(&mut engine, &mut connections, command, &metrics),
                 None => break,
             },
+            Some(id) = lost.recv() => engine.recording_lost(Instant::now(), &id),
         }
         route(&mut engine, &mut connections, &metrics, sfu.as_ref(), &chat);
         resync_lagging(&mut engine, &mut connections, &metrics, slow_client);
@@ -309,6 +318,9 @@ fn handle(engine: &mut WorldEngine, connections: &mut Connections, command: Worl
         WorldCommand::SharePage { conn, url } => engine.share_page(conn, url),
         WorldCommand::ProbeSfu { conn } => engine.probe_sfu(now, conn),
         WorldCommand::SetRecording { conn, on } => engine.set_recording(now, conn, on),
+        WorldCommand::IngestIsLive { key, avatar, reply } => {
+            let _ = reply.send(engine.ingest_is_live(&key, avatar));
+        }
         WorldCommand::StartIngest { key, zone, name, reply } => {
             let _ = reply.send(engine.start_ingest(now, &key, &zone, &name));
         }
@@ -411,9 +423,9 @@ fn route(
                     sfu.set_mute(&control_url, &room, &user, mute);
                 }
             }
-            Output::SfuRecording { room, id, by, stop, control_url } => {
+            Output::SfuRecording { room, id, by, change, control_url } => {
                 if let Some(sfu) = sfu {
-                    sfu.set_recording(&control_url, &room, &id, (!stop).then_some(by.as_str()));
+                    sfu.set_recording(&control_url, &room, &id, &by, change);
                 }
             }
             Output::StoreChat { message } => chat.store(message),

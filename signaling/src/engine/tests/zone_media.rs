@@ -1,7 +1,7 @@
 //! Recording and end-to-end encrypted zones, on the virtual clock.
 
 use super::*;
-use crate::engine::RECORDING_RENEWAL;
+use crate::engine::{RECORDING_RENEWAL, RecordingChange};
 use crate::protocol::{MediaPlan, RecordingInfo};
 use base64::Engine as _;
 
@@ -64,7 +64,9 @@ fn sfu_recordings(outputs: &[Output]) -> Vec<(String, Option<String>)> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::SfuRecording { room, by, stop, .. } => Some((room.clone(), (!stop).then(|| by.clone()))),
+            Output::SfuRecording { room, by, change, .. } => {
+                Some((room.clone(), (*change != RecordingChange::Stop).then(|| by.clone())))
+            }
             _ => None,
         })
         .collect()
@@ -193,6 +195,23 @@ fn a_recording_puts_the_zone_on_the_sfu_tells_everyone_and_ends_when_the_last_on
     let out = h.outputs();
     assert_eq!(sfu_recordings(&out), [("test/room".to_owned(), Some("ADA".to_owned()))]);
     assert_eq!(recording_ids(&out), id);
+    assert!(matches!(
+        out.iter().find(|o| matches!(o, Output::SfuRecording { .. })),
+        Some(Output::SfuRecording { change: RecordingChange::Renew, .. })
+    ));
+
+    // The SFU lost it (it restarted): it goes on as a new recording, started anew.
+    h.engine.recording_lost(h.now, &id[0]);
+    h.advance(100);
+    let out = h.outputs();
+    let restarted = recording_ids(&out);
+    assert_eq!(restarted.len(), 1);
+    assert_ne!(restarted, id);
+    assert!(matches!(
+        out.iter().find(|o| matches!(o, Output::SfuRecording { .. })),
+        Some(Output::SfuRecording { change: RecordingChange::Start, .. })
+    ));
+    let id = restarted;
 
     // Someone walking in is told in the snapshot, before its media plan.
     h.join(3, "cy");

@@ -371,12 +371,17 @@ impl Moderator {
     /// A new ingest key for a stage zone; the answer carries the key, the records only its
     /// hash.
     async fn create_ingest_key(&self, actor: &Actor, world: &str, zone: &str, name: &str, now: i64) -> Outcome {
+        if !(1..=64).contains(&name.chars().count()) {
+            return Err(invalid("name the stream in 1 to 64 characters: listeners see it"));
+        }
         let stage = self.in_world(world, Moderation::CheckStage { zone: zone.to_owned() }).await?;
         if stage == 0 {
             return Err(invalid("ingest keys are for stage zones: the stream appears to its audience"));
         }
         let id = format!("{:016x}", rand::random::<u64>());
-        let key = format!("{}{id}.{:064x}", crate::server::whip::KEY_PREFIX, rand::random::<u128>());
+        // 256 random bits after the ID.
+        let secret = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+        let key = format!("{}{id}.{secret}", crate::server::whip::KEY_PREFIX);
         let record = IngestKey {
             workspace: self.workspace.clone(),
             id: id.clone(),
@@ -388,7 +393,8 @@ impl Moderator {
             revoked_at: None,
         };
         self.metadata.create_ingest_key(&record, &crate::server::whip::key_hash(&key)).await.map_err(database)?;
-        Ok(Done::new(AdminReply::IngestKeyCreated { id, key }, format!("for {world}/{zone}")))
+        let detail = format!("key {id} for {world}/{zone}");
+        Ok(Done::new(AdminReply::IngestKeyCreated { id, key }, detail))
     }
 
     /// Revokes a key; a stream live with it ends.
