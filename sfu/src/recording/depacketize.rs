@@ -475,15 +475,7 @@ impl Vp8Descriptor {
         let extension = *payload.get(1)?;
         let mut index = 2;
         if extension & 0x80 != 0 {
-            let high = *payload.get(index)?;
-            if high & 0x80 != 0 {
-                let low = *payload.get(index + 1)?;
-                descriptor.picture_id = Some(u16::from(high & 0x7F) << 8 | u16::from(low));
-                index += 2;
-            } else {
-                descriptor.picture_id = Some(u16::from(high));
-                index += 1;
-            }
+            descriptor.picture_id = Some(read_picture_id(payload, &mut index)?);
         }
         if extension & 0x40 != 0 {
             descriptor.tl0_pic_idx = Some(*payload.get(index)?);
@@ -579,15 +571,7 @@ impl Vp9Descriptor {
         };
         let mut index = 1;
         if first & 0x80 != 0 {
-            let high = *payload.get(index)?;
-            if high & 0x80 != 0 {
-                let low = *payload.get(index + 1)?;
-                descriptor.picture_id = Some(u16::from(high & 0x7F) << 8 | u16::from(low));
-                index += 2;
-            } else {
-                descriptor.picture_id = Some(u16::from(high));
-                index += 1;
-            }
+            descriptor.picture_id = Some(read_picture_id(payload, &mut index)?);
         }
         if first & 0x20 != 0 {
             let byte = *payload.get(index)?;
@@ -725,6 +709,20 @@ impl BitReader<'_> {
             self.position += 1;
         }
         Some(value)
+    }
+}
+
+/// A 7- or 15-bit PictureID at `index` (VP8 and VP9 write it alike: M, the high bit,
+/// says 15 bits), moving `index` past it.
+fn read_picture_id(payload: &[u8], index: &mut usize) -> Option<u16> {
+    let high = *payload.get(*index)?;
+    if high & 0x80 != 0 {
+        let low = *payload.get(*index + 1)?;
+        *index += 2;
+        Some(u16::from(high & 0x7F) << 8 | u16::from(low))
+    } else {
+        *index += 1;
+        Some(u16::from(high))
     }
 }
 

@@ -653,11 +653,18 @@ mod invariants {
         Reload {
             variant: u8,
         },
+        /// Start or stop recording the sender's zone.
+        Record {
+            conn: ConnId,
+            on: bool,
+        },
     }
 
     /// The test world as a builder might change it: 0 as it is; 1 a wall of blocked tiles
-    /// down the lobby (column 4, rows 0-3), the seat moved to (2, 1); 2 without the room, the booth for two; 3 the
-    /// zones in another order, the room for two and the seat twice as wide.
+    /// down the lobby (column 4, rows 0-3), the seat moved to (2, 1), recording allowed in
+    /// the room; 2 without the room, the booth for two, end-to-end encrypted; 3 the zones
+    /// in another order, the room a private one for two, end-to-end encrypted, and the
+    /// seat twice as wide.
     fn reloaded_world(variant: u8) -> Arc<World> {
         let mut file = test_world_json();
         match variant {
@@ -668,16 +675,19 @@ mod invariants {
                     *row = text.into();
                 }
                 file["objects"][0]["area"] = serde_json::json!([{"x": 2, "y": 1}]);
+                file["zones"][0]["recording"] = true.into();
             }
             2 => {
                 file["zones"].as_array_mut().unwrap().retain(|zone| zone["id"] != "room");
                 file["zones"][0]["capacity"] = 2.into();
+                file["zones"][0]["e2ee"] = true.into();
             }
             3 => {
                 let room = file["zones"][0].as_object_mut().unwrap();
                 room.remove("sfu_threshold");
                 room.insert("type".into(), "private".into());
                 room.insert("capacity".into(), 2.into());
+                room.insert("e2ee".into(), true.into());
                 file["zones"].as_array_mut().unwrap().reverse();
                 file["objects"][0]["area"] = serde_json::json!([{"x": 2, "y": 1, "w": 2, "h": 1}]);
             }
@@ -712,6 +722,7 @@ mod invariants {
             2 => (conn.clone(), 0..3u8, 0..6u8).prop_map(|(conn, scope, to)| Op::Chat { conn, scope, to }),
             2 => (conn, 0..3u8).prop_map(|(conn, page)| Op::SharePage { conn, page }),
             1 => (0..4u8).prop_map(|variant| Op::Reload { variant }),
+            2 => (1..8u64, any::<bool>()).prop_map(|(conn, on)| Op::Record { conn, on }),
         ]
     }
 
@@ -869,6 +880,7 @@ mod invariants {
                         let world_ref = WorldRef { name: "test".into(), version: format!("v{variant}"), url: "/v1/worlds/test".into() };
                         h.engine.replace_world(h.now, reloaded_world(variant), world_ref);
                     }
+                    Op::Record { conn, on } => h.engine.set_recording(h.now, conn, on),
                 }
                 let outputs = h.outputs();
                 check(&h.engine, &outputs)?;
