@@ -133,7 +133,12 @@ async fn embedded_sfu(
     config: &mut isoplane_signaling::config::Config,
     assets: &isoplane_assets::Config,
 ) -> Option<isoplane_sfu::BoundSfu> {
-    let secret = format!("{:032x}", rand::random::<u128>());
+    // `ISOPLANE_SFU_SECRET`, when set, is shared with signaling as well (an operator's tool
+    // or a test may then call the SFU's control API); else a secret for this run only.
+    let secret = std::env::var("ISOPLANE_SFU_SECRET")
+        .ok()
+        .filter(|secret| secret.len() >= 16)
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
     let mut store = assets.store.clone();
     store.directory = Some(assets.store_directory());
     let built_in = isoplane_sfu::Config {

@@ -9,10 +9,23 @@
 // here with `sfu_threshold` 1 so that two people inside already meet on the SFU.
 
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { assetApi, demoWithItsImages, openClient, screenshot, sfuMetric, until, useIsoplane } from './harness.js';
 
-const live = useIsoplane();
+/** Shared by the all-in-one's signaling and SFU: the test reads the SFU's room stats. */
+const SFU_SECRET = 'e2ee-test-sfu-secret-0123456789';
+const live = useIsoplane({ ISOPLANE_SFU_SECRET: SFU_SECRET });
+
+/** The SFU's own stats of a room, through its control API (an HS256 control token). */
+async function sfuRoomStats(room) {
+  const encode = (part) => Buffer.from(JSON.stringify(part)).toString('base64url');
+  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ scope: 'control', exp: Math.floor(Date.now() / 1000) + 60 })}`;
+  const signature = createHmac('sha256', SFU_SECRET).update(unsigned).digest('base64url');
+  const response = await fetch(`${live.server.sfu}/v1/rooms/${encodeURIComponent(room)}`, { headers: { authorization: `Bearer ${unsigned}.${signature}` } });
+  assert.equal(response.status, 200, await response.clone().text());
+  return response.json();
+}
 
 const ROOM = 'e2ee-room';
 
@@ -113,8 +126,14 @@ test('in an end-to-end encrypted room people see each other through the SFU; wit
   assert.ok(cyGets > 200);
   assert.equal(await sfuMetric(live.server, 'sfu_participants'), 3);
   assert.equal(await cy.evaluate(() => window.isoplane.media.peers.size), 0);
+  // The SFU's own stats say so too: it sent Cy packets it could not read either.
+  const cyId = await cy.evaluate(() => window.isoplane.self);
+  const before = (await sfuRoomStats(`demo/${ROOM}`)).participants.find((p) => p.avatar === cyId);
   // … and not one frame reaches her decoder: each is dropped for want of its key.
   await cy.waitForTimeout(2000);
+  const after = (await sfuRoomStats(`demo/${ROOM}`)).participants.find((p) => p.avatar === cyId);
+  console.log(`the SFU forwarded Cy ${after.packets_out} packets (${after.packets_out - before.packets_out} in 2 s), ${after.received_tracks} tracks`);
+  assert.ok(after.packets_out - before.packets_out > 100, JSON.stringify({ before, after }));
   const seen = await videoIn(cy);
   assert.ok(seen.packets > cyGets, 'packets keep coming');
   assert.equal(seen.frames, 0, 'no frame decoded without the key');
