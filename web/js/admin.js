@@ -1,4 +1,5 @@
-// The admin panel: people, zones, notices and the audit log, for workspace admins.
+// The admin panel: people, zones, broadcasters' ingest keys, notices and the audit log,
+// for workspace admins.
 //
 // Each button sends one admin command over the connection (docs/moderation.md) and shows
 // the server's answer here. The server checks and audits every command, so the panel is
@@ -29,9 +30,14 @@ import { STATUS_LABELS } from './status.js';
  * @typedef {{people: Person[]}} PeopleReply `list_people`
  * @typedef {{zones: ZoneSetting[]}} ZonesReply `list_zones`
  * @typedef {{entries: AuditEntry[]}} AuditReply `list_audit`
+ * @typedef {{workspace: string, id: string, world: string, zone: string, name: string, created_by: string,
+ *   created_at: number, revoked_at: number | null}} IngestKey a WHIP broadcaster's key (docs/ingest.md), without the key itself
+ * @typedef {{ingest_keys: IngestKey[]}} IngestKeysReply `list_ingest_keys`: newest first, revoked ones too
+ * @typedef {{id: string, key: string}} IngestKeyCreatedReply `create_ingest_key`: the key is in this answer only
+ * @typedef {{revoked: string, ended: boolean}} IngestKeyRevokedReply `revoke_ingest_key`
  * @typedef {{locked: boolean, capacity: number | null, inside: number | null, recording?: boolean}} ZoneState
  *   `recording`: whether recording is allowed, when the server said or we set it
- * @typedef {'people' | 'zones' | 'notice' | 'audit'} Tab
+ * @typedef {'people' | 'zones' | 'broadcast' | 'notice' | 'audit'} Tab
  * @typedef {{world: import('./world.js').WorldFile | null, worldName: string, user: string}} Context
  */
 
@@ -39,7 +45,7 @@ import { STATUS_LABELS } from './status.js';
 const REFRESH_MS = 3000;
 const AUDIT_PAGE = 50;
 const BAN_DURATIONS = [['', 'until lifted'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['2592000', '30 days']];
-const TABS = /** @type {[Tab, string][]} */ ([['people', 'People'], ['zones', 'Zones'], ['notice', 'Notice'], ['audit', 'Audit log']]);
+const TABS = /** @type {[Tab, string][]} */ ([['people', 'People'], ['zones', 'Zones'], ['broadcast', 'Broadcast'], ['notice', 'Notice'], ['audit', 'Audit log']]);
 
 /** @param {number} seconds since the Unix epoch */
 function formatTime(seconds) {
@@ -72,6 +78,14 @@ export class AdminPanel {
     /** @type {AuditEntry[]} */
     this.audit = [];
     this.auditMore = false;
+    /** The workspace's ingest keys, as last listed. @type {IngestKey[]} */
+    this.ingestKeys = [];
+    /** The new key's form, kept across renders. */
+    this.ingestDraft = { zone: '', name: '' };
+    /** The key just made, shown until dismissed or the panel closes: nobody can read it back. @type {{id: string, key: string, name: string} | null} */
+    this.createdKey = null;
+    /** The ID of the key whose revocation awaits confirmation. */
+    this.revoking = '';
     /** The user whose ban form is open. */
     this.banning = '';
     /** The spawn point picked for each user's move. @type {Map<string, string>} */
@@ -115,7 +129,13 @@ export class AdminPanel {
     this.toggle.setAttribute('aria-expanded', String(this.open));
     clearInterval(this.timer);
     this.timer = 0;
-    if (!this.open) return;
+    if (!this.open) {
+      // A new key is shown once: it does not outlive the panel.
+      this.createdKey = null;
+      this.revoking = '';
+      if (this.tab === 'broadcast') this.render();
+      return;
+    }
     this.timer = setInterval(() => this.refreshPeople(), REFRESH_MS);
     this.show(this.tab);
   }
@@ -128,6 +148,18 @@ export class AdminPanel {
     if (tab === 'people') this.refreshPeople();
     if (tab === 'audit') this.loadAudit(false);
     if (tab === 'zones') this.loadZones();
+    if (tab === 'broadcast') this.loadIngestKeys();
+  }
+
+  /** Every ingest key of the workspace, revoked ones too. */
+  async loadIngestKeys() {
+    const result = await this.connection.admin({ action: 'list_ingest_keys' });
+    if (!result.ok) {
+      this.setResult(false, `${result.error.code}: ${result.error.message}`);
+      return;
+    }
+    this.ingestKeys = /** @type {IngestKeysReply} */ (result.data).ingest_keys ?? [];
+    if (this.tab === 'broadcast') this.render();
   }
 
   /** The locks and capacities recorded for this world's zones. */
@@ -207,7 +239,10 @@ export class AdminPanel {
   }
 
   render() {
-    const sections = { people: () => this.renderPeople(), zones: () => this.renderZones(), notice: () => this.renderNotice(), audit: () => this.renderAudit() };
+    const sections = {
+      people: () => this.renderPeople(), zones: () => this.renderZones(), broadcast: () => this.renderBroadcast(),
+      notice: () => this.renderNotice(), audit: () => this.renderAudit(),
+    };
     this.body.replaceChildren(sections[this.tab]());
   }
 
@@ -357,6 +392,119 @@ export class AdminPanel {
     return h('section', { 'data-section': 'zones' },
       h('div', { class: 'bar' }, h('span', {}, `Zones of ${world.name}`), h('label', {}, 'End meeting sends people to ', spawn)),
       h('table', {}, h('tbody', {}, ...rows)));
+  }
+
+  renderBroadcast() {
+    const { world, worldName } = this.context();
+    const stages = world ? [world.default_zone, ...world.zones].filter((z) => z.type === 'stage') : [];
+    if (!stages.some((z) => z.id === this.ingestDraft.zone)) this.ingestDraft.zone = stages[0]?.id ?? '';
+    let form;
+    if (!world) {
+      form = h('p', { class: 'empty' }, 'The world is still loading.');
+    } else if (!stages.length) {
+      form = h('p', { class: 'empty' }, `${world.name} has no stage: ingest keys are for stage zones only.`);
+    } else {
+      const stage = h('select', { id: 'admin-ingest-stage', onchange: () => { this.ingestDraft.zone = stage.value; } },
+        ...stages.map((z) => h('option', { value: z.id }, z.name)));
+      stage.value = this.ingestDraft.zone;
+      const name = h('input', {
+        id: 'admin-ingest-name', type: 'text', maxLength: 100, autocomplete: 'off', placeholder: 'Keynote', value: this.ingestDraft.name,
+        oninput: () => { this.ingestDraft.name = name.value; },
+      });
+      const create = () => {
+        const label = name.value.trim();
+        if (!label) return this.setResult(false, 'Name the stream first: listeners see it under that name.');
+        const zone = stages.find((z) => z.id === stage.value);
+        if (!zone) return;
+        this.run({ action: 'create_ingest_key', world: worldName, zone: zone.id, name: label, ...this.takeReason() },
+          (/** @type {IngestKeyCreatedReply} */ d) => {
+            this.createdKey = { id: d.id, key: d.key, name: label };
+            this.ingestDraft.name = '';
+            this.revoking = '';
+            this.loadIngestKeys();
+            if (this.tab === 'broadcast') this.render();
+            return `Made a key for ${label} on ${zone.name}: copy it now`;
+          });
+      };
+      form = h('div', { class: 'bar ingest-form' },
+        h('label', { for: 'admin-ingest-stage' }, 'Stage ', stage),
+        h('label', { for: 'admin-ingest-name', title: 'What listeners see the stream as' }, 'Name ', name),
+        h('button', { type: 'button', 'data-action': 'create-ingest-key', onclick: create }, 'Make key'));
+    }
+    return h('section', { 'data-section': 'broadcast' },
+      h('div', { class: 'bar' }, h('span', {}, 'Ingest keys let a WHIP broadcaster (OBS) stream to a stage.'),
+        h('button', { type: 'button', onclick: () => this.loadIngestKeys() }, 'Refresh')),
+      form,
+      this.createdKey ? this.renderCreatedKey(this.createdKey) : null,
+      this.renderIngestKeys());
+  }
+
+  /** The key just made, to copy; the server never shows it again. @param {{id: string, key: string, name: string}} created */
+  renderCreatedKey(created) {
+    const server = `${location.origin}/v1/whip`;
+    const field = h('input', {
+      id: 'admin-ingest-key', type: 'text', readOnly: true, value: created.key, spellcheck: false, autocomplete: 'off',
+      'aria-describedby': 'admin-ingest-note', onfocus: () => field.select(),
+    });
+    const copy = async () => {
+      field.focus();
+      field.select();
+      try {
+        await navigator.clipboard.writeText(created.key);
+        this.setResult(true, 'Copied the key');
+      } catch {
+        // No clipboard here (a page not served over HTTPS, or permission refused).
+        this.setResult(false, 'Cannot copy here: the key is selected, copy it with Ctrl+C');
+      }
+    };
+    return h('div', { class: 'created-key', 'data-key-id': created.id },
+      h('label', { for: 'admin-ingest-key' }, `Key for ${created.name}`),
+      h('div', { class: 'group' }, field,
+        h('button', { type: 'button', 'data-action': 'copy-ingest-key', onclick: copy }, 'Copy'),
+        h('button', { type: 'button', 'data-action': 'dismiss-ingest-key', title: 'Hide the key: it cannot be shown again', onclick: () => { this.createdKey = null; this.render(); } }, 'Done')),
+      h('p', { id: 'admin-ingest-note', class: 'note' },
+        'Shown once: paste it into OBS (Service: WHIP, Server: ', h('code', {}, server), ', Bearer token: the key)'));
+  }
+
+  renderIngestKeys() {
+    if (!this.ingestKeys.length) return h('p', { class: 'empty' }, 'No ingest keys yet.');
+    const rows = this.ingestKeys.map((k) => {
+      const revoked = k.revoked_at !== null && k.revoked_at !== undefined;
+      const confirming = !revoked && this.revoking === k.id;
+      const revoke = () => {
+        this.revoking = '';
+        this.run({ action: 'revoke_ingest_key', id: k.id, ...this.takeReason() }, (/** @type {IngestKeyRevokedReply} */ d) => {
+          if (this.createdKey?.id === k.id) this.createdKey = null;
+          this.loadIngestKeys();
+          return d.ended ? `Revoked the key for ${k.name}: its stream ended` : `Revoked the key for ${k.name}`;
+        });
+      };
+      return h('tr', { 'data-ingest-key': k.id, class: revoked ? 'revoked' : '' },
+        h('td', {},
+          h('strong', {}, k.name), ' ',
+          revoked
+            ? h('span', { class: 'tag', 'data-state': 'revoked' }, 'revoked')
+            : h('span', { class: 'tag', 'data-state': 'in-force' }, 'in force'),
+          h('div', { class: 'sub' }, h('code', { title: 'key ID' }, k.id))),
+        h('td', {}, `${k.world} · ${this.zoneName(k.world, k.zone)}`),
+        h('td', { class: 'time' },
+          formatTime(k.created_at), h('div', { class: 'sub', title: k.created_by }, `by ${this.nameOf(k.created_by)}`),
+          revoked ? h('div', { class: 'sub' }, `revoked ${formatTime(/** @type {number} */ (k.revoked_at))}`) : null),
+        h('td', { class: 'actions' },
+          revoked ? null : h('button', {
+            type: 'button', class: 'danger', 'data-action': 'revoke-ingest-key', 'aria-label': `Revoke the key for ${k.name}…`,
+            'aria-expanded': String(confirming), title: 'Ends its stream, if live; the key is refused from then on',
+            onclick: () => { this.revoking = confirming ? '' : k.id; this.render(); },
+          }, 'Revoke…'),
+          confirming
+            ? h('div', { class: 'line' },
+              h('button', { type: 'button', class: 'danger', 'data-action': 'confirm-revoke', 'aria-label': `Revoke the key for ${k.name} for good`, onclick: revoke }, 'Revoke'),
+              h('button', { type: 'button', onclick: () => { this.revoking = ''; this.render(); } }, 'Cancel'))
+            : null));
+    });
+    return h('table', { class: 'ingest-keys' },
+      h('thead', {}, h('tr', {}, ...['Key', 'Stage', 'Made', 'Actions'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, ...rows));
   }
 
   renderNotice() {

@@ -1,8 +1,8 @@
 // A broadcaster publishes to the demo world's stage over WHIP (RFC 9725) with an ingest
-// key an admin made: a Rust WHIP client built on webrtc-rs (tests/src/bin/whip_publish.rs)
-// sends VP8 encoded by ffmpeg, and two Chromium listeners in the audience decode it,
-// shown under the key's name. Revoking the key ends the stream, and the key is refused
-// from then on.
+// key an admin made in the admin panel's Broadcast tab: a Rust WHIP client built on
+// webrtc-rs (tests/src/bin/whip_publish.rs) sends VP8 encoded by ffmpeg, and two Chromium
+// listeners in the audience decode it, shown under the key's name. Revoking the key in
+// the panel ends the stream, and the key is refused from then on.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -60,14 +60,47 @@ test('a WHIP broadcaster with an ingest key is seen on the stage by its audience
     body: JSON.stringify({ action: 'create_ingest_key', world: 'demo', zone: 'meeting', name: 'Nope' }),
   });
   assert.equal(refusedKey.status, 400);
-  const { id, key } = await admin({ action: 'create_ingest_key', world: 'demo', zone: 'stage', name: 'Keynote' });
-  assert.match(key, /^isoplane-ingest-/);
+
+  // Ada, an admin, makes the key in the panel: only the world's stages are offered.
+  const ada = await openClient(live.browser, live.server.url, 'Ada', { admin: true });
+  const bob = await openClient(live.browser, live.server.url, 'Bob');
+  const panel = ada.locator('#admin-panel');
+  await ada.locator('#admin-toggle').click();
+  await panel.locator('button[data-tab="broadcast"]').click();
+  await panel.locator('[data-section="broadcast"] p.empty', { hasText: 'No ingest keys yet.' }).waitFor();
+  assert.deepEqual(await ada.locator('#admin-ingest-stage option').evaluateAll((options) => options.map((o) => o.value)), ['stage']);
+  await ada.getByLabel('Name', { exact: true }).fill('Keynote');
+  await panel.locator('button[data-action="create-ingest-key"]').click();
+  await until(ada, () => document.getElementById('admin-result').textContent === 'Made a key for Keynote on Stage: copy it now');
+  const field = ada.getByLabel('Key for Keynote', { exact: true });
+  assert.equal(await field.getAttribute('readonly'), '');
+  const key = await field.inputValue();
+  const id = await panel.locator('.created-key').getAttribute('data-key-id');
+  assert.ok(id && key.startsWith(`isoplane-ingest-${id}.`), key);
+  assert.equal(await ada.locator('#admin-ingest-note').textContent(),
+    `Shown once: paste it into OBS (Service: WHIP, Server: ${live.server.url}/v1/whip, Bearer token: the key)`);
+  await ada.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: live.server.url });
+  await panel.locator('button[data-action="copy-ingest-key"]').click();
+  await until(ada, () => document.getElementById('admin-result').textContent === 'Copied the key');
+  assert.equal(await ada.evaluate(() => navigator.clipboard.readText()), key);
+  await screenshot(ada, 'whip-ingest-key');
+
+  // Listed in the panel (and by the server) without the key itself.
+  const row = panel.locator(`tr[data-ingest-key="${id}"]`);
+  await row.locator('[data-state="in-force"]').waitFor();
+  assert.match(await row.textContent() ?? '', /^Keynote.*demo · Stage/);
   const listed = await admin({ action: 'list_ingest_keys' });
   assert.deepEqual(listed.ingest_keys.map((k) => [k.id, k.zone, k.name, k.revoked_at]), [[id, 'stage', 'Keynote', null]]);
   assert.ok(!JSON.stringify(listed).includes(key), 'listings never show the key');
+  assert.equal(await panel.locator('table.ingest-keys').textContent().then((text) => text?.includes(key)), false);
 
-  const ada = await openClient(live.browser, live.server.url, 'Ada');
-  const bob = await openClient(live.browser, live.server.url, 'Bob');
+  // Shown once: closed and opened again, the panel has the key no more.
+  await ada.locator('#admin-toggle').click();
+  await ada.locator('#admin-toggle').click();
+  await row.waitFor();
+  assert.equal(await ada.locator('#admin-ingest-key').count(), 0);
+  await ada.locator('#admin-toggle').click();
+
   await enter(ada, 'stage');
   await enter(bob, 'stage');
 
@@ -85,9 +118,16 @@ test('a WHIP broadcaster with an ingest key is seen on the stage by its audience
   }
   await screenshot(ada, 'whip-on-stage');
 
-  // Revoked: the stream ends for everyone, and the broadcaster cannot come back with it.
-  const revoked = await admin({ action: 'revoke_ingest_key', id });
-  assert.deepEqual(revoked, { revoked: id, ended: true });
+  // Revoked in the panel: the stream ends for everyone, and the broadcaster cannot come
+  // back with it.
+  await ada.locator('#admin-toggle').click();
+  await row.locator('button[data-action="revoke-ingest-key"]').click();
+  await row.locator('button[data-action="confirm-revoke"]').click();
+  await until(ada, () => document.getElementById('admin-result').textContent === 'Revoked the key for Keynote: its stream ended');
+  await row.locator('[data-state="revoked"]').waitFor();
+  assert.equal(await row.locator('button[data-action="revoke-ingest-key"]').count(), 0);
+  await screenshot(ada, 'whip-ingest-revoked');
+  await ada.locator('#admin-toggle').click();
   for (const page of [ada, bob]) await until(page, () => !window.isoplane.zone.ingest, null, 10000);
   child.kill();
   const again = await broadcast(key, ivf, 5, /^refused/).catch((error) => error);
