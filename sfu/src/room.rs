@@ -93,6 +93,14 @@ const INGEST_LEASE: Duration = Duration::from_secs(20);
 /// A broadcaster that has not connected this long after its offer goes.
 const INGEST_CONNECT: Duration = Duration::from_secs(20);
 
+/// What each subscriber's video stream keeps to answer NACKs: a second of packets (a
+/// NACK comes one round trip after the loss, and a retransmission older than that is a
+/// frozen picture anyway), at most 512 of them, and no resends once they pass 15% of
+/// what is sent.
+const RTX_PACKETS: usize = 512;
+const RTX_AGE: Duration = Duration::from_secs(1);
+const RTX_RATIO_CAP: Option<f32> = Some(0.15);
+
 /// A publisher far above the bitrate limit for this long is dropped.
 const SECONDS_OVER_LIMIT: u32 = 3;
 
@@ -285,6 +293,7 @@ impl Room {
         for mid in opened {
             if let Some(stream) = api.stream_tx_by_mid(mid, None) {
                 stream.set_unpaced(true);
+                stream.set_rtx_cache(RTX_PACKETS, RTX_AGE, RTX_RATIO_CAP);
             }
         }
         participant.received.retain(|r| !matches!(r.state, OutState::NegotiatingStop(_)));

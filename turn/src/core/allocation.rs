@@ -28,6 +28,11 @@ pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AllocationId(pub u64);
 
+/// A map on the packet path keyed by what the relay numbers itself (allocation IDs,
+/// channel numbers within the range, sockets): a fast hash. Maps keyed by addresses a
+/// client chooses keep std's keyed SipHash, which resists collisions made on purpose.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Channel {
     pub peer: SocketAddr,
@@ -109,7 +114,7 @@ pub struct Allocation {
     pub allocate_transaction: TransactionId,
     pub allocate_response: Vec<u8>,
     pub permissions: HashMap<IpAddr, Instant>,
-    pub channels: HashMap<u16, Channel>,
+    pub channels: FastMap<u16, Channel>,
     pub peer_channels: HashMap<SocketAddr, u16>,
     pub to_peer: TokenBucket,
     pub to_client: TokenBucket,
@@ -246,7 +251,7 @@ mod tests {
             allocate_transaction: [0; 12],
             allocate_response: Vec::new(),
             permissions: HashMap::new(),
-            channels: HashMap::new(),
+            channels: FastMap::default(),
             peer_channels: HashMap::new(),
             to_peer: TokenBucket::new(rate, now),
             to_client: TokenBucket::new(rate, now),

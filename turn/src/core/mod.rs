@@ -36,8 +36,8 @@ use crate::proto::attr;
 use crate::proto::channel_data::{ChannelData, MAX_CHANNEL, MIN_CHANNEL};
 use crate::proto::integrity::{LongTermKey, verify_fingerprint};
 use crate::proto::{Class, Message, MessageBuilder, Method, TransactionId};
-pub use allocation::AllocationId;
 use allocation::{Admission, Allocation, Direction, TokenBucket};
+pub use allocation::{AllocationId, FastMap};
 use auth::{Auth, Authenticated, NonceCheck};
 pub use family::Family;
 use family::RelayIps;
@@ -171,7 +171,7 @@ pub struct TurnCore {
     bandwidth: u64,
     start: Instant,
     unix_at_start: u64,
-    allocations: HashMap<AllocationId, Allocation>,
+    allocations: FastMap<AllocationId, Allocation>,
     by_client: HashMap<ClientAddr, AllocationId>,
     pending: HashMap<AllocationId, Pending>,
     pending_by_client: HashMap<ClientAddr, AllocationId>,
@@ -219,7 +219,7 @@ impl TurnCore {
             bandwidth: config.bandwidth_bytes_per_sec,
             start: now,
             unix_at_start: unix_now,
-            allocations: HashMap::new(),
+            allocations: FastMap::default(),
             by_client: HashMap::new(),
             pending: HashMap::new(),
             pending_by_client: HashMap::new(),
@@ -385,7 +385,7 @@ impl TurnCore {
             allocate_transaction: request.transaction_id,
             allocate_response: response.clone(),
             permissions: HashMap::new(),
-            channels: HashMap::new(),
+            channels: FastMap::default(),
             peer_channels: HashMap::new(),
             to_peer: TokenBucket::new(self.bandwidth, now),
             to_client: TokenBucket::new(self.bandwidth, now),

@@ -22,12 +22,11 @@
 use super::relay::{ReservedPorts, bind_relays};
 use super::{LISTENER_BUFFER, MAX_DATAGRAM, bind_std_udp};
 use crate::config::Config;
-use crate::core::{AllocationId, ClientAddr, Family, Ledger, Metrics, Output, Transport, TurnCore};
+use crate::core::{AllocationId, ClientAddr, Family, FastMap, Ledger, Metrics, Output, Transport, TurnCore};
 use isoplane_service::udp_batch::{ReceiveBatch, SendBatch};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -39,6 +38,9 @@ use tokio::sync::oneshot;
 
 /// Datagrams read or sent in one system call.
 const BATCH: usize = 32;
+/// Datagrams read from a relay socket in one call: a peer's datagrams mostly come one at
+/// a time, and each unused slot of a call costs a message header to prepare.
+const RELAY_BATCH: usize = 4;
 /// A thread wakes at least this often, to run its cores' timers.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// How often a thread serving several shards weighs handing one to a new thread.
@@ -161,14 +163,15 @@ impl UdpShards {
                 events: Events::with_capacity(EVENTS),
                 listener,
                 listener_family,
-                relays: HashMap::new(),
-                of_allocation: HashMap::new(),
+                relays: FastMap::default(),
+                of_allocation: FastMap::default(),
                 next_token: FIRST_RELAY,
                 config: config.clone(),
                 reserved: reserved.clone(),
                 inbox,
                 to_clients: Outbox::default(),
                 unfinished: Vec::new(),
+                ready: Vec::new(),
             });
         }
         let threads = Arc::new(Threads::default());
@@ -328,9 +331,9 @@ struct Shard {
     events: Events,
     listener: UdpSocket,
     listener_family: Family,
-    relays: HashMap<Token, Relay>,
+    relays: FastMap<Token, Relay>,
     /// Each allocation's relay sockets: one, or one per family of a dual allocation.
-    of_allocation: HashMap<AllocationId, Vec<Token>>,
+    of_allocation: FastMap<AllocationId, Vec<Token>>,
     next_token: usize,
     config: Config,
     reserved: Arc<ReservedPorts>,
@@ -338,6 +341,8 @@ struct Shard {
     to_clients: Outbox,
     /// Sockets whose last turn ended with datagrams still queued.
     unfinished: Vec<Token>,
+    /// The sockets to read this turn (kept for its capacity).
+    ready: Vec<Token>,
 }
 
 impl Drop for Shard {
@@ -389,13 +394,17 @@ impl Shard {
     /// false once told to stop (everything closed by then).
     fn handle(&mut self, buffers: &mut Buffers) -> bool {
         // Sockets left full last turn raise no new edge: they are read again first.
-        let mut ready = std::mem::take(&mut self.unfinished);
+        // A wait names each socket once; only those left over need checking against it.
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.append(&mut self.unfinished);
+        let left_over = ready.len();
         for token in self.events.iter().map(|event| event.token()) {
-            if !ready.contains(&token) {
+            if !ready[..left_over].contains(&token) {
                 ready.push(token);
             }
         }
-        for token in ready {
+        for &token in &ready {
             match token {
                 WAKER => {
                     if !self.obey(buffers) {
@@ -410,6 +419,7 @@ impl Shard {
                 }
             }
         }
+        self.ready = ready;
         let now = Instant::now();
         if self.core.poll_timeout().is_some_and(|at| at <= now) {
             self.core.handle_timeout(now);
@@ -440,6 +450,10 @@ impl Shard {
     /// Reads the socket under `token` until it is empty, feeding the core each datagram.
     fn read(&mut self, buffers: &mut Buffers, token: Token, source: Source) {
         let mut errors = 0;
+        let limit = match source {
+            Source::Clients => BATCH,
+            Source::Peers(_) => RELAY_BATCH,
+        };
         for _ in 0..READS_PER_TURN {
             let (socket, family) = match token {
                 LISTENER => (&self.listener, self.listener_family),
@@ -448,7 +462,7 @@ impl Shard {
                     None => return,
                 },
             };
-            let count = match buffers.received.read(socket, family == Family::V6) {
+            let count = match buffers.received.read_at_most(socket, family == Family::V6, limit) {
                 Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // ICMP errors (port unreachable) surface here on Linux, once each: they end
@@ -473,7 +487,7 @@ impl Shard {
                 }
             }
             self.carry_out(buffers);
-            if count < BATCH {
+            if count < limit {
                 return;
             }
         }
