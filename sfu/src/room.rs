@@ -93,7 +93,8 @@ const INGEST_LEASE: Duration = Duration::from_secs(20);
 /// A broadcaster that has not connected this long after its offer goes.
 const INGEST_CONNECT: Duration = Duration::from_secs(20);
 
-/// What each subscriber's video stream keeps to answer NACKs: a second of packets (a
+/// What each subscriber's stream keeps to answer NACKs (set on every stream it receives;
+/// only video is sent as retransmittable, so only video fills it): a second of packets (a
 /// NACK comes one round trip after the loss, and a retransmission older than that is a
 /// frozen picture anyway), at most 512 of them, and no resends once they pass 15% of
 /// what is sent.

@@ -12,6 +12,7 @@
 //! bucket.
 
 use super::ClientAddr;
+use super::FastMap;
 use super::family::Family;
 use super::metrics::Refusal;
 use crate::proto::TransactionId;
@@ -27,11 +28,6 @@ pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
 /// A handle the shell uses for an allocation's relay socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AllocationId(pub u64);
-
-/// A map on the packet path keyed by what the relay numbers itself (allocation IDs,
-/// channel numbers within the range, sockets): a fast hash. Maps keyed by addresses a
-/// client chooses keep std's keyed SipHash, which resists collisions made on purpose.
-pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Channel {

@@ -36,8 +36,8 @@ use crate::proto::attr;
 use crate::proto::channel_data::{ChannelData, MAX_CHANNEL, MIN_CHANNEL};
 use crate::proto::integrity::{LongTermKey, verify_fingerprint};
 use crate::proto::{Class, Message, MessageBuilder, Method, TransactionId};
+pub use allocation::AllocationId;
 use allocation::{Admission, Allocation, Direction, TokenBucket};
-pub use allocation::{AllocationId, FastMap};
 use auth::{Auth, Authenticated, NonceCheck};
 pub use family::Family;
 use family::RelayIps;
@@ -50,6 +50,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A map on the packet path keyed by what the relay numbers itself (allocation IDs,
+/// channel numbers within the range, sockets): a fast hash. Maps keyed by addresses a
+/// client chooses keep std's keyed SipHash, which resists collisions made on purpose.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// How often expired permissions and channels are swept while allocations exist.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
