@@ -28,6 +28,16 @@ async fn next_chat(client: &mut Client, what: &str) -> ChatMessage {
     message
 }
 
+/// Waits (up to 10 s) until the server has written message `id` to the database at `url`.
+async fn wait_until_stored(url: &str, id: &str) {
+    let records = isoplane_metadata::Metadata::connect(url, 1).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !records.recent_chat("acme", "test", 0, 200).await.unwrap().iter().any(|message| message.id == id) {
+        assert!(tokio::time::Instant::now() < deadline, "message {id} was never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits for an error with this code.
 async fn error(client: &mut Client, code: ErrorCode) -> String {
     let event = expect_event(
@@ -214,7 +224,8 @@ async fn an_overlong_message_and_a_flood_are_refused_and_the_connection_keeps_wo
 async fn an_admin_mutes_a_chat_and_deletes_a_message_everyone_stops_seeing() {
     let database = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", database.path().join("isoplane.db").display());
-    let server = TestServer::start(move |config| config.database_url = Some(url)).await;
+    let server_url = url.clone();
+    let server = TestServer::start(move |config| config.database_url = Some(server_url)).await;
     let mut zoe = join_admin(&server, "zoe").await;
     let mut ada = server.join("ada").await;
     let mut bob = server.join("bob").await;
@@ -222,6 +233,9 @@ async fn an_admin_mutes_a_chat_and_deletes_a_message_everyone_stops_seeing() {
     ada.send_chat(ChatScope::Zone, None, "buy cheap watches at example.test").await.unwrap();
     let spam = next_chat(&mut bob, "the spam").await;
     next_chat(&mut zoe, "the spam, on the admin's page").await;
+    // Only a stored message's author is known to a deletion (one deleted before its
+    // write says so, with no author): let the write land first.
+    wait_until_stored(&url, &spam.id).await;
     let reply = admin(
         &mut zoe,
         1,
