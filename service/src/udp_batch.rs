@@ -3,15 +3,19 @@
 //! thousands of small datagrams a second; a call per datagram was most of their kernel
 //! time.
 //!
-//! Both types keep their buffers from call to call, so the packet path allocates nothing
-//! per datagram. They hold raw pointers inside (the message headers), so they are made
-//! on the thread that uses them.
+//! Both types keep their buffers from call to call, and a call's I/O slices live on the
+//! stack, so the packet path allocates nothing. They hold raw pointers inside (the
+//! message headers), so they are made on the thread that uses them.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+
+/// Most datagrams in one call (a larger batch asked for is cut to this): each call's I/O
+/// slices are an array of this size on the stack.
+pub const MAX_BATCH: usize = 64;
 
 /// Buffers for reading up to `batch` datagrams in one `recvmmsg` call.
 #[derive(Debug)]
@@ -26,9 +30,10 @@ pub struct ReceiveBatch {
 }
 
 impl ReceiveBatch {
-    /// Room for `batch` datagrams of at most `datagram_size` bytes each; longer ones are
-    /// dropped, not passed on cut.
+    /// Room for `batch` datagrams (at most [`MAX_BATCH`]) of at most `datagram_size`
+    /// bytes each; longer ones are dropped, not passed on cut.
     pub fn new(batch: usize, datagram_size: usize) -> ReceiveBatch {
+        let batch = batch.clamp(1, MAX_BATCH);
         ReceiveBatch {
             buffers: vec![0; batch * datagram_size],
             datagram_size,
@@ -54,14 +59,12 @@ impl ReceiveBatch {
     /// hold one datagram at a time, a small limit saves preparing (in the library) and
     /// walking (in the kernel) message headers that stay unused.
     pub fn read_at_most(&mut self, socket: &impl AsRawFd, ipv6: bool, limit: usize) -> io::Result<usize> {
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
-            .buffers
-            .chunks_mut(self.datagram_size)
-            .take(limit.max(1))
-            .map(|buffer| [IoSliceMut::new(buffer)])
-            .collect();
+        let count = limit.clamp(1, self.capacity());
+        let mut buffers = self.buffers.chunks_mut(self.datagram_size);
+        let mut slices: [[IoSliceMut<'_>; 1]; MAX_BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(buffers.next().unwrap_or_default())]);
         let headers = &mut self.headers[usize::from(ipv6)];
-        let results = recvmmsg(socket.as_raw_fd(), headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
+        let results = recvmmsg(socket.as_raw_fd(), headers, slices[..count].iter_mut(), MsgFlags::MSG_DONTWAIT, None)
             .map_err(io::Error::from)?;
         self.found.clear();
         self.found.extend(results.map(|message| {
@@ -93,12 +96,14 @@ fn socket_addr(address: SockaddrStorage) -> Option<SocketAddr> {
 pub struct SendBatch {
     headers: MultiHeaders<SockaddrStorage>,
     batch: usize,
-    /// The slices and addresses of the call being made, kept for their capacity.
+    /// The addresses of the call being made, kept for their capacity.
     addresses: Vec<Option<SockaddrStorage>>,
 }
 
 impl SendBatch {
+    /// Headers for `batch` datagrams a call (at most [`MAX_BATCH`]).
     pub fn new(batch: usize) -> SendBatch {
+        let batch = batch.clamp(1, MAX_BATCH);
         SendBatch { headers: MultiHeaders::preallocate(batch, None), batch, addresses: Vec::with_capacity(batch) }
     }
 
@@ -115,14 +120,22 @@ impl SendBatch {
         let mut sent_total = 0;
         while start < datagrams.len() {
             let chunk = &datagrams[start..datagrams.len().min(start + self.batch)];
-            let slices: Vec<[IoSlice<'_>; 1]> =
-                chunk.iter().map(|datagram| [IoSlice::new(parts(datagram).1)]).collect();
+            let mut slices = [[IoSlice::new(&[])]; MAX_BATCH];
+            for (slot, datagram) in slices.iter_mut().zip(chunk) {
+                *slot = [IoSlice::new(parts(datagram).1)];
+            }
             self.addresses.clear();
             self.addresses.extend(chunk.iter().map(|datagram| Some(SockaddrStorage::from(parts(datagram).0))));
-            let sent =
-                sendmmsg(socket.as_raw_fd(), &mut self.headers, &slices, &self.addresses, [], MsgFlags::MSG_DONTWAIT)
-                    .map(Iterator::count)
-                    .unwrap_or(0);
+            let sent = sendmmsg(
+                socket.as_raw_fd(),
+                &mut self.headers,
+                &slices[..chunk.len()],
+                &self.addresses,
+                [],
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .map(Iterator::count)
+            .unwrap_or(0);
             sent_total += sent;
             // The datagram after those sent failed: it is dropped and the rest still go.
             start += if sent < chunk.len() { sent + 1 } else { sent };
@@ -176,6 +189,24 @@ mod tests {
         assert_eq!(receive.read_at_most(&receiver, false, 4).unwrap(), 3, "fewer than the limit: the queue is empty");
         let rest: Vec<u8> = receive.datagrams().map(|(d, _)| d[0]).collect();
         assert_eq!(rest, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_most_a_call_takes_is_cut_to_it() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        let count = MAX_BATCH + 6;
+        let datagrams: Vec<(SocketAddr, Vec<u8>)> = (0..count).map(|n| (to, vec![n as u8; 8])).collect();
+        let mut send = SendBatch::new(1000);
+        assert_eq!(send.send(&sender, &datagrams, |(to, data)| (*to, data)), count, "two calls");
+
+        let mut receive = ReceiveBatch::new(1000, 64);
+        assert_eq!(receive.capacity(), MAX_BATCH);
+        assert_eq!(receive.read(&receiver, false).unwrap(), MAX_BATCH);
+        assert_eq!(receive.read_at_most(&receiver, false, 1000).unwrap(), 6, "the rest, in order");
+        let last: Vec<u8> = receive.datagrams().map(|(d, _)| d[0]).collect();
+        assert_eq!(last, (MAX_BATCH..count).map(|n| n as u8).collect::<Vec<u8>>());
     }
 
     #[test]

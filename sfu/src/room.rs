@@ -56,6 +56,27 @@ pub struct Outbox {
     pub store_writes: Vec<StoreWrite>,
 }
 
+impl Outbox {
+    /// Empties the outbox for its next use; its vectors keep their room.
+    pub fn clear(&mut self) {
+        let Outbox { transmits, messages, removed, timeouts, store_writes, .. } = self;
+        transmits.clear();
+        messages.clear();
+        removed.clear();
+        timeouts.clear();
+        store_writes.clear();
+        let emptied = Outbox {
+            transmits: std::mem::take(transmits),
+            messages: std::mem::take(messages),
+            removed: std::mem::take(removed),
+            timeouts: std::mem::take(timeouts),
+            store_writes: std::mem::take(store_writes),
+            ..Outbox::default()
+        };
+        *self = emptied;
+    }
+}
+
 /// Whom a control request names: every session of a user (a moderator's kick), or one
 /// avatar's (signaling, when that avatar's plan no longer includes the room).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +135,9 @@ pub struct Room {
     speakers: Speakers,
     /// Participants with output to drain (each once: `queued_to_drain`).
     dirty: Vec<ParticipantId>,
+    /// The subscribers a packet was just forwarded to, then those of them waiting for a
+    /// keyframe: kept from packet to packet for its capacity (empty in between).
+    forward_targets: Vec<ParticipantId>,
     /// The worker was told this room needs a drive.
     drive_reported: bool,
     last_second: Instant,
@@ -136,6 +160,7 @@ impl Room {
             participants: BTreeMap::new(),
             speakers: Speakers::new(now),
             dirty: Vec::new(),
+            forward_targets: Vec::new(),
             drive_reported: false,
             last_second: now,
             latest: now,
@@ -864,7 +889,8 @@ impl Room {
             ..Default::default()
         };
         let seq_no = *packet.seq_no;
-        let mut subscribers = Vec::new();
+        // The room's own list, kept from packet to packet for its capacity.
+        let mut subscribers = std::mem::take(&mut self.forward_targets);
         // In an encrypted room a subscriber's stream starts at any picture: the publisher
         // is asked for a keyframe, which the SFU cannot see coming.
         let mut opaque_start = false;
@@ -931,22 +957,25 @@ impl Room {
             out.forwarded += 1;
             subscribers.push(*other);
         }
-        for id in subscribers {
+        for id in subscribers.drain(..) {
             self.mark_dirty(id);
         }
+        self.forward_targets = subscribers;
         if opaque_start {
             self.request_keyframe(now, from, mid, rid, out);
         }
         if kind == MediaKind::Video {
-            let waiting: Vec<ParticipantId> = self
-                .participants
-                .iter()
-                .filter(|(_, p)| p.received.iter().any(|r| r.publisher == from && r.wants_keyframe))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in waiting {
+            let mut waiting = std::mem::take(&mut self.forward_targets);
+            waiting.extend(
+                self.participants
+                    .iter()
+                    .filter(|(_, p)| p.received.iter().any(|r| r.publisher == from && r.wants_keyframe))
+                    .map(|(id, _)| *id),
+            );
+            for id in waiting.drain(..) {
                 self.request_wanted_keyframes(now, id, out);
             }
+            self.forward_targets = waiting;
         }
     }
 

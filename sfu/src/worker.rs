@@ -183,7 +183,8 @@ pub struct Worker {
     rooms: HashMap<String, Room>,
     /// Room settings set through the control API before anyone joined.
     settings: HashMap<String, RoomSettings>,
-    participant_rooms: HashMap<ParticipantId, String>,
+    /// Each participant's room (the name shared, so naming a room to drive is no copy).
+    participant_rooms: HashMap<ParticipantId, Arc<str>>,
     links: HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
     ufrags: HashMap<String, ParticipantId>,
     /// Peers' addresses, learnt from their STUN requests: who a datagram is from.
@@ -191,7 +192,7 @@ pub struct Worker {
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     tcp_frames: (mpsc::Sender<TcpFrame>, mpsc::Receiver<TcpFrame>),
     /// Rooms whose sessions wait to be drained at the end of this turn.
-    rooms_to_drive: Vec<String>,
+    rooms_to_drive: Vec<Arc<str>>,
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
     /// This worker's uploader of recording pieces (started with the worker).
     recordings: Option<RecordingStore>,
@@ -244,12 +245,14 @@ impl Worker {
             .map(|store| RecordingStore::start(store, Arc::clone(&self.shared.metrics), &self.shared.uploads));
         let mut received = ReceiveBatch::new(BATCH, MAX_DATAGRAM);
         let socket = self.socket.clone();
+        // One outbox for the worker's life: emptied after each send, its vectors keep
+        // their room, so a turn's output allocates nothing of its own.
+        let mut out = Outbox::default();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
             let sleep_until = next_timer.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-            let mut out = Outbox::default();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -269,15 +272,14 @@ impl Worker {
                 }
             }
             self.drive_rooms(&mut out);
-            self.flush(out);
+            self.flush(&mut out);
         }
-        let mut out = Outbox::default();
         let now = Instant::now();
         for room in self.rooms.values_mut() {
             room.stop_recording(now, &mut out);
             room.close("the SFU is shutting down", &mut out);
         }
-        self.flush(out);
+        self.flush(&mut out);
         if let Some(recordings) = self.recordings.take() {
             recordings.close().await;
         }
@@ -323,7 +325,7 @@ impl Worker {
             }
             Command::Signal { participant, message } => self.on_signal(now, participant, message, out),
             Command::Leave { participant } => {
-                if let Some(room) = self.participant_rooms.get(&participant).and_then(|r| self.rooms.get_mut(r)) {
+                if let Some(room) = self.participant_rooms.get(&participant).and_then(|r| self.rooms.get_mut(&**r)) {
                     room.remove(participant, "left", out);
                 }
             }
@@ -474,7 +476,7 @@ impl Worker {
             }
             return Err(refusal);
         }
-        self.participant_rooms.insert(id, claims.room);
+        self.participant_rooms.insert(id, claims.room.into());
         self.ufrags.insert(ufrag, id);
         self.shared.metrics.participants.inc();
         self.timers.push(Reverse((now, id)));
@@ -507,7 +509,7 @@ impl Worker {
     }
 
     fn on_signal(&mut self, now: Instant, id: ParticipantId, message: ClientMessage, out: &mut Outbox) {
-        let Some(room) = self.participant_rooms.get(&id).and_then(|r| self.rooms.get_mut(r)) else { return };
+        let Some(room) = self.participant_rooms.get(&id).and_then(|r| self.rooms.get_mut(&**r)) else { return };
         match message {
             ClientMessage::Offer { id: offer_id, sdp, sources } => {
                 room.handle_offer(now, id, offer_id, &sdp, sources, out)
@@ -549,10 +551,10 @@ impl Worker {
         let now = Instant::now();
         let input = Input::Receive(now, Receive { proto, source, destination, contents });
         let Some(name) = self.participant_rooms.get(&participant) else { return };
-        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(room) = self.rooms.get_mut(&**name) else { return };
         room.handle_input(now, participant, input, length, out);
         if room.report_drive_needed() {
-            self.rooms_to_drive.push(name.clone());
+            self.rooms_to_drive.push(Arc::clone(name));
         }
     }
 
@@ -560,11 +562,13 @@ impl Worker {
     /// forwarded), once per batch.
     fn drive_rooms(&mut self, out: &mut Outbox) {
         let now = Instant::now();
-        for name in std::mem::take(&mut self.rooms_to_drive) {
-            if let Some(room) = self.rooms.get_mut(&name) {
+        let mut names = std::mem::take(&mut self.rooms_to_drive);
+        for name in names.drain(..) {
+            if let Some(room) = self.rooms.get_mut(&*name) {
                 room.drive(now, out);
             }
         }
+        self.rooms_to_drive = names;
     }
 
     fn on_timers(&mut self, out: &mut Outbox) {
@@ -574,7 +578,7 @@ impl Worker {
                 break;
             }
             self.timers.pop();
-            let Some(room) = self.participant_rooms.get(&id).and_then(|r| self.rooms.get_mut(r)) else { continue };
+            let Some(room) = self.participant_rooms.get(&id).and_then(|r| self.rooms.get_mut(&**r)) else { continue };
             // A stale entry: the session's timeout moved since.
             if room.next_timeout(id).is_some_and(|next| next > now) {
                 continue;
@@ -610,8 +614,8 @@ impl Worker {
         self.recording_rooms = recording;
     }
 
-    /// Sends the rooms' output, and forgets sessions that ended.
-    fn flush(&mut self, out: Outbox) {
+    /// Sends the rooms' output, forgets sessions that ended, and empties `out`.
+    fn flush(&mut self, out: &mut Outbox) {
         let metrics = &self.shared.metrics;
         metrics.forwarded.inc_by(out.forwarded);
         metrics.keyframe_requests.inc_by(out.keyframe_requests);
@@ -627,9 +631,9 @@ impl Worker {
         if let Some(recordings) = &self.recordings
             && !out.store_writes.is_empty()
         {
-            recordings.submit(out.store_writes);
+            recordings.submit(std::mem::take(&mut out.store_writes));
         }
-        let mut transmits = out.transmits;
+        let transmits = &mut out.transmits;
         // ICE-TCP sessions are few: their frames are taken out, and the rest go in batches.
         if transmits.iter().any(|t| t.proto != Protocol::Udp) {
             for transmit in transmits.extract_if(.., |t| t.proto != Protocol::Udp) {
@@ -639,30 +643,31 @@ impl Worker {
             }
         }
         // UDP: a full socket buffer drops a datagram, as the network would.
-        let sent = self.send_batch.send(&*self.socket, &transmits, |t| (t.destination, &t.contents));
+        let sent = self.send_batch.send(&*self.socket, transmits, |t| (t.destination, &t.contents));
         metrics.send_dropped.inc_by((transmits.len() - sent) as u64);
         let mut slow = Vec::new();
-        for (id, message) in out.messages {
+        for (id, message) in out.messages.drain(..) {
             let Some(link) = self.links.get(&id) else { continue };
             if link.try_send(message).is_err() && !out.removed.contains(&id) {
                 slow.push(id);
             }
         }
-        for (id, at) in out.timeouts {
+        for (id, at) in out.timeouts.drain(..) {
             self.timers.push(Reverse((at, id)));
         }
-        for id in out.removed {
+        for id in out.removed.drain(..) {
             self.forget(id);
         }
+        out.clear();
         // A client that cannot keep up with its messages (or went away) is dropped.
         if !slow.is_empty() {
             let mut more = Outbox::default();
             for id in slow {
-                if let Some(room) = self.participant_rooms.get(&id).and_then(|r| self.rooms.get_mut(r)) {
+                if let Some(room) = self.participant_rooms.get(&id).and_then(|r| self.rooms.get_mut(&**r)) {
                     room.remove(id, "the client did not keep up", &mut more);
                 }
             }
-            self.flush(more);
+            self.flush(&mut more);
         }
     }
 
@@ -681,9 +686,9 @@ impl Worker {
         // A room being recorded stays open empty: its people may be reconnecting, and
         // the recording goes on until signaling stops it.
         if let Some(name) = self.participant_rooms.remove(&id)
-            && self.rooms.get(&name).is_some_and(|room| room.is_empty() && !room.is_recording())
+            && self.rooms.get(&*name).is_some_and(|room| room.is_empty() && !room.is_recording())
         {
-            self.rooms.remove(&name);
+            self.rooms.remove(&*name);
             self.shared.metrics.rooms.dec();
         }
     }
