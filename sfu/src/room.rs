@@ -135,8 +135,8 @@ pub struct Room {
     speakers: Speakers,
     /// Participants with output to drain (each once: `queued_to_drain`).
     dirty: Vec<ParticipantId>,
-    /// The subscribers a packet was just forwarded to, then those of them waiting for a
-    /// keyframe: kept from packet to packet for its capacity (empty in between).
+    /// The subscribers a packet was just forwarded to, then those waiting for a keyframe
+    /// of its publisher: kept from packet to packet for its capacity (empty in between).
     forward_targets: Vec<ParticipantId>,
     /// The worker was told this room needs a drive.
     drive_reported: bool,
