@@ -387,6 +387,7 @@ impl Room {
                 self.choose_layers(id);
                 self.request_wanted_keyframes(now, id, out);
             }
+            self.follow_recorded_layers(now, out);
             self.drive(now, out);
         }
         if now.saturating_duration_since(self.last_second) < Duration::from_secs(1) {
@@ -439,6 +440,7 @@ impl Room {
             self.choose_layers(id);
             self.request_wanted_keyframes(now, id, out);
         }
+        self.follow_recorded_layers(now, out);
         self.drive(now, out);
     }
 
@@ -881,7 +883,7 @@ impl Room {
             return;
         }
         // Muted media is neither forwarded nor recorded.
-        self.record(now, from, (mid, rid), spec.codec, &packet, out);
+        self.record(now, from, (mid, rid), (spec.codec, keyframe), &packet, out);
         let ext_vals = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,

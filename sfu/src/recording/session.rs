@@ -22,6 +22,7 @@ use serde::Serialize;
 use str0m::media::{MediaKind, Mid, Rid};
 
 use super::track::{Piece, TrackCodec, TrackRecorder};
+use crate::forward::{Forwarder, Verdict};
 use crate::participant::ParticipantId;
 use crate::protocol::Source;
 
@@ -80,8 +81,11 @@ pub struct TrackManifest {
 pub struct TrackSource<'a> {
     pub publisher: ParticipantId,
     pub mid: Mid,
-    /// The simulcast layer recorded (the best one sent when the track started).
+    /// The simulcast layer to record first (the best one sent when the track started).
     pub rid: Option<Rid>,
+    /// Whether the track is simulcast: its recorded layer may change (see
+    /// [`RoomRecording::follow_layer`]).
+    pub simulcast: bool,
     pub avatar: u32,
     pub sub: &'a str,
     pub source: Source,
@@ -90,10 +94,27 @@ pub struct TrackSource<'a> {
     pub clock_rate: u32,
 }
 
+/// One received RTP packet of a recorded track, as the recording needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerPacket<'a> {
+    /// Its simulcast layer.
+    pub rid: Option<Rid>,
+    /// Whether it starts a keyframe (a layer switch happens only there).
+    pub keyframe: bool,
+    /// The extended sequence number str0m gives.
+    pub seq_no: u64,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: &'a [u8],
+}
+
 struct RecordedTrack {
     publisher: ParticipantId,
     mid: Mid,
-    rid: Option<Rid>,
+    /// Which layer is written, and its packets' numbers made continuous across layer
+    /// switches (as a subscriber's are), so the file goes on where the layer changed.
+    layer: Forwarder,
+    simulcast: bool,
     /// Its folder, which names its pieces.
     file: String,
     recorder: TrackRecorder,
@@ -191,9 +212,23 @@ impl RoomRecording {
         self.next_manifest = now + MANIFEST_INTERVAL;
     }
 
-    /// The layer recorded of this track, if it is recorded (and not ended).
-    pub fn recorded_layer(&self, publisher: ParticipantId, mid: Mid) -> Option<Option<Rid>> {
-        self.live_track(publisher, mid).map(|index| self.tracks[index].rid)
+    /// Whether this track is being recorded (started and not ended).
+    pub fn records(&self, publisher: ParticipantId, mid: Mid) -> bool {
+        self.live_track(publisher, mid).is_some()
+    }
+
+    /// A simulcast track is to be recorded at `rid` from now on (the layer recorded
+    /// stopped, or a better one came back): the file switches at that layer's next
+    /// keyframe, and goes on with the old layer until then. Returns whether that keyframe
+    /// is needed.
+    pub fn follow_layer(&mut self, publisher: ParticipantId, mid: Mid, rid: Rid) -> bool {
+        let Some(index) = self.live_track(publisher, mid) else { return false };
+        let track = &mut self.tracks[index];
+        if !track.simulcast || track.layer.target() == Some(rid) {
+            return false;
+        }
+        tracing::info!(recording = %self.manifest.id, file = %track.file, from = ?track.layer.target(), to = %rid, "recorded layer changes");
+        track.layer.set_target(Some(rid))
     }
 
     fn live_track(&self, publisher: ParticipantId, mid: Mid) -> Option<usize> {
@@ -227,7 +262,8 @@ impl RoomRecording {
         self.tracks.push(RecordedTrack {
             publisher: track.publisher,
             mid: track.mid,
-            rid: track.rid,
+            layer: Forwarder::new(track.clock_rate, track.rid),
+            simulcast: track.simulcast,
             file,
             recorder: TrackRecorder::new(track.codec, track.clock_rate, offset),
             clusters: 0,
@@ -236,26 +272,32 @@ impl RoomRecording {
         self.write_manifest(now);
     }
 
-    /// One packet of a recorded track's recorded layer. Returns whether the track needs a
-    /// keyframe (the recording's start, or a loss the decoder could not get past).
+    /// One packet of a recorded track, of any of its layers: written if it is of the
+    /// layer recorded. Returns the layer that needs a keyframe, if one does: the recorded
+    /// one at the recording's start or after a loss the decoder could not get past, or
+    /// the one a switch waits for.
     pub fn push(
         &mut self,
+        now: Instant,
         publisher: ParticipantId,
         mid: Mid,
-        seq_no: u64,
-        timestamp: u32,
-        marker: bool,
-        payload: &[u8],
-    ) -> bool {
-        let Some(index) = self.live_track(publisher, mid) else { return false };
+        packet: LayerPacket<'_>,
+    ) -> Option<Option<Rid>> {
+        let index = self.live_track(publisher, mid)?;
         let track = &mut self.tracks[index];
-        track.recorder.push(seq_no, timestamp, marker, payload);
+        let verdict =
+            track.layer.decide(packet.rid, packet.seq_no, packet.timestamp, packet.keyframe, track.simulcast, now);
+        let Verdict::Send { seq_no, timestamp, .. } = verdict else {
+            return track.layer.awaiting_keyframe().then_some(track.layer.target());
+        };
+        track.recorder.push(seq_no, timestamp, packet.marker, packet.payload);
         let pieces: Vec<Piece> = std::iter::from_fn(|| track.recorder.poll_piece()).collect();
         self.store_pieces(index, pieces);
-        let recorder = &mut self.tracks[index].recorder;
+        let track = &mut self.tracks[index];
         // Asked for as long as the video waits (the room paces the requests): a request
         // or the keyframe it brings may be lost, and an encoder sends none unasked.
-        recorder.take_keyframe_request() | recorder.waiting_for_keyframe()
+        let waits = track.recorder.take_keyframe_request() | track.recorder.waiting_for_keyframe();
+        waits.then_some(packet.rid)
     }
 
     fn store_pieces(&mut self, index: usize, pieces: Vec<Piece>) {
@@ -334,6 +376,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::recording::track::tests::vp8_packet;
 
     fn manifest_of(writes: &[StoreWrite]) -> serde_json::Value {
         let last = writes.iter().rev().find(|w| w.key.ends_with("manifest.json")).unwrap();
@@ -345,6 +388,7 @@ mod tests {
             publisher,
             mid: Mid::from("0"),
             rid: None,
+            simulcast: false,
             avatar,
             sub: "ada",
             source: Source::Microphone,
@@ -375,7 +419,16 @@ mod tests {
         recording.add_track(t0 + Duration::from_secs(2), opus_track(7, 12));
         // A 20 ms Opus frame (CELT, silence) every 20 ms of RTP time, for 6 s.
         for i in 0..300u32 {
-            recording.push(7, Mid::from("0"), u64::from(i), i * 960, true, &[0xF8, 0xFF, 0xFE]);
+            let at = t0 + Duration::from_millis(2000 + 20 * u64::from(i));
+            let packet = LayerPacket {
+                rid: None,
+                keyframe: false,
+                seq_no: u64::from(i),
+                timestamp: i * 960,
+                marker: true,
+                payload: &[0xF8, 0xFF, 0xFE],
+            };
+            assert_eq!(recording.push(at, 7, Mid::from("0"), packet), None);
         }
         // The same avatar publishing again (a rejoin) gets a file of its own.
         recording.end_publisher(t0 + Duration::from_secs(9), 7);
@@ -406,5 +459,68 @@ mod tests {
         recording.tick(t0 + MANIFEST_INTERVAL);
         let writes = recording.take_writes();
         assert_eq!(manifest_of(&writes)["updated_at"], 10_000);
+    }
+
+    #[test]
+    fn a_simulcast_camera_whose_recorded_layer_stops_goes_on_in_the_layer_still_sent() {
+        let t0 = Instant::now();
+        let mut recording = RoomRecording::new("r3", "demo/meeting", "Ada", t0, 0);
+        let (high, low) = (Rid::from("h"), Rid::from("l"));
+        let mid = Mid::from("1");
+        recording.add_track(
+            t0,
+            TrackSource {
+                mid,
+                rid: Some(high),
+                simulcast: true,
+                source: Source::Camera,
+                kind: MediaKind::Video,
+                codec: TrackCodec::Vp8,
+                clock_rate: 90_000,
+                ..opus_track(7, 12)
+            },
+        );
+        // 30 frames a second on both layers, each with numbers of its own; a keyframe
+        // every 2 s. The high layer stops after 3 s.
+        let mut wanted = Vec::new();
+        for frame in 0..180u32 {
+            let at = t0 + Duration::from_micros(33_333 * u64::from(frame));
+            if frame == 90 {
+                assert!(recording.follow_layer(7, mid, low), "the switch needs a keyframe of the low layer");
+                assert!(!recording.follow_layer(7, mid, low), "asked once");
+            }
+            let keyframe = frame % 60 == 0;
+            let layers = [(high, 1000, 50_000), (low, 30_000, 7_000_000)];
+            for (rid, first_seq, first_timestamp) in layers.into_iter().filter(|(rid, ..)| *rid == low || frame < 90) {
+                let payload = vp8_packet(keyframe, frame as u8);
+                let packet = LayerPacket {
+                    rid: Some(rid),
+                    keyframe,
+                    seq_no: first_seq + u64::from(frame),
+                    timestamp: first_timestamp + 3000 * frame,
+                    marker: true,
+                    payload: &payload,
+                };
+                if let Some(layer) = recording.push(at, 7, mid, packet) {
+                    wanted.push((frame, layer));
+                }
+            }
+        }
+        // Past the start (whose first keyframe may have been asked for), only the switch
+        // asked: the low layer's keyframe, at every packet until frame 120 brought one.
+        let after_start: Vec<_> = wanted.iter().filter(|(frame, _)| *frame > 0).collect();
+        assert!(
+            after_start.iter().all(|(frame, layer)| (90..120).contains(frame) && *layer == Some(low)),
+            "{wanted:?}"
+        );
+        assert_eq!(after_start.len(), 30);
+        recording.finish(t0 + Duration::from_secs(6));
+        let manifest = manifest_of(&recording.take_writes());
+        let track = &manifest["tracks"][0];
+        // 0–3 s from the high layer, 4–6 s from the low one: nothing between frame 90
+        // and the low layer's keyframe at frame 120 was decodable.
+        assert_eq!(track["frames"], 90 + 60);
+        let duration = track["duration_ms"].as_u64().unwrap();
+        assert!((5900..=6000).contains(&duration), "the file runs to the end: {duration} ms");
     }
 }

@@ -271,7 +271,7 @@ impl TrackRecorder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A block as read back: relative time, keyframe, frame length.
@@ -391,7 +391,8 @@ mod tests {
     }
 
     /// A VP8 picture as one packet (a 7-bit PictureID descriptor).
-    fn vp8_packet(key: bool, picture: u8) -> Vec<u8> {
+    /// A VP8 RTP payload of one packet: a keyframe of 320×240, or a delta frame.
+    pub(in crate::recording) fn vp8_packet(key: bool, picture: u8) -> Vec<u8> {
         let mut payload = vec![0x90, 0x80, picture & 0x7F];
         if key {
             payload.extend_from_slice(&[0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00]);

@@ -3,8 +3,9 @@
 //! start and end.
 //!
 //! A track starts being recorded at its first packet after the recording began: audio at
-//! once; a camera on the best simulcast layer its publisher sends then (measured each
-//! second, so a camera that just started waits up to a second), which it keeps. VP9 with
+//! once; a simulcast camera on the best layer its publisher sends then (measured each
+//! second, so a camera that just started waits up to a second), and on whichever layer is
+//! best later (switching at that layer's keyframe, the file's numbering continuous). VP9 with
 //! spatial layers is recorded at its base layer (see `recording::depacketize`). H.264 is
 //! not recorded. Muted media is not recorded.
 
@@ -17,7 +18,7 @@ use str0m::rtp::RtpPacket;
 use super::{Outbox, Room};
 use crate::participant::ParticipantId;
 use crate::protocol::Quality;
-use crate::recording::session::{RoomRecording, TrackSource};
+use crate::recording::session::{LayerPacket, RoomRecording, TrackSource};
 use crate::recording::track::TrackCodec;
 
 /// Why a room cannot be recorded.
@@ -106,62 +107,85 @@ impl Room {
     }
 
     /// A publisher's packet, forwarded or about to be: written if its track is recorded.
+    /// `keyframe`: whether it starts one (where the recorded layer may switch).
     pub(super) fn record(
         &mut self,
         now: Instant,
         from: ParticipantId,
         (mid, rid): (Mid, Option<Rid>),
-        codec: Codec,
+        (codec, keyframe): (Codec, bool),
         packet: &RtpPacket,
         out: &mut Outbox,
     ) {
         self.latest = now;
         let Some(recording) = &mut self.recording else { return };
-        let recorded = match recording.recorded_layer(from, mid) {
-            Some(layer) => layer,
-            None => {
-                let Some(publisher) = self.participants.get(&from) else { return };
-                let Some(track) = publisher.published.iter().find(|t| t.mid == mid) else { return };
-                let codec = match codec {
-                    Codec::Opus => TrackCodec::Opus,
-                    Codec::Vp8 => TrackCodec::Vp8,
-                    Codec::Vp9 => TrackCodec::Vp9,
-                    other => {
-                        tracing::debug!(room = %self.name, ?other, "a track in a codec the recorder does not write");
-                        return;
-                    }
-                };
-                // The best layer sent now; none measured yet: wait for the first second.
-                let layer = if track.is_simulcast() { track.choose_layer(Quality::High, None) } else { rid };
-                if layer != rid || (track.is_simulcast() && layer.is_none()) {
+        if !recording.records(from, mid) {
+            let Some(publisher) = self.participants.get(&from) else { return };
+            let Some(track) = publisher.published.iter().find(|t| t.mid == mid) else { return };
+            let codec = match codec {
+                Codec::Opus => TrackCodec::Opus,
+                Codec::Vp8 => TrackCodec::Vp8,
+                Codec::Vp9 => TrackCodec::Vp9,
+                other => {
+                    tracing::debug!(room = %self.name, ?other, "a track in a codec the recorder does not write");
                     return;
                 }
-                let clock_rate = if track.kind == MediaKind::Audio { 48_000 } else { 90_000 };
-                recording.add_track(
-                    now,
-                    TrackSource {
-                        publisher: from,
-                        mid,
-                        rid,
-                        avatar: publisher.avatar,
-                        sub: &publisher.sub,
-                        source: track.source,
-                        kind: track.kind,
-                        codec,
-                        clock_rate,
-                    },
-                );
-                rid
+            };
+            // The best layer sent now; none measured yet: wait for the first second.
+            let simulcast = track.is_simulcast();
+            let layer = if simulcast { track.choose_layer(Quality::High, None) } else { rid };
+            if simulcast && layer.is_none() {
+                return;
             }
-        };
-        if recorded != rid {
-            return;
+            let clock_rate = if track.kind == MediaKind::Audio { 48_000 } else { 90_000 };
+            recording.add_track(
+                now,
+                TrackSource {
+                    publisher: from,
+                    mid,
+                    rid: layer,
+                    simulcast,
+                    avatar: publisher.avatar,
+                    sub: &publisher.sub,
+                    source: track.source,
+                    kind: track.kind,
+                    codec,
+                    clock_rate,
+                },
+            );
         }
-        let wants_keyframe =
-            recording.push(from, mid, *packet.seq_no, packet.header.timestamp, packet.header.marker, &packet.payload);
+        let packet = LayerPacket {
+            rid,
+            keyframe,
+            seq_no: *packet.seq_no,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            payload: &packet.payload,
+        };
+        let wants_keyframe = recording.push(now, from, mid, packet);
         out.store_writes.extend(recording.take_writes());
-        if wants_keyframe {
-            self.request_keyframe(now, from, mid, rid, out);
+        if let Some(layer) = wants_keyframe {
+            self.request_keyframe(now, from, mid, layer, out);
+        }
+    }
+
+    /// A simulcast camera is recorded at the best layer its publisher sends: when that
+    /// changes (an encoder short of CPU or bandwidth stops its upper layers, and resumes
+    /// them later), the recording follows, so its file never stops while the camera is on.
+    pub(super) fn follow_recorded_layers(&mut self, now: Instant, out: &mut Outbox) {
+        let Some(recording) = &mut self.recording else { return };
+        let mut switches = Vec::new();
+        for publisher in self.participants.values() {
+            for track in publisher.published.iter().filter(|t| t.is_simulcast()) {
+                if let Some(best) = track.choose_layer(Quality::High, None)
+                    && recording.follow_layer(publisher.id, track.mid, best)
+                {
+                    switches.push((publisher.id, track.mid, best));
+                }
+            }
+        }
+        for (publisher, mid, rid) in switches {
+            self.request_keyframe(now, publisher, mid, Some(rid), out);
         }
     }
 }

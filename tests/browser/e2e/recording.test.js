@@ -69,6 +69,13 @@ async function listed(wanted, what, timeout = 15000) {
   }
 }
 
+/** A video file's frame widths in order, each change once (a simulcast layer switch shows as one). */
+function frameWidths(path) {
+  const json = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'frame=width', '-of', 'json', path], { encoding: 'utf8' });
+  const widths = JSON.parse(json).frames.map((frame) => frame.width);
+  return widths.filter((width, index) => width !== widths[index - 1]);
+}
+
 /** Downloads a track's file and asks ffprobe what it holds. */
 async function probe(id, file) {
   const { token, workspace } = await devToken(live.server.url, 'Auditor', { admin: true });
@@ -138,6 +145,15 @@ test('a member starts recording where an admin allowed it: everyone inside sees 
   assert.match(await cy.evaluate(() => window.shownAtFirstPlan), /Recording — started by Bob/);
   assert.match(await indicator(cy), /Recording — started by Bob/);
 
+  // Ada's encoder stops its full-size layer, as one short of CPU or bandwidth does: her
+  // camera's file goes on in the layer still sent (checked with the files below).
+  await ada.evaluate(async () => {
+    const sender = window.isoplane.media.sfu.pc.getSenders().find((s) => s.track?.kind === 'video');
+    const parameters = sender.getParameters();
+    for (const encoding of parameters.encodings) encoding.active = encoding.rid !== 'f';
+    await sender.setParameters(parameters);
+  });
+
   // Let it record a while, then Bob stops it: every indicator goes.
   await bob.waitForTimeout(8000);
   await bob.getByRole('button', { name: 'Stop recording' }).click();
@@ -161,7 +177,7 @@ test('a member starts recording where an admin allowed it: everyone inside sees 
   for (const track of recording.tracks) {
     const found = await probe(recording.id, track.file);
     const [start, end] = [track.offset_ms / 1000, seconds];
-    console.log(`${track.file}: ${found.codec}, ${found.start.toFixed(2)}–${found.duration.toFixed(2)} s (expected ${start.toFixed(2)}–${end.toFixed(2)} s), ${found.frames} frames`);
+    console.log(`${track.file}: ${found.codec}, ${found.start.toFixed(2)}–${found.duration.toFixed(2)} s (expected ${start.toFixed(2)}–${end.toFixed(2)} s), ${found.frames} frames${track.kind === 'video' ? `, widths ${frameWidths(found.path).join(' → ')}` : ''}`);
     assert.equal(found.codec, track.codec);
     assert.ok(Math.abs(found.start - start) < 1, `${track.file} starts at ${found.start} s, expected about ${start} s`);
     assert.ok(Math.abs(found.duration - end) < 1.5, `${track.file} ends at ${found.duration} s, expected about ${end} s`);
