@@ -28,6 +28,7 @@ pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod nack_history;
 pub mod participant;
 pub mod protocol;
 pub mod recording;

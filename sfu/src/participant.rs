@@ -157,6 +157,8 @@ pub struct Received {
     pub payload_types: HashMap<u8, Option<str0m::media::Pt>>,
     /// A keyframe of the target layer is needed from the publisher.
     pub wants_keyframe: bool,
+    /// How long its stream keeps sent packets to answer NACKs (see [`crate::nack_history`]).
+    pub nack_history: Duration,
 }
 
 impl Received {

@@ -20,6 +20,7 @@ use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::config::Limits;
 use crate::forward::{Forwarder, Verdict, VideoPayload};
+use crate::nack_history;
 use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
 use crate::protocol::{ErrorCode, ParticipantStats, ParticipantUpdate, RoomStats, ServerMessage, Source, Wanted};
 use crate::recording::session::{RoomRecording, StoreWrite};
@@ -113,15 +114,6 @@ const INGEST_LEASE: Duration = Duration::from_secs(20);
 
 /// A broadcaster that has not connected this long after its offer goes.
 const INGEST_CONNECT: Duration = Duration::from_secs(20);
-
-/// What each subscriber's stream keeps to answer NACKs (set on every stream it receives;
-/// only video is sent as retransmittable, so only video fills it): a second of packets (a
-/// NACK comes one round trip after the loss, and a retransmission older than that is a
-/// frozen picture anyway), at most 512 of them, and no resends once they pass 15% of
-/// what is sent.
-const RTX_PACKETS: usize = 512;
-const RTX_AGE: Duration = Duration::from_secs(1);
-const RTX_RATIO_CAP: Option<f32> = Some(0.15);
 
 /// A publisher far above the bitrate limit for this long is dropped.
 const SECONDS_OVER_LIMIT: u32 = 3;
@@ -316,10 +308,12 @@ impl Room {
         // Forwarded media was paced by its publisher already; pacing it again behind a
         // bandwidth estimate that starts low only delays a new subscriber's first seconds.
         let mut api = participant.rtc.direct_api();
+        // Each keeps packets to answer NACKs (only video is sent as retransmittable, so
+        // only video fills it): as long as the subscriber's round trip needs.
         for mid in opened {
             if let Some(stream) = api.stream_tx_by_mid(mid, None) {
                 stream.set_unpaced(true);
-                stream.set_rtx_cache(RTX_PACKETS, RTX_AGE, RTX_RATIO_CAP);
+                stream.set_rtx_cache(nack_history::MAX_PACKETS, nack_history::INITIAL, nack_history::RESEND_RATIO_CAP);
             }
         }
         participant.received.retain(|r| !matches!(r.state, OutState::NegotiatingStop(_)));
@@ -743,6 +737,9 @@ impl Room {
                     *seen = stats.nacks;
                     participant.counters.nacks_received += nacks;
                     out.nacks += nacks;
+                    if let Some(rtt) = stats.rtt {
+                        fit_nack_history(participant, stats.mid, rtt);
+                    }
                 }
             }
             Event::MediaIngressStats(stats) => {
@@ -1202,6 +1199,21 @@ fn received_track(publisher: &Participant, track: &Published) -> Received {
         spatial: Default::default(),
         payload_types: Default::default(),
         wants_keyframe: track.kind == MediaKind::Video,
+        nack_history: nack_history::INITIAL,
+    }
+}
+
+/// Sizes the NACK history of a stream the participant receives to its round trip, as
+/// the last receiver report measured it.
+fn fit_nack_history(participant: &mut Participant, mid: Mid, rtt: Duration) {
+    let Some(received) = participant.received.iter_mut().find(|r| r.state == OutState::Open(mid)) else { return };
+    let length = nack_history::length_for(received.nack_history, rtt);
+    if length == received.nack_history {
+        return;
+    }
+    received.nack_history = length;
+    if let Some(stream) = participant.rtc.direct_api().stream_tx_by_mid(mid, None) {
+        stream.set_rtx_cache(nack_history::MAX_PACKETS, length, nack_history::RESEND_RATIO_CAP);
     }
 }
 
