@@ -11,9 +11,7 @@
 # Forwarded packets are read from the SFU's /metrics around the counting window.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${CARGO_TARGET_DIR:-$root/target}/release
-secret=load-secret-0123456789abcdef
+source "$(dirname "$0")/sfu_load.sh"
 window=${WINDOW:-10}
 work=$(mktemp -d)
 probes="mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned"
@@ -23,10 +21,7 @@ for function in $probes; do
     perf probe -q -x "$bin/isoplane-sfu" --add "isoplane_sfu_alloc:$function=$function"
 done
 
-ISOPLANE_SFU_SECRET=$secret ISOPLANE_SFU_LISTEN_HTTP=127.0.0.1:7880 ISOPLANE_SFU_LISTEN_UDP=127.0.0.1:7882 \
-ISOPLANE_SFU_LISTEN_TCP=off ISOPLANE_SFU_WORKERS=2 "$bin/isoplane-sfu" >"$work/sfu.log" 2>&1 &
-sfu=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:7880/healthz && break; sleep 0.1; done
+start_isoplane_sfu "$work/sfu.log"
 
 load=("$@")
 [ ${#load[@]} -gt 0 ] || load=(--rooms 1 --publishers 2 --subscribers 10 --video-pps 100)

@@ -9,28 +9,13 @@
 # Run it from the repository root. Target directory: $CARGO_TARGET_DIR or ./target.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${CARGO_TARGET_DIR:-$root/target}/release
-secret=load-secret-0123456789abcdef
+source "$(dirname "$0")/../sfu_load.sh"
 seconds=${SECONDS_MEASURED:-20}
 log=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
-wait_http() { # url
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "no server at $1" >&2
-    return 1
-}
-
 echo "== isoplane (log: $log/isoplane.log)"
-ISOPLANE_SFU_SECRET=$secret ISOPLANE_SFU_LISTEN_HTTP=127.0.0.1:7880 \
-ISOPLANE_SFU_LISTEN_UDP=127.0.0.1:7882 ISOPLANE_SFU_LISTEN_TCP=off ISOPLANE_SFU_WORKERS=2 \
-taskset -c 0 "$bin/isoplane-sfu" >"$log/isoplane.log" 2>&1 &
-sfu=$!
-wait_http http://127.0.0.1:7880/healthz
+start_isoplane_sfu "$log/isoplane.log" taskset -c 0
 ISOPLANE_SFU_SECRET=$secret taskset -c 1 "$bin/isoplane-sfu-load" --target isoplane --server-pid $sfu \
     --seconds "$seconds" --warmup 20 --baseline-seconds 10 "$@"
 kill -INT $sfu; wait $sfu || true
