@@ -28,6 +28,9 @@ pub struct PolicyConfig {
     /// How long it must stay there.
     #[serde(with = "seconds")]
     pub hysteresis_hold: Duration,
+    /// The most peer links anyone gets in a mesh (a crowd the SFU does not take, when
+    /// none is configured or none has room): the nearest, keeping the links that exist.
+    pub mesh_max_peers: u32,
 }
 
 impl Default for PolicyConfig {
@@ -38,6 +41,7 @@ impl Default for PolicyConfig {
             stage_sfu_threshold: 4,
             hysteresis_people: 1,
             hysteresis_hold: Duration::from_secs(10),
+            mesh_max_peers: 16,
         }
     }
 }

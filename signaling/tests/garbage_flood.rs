@@ -160,6 +160,7 @@ async fn flood(walkers_runtime: &tokio::runtime::Handle) {
     let rss_before = rss.latest();
 
     // The flood.
+    let missed_before_flood = server.metric("isoplane_signaling_presence_ticks_missed_total").await;
     let pid = server.child.id();
     let cpu_before_flood = cpu_seconds(pid);
     let own_cpu_before_flood = cpu_seconds(std::process::id());
@@ -207,6 +208,7 @@ async fn flood(walkers_runtime: &tokio::runtime::Handle) {
     let slow_disconnects = server.metric("isoplane_signaling_slow_disconnects_total").await;
     let malformed = server.metric("isoplane_signaling_malformed_total").await;
     let rate_limited = server.metric("isoplane_signaling_rate_limited_total").await;
+    let missed_after = server.metric("isoplane_signaling_presence_ticks_missed_total").await;
     let rss_after = rss.latest();
     stop_walking.cancel();
     let mut logs = Vec::new();
@@ -249,6 +251,11 @@ async fn flood(walkers_runtime: &tokio::runtime::Handle) {
     );
     println!("connections open: {open_now} at the window's end, {open_after} after");
     println!("metrics: slow_disconnects {slow_disconnects}, malformed {malformed}, rate_limited {rate_limited}");
+    println!(
+        "presence ticks the server ran over an interval late and missed: {missed_before_flood} before the flood, \
+         {} from its start to the test's end",
+        missed_after - missed_before_flood
+    );
     let mut tally: HashMap<(Attack, String), usize> = HashMap::new();
     for (attack, seen) in &outcomes {
         *tally.entry((*attack, seen.summary())).or_default() += 1;
@@ -313,6 +320,13 @@ async fn flood(walkers_runtime: &tokio::runtime::Handle) {
 struct Service {
     /// The least rate (a second) at which a walker got presence ticks naming other walkers.
     served_min: f64,
+    /// The longest a walker waited between two such ticks.
+    served_gap_max: Duration,
+    /// The least rate at which a walker sent its steps, and the longest it went without
+    /// sending one: a walker that could not send, because its own thread did not get the
+    /// CPU, leaves the others nothing new to be told.
+    steps_min: f64,
+    steps_gap_max: Duration,
     /// The least and the mean rate at which a walker was told another walker's position
     /// (a walker whose step reaches the server just after a tick shares the next tick
     /// with its following step, so this is under the tick rate by the walkers' own jitter).
@@ -332,10 +346,16 @@ impl Service {
         let seconds = (to - from).as_secs_f64();
         let sent: HashMap<AvatarId, &[(Instant, Point)]> = logs.iter().map(|l| (l.avatar, &l.sent[..])).collect();
         let (mut served, mut pairs, mut ages, mut unmatched) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        let (mut served_gap_max, mut steps, mut steps_gap_max) = (Duration::ZERO, Vec::new(), Duration::ZERO);
         for log in logs {
+            let step_times: Vec<Instant> =
+                log.sent.iter().map(|(at, _)| *at).filter(|at| (from..to).contains(at)).collect();
+            steps.push(step_times.len() as f64 / seconds);
+            steps_gap_max = steps_gap_max.max(longest_gap(&step_times));
             let ticks = log.received.iter().filter(|(at, _)| (from..to).contains(at));
             let mut told: HashMap<AvatarId, usize> = HashMap::new();
             let mut ticks_with_walkers = 0;
+            let mut served_at = Vec::new();
             for (at, entries) in ticks {
                 let mut any = false;
                 for (peer, position) in entries {
@@ -348,8 +368,12 @@ impl Service {
                     }
                 }
                 ticks_with_walkers += usize::from(any);
+                if any {
+                    served_at.push(*at);
+                }
             }
             served.push(ticks_with_walkers as f64 / seconds);
+            served_gap_max = served_gap_max.max(longest_gap(&served_at));
             pairs.extend(
                 logs.iter()
                     .filter(|l| l.avatar != log.avatar)
@@ -360,6 +384,9 @@ impl Service {
         let percentile = |p: usize| ages.get((ages.len() * p / 100).min(ages.len().saturating_sub(1))).copied();
         Service {
             served_min: served.iter().copied().fold(f64::INFINITY, f64::min),
+            served_gap_max,
+            steps_min: steps.iter().copied().fold(f64::INFINITY, f64::min),
+            steps_gap_max,
             pair_min: pairs.iter().copied().fold(f64::INFINITY, f64::min),
             pair_mean: pairs.iter().sum::<f64>() / pairs.len() as f64,
             age_p50: percentile(50).unwrap_or(Duration::MAX),
@@ -375,9 +402,13 @@ impl std::fmt::Display for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "presence ticks/s least {:.1}; a peer's position told/s least {:.1}, mean {:.1}; \
+            "presence ticks/s least {:.1} (longest gap {:.0?}); steps sent/s least {:.1} (longest gap {:.0?}); \
+             a peer's position told/s least {:.1}, mean {:.1}; \
              its age p50 {:.0?}, p99 {:.0?}, max {:.0?} ({} told, {} not sent by anyone)",
             self.served_min,
+            self.served_gap_max,
+            self.steps_min,
+            self.steps_gap_max,
             self.pair_min,
             self.pair_mean,
             self.age_p50,
@@ -387,6 +418,11 @@ impl std::fmt::Display for Service {
             self.unmatched
         )
     }
+}
+
+/// The longest time between two consecutive instants of `times` (in time order).
+fn longest_gap(times: &[Instant]) -> Duration {
+    times.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or(Duration::ZERO)
 }
 
 /// When a walker last sent `position` before `at` (within the 2.7 s its walk takes to come

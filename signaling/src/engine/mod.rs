@@ -189,6 +189,9 @@ pub struct EngineStats {
     pub resumes: u64,
     pub signals_relayed: u64,
     pub chat_messages: u64,
+    /// Grid slots a late presence tick ran past: each is a tick the zone did not get
+    /// (its moves went out in the late one instead).
+    pub presence_ticks_missed: u64,
 }
 
 #[derive(Debug)]
@@ -883,6 +886,8 @@ impl WorldEngine {
             self.next_tick = None;
             self.last_tick_due = Some(due);
             self.tick = self.tick.wrapping_add(1);
+            let interval = self.config.tick_interval.as_nanos().max(1);
+            self.stats.presence_ticks_missed += u64::try_from((now - due).as_nanos() / interval).unwrap_or(u64::MAX);
             self.flush_presence();
         }
         self.people_timeout(now);
@@ -1015,7 +1020,7 @@ impl WorldEngine {
                         do_not_disturb: a.status == Status::DoNotDisturb,
                     })
                     .collect();
-                plan_zone(kind, mode, &room, &people)
+                plan_zone(kind, mode, &room, &people, self.config.policy.mesh_max_peers as usize)
             };
             let e2ee = world.zone(zone_index).e2ee;
             let plans = plans.into_iter().map(|plan| PlanKey {

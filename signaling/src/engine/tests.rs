@@ -273,9 +273,15 @@ fn presence_ticks_keep_their_grid_when_one_runs_late() {
     h.now = first + Duration::from_millis(30);
     h.engine.handle_timeout(h.now);
     assert_eq!(presence_to(&h.outputs(), 2).len(), 1);
+    assert_eq!(h.engine.stats().presence_ticks_missed, 0, "late, but within its interval");
     // The next move's tick is one interval after the late tick was due, not after it ran.
     h.walk(1, 3.7, 3.5, 5);
     assert_eq!(h.engine.poll_timeout(), Some(first + tick));
+    // A tick that runs over two intervals late counts the two the zone missed.
+    h.now = first + tick * 3 + Duration::from_millis(10);
+    h.engine.handle_timeout(h.now);
+    assert_eq!(presence_to(&h.outputs(), 2).len(), 1);
+    assert_eq!(h.engine.stats().presence_ticks_missed, 2);
     // A move after a quiet spell waits for the next tick on the same grid.
     h.advance(1000);
     h.outputs();

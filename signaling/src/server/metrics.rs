@@ -20,6 +20,8 @@ isoplane_service::service_metrics! {
         pub corrections: Counter = "corrections", "move intents answered with a correction";
         pub presence_frames: Counter = "presence_frames", "presence frames built (one per zone per tick)";
         pub presence_deliveries: Counter = "presence_deliveries", "presence frames delivered to clients";
+        pub presence_ticks_missed: Counter = "presence_ticks_missed",
+            "presence ticks a zone with moves did not get because its world's task ran over a tick interval late";
         pub zone_changes: Counter = "zone_changes", "avatars that changed zone";
         pub resumes: Counter = "resumes", "sessions taken back after a drop";
         pub signals_relayed: Counter = "signals_relayed", "WebRTC signaling messages relayed";

@@ -506,7 +506,7 @@ impl Default for Reported {
 impl Reported {
     fn publish(&mut self, engine: &WorldEngine, metrics: &Metrics) {
         let stats = engine.stats();
-        let pairs: [(&Counter, u64, u64); 8] = [
+        let pairs: [(&Counter, u64, u64); 9] = [
             (&metrics.moves_accepted, stats.moves_accepted, self.stats.moves_accepted),
             (&metrics.corrections, stats.corrections, self.stats.corrections),
             (&metrics.presence_frames, stats.presence_frames, self.stats.presence_frames),
@@ -515,6 +515,7 @@ impl Reported {
             (&metrics.resumes, stats.resumes, self.stats.resumes),
             (&metrics.signals_relayed, stats.signals_relayed, self.stats.signals_relayed),
             (&metrics.chat_messages, stats.chat_messages, self.stats.chat_messages),
+            (&metrics.presence_ticks_missed, stats.presence_ticks_missed, self.stats.presence_ticks_missed),
         ];
         for (counter, now, before) in pairs {
             counter.inc_by(now - before);
