@@ -69,9 +69,49 @@ impl Layer {
     }
 }
 
+/// A simulcast layer silent this long has stopped (video sends every 33–100 ms; a
+/// keyframe takes a few packets more).
+const LAYER_SILENCE: Duration = Duration::from_millis(400);
+
 impl Published {
     pub fn is_simulcast(&self) -> bool {
         self.layers.len() > 1
+    }
+
+    /// Whether a simulcast layer has stopped: it sent, but nothing for `LAYER_SILENCE`.
+    fn has_stopped(&self, layer: &Layer, now: Instant) -> bool {
+        self.is_simulcast() && layer.last_packet.is_some_and(|at| now.saturating_duration_since(at) > LAYER_SILENCE)
+    }
+
+    /// Marks as stopped the simulcast layers that went quiet (an encoder drops its upper
+    /// layers when its bandwidth or CPU falls short), without waiting for the next
+    /// second's measurement; whether any of them was counted as sending.
+    pub fn silence_stopped_layers(&mut self, now: Instant) -> bool {
+        let stopped: Vec<bool> = self.layers.iter().map(|layer| self.has_stopped(layer, now)).collect();
+        let mut any = false;
+        for (layer, stopped) in self.layers.iter_mut().zip(stopped) {
+            if stopped && layer.bitrate_bps > 0 {
+                layer.bitrate_bps = 0;
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Ends a second of measurement, `elapsed` seconds long: each layer's rate is what it
+    /// sent over it, but a layer that has since stopped stays stopped (the bits it sent
+    /// before stopping would bring it back for a second, and whoever follows the best layer
+    /// would switch to it and wait for a keyframe that never comes).
+    pub fn measure_second(&mut self, now: Instant, elapsed: f64) {
+        let stopped: Vec<bool> = self.layers.iter().map(|layer| self.has_stopped(layer, now)).collect();
+        for (layer, stopped) in self.layers.iter_mut().zip(stopped) {
+            layer.bitrate_bps = if stopped { 0 } else { (layer.bits_this_second as f64 / elapsed) as u64 };
+            layer.bits_this_second = 0;
+        }
+        for (bits, bps) in self.spatial_bits.iter_mut().zip(&mut self.spatial_bps) {
+            *bps = (*bits as f64 / elapsed) as u64;
+            *bits = 0;
+        }
     }
 
     /// The layer to send for a wanted quality and a bandwidth share: the best layer the
@@ -385,6 +425,40 @@ mod tests {
         };
         track.spatial_bps[..spatial_bps.len()].copy_from_slice(spatial_bps);
         track
+    }
+
+    #[test]
+    fn a_layer_that_stopped_mid_second_is_not_brought_back_by_that_seconds_measurement() {
+        let start = Instant::now();
+        let mut track = camera(&[("q", 160_000), ("f", 160_000)], &[]);
+        // Both layers sent all through the last second; in this one they send for 600 ms,
+        // then the encoder drops `f`.
+        for ms in (0..1000).step_by(50) {
+            for (index, layer) in track.layers.iter_mut().enumerate() {
+                if index == 0 || ms < 600 {
+                    layer.bits_this_second += 8_000;
+                    layer.last_packet = Some(start + Duration::from_millis(ms));
+                }
+            }
+        }
+        let now = start + Duration::from_millis(1050);
+        assert!(track.silence_stopped_layers(now), "f has been silent 450 ms");
+        assert_eq!((track.layers[0].bitrate_bps, track.layers[1].bitrate_bps), (160_000, 0));
+        track.measure_second(now, 1.0);
+        assert_eq!(track.layers[0].bitrate_bps, 160_000);
+        assert_eq!(track.layers[1].bitrate_bps, 0, "f stopped 450 ms ago");
+        assert_eq!(track.choose_layer(Quality::High, None), Some(Rid::from("q")));
+        // It comes back: the next second counts it again.
+        track.layers[1].bits_this_second = 400_000;
+        track.layers[1].last_packet = Some(now + Duration::from_millis(900));
+        track.measure_second(now + Duration::from_secs(1), 1.0);
+        assert_eq!(track.layers[1].bitrate_bps, 400_000);
+        assert_eq!(track.choose_layer(Quality::High, None), Some(Rid::from("f")));
+        // A track without simulcast is never taken for stopped: its one layer is all there is.
+        let mut single = camera(&[("", 300_000)], &[]);
+        single.layers[0].last_packet = Some(start);
+        assert!(!single.silence_stopped_layers(start + Duration::from_secs(5)));
+        assert_eq!(single.layers[0].bitrate_bps, 300_000);
     }
 
     #[test]

@@ -104,10 +104,6 @@ const VIDEO_SHARE_PERCENT: u64 = 85;
 /// with headers).
 const AUDIO_BPS: u64 = 50_000;
 
-/// A simulcast layer silent this long has stopped (video sends every 33–100 ms; a
-/// keyframe takes a few packets more).
-const LAYER_SILENCE: Duration = Duration::from_millis(400);
-
 /// A broadcaster's session signaling has not renewed for this long ends (it renews every
 /// 2 s).
 const INGEST_LEASE: Duration = Duration::from_secs(20);
@@ -393,14 +389,7 @@ impl Room {
         let mut abusers = Vec::new();
         for participant in self.participants.values_mut() {
             for track in &mut participant.published {
-                for layer in &mut track.layers {
-                    layer.bitrate_bps = (layer.bits_this_second as f64 / elapsed) as u64;
-                    layer.bits_this_second = 0;
-                }
-                for (bits, bps) in track.spatial_bits.iter_mut().zip(&mut track.spatial_bps) {
-                    *bps = (*bits as f64 / elapsed) as u64;
-                    *bits = 0;
-                }
+                track.measure_second(now, elapsed);
             }
             let rate = (participant.bits_this_second as f64 / elapsed) as u64;
             participant.bits_this_second = 0;
@@ -438,20 +427,14 @@ impl Room {
         self.drive(now, out);
     }
 
-    /// Marks as stopped the simulcast layers that went quiet (an encoder drops its upper
-    /// layers when its bandwidth falls), without waiting for the next second's
-    /// measurement, so their subscribers move to a layer that still comes; whether any did.
+    /// Marks as stopped the simulcast layers that went quiet, without waiting for the next
+    /// second's measurement, so their subscribers (and the recording) move to a layer that
+    /// still comes; whether any did.
     fn silence_stopped_layers(&mut self, now: Instant) -> bool {
         let mut stopped = false;
         for participant in self.participants.values_mut() {
-            for track in participant.published.iter_mut().filter(|track| track.is_simulcast()) {
-                for layer in &mut track.layers {
-                    let quiet = layer.last_packet.is_some_and(|at| now.saturating_duration_since(at) > LAYER_SILENCE);
-                    if quiet && layer.bitrate_bps > 0 {
-                        layer.bitrate_bps = 0;
-                        stopped = true;
-                    }
-                }
+            for track in &mut participant.published {
+                stopped |= track.silence_stopped_layers(now);
             }
         }
         stopped

@@ -30,6 +30,9 @@ export function startIsoplane(env = {}) {
         ISOPLANE_SFU_LISTEN_UDP: '127.0.0.1:0',
         ISOPLANE_SFU_LISTEN_TCP: '127.0.0.1:0',
         RUST_LOG: 'warn',
+        // ISOPLANE_E2E_LOG: a log filter for the server, whose log then goes to stderr
+        // (to see more while debugging a test).
+        ...(process.env.ISOPLANE_E2E_LOG ? { ISOPLANE_LOG: process.env.ISOPLANE_E2E_LOG } : {}),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -40,6 +43,7 @@ export function startIsoplane(env = {}) {
     let sfu = '';
     let assets = '';
     lines.on('line', (line) => {
+      if (process.env.ISOPLANE_E2E_LOG) console.error(line);
       url ||= line.match(/open (http:\/\/[^/\s]+)\//)?.[1] ?? '';
       sfu ||= line.match(/sfu: ws:\/\/([^/\s]+)\//)?.[1] ?? '';
       assets ||= line.match(/assets: (http:\/\/[^/\s]+)\//)?.[1] ?? '';

@@ -180,7 +180,12 @@ test('a member starts recording where an admin allowed it: everyone inside sees 
     console.log(`${track.file}: ${found.codec}, ${found.start.toFixed(2)}–${found.duration.toFixed(2)} s (expected ${start.toFixed(2)}–${end.toFixed(2)} s), ${found.frames} frames${track.kind === 'video' ? `, widths ${frameWidths(found.path).join(' → ')}` : ''}`);
     assert.equal(found.codec, track.codec);
     assert.ok(Math.abs(found.start - start) < 1, `${track.file} starts at ${found.start} s, expected about ${start} s`);
-    assert.ok(Math.abs(found.duration - end) < 1.5, `${track.file} ends at ${found.duration} s, expected about ${end} s`);
+    // A video file may end up to 3 s early: with the CPU short (three pages encoding on
+    // two cores, as in CI) files were seen to end 1.3-1.5 s early with no loss and no
+    // layer switch in the recorder, the encoders' last frames not yet sent at the stop.
+    // A file the SFU stops writing ends far earlier (the layer it recorded stopped: 8 s).
+    const slack = track.kind === 'video' ? 3 : 1.5;
+    assert.ok(found.duration > end - slack && found.duration < end + 1.5, `${track.file} ends at ${found.duration} s, expected about ${end} s`);
     // 20 ms audio frames; the fake camera's video at well over 10 frames a second.
     const length = found.duration - found.start;
     const least = track.kind === 'audio' ? 40 * length : 10 * length;
