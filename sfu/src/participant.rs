@@ -67,6 +67,11 @@ impl Layer {
     pub fn new(rid: Option<Rid>) -> Layer {
         Layer { rid, bits_this_second: 0, bitrate_bps: 0, last_keyframe_request: None, last_packet: None }
     }
+
+    /// Whether it sent, but nothing for `LAYER_SILENCE`.
+    fn is_silent(&self, now: Instant) -> bool {
+        self.last_packet.is_some_and(|at| now.saturating_duration_since(at) > LAYER_SILENCE)
+    }
 }
 
 /// A simulcast layer silent this long has stopped (video sends every 33–100 ms; a
@@ -78,33 +83,29 @@ impl Published {
         self.layers.len() > 1
     }
 
-    /// Whether a simulcast layer has stopped: it sent, but nothing for `LAYER_SILENCE`.
-    fn has_stopped(&self, layer: &Layer, now: Instant) -> bool {
-        self.is_simulcast() && layer.last_packet.is_some_and(|at| now.saturating_duration_since(at) > LAYER_SILENCE)
-    }
-
     /// Marks as stopped the simulcast layers that went quiet (an encoder drops its upper
     /// layers when its bandwidth or CPU falls short), without waiting for the next
     /// second's measurement; whether any of them was counted as sending.
     pub fn silence_stopped_layers(&mut self, now: Instant) -> bool {
-        let stopped: Vec<bool> = self.layers.iter().map(|layer| self.has_stopped(layer, now)).collect();
+        if !self.is_simulcast() {
+            return false;
+        }
         let mut any = false;
-        for (layer, stopped) in self.layers.iter_mut().zip(stopped) {
-            if stopped && layer.bitrate_bps > 0 {
-                layer.bitrate_bps = 0;
-                any = true;
-            }
+        for layer in self.layers.iter_mut().filter(|layer| layer.is_silent(now)) {
+            any |= layer.bitrate_bps > 0;
+            layer.bitrate_bps = 0;
         }
         any
     }
 
     /// Ends a second of measurement, `elapsed` seconds long: each layer's rate is what it
-    /// sent over it, but a layer that has since stopped stays stopped (the bits it sent
-    /// before stopping would bring it back for a second, and whoever follows the best layer
-    /// would switch to it and wait for a keyframe that never comes).
+    /// sent over it, but a simulcast layer that has since stopped stays stopped (the bits
+    /// it sent before stopping would bring it back for a second, and whoever follows the
+    /// best layer would switch to it and wait for a keyframe that never comes).
     pub fn measure_second(&mut self, now: Instant, elapsed: f64) {
-        let stopped: Vec<bool> = self.layers.iter().map(|layer| self.has_stopped(layer, now)).collect();
-        for (layer, stopped) in self.layers.iter_mut().zip(stopped) {
+        let simulcast = self.is_simulcast();
+        for layer in &mut self.layers {
+            let stopped = simulcast && layer.is_silent(now);
             layer.bitrate_bps = if stopped { 0 } else { (layer.bits_this_second as f64 / elapsed) as u64 };
             layer.bits_this_second = 0;
         }
