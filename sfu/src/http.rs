@@ -71,9 +71,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
     isoplane_service::http::metrics_response(state.shared.metrics.render())
 }
 
+/// Read buffer of a session's WebSocket, in bytes: its messages are a few kilobytes of
+/// SDP at most (a longer one is read in several chunks), and the default 128 KiB per
+/// participant would be a quarter of what a participant costs.
+const SOCKET_READ_BUFFER: usize = 4096;
+
 async fn session(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     let limit = state.signal_bytes;
-    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| run_session(state, socket))
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .read_buffer_size(SOCKET_READ_BUFFER)
+        .on_upgrade(move |socket| run_session(state, socket))
 }
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {

@@ -11,6 +11,12 @@
 //! The history is emptied when its length changes (str0m starts a new one), so lengths
 //! come in three steps, a longer one is taken as soon as the round trip asks for it, and
 //! a shorter one only once the round trip is well inside it.
+//!
+//! A stream starts with the shortest, before the subscriber's first receiver report
+//! measures its round trip (a second or two): that covers the first NACKs of a round trip
+//! up to 200 ms, and a history that started long would fill with a second of packets per
+//! stream whose memory the allocator keeps after the history shrinks (at 200 video
+//! packets a second, a third of what a participant costs).
 
 use std::time::Duration;
 
@@ -26,8 +32,8 @@ pub const MAX_PACKETS: usize = 512;
 /// No resends once they pass this share of what is sent.
 pub const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
 
-/// The length a stream starts with, before its round trip is known: the longest.
-pub const INITIAL: Duration = STEPS[STEPS.len() - 1];
+/// The length a stream starts with, before its round trip is known: the shortest.
+pub const INITIAL: Duration = STEPS[0];
 
 /// The history length for a subscriber whose round trip is `rtt`, given the one it has.
 pub fn length_for(current: Duration, rtt: Duration) -> Duration {
@@ -49,10 +55,13 @@ mod tests {
 
     #[test]
     fn a_near_subscriber_keeps_a_quarter_second_and_a_far_one_a_second() {
+        assert_eq!(INITIAL, MS(250), "before the round trip is known: the shortest");
         assert_eq!(length_for(INITIAL, MS(1)), MS(250));
         assert_eq!(length_for(INITIAL, MS(25)), MS(250));
-        assert_eq!(length_for(INITIAL, MS(100)), MS(1000), "400 ms needed: shorter only with twice that");
-        assert_eq!(length_for(INITIAL, MS(60)), MS(500));
+        assert_eq!(length_for(INITIAL, MS(60)), MS(250));
+        assert_eq!(length_for(INITIAL, MS(100)), MS(500), "400 ms needed");
+        assert_eq!(length_for(INITIAL, MS(150)), MS(1000), "600 ms needed");
+        assert_eq!(length_for(MS(1000), MS(100)), MS(1000), "400 ms needed: shorter only with twice that");
         assert_eq!(length_for(INITIAL, MS(400)), MS(1000), "never more than a second");
     }
 
