@@ -667,9 +667,20 @@ impl Room {
     }
 
     fn drain(&mut self, now: Instant, id: ParticipantId, out: &mut Outbox) {
+        let mut due_timeouts = 0;
         loop {
             let Some(participant) = self.participants.get_mut(&id) else { return };
             match participant.rtc.poll_output() {
+                // str0m's pacer lets one packet out per timeout and asks for the next a
+                // microsecond later: handled here, a session's queued packets all go out
+                // in this drain, not one per turn of the worker, and the timeout after
+                // the last one is not left to the worker's timers.
+                Ok(Output::Timeout(at)) if due_timeouts < MAX_DUE_TIMEOUTS_PER_DRAIN && is_due(at, now) => {
+                    due_timeouts += 1;
+                    if let Err(e) = participant.rtc.handle_input(Input::Timeout(now.max(at))) {
+                        tracing::debug!(room = %self.name, participant = id, error = %e, "session timeout failed");
+                    }
+                }
                 Ok(Output::Timeout(at)) => {
                     // A moved deadline needs a timer entry; an unmoved future one has one
                     // already (a due one was just taken off the worker's heap).
@@ -1151,6 +1162,18 @@ impl Room {
     }
 }
 
+/// Timeouts already due that one drain of a session handles itself (a packet each, with
+/// str0m's pacer); past that, the worker's timers take over, so one busy session cannot
+/// hold up the others.
+const MAX_DUE_TIMEOUTS_PER_DRAIN: usize = 256;
+
+/// Whether a session's timeout is due: at `now` (the turn's time), or by the clock when
+/// it falls within a millisecond after (str0m's pacer asks for its next turn a microsecond
+/// after its last).
+fn is_due(at: Instant, now: Instant) -> bool {
+    at <= now || (at <= now + Duration::from_millis(1) && at <= Instant::now())
+}
+
 /// Puts a participant on the list of sessions to drain, once.
 fn queue_to_drain(dirty: &mut Vec<ParticipantId>, participant: &mut Participant) {
     if !participant.queued_to_drain {
@@ -1240,6 +1263,19 @@ fn sending_sections(sdp: &str) -> Vec<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_is_due_at_the_turn_or_once_the_clock_passed_it() {
+        let now = Instant::now();
+        assert!(is_due(now, now));
+        assert!(is_due(now - Duration::from_millis(5), now), "late");
+        // The pacer's next turn, a microsecond on: due as soon as the clock got there.
+        let next = now + Duration::from_micros(1);
+        while Instant::now() <= next {}
+        assert!(is_due(next, now));
+        assert!(!is_due(Instant::now() + Duration::from_micros(500), now), "not yet by the clock");
+        assert!(!is_due(now + Duration::from_millis(40), now), "the pacer's regular turn, later");
+    }
 
     #[test]
     fn sending_sections_are_counted() {
