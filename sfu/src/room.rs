@@ -647,13 +647,24 @@ impl Room {
     /// Drains every session with output: transmits, events (which may make more
     /// sessions dirty, e.g. by forwarding), and the next timeout.
     pub fn drive(&mut self, now: Instant, out: &mut Outbox) {
+        while self.drive_some(now, out, usize::MAX) {}
+    }
+
+    /// Drains sessions with output until `out` holds `transmits` datagrams or more, so
+    /// a large room's first datagrams can leave while the rest are drained. Returns
+    /// whether sessions are left to drain.
+    pub fn drive_some(&mut self, now: Instant, out: &mut Outbox, transmits: usize) -> bool {
         self.drive_reported = false;
         while let Some(id) = self.dirty.pop() {
             if let Some(participant) = self.participants.get_mut(&id) {
                 participant.queued_to_drain = false;
             }
             self.drain(now, id, out);
+            if out.transmits.len() >= transmits {
+                return !self.dirty.is_empty();
+            }
         }
+        false
     }
 
     /// Whether sessions wait to be drained by [`Self::drive`], said once until the next

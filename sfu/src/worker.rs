@@ -559,13 +559,17 @@ impl Worker {
     }
 
     /// Drains the sessions that datagrams left with output (subscribers of what was
-    /// forwarded), once per batch.
+    /// forwarded), once per batch. A room whose sessions have a send batch of datagrams
+    /// to go has them sent before the rest are drained: with hundreds of subscribers,
+    /// the first ones' packets do not wait for the last ones' encryption.
     fn drive_rooms(&mut self, out: &mut Outbox) {
         let now = Instant::now();
         let mut names = std::mem::take(&mut self.rooms_to_drive);
         for name in names.drain(..) {
-            if let Some(room) = self.rooms.get_mut(&*name) {
-                room.drive(now, out);
+            while let Some(room) = self.rooms.get_mut(&*name)
+                && room.drive_some(now, out, BATCH)
+            {
+                self.send_transmits(out);
             }
         }
         self.rooms_to_drive = names;
@@ -615,25 +619,13 @@ impl Worker {
     }
 
     /// Sends the rooms' output, forgets sessions that ended, and empties `out`.
-    fn flush(&mut self, out: &mut Outbox) {
+    /// Sends the datagrams in `out` and empties its list of them.
+    fn send_transmits(&mut self, out: &mut Outbox) {
         let metrics = &self.shared.metrics;
-        metrics.forwarded.inc_by(out.forwarded);
-        metrics.keyframe_requests.inc_by(out.keyframe_requests);
-        metrics.nacks_received.inc_by(out.nacks);
-        metrics.plis_received.inc_by(out.plis);
-        metrics.packets_lost_in.inc_by(out.lost_in);
-        metrics.packets_in.inc_by(out.datagrams_in);
-        metrics.bytes_in.inc_by(out.bytes_in);
-        metrics.dropped_unknown.inc_by(out.dropped_unknown);
-        metrics.packets_out.inc_by(out.transmits.len() as u64);
-        let bytes_out: usize = out.transmits.iter().map(|t| t.contents.len()).sum();
-        metrics.bytes_out.inc_by(bytes_out as u64);
-        if let Some(recordings) = &self.recordings
-            && !out.store_writes.is_empty()
-        {
-            recordings.submit(std::mem::take(&mut out.store_writes));
-        }
         let transmits = &mut out.transmits;
+        metrics.packets_out.inc_by(transmits.len() as u64);
+        let bytes_out: usize = transmits.iter().map(|t| t.contents.len()).sum();
+        metrics.bytes_out.inc_by(bytes_out as u64);
         // ICE-TCP sessions are few: their frames are taken out, and the rest go in batches.
         if transmits.iter().any(|t| t.proto != Protocol::Udp) {
             for transmit in transmits.extract_if(.., |t| t.proto != Protocol::Udp) {
@@ -645,6 +637,25 @@ impl Worker {
         // UDP: a full socket buffer drops a datagram, as the network would.
         let sent = self.send_batch.send(&*self.socket, transmits, |t| (t.destination, &t.contents));
         metrics.send_dropped.inc_by((transmits.len() - sent) as u64);
+        transmits.clear();
+    }
+
+    fn flush(&mut self, out: &mut Outbox) {
+        let metrics = &self.shared.metrics;
+        metrics.forwarded.inc_by(out.forwarded);
+        metrics.keyframe_requests.inc_by(out.keyframe_requests);
+        metrics.nacks_received.inc_by(out.nacks);
+        metrics.plis_received.inc_by(out.plis);
+        metrics.packets_lost_in.inc_by(out.lost_in);
+        metrics.packets_in.inc_by(out.datagrams_in);
+        metrics.bytes_in.inc_by(out.bytes_in);
+        metrics.dropped_unknown.inc_by(out.dropped_unknown);
+        if let Some(recordings) = &self.recordings
+            && !out.store_writes.is_empty()
+        {
+            recordings.submit(std::mem::take(&mut out.store_writes));
+        }
+        self.send_transmits(out);
         let mut slow = Vec::new();
         for (id, message) in out.messages.drain(..) {
             let Some(link) = self.links.get(&id) else { continue };
