@@ -618,7 +618,6 @@ impl Worker {
         self.recording_rooms = recording;
     }
 
-    /// Sends the rooms' output, forgets sessions that ended, and empties `out`.
     /// Sends the datagrams in `out` and empties its list of them.
     fn send_transmits(&mut self, out: &mut Outbox) {
         let metrics = &self.shared.metrics;
@@ -640,6 +639,7 @@ impl Worker {
         transmits.clear();
     }
 
+    /// Sends the rooms' output, forgets sessions that ended, and empties `out`.
     fn flush(&mut self, out: &mut Outbox) {
         let metrics = &self.shared.metrics;
         metrics.forwarded.inc_by(out.forwarded);
