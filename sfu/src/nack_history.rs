@@ -16,7 +16,7 @@
 //! measures its round trip (a second or two): that covers the first NACKs of a round trip
 //! up to 200 ms, and a history that started long would fill with a second of packets per
 //! stream whose memory the allocator keeps after the history shrinks (at 200 video
-//! packets a second, a third of what a participant costs).
+//! packets a second, nearly a third of what a participant costs).
 
 use std::time::Duration;
 
