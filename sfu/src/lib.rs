@@ -15,7 +15,9 @@
 //!   [`forward`]: simulcast layer switching and RTP rewriting; [`vp8_munger`]: VP8
 //!   picture numbers kept continuous across layer switches; [`vp9_svc`]: VP9 spatial
 //!   layers per subscriber; [`speakers`]: active
-//!   speaker detection; [`demux`]: which worker an ICE-TCP connection belongs to.
+//!   speaker detection; [`demux`]: which worker an ICE-TCP connection belongs to;
+//!   [`srtp`]: SRTP and SRTCP the SFU protects and reads itself, with the keys
+//!   [`srtp_keys`] keeps from each session's DTLS handshake.
 //! - [`worker`]: the thread that owns a share of the rooms and a UDP media port of its
 //!   own; [`http`]: WebSocket sessions, control API, health and metrics; [`ingest`]:
 //!   a broadcaster's stream (WHIP, through signaling) published into a room;
@@ -34,6 +36,8 @@ pub mod protocol;
 pub mod recording;
 pub mod room;
 pub mod speakers;
+pub mod srtp;
+pub mod srtp_keys;
 pub mod vp8_munger;
 pub mod vp9_svc;
 pub mod worker;
