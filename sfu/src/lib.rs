@@ -17,7 +17,8 @@
 //!   layers per subscriber; [`speakers`]: active
 //!   speaker detection; [`demux`]: which worker an ICE-TCP connection belongs to;
 //!   [`srtp`]: SRTP and SRTCP the SFU protects and reads itself, with the keys
-//!   [`srtp_keys`] keeps from each session's DTLS handshake.
+//!   [`srtp_keys`] keeps from each session's DTLS handshake; [`rtcp_feedback`]: what a
+//!   receiver reports in RTCP (reports, NACKs, keyframe requests, transport-wide feedback).
 //! - [`worker`]: the thread that owns a share of the rooms and a UDP media port of its
 //!   own; [`http`]: WebSocket sessions, control API, health and metrics; [`ingest`]:
 //!   a broadcaster's stream (WHIP, through signaling) published into a room;
@@ -35,6 +36,9 @@ pub mod participant;
 pub mod protocol;
 pub mod recording;
 pub mod room;
+pub mod rtcp_feedback;
+#[cfg(test)]
+mod session_pair;
 pub mod speakers;
 pub mod srtp;
 pub mod srtp_keys;

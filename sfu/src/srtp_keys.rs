@@ -185,119 +185,38 @@ impl DtlsInstance for KeyKeepingInstance {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-    use std::time::Duration;
-
-    use str0m::media::{Direction, MediaKind, Mid, Pt};
-    use str0m::net::{Protocol, Receive};
-    use str0m::{Candidate, Event, Input, Output};
+    use str0m::rtp::Ssrc;
+    use str0m::{Input, Rtc};
 
     use super::*;
-
-    /// One of two sessions that talk through memory: no socket, nothing sent.
-    struct Side {
-        rtc: Rtc,
-        keys: SessionKeys,
-        address: SocketAddr,
-        /// Payloads of the RTP packets this side received.
-        received_rtp: Vec<Vec<u8>>,
-        /// The SRTCP datagrams this side sent.
-        sent_rtcp: Vec<Vec<u8>>,
-    }
-
-    fn side(port: u16, now: Instant) -> Side {
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let (mut rtc, keys) = build_rtc(Rtc::builder().set_rtp_mode(true), now);
-        rtc.add_local_candidate(Candidate::host(address, "udp").unwrap());
-        Side { rtc, keys, address, received_rtp: Vec::new(), sent_rtcp: Vec::new() }
-    }
-
-    /// Runs `from` until it waits for a later time, handing what it transmits to `to`.
-    fn run(from: &mut Side, to: &mut Side, now: Instant) {
-        from.rtc.handle_input(Input::Timeout(now)).unwrap();
-        loop {
-            match from.rtc.poll_output().unwrap() {
-                Output::Timeout(_) => return,
-                Output::Transmit(transmit) => {
-                    // RTP and RTCP start 0b10; RTCP's packet types are 192 to 223 (RFC 5761).
-                    if transmit.contents[0] >> 6 == 2 && (192..=223).contains(&transmit.contents[1]) {
-                        from.sent_rtcp.push(transmit.contents.to_vec());
-                    }
-                    deliver(to, from.address, &transmit.contents, now);
-                }
-                Output::Event(Event::RtpPacket(packet)) => from.received_rtp.push(packet.payload.to_vec()),
-                Output::Event(_) => {}
-            }
-        }
-    }
-
-    fn deliver(to: &mut Side, source: SocketAddr, datagram: &[u8], now: Instant) {
-        let contents = datagram.try_into().unwrap();
-        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: to.address, contents });
-        to.rtc.handle_input(input).unwrap();
-    }
-
-    /// A sends video to B, negotiated and connected.
-    fn connected_pair() -> (Side, Side, Mid, Instant) {
-        let mut now = Instant::now();
-        let (mut a, mut b) = (side(10_001, now), side(10_002, now));
-        let mut change = a.rtc.sdp_api();
-        let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
-        let answer = b.rtc.sdp_api().accept_offer(offer).unwrap();
-        a.rtc.sdp_api().accept_answer(pending, answer).unwrap();
-        for _ in 0..500 {
-            if a.rtc.is_connected() && b.rtc.is_connected() && a.keys.profile().is_some() && b.keys.profile().is_some()
-            {
-                return (a, b, mid, now);
-            }
-            run(&mut a, &mut b, now);
-            run(&mut b, &mut a, now);
-            now += Duration::from_millis(5);
-        }
-        panic!("the sessions did not connect");
-    }
+    use crate::session_pair::{SessionPair, rtp_packet};
 
     #[test]
     fn the_keys_a_handshake_exports_protect_and_read_what_str0m_does() {
-        let (mut a, mut b, mid, mut now) = connected_pair();
+        let SessionPair { mut a, mut b, mid, now } = SessionPair::connected();
         assert_eq!(a.keys.profile(), b.keys.profile());
         let (a_sends, mut a_receives) = a.keys.contexts().unwrap().unwrap();
 
         // An RTP packet protected with A's keys, on A's video stream: B's str0m takes it.
-        let ssrc = a.rtc.direct_api().stream_tx_by_mid(mid, None).unwrap().ssrc();
-        let pt: Pt = *a.rtc.media(mid).unwrap().remote_pts().first().unwrap();
-        let mut packet = vec![0x80, *pt, 0x03, 0xe8, 0, 0, 0x10, 0];
-        packet.extend_from_slice(&(*ssrc).to_be_bytes());
+        let ssrc: Ssrc = a.rtc.direct_api().stream_tx_by_mid(mid, None).unwrap().ssrc();
+        let pt = *a.rtc.media(mid).unwrap().remote_pts().first().unwrap();
         let payload = b"\x10\x00\x9d\x01\x2a isoplane forwards this";
-        packet.extend_from_slice(payload);
+        let mut packet = rtp_packet(*pt, 1000, *ssrc, &[], payload);
         a_sends.protect_rtp(&mut packet, 0).unwrap();
-        deliver(&mut b, a.address, &packet, now);
-        run(&mut b, &mut a, now);
+        b.deliver(a.address, &packet, now);
+        b.run(&mut a, now);
         assert_eq!(b.received_rtp, vec![payload.to_vec()], "str0m read the packet the SFU protected");
 
         // Tampered with, the same packet is dropped.
         let mut forged = packet.clone();
         forged[20] ^= 1;
         forged[2..4].copy_from_slice(&1001u16.to_be_bytes());
-        let _ = b.rtc.handle_input(Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source: a.address,
-                destination: b.address,
-                contents: (&forged[..]).try_into().unwrap(),
-            },
-        ));
-        run(&mut b, &mut a, now);
+        let _ = b.rtc.handle_input(Input::Receive(now, b.receive(a.address, &forged)));
+        b.run(&mut a, now);
         assert_eq!(b.received_rtp.len(), 1, "a forged packet is not read");
 
         // B's receiver reports, protected by B's str0m, read with A's keys.
-        for _ in 0..400 {
-            now += Duration::from_millis(5);
-            run(&mut b, &mut a, now);
-            run(&mut a, &mut b, now);
-        }
+        SessionPair::run_both(&mut a, &mut b, now, 400);
         assert!(!b.sent_rtcp.is_empty(), "B reported what it received");
         for datagram in &b.sent_rtcp {
             let mut datagram = datagram.clone();
@@ -310,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_session_built_elsewhere_keeps_no_keys() {
-        let now = Instant::now();
+        let now = std::time::Instant::now();
         let (_rtc, keys) = build_rtc(Rtc::builder(), now);
         // The next session, built without build_rtc, does not take these keys' place.
         let _other = Rtc::builder().set_crypto_provider(key_keeping_provider()).build(now);
