@@ -16,9 +16,11 @@
 //!   picture numbers kept continuous across layer switches; [`vp9_svc`]: VP9 spatial
 //!   layers per subscriber; [`speakers`]: active
 //!   speaker detection; [`demux`]: which worker an ICE-TCP connection belongs to;
-//!   [`srtp`]: SRTP and SRTCP the SFU protects and reads itself, with the keys
-//!   [`srtp_keys`] keeps from each session's DTLS handshake; [`rtcp_feedback`]: what a
-//!   receiver reports in RTCP (reports, NACKs, keyframe requests, transport-wide feedback).
+//!   [`egress`]: forwarded packets the SFU protects and sends itself (audio), beside
+//!   str0m; [`srtp`]: SRTP and SRTCP the SFU protects and reads itself, with the keys
+//!   [`srtp_keys`] keeps from each session's DTLS handshake; [`sender_report`]: str0m's
+//!   sender reports rewritten for those streams; [`rtcp_feedback`]: what a receiver
+//!   reports in RTCP (reports, NACKs, keyframe requests, transport-wide feedback).
 //! - [`worker`]: the thread that owns a share of the rooms and a UDP media port of its
 //!   own; [`http`]: WebSocket sessions, control API, health and metrics; [`ingest`]:
 //!   a broadcaster's stream (WHIP, through signaling) published into a room;
@@ -27,6 +29,7 @@
 
 pub mod config;
 pub mod demux;
+pub mod egress;
 pub mod forward;
 pub mod http;
 pub mod ingest;
@@ -37,6 +40,7 @@ pub mod protocol;
 pub mod recording;
 pub mod room;
 pub mod rtcp_feedback;
+pub mod sender_report;
 #[cfg(test)]
 mod session_pair;
 pub mod speakers;

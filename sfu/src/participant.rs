@@ -11,8 +11,10 @@ use str0m::media::{MediaKind, Mid, Rid};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc};
 
+use crate::egress::Egress;
 use crate::forward::Forwarder;
 use crate::protocol::{AvatarId, Permissions, Quality, Source, TrackInfo, Wanted};
+use crate::srtp_keys::SessionKeys;
 use crate::vp8_munger::Vp8Munger;
 use crate::vp9_svc::SpatialFilter;
 
@@ -236,6 +238,8 @@ pub struct Participant {
     pub audio_muted: bool,
     pub video_muted: bool,
     pub rtc: Rtc,
+    /// What the SFU sends this session itself, beside str0m.
+    pub egress: Egress,
     pub connected: bool,
     /// When ICE last lost the peer, while it stays lost.
     pub disconnected_since: Option<Instant>,
@@ -294,6 +298,8 @@ impl Participant {
             audio_muted: false,
             video_muted: false,
             rtc,
+            // A session whose keys are never kept sends everything through str0m.
+            egress: Egress::new(SessionKeys::default()),
             connected: false,
             disconnected_since: None,
             published: Vec::new(),

@@ -15,10 +15,11 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{Extension, ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::config::Limits;
+use crate::egress::{AudioLevel, OutRtp};
 use crate::forward::{Forwarder, Verdict, VideoPayload};
 use crate::nack_history;
 use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
@@ -702,7 +703,9 @@ impl Room {
                     }
                     return;
                 }
-                Ok(Output::Transmit(transmit)) => {
+                Ok(Output::Transmit(mut transmit)) => {
+                    participant.egress.observe(&transmit);
+                    participant.egress.rewrite_reports(&mut transmit, now);
                     participant.counters.packets_out += 1;
                     participant.counters.bytes_out += transmit.contents.len() as u64;
                     out.transmits.push(transmit);
@@ -949,6 +952,42 @@ impl Room {
                     .map(|p| p.pt())
             });
             let Some(out_pt) = out_pt else { continue };
+            // Audio goes out through the session's own sending once it has keys and a path
+            // (crate::egress); until then, and for video, through str0m.
+            if kind == MediaKind::Audio {
+                let level_id = subscriber
+                    .rtc
+                    .media(out_mid)
+                    .and_then(|m| m.remote_extmap().id_of(Extension::AudioLevel))
+                    .filter(|id| (1..=14).contains(id));
+                let level = packet
+                    .header
+                    .ext_vals
+                    .audio_level
+                    .map(|level| AudioLevel { level, voice: packet.header.ext_vals.voice_activity.unwrap_or(false) });
+                let ssrc = subscriber.rtc.direct_api().stream_tx_by_mid(out_mid, None).map(|s| *s.ssrc());
+                if let Some(ssrc) = ssrc {
+                    let rtp = OutRtp {
+                        ssrc,
+                        pt: *out_pt,
+                        seq: out_seq,
+                        timestamp,
+                        marker,
+                        clock_rate: spec.clock_rate.get(),
+                        audio_level: level_id.zip(level),
+                        payload: &packet.payload,
+                    };
+                    let queued = out.transmits.len();
+                    if subscriber.egress.send(rtp, now, &mut out.transmits) {
+                        if let Some(sent) = out.transmits.get(queued) {
+                            subscriber.counters.packets_out += 1;
+                            subscriber.counters.bytes_out += sent.contents.len() as u64;
+                            out.forwarded += 1;
+                        }
+                        continue;
+                    }
+                }
+            }
             let mut api = subscriber.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(out_mid, None) else { continue };
             let mut write = RtpWrite::new(out_pt, out_seq.into(), timestamp, packet.timestamp, packet.payload.clone())

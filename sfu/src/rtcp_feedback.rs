@@ -336,7 +336,7 @@ mod tests {
     /// times the packets arrived.
     #[test]
     fn reads_what_a_str0m_receiver_reports_about_packets_the_sfu_sent() {
-        let SessionPair { mut a, mut b, mid, mut now } = SessionPair::connected();
+        let SessionPair { mut a, mut b, mid, mut now, .. } = SessionPair::connected();
         let (a_sends, mut a_receives) = a.keys.contexts().unwrap().unwrap();
         let ssrc = *a.rtc.direct_api().stream_tx_by_mid(mid, None).unwrap().ssrc();
         let media = a.rtc.media(mid).unwrap();

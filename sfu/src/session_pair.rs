@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::rtcp::SenderInfo;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::srtp_keys::{SessionKeys, build_rtc};
+
+pub type RtcpRewrite = Box<dyn FnMut(&mut Vec<u8>)>;
 
 pub struct Side {
     pub rtc: Rtc,
@@ -19,6 +22,12 @@ pub struct Side {
     pub received_rtp: Vec<Vec<u8>>,
     /// The SRTCP datagrams this side sent.
     pub sent_rtcp: Vec<Vec<u8>>,
+    /// Changes each SRTCP datagram this side sends before it goes.
+    pub rewrite_rtcp: Option<RtcpRewrite>,
+    /// The sender report the last RTP packet received came with.
+    pub last_sender_info: Option<SenderInfo>,
+    /// The audio level the last RTP packet received carried.
+    pub last_audio_level: Option<i8>,
 }
 
 impl Side {
@@ -26,7 +35,16 @@ impl Side {
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let (mut rtc, keys) = build_rtc(Rtc::builder().set_rtp_mode(true), now);
         rtc.add_local_candidate(Candidate::host(address, "udp").unwrap());
-        Side { rtc, keys, address, received_rtp: Vec::new(), sent_rtcp: Vec::new() }
+        Side {
+            rtc,
+            keys,
+            address,
+            received_rtp: Vec::new(),
+            sent_rtcp: Vec::new(),
+            rewrite_rtcp: None,
+            last_sender_info: None,
+            last_audio_level: None,
+        }
     }
 
     /// Runs this side until it waits for a later time, handing what it transmits to `to`.
@@ -36,13 +54,21 @@ impl Side {
             match self.rtc.poll_output().unwrap() {
                 Output::Timeout(_) => return,
                 Output::Transmit(transmit) => {
+                    let mut datagram = transmit.contents.to_vec();
                     // RTP and RTCP start 0b10; RTCP's packet types are 192 to 223 (RFC 5761).
-                    if transmit.contents[0] >> 6 == 2 && (192..=223).contains(&transmit.contents[1]) {
-                        self.sent_rtcp.push(transmit.contents.to_vec());
+                    if datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1]) {
+                        if let Some(rewrite) = &mut self.rewrite_rtcp {
+                            rewrite(&mut datagram);
+                        }
+                        self.sent_rtcp.push(datagram.clone());
                     }
-                    to.deliver(self.address, &transmit.contents, now);
+                    to.deliver(self.address, &datagram, now);
                 }
-                Output::Event(Event::RtpPacket(packet)) => self.received_rtp.push(packet.payload.to_vec()),
+                Output::Event(Event::RtpPacket(packet)) => {
+                    self.last_sender_info = packet.last_sender_info;
+                    self.last_audio_level = packet.header.ext_vals.audio_level;
+                    self.received_rtp.push(packet.payload.to_vec());
+                }
                 Output::Event(_) => {}
             }
         }
@@ -64,6 +90,8 @@ pub struct SessionPair {
     pub b: Side,
     /// A's video, which B receives.
     pub mid: Mid,
+    /// A's audio, which B receives.
+    pub audio_mid: Mid,
     pub now: Instant,
 }
 
@@ -74,13 +102,14 @@ impl SessionPair {
         let (mut a, mut b) = (Side::new(10_001, now), Side::new(10_002, now));
         let mut change = a.rtc.sdp_api();
         let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let audio_mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let (offer, pending) = change.apply().unwrap();
         let answer = b.rtc.sdp_api().accept_offer(offer).unwrap();
         a.rtc.sdp_api().accept_answer(pending, answer).unwrap();
         for _ in 0..500 {
             if a.rtc.is_connected() && b.rtc.is_connected() && a.keys.profile().is_some() && b.keys.profile().is_some()
             {
-                return SessionPair { a, b, mid, now };
+                return SessionPair { a, b, mid, audio_mid, now };
             }
             now = Self::run_both(&mut a, &mut b, now, 1);
         }

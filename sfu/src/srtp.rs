@@ -233,13 +233,30 @@ impl Context {
     /// Protects the compound RTCP packet in `packet` in place, appending the next SRTCP
     /// index and the tag.
     pub fn protect_rtcp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
-        if packet.len() < RTCP_HEADER_LEN {
-            return Err(SrtpError::Malformed);
-        }
         if self.next_rtcp_index > MAX_RTCP_INDEX {
             return Err(SrtpError::IndexExhausted);
         }
-        let index = self.next_rtcp_index;
+        self.seal_rtcp(packet, self.next_rtcp_index)?;
+        self.next_rtcp_index += 1;
+        Ok(())
+    }
+
+    /// Changes an SRTCP packet protected with these keys (by str0m, which shares them):
+    /// `change` gets the plain compound packet to edit in place, and the result is
+    /// protected again under the packet's own index. Send it instead of the original,
+    /// never both: each nonce then goes on the wire once.
+    pub fn rewrite_rtcp(&mut self, packet: &mut Vec<u8>, change: impl FnOnce(&mut [u8])) -> Result<(), SrtpError> {
+        let index = self.rtcp_index_at(packet).map(|at| be_u32(&packet[at..at + RTCP_INDEX_LEN]) & MAX_RTCP_INDEX);
+        let len = self.unprotect_rtcp(packet)?;
+        packet.truncate(len);
+        change(packet);
+        self.seal_rtcp(packet, index.ok_or(SrtpError::Malformed)?)
+    }
+
+    fn seal_rtcp(&self, packet: &mut Vec<u8>, index: u32) -> Result<(), SrtpError> {
+        if packet.len() < RTCP_HEADER_LEN {
+            return Err(SrtpError::Malformed);
+        }
         let flagged_index = (ENCRYPTED_FLAG | index).to_be_bytes();
         let ssrc = be_u32(&packet[4..8]);
         match &self.rtcp {
@@ -259,8 +276,20 @@ impl Context {
                 packet.extend_from_slice(&flagged_index);
             }
         }
-        self.next_rtcp_index += 1;
         Ok(())
+    }
+
+    /// Where an SRTCP packet of this profile holds its flagged index: after the payload
+    /// (counter mode) or after the tag (GCM). `None` if it is too short to hold both.
+    fn rtcp_index_at(&self, packet: &[u8]) -> Option<usize> {
+        let tag_len = self.profile.tag_len();
+        if packet.len() < RTCP_HEADER_LEN + RTCP_INDEX_LEN + tag_len {
+            return None;
+        }
+        Some(match self.profile {
+            Profile::Aes128CmSha1_80 => packet.len() - tag_len - RTCP_INDEX_LEN,
+            Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => packet.len() - RTCP_INDEX_LEN,
+        })
     }
 
     /// Authenticates and decrypts the SRTCP packet in `packet` in place; returns the
@@ -268,15 +297,8 @@ impl Context {
     /// was read before, or is 64 or more behind the highest read, is refused.
     pub fn unprotect_rtcp(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
         let tag_len = self.profile.tag_len();
-        if packet.len() < RTCP_HEADER_LEN + RTCP_INDEX_LEN + tag_len {
-            return Err(SrtpError::Malformed);
-        }
+        let index_at = self.rtcp_index_at(packet).ok_or(SrtpError::Malformed)?;
         let ssrc = be_u32(&packet[4..8]);
-        // The index sits after the payload (counter mode) or after the tag (GCM).
-        let index_at = match self.profile {
-            Profile::Aes128CmSha1_80 => packet.len() - tag_len - RTCP_INDEX_LEN,
-            Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => packet.len() - RTCP_INDEX_LEN,
-        };
         let flagged_index = be_u32(&packet[index_at..index_at + RTCP_INDEX_LEN]);
         if flagged_index & ENCRYPTED_FLAG == 0 {
             return Err(SrtpError::Unencrypted);
@@ -507,6 +529,35 @@ mod tests {
                 let len = context.unprotect_rtcp(&mut packet).unwrap_or_else(|e| panic!("{profile:?}: {e}"));
                 assert_eq!(&packet[..len], &rtcp()[..], "{profile:?}");
             }
+        }
+    }
+
+    #[test]
+    fn rewritten_rtcp_keeps_its_index_and_reads_as_changed() {
+        for profile in PROFILES {
+            // str0m's side: protects with the session's keys; the SFU rewrites with the same.
+            let (mut sender, mut rewriter) = (ours(profile, 7), ours(profile, 7));
+            let mut peer = peer(profile, 7);
+            for round in 0..3u8 {
+                let mut packet = rtcp();
+                sender.protect_rtcp(&mut packet).unwrap();
+                let original = packet.clone();
+                rewriter.rewrite_rtcp(&mut packet, |plain| plain[7] = 0x40 + round).unwrap();
+                assert_eq!(packet.len(), original.len(), "{profile:?}");
+                let index_at = rewriter.rtcp_index_at(&packet).unwrap();
+                assert_eq!(packet[index_at..index_at + 4], original[index_at..index_at + 4], "{profile:?}: same index");
+                let mut expected = rtcp();
+                expected[7] = 0x40 + round;
+                assert_eq!(peer.decrypt_rtcp(&packet).unwrap().as_ref(), &expected[..], "{profile:?}");
+            }
+            // What does not authenticate is not rewritten.
+            let mut forger = ours(profile, 8);
+            for _ in 0..3 {
+                forger.protect_rtcp(&mut rtcp()).unwrap();
+            }
+            let mut forged = rtcp();
+            forger.protect_rtcp(&mut forged).unwrap();
+            assert_eq!(rewriter.rewrite_rtcp(&mut forged, |_| {}), Err(SrtpError::Authentication));
         }
     }
 

@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn the_keys_a_handshake_exports_protect_and_read_what_str0m_does() {
-        let SessionPair { mut a, mut b, mid, now } = SessionPair::connected();
+        let SessionPair { mut a, mut b, mid, now, .. } = SessionPair::connected();
         assert_eq!(a.keys.profile(), b.keys.profile());
         let (a_sends, mut a_receives) = a.keys.contexts().unwrap().unwrap();
 

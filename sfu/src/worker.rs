@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 use crate::demux;
+use crate::egress::Egress;
 use crate::metrics::Metrics;
 use crate::participant::{Candidates, IngestLease, Participant, ParticipantId};
 use crate::protocol::{
@@ -37,6 +38,7 @@ use crate::protocol::{
 };
 use crate::recording::store::RecordingStore;
 use crate::room::{AdmitError, Outbox, RecordingRefused, Room, Who};
+use crate::srtp_keys::{self, SessionKeys};
 
 /// Messages queued towards one client; a client this far behind is dropped.
 pub const CLIENT_QUEUE: usize = 256;
@@ -443,9 +445,10 @@ impl Worker {
     ) -> Result<ParticipantId, (ErrorCode, String)> {
         let id = self.shared.next_participant.fetch_add(1, Ordering::Relaxed);
         let ufrag = demux::new_ufrag(self.index);
-        let rtc = self.new_session(ufrag.clone(), now);
+        let (rtc, keys) = self.new_session(ufrag.clone(), now);
         let mut participant =
             Participant::new(id, claims.sub, claims.avatar, Permissions::from_token(claims.publish), rtc, now);
+        participant.egress = Egress::new(keys);
         // A mute from signaling holds from the first packet, in every room the user enters.
         participant.audio_muted = claims.audio_muted;
         participant.video_muted = claims.video_muted;
@@ -483,12 +486,13 @@ impl Worker {
         Ok(id)
     }
 
-    fn new_session(&self, ufrag: String, now: Instant) -> Rtc {
+    /// A session, and the SRTP keys its handshake will export (for `crate::egress`).
+    fn new_session(&self, ufrag: String, now: Instant) -> (Rtc, SessionKeys) {
         let pass: String = {
             use rand::Rng;
             rand::rng().sample_iter(&rand::distr::Alphanumeric).take(24).map(char::from).collect()
         };
-        let mut rtc = Rtc::builder()
+        let config = Rtc::builder()
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .set_local_ice_credentials(IceCreds { ufrag, pass })
@@ -499,13 +503,13 @@ impl Worker {
             .enable_vp9(true)
             .enable_h264(true)
             .enable_bwe(Some(Bitrate::kbps(1_000)))
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .build(now);
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        let (mut rtc, keys) = srtp_keys::build_rtc(config, now);
         rtc.add_local_candidate(self.shared.candidates.udp[self.index].clone());
         if let Some(tcp) = &self.shared.candidates.tcp {
             rtc.add_local_candidate(tcp.clone());
         }
-        rtc
+        (rtc, keys)
     }
 
     fn on_signal(&mut self, now: Instant, id: ParticipantId, message: ClientMessage, out: &mut Outbox) {
