@@ -76,15 +76,17 @@ impl Egress {
         self.path = Some((transmit.proto, transmit.source, transmit.destination));
     }
 
-    /// Protects `rtp` and adds it to `transmits`. Returns false, sending nothing, until
-    /// the session has keys and a path: str0m sends the packet then.
-    pub fn send(&mut self, rtp: OutRtp, now: Instant, transmits: &mut Vec<Transmit>) -> bool {
+    /// Protects `rtp` and adds it to `transmits`, in one of the `spare` buffers if there
+    /// is one. Returns false, sending nothing, until the session has keys and a path:
+    /// str0m sends the packet then.
+    pub fn send(&mut self, rtp: OutRtp, now: Instant, transmits: &mut Vec<Transmit>, spare: &mut Vec<Vec<u8>>) -> bool {
         let (Some((proto, source, destination)), Some((context, _))) = (self.path, self.ready_contexts()) else {
             return false;
         };
         let extension_len = if rtp.audio_level.is_some() { EXTENSION_LEN } else { 0 };
-        let mut packet =
-            Vec::with_capacity(RTP_HEADER_LEN + extension_len + rtp.payload.len() + context.profile().rtp_overhead());
+        let mut packet = spare.pop().unwrap_or_default();
+        packet.clear();
+        packet.reserve(RTP_HEADER_LEN + extension_len + rtp.payload.len() + context.profile().rtp_overhead());
         let extension_bit = if extension_len > 0 { 0x10 } else { 0 };
         packet.extend_from_slice(&[0x80 | extension_bit, (u8::from(rtp.marker) << 7) | (rtp.pt & 0x7f)]);
         packet.extend_from_slice(&(rtp.seq as u16).to_be_bytes());
@@ -207,7 +209,7 @@ mod tests {
             payload: &payload,
         };
         let mut transmits = Vec::new();
-        assert!(!egress.borrow_mut().send(rtp(1), now, &mut transmits), "no path yet: str0m sends");
+        assert!(!egress.borrow_mut().send(rtp(1), now, &mut transmits, &mut Vec::new()), "no path yet: str0m sends");
         // The path comes from what str0m sends; its RTCP goes through the rewrite.
         let hook = egress.clone();
         let (source, destination) = (a.address, b.address);
@@ -222,7 +224,7 @@ mod tests {
         let now = SessionPair::run_both(&mut a, &mut b, now, 300);
 
         for seq in 1..=3 {
-            assert!(egress.borrow_mut().send(rtp(seq), now, &mut transmits));
+            assert!(egress.borrow_mut().send(rtp(seq), now, &mut transmits, &mut Vec::new()));
         }
         for transmit in transmits.drain(..) {
             assert_eq!((transmit.source, transmit.destination), (a.address, b.address));
@@ -230,7 +232,7 @@ mod tests {
         }
         // str0m reports audio every 5 s.
         let now = SessionPair::run_both(&mut a, &mut b, now, 1200);
-        assert!(egress.borrow_mut().send(rtp(4), now, &mut transmits));
+        assert!(egress.borrow_mut().send(rtp(4), now, &mut transmits, &mut vec![vec![0xff; 2000]]));
         b.deliver(a.address, &transmits[0].contents, now);
         SessionPair::run_both(&mut a, &mut b, now, 1);
 

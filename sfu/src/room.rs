@@ -56,12 +56,15 @@ pub struct Outbox {
     pub dropped_unknown: u64,
     /// Recording pieces for the object store, in order.
     pub store_writes: Vec<StoreWrite>,
+    /// Buffers of datagrams already sent, emptied: the packets the SFU writes itself
+    /// reuse them (crate::egress), so sending audio allocates nothing.
+    pub spare_buffers: Vec<Vec<u8>>,
 }
 
 impl Outbox {
     /// Empties the outbox for its next use; its vectors keep their room.
     pub fn clear(&mut self) {
-        let Outbox { transmits, messages, removed, timeouts, store_writes, .. } = self;
+        let Outbox { transmits, messages, removed, timeouts, store_writes, spare_buffers, .. } = self;
         transmits.clear();
         messages.clear();
         removed.clear();
@@ -73,6 +76,7 @@ impl Outbox {
             removed: std::mem::take(removed),
             timeouts: std::mem::take(timeouts),
             store_writes: std::mem::take(store_writes),
+            spare_buffers: std::mem::take(spare_buffers),
             ..Outbox::default()
         };
         *self = emptied;
@@ -978,7 +982,7 @@ impl Room {
                         payload: &packet.payload,
                     };
                     let queued = out.transmits.len();
-                    if subscriber.egress.send(rtp, now, &mut out.transmits) {
+                    if subscriber.egress.send(rtp, now, &mut out.transmits, &mut out.spare_buffers) {
                         if let Some(sent) = out.transmits.get(queued) {
                             subscriber.counters.packets_out += 1;
                             subscriber.counters.bytes_out += sent.contents.len() as u64;

@@ -55,6 +55,8 @@ const TICK: Duration = Duration::from_millis(50);
 const BATCH: usize = 32;
 /// Longest datagram read; longer ones are dropped (media and DTLS stay under an MTU).
 const MAX_DATAGRAM: usize = 2048;
+/// Sent datagrams' buffers a worker keeps for the ones it writes itself (about 1.5 KiB each).
+const MAX_SPARE_BUFFERS: usize = 256;
 /// Reads of the socket in one go before the worker looks at its other inputs: a flood
 /// cannot hold up commands, timers or ICE-TCP.
 const READS_PER_TURN: usize = 4;
@@ -640,6 +642,10 @@ impl Worker {
         // UDP: a full socket buffer drops a datagram, as the network would.
         let sent = self.send_batch.send(&*self.socket, transmits, |t| (t.destination, &t.contents));
         metrics.send_dropped.inc_by((transmits.len() - sent) as u64);
+        // Their buffers serve the datagrams the SFU writes itself, up to a bound.
+        let spare = &mut out.spare_buffers;
+        let keep = MAX_SPARE_BUFFERS.saturating_sub(spare.len()).min(transmits.len());
+        spare.extend(transmits.drain(..keep).map(|t| Vec::from(t.contents)));
         transmits.clear();
     }
 
