@@ -13,6 +13,8 @@ isoplane_service::service_metrics! {
         pub bytes_out: Counter = "bytes_out", "Bytes sent.";
         /// RTP packets written towards subscribers.
         pub forwarded: Counter = "forwarded_packets", "RTP packets forwarded to subscribers.";
+        /// Of them, those the SFU protected and sent itself (crate::egress), not str0m.
+        pub forwarded_own: Counter = "forwarded_own_packets", "RTP packets forwarded by the SFU's own sending, without str0m's.";
         /// Keyframe requests (PLI) sent to publishers.
         pub keyframe_requests: Counter = "keyframe_requests", "Keyframe requests sent to publishers.";
         pub nacks_received: Counter = "nacks_received", "NACKs received from subscribers.";

@@ -41,8 +41,10 @@ pub struct Outbox {
     pub removed: Vec<ParticipantId>,
     /// A participant's next timeout changed.
     pub timeouts: Vec<(ParticipantId, Instant)>,
-    /// Packets forwarded to subscribers (for metrics).
+    /// Packets forwarded to subscribers (for metrics), and of them those the SFU sent
+    /// itself (crate::egress).
     pub forwarded: u64,
+    pub forwarded_own: u64,
     pub keyframe_requests: u64,
     /// NACKs and PLIs received from subscribers, and incoming packets lost on the way
     /// from publishers (estimated from the loss fraction str0m reports).
@@ -987,6 +989,7 @@ impl Room {
                             subscriber.counters.packets_out += 1;
                             subscriber.counters.bytes_out += sent.contents.len() as u64;
                             out.forwarded += 1;
+                            out.forwarded_own += 1;
                         }
                         continue;
                     }

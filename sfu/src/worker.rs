@@ -653,6 +653,7 @@ impl Worker {
     fn flush(&mut self, out: &mut Outbox) {
         let metrics = &self.shared.metrics;
         metrics.forwarded.inc_by(out.forwarded);
+        metrics.forwarded_own.inc_by(out.forwarded_own);
         metrics.keyframe_requests.inc_by(out.keyframe_requests);
         metrics.nacks_received.inc_by(out.nacks);
         metrics.plis_received.inc_by(out.plis);

@@ -82,6 +82,17 @@ impl TestSfu {
     pub fn token(&self, room: &str, avatar: AvatarId, publish: bool) -> String {
         self.key.sign(&claims(room, avatar, publish, unix_now() + 3600))
     }
+
+    /// A counter's value in `/metrics` (`name` without the `isoplane_sfu_` prefix).
+    pub async fn counter(&self, name: &str) -> u64 {
+        let url = format!("http://{}/metrics", self.http);
+        let text = reqwest::get(url).await.expect("/metrics answers").text().await.expect("/metrics text");
+        let line = format!("isoplane_sfu_{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no counter {name} in {text}"))
+    }
 }
 
 impl Drop for TestSfu {
