@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::net::{Protocol, Transmit};
+use str0m::stats::CandidatePairStats;
 
 use crate::sender_report::{self, SenderInfo};
 use crate::srtp::Context;
@@ -71,9 +72,19 @@ impl Egress {
         Egress { keys, contexts: None, path: None, streams: Vec::new() }
     }
 
-    /// Notes where str0m sends this session's datagrams; called with each of them.
+    /// Notes where str0m sends this session's media; called with each of its datagrams.
+    /// RTP, RTCP and DTLS go on the nominated pair; STUN answers go wherever a check
+    /// came from (RFC 7983: STUN starts with 0 to 3), so they are not followed.
     pub fn observe(&mut self, transmit: &Transmit) {
-        self.path = Some((transmit.proto, transmit.source, transmit.destination));
+        if transmit.contents.first().is_some_and(|&first| first > 3) {
+            self.path = Some((transmit.proto, transmit.source, transmit.destination));
+        }
+    }
+
+    /// Follows the pair ICE selected, as str0m reports it every second: after an ICE
+    /// restart, the path moves even if str0m has sent nothing on it yet.
+    pub fn follow(&mut self, pair: &CandidatePairStats) {
+        self.path = Some((pair.protocol, pair.local.addr, pair.remote.addr));
     }
 
     /// Protects `rtp` and adds it to `transmits`, in one of the `spare` buffers if there
@@ -210,6 +221,15 @@ mod tests {
         };
         let mut transmits = Vec::new();
         assert!(!egress.borrow_mut().send(rtp(1), now, &mut transmits, &mut Vec::new()), "no path yet: str0m sends");
+        // A STUN answer goes where a check came from: not a path to follow.
+        let stun = Transmit {
+            proto: Protocol::Udp,
+            source: a.address,
+            destination: b.address,
+            contents: vec![1, 1, 0, 0].into(),
+        };
+        egress.borrow_mut().observe(&stun);
+        assert!(!egress.borrow_mut().send(rtp(1), now, &mut transmits, &mut Vec::new()), "STUN is no path");
         // The path comes from what str0m sends; its RTCP goes through the rewrite.
         let hook = egress.clone();
         let (source, destination) = (a.address, b.address);

@@ -769,6 +769,13 @@ impl Room {
                     out.lost_in += lost;
                 }
             }
+            Event::PeerStats(stats) => {
+                if let (Some(participant), Some(pair)) =
+                    (self.participants.get_mut(&id), stats.selected_candidate_pair.as_ref())
+                {
+                    participant.egress.follow(pair);
+                }
+            }
             Event::Connected => {
                 if let Some(participant) = self.participants.get_mut(&id) {
                     participant.connected = true;
