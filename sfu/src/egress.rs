@@ -10,9 +10,13 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::Rtc;
+use str0m::media::Mid;
 use str0m::net::{Protocol, Transmit};
+use str0m::rtp::Extension;
 use str0m::stats::CandidatePairStats;
 
+use crate::rtcp_feedback;
 use crate::sender_report::{self, SenderInfo};
 use crate::srtp::Context;
 use crate::srtp_keys::SessionKeys;
@@ -58,6 +62,27 @@ pub struct OutRtp<'a> {
     /// The subscriber's extension id for the audio level (RFC 6464), and the level.
     pub audio_level: Option<(u8, AudioLevel)>,
     pub payload: &'a [u8],
+}
+
+/// What the SFU's own sending needs of a subscriber's stream, read from its session once:
+/// the SSRC str0m declared and the id of the audio-level extension, if negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnStream {
+    pub ssrc: u32,
+    pub audio_level_id: Option<u8>,
+}
+
+impl OwnStream {
+    pub fn of(rtc: &mut Rtc, mid: Mid) -> Option<OwnStream> {
+        let audio_level_id = rtc
+            .media(mid)?
+            .remote_extmap()
+            .id_of(Extension::AudioLevel)
+            // The one-byte form (the one written here) takes ids 1 to 14.
+            .filter(|id| (1..=14).contains(id));
+        let ssrc = *rtc.direct_api().stream_tx_by_mid(mid, None)?.ssrc();
+        Some(OwnStream { ssrc, audio_level_id })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,10 +162,7 @@ impl Egress {
     /// datagrams, if it is RTCP; anything else is left as it is. `now` is the moment
     /// str0m wrote the report for (the drain's), within a millisecond.
     pub fn rewrite_reports(&mut self, transmit: &mut Transmit, now: Instant) {
-        let contents = &transmit.contents;
-        // RTCP's packet types are 192 to 223 (RFC 5761); STUN and DTLS start below 64.
-        if self.streams.is_empty() || contents.len() < 2 || contents[0] >> 6 != 2 || !(192..=223).contains(&contents[1])
-        {
+        if self.streams.is_empty() || !rtcp_feedback::is_rtcp(&transmit.contents) {
             return;
         }
         let Some((_, rewriter)) = self.contexts.as_mut() else { return };
@@ -173,11 +195,10 @@ impl Egress {
 
     fn ready_contexts(&mut self) -> Option<&mut (Context, Context)> {
         if self.contexts.is_none() {
-            match self.keys.contexts()? {
-                Ok((sent, _)) => {
-                    let rewriter = self.keys.contexts()?.ok()?.0;
-                    self.contexts = Some((sent, rewriter));
-                }
+            let both = self.keys.outbound()?.and_then(|sent| Ok((sent, self.keys.outbound().transpose()?)));
+            match both {
+                Ok((sent, Some(rewriter))) => self.contexts = Some((sent, rewriter)),
+                Ok((_, None)) => return None,
                 Err(e) => {
                     tracing::warn!(error = %e, "a session's SRTP keys are unusable: str0m sends its audio");
                     return None;
@@ -193,8 +214,6 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    use str0m::rtp::Extension;
-
     use super::*;
     use crate::session_pair::SessionPair;
 
@@ -204,10 +223,9 @@ mod tests {
     fn a_receiver_reads_the_audio_and_the_reports_the_sfu_sent() {
         let SessionPair { mut a, mut b, audio_mid, now, .. } = SessionPair::connected();
         let egress = Rc::new(RefCell::new(Egress::new(a.keys.clone())));
-        let ssrc = *a.rtc.direct_api().stream_tx_by_mid(audio_mid, None).unwrap().ssrc();
-        let media = a.rtc.media(audio_mid).unwrap();
-        let pt = **media.remote_pts().first().unwrap();
-        let level_id = media.remote_extmap().id_of(Extension::AudioLevel).unwrap();
+        let OwnStream { ssrc, audio_level_id } = OwnStream::of(&mut a.rtc, audio_mid).unwrap();
+        let level_id = audio_level_id.expect("the audio-level extension is negotiated");
+        let pt = **a.rtc.media(audio_mid).unwrap().remote_pts().first().unwrap();
         let payload = [0xf8, 1, 2, 3, 4, 5, 6, 7, 8, 9];
         let rtp = |n: u64| OutRtp {
             ssrc,

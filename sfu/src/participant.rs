@@ -11,7 +11,7 @@ use str0m::media::{MediaKind, Mid, Rid};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc};
 
-use crate::egress::Egress;
+use crate::egress::{Egress, OwnStream};
 use crate::forward::Forwarder;
 use crate::protocol::{AvatarId, Permissions, Quality, Source, TrackInfo, Wanted};
 use crate::srtp_keys::SessionKeys;
@@ -202,6 +202,8 @@ pub struct Received {
     pub wants_keyframe: bool,
     /// How long its stream keeps sent packets to answer NACKs (see [`crate::nack_history`]).
     pub nack_history: Duration,
+    /// For audio the SFU sends itself: the stream as its session declared it, once read.
+    pub own_stream: Option<OwnStream>,
 }
 
 impl Received {

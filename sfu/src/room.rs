@@ -15,11 +15,11 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
-use str0m::rtp::{Extension, ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::config::Limits;
-use crate::egress::{AudioLevel, OutRtp};
+use crate::egress::{AudioLevel, OutRtp, OwnStream};
 use crate::forward::{Forwarder, Verdict, VideoPayload};
 use crate::nack_history;
 use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
@@ -968,18 +968,14 @@ impl Room {
             // Audio goes out through the session's own sending once it has keys and a path
             // (crate::egress); until then, and for video, through str0m.
             if kind == MediaKind::Audio {
-                let level_id = subscriber
-                    .rtc
-                    .media(out_mid)
-                    .and_then(|m| m.remote_extmap().id_of(Extension::AudioLevel))
-                    .filter(|id| (1..=14).contains(id));
-                let level = packet
-                    .header
-                    .ext_vals
-                    .audio_level
-                    .map(|level| AudioLevel { level, voice: packet.header.ext_vals.voice_activity.unwrap_or(false) });
-                let ssrc = subscriber.rtc.direct_api().stream_tx_by_mid(out_mid, None).map(|s| *s.ssrc());
-                if let Some(ssrc) = ssrc {
+                if received.own_stream.is_none() {
+                    received.own_stream = OwnStream::of(&mut subscriber.rtc, out_mid);
+                }
+                if let Some(OwnStream { ssrc, audio_level_id }) = received.own_stream {
+                    let level = packet.header.ext_vals.audio_level.map(|level| AudioLevel {
+                        level,
+                        voice: packet.header.ext_vals.voice_activity.unwrap_or(false),
+                    });
                     let rtp = OutRtp {
                         ssrc,
                         pt: *out_pt,
@@ -987,7 +983,7 @@ impl Room {
                         timestamp,
                         marker,
                         clock_rate: spec.clock_rate.get(),
-                        audio_level: level_id.zip(level),
+                        audio_level: audio_level_id.zip(level),
                         payload: &packet.payload,
                     };
                     let queued = out.transmits.len();
@@ -1271,6 +1267,7 @@ fn received_track(publisher: &Participant, track: &Published) -> Received {
         payload_types: Default::default(),
         wants_keyframe: track.kind == MediaKind::Video,
         nack_history: nack_history::INITIAL,
+        own_stream: None,
     }
 }
 

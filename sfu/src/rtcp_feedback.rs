@@ -50,6 +50,12 @@ pub enum Feedback<'a> {
     },
 }
 
+/// Whether a datagram is RTCP rather than RTP, STUN or DTLS: version 2 and a packet
+/// type from 192 to 223 (RFC 5761 section 4; RFC 7983).
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() >= 2 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1])
+}
+
 /// The packets of a compound RTCP packet, in order; stops after the first error.
 pub fn read(compound: &[u8]) -> Packets<'_> {
     Packets { rest: compound }

@@ -10,6 +10,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::rtcp::SenderInfo;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+use crate::rtcp_feedback;
 use crate::srtp_keys::{SessionKeys, build_rtc};
 
 pub type RtcpRewrite = Box<dyn FnMut(&mut Vec<u8>)>;
@@ -55,8 +56,7 @@ impl Side {
                 Output::Timeout(_) => return,
                 Output::Transmit(transmit) => {
                     let mut datagram = transmit.contents.to_vec();
-                    // RTP and RTCP start 0b10; RTCP's packet types are 192 to 223 (RFC 5761).
-                    if datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1]) {
+                    if rtcp_feedback::is_rtcp(&datagram) {
                         if let Some(rewrite) = &mut self.rewrite_rtcp {
                             rewrite(&mut datagram);
                         }

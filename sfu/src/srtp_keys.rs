@@ -67,6 +67,11 @@ impl SessionKeys {
         )
     }
 
+    /// A new context for what this side sends, once the handshake is done.
+    pub fn outbound(&self) -> Option<Result<Context, SrtpError>> {
+        self.contexts().map(|contexts| contexts.map(|(sent, _)| sent))
+    }
+
     fn keep(&self, material: &[u8], profile: SrtpProfile, local_is_client: bool) {
         let profile = match profile {
             SrtpProfile::AES128_CM_SHA1_80 => Profile::Aes128CmSha1_80,
