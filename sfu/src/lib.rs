@@ -27,6 +27,7 @@
 //!   [`recording`]: rooms written to the object store as WebM.
 //! - [`config`]: the operator's settings.
 
+pub mod bandwidth;
 pub mod config;
 pub mod demux;
 pub mod egress;
@@ -35,6 +36,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod nack_history;
+pub mod packet_history;
 pub mod participant;
 pub mod protocol;
 pub mod recording;
@@ -46,6 +48,7 @@ mod session_pair;
 pub mod speakers;
 pub mod srtp;
 pub mod srtp_keys;
+pub mod transport_cc;
 pub mod vp8_munger;
 pub mod vp9_svc;
 pub mod worker;

@@ -15,6 +15,10 @@ isoplane_service::service_metrics! {
         pub forwarded: Counter = "forwarded_packets", "RTP packets forwarded to subscribers.";
         /// Of them, those the SFU protected and sent itself (crate::egress), not str0m.
         pub forwarded_own: Counter = "forwarded_own_packets", "RTP packets forwarded by the SFU's own sending, without str0m's.";
+        /// Packets sent again on subscribers' NACKs, from the publishers' histories.
+        pub retransmitted: Counter = "retransmitted_packets", "Packets sent again to subscribers that NACKed them.";
+        /// Padding sent so a subscriber's bandwidth estimate can find room for a better layer.
+        pub padding: Counter = "padding_packets", "Padding packets sent to probe subscribers' bandwidth.";
         /// Keyframe requests (PLI) sent to publishers.
         pub keyframe_requests: Counter = "keyframe_requests", "Keyframe requests sent to publishers.";
         pub nacks_received: Counter = "nacks_received", "NACKs received from subscribers.";

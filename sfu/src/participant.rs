@@ -13,6 +13,7 @@ use str0m::{Candidate, Rtc};
 
 use crate::egress::{Egress, OwnStream};
 use crate::forward::Forwarder;
+use crate::packet_history::{PacketHistory, SentLog};
 use crate::protocol::{AvatarId, Permissions, Quality, Source, TrackInfo, Wanted};
 use crate::srtp_keys::SessionKeys;
 use crate::vp8_munger::Vp8Munger;
@@ -63,11 +64,20 @@ pub struct Layer {
     pub last_keyframe_request: Option<Instant>,
     /// When its last packet came.
     pub last_packet: Option<Instant>,
+    /// Its recent packets, to answer every subscriber's NACKs.
+    pub history: PacketHistory,
 }
 
 impl Layer {
     pub fn new(rid: Option<Rid>) -> Layer {
-        Layer { rid, bits_this_second: 0, bitrate_bps: 0, last_keyframe_request: None, last_packet: None }
+        Layer {
+            rid,
+            bits_this_second: 0,
+            bitrate_bps: 0,
+            last_keyframe_request: None,
+            last_packet: None,
+            history: PacketHistory::default(),
+        }
     }
 
     /// Whether it sent, but nothing for `LAYER_SILENCE`.
@@ -196,14 +206,18 @@ pub struct Received {
     pub vp8: Vp8Munger,
     /// The VP9 spatial layers sent.
     pub spatial: SpatialFilter,
-    /// Publisher payload type → ours, learnt on first sight.
-    pub payload_types: HashMap<u8, Option<str0m::media::Pt>>,
+    /// Publisher payload type → ours and its RTX payload type, learnt on first sight.
+    pub payload_types: HashMap<u8, Option<(str0m::media::Pt, Option<str0m::media::Pt>)>>,
     /// A keyframe of the target layer is needed from the publisher.
     pub wants_keyframe: bool,
     /// How long its stream keeps sent packets to answer NACKs (see [`crate::nack_history`]).
     pub nack_history: Duration,
-    /// For audio the SFU sends itself: the stream as its session declared it, once read.
+    /// For what the SFU sends itself: the stream as its session declared it, once read.
     pub own_stream: Option<OwnStream>,
+    /// What each recent packet sent was, to send it again when the subscriber NACKs it.
+    pub sent_log: SentLog,
+    /// The subscriber's round trip, as its last report measured it.
+    pub rtt: Option<Duration>,
 }
 
 impl Received {
@@ -301,7 +315,7 @@ impl Participant {
             video_muted: false,
             rtc,
             // A session whose keys are never kept sends everything through str0m.
-            egress: Egress::new(SessionKeys::default()),
+            egress: Egress::new(SessionKeys::default(), now),
             connected: false,
             disconnected_since: None,
             published: Vec::new(),

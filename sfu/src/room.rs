@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
@@ -22,9 +21,11 @@ use crate::config::Limits;
 use crate::egress::{AudioLevel, OutRtp, OwnStream};
 use crate::forward::{Forwarder, Verdict, VideoPayload};
 use crate::nack_history;
+use crate::packet_history::SentPacket;
 use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
 use crate::protocol::{ErrorCode, ParticipantStats, ParticipantUpdate, RoomStats, ServerMessage, Source, Wanted};
 use crate::recording::session::{RoomRecording, StoreWrite};
+use crate::rtcp_feedback;
 use crate::speakers::Speakers;
 use crate::vp9_svc::SpatialVerdict;
 
@@ -45,6 +46,9 @@ pub struct Outbox {
     /// itself (crate::egress).
     pub forwarded: u64,
     pub forwarded_own: u64,
+    /// Packets sent again on subscribers' NACKs, and padding packets sent to find room.
+    pub retransmitted: u64,
+    pub padding: u64,
     pub keyframe_requests: u64,
     /// NACKs and PLIs received from subscribers, and incoming packets lost on the way
     /// from publishers (estimated from the loss fraction str0m reports).
@@ -103,6 +107,11 @@ pub enum AdmitError {
 /// How long a lost connection may take to come back before its session ends.
 const RECONNECT_GRACE: Duration = Duration::from_secs(15);
 
+/// A packet is sent again at most once per this share of the subscriber's round trip
+/// (a receiver asks again each round trip while it waits), and at least this far apart.
+const NACK_GUARD_DEFAULT: Duration = Duration::from_millis(100);
+const NACK_GUARD_MIN: Duration = Duration::from_millis(5);
+
 /// The share of a subscriber's bandwidth estimate its videos may take; the rest is for
 /// audio and overhead, so audio is never starved by video.
 const VIDEO_SHARE_PERCENT: u64 = 85;
@@ -135,6 +144,10 @@ pub struct Room {
     forward_targets: Vec<ParticipantId>,
     /// The worker was told this room needs a drive.
     drive_reported: bool,
+    /// NACKed packets read from a subscriber's RTCP, and a retransmission's payload:
+    /// kept from datagram to datagram for their capacity.
+    nacks: Vec<(u32, u16)>,
+    resend_payload: Vec<u8>,
     last_second: Instant,
     /// The latest time the room was given (for what happens without one: a removal).
     latest: Instant,
@@ -157,6 +170,8 @@ impl Room {
             dirty: Vec::new(),
             forward_targets: Vec::new(),
             drive_reported: false,
+            nacks: Vec::new(),
+            resend_payload: Vec::new(),
             last_second: now,
             latest: now,
             e2ee: false,
@@ -341,12 +356,34 @@ impl Room {
         self.drive(now, out);
     }
 
-    /// A datagram for this participant's session.
-    pub fn handle_input(&mut self, now: Instant, id: ParticipantId, input: Input<'_>, length: usize, out: &mut Outbox) {
+    /// A datagram for this participant's session. The SFU reads its RTCP for what it
+    /// sent itself (NACKs, transport-wide feedback); str0m reads all of it.
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        input: Input<'_>,
+        datagram: &[u8],
+        out: &mut Outbox,
+    ) {
         let Some(participant) = self.participants.get_mut(&id) else { return };
         participant.counters.packets_in += 1;
-        participant.counters.bytes_in += length as u64;
-        participant.bits_this_second += length as u64 * 8;
+        participant.counters.bytes_in += datagram.len() as u64;
+        participant.bits_this_second += datagram.len() as u64 * 8;
+        if rtcp_feedback::is_rtcp(datagram) {
+            let mut nacks = std::mem::take(&mut self.nacks);
+            participant.egress.read_rtcp(now, datagram, &mut nacks);
+            // Each packet a NACK asks for counts (str0m counts those of what it sent).
+            participant.counters.nacks_received += nacks.len() as u64;
+            out.nacks += nacks.len() as u64;
+            if participant.egress.is_ready() {
+                participant.estimate_bps = Some(participant.egress.estimate_bps());
+            }
+            self.answer_nacks(now, id, &nacks, out);
+            nacks.clear();
+            self.nacks = nacks;
+        }
+        let Some(participant) = self.participants.get_mut(&id) else { return };
         if let Err(e) = participant.rtc.handle_input(input) {
             // A bad packet from one peer is that peer's problem only.
             tracing::debug!(room = %self.name, participant = id, error = %e, "dropped a datagram the session refused");
@@ -355,6 +392,64 @@ impl Room {
         // subscribers its packets went to are left for the worker's next drive, so each
         // is drained once per batch of datagrams, not once per packet.
         self.drain(now, id, out);
+    }
+
+    /// Sends again what a subscriber NACKed, from the publishers' histories, on each
+    /// stream's RTX SSRC: a packet at most once per round trip, and within the
+    /// retransmission budget (crate::egress).
+    fn answer_nacks(&mut self, now: Instant, id: ParticipantId, nacks: &[(u32, u16)], out: &mut Outbox) {
+        let mut payload = std::mem::take(&mut self.resend_payload);
+        for &(ssrc, seq) in nacks {
+            let Some(subscriber) = self.participants.get_mut(&id) else { break };
+            let Some(received) =
+                subscriber.received.iter_mut().find(|r| r.own_stream.is_some_and(|stream| stream.ssrc == ssrc))
+            else {
+                continue;
+            };
+            let guard = received.rtt.unwrap_or(NACK_GUARD_DEFAULT).mul_f32(0.75).max(NACK_GUARD_MIN);
+            let Some(sent) = received.sent_log.find(seq) else { continue };
+            if sent.resent.is_some_and(|at| now.saturating_duration_since(at) < guard) {
+                continue;
+            }
+            sent.resent = Some(now);
+            let sent = *sent;
+            let (publisher, publisher_mid, stream) = (received.publisher, received.publisher_mid, received.own_stream);
+            let Some(stream) = stream else { continue };
+            let Some(rtx_pt) = sent.rtx_pt else { continue };
+            let Some(source) = self
+                .participants
+                .get(&publisher)
+                .and_then(|p| p.published.iter().find(|t| t.mid == publisher_mid))
+                .and_then(|t| t.layers.get(usize::from(sent.layer)))
+                .and_then(|layer| layer.history.payload(sent.source_seq))
+            else {
+                continue;
+            };
+            // Copied out of the publisher's history: the subscriber's session is borrowed next.
+            payload.clear();
+            payload.extend_from_slice(source);
+            let Some(subscriber) = self.participants.get_mut(&id) else { break };
+            let rtp = OutRtp {
+                stream,
+                pt: sent.pt,
+                seq: sent.seq,
+                timestamp: sent.timestamp,
+                marker: sent.marker,
+                audio_level: None,
+                orientation: None,
+                vp8: sent.vp8,
+                payload: &payload,
+            };
+            let queued = out.transmits.len();
+            if subscriber.egress.resend(&rtp, rtx_pt, now, &mut out.transmits, &mut out.spare_buffers)
+                && let Some(sent) = out.transmits.get(queued)
+            {
+                subscriber.counters.packets_out += 1;
+                subscriber.counters.bytes_out += sent.contents.len() as u64;
+                out.retransmitted += 1;
+            }
+        }
+        self.resend_payload = payload;
     }
 
     /// Time passed for one participant's session.
@@ -370,9 +465,10 @@ impl Room {
         self.drive(now, out);
     }
 
-    /// Once per tick of the worker: meters, layer choices, speakers, limits.
+    /// Once per tick of the worker: padding, meters, layer choices, speakers, limits.
     pub fn tick(&mut self, now: Instant, out: &mut Outbox) {
         self.latest = now;
+        self.pad(now, out);
         self.tick_recording(now, out);
         if let Some(speakers) = self.speakers.poll(now) {
             for id in self.participants.keys() {
@@ -739,11 +835,6 @@ impl Room {
                 }
                 self.request_wanted_keyframes(now, id, out);
             }
-            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. }) => {
-                if let Some(participant) = self.participants.get_mut(&id) {
-                    participant.estimate_bps = Some(estimate.as_u64());
-                }
-            }
             // str0m's stats are totals per stream: count what is new since the last.
             Event::MediaEgressStats(stats) => {
                 if let Some(participant) = self.participants.get_mut(&id) {
@@ -869,6 +960,7 @@ impl Room {
         let source = track.source;
         let kind = track.kind;
         let simulcast = track.is_simulcast();
+        let layer_index = track.layers.iter().position(|layer| layer.rid == rid).unwrap_or(0) as u8;
         if let Some(layer) = track.layer_mut(rid) {
             layer.bits_this_second += packet.payload.len() as u64 * 8;
             layer.last_packet = Some(now);
@@ -954,7 +1046,7 @@ impl Room {
                 received.wants_keyframe = false;
             }
             opaque_start |= starts_layer && self.e2ee && kind == MediaKind::Video;
-            let out_pt = *received.payload_types.entry(pt).or_insert_with(|| {
+            let out_pts = *received.payload_types.entry(pt).or_insert_with(|| {
                 let remote = subscriber.rtc.media(out_mid).map(|m| m.remote_pts().to_vec()).unwrap_or_default();
                 subscriber
                     .rtc
@@ -962,40 +1054,52 @@ impl Room {
                     .params()
                     .iter()
                     .find(|p| remote.contains(&p.pt()) && same_codec(&p.spec(), &spec))
-                    .map(|p| p.pt())
+                    .map(|p| (p.pt(), p.resend()))
             });
-            let Some(out_pt) = out_pt else { continue };
-            // Audio goes out through the session's own sending once it has keys and a path
-            // (crate::egress); until then, and for video, through str0m.
-            if kind == MediaKind::Audio {
-                if received.own_stream.is_none() {
-                    received.own_stream = OwnStream::of(&mut subscriber.rtc, out_mid);
-                }
-                if let Some(OwnStream { ssrc, audio_level_id }) = received.own_stream {
-                    let level = packet.header.ext_vals.audio_level.map(|level| AudioLevel {
+            let Some((out_pt, rtx_pt)) = out_pts else { continue };
+            let vp8_numbers = vp8.as_ref().map(|d| received.vp8.numbers_for(&packet.payload, d, starts_layer));
+            // The SFU sends the packet itself once the session has keys and a path
+            // (crate::egress); until then, str0m does.
+            if received.own_stream.is_none() {
+                received.own_stream = OwnStream::of(&mut subscriber.rtc, out_mid);
+            }
+            if let Some(stream) = received.own_stream {
+                let rtp = OutRtp {
+                    stream,
+                    pt: *out_pt,
+                    seq: out_seq,
+                    timestamp,
+                    marker,
+                    audio_level: packet.header.ext_vals.audio_level.map(|level| AudioLevel {
                         level,
                         voice: packet.header.ext_vals.voice_activity.unwrap_or(false),
-                    });
-                    let rtp = OutRtp {
-                        ssrc,
-                        pt: *out_pt,
-                        seq: out_seq,
-                        timestamp,
-                        marker,
-                        clock_rate: spec.clock_rate.get(),
-                        audio_level: audio_level_id.zip(level),
-                        payload: &packet.payload,
-                    };
-                    let queued = out.transmits.len();
-                    if subscriber.egress.send(rtp, now, &mut out.transmits, &mut out.spare_buffers) {
-                        if let Some(sent) = out.transmits.get(queued) {
-                            subscriber.counters.packets_out += 1;
-                            subscriber.counters.bytes_out += sent.contents.len() as u64;
-                            out.forwarded += 1;
-                            out.forwarded_own += 1;
-                        }
-                        continue;
+                    }),
+                    orientation: packet.header.ext_vals.video_orientation.map(|o| o as u8),
+                    vp8: vp8_numbers,
+                    payload: &packet.payload,
+                };
+                let queued = out.transmits.len();
+                if subscriber.egress.send(&rtp, now, &mut out.transmits, &mut out.spare_buffers) {
+                    if let Some(sent) = out.transmits.get(queued) {
+                        subscriber.counters.packets_out += 1;
+                        subscriber.counters.bytes_out += sent.contents.len() as u64;
+                        out.forwarded += 1;
+                        out.forwarded_own += 1;
                     }
+                    if kind == MediaKind::Video {
+                        received.sent_log.record(SentPacket {
+                            seq: out_seq,
+                            layer: layer_index,
+                            source_seq: seq_no,
+                            pt: *out_pt,
+                            rtx_pt: rtx_pt.map(|pt| *pt),
+                            timestamp,
+                            marker,
+                            vp8: vp8_numbers,
+                            resent: None,
+                        });
+                    }
+                    continue;
                 }
             }
             let mut api = subscriber.rtc.direct_api();
@@ -1004,7 +1108,9 @@ impl Room {
                 .marker(marker)
                 .ext_vals(ext_vals.clone())
                 .nackable(kind == MediaKind::Video);
-            if let Some(patch) = vp8.as_ref().and_then(|d| received.vp8.patch(&packet.payload, d, starts_layer)) {
+            if let Some(numbers) = vp8_numbers
+                && let Some(patch) = vp8.as_ref().and_then(|d| received.vp8.patch_with(d, numbers))
+            {
                 write = write.vp8_patch(patch);
             }
             stream.write_rtp(write);
@@ -1015,6 +1121,16 @@ impl Room {
             self.mark_dirty(id);
         }
         self.forward_targets = subscribers;
+        // Kept once, for every subscriber's NACKs.
+        if kind == MediaKind::Video
+            && let Some(layer) = self
+                .participants
+                .get_mut(&from)
+                .and_then(|p| p.published.iter_mut().find(|t| t.mid == mid))
+                .and_then(|t| t.layers.get_mut(usize::from(layer_index)))
+        {
+            layer.history.keep(seq_no, now, packet.payload);
+        }
         if opaque_start {
             self.request_keyframe(now, from, mid, rid, out);
         }
@@ -1090,11 +1206,28 @@ impl Room {
         // Padding only while a video is held below what was asked for: it keeps the
         // session sending what the next layers would, so the estimate can find the room.
         let minimum_bps = if next_bps > now_bps { next_bps } else { 0 };
-        // Nothing wanted: (0, 0) stops the padding and probing asked for before.
-        if subscriber.bandwidth_goals != (minimum_bps, desired_bps) {
-            subscriber.bandwidth_goals = (minimum_bps, desired_bps);
-            subscriber.rtc.bwe().set_bitrate(Bitrate::bps(minimum_bps), Bitrate::bps(desired_bps));
-            self.mark_dirty(id);
+        // Nothing wanted: (0, 0) stops the padding asked for before.
+        subscriber.bandwidth_goals = (minimum_bps, desired_bps);
+    }
+
+    /// Pads each subscriber held below what it asked for up to what the next layers
+    /// would cost, within its estimate: the estimate grows only with what the path is
+    /// seen to carry, so without it a subscriber sent a low layer would stay there.
+    fn pad(&mut self, now: Instant, out: &mut Outbox) {
+        for subscriber in self.participants.values_mut() {
+            let (minimum_bps, _) = subscriber.bandwidth_goals;
+            let target_bps = minimum_bps.min(subscriber.egress.estimate_bps());
+            // On the first video with an RTX stream: padding goes there (RFC 4588 section 8.2).
+            let Some((stream, rtx_pt)) = subscriber.received.iter().find_map(|r| {
+                let rtx_pt = r.payload_types.values().flatten().find_map(|(_, rtx)| *rtx)?;
+                Some((r.own_stream.filter(|s| s.rtx_ssrc.is_some())?, *rtx_pt))
+            }) else {
+                continue;
+            };
+            let padded =
+                subscriber.egress.pad(stream, rtx_pt, target_bps, now, &mut out.transmits, &mut out.spare_buffers);
+            out.padding += padded as u64;
+            subscriber.counters.packets_out += padded as u64;
         }
     }
 
@@ -1268,6 +1401,8 @@ fn received_track(publisher: &Participant, track: &Published) -> Received {
         wants_keyframe: track.kind == MediaKind::Video,
         nack_history: nack_history::INITIAL,
         own_stream: None,
+        sent_log: Default::default(),
+        rtt: None,
     }
 }
 
@@ -1275,6 +1410,7 @@ fn received_track(publisher: &Participant, track: &Published) -> Received {
 /// the last receiver report measured it.
 fn fit_nack_history(participant: &mut Participant, mid: Mid, rtt: Duration) {
     let Some(received) = participant.received.iter_mut().find(|r| r.state == OutState::Open(mid)) else { return };
+    received.rtt = Some(rtt);
     let length = nack_history::length_for(received.nack_history, rtt);
     if length == received.nack_history {
         return;

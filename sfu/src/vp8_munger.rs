@@ -16,6 +16,14 @@ use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 const PICTURE_ID_MASK: u16 = (1 << 15) - 1;
 const SHORT_PICTURE_ID_MASK: u16 = 0x7f;
 
+/// The PictureID and TL0PICIDX a packet was sent with: what the SFU's own sending writes
+/// into the payload descriptor, and again into a retransmission of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vp8Numbers {
+    pub picture: Option<u16>,
+    pub tl0: Option<u8>,
+}
+
 /// One subscriber's rewriting state for one VP8 track.
 #[derive(Debug, Default, Clone)]
 pub struct Vp8Munger {
@@ -33,8 +41,13 @@ impl Vp8Munger {
     /// first of a layer (the forwarder switched to it here). `None`: the packet goes as
     /// it is.
     pub fn patch(&mut self, payload: &[u8], descriptor: &Vp8Descriptor, starts_layer: bool) -> Option<Vp8Patch> {
-        let short = has_short_picture_id(payload);
-        let (picture, tl0) = self.numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), short, starts_layer);
+        let numbers = self.numbers_for(payload, descriptor, starts_layer);
+        self.patch_with(descriptor, numbers)
+    }
+
+    /// The rewrite that writes `numbers` ([`Self::numbers_for`] this packet's).
+    pub fn patch_with(&self, descriptor: &Vp8Descriptor, numbers: Vp8Numbers) -> Option<Vp8Patch> {
+        let Vp8Numbers { picture, tl0 } = numbers;
         let mut builder = descriptor.patch();
         let mut changed = false;
         if let Some(out) = picture
@@ -55,6 +68,14 @@ impl Vp8Munger {
         // A 7-bit PictureID field carries the low bits: it wraps at 128 and stays continuous.
         let short = picture.map(|out| builder.picture_id(out & SHORT_PICTURE_ID_MASK));
         builder.build().ok().or_else(|| short?.build().ok())
+    }
+
+    /// The numbers to send for one packet about to be sent (as [`Self::patch`] gives
+    /// them), for [`write_numbers`].
+    pub fn numbers_for(&mut self, payload: &[u8], descriptor: &Vp8Descriptor, starts_layer: bool) -> Vp8Numbers {
+        let short = has_short_picture_id(payload);
+        let (picture, tl0) = self.numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), short, starts_layer);
+        Vp8Numbers { picture, tl0 }
     }
 
     /// The PictureID and TL0PICIDX to send for a packet that carries `picture` (a 7-bit
@@ -91,6 +112,43 @@ impl Vp8Munger {
         }
         (picture, tl0)
     }
+}
+
+/// Writes the numbers into a VP8 payload descriptor (RFC 7741 section 4.2) in place,
+/// in the fields' own widths: a 7-bit PictureID gets the low bits. A number the
+/// descriptor has no field for is left out; a descriptor too short for its flags is left
+/// as it is (false).
+pub fn write_numbers(payload: &mut [u8], numbers: Vp8Numbers) -> bool {
+    let Some(&first) = payload.first() else { return false };
+    if first & 0x80 == 0 {
+        return true;
+    }
+    let Some(&extension) = payload.get(1) else { return false };
+    let mut at = 2;
+    if extension & 0x80 != 0 {
+        let Some(&high) = payload.get(at) else { return false };
+        let long = high & 0x80 != 0;
+        if long && payload.len() < at + 2 {
+            return false;
+        }
+        if let Some(picture) = numbers.picture {
+            if long {
+                let picture = picture & PICTURE_ID_MASK;
+                payload[at] = 0x80 | (picture >> 8) as u8;
+                payload[at + 1] = picture as u8;
+            } else {
+                payload[at] = (picture & SHORT_PICTURE_ID_MASK) as u8;
+            }
+        }
+        at += if long { 2 } else { 1 };
+    }
+    if extension & 0x40 != 0 {
+        let Some(field) = payload.get_mut(at) else { return false };
+        if let Some(tl0) = numbers.tl0 {
+            *field = tl0;
+        }
+    }
+    true
 }
 
 /// Whether `a` comes after `b` in serial number order, in the number space `mask`
@@ -183,6 +241,31 @@ mod tests {
         let payload = short(41);
         let next = Vp8Descriptor::parse(&payload).unwrap();
         assert_eq!(munger.patch(&payload, &next, false), Some(next.patch().picture_id(3).build().unwrap()));
+    }
+
+    /// Written in place, the numbers are those str0m's patch would write, in either
+    /// PictureID width.
+    #[test]
+    fn numbers_written_in_place_are_those_the_patch_writes() {
+        let mut munger = Vp8Munger::default();
+        let first = payload(100, 7, true);
+        munger.numbers_for(&first, &Vp8Descriptor::parse(&first).unwrap(), true);
+        let mut switched = payload(20_000, 250, true);
+        let numbers = munger.numbers_for(&switched, &Vp8Descriptor::parse(&switched).unwrap(), true);
+        assert_eq!(numbers, Vp8Numbers { picture: Some(101), tl0: Some(8) });
+        assert!(write_numbers(&mut switched, numbers));
+        let read = Vp8Descriptor::parse(&switched).unwrap();
+        assert_eq!((read.picture_id(), read.tl0_pic_idx()), (Some(101), Some(8)));
+        assert_eq!(&switched[5..], &payload(0, 0, true)[5..], "the rest is untouched");
+
+        let mut short = vec![0x90, 0x80, 40, 0x9d, 0x01, 0x2a];
+        assert!(write_numbers(&mut short, Vp8Numbers { picture: Some(130), tl0: Some(1) }));
+        assert_eq!(short, [0x90, 0x80, 2, 0x9d, 0x01, 0x2a], "130 in 7 bits; no TL0PICIDX field to write");
+        assert!(!write_numbers(&mut [0x80, 0xe0, 0x80][..], numbers), "too short for its 15-bit PictureID");
+        assert!(!write_numbers(&mut [0x80, 0x40][..], numbers), "too short for its TL0PICIDX");
+        let mut plain = vec![0x10, 0x9d];
+        assert!(write_numbers(&mut plain, numbers), "no extension: nothing to write");
+        assert_eq!(plain, [0x10, 0x9d]);
     }
 
     #[test]

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use isoplane_auth::SfuClaims;
 use isoplane_service::udp_batch::{ReceiveBatch, SendBatch};
 use object_store::ObjectStore;
-use str0m::bwe::Bitrate;
 use str0m::config::DtlsCert;
 use str0m::net::{Protocol, Receive};
 use str0m::{IceCreds, Input, Rtc};
@@ -450,7 +449,7 @@ impl Worker {
         let (rtc, keys) = self.new_session(ufrag.clone(), now);
         let mut participant =
             Participant::new(id, claims.sub, claims.avatar, Permissions::from_token(claims.publish), rtc, now);
-        participant.egress = Egress::new(keys);
+        participant.egress = Egress::new(keys, now);
         // A mute from signaling holds from the first packet, in every room the user enters.
         participant.audio_muted = claims.audio_muted;
         participant.video_muted = claims.video_muted;
@@ -504,7 +503,9 @@ impl Worker {
             .enable_vp8(true)
             .enable_vp9(true)
             .enable_h264(true)
-            .enable_bwe(Some(Bitrate::kbps(1_000)))
+            // The SFU estimates each subscriber's bandwidth itself, from the feedback on
+            // what it sends (crate::egress): str0m's estimator would pad on the same
+            // RTX streams.
             .set_stats_interval(Some(Duration::from_secs(1)));
         let (mut rtc, keys) = srtp_keys::build_rtc(config, now);
         rtc.add_local_candidate(self.shared.candidates.udp[self.index].clone());
@@ -552,13 +553,13 @@ impl Worker {
                 }
             },
         };
-        let length = contents.len();
-        let Ok(contents) = contents.try_into() else { return };
+        let datagram = contents;
+        let Ok(contents) = datagram.try_into() else { return };
         let now = Instant::now();
         let input = Input::Receive(now, Receive { proto, source, destination, contents });
         let Some(name) = self.participant_rooms.get(&participant) else { return };
         let Some(room) = self.rooms.get_mut(&**name) else { return };
-        room.handle_input(now, participant, input, length, out);
+        room.handle_input(now, participant, input, datagram, out);
         if room.report_drive_needed() {
             self.rooms_to_drive.push(Arc::clone(name));
         }
@@ -654,6 +655,8 @@ impl Worker {
         let metrics = &self.shared.metrics;
         metrics.forwarded.inc_by(out.forwarded);
         metrics.forwarded_own.inc_by(out.forwarded_own);
+        metrics.retransmitted.inc_by(out.retransmitted);
+        metrics.padding.inc_by(out.padding);
         metrics.keyframe_requests.inc_by(out.keyframe_requests);
         metrics.nacks_received.inc_by(out.nacks);
         metrics.plis_received.inc_by(out.plis);

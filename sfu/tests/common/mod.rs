@@ -84,14 +84,20 @@ impl TestSfu {
     }
 
     /// A counter's value in `/metrics` (`name` without the `isoplane_sfu_` prefix).
-    pub async fn counter(&self, name: &str) -> u64 {
+    /// Counters, from one scrape.
+    pub async fn counters(&self, names: &[&str]) -> Vec<u64> {
         let url = format!("http://{}/metrics", self.http);
         let text = reqwest::get(url).await.expect("/metrics answers").text().await.expect("/metrics text");
-        let line = format!("isoplane_sfu_{name} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no counter {name} in {text}"))
+        names
+            .iter()
+            .map(|name| {
+                let line = format!("isoplane_sfu_{name} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&line))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("no counter {name} in {text}"))
+            })
+            .collect()
     }
 }
 
