@@ -35,7 +35,6 @@ pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
-pub mod nack_history;
 pub mod packet_history;
 pub mod participant;
 pub mod protocol;

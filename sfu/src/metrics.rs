@@ -13,8 +13,6 @@ isoplane_service::service_metrics! {
         pub bytes_out: Counter = "bytes_out", "Bytes sent.";
         /// RTP packets written towards subscribers.
         pub forwarded: Counter = "forwarded_packets", "RTP packets forwarded to subscribers.";
-        /// Of them, those the SFU protected and sent itself (crate::egress), not str0m.
-        pub forwarded_own: Counter = "forwarded_own_packets", "RTP packets forwarded by the SFU's own sending, without str0m's.";
         /// Packets sent again on subscribers' NACKs, from the publishers' histories.
         pub retransmitted: Counter = "retransmitted_packets", "Packets sent again to subscribers that NACKed them.";
         /// Padding sent so a subscriber's bandwidth estimate can find room for a better layer.

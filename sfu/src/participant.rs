@@ -210,8 +210,6 @@ pub struct Received {
     pub payload_types: HashMap<u8, Option<(str0m::media::Pt, Option<str0m::media::Pt>)>>,
     /// A keyframe of the target layer is needed from the publisher.
     pub wants_keyframe: bool,
-    /// How long its stream keeps sent packets to answer NACKs (see [`crate::nack_history`]).
-    pub nack_history: Duration,
     /// For what the SFU sends itself: the stream as its session declared it, once read.
     pub own_stream: Option<OwnStream>,
     /// What each recent packet sent was, to send it again when the subscriber NACKs it.

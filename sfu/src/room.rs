@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::config::Limits;
 use crate::egress::{AudioLevel, OutRtp, OwnStream};
 use crate::forward::{Forwarder, Verdict, VideoPayload};
-use crate::nack_history;
 use crate::packet_history::SentPacket;
 use crate::participant::{Layer, OutState, Participant, ParticipantId, Published, Received, same_codec};
 use crate::protocol::{ErrorCode, ParticipantStats, ParticipantUpdate, RoomStats, ServerMessage, Source, Wanted};
@@ -42,10 +41,8 @@ pub struct Outbox {
     pub removed: Vec<ParticipantId>,
     /// A participant's next timeout changed.
     pub timeouts: Vec<(ParticipantId, Instant)>,
-    /// Packets forwarded to subscribers (for metrics), and of them those the SFU sent
-    /// itself (crate::egress).
+    /// Packets forwarded to subscribers (for metrics).
     pub forwarded: u64,
-    pub forwarded_own: u64,
     /// Packets sent again on subscribers' NACKs, and padding packets sent to find room.
     pub retransmitted: u64,
     pub padding: u64,
@@ -139,8 +136,8 @@ pub struct Room {
     speakers: Speakers,
     /// Participants with output to drain (each once: `queued_to_drain`).
     dirty: Vec<ParticipantId>,
-    /// The subscribers a packet was just forwarded to, then those waiting for a keyframe
-    /// of its publisher: kept from packet to packet for its capacity (empty in between).
+    /// The subscribers waiting for a keyframe of a packet's publisher: kept from packet
+    /// to packet for its capacity (empty in between).
     forward_targets: Vec<ParticipantId>,
     /// The worker was told this room needs a drive.
     drive_reported: bool,
@@ -315,23 +312,10 @@ impl Room {
             self.remove(id, "its answer broke the session", out);
             return;
         }
-        let mut opened = Vec::new();
         for received in &mut participant.received {
             if let OutState::Negotiating(mid) = received.state {
                 received.state = OutState::Open(mid);
                 received.wants_keyframe = received.kind == MediaKind::Video;
-                opened.push(mid);
-            }
-        }
-        // Forwarded media was paced by its publisher already; pacing it again behind a
-        // bandwidth estimate that starts low only delays a new subscriber's first seconds.
-        let mut api = participant.rtc.direct_api();
-        // Each keeps packets to answer NACKs (only video is sent as retransmittable, so
-        // only video fills it): as long as the subscriber's round trip needs.
-        for mid in opened {
-            if let Some(stream) = api.stream_tx_by_mid(mid, None) {
-                stream.set_unpaced(true);
-                stream.set_rtx_cache(nack_history::MAX_PACKETS, nack_history::INITIAL, nack_history::RESEND_RATIO_CAP);
             }
         }
         participant.received.retain(|r| !matches!(r.state, OutState::NegotiatingStop(_)));
@@ -844,7 +828,7 @@ impl Room {
                     participant.counters.nacks_received += nacks;
                     out.nacks += nacks;
                     if let Some(rtt) = stats.rtt {
-                        fit_nack_history(participant, stats.mid, rtt);
+                        note_round_trip(participant, stats.mid, rtt);
                     }
                 }
             }
@@ -995,15 +979,7 @@ impl Room {
         }
         // Muted media is neither forwarded nor recorded.
         self.record(now, from, (mid, rid), (spec.codec, keyframe), &packet, out);
-        let ext_vals = ExtensionValues {
-            audio_level: packet.header.ext_vals.audio_level,
-            voice_activity: packet.header.ext_vals.voice_activity,
-            video_orientation: packet.header.ext_vals.video_orientation,
-            ..Default::default()
-        };
         let seq_no = *packet.seq_no;
-        // The room's own list, kept from packet to packet for its capacity.
-        let mut subscribers = std::mem::take(&mut self.forward_targets);
         // In an encrypted room a subscriber's stream starts at any picture: the publisher
         // is asked for a keyframe, which the SFU cannot see coming.
         let mut opaque_start = false;
@@ -1058,69 +1034,50 @@ impl Room {
             });
             let Some((out_pt, rtx_pt)) = out_pts else { continue };
             let vp8_numbers = vp8.as_ref().map(|d| received.vp8.numbers_for(&packet.payload, d, starts_layer));
-            // The SFU sends the packet itself once the session has keys and a path
-            // (crate::egress); until then, str0m does.
+            // The SFU sends every packet itself (crate::egress). Before the session's
+            // handshake has given it keys there is nothing to send with, for str0m either.
             if received.own_stream.is_none() {
                 received.own_stream = OwnStream::of(&mut subscriber.rtc, out_mid);
             }
-            if let Some(stream) = received.own_stream {
-                let rtp = OutRtp {
-                    stream,
-                    pt: *out_pt,
+            let Some(stream) = received.own_stream else { continue };
+            let rtp = OutRtp {
+                stream,
+                pt: *out_pt,
+                seq: out_seq,
+                timestamp,
+                marker,
+                audio_level: packet
+                    .header
+                    .ext_vals
+                    .audio_level
+                    .map(|level| AudioLevel { level, voice: packet.header.ext_vals.voice_activity.unwrap_or(false) }),
+                orientation: packet.header.ext_vals.video_orientation.map(|o| o as u8),
+                vp8: vp8_numbers,
+                payload: &packet.payload,
+            };
+            let queued = out.transmits.len();
+            if !subscriber.egress.send(&rtp, now, &mut out.transmits, &mut out.spare_buffers) {
+                continue;
+            }
+            if let Some(sent) = out.transmits.get(queued) {
+                subscriber.counters.packets_out += 1;
+                subscriber.counters.bytes_out += sent.contents.len() as u64;
+                out.forwarded += 1;
+            }
+            if kind == MediaKind::Video {
+                received.sent_log.record(SentPacket {
                     seq: out_seq,
+                    layer: layer_index,
+                    source_seq: seq_no,
+                    pt: *out_pt,
+                    rtx_pt: rtx_pt.map(|pt| *pt),
                     timestamp,
                     marker,
-                    audio_level: packet.header.ext_vals.audio_level.map(|level| AudioLevel {
-                        level,
-                        voice: packet.header.ext_vals.voice_activity.unwrap_or(false),
-                    }),
-                    orientation: packet.header.ext_vals.video_orientation.map(|o| o as u8),
                     vp8: vp8_numbers,
-                    payload: &packet.payload,
-                };
-                let queued = out.transmits.len();
-                if subscriber.egress.send(&rtp, now, &mut out.transmits, &mut out.spare_buffers) {
-                    if let Some(sent) = out.transmits.get(queued) {
-                        subscriber.counters.packets_out += 1;
-                        subscriber.counters.bytes_out += sent.contents.len() as u64;
-                        out.forwarded += 1;
-                        out.forwarded_own += 1;
-                    }
-                    if kind == MediaKind::Video {
-                        received.sent_log.record(SentPacket {
-                            seq: out_seq,
-                            layer: layer_index,
-                            source_seq: seq_no,
-                            pt: *out_pt,
-                            rtx_pt: rtx_pt.map(|pt| *pt),
-                            timestamp,
-                            marker,
-                            vp8: vp8_numbers,
-                            resent: None,
-                        });
-                    }
-                    continue;
-                }
+                    resent: None,
+                });
             }
-            let mut api = subscriber.rtc.direct_api();
-            let Some(stream) = api.stream_tx_by_mid(out_mid, None) else { continue };
-            let mut write = RtpWrite::new(out_pt, out_seq.into(), timestamp, packet.timestamp, packet.payload.clone())
-                .marker(marker)
-                .ext_vals(ext_vals.clone())
-                .nackable(kind == MediaKind::Video);
-            if let Some(numbers) = vp8_numbers
-                && let Some(patch) = vp8.as_ref().and_then(|d| received.vp8.patch_with(d, numbers))
-            {
-                write = write.vp8_patch(patch);
-            }
-            stream.write_rtp(write);
-            out.forwarded += 1;
-            subscribers.push(*other);
         }
-        for id in subscribers.drain(..) {
-            self.mark_dirty(id);
-        }
-        self.forward_targets = subscribers;
         // Kept once, for every subscriber's NACKs.
         if kind == MediaKind::Video
             && let Some(layer) = self
@@ -1399,25 +1356,17 @@ fn received_track(publisher: &Participant, track: &Published) -> Received {
         spatial: Default::default(),
         payload_types: Default::default(),
         wants_keyframe: track.kind == MediaKind::Video,
-        nack_history: nack_history::INITIAL,
         own_stream: None,
         sent_log: Default::default(),
         rtt: None,
     }
 }
 
-/// Sizes the NACK history of a stream the participant receives to its round trip, as
-/// the last receiver report measured it.
-fn fit_nack_history(participant: &mut Participant, mid: Mid, rtt: Duration) {
-    let Some(received) = participant.received.iter_mut().find(|r| r.state == OutState::Open(mid)) else { return };
-    received.rtt = Some(rtt);
-    let length = nack_history::length_for(received.nack_history, rtt);
-    if length == received.nack_history {
-        return;
-    }
-    received.nack_history = length;
-    if let Some(stream) = participant.rtc.direct_api().stream_tx_by_mid(mid, None) {
-        stream.set_rtx_cache(nack_history::MAX_PACKETS, length, nack_history::RESEND_RATIO_CAP);
+/// Notes a received stream's round trip, as the subscriber's last report measured it: a
+/// NACKed packet is sent again at most once per round trip.
+fn note_round_trip(participant: &mut Participant, mid: Mid, rtt: Duration) {
+    if let Some(received) = participant.received.iter_mut().find(|r| r.state == OutState::Open(mid)) {
+        received.rtt = Some(rtt);
     }
 }
 

@@ -7,10 +7,10 @@
 //! first picture of a new layer the number after the last one sent, and every later
 //! picture of that layer the same offset, so the counters run on without a gap.
 //!
-//! The rewrite is a [`Vp8Patch`] that str0m applies while it serialises the packet: the
-//! payload is not copied for it.
+//! The numbers are written into the descriptor of the payload the SFU copies into the
+//! packet it sends ([`write_numbers`], crate::egress), and again into a retransmission.
 
-use str0m::rtp::{Vp8Descriptor, Vp8Patch};
+use str0m::rtp::Vp8Descriptor;
 
 /// PictureIDs are 15-bit numbers (7-bit ones are their low bits).
 const PICTURE_ID_MASK: u16 = (1 << 15) - 1;
@@ -37,41 +37,9 @@ pub struct Vp8Munger {
 }
 
 impl Vp8Munger {
-    /// The rewrite for one packet about to be sent. `starts_layer`: the packet is the
-    /// first of a layer (the forwarder switched to it here). `None`: the packet goes as
-    /// it is.
-    pub fn patch(&mut self, payload: &[u8], descriptor: &Vp8Descriptor, starts_layer: bool) -> Option<Vp8Patch> {
-        let numbers = self.numbers_for(payload, descriptor, starts_layer);
-        self.patch_with(descriptor, numbers)
-    }
-
-    /// The rewrite that writes `numbers` ([`Self::numbers_for`] this packet's).
-    pub fn patch_with(&self, descriptor: &Vp8Descriptor, numbers: Vp8Numbers) -> Option<Vp8Patch> {
-        let Vp8Numbers { picture, tl0 } = numbers;
-        let mut builder = descriptor.patch();
-        let mut changed = false;
-        if let Some(out) = picture
-            && self.picture_offset != 0
-        {
-            builder = builder.picture_id(out);
-            changed = true;
-        }
-        if let Some(out) = tl0
-            && self.tl0_offset != 0
-        {
-            builder = builder.tl0_pic_idx(out);
-            changed = true;
-        }
-        if !changed {
-            return None;
-        }
-        // A 7-bit PictureID field carries the low bits: it wraps at 128 and stays continuous.
-        let short = picture.map(|out| builder.picture_id(out & SHORT_PICTURE_ID_MASK));
-        builder.build().ok().or_else(|| short?.build().ok())
-    }
-
-    /// The numbers to send for one packet about to be sent (as [`Self::patch`] gives
-    /// them), for [`write_numbers`].
+    /// The numbers to send for one packet about to be sent, for [`write_numbers`].
+    /// `starts_layer`: the packet is the first of a layer (the forwarder switched to it
+    /// here).
     pub fn numbers_for(&mut self, payload: &[u8], descriptor: &Vp8Descriptor, starts_layer: bool) -> Vp8Numbers {
         let short = has_short_picture_id(payload);
         let (picture, tl0) = self.numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), short, starts_layer);
@@ -177,24 +145,15 @@ mod tests {
         vec![0x80 | s, 0xe0, 0x80 | (picture >> 8) as u8, picture as u8, tl0, 0x00, 0x9d, 0x01, 0x2a]
     }
 
-    /// The numbers the munger sends for `payload`, checked against its patch.
+    /// The numbers the munger sends for `payload`, as a decoder reads them once written.
     fn sent(munger: &mut Vp8Munger, payload: &[u8], starts_layer: bool) -> (u16, u8) {
-        let descriptor = Vp8Descriptor::parse(payload).unwrap();
-        let before = munger.clone();
-        let patch = munger.patch(payload, &descriptor, starts_layer);
-        let (picture, tl0) =
-            before.clone().numbers(descriptor.picture_id(), descriptor.tl0_pic_idx(), false, starts_layer);
-        let (picture, tl0) = (picture.unwrap(), tl0.unwrap());
-        let mut expected = descriptor.patch();
-        if picture != descriptor.picture_id().unwrap() {
-            expected = expected.picture_id(picture);
-        }
-        if tl0 != descriptor.tl0_pic_idx().unwrap() {
-            expected = expected.tl0_pic_idx(tl0);
-        }
-        let unchanged = (picture, tl0) == (descriptor.picture_id().unwrap(), descriptor.tl0_pic_idx().unwrap());
-        assert_eq!(patch, if unchanged { None } else { Some(expected.build().unwrap()) }, "the patch writes them");
-        (picture, tl0)
+        let numbers = munger.numbers_for(payload, &Vp8Descriptor::parse(payload).unwrap(), starts_layer);
+        let mut written = payload.to_vec();
+        assert!(write_numbers(&mut written, numbers));
+        let read = Vp8Descriptor::parse(&written).unwrap();
+        assert_eq!((read.picture_id(), read.tl0_pic_idx()), (numbers.picture, numbers.tl0));
+        assert_eq!(written[5..], payload[5..], "nothing else changes");
+        (numbers.picture.unwrap(), numbers.tl0.unwrap())
     }
 
     #[test]
@@ -229,24 +188,24 @@ mod tests {
         // X, S; I; a 7-bit PictureID.
         let short = |picture: u8| vec![0x90, 0x80, picture & 0x7f, 0x9d, 0x01, 0x2a];
         let mut munger = Vp8Munger::default();
+        let mut send = |picture: u8, starts: bool| {
+            let mut payload = short(picture);
+            let numbers = munger.numbers_for(&payload, &Vp8Descriptor::parse(&payload).unwrap(), starts);
+            assert!(write_numbers(&mut payload, numbers));
+            payload[2]
+        };
         // The first layer wraps on its own: 126, 127, 0, 1 go as they are.
         for (picture, starts) in [(126, true), (127, false), (0, false), (1, false)] {
-            let payload = short(picture);
-            assert_eq!(munger.patch(&payload, &Vp8Descriptor::parse(&payload).unwrap(), starts), None);
+            assert_eq!(send(picture, starts), picture);
         }
-        let payload = short(40);
-        let switched = Vp8Descriptor::parse(&payload).unwrap();
-        let expected = switched.patch().picture_id(2).build().unwrap();
-        assert_eq!(munger.patch(&payload, &switched, true), Some(expected), "continues after the wrap, at 2");
-        let payload = short(41);
-        let next = Vp8Descriptor::parse(&payload).unwrap();
-        assert_eq!(munger.patch(&payload, &next, false), Some(next.patch().picture_id(3).build().unwrap()));
+        assert_eq!(send(40, true), 2, "a new layer continues after the wrap, at 2");
+        assert_eq!(send(41, false), 3);
     }
 
-    /// Written in place, the numbers are those str0m's patch would write, in either
-    /// PictureID width.
+    /// Written in place, in either PictureID width; a descriptor too short for its flags
+    /// is left alone.
     #[test]
-    fn numbers_written_in_place_are_those_the_patch_writes() {
+    fn numbers_are_written_in_place() {
         let mut munger = Vp8Munger::default();
         let first = payload(100, 7, true);
         munger.numbers_for(&first, &Vp8Descriptor::parse(&first).unwrap(), true);
@@ -272,9 +231,10 @@ mod tests {
     fn without_a_switch_nothing_is_rewritten() {
         let mut munger = Vp8Munger::default();
         for picture in 500..600 {
-            let payload = payload(picture, picture as u8, true);
-            let descriptor = Vp8Descriptor::parse(&payload).unwrap();
-            assert!(munger.patch(&payload, &descriptor, picture == 500).is_none());
+            assert_eq!(
+                sent(&mut munger, &payload(picture, picture as u8, true), picture == 500),
+                (picture, picture as u8)
+            );
         }
     }
 }

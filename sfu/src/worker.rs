@@ -654,7 +654,6 @@ impl Worker {
     fn flush(&mut self, out: &mut Outbox) {
         let metrics = &self.shared.metrics;
         metrics.forwarded.inc_by(out.forwarded);
-        metrics.forwarded_own.inc_by(out.forwarded_own);
         metrics.retransmitted.inc_by(out.retransmitted);
         metrics.padding.inc_by(out.padding);
         metrics.keyframe_requests.inc_by(out.keyframe_requests);

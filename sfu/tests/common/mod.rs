@@ -84,20 +84,14 @@ impl TestSfu {
     }
 
     /// A counter's value in `/metrics` (`name` without the `isoplane_sfu_` prefix).
-    /// Counters, from one scrape.
-    pub async fn counters(&self, names: &[&str]) -> Vec<u64> {
+    pub async fn counter(&self, name: &str) -> u64 {
         let url = format!("http://{}/metrics", self.http);
         let text = reqwest::get(url).await.expect("/metrics answers").text().await.expect("/metrics text");
-        names
-            .iter()
-            .map(|name| {
-                let line = format!("isoplane_sfu_{name} ");
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&line))
-                    .and_then(|value| value.trim().parse().ok())
-                    .unwrap_or_else(|| panic!("no counter {name} in {text}"))
-            })
-            .collect()
+        let line = format!("isoplane_sfu_{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no counter {name} in {text}"))
     }
 }
 
