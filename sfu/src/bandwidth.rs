@@ -149,6 +149,11 @@ impl Estimator {
         self.estimate_bps as u64
     }
 
+    /// Whether any feedback came.
+    pub fn has_feedback(&self) -> bool {
+        self.last_update.is_some()
+    }
+
     /// What arrived over the last half second of arrival time, if enough did to say.
     pub fn acked_bps(&self) -> Option<u64> {
         let (first, _) = self.acked.front()?;

@@ -236,14 +236,10 @@ impl Egress {
         self.path = Some((pair.protocol, pair.local.addr, pair.remote.addr));
     }
 
-    /// Whether the SFU can send on this session itself: it has keys and a path.
-    pub fn is_ready(&mut self) -> bool {
-        self.path.is_some() && self.ready_contexts().is_some()
-    }
-
-    /// The bandwidth estimate towards the subscriber.
-    pub fn estimate_bps(&self) -> u64 {
-        self.estimator.estimate_bps()
+    /// The bandwidth estimate towards the subscriber, once its transport-wide feedback
+    /// has been read (a peer that sends none has no estimate).
+    pub fn estimate_bps(&self) -> Option<u64> {
+        self.estimator.has_feedback().then(|| self.estimator.estimate_bps())
     }
 
     /// Protects `rtp` and adds it to `transmits`, in one of the `spare` buffers if there

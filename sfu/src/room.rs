@@ -360,8 +360,8 @@ impl Room {
             // Each packet a NACK asks for counts (str0m counts those of what it sent).
             participant.counters.nacks_received += nacks.len() as u64;
             out.nacks += nacks.len() as u64;
-            if participant.egress.is_ready() {
-                participant.estimate_bps = Some(participant.egress.estimate_bps());
+            if let Some(estimate) = participant.egress.estimate_bps() {
+                participant.estimate_bps = Some(estimate);
             }
             self.answer_nacks(now, id, &nacks, out);
             nacks.clear();
@@ -1173,7 +1173,9 @@ impl Room {
     fn pad(&mut self, now: Instant, out: &mut Outbox) {
         for subscriber in self.participants.values_mut() {
             let (minimum_bps, _) = subscriber.bandwidth_goals;
-            let target_bps = minimum_bps.min(subscriber.egress.estimate_bps());
+            // Without feedback, padding would measure nothing.
+            let Some(estimate_bps) = subscriber.egress.estimate_bps() else { continue };
+            let target_bps = minimum_bps.min(estimate_bps);
             // On the first video with an RTX stream: padding goes there (RFC 4588 section 8.2).
             let Some((stream, rtx_pt)) = subscriber.received.iter().find_map(|r| {
                 let rtx_pt = r.payload_types.values().flatten().find_map(|(_, rtx)| *rtx)?;
