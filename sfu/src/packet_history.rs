@@ -23,7 +23,7 @@ const KEEP_FOR: Duration = Duration::from_secs(1);
 const MAX_KEPT: usize = 1024;
 
 /// Entries in a subscriber stream's log (a power of two: indexed by sequence number).
-const LOG_LEN: usize = 1024;
+const LOG_LEN: usize = 512;
 
 /// A published stream's recent packets, oldest first.
 #[derive(Debug, Default)]

@@ -54,8 +54,9 @@ const TICK: Duration = Duration::from_millis(50);
 const BATCH: usize = 32;
 /// Longest datagram read; longer ones are dropped (media and DTLS stay under an MTU).
 const MAX_DATAGRAM: usize = 2048;
-/// Sent datagrams' buffers a worker keeps for the ones it writes itself (about 1.5 KiB each).
-const MAX_SPARE_BUFFERS: usize = 256;
+/// Sent datagrams' buffers a worker keeps for the ones it writes itself (about 1.5 KiB
+/// each): enough for one packet to a room of a few hundred, at most 1.5 MiB.
+const MAX_SPARE_BUFFERS: usize = 1024;
 /// Reads of the socket in one go before the worker looks at its other inputs: a flood
 /// cannot hold up commands, timers or ICE-TCP.
 const READS_PER_TURN: usize = 4;
@@ -312,6 +313,11 @@ impl Worker {
             }
             for (contents, source) in received.datagrams() {
                 self.on_datagram(Protocol::Udp, source, self.local_udp, contents, out);
+                // A packet for a large room is a batch of datagrams of its own: they leave
+                // before the rest of what was read is handled.
+                if out.transmits.len() >= BATCH {
+                    self.send_transmits(out);
+                }
             }
             if read.is_err() {
                 return;
