@@ -341,7 +341,7 @@ impl Egress {
             if !self.write(header, roc, &rtp, None, PADDING_LEN, now, transmits, spare) {
                 break;
             }
-            missing = missing.saturating_sub(PADDING_LEN + RTP_HEADER_LEN);
+            missing = missing.saturating_sub(transmits.last().map_or(PADDING_LEN, |t| t.contents.len()));
             packets += 1;
         }
         // Padding is not media: it does not count against the next turn.
@@ -669,5 +669,61 @@ mod tests {
         let mut expected_sorted = expected.clone();
         expected_sorted.sort_by_key(|p| p[3]);
         assert_eq!(played, expected_sorted, "all twelve, the fifth from its retransmission");
+    }
+
+    /// Padding tops up what media sent to the rate asked for, on the RTX stream, in
+    /// padding-only packets numbered for transport-wide feedback; a pause is not made up
+    /// in one burst.
+    #[test]
+    fn padding_tops_up_media_to_the_rate_asked_for() {
+        let SessionPair { mut a, b, mid, now, .. } = SessionPair::connected();
+        let mut egress = Egress::new(a.keys.clone(), now);
+        let stream = OwnStream::of(&mut a.rtc, mid).unwrap();
+        let pt = *a.rtc.media(mid).unwrap().remote_pts()[0];
+        let rtx_pt = *a.rtc.codec_config().params().iter().find(|p| *p.pt() == pt).and_then(|p| p.resend()).unwrap();
+        egress.observe(&Transmit {
+            proto: Protocol::Udp,
+            source: a.address,
+            destination: b.address,
+            contents: vec![0x80, 200].into(),
+        });
+        let mut transmits = Vec::new();
+        assert_eq!(
+            egress.pad(stream, rtx_pt, 800_000, now, &mut transmits, &mut Vec::new()),
+            0,
+            "the first turn only starts the clock"
+        );
+        // 50 ms at 800 kbit/s is 5,000 bytes; a 1,000-byte media packet went meanwhile.
+        let payload = [0x90, 0x80, 0x80, 1, 0x9d, 0x01, 0x2a, 0, 0, 0];
+        let media = OutRtp {
+            stream,
+            pt,
+            seq: 1,
+            timestamp: 3000,
+            marker: true,
+            audio_level: None,
+            orientation: None,
+            vp8: None,
+            payload: &[&payload[..], &[0; 990]].concat(),
+        };
+        assert!(egress.send(&media, now, &mut transmits, &mut Vec::new()));
+        let later = now + Duration::from_millis(50);
+        let padded = egress.pad(stream, rtx_pt, 800_000, later, &mut transmits, &mut Vec::new());
+        let padding: usize = transmits[1..].iter().map(|t| t.contents.len()).sum();
+        assert_eq!(padded, transmits.len() - 1);
+        assert!((3_700..=4_300).contains(&padding), "{padded} packets, {padding} bytes");
+        for transmit in &transmits[1..] {
+            let header = &transmit.contents[..12];
+            assert_eq!(header[0] & 0x30, 0x30, "padding and an extension");
+            assert_eq!(header[1] & 0x7f, rtx_pt);
+            assert_eq!(u32::from_be_bytes(header[8..12].try_into().unwrap()), stream.rtx_ssrc.unwrap());
+        }
+        assert_eq!(egress.transport.next, 1 + padded as u64, "each numbered for feedback");
+        // After a second's pause, at most 100 ms are made up.
+        transmits.clear();
+        let paused = later + Duration::from_secs(1);
+        egress.pad(stream, rtx_pt, 800_000, paused, &mut transmits, &mut Vec::new());
+        let padding: usize = transmits.iter().map(|t| t.contents.len()).sum();
+        assert!((9_000..=10_600).contains(&padding), "{padding} bytes");
     }
 }

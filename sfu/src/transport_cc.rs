@@ -32,7 +32,7 @@ pub struct PacketResult {
 #[derive(Debug, Default)]
 pub struct TransportSequence {
     /// The next number to give, extended.
-    next: u64,
+    pub(crate) next: u64,
     /// Sent packets waiting for feedback, in number order.
     sent: VecDeque<(u64, Instant, u16, bool)>,
 }
