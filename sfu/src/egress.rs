@@ -449,7 +449,9 @@ impl Egress {
                 self.results.clear();
                 for feedback in rtcp_feedback::read(&plain[..len]) {
                     match feedback {
-                        Ok(Feedback::TransportWide(twcc)) => self.transport.read_feedback(&twcc, &mut self.results),
+                        Ok(Feedback::TransportWide(twcc)) => {
+                            self.transport.read_feedback(now, &twcc, &mut self.results)
+                        }
                         Ok(Feedback::Nack(nack)) => nacks.extend(nack.lost().map(|seq| (nack.media_ssrc, seq))),
                         Ok(_) => {}
                         Err(e) => {

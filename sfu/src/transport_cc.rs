@@ -6,14 +6,14 @@
 //! The numbers are one series per session, shared by all its streams: media,
 //! retransmissions and padding.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::rtcp_feedback::TransportWide;
 
-/// Packets remembered until their feedback comes: feedback is sent every 50–100 ms, so
-/// two seconds is plenty; past this count the oldest go.
-const MAX_REMEMBERED: usize = 4096;
+/// Packets remembered until their feedback comes, by number (a power of two): feedback
+/// is sent every 50–100 ms, so this covers a second or more at 2,000 packets a second.
+const REMEMBERED: usize = 2048;
+/// Feedback on a packet older than this is not believed (a number from a wrap ago).
 const REMEMBER_FOR: Duration = Duration::from_secs(2);
 
 /// A sent packet as its feedback tells it.
@@ -33,8 +33,23 @@ pub struct PacketResult {
 pub struct TransportSequence {
     /// The next number to give, extended.
     pub(crate) next: u64,
-    /// Sent packets waiting for feedback, in number order.
-    sent: VecDeque<(u64, Instant, u16, bool)>,
+    /// Where send times count from.
+    epoch: Option<Instant>,
+    /// By number modulo its length, written once per packet and never searched: a
+    /// session's packets touch one entry each (the SFU sends to hundreds of sessions in
+    /// turn, so what it reads per packet is a cache miss).
+    sent: Vec<Sent>,
+}
+
+/// 12 bytes a packet.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    /// The number's low 32 bits, to tell an entry from one a wrap of the ring older.
+    seq: u32,
+    /// µs since the epoch, wrapping (after 71 minutes; only differences are used).
+    at_us: u32,
+    size: u16,
+    padding: bool,
 }
 
 impl TransportSequence {
@@ -43,29 +58,45 @@ impl TransportSequence {
     pub fn number(&mut self, now: Instant, size: usize, padding: bool) -> u16 {
         let seq = self.next;
         self.next += 1;
-        while let Some((_, at, _, _)) = self.sent.front()
-            && (self.sent.len() >= MAX_REMEMBERED || now.saturating_duration_since(*at) > REMEMBER_FOR)
-        {
-            self.sent.pop_front();
+        let epoch = *self.epoch.get_or_insert(now);
+        if self.sent.is_empty() {
+            self.sent = vec![Sent::default(); REMEMBERED];
         }
-        self.sent.push_back((seq, now, size.min(usize::from(u16::MAX)) as u16, padding));
+        self.sent[seq as usize % REMEMBERED] = Sent {
+            seq: seq as u32,
+            at_us: now.saturating_duration_since(epoch).as_micros() as u32,
+            size: size.min(usize::from(u16::MAX)) as u16,
+            padding,
+        };
         seq as u16
     }
 
     /// What a feedback packet says of the packets sent here, in number order; numbers it
     /// names that were never sent (or are long forgotten) are left out.
-    pub fn read_feedback(&self, feedback: &TransportWide, results: &mut Vec<PacketResult>) {
-        let Some(&(first, ..)) = self.sent.front() else { return };
+    pub fn read_feedback(&self, now: Instant, feedback: &TransportWide, results: &mut Vec<PacketResult>) {
+        let Some(epoch) = self.epoch else { return };
+        let now_us = now.saturating_duration_since(epoch).as_micros() as u32;
         // The 16-bit base, extended to the number nearest the newest sent.
         let newest = self.next.saturating_sub(1);
         let behind = (newest as u16).wrapping_sub(feedback.base_seq);
         let Some(base) = newest.checked_sub(u64::from(behind)) else { return };
         for (offset, status) in feedback.packets().enumerate() {
             let seq = base + offset as u64;
-            let Some(index) = seq.checked_sub(first).and_then(|i| usize::try_from(i).ok()) else { continue };
-            let Some(&(known, sent, size, padding)) = self.sent.get(index) else { break };
-            debug_assert_eq!(known, seq, "the remembered packets are consecutive");
-            results.push(PacketResult { seq, sent, size: usize::from(size), arrival_us: status.arrival_us, padding });
+            if seq > newest {
+                break;
+            }
+            let sent = self.sent[seq as usize % REMEMBERED];
+            let age = Duration::from_micros(u64::from(now_us.wrapping_sub(sent.at_us)));
+            if sent.seq != seq as u32 || newest - seq >= REMEMBERED as u64 || age > REMEMBER_FOR {
+                continue;
+            }
+            results.push(PacketResult {
+                seq,
+                sent: now.checked_sub(age).unwrap_or(epoch),
+                size: usize::from(sent.size),
+                arrival_us: status.arrival_us,
+                padding: sent.padding,
+            });
         }
     }
 }
@@ -101,11 +132,11 @@ mod tests {
         packet
     }
 
-    fn results(sequence: &TransportSequence, packet: &[u8]) -> Vec<PacketResult> {
+    fn results(sequence: &TransportSequence, now: Instant, packet: &[u8]) -> Vec<PacketResult> {
         let mut results = Vec::new();
         for read in rtcp_feedback::read(packet) {
             if let Ok(Feedback::TransportWide(twcc)) = read {
-                sequence.read_feedback(&twcc, &mut results);
+                sequence.read_feedback(now, &twcc, &mut results);
             }
         }
         results
@@ -118,7 +149,7 @@ mod tests {
         let numbers: Vec<u16> =
             (0..4).map(|i| sequence.number(start + Duration::from_millis(i), 1000 + i as usize, i == 3)).collect();
         assert_eq!(numbers, [65_534, 65_535, 0, 1]);
-        let got = results(&sequence, &feedback(65_535, &[Some(4), None, Some(8)]));
+        let got = results(&sequence, start + Duration::from_millis(50), &feedback(65_535, &[Some(4), None, Some(8)]));
         assert_eq!(got.len(), 3);
         assert_eq!((got[0].seq, got[0].size, got[0].sent), (65_535, 1001, start + Duration::from_millis(1)));
         // The reference time is 64 ms; deltas add up.
@@ -131,15 +162,23 @@ mod tests {
     fn numbers_never_sent_or_forgotten_are_left_out() {
         let start = Instant::now();
         let mut sequence = TransportSequence::default();
-        assert!(results(&sequence, &feedback(0, &[Some(1)])).is_empty(), "nothing sent");
+        assert!(results(&sequence, start, &feedback(0, &[Some(1)])).is_empty(), "nothing sent");
         sequence.number(start, 100, false);
         sequence.number(start, 100, false);
         // Feedback on 0..=4: only 0 and 1 were sent.
-        let got = results(&sequence, &feedback(0, &[Some(1); 5]));
+        let got = results(&sequence, start, &feedback(0, &[Some(1); 5]));
         assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 1]);
         // Two seconds on, both are forgotten.
-        sequence.number(start + Duration::from_millis(2001), 100, false);
-        let got = results(&sequence, &feedback(0, &[Some(1); 3]));
+        let later = start + Duration::from_millis(2001);
+        sequence.number(later, 100, false);
+        let got = results(&sequence, later, &feedback(0, &[Some(1); 3]));
         assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+        // A ring's length on, the first entries hold newer packets: feedback on an old
+        // number finds nothing.
+        for _ in 0..REMEMBERED {
+            sequence.number(later, 100, false);
+        }
+        let got = results(&sequence, later, &feedback(2, &[Some(1); 2]));
+        assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), [3], "2 is a ring ago; 3 is the oldest kept");
     }
 }
