@@ -270,8 +270,9 @@ pub struct Participant {
     pub negotiated: bool,
     pub channel: Option<ChannelId>,
     pub data_window: (Instant, u32),
-    pub estimate_bps: Option<u64>,
-    /// The (minimum, desired) bits per second last given to the bandwidth estimator.
+    /// Bits per second: what its videos would cost with the next layers up while one is
+    /// held below the quality asked for (padding tops the session up to it, within the
+    /// estimate), and at the quality asked for.
     pub bandwidth_goals: (u64, u64),
     /// On the room's list of sessions to drain.
     pub queued_to_drain: bool,
@@ -325,7 +326,6 @@ impl Participant {
             negotiated: false,
             channel: None,
             data_window: (now, 0),
-            estimate_bps: None,
             bandwidth_goals: (0, 0),
             queued_to_drain: false,
             seconds_over_limit: 0,

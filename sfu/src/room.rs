@@ -360,9 +360,6 @@ impl Room {
             // Each packet a NACK asks for counts (str0m counts those of what it sent).
             participant.counters.nacks_received += nacks.len() as u64;
             out.nacks += nacks.len() as u64;
-            if let Some(estimate) = participant.egress.estimate_bps() {
-                participant.estimate_bps = Some(estimate);
-            }
             self.answer_nacks(now, id, &nacks, out);
             nacks.clear();
             self.nacks = nacks;
@@ -719,7 +716,7 @@ impl Room {
                     nacks_received: p.counters.nacks_received,
                     plis_received: p.counters.plis_received,
                     loss: p.loss(),
-                    estimate_bps: p.estimate_bps,
+                    estimate_bps: p.egress.estimate_bps(),
                 })
                 .collect(),
         }
@@ -1120,7 +1117,8 @@ impl Room {
             .count()
             .max(1) as u64;
         // Leave room for audio and overhead; split the rest evenly between videos.
-        let share = subscriber.estimate_bps.map(|estimate| estimate * VIDEO_SHARE_PERCENT / 100 / video_tracks);
+        let share =
+            subscriber.egress.estimate_bps().map(|estimate| estimate * VIDEO_SHARE_PERCENT / 100 / video_tracks);
         let mut choices = Vec::new();
         // Bits per second: what is sent now, with the next layers up where a video gets
         // less than asked for, and with the best layers asked for.
